@@ -1,0 +1,45 @@
+# vipgate — see README.md. `make run` starts the demo, `make test` runs
+# everything CI runs.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN      := bin/vipgate
+LDFLAGS  := -X main.version=$(VERSION)
+# Packages with concurrency run under the race detector.
+RACE_PKGS ?= ./core/... ./cluster/... ./dns/... ./plugins/... ./scripting/...
+
+.PHONY: all build run test test-short test-race lint fuzz bench clean
+.DEFAULT_GOAL := all
+
+# Each area adds its fuzz-<area> and bench-<area> targets (and appends them
+# to FUZZ_TARGETS / BENCH_TARGETS) in mk/<area>.mk.
+include $(wildcard mk/*.mk)
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vipgate
+
+run: build
+	./$(BIN) run --demo
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+test-race:
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+
+test: lint build
+	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -short -count=1 -timeout 20m $(RACE_PKGS)
+
+FUZZTIME ?= 30s
+fuzz: $(FUZZ_TARGETS)
+
+bench: build $(BENCH_TARGETS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/core/proxy"
+)
+
+// env is what the node hands every subsystem it wires. It is built once by
+// `vipgate run` (cmd_run.go).
+type env struct {
+	Node  *config.Node
+	Log   *slog.Logger
+	Bus   *events.Bus
+	Admin *admin.Server
+	// Proxy is the live data plane (nil on a witness node).
+	Proxy *proxy.Proxy
+	// Checks is the registry of health-check kinds; plugins register into it.
+	Checks *health.Registry
+	// Cluster answers "which datacenter is active, which are healthy". The
+	// raft wiring replaces the static view taken from the config.
+	Cluster clusterView
+}
+
+// clusterView is the cluster state DNS and the stats page read.
+type clusterView interface {
+	// ActiveDatacenter is the datacenter clients should use now ("" = unknown).
+	ActiveDatacenter() string
+	// DatacenterHealthy reports the roll-up health of a datacenter as this
+	// node knows it (VRRP master present, frontends up, backends with a
+	// server up); known is false when there is no report.
+	DatacenterHealthy(dc string) (healthy, known bool)
+}
+
+// subsystem is one long-running part of a node. Apply is called with the
+// first validated snapshot before Run, and again on every change (old →
+// new); it must reconcile without dropping established connections.
+type subsystem interface {
+	Name() string
+	Apply(c *config.Cluster) error
+	Run(ctx context.Context) error
+}
+
+// configSource delivers validated cluster snapshots: from a file (standalone)
+// or from the raft FSM.
+type configSource interface {
+	// Updates delivers each new snapshot; the first arrives as soon as one is known.
+	Updates() <-chan *config.Cluster
+	Run(ctx context.Context) error
+}

@@ -1,0 +1,142 @@
+package config
+
+import (
+	"fmt"
+	"os"
+)
+
+// Node is the node-local bootstrap file: who this node is and where it
+// listens. Everything else comes from the replicated cluster document.
+type Node struct {
+	Name       string `yaml:"name"`
+	Datacenter string `yaml:"datacenter"`
+	// Role: gateway (default) runs everything; witness runs only raft.
+	Role    string `yaml:"role,omitempty"`
+	DataDir string `yaml:"data_dir"`
+	// Config is a cluster document to load at start. Without raft it is the
+	// configuration (reloaded on SIGHUP); with raft it seeds a new cluster.
+	Config string    `yaml:"config,omitempty"`
+	Admin  NodeAdmin `yaml:"admin,omitempty"`
+	Log    NodeLog   `yaml:"log,omitempty"`
+	Raft   NodeRaft  `yaml:"raft,omitempty"`
+	DNS    NodeDNS   `yaml:"dns,omitempty"`
+	Peers  NodePeers `yaml:"peers,omitempty"`
+}
+
+// NodeAdmin is the admin API listener.
+type NodeAdmin struct {
+	// Listen defaults to 127.0.0.1:9900.
+	Listen string `yaml:"listen,omitempty"`
+	// Tokens are bearer tokens accepted by the API. Empty: no auth, and then
+	// the API only listens on loopback.
+	Tokens []string `yaml:"tokens,omitempty"`
+	// ReadTokens may only read.
+	ReadTokens []string  `yaml:"read_tokens,omitempty"`
+	TLS        *TLSFiles `yaml:"tls,omitempty"`
+}
+
+// NodeLog configures logging.
+type NodeLog struct {
+	Level  string `yaml:"level,omitempty"`  // debug, info (default), warn, error
+	Format string `yaml:"format,omitempty"` // text (default) or json
+}
+
+// TLSFiles names PEM files.
+type TLSFiles struct {
+	CA   string `yaml:"ca,omitempty"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Roles of a node.
+const (
+	RoleGateway = "gateway"
+	RoleWitness = "witness"
+)
+
+// DefaultAdminListen is where the admin API listens unless told otherwise.
+const DefaultAdminListen = "127.0.0.1:9900"
+
+// LoadNodeFile reads a node bootstrap file.
+func LoadNodeFile(name string) (*Node, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return ParseNode(name, data)
+}
+
+// ParseNode decodes and validates a node bootstrap file.
+func ParseNode(name string, data []byte) (*Node, error) {
+	n := &Node{}
+	p, err := decodeStrict(name, data, n)
+	if err != nil {
+		return nil, err
+	}
+	n.applyDefaults()
+	n.validate(p)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) applyDefaults() {
+	if n.Role == "" {
+		n.Role = RoleGateway
+	}
+	if n.Admin.Listen == "" {
+		n.Admin.Listen = DefaultAdminListen
+	}
+	if n.Log.Level == "" {
+		n.Log.Level = "info"
+	}
+	if n.Log.Format == "" {
+		n.Log.Format = "text"
+	}
+	if n.DataDir == "" {
+		n.DataDir = "/var/lib/vipgate"
+	}
+	n.applyRaftDefaults()
+	n.applyDNSDefaults()
+	n.applyPeersDefaults()
+}
+
+func (n *Node) validate(p *Problems) {
+	if n.Name == "" {
+		p.Addf("name", "node has no name")
+	} else if !ValidName(n.Name) {
+		p.Addf("name", "node name %q: use letters, digits, '_', '.', '-'", n.Name)
+	}
+	if n.Role != RoleGateway && n.Role != RoleWitness {
+		p.Addf("role", "role %q: want gateway or witness", n.Role)
+	}
+	if n.Datacenter == "" && n.Role == RoleGateway {
+		p.Addf("datacenter", "a gateway node needs a datacenter")
+	}
+	if err := checkHostPort(n.Admin.Listen, true); err != nil {
+		p.Addf("admin.listen", "listen %q: %v", n.Admin.Listen, err)
+	}
+	switch n.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.Addf("log.level", "level %q: want debug, info, warn or error", n.Log.Level)
+	}
+	if f := n.Log.Format; f != "text" && f != "json" {
+		p.Addf("log.format", "format %q: want text or json", f)
+	}
+	if t := n.Admin.TLS; t != nil && (t.Cert == "" || t.Key == "") {
+		p.Addf("admin.tls", "admin tls needs cert and key")
+	}
+	for i, t := range n.Admin.Tokens {
+		if len(t) < 16 {
+			p.Addf(Path("admin", "tokens", i), "token is too short (%d characters; use at least 16)", len(t))
+		}
+	}
+	n.validateRaft(p)
+	n.validateDNS(p)
+	n.validatePeers(p)
+}
+
+// String is for logs.
+func (n *Node) String() string { return fmt.Sprintf("%s (%s, %s)", n.Name, n.Datacenter, n.Role) }

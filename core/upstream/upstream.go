@@ -1,0 +1,350 @@
+// Package upstream holds the live state of backends and servers that the
+// proxy, the balancer, the health checker and the stats read-out share:
+// health, admin state, dynamic weight, connection counts and counters.
+//
+// A Server outlives config reloads when its identity (backend, name,
+// address) is unchanged, so health and counters carry over; the proxy builds
+// new Backend values and reuses Servers by key.
+package upstream
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Admin is the operator's state for a server (HAProxy's ready/drain/maint).
+type Admin int32
+
+const (
+	// Ready servers take new sessions.
+	Ready Admin = iota
+	// Drain servers take no new sessions (except persistent ones); existing
+	// sessions finish.
+	Drain
+	// Maint servers take nothing, and are not health checked.
+	Maint
+)
+
+func (a Admin) String() string {
+	switch a {
+	case Drain:
+		return "drain"
+	case Maint:
+		return "maint"
+	}
+	return "ready"
+}
+
+// ParseAdmin parses ready|drain|maint.
+func ParseAdmin(s string) (Admin, error) {
+	switch s {
+	case "ready":
+		return Ready, nil
+	case "drain":
+		return Drain, nil
+	case "maint":
+		return Maint, nil
+	}
+	return 0, fmt.Errorf("unknown admin state %q (want ready, drain or maint)", s)
+}
+
+// Health is what checks say about a server.
+type Health int32
+
+const (
+	// Down servers failed `fall` consecutive checks, or have not yet passed
+	// `rise` checks since start.
+	Down Health = iota
+	// Up servers passed `rise` consecutive checks (or are not checked).
+	Up
+)
+
+func (h Health) String() string {
+	if h == Up {
+		return "UP"
+	}
+	return "DOWN"
+}
+
+// Counters are monotonically increasing totals plus current gauges. All
+// fields are updated atomically on the data path.
+type Counters struct {
+	CurSessions   atomic.Int64
+	MaxSessions   atomic.Int64
+	TotalSessions atomic.Uint64
+	BytesIn       atomic.Uint64 // client → server
+	BytesOut      atomic.Uint64 // server → client
+	ConnErrors    atomic.Uint64
+	RespErrors    atomic.Uint64
+	Retries       atomic.Uint64
+	Redispatches  atomic.Uint64
+	Denied        atomic.Uint64
+	Queued        atomic.Int64 // currently waiting in queue
+	QueueMax      atomic.Int64
+	QueueTimeouts atomic.Uint64
+	HTTPResponses [6]atomic.Uint64 // by class: 1xx..5xx at index 1..5, other at 0
+	// LastSession is the unix nano time of the last session start.
+	LastSession atomic.Int64
+}
+
+// SessionStart counts a new session and returns the current count.
+func (c *Counters) SessionStart() int64 {
+	n := c.CurSessions.Add(1)
+	c.TotalSessions.Add(1)
+	for {
+		m := c.MaxSessions.Load()
+		if n <= m || c.MaxSessions.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	c.LastSession.Store(time.Now().UnixNano())
+	return n
+}
+
+// SessionEnd counts a finished session.
+func (c *Counters) SessionEnd() { c.CurSessions.Add(-1) }
+
+// CountResponse counts an HTTP response by status class.
+func (c *Counters) CountResponse(status int) {
+	cl := status / 100
+	if cl < 1 || cl > 5 {
+		cl = 0
+	}
+	c.HTTPResponses[cl].Add(1)
+}
+
+// Server is one real server. Its identity fields are immutable; its state
+// is atomic so the data path never locks.
+type Server struct {
+	Backend string
+	Name    string
+	Addr    string // host:port as configured
+	Backup  bool
+	// Index is the server's position in its backend (stable for hashing).
+	Index int
+	// ConfigWeight is the weight from the config (0..256).
+	ConfigWeight int
+	MaxConn      int
+	// Cookie is the persistence cookie value for this server (http mode).
+	Cookie string
+	// Datacenter is where the server lives ("" = unknown).
+	Datacenter string
+
+	health   atomic.Int32 // Health
+	admin    atomic.Int32 // Admin
+	weight   atomic.Int32 // operator-set weight (starts at ConfigWeight)
+	checked  atomic.Bool  // health checks enabled
+	slowEnd  atomic.Int64 // unix nano when slowstart ends (0 = none)
+	slowDur  atomic.Int64 // slowstart duration in ns
+	lastChg  atomic.Int64 // unix nano of the last health/admin change
+	Counters Counters
+
+	mu         sync.Mutex
+	lastCheck  CheckResult
+	downCount  uint64 // transitions to DOWN
+	killers    map[uint64]func()
+	nextKiller uint64
+
+	// version changes whenever the usable set may have changed; backends
+	// watch it to rebuild balancer state.
+	onChange func()
+}
+
+// CheckResult is the last health-check outcome, for stats.
+type CheckResult struct {
+	OK       bool          `json:"ok"`
+	Reason   string        `json:"reason"`
+	Duration time.Duration `json:"duration"`
+	Time     time.Time     `json:"time"`
+}
+
+// NewServer makes a server that is Up (not checked) and Ready.
+func NewServer(backend, name, addr string, weight int) *Server {
+	s := &Server{Backend: backend, Name: name, Addr: addr, ConfigWeight: weight}
+	s.health.Store(int32(Up))
+	s.weight.Store(int32(weight))
+	s.lastChg.Store(time.Now().UnixNano())
+	return s
+}
+
+// Key identifies a server across reloads.
+func (s *Server) Key() string { return s.Backend + "/" + s.Name + "@" + s.Addr }
+
+// Health returns the check state.
+func (s *Server) Health() Health { return Health(s.health.Load()) }
+
+// Admin returns the operator state.
+func (s *Server) Admin() Admin { return Admin(s.admin.Load()) }
+
+// Checked reports whether health checks run for this server.
+func (s *Server) Checked() bool { return s.checked.Load() }
+
+// SetChecked turns checking on or off; an unchecked server is Up.
+func (s *Server) SetChecked(on bool) {
+	s.checked.Store(on)
+	if !on {
+		s.SetHealth(Up, "checks disabled")
+	}
+}
+
+// SetOnChange installs the callback run after any change that affects
+// selection (health, admin, weight). The backend sets it.
+func (s *Server) SetOnChange(f func()) {
+	s.mu.Lock()
+	s.onChange = f
+	s.mu.Unlock()
+}
+
+func (s *Server) changed() {
+	s.lastChg.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	f := s.onChange
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// SetHealth records a health transition. It returns true if the state changed.
+func (s *Server) SetHealth(h Health, reason string) bool {
+	old := Health(s.health.Swap(int32(h)))
+	if old == h {
+		return false
+	}
+	if h == Up {
+		if d := s.slowDur.Load(); d > 0 {
+			s.slowEnd.Store(time.Now().Add(time.Duration(d)).UnixNano())
+		}
+	} else {
+		s.mu.Lock()
+		s.downCount++
+		s.mu.Unlock()
+	}
+	s.changed()
+	return true
+}
+
+// SetAdmin changes the operator state.
+func (s *Server) SetAdmin(a Admin) {
+	if Admin(s.admin.Swap(int32(a))) != a {
+		s.changed()
+	}
+}
+
+// SetWeight changes the dynamic weight (0..256).
+func (s *Server) SetWeight(w int) error {
+	if w < 0 || w > 256 {
+		return fmt.Errorf("weight %d out of range 0-256", w)
+	}
+	if int(s.weight.Swap(int32(w))) != w {
+		s.changed()
+	}
+	return nil
+}
+
+// SetSlowStart sets the weight ramp duration after recovery.
+func (s *Server) SetSlowStart(d time.Duration) { s.slowDur.Store(int64(d)) }
+
+// Weight is the effective weight now: the operator weight scaled by
+// slowstart progress (at least 1 while ramping, as HAProxy).
+func (s *Server) Weight() int {
+	w := int(s.weight.Load())
+	end := s.slowEnd.Load()
+	if end == 0 || w == 0 {
+		return w
+	}
+	now := time.Now().UnixNano()
+	if now >= end {
+		s.slowEnd.CompareAndSwap(end, 0)
+		return w
+	}
+	total := s.slowDur.Load()
+	if total <= 0 {
+		return w
+	}
+	elapsed := total - (end - now)
+	ew := int(int64(w) * elapsed / total)
+	return max(ew, 1)
+}
+
+// InSlowStart reports whether the weight is still ramping.
+func (s *Server) InSlowStart() bool {
+	end := s.slowEnd.Load()
+	return end != 0 && time.Now().UnixNano() < end
+}
+
+// Usable reports whether the server may take a new (non-persistent) session:
+// up, ready, and with a weight.
+func (s *Server) Usable() bool {
+	return s.Health() == Up && s.Admin() == Ready && s.weight.Load() > 0
+}
+
+// UsableForPersistence reports whether a persistent session (cookie, stick
+// table) may still go to the server: draining servers keep their clients.
+func (s *Server) UsableForPersistence() bool {
+	return s.Health() == Up && s.Admin() != Maint
+}
+
+// Full reports whether the server is at maxconn.
+func (s *Server) Full() bool {
+	return s.MaxConn > 0 && s.Counters.CurSessions.Load() >= int64(s.MaxConn)
+}
+
+// LastChange is when health or admin state last changed.
+func (s *Server) LastChange() time.Time { return time.Unix(0, s.lastChg.Load()) }
+
+// SetLastCheck records the latest check result.
+func (s *Server) SetLastCheck(r CheckResult) {
+	s.mu.Lock()
+	s.lastCheck = r
+	s.mu.Unlock()
+}
+
+// LastCheck returns the latest check result.
+func (s *Server) LastCheck() CheckResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastCheck
+}
+
+// DownTransitions counts how often the server went down.
+func (s *Server) DownTransitions() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.downCount
+}
+
+// Track registers a way to end one session (for on_marked_down
+// shutdown-sessions and admin kill). It returns the function to call when
+// the session ends by itself.
+func (s *Server) Track(kill func()) (untrack func()) {
+	s.mu.Lock()
+	if s.killers == nil {
+		s.killers = map[uint64]func(){}
+	}
+	id := s.nextKiller
+	s.nextKiller++
+	s.killers[id] = kill
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.killers, id)
+		s.mu.Unlock()
+	}
+}
+
+// KillSessions ends every tracked session and returns how many.
+func (s *Server) KillSessions() int {
+	s.mu.Lock()
+	ks := make([]func(), 0, len(s.killers))
+	for _, k := range s.killers {
+		ks = append(ks, k)
+	}
+	s.mu.Unlock()
+	for _, k := range ks {
+		k()
+	}
+	return len(ks)
+}
