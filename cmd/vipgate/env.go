@@ -25,6 +25,9 @@ type env struct {
 	// Cluster answers "which datacenter is active, which are healthy". The
 	// raft wiring replaces the static view taken from the config.
 	Cluster clusterView
+	// IsLeader reports whether this node reports cluster-wide events (the
+	// raft leader; always true without raft).
+	IsLeader func() bool
 }
 
 // clusterView is the cluster state DNS and the stats page read.

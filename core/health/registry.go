@@ -24,6 +24,10 @@ type Result struct {
 	OK       bool
 	Reason   string // short, for logs and mails: "connection refused", "HTTP 503"
 	Duration time.Duration
+	// PriorityDelta is an optional dynamic priority change returned by VRRP
+	// track scripts; HasDelta says it was set.
+	PriorityDelta int
+	HasDelta      bool
 }
 
 // Checker probes a target once. It must honour ctx (the check timeout) and
