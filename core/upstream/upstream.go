@@ -121,20 +121,12 @@ type Server struct {
 	Backend string
 	Name    string
 	Addr    string // host:port as configured
-	Backup  bool
-	// Index is the server's position in its backend (stable for hashing).
-	Index int
-	// ConfigWeight is the weight from the config (0..256).
-	ConfigWeight int
-	MaxConn      int
-	// Cookie is the persistence cookie value for this server (http mode).
-	Cookie string
-	// Datacenter is where the server lives ("" = unknown).
-	Datacenter string
+
+	settings atomic.Pointer[Settings]
 
 	health   atomic.Int32 // Health
 	admin    atomic.Int32 // Admin
-	weight   atomic.Int32 // operator-set weight (starts at ConfigWeight)
+	weight   atomic.Int32 // operator-set weight (starts at the configured weight)
 	checked  atomic.Bool  // health checks enabled
 	slowEnd  atomic.Int64 // unix nano when slowstart ends (0 = none)
 	slowDur  atomic.Int64 // slowstart duration in ns
@@ -152,6 +144,35 @@ type Server struct {
 	onChange func()
 }
 
+// Settings are the configured attributes of a server that a reload may
+// change without changing its identity (backend, name, address). They are
+// swapped atomically, never modified in place.
+type Settings struct {
+	// Index is the server's position in its backend (stable for hashing).
+	Index int
+	// Weight is the configured weight (0..256).
+	Weight  int
+	MaxConn int
+	Backup  bool
+	// Cookie is the persistence cookie value for this server (http mode).
+	Cookie string
+	// Datacenter is where the server lives ("" = unknown).
+	Datacenter string
+}
+
+// Settings returns the current configured attributes.
+func (s *Server) Settings() *Settings { return s.settings.Load() }
+
+// SetSettings replaces the configured attributes (on reload). A changed
+// configured weight resets the operator weight to it, as HAProxy does.
+func (s *Server) SetSettings(st Settings) {
+	old := s.settings.Swap(&st)
+	if old == nil || old.Weight != st.Weight {
+		s.weight.Store(int32(st.Weight))
+	}
+	s.changed()
+}
+
 // CheckResult is the last health-check outcome, for stats.
 type CheckResult struct {
 	OK       bool          `json:"ok"`
@@ -162,7 +183,8 @@ type CheckResult struct {
 
 // NewServer makes a server that is Up (not checked) and Ready.
 func NewServer(backend, name, addr string, weight int) *Server {
-	s := &Server{Backend: backend, Name: name, Addr: addr, ConfigWeight: weight}
+	s := &Server{Backend: backend, Name: name, Addr: addr}
+	s.settings.Store(&Settings{Weight: weight})
 	s.health.Store(int32(Up))
 	s.weight.Store(int32(weight))
 	s.lastChg.Store(time.Now().UnixNano())
@@ -289,7 +311,8 @@ func (s *Server) UsableForPersistence() bool {
 
 // Full reports whether the server is at maxconn.
 func (s *Server) Full() bool {
-	return s.MaxConn > 0 && s.Counters.CurSessions.Load() >= int64(s.MaxConn)
+	m := s.settings.Load().MaxConn
+	return m > 0 && s.Counters.CurSessions.Load() >= int64(m)
 }
 
 // LastChange is when health or admin state last changed.

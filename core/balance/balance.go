@@ -1,0 +1,87 @@
+// Package balance picks a server among a backend's usable ones, with
+// HAProxy's algorithms and meanings: roundrobin (smooth, weighted, dynamic
+// weights), static-rr, leastconn, first, source, random (power of two
+// choices), and the request-hashing ones (uri, url_param, hdr) which the HTTP
+// mode feeds through Request.Key. The hashing algorithms take
+// hash_type map-based (HAProxy's default: fast, but most keys move when a
+// server goes down) or consistent (a ring: only the dead server's keys move).
+//
+// A Policy is rebuilt-in-place by Update whenever the backend's server set,
+// health, admin state or weights change; Pick then works from that snapshot
+// and re-checks the live state of its candidate, so a server that went down a
+// moment ago is never picked.
+package balance
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// Request is what an algorithm may look at.
+type Request struct {
+	// Client is the client address (source hashing).
+	Client netip.Addr
+	// Key is the request-derived hash input (uri, url_param value, header
+	// value); HasKey false means it was absent and HAProxy falls back to
+	// round robin.
+	Key    string
+	HasKey bool
+	// Exclude is a server not to pick (the one that just failed: redispatch).
+	Exclude *upstream.Server
+}
+
+// Policy picks a server. Pick returns nil when no server is usable (or all
+// are full). Implementations are safe for concurrent use, never block and
+// do no I/O.
+type Policy interface {
+	Pick(r *Request) *upstream.Server
+	// Update replaces the candidate set. servers is the whole group (usable
+	// or not), in configuration order; the policy keeps what it needs.
+	Update(servers []*upstream.Server)
+}
+
+// New builds the policy for a backend's balance settings.
+func New(b config.Balance) (Policy, error) {
+	consistent := b.HashType == "consistent"
+	switch b.Algorithm {
+	case "", "roundrobin":
+		return &roundRobin{}, nil
+	case "static-rr":
+		return &staticRR{}, nil
+	case "leastconn":
+		return &leastConn{}, nil
+	case "first":
+		return &first{}, nil
+	case "source":
+		return newHashed(sourceKey, consistent), nil
+	case "uri", "url_param", "hdr":
+		return newHashed(requestKey, consistent), nil
+	case "random":
+		draws := b.Draws
+		if draws < 1 {
+			draws = config.DefaultRandomDraws
+		}
+		return newRandom(draws), nil
+	}
+	return nil, fmt.Errorf("unknown balance algorithm %q", b.Algorithm)
+}
+
+// candidate reports whether s may take a new session now.
+func candidate(s *upstream.Server, ex *upstream.Server) bool {
+	return s != ex && s.Usable() && !s.Full()
+}
+
+// usable filters the servers that take new sessions (ignoring maxconn, which
+// changes per connection and is checked at pick time).
+func usable(servers []*upstream.Server) []*upstream.Server {
+	out := make([]*upstream.Server, 0, len(servers))
+	for _, s := range servers {
+		if s.Usable() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
