@@ -1,0 +1,121 @@
+package main
+
+// Shared by every CLI command that talks to a running node (status, ctl,
+// apply, cluster, dc, config, alerts). Extend it; do not replace it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// adminClient calls a node's admin API.
+type adminClient struct {
+	addr  string // host:port or a full URL (https://host:port)
+	token string
+	http  *http.Client
+}
+
+// adminFlags registers --admin and --token on fs (defaults from
+// VIPGATE_ADMIN / VIPGATE_TOKEN) and returns a constructor to call after
+// fs.Parse.
+func adminFlags(fs *flag.FlagSet) func() *adminClient {
+	addr := fs.String("admin", envOr("VIPGATE_ADMIN", "127.0.0.1:9900"), "admin API address of a node (env VIPGATE_ADMIN)")
+	token := fs.String("token", os.Getenv("VIPGATE_TOKEN"), "admin API bearer token (env VIPGATE_TOKEN)")
+	return func() *adminClient {
+		return &adminClient{addr: *addr, token: *token, http: &http.Client{Timeout: 30 * time.Second}}
+	}
+}
+
+func envOr(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+func (c *adminClient) url(path string) string {
+	if strings.HasPrefix(c.addr, "http://") || strings.HasPrefix(c.addr, "https://") {
+		return strings.TrimSuffix(c.addr, "/") + path
+	}
+	return "http://" + c.addr + path
+}
+
+// apiError is a non-2xx answer from the API.
+type apiError struct {
+	Status int
+	Msg    string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("admin API: %s (HTTP %d)", e.Msg, e.Status) }
+
+// do sends in (JSON, may be nil) and decodes the answer into out (may be nil).
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			return fmt.Errorf("cannot reach the admin API at %s (is vipgate running? set --admin or VIPGATE_ADMIN): %v", c.addr, oe.Err)
+		}
+		return fmt.Errorf("cannot reach the admin API at %s: %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading admin API answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+			msg = eb.Error
+		}
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			msg += " — the token was refused (set --token or VIPGATE_TOKEN)"
+		case http.StatusForbidden:
+			msg += " — this token may not do that"
+		}
+		return &apiError{Status: resp.StatusCode, Msg: msg}
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = append((*raw)[:0], data...)
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding admin API answer: %w", err)
+	}
+	return nil
+}
