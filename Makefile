@@ -20,7 +20,9 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vipgate
 
 run: build
-	./$(BIN) run --demo
+	@echo "vipgate demo: curl http://127.0.0.1:8080/  (several times: web1/web2 take turns 1:2)"
+	@echo "              ./bin/vipgate status      (the show-stat table; Ctrl-C to stop)"
+	./$(BIN) run --node examples/quickstart/node.yaml --config examples/quickstart/cluster.yaml --demo-backends 127.0.0.1:8081,127.0.0.1:8082
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

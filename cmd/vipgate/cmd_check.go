@@ -1,5 +1,55 @@
 package main
 
-import "context"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
 
-func cmdCheck(ctx context.Context, args []string) int { return 2 }
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// cmdCheck validates files without starting anything: a cluster document
+// (default) or a node bootstrap file (--node). Every problem is printed with
+// its position; the exit status is 1 if there was any.
+func cmdCheck(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	node := fs.Bool("node", false, "the files are node bootstrap files")
+	quiet := fs.Bool("q", false, "print nothing when the files are valid")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: vipgate check [--node] FILE...\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	status := 0
+	for _, f := range fs.Args() {
+		var err error
+		if *node {
+			_, err = config.LoadNodeFile(f)
+		} else {
+			_, err = config.LoadFile(f)
+		}
+		if err != nil {
+			if ce, ok := err.(*config.Error); ok {
+				for _, p := range ce.Problems {
+					fmt.Fprintln(os.Stderr, p.String())
+				}
+				fmt.Fprintf(os.Stderr, "%s: %d problem(s)\n", f, len(ce.Problems))
+			} else {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", f, err)
+			}
+			status = 1
+			continue
+		}
+		if !*quiet {
+			fmt.Printf("%s: ok\n", f)
+		}
+	}
+	return status
+}

@@ -1,5 +1,278 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
-func cmdRun(ctx context.Context, args []string) int { return 2 }
+	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/core/proxy"
+)
+
+func cmdRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	nodeFile := fs.String("node", "", "node bootstrap file (name, datacenter, data_dir, listen addresses)")
+	cfgFile := fs.String("config", "", "cluster config file (standalone mode, or to seed a new raft cluster)")
+	witness := fs.Bool("witness", false, "run as a raft witness only (no proxy, no VRRP, no DNS)")
+	demoBackends := fs.String("demo-backends", "", "start demo HTTP backends on these comma-separated addresses (for `make run`)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: vipgate run --node node.yaml [--config cluster.yaml] [--witness]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	node, err := loadNode(*nodeFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vipgate run: %v\n", err)
+		return 1
+	}
+	if *witness {
+		node.Role = config.RoleWitness
+	}
+	if *cfgFile != "" {
+		node.Config = *cfgFile
+	}
+	log := newLogger(node.Log)
+	if *demoBackends != "" {
+		if err := startDemoBackends(ctx, strings.Split(*demoBackends, ",")); err != nil {
+			fmt.Fprintf(os.Stderr, "vipgate run: demo backends: %v\n", err)
+			return 1
+		}
+	}
+	if err := runNode(ctx, node, log); err != nil {
+		log.Error("node stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// loadNode reads the bootstrap file, or makes a local one for standalone use.
+func loadNode(file string) (*config.Node, error) {
+	if file == "" {
+		host, _ := os.Hostname()
+		if host == "" || !config.ValidName(host) {
+			host = "node1"
+		}
+		return config.ParseNode("(defaults)", []byte(fmt.Sprintf(
+			"name: %s\ndatacenter: dc1\ndata_dir: %s\n", host, filepath.Join(os.TempDir(), "vipgate-"+host))))
+	}
+	return config.LoadNodeFile(file)
+}
+
+func newLogger(c config.NodeLog) *slog.Logger {
+	lv := new(slog.LevelVar)
+	_ = lv.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// runNode wires and runs every subsystem until ctx ends.
+func runNode(ctx context.Context, node *config.Node, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := os.MkdirAll(node.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	bus := events.New(node.Name, node.Datacenter)
+	adm := admin.New(log.With("sub", "admin"), node.Admin.Tokens, node.Admin.ReadTokens)
+	e := &env{
+		Node: node, Log: log, Bus: bus, Admin: adm,
+		Checks:   health.NewRegistry(),
+		IsLeader: func() bool { return true },
+	}
+	registerBuiltinChecks(e.Checks)
+
+	var subs []subsystem
+	var px *proxySubsystem
+	if node.Role != config.RoleWitness {
+		px = newProxySubsystem(e)
+		e.Proxy = px.proxy
+		e.Cluster = &staticView{e: e}
+		// Order matters: scripting and persistence install their hooks
+		// into the proxy before it applies a config that names them.
+		for _, mk := range []func(*env) (subsystem, error){newLua, newStickSync} {
+			s, err := mk(e)
+			if err != nil {
+				return err
+			}
+			if s != nil {
+				subs = append(subs, s)
+			}
+		}
+		subs = append(subs, px)
+	}
+
+	src, err := newRaftSource(e)
+	if err != nil {
+		return fmt.Errorf("raft: %w", err)
+	}
+	if src == nil {
+		if node.Role == config.RoleWitness {
+			return errors.New("a witness needs a raft section in its node file")
+		}
+		if node.Config == "" {
+			return errors.New("no cluster config: give --config FILE (or config: in the node file), or configure raft")
+		}
+		src = newFileSource(node.Config, log)
+	}
+
+	if node.Role != config.RoleWitness {
+		for _, mk := range []func(*env) (subsystem, error){newVRRP, newDNS, newAlerts} {
+			s, err := mk(e)
+			if err != nil {
+				return err
+			}
+			if s != nil {
+				subs = append(subs, s)
+			}
+		}
+	} else {
+		s, err := newAlerts(e)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			subs = append(subs, s)
+		}
+	}
+	if e.Proxy != nil {
+		registerProxyAdmin(e)
+	}
+	adm.Section("node", func() any {
+		return map[string]any{"name": node.Name, "datacenter": node.Datacenter, "role": node.Role, "version": version}
+	})
+	adm.HandleFunc("GET /api/v1/events", admin.Read, serveEvents(bus))
+
+	ln, err := net.Listen("tcp", node.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin api on %s: %w", node.Admin.Listen, err)
+	}
+	if !adm.AuthEnabled() && !isLoopback(ln.Addr()) {
+		ln.Close()
+		return fmt.Errorf("admin api on %s: without tokens the admin API may only listen on loopback", node.Admin.Listen)
+	}
+	tlsCfg, err := adminTLS(node.Admin.TLS)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(subs)+3)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("admin", func(ctx context.Context) error { return adm.Serve(ctx, ln, tlsCfg) })
+	run("config", src.Run)
+
+	// Apply the first snapshot before starting subsystems, so that they
+	// start configured (listeners open before the first connection).
+	var first *config.Cluster
+	select {
+	case first = <-src.Updates():
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+	applyAll(subs, first, log)
+	for _, s := range subs {
+		run(s.Name(), s.Run)
+	}
+	log.Info("vipgate running", "node", node.Name, "datacenter", node.Datacenter, "role", node.Role,
+		"admin", ln.Addr().String(), "version", version)
+	if px != nil {
+		for fe, addrs := range px.proxy.ListenAddrs() {
+			log.Info("listening", "frontend", fe, "addrs", strings.Join(addrs, ","))
+		}
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case c := <-src.Updates():
+			applyAll(subs, c, log)
+		case <-hup:
+			if fsrc, ok := src.(*fileSource); ok {
+				fsrc.Reload()
+			}
+		case err := <-errc:
+			log.Error("subsystem failed", "err", err)
+			cancel()
+			wg.Wait()
+			return err
+		case <-ctx.Done():
+			log.Info("shutting down")
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				log.Warn("some subsystems did not stop within 10s")
+			}
+			return nil
+		}
+	}
+}
+
+// applyAll hands a snapshot to every subsystem. A subsystem that cannot
+// apply it logs and keeps its previous state; the others go on.
+func applyAll(subs []subsystem, c *config.Cluster, log *slog.Logger) {
+	for _, s := range subs {
+		if err := s.Apply(c); err != nil {
+			log.Error("applying config", "subsystem", s.Name(), "err", err)
+		}
+	}
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// staticView is the cluster view without raft: the primary datacenter is
+// active; this node's datacenter is healthy when its proxy is.
+type staticView struct{ e *env }
+
+func (v *staticView) ActiveDatacenter() string {
+	if c := v.e.Proxy.Config(); c != nil {
+		return c.PrimaryDatacenter()
+	}
+	return ""
+}
+
+func (v *staticView) DatacenterHealthy(dc string) (bool, bool) {
+	if dc != v.e.Node.Datacenter {
+		return false, false
+	}
+	ok, _ := v.e.Proxy.LocalHealthy(nil)
+	return ok, true
+}
+
+// ensure proxy is referenced for the witness build path.
+var _ = proxy.New

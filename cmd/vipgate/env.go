@@ -28,6 +28,9 @@ type env struct {
 	// IsLeader reports whether this node reports cluster-wide events (the
 	// raft leader; always true without raft).
 	IsLeader func() bool
+
+	// healthCtl turns a server's checks on or off at runtime.
+	healthCtl interface{ SetEnabled(serverKey string, on bool) }
 }
 
 // clusterView is the cluster state DNS and the stats page read.

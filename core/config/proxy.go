@@ -170,6 +170,9 @@ type Backend struct {
 	Mode       string   `yaml:"mode,omitempty" json:"mode,omitempty"`
 	Balance    Balance  `yaml:"balance,omitempty" json:"balance,omitempty"`
 	MaxConn    int      `yaml:"maxconn,omitempty" json:"maxconn,omitempty"` // backend-wide concurrent sessions
+	// MaxQueue bounds how many connections may wait for a free slot (0 = no
+	// bound beyond the frontends' maxconn). Beyond it, new ones are refused.
+	MaxQueue int `yaml:"max_queue,omitempty" json:"max_queue,omitempty"`
 	Retries    *int     `yaml:"retries,omitempty" json:"retries,omitempty"`
 	Redispatch *bool    `yaml:"redispatch,omitempty" json:"redispatch,omitempty"`
 	Timeouts   Timeouts `yaml:"timeouts,omitempty" json:"timeouts,omitempty"`
@@ -504,6 +507,9 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 	}
 	if b.MaxConn < 0 {
 		p.Addf(Path(path, "maxconn"), "maxconn %d must not be negative", b.MaxConn)
+	}
+	if b.MaxQueue < 0 {
+		p.Addf(Path(path, "max_queue"), "max_queue %d must not be negative", b.MaxQueue)
 	}
 	if b.Retries != nil && *b.Retries < 0 {
 		p.Addf(Path(path, "retries"), "retries %d must not be negative", *b.Retries)

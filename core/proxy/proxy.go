@@ -1,6 +1,414 @@
 // Package proxy is the data plane: listeners, tcp mode (zero-copy relay) and
 // http mode, timeouts, queues, retries and redispatch.
+//
+// Reload model: Apply builds new Frontend and Backend values from a config
+// snapshot and swaps them in; listeners whose address stays are kept open
+// (no refused connection during a reload), removed ones stop accepting;
+// connections in flight finish on the objects they started with. Servers are
+// reused by identity so health and counters survive.
 package proxy
 
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	Log *slog.Logger
+	Bus *events.Bus
+	// Datacenter is the node's own datacenter (servers there are preferred).
+	Datacenter string
+	// OnServers is called after every Apply with the live servers and their
+	// backend config, so the health manager can reconcile its workers.
+	OnServers func(backends []*Backend)
+}
+
 // Proxy is the live data plane of a node.
-type Proxy struct{}
+type Proxy struct {
+	opts Options
+	log  *slog.Logger
+	bus  *events.Bus
+
+	mu        sync.Mutex // serialises Apply and listener changes
+	cfg       *config.Cluster
+	listeners map[string]*listener // by bind address
+	servers   map[string]*upstream.Server
+	disabled  map[string]bool // frontends disabled at runtime
+	// cfgDisabled remembers which servers the config put in maintenance.
+	cfgDisabled map[string]bool
+
+	state atomic.Pointer[state] // what the data path reads
+
+	hooks   atomic.Pointer[HookResolver]
+	persist atomic.Pointer[PersistFactory]
+
+	ctx     context.Context
+	started chan struct{}
+}
+
+// state is one consistent generation of frontends and backends.
+type state struct {
+	frontends map[string]*Frontend
+	backends  map[string]*Backend
+	order     []string // frontend names, config order
+	border    []string // backend names, config order
+}
+
+// New makes an empty proxy; Apply gives it a configuration.
+func New(opts Options) *Proxy {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Bus == nil {
+		opts.Bus = events.New("", "")
+	}
+	p := &Proxy{
+		opts: opts, log: opts.Log, bus: opts.Bus,
+		listeners: map[string]*listener{}, servers: map[string]*upstream.Server{},
+		disabled: map[string]bool{}, started: make(chan struct{}),
+	}
+	p.state.Store(&state{frontends: map[string]*Frontend{}, backends: map[string]*Backend{}})
+	p.ctx = context.Background()
+	return p
+}
+
+// SetHookResolver installs the routing-hook lookup (Lua). Call before Apply.
+func (p *Proxy) SetHookResolver(r HookResolver) { p.hooks.Store(&r) }
+
+// SetPersistFactory installs the stick-rule implementation. Call before Apply.
+func (p *Proxy) SetPersistFactory(f PersistFactory) { p.persist.Store(&f) }
+
+// Run serves until ctx ends, then closes the listeners. Connections in
+// flight are given their own timeouts to finish.
+func (p *Proxy) Run(ctx context.Context) error {
+	p.mu.Lock()
+	p.ctx = ctx
+	for _, l := range p.listeners {
+		l.start(ctx)
+	}
+	close(p.started)
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.mu.Lock()
+	for addr, l := range p.listeners {
+		l.close()
+		delete(p.listeners, addr)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Proxy) running() bool {
+	select {
+	case <-p.started:
+		return true
+	default:
+		return false
+	}
+}
+
+// Apply reconciles the data plane to c. Listener errors (address in use)
+// are returned after everything else has been applied, so one bad bind does
+// not keep the rest of the configuration from working.
+func (p *Proxy) Apply(c *config.Cluster) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	old := p.state.Load()
+	ns := &state{frontends: map[string]*Frontend{}, backends: map[string]*Backend{}}
+
+	// Servers: reuse by identity so health and counters carry over.
+	keep := map[string]*upstream.Server{}
+	cfgDisabled := map[string]bool{}
+	for bi := range c.Backends {
+		bc := &c.Backends[bi]
+		servers := make([]*upstream.Server, 0, len(bc.Servers))
+		for si := range bc.Servers {
+			sc := &bc.Servers[si]
+			key := bc.Name + "/" + sc.Name + "@" + sc.Address
+			s := p.servers[key]
+			if s == nil {
+				s = upstream.NewServer(bc.Name, sc.Name, sc.Address, sc.EffectiveWeight())
+			}
+			// `disabled` in the config is maintenance mode; lifting it
+			// returns the server to ready, but an operator's runtime state
+			// is left alone otherwise.
+			if sc.Disabled {
+				s.SetAdmin(upstream.Maint)
+			} else if p.cfgDisabled[key] {
+				s.SetAdmin(upstream.Ready)
+			}
+			cfgDisabled[key] = sc.Disabled
+			dc := sc.Datacenter
+			s.SetSettings(upstream.Settings{
+				Index: si, Weight: sc.EffectiveWeight(), MaxConn: sc.MaxConn, Backup: sc.Backup,
+				Cookie: serverCookie(sc), Datacenter: dc,
+			})
+			s.SetSlowStart(sc.SlowStart.D())
+			keep[key] = s
+			servers = append(servers, s)
+		}
+		b, err := newBackend(bc, servers, p.bus)
+		if err != nil {
+			return err
+		}
+		b.onEmpty = p.backendEmpty
+		if pf := p.persist.Load(); pf != nil && bc.Stick != nil {
+			per, err := (*pf)(bc, b.ServerByName)
+			if err != nil {
+				return fmt.Errorf("backend %q: stick: %w", bc.Name, err)
+			}
+			b.persist = per
+		}
+		ns.backends[bc.Name] = b
+		ns.border = append(ns.border, bc.Name)
+	}
+	// Servers that disappeared: end their checks (the health manager sees
+	// them gone) and stop routing to them; their sessions finish.
+	for key, s := range p.servers {
+		if _, ok := keep[key]; !ok {
+			s.SetOnChange(nil)
+		}
+	}
+	p.servers = keep
+	p.cfgDisabled = cfgDisabled
+
+	var hooks HookResolver
+	if h := p.hooks.Load(); h != nil {
+		hooks = *h
+	}
+	for fi := range c.Frontends {
+		fc := &c.Frontends[fi]
+		f, err := newFrontend(p, fc, ns, hooks)
+		if err != nil {
+			return err
+		}
+		ns.frontends[fc.Name] = f
+		ns.order = append(ns.order, fc.Name)
+	}
+
+	for _, b := range ns.backends {
+		b.attach()
+	}
+	p.state.Store(ns)
+	p.cfg = c
+	if old != nil {
+		for _, f := range old.frontends {
+			f.retire()
+		}
+	}
+
+	errs := p.reconcileListeners(ns)
+
+	if p.opts.OnServers != nil {
+		list := make([]*Backend, 0, len(ns.border))
+		for _, n := range ns.border {
+			list = append(list, ns.backends[n])
+		}
+		p.opts.OnServers(list)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// reconcileListeners opens new bind addresses, points kept ones at their new
+// frontend and closes removed ones. Caller holds p.mu.
+func (p *Proxy) reconcileListeners(ns *state) []string {
+	want := map[string]*Frontend{}
+	for _, name := range ns.order {
+		f := ns.frontends[name]
+		if f.Cfg.Disabled || p.disabled[name] {
+			continue
+		}
+		for _, a := range f.Cfg.Bind {
+			want[a] = f
+		}
+	}
+	var errs []string
+	for addr, l := range p.listeners {
+		if _, ok := want[addr]; !ok {
+			l.close()
+			delete(p.listeners, addr)
+		}
+	}
+	for addr, f := range want {
+		if l, ok := p.listeners[addr]; ok {
+			l.fe.Store(f)
+			continue
+		}
+		l, err := listen(p, addr, f)
+		if err != nil {
+			// A port in use is logged and survived; the rest keeps working.
+			p.log.Error("cannot listen", "frontend", f.Name, "bind", addr, "err", err)
+			errs = append(errs, fmt.Sprintf("frontend %q: %v", f.Name, err))
+			continue
+		}
+		p.listeners[addr] = l
+		if p.running() {
+			l.start(p.ctx)
+		}
+	}
+	return errs
+}
+
+// SetFrontendEnabled stops (or resumes) accepting on a frontend's binds at
+// runtime. Established connections are not touched.
+func (p *Proxy) SetFrontendEnabled(name string, on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.state.Load()
+	if _, ok := st.frontends[name]; !ok {
+		return fmt.Errorf("no frontend %q", name)
+	}
+	if on {
+		delete(p.disabled, name)
+	} else {
+		p.disabled[name] = true
+	}
+	if errs := p.reconcileListeners(st); len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	p.bus.Publish(events.Event{
+		Kind: events.FrontendState, Level: events.Notice, Subject: name,
+		Message: fmt.Sprintf("frontend %s %s", name, map[bool]string{true: "enabled", false: "disabled"}[on]),
+		Attrs:   map[string]string{"frontend": name, "state": map[bool]string{true: "enabled", false: "disabled"}[on]},
+	})
+	return nil
+}
+
+// FrontendEnabled reports whether a frontend is accepting.
+func (p *Proxy) FrontendEnabled(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f, ok := p.state.Load().frontends[name]
+	return ok && !f.Cfg.Disabled && !p.disabled[name]
+}
+
+func (p *Proxy) backendEmpty(b *Backend, empty bool) {
+	if empty {
+		p.bus.Publish(events.Event{
+			Kind: events.BackendEmpty, Level: events.Alert, Subject: b.Name,
+			Message: fmt.Sprintf("backend %s has no server available", b.Name),
+			Attrs:   map[string]string{"backend": b.Name},
+		})
+		return
+	}
+	p.bus.Publish(events.Event{
+		Kind: events.BackendAvailable, Level: events.Notice, Subject: b.Name,
+		Message: fmt.Sprintf("backend %s has servers available again", b.Name),
+		Attrs:   map[string]string{"backend": b.Name},
+	})
+}
+
+// Backends returns the live backends in config order.
+func (p *Proxy) Backends() []*Backend {
+	st := p.state.Load()
+	out := make([]*Backend, 0, len(st.border))
+	for _, n := range st.border {
+		out = append(out, st.backends[n])
+	}
+	return out
+}
+
+// Frontends returns the live frontends in config order.
+func (p *Proxy) Frontends() []*Frontend {
+	st := p.state.Load()
+	out := make([]*Frontend, 0, len(st.order))
+	for _, n := range st.order {
+		out = append(out, st.frontends[n])
+	}
+	return out
+}
+
+// Backend returns a live backend or nil.
+func (p *Proxy) Backend(name string) *Backend { return p.state.Load().backends[name] }
+
+// Servers returns a backend's servers (nil if there is no such backend).
+func (p *Proxy) Servers(backend string) []*upstream.Server {
+	if b := p.Backend(backend); b != nil {
+		return b.Servers
+	}
+	return nil
+}
+
+// Server returns one server or nil.
+func (p *Proxy) Server(backend, name string) *upstream.Server {
+	if b := p.Backend(backend); b != nil {
+		return b.ServerByName(name)
+	}
+	return nil
+}
+
+// LocalHealthy reports whether the named frontends (all when empty) are
+// enabled and listening and each of their backends has a usable server. It
+// is what a VRRP "local proxy" track and the datacenter roll-up ask.
+func (p *Proxy) LocalHealthy(frontends []string) (bool, string) {
+	st := p.state.Load()
+	names := frontends
+	if len(names) == 0 {
+		names = st.order
+	}
+	if len(names) == 0 {
+		return false, "no frontend configured"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range names {
+		f, ok := st.frontends[n]
+		if !ok {
+			return false, fmt.Sprintf("no frontend %q", n)
+		}
+		if f.Cfg.Disabled || p.disabled[n] {
+			return false, fmt.Sprintf("frontend %s is disabled", n)
+		}
+		for _, a := range f.Cfg.Bind {
+			if _, ok := p.listeners[a]; !ok {
+				return false, fmt.Sprintf("frontend %s is not listening on %s", n, a)
+			}
+		}
+		for _, bn := range f.backendNames() {
+			b := st.backends[bn]
+			if b == nil || !b.HasUsableServer() {
+				return false, fmt.Sprintf("backend %s of frontend %s has no server up", bn, n)
+			}
+		}
+	}
+	return true, "ok"
+}
+
+// ListenAddrs returns the actual addresses listened on (with ports resolved
+// for ":0" binds), by frontend; for tests and the demo banner.
+func (p *Proxy) ListenAddrs() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for _, l := range p.listeners {
+		f := l.fe.Load()
+		out[f.Name] = append(out[f.Name], l.ln.Addr().String())
+	}
+	for _, v := range out {
+		sort.Strings(v)
+	}
+	return out
+}
+
+// Config returns the snapshot last applied.
+func (p *Proxy) Config() *config.Cluster {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+func serverCookie(s *config.Server) string { return cookieOf(s) }

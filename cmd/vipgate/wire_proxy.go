@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/proxy"
+	"github.com/vipgate/vipgate/core/stats"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// proxySubsystem runs the data plane and its health checks.
+type proxySubsystem struct {
+	proxy  *proxy.Proxy
+	health healthManager
+	log    *slog.Logger
+}
+
+func newProxySubsystem(e *env) *proxySubsystem {
+	ps := &proxySubsystem{log: e.Log.With("sub", "proxy")}
+	ps.health = newHealthManager(e)
+	ps.proxy = proxy.New(proxy.Options{
+		Log: ps.log, Bus: e.Bus, Datacenter: e.Node.Datacenter,
+		OnServers: func(bs []*proxy.Backend) { ps.health.Reconcile(bs) },
+	})
+	return ps
+}
+
+func (ps *proxySubsystem) Name() string { return "proxy" }
+
+func (ps *proxySubsystem) Apply(c *config.Cluster) error { return ps.proxy.Apply(c) }
+
+func (ps *proxySubsystem) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = ps.health.Run(ctx)
+	}()
+	err := ps.proxy.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// fileSource is the standalone config source: a file, re-read on SIGHUP. A
+// bad file is logged with every problem and the running config is kept.
+type fileSource struct {
+	file    string
+	log     *slog.Logger
+	updates chan *config.Cluster
+	reload  chan struct{}
+}
+
+func newFileSource(file string, log *slog.Logger) *fileSource {
+	return &fileSource{file: file, log: log, updates: make(chan *config.Cluster, 1), reload: make(chan struct{}, 1)}
+}
+
+func (f *fileSource) Updates() <-chan *config.Cluster { return f.updates }
+
+// Reload asks for the file to be read again.
+func (f *fileSource) Reload() {
+	select {
+	case f.reload <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fileSource) Run(ctx context.Context) error {
+	c, err := config.LoadFile(f.file)
+	if err != nil {
+		return fmt.Errorf("loading %s:\n%w", f.file, err)
+	}
+	f.updates <- c
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.reload:
+			c, err := config.LoadFile(f.file)
+			if err != nil {
+				f.log.Error("reload refused; keeping the running config", "file", f.file, "err", err)
+				continue
+			}
+			f.log.Info("reloading", "file", f.file)
+			select {
+			case f.updates <- c:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// registerProxyAdmin exposes stats and the node-local runtime actions.
+func registerProxyAdmin(e *env) {
+	p := e.Proxy
+	e.Admin.Section("proxy", func() any { return stats.Collect(p) })
+	e.Admin.HandleFunc("GET /api/v1/stats", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, stats.Collect(p))
+	})
+	e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		s := p.Server(r.PathValue("backend"), r.PathValue("server"))
+		if s == nil {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
+			return
+		}
+		var body struct {
+			State string `json:"state"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		st, err := upstream.ParseAdmin(body.State)
+		if err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		s.SetAdmin(st)
+		e.Bus.Publish(events.Event{Kind: "server.admin", Level: events.Notice, Subject: s.Backend + "/" + s.Name,
+			Message: fmt.Sprintf("server %s/%s set to %s by operator", s.Backend, s.Name, st),
+			Attrs:   map[string]string{"backend": s.Backend, "server": s.Name, "state": st.String()}})
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "backend": s.Backend, "server": s.Name, "state": st.String()})
+	})
+	e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/weight", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		s := p.Server(r.PathValue("backend"), r.PathValue("server"))
+		if s == nil {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
+			return
+		}
+		var body struct {
+			Weight *int `json:"weight"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		if body.Weight == nil {
+			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("missing weight"))
+			return
+		}
+		if err := s.SetWeight(*body.Weight); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "backend": s.Backend, "server": s.Name, "weight": *body.Weight})
+	})
+	e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/check", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		s := p.Server(r.PathValue("backend"), r.PathValue("server"))
+		if s == nil {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
+			return
+		}
+		var body struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		if body.Enabled == nil {
+			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("missing enabled"))
+			return
+		}
+		e.checksEnabled(s.Key(), *body.Enabled)
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "backend": s.Backend, "server": s.Name, "checks": *body.Enabled})
+	})
+	e.Admin.HandleFunc("POST /api/v1/frontends/{frontend}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		if body.Enabled == nil {
+			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("missing enabled"))
+			return
+		}
+		name := r.PathValue("frontend")
+		if err := p.SetFrontendEnabled(name, *body.Enabled); err != nil {
+			code := http.StatusInternalServerError
+			if p.FrontendEnabled(name) == *body.Enabled || err.Error() == fmt.Sprintf("no frontend %q", name) {
+				code = http.StatusNotFound
+			}
+			admin.WriteError(w, code, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "frontend": name, "enabled": *body.Enabled})
+	})
+}
+
+// checksEnabled turns a server's health checks on or off at runtime.
+func (e *env) checksEnabled(serverKey string, on bool) {
+	if e.healthCtl != nil {
+		e.healthCtl.SetEnabled(serverKey, on)
+	}
+}
+
+func serveEvents(bus *events.Bus) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n := 100
+		if s := r.URL.Query().Get("n"); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("n=%q: want a positive number", s))
+				return
+			}
+			n = v
+		}
+		admin.WriteJSON(w, http.StatusOK, bus.Recent(n))
+	}
+}
+
+func adminTLS(t *config.TLSFiles) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("admin tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

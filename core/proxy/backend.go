@@ -1,0 +1,339 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vipgate/vipgate/core/balance"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// Errors a connection attempt can end with; the HTTP mode maps them to
+// 503/504 and the stats to their counters.
+var (
+	ErrNoServer     = errors.New("no server available")
+	ErrQueueTimeout = errors.New("timed out in queue")
+	ErrQueueFull    = errors.New("queue full")
+)
+
+// Backend is the live form of a config.Backend: its servers, balancing
+// policies (normal and backup groups), queue and counters. A reload builds a
+// new Backend and reuses Servers by key; sessions in flight keep the Backend
+// they started with.
+type Backend struct {
+	Name     string
+	Cfg      *config.Backend
+	Servers  []*upstream.Server
+	Counters upstream.Counters
+
+	normal, backup []*upstream.Server
+	pNormal        balance.Policy
+	pBackup        balance.Policy
+	persist        Persister
+
+	dialer  net.Dialer
+	bus     *events.Bus
+	onEmpty func(b *Backend, empty bool)
+
+	mu      sync.Mutex
+	waiters []chan struct{}
+	empty   bool
+	byName  map[string]*upstream.Server
+}
+
+func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus) (*Backend, error) {
+	b := &Backend{Name: cfg.Name, Cfg: cfg, Servers: servers, bus: bus, byName: map[string]*upstream.Server{}}
+	var err error
+	if b.pNormal, err = balance.New(cfg.Balance); err != nil {
+		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+	if cfg.AllBackups {
+		b.pBackup, _ = balance.New(config.Balance{Algorithm: "roundrobin"})
+	} else {
+		// HAProxy uses only the first usable backup server unless allbackups.
+		b.pBackup, _ = balance.New(config.Balance{Algorithm: "first"})
+	}
+	for _, s := range servers {
+		b.byName[s.Name] = s
+		if s.Settings().Backup {
+			b.backup = append(b.backup, s)
+		} else {
+			b.normal = append(b.normal, s)
+		}
+	}
+	b.dialer.KeepAlive = 30 * time.Second
+	b.rebuild()
+	return b, nil
+}
+
+// attach makes server state changes rebuild this backend's policies. Called
+// once the backend is live (after the old one is detached).
+func (b *Backend) attach() {
+	for _, s := range b.Servers {
+		s.SetOnChange(b.rebuild)
+	}
+	b.rebuild()
+}
+
+// rebuild refreshes the balancing snapshots and reports empty/available
+// transitions.
+func (b *Backend) rebuild() {
+	b.pNormal.Update(b.normal)
+	b.pBackup.Update(b.backup)
+	usable := false
+	for _, s := range b.Servers {
+		if s.Usable() {
+			usable = true
+			break
+		}
+	}
+	b.mu.Lock()
+	changed := b.empty == usable // was empty and now usable, or the reverse
+	b.empty = !usable
+	b.mu.Unlock()
+	// A server became usable: queued connections may proceed.
+	b.wakeAll()
+	if changed && b.onEmpty != nil {
+		b.onEmpty(b, !usable)
+	}
+}
+
+// ServerByName returns the named server or nil.
+func (b *Backend) ServerByName(name string) *upstream.Server { return b.byName[name] }
+
+// HasUsableServer reports whether any server (normal or backup) takes new sessions.
+func (b *Backend) HasUsableServer() bool {
+	for _, s := range b.Servers {
+		if s.Usable() {
+			return true
+		}
+	}
+	return false
+}
+
+// pick chooses among normal servers, then backups (HAProxy: backups only
+// when no normal server is usable).
+func (b *Backend) pick(r *balance.Request) *upstream.Server {
+	if s := b.pNormal.Pick(r); s != nil {
+		return s
+	}
+	for _, s := range b.normal {
+		if s.Usable() {
+			// Normal servers are up but full (or excluded): do not spill to
+			// backups; the caller queues.
+			return nil
+		}
+	}
+	return b.pBackup.Pick(r)
+}
+
+// anyUsable reports whether waiting in the queue can help.
+func (b *Backend) anyUsable(exclude *upstream.Server) bool {
+	for _, s := range b.Servers {
+		if s != exclude && s.Usable() {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Backend) full() bool {
+	m := b.Cfg.MaxConn
+	return m > 0 && b.Counters.CurSessions.Load() >= int64(m)
+}
+
+// Lease is a granted slot on a server: the caller must call Release once
+// the session ends.
+type Lease struct {
+	Server *upstream.Server
+	b      *Backend
+	done   bool
+}
+
+// Release frees the slot and wakes one queued connection.
+func (l *Lease) Release() {
+	if l == nil || l.done {
+		return
+	}
+	l.done = true
+	l.Server.Counters.SessionEnd()
+	l.b.Counters.SessionEnd()
+	l.b.wakeOne()
+}
+
+// Acquire picks a server and reserves a session slot on it, queueing up to
+// timeout queue while every usable server (or the backend) is at maxconn.
+// prefer, when usable, wins over balancing (persistence, routing hooks).
+func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstream.Server) (*Lease, error) {
+	var deadline <-chan time.Time
+	for {
+		s := b.tryPick(r, prefer)
+		if s != nil {
+			return s, nil
+		}
+		ex := (*upstream.Server)(nil)
+		if r != nil {
+			ex = r.Exclude
+		}
+		if !b.anyUsable(ex) && (prefer == nil || !prefer.UsableForPersistence()) {
+			return nil, ErrNoServer
+		}
+		// Everyone usable is full: queue.
+		if mq := b.Cfg.MaxQueue; mq > 0 && b.Counters.Queued.Load() >= int64(mq) {
+			b.Counters.Denied.Add(1)
+			return nil, ErrQueueFull
+		}
+		if deadline == nil {
+			t := time.NewTimer(b.Cfg.Timeouts.Queue.D())
+			defer t.Stop()
+			deadline = t.C
+		}
+		ch := make(chan struct{})
+		b.mu.Lock()
+		b.waiters = append(b.waiters, ch)
+		b.mu.Unlock()
+		q := b.Counters.Queued.Add(1)
+		for {
+			m := b.Counters.QueueMax.Load()
+			if q <= m || b.Counters.QueueMax.CompareAndSwap(m, q) {
+				break
+			}
+		}
+		select {
+		case <-ch:
+			b.Counters.Queued.Add(-1)
+		case <-deadline:
+			b.Counters.Queued.Add(-1)
+			b.dropWaiter(ch)
+			b.Counters.QueueTimeouts.Add(1)
+			return nil, ErrQueueTimeout
+		case <-ctx.Done():
+			b.Counters.Queued.Add(-1)
+			b.dropWaiter(ch)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// tryPick reserves a slot without waiting.
+func (b *Backend) tryPick(r *balance.Request, prefer *upstream.Server) *Lease {
+	if b.full() {
+		return nil
+	}
+	var s *upstream.Server
+	if prefer != nil && prefer.UsableForPersistence() && !prefer.Full() && (r == nil || prefer != r.Exclude) {
+		s = prefer
+	} else {
+		s = b.pick(r)
+	}
+	if s == nil {
+		return nil
+	}
+	// Reserve; a race past maxconn by a few concurrent pickers is undone.
+	n := s.Counters.SessionStart()
+	if m := s.Settings().MaxConn; m > 0 && n > int64(m) {
+		s.Counters.SessionEnd()
+		s.Counters.TotalSessions.Add(^uint64(0))
+		return nil
+	}
+	b.Counters.SessionStart()
+	return &Lease{Server: s, b: b}
+}
+
+func (b *Backend) wakeOne() {
+	b.mu.Lock()
+	if len(b.waiters) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	ch := b.waiters[0]
+	b.waiters = b.waiters[1:]
+	b.mu.Unlock()
+	close(ch)
+}
+
+func (b *Backend) wakeAll() {
+	b.mu.Lock()
+	ws := b.waiters
+	b.waiters = nil
+	b.mu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
+func (b *Backend) dropWaiter(ch chan struct{}) {
+	b.mu.Lock()
+	for i, w := range b.waiters {
+		if w == ch {
+			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+			b.mu.Unlock()
+			return
+		}
+	}
+	b.mu.Unlock()
+	// Already woken: pass the wake-up on so it is not lost.
+	b.wakeOne()
+}
+
+// Connect acquires a server and dials it, with HAProxy's retries and
+// redispatch: a failed connect is retried `retries` times; with redispatch,
+// the last retry goes to another server (persistence is given up). It
+// returns the connection and the lease; the caller releases the lease.
+func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Request, prefer *upstream.Server) (net.Conn, *Lease, error) {
+	if r == nil {
+		r = &balance.Request{Client: client}
+	}
+	retries := 0
+	if b.Cfg.Retries != nil {
+		retries = *b.Cfg.Retries
+	}
+	redispatch := b.Cfg.Redispatch != nil && *b.Cfg.Redispatch
+	var lastErr error
+	for attempt := 0; attempt <= retries; attempt++ {
+		lease, err := b.Acquire(ctx, r, prefer)
+		if err != nil {
+			if lastErr != nil && errors.Is(err, ErrNoServer) {
+				return nil, nil, lastErr
+			}
+			return nil, nil, err
+		}
+		s := lease.Server
+		dctx, cancel := context.WithTimeout(ctx, b.Cfg.Timeouts.Connect.D())
+		c, err := b.dialer.DialContext(dctx, "tcp", s.Addr)
+		cancel()
+		if err == nil {
+			return c, lease, nil
+		}
+		lease.Release()
+		s.Counters.ConnErrors.Add(1)
+		b.Counters.ConnErrors.Add(1)
+		lastErr = fmt.Errorf("connecting to %s/%s (%s): %w", b.Name, s.Name, s.Addr, err)
+		if ctx.Err() != nil {
+			return nil, nil, lastErr
+		}
+		if attempt == retries {
+			break
+		}
+		s.Counters.Retries.Add(1)
+		b.Counters.Retries.Add(1)
+		// Redispatch on the last retry (HAProxy's default interval -1), or
+		// at once when the server is not usable any more (marked down).
+		if redispatch && (attempt+1 == retries || !s.Usable()) {
+			r.Exclude = s
+			prefer = nil
+			b.Counters.Redispatches.Add(1)
+			s.Counters.Redispatches.Add(1)
+		} else if prefer == nil {
+			prefer = s // retry the same server, as HAProxy does
+		}
+	}
+	return nil, nil, lastErr
+}

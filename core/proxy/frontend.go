@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vipgate/vipgate/core/balance"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// Frontend is the live form of a config.Frontend for one generation.
+type Frontend struct {
+	Name     string
+	Cfg      *config.Frontend
+	Counters upstream.Counters
+
+	p        *Proxy
+	backends map[string]*Backend // this generation's backends
+	hook     RouteHook
+	slots    chan struct{} // maxconn
+	retired  chan struct{}
+	once     sync.Once
+	http     connHandler
+	// inspect: the first client bytes must be peeked (SNI rules, hooks,
+	// persistence on the ClientHello).
+	inspect bool
+}
+
+func newFrontend(p *Proxy, fc *config.Frontend, st *state, hooks HookResolver) (*Frontend, error) {
+	f := &Frontend{
+		Name: fc.Name, Cfg: fc, p: p, backends: st.backends,
+		slots: make(chan struct{}, max(fc.MaxConn, 1)), retired: make(chan struct{}),
+	}
+	if fc.Route != "" {
+		if hooks == nil {
+			return nil, fmt.Errorf("frontend %q: route %q: no scripting runtime is available", fc.Name, fc.Route)
+		}
+		h, err := hooks(fc.Route)
+		if err != nil {
+			return nil, fmt.Errorf("frontend %q: route %q: %w", fc.Name, fc.Route, err)
+		}
+		f.hook = h
+	}
+	if fc.InspectDelay > 0 && fc.Mode == config.ModeTCP {
+		for _, r := range fc.Rules {
+			if len(r.SNI) > 0 {
+				f.inspect = true
+			}
+		}
+		if f.hook != nil {
+			f.inspect = true
+		}
+		for _, bn := range f.backendNames() {
+			if b := st.backends[bn]; b != nil && b.persist != nil && b.persist.NeedsInspection() {
+				f.inspect = true
+			}
+		}
+	}
+	if fc.Mode == config.ModeHTTP {
+		h, err := newHTTPHandler(f)
+		if err != nil {
+			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
+		}
+		f.http = h
+	}
+	return f, nil
+}
+
+// Backend returns a backend of this frontend's generation.
+func (f *Frontend) Backend(name string) *Backend { return f.backends[name] }
+
+// backendNames lists the backends this frontend may send to.
+func (f *Frontend) backendNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	add(f.Cfg.DefaultBackend)
+	for _, r := range f.Cfg.Rules {
+		add(r.Backend)
+	}
+	return out
+}
+
+func (f *Frontend) retire() { f.once.Do(func() { close(f.retired) }) }
+
+// listener is one bound address; it survives reloads and serves whichever
+// Frontend is current.
+type listener struct {
+	p       *Proxy
+	addr    string
+	ln      net.Listener
+	fe      atomic.Pointer[Frontend]
+	started atomic.Bool
+	done    chan struct{}
+}
+
+func listen(p *Proxy, addr string, f *Frontend) (*listener, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			// SO_REUSEADDR: rebind at once after a restart while old
+			// connections sit in TIME_WAIT. IPV6_V6ONLY on [::] binds keeps
+			// a separate 0.0.0.0 bind possible, like HAProxy's v6only.
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	l := &listener{p: p, addr: addr, ln: ln, done: make(chan struct{})}
+	l.fe.Store(f)
+	return l, nil
+}
+
+func (l *listener) start(ctx context.Context) {
+	if l.started.Swap(true) {
+		return
+	}
+	go l.serve(ctx)
+}
+
+func (l *listener) close() {
+	_ = l.ln.Close()
+}
+
+func (l *listener) serve(ctx context.Context) {
+	defer close(l.done)
+	var tempDelay time.Duration
+	for {
+		f := l.fe.Load()
+		// maxconn: take a slot before accepting, so that excess clients wait
+		// in the kernel's accept queue, as with HAProxy.
+		select {
+		case f.slots <- struct{}{}:
+		case <-f.retired:
+			continue
+		case <-ctx.Done():
+			return
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			<-f.slots
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: back off and go on (a bad runtime
+			// condition is logged and survived).
+			if tempDelay == 0 {
+				tempDelay = 5 * time.Millisecond
+			} else {
+				tempDelay = min(2*tempDelay, time.Second)
+			}
+			l.p.log.Warn("accept failed", "bind", l.addr, "err", err)
+			time.Sleep(tempDelay)
+			continue
+		}
+		tempDelay = 0
+		go func() {
+			defer func() { <-f.slots }()
+			f.serveConn(ctx, c)
+		}()
+	}
+}
+
+// serveConn handles one client connection.
+func (f *Frontend) serveConn(ctx context.Context, c net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.p.log.Error("panic serving connection", "frontend", f.Name, "panic", r)
+			_ = c.Close()
+		}
+	}()
+	f.Counters.SessionStart()
+	defer f.Counters.SessionEnd()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if f.Cfg.AcceptProxy {
+		_ = c.SetReadDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
+		pc, err := readProxyHeader(c)
+		if err != nil {
+			f.Counters.Denied.Add(1)
+			f.p.log.Debug("bad PROXY header", "frontend", f.Name, "client", c.RemoteAddr(), "err", err)
+			_ = c.Close()
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		c = pc
+	}
+	if f.http != nil {
+		f.http.ServeConn(ctx, c)
+		return
+	}
+	f.serveTCP(ctx, c)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// serveTCP is the tcp-mode session: inspect (optional), route, persist,
+// connect with retries, relay.
+func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	client := addrPort(c.RemoteAddr())
+	local := addrPort(c.LocalAddr())
+
+	var peeked []byte
+	var hello *clientHello
+	if f.inspect {
+		peeked, hello = peekClientHello(c, f.Cfg.InspectDelay.D())
+	}
+	txn := &Txn{Frontend: f.Name, Client: client, Local: local}
+	if hello != nil {
+		txn.SNI, txn.ALPN = hello.SNI, hello.ALPN
+	}
+
+	var dec Decision
+	if f.hook != nil {
+		hctx, cancel := context.WithCancel(ctx)
+		d, err := f.hook.Route(hctx, txn)
+		cancel()
+		if err != nil {
+			f.p.log.Warn("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
+		} else {
+			dec = d
+		}
+	}
+	if dec.Deny != 0 {
+		f.Counters.Denied.Add(1)
+		return
+	}
+	bname := dec.Backend
+	if bname == "" {
+		bname = f.matchRules(txn)
+	}
+	b := f.backends[bname]
+	if b == nil {
+		f.Counters.Denied.Add(1)
+		f.p.log.Debug("no backend for connection", "frontend", f.Name, "client", client)
+		return
+	}
+
+	var prefer *upstream.Server
+	if dec.Server != "" {
+		prefer = b.ServerByName(dec.Server)
+	}
+	ci := &ConnInfo{Frontend: f.Name, Backend: b.Name, Client: client, Peeked: peeked, SNI: txn.SNI}
+	if prefer == nil && b.persist != nil {
+		prefer = b.persist.Lookup(ci)
+	}
+
+	sc, lease, err := b.Connect(ctx, client.Addr(), &balance.Request{Client: client.Addr()}, prefer)
+	if err != nil {
+		f.p.log.Debug("no server", "frontend", f.Name, "backend", b.Name, "client", client, "err", err)
+		return
+	}
+	defer lease.Release()
+	defer sc.Close()
+	srv := lease.Server
+	if tc, ok := sc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if b.persist != nil {
+		b.persist.StoreRequest(ci, srv)
+	}
+
+	// on_marked_down shutdown-sessions and admin kills end the session here.
+	untrack := srv.Track(func() { _ = c.Close(); _ = sc.Close() })
+	defer untrack()
+
+	if sp := b.Cfg.SendProxy; sp != "" {
+		if err := writeProxyHeader(sc, sp, c.RemoteAddr(), c.LocalAddr()); err != nil {
+			srv.Counters.ConnErrors.Add(1)
+			return
+		}
+	}
+	if len(peeked) > 0 {
+		_ = sc.SetWriteDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		if _, err := sc.Write(peeked); err != nil {
+			srv.Counters.ConnErrors.Add(1)
+			return
+		}
+		srv.Counters.BytesIn.Add(uint64(len(peeked)))
+		f.Counters.BytesIn.Add(uint64(len(peeked)))
+		b.Counters.BytesIn.Add(uint64(len(peeked)))
+	}
+	raw := rawConn(c)
+	if b.persist != nil && b.persist.WantsResponse() {
+		first, err := readFirst(ctx, sc, b.Cfg.Timeouts.Server.D())
+		if len(first) > 0 {
+			b.persist.StoreResponse(ci, srv, first)
+			_ = raw.SetWriteDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
+			if _, werr := raw.Write(first); werr != nil {
+				return
+			}
+			srv.Counters.BytesOut.Add(uint64(len(first)))
+			f.Counters.BytesOut.Add(uint64(len(first)))
+			b.Counters.BytesOut.Add(uint64(len(first)))
+		}
+		if err != nil {
+			return
+		}
+	}
+
+	tunnel := b.Cfg.Timeouts.Tunnel.D()
+	r := &relay{
+		client: raw, server: sc,
+		clientIdle: f.Cfg.Timeouts.Client.D(), serverIdle: b.Cfg.Timeouts.Server.D(),
+		clientFinIdle: f.Cfg.Timeouts.ClientFin.D(), serverFinIdle: b.Cfg.Timeouts.ServerFin.D(),
+		srv: &srv.Counters, fe: &f.Counters, be: &b.Counters,
+	}
+	if tunnel > 0 {
+		r.clientIdle, r.serverIdle = tunnel, tunnel
+	}
+	r.run()
+}
+
+// matchRules returns the first matching rule's backend, or the default.
+func (f *Frontend) matchRules(t *Txn) string {
+	for i := range f.Cfg.Rules {
+		r := &f.Cfg.Rules[i]
+		if r.Backend == "" || !tcpRuleMatches(r, t) {
+			continue
+		}
+		return r.Backend
+	}
+	return f.Cfg.DefaultBackend
+}
+
+func tcpRuleMatches(r *config.Rule, t *Txn) bool {
+	if nets := r.SrcNets(); len(nets) > 0 {
+		ok := false
+		for _, n := range nets {
+			if n.Contains(t.Client.Addr()) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.DstPort) > 0 {
+		ok := false
+		for _, p := range r.DstPort {
+			if uint16(p) == t.Local.Port() {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.SNI) > 0 {
+		ok := false
+		for _, pat := range r.SNI {
+			if matchSNI(pat, t.SNI) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return httpRuleMatches(r, t)
+}
+
+// matchSNI matches a server name against "name" or "*.domain" (one label).
+func matchSNI(pat, sni string) bool {
+	if sni == "" {
+		return false
+	}
+	pat, sni = strings.ToLower(pat), strings.ToLower(strings.TrimSuffix(sni, "."))
+	if strings.HasPrefix(pat, "*.") {
+		i := strings.IndexByte(sni, '.')
+		return i > 0 && sni[i:] == pat[1:]
+	}
+	return pat == sni
+}
+
+// serverDown is used by the event bus consumer in tests.
+var _ = events.ServerDown

@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// spliceChunk is how much one splice call may move before the relay looks
+// at its deadlines again. Large enough that the per-chunk bookkeeping is
+// noise next to the copy, small enough that an idle timeout is noticed soon.
+const spliceChunk = 1 << 20
+
+// relay copies both ways until both directions are done, handling
+// half-close (a FIN in one direction is forwarded with CloseWrite, the other
+// direction keeps flowing) and inactivity timeouts. Between *net.TCPConn
+// pairs io.CopyN uses splice(2): the bytes never enter user space.
+//
+// Timeouts follow HAProxy: reads from the client are bounded by `timeout
+// client`, reads from the server by `timeout server`, both replaced by
+// `timeout tunnel` when it is set; a direction that times out while the
+// other one moved data recently is given more time, so only a connection
+// idle in both directions is cut. After one side has closed, the remaining
+// direction uses client_fin / server_fin.
+type relay struct {
+	client, server               net.Conn
+	clientIdle, serverIdle       time.Duration
+	clientFinIdle, serverFinIdle time.Duration
+	lastActive                   atomic.Int64
+	halfClosed                   atomic.Bool
+	// Counters to add bytes to; "in" is client → server.
+	srv, fe, be *upstream.Counters
+}
+
+// result says how a relay ended, for the log's termination state.
+type relayResult struct {
+	bytesIn, bytesOut int64
+	clientErr         error // error reading the client (timeout, reset)
+	serverErr         error
+}
+
+func (r *relay) run() relayResult {
+	r.lastActive.Store(time.Now().UnixNano())
+	var res relayResult
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		res.bytesIn, res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
+	}()
+	go func() {
+		defer wg.Done()
+		res.bytesOut, res.serverErr = r.pipe(r.client, r.server, r.serverIdle, r.serverFinIdle, false)
+	}()
+	wg.Wait()
+	return res
+}
+
+// pipe moves src → dst. It returns nil on a clean EOF.
+func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (int64, error) {
+	var total int64
+	for {
+		d := idle
+		if r.halfClosed.Load() && finIdle > 0 {
+			d = finIdle
+		}
+		now := time.Now()
+		if d > 0 {
+			_ = src.SetReadDeadline(now.Add(d))
+			_ = dst.SetWriteDeadline(now.Add(d))
+		}
+		n, err := io.CopyN(dst, src, spliceChunk)
+		total += n
+		if n > 0 {
+			r.lastActive.Store(time.Now().UnixNano())
+			r.count(n, up)
+		}
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, io.EOF):
+			// Forward the FIN; from now on the other direction uses its
+			// fin timeout.
+			closeWrite(dst)
+			r.halfClosed.Store(true)
+			return total, nil
+		case isTimeout(err) && d > 0:
+			if n > 0 || time.Since(time.Unix(0, r.lastActive.Load())) < d {
+				continue // the other direction is alive: a tunnel idle one way is fine
+			}
+			r.abort()
+			return total, err
+		default:
+			r.abort()
+			return total, err
+		}
+	}
+}
+
+func (r *relay) count(n int64, up bool) {
+	if up {
+		r.srv.BytesIn.Add(uint64(n))
+		r.fe.BytesIn.Add(uint64(n))
+		r.be.BytesIn.Add(uint64(n))
+	} else {
+		r.srv.BytesOut.Add(uint64(n))
+		r.fe.BytesOut.Add(uint64(n))
+		r.be.BytesOut.Add(uint64(n))
+	}
+}
+
+// abort ends both directions at once (error or timeout: no half-close).
+func (r *relay) abort() {
+	_ = r.client.SetDeadline(time.Unix(1, 0))
+	_ = r.server.SetDeadline(time.Unix(1, 0))
+}
+
+func closeWrite(c net.Conn) {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.(closeWriter); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readFirst reads what the server sends first, up to one complete TLS
+// record when it looks like TLS (so a ServerHello is seen whole), bounded by
+// limit and the deadline. The bytes are returned for forwarding.
+func readFirst(ctx context.Context, c net.Conn, d time.Duration) ([]byte, error) {
+	buf := make([]byte, 0, 4096)
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	tmp := make([]byte, 16384)
+	for {
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			if isTimeout(err) && len(buf) > 0 {
+				return buf, nil
+			}
+			return buf, err
+		}
+		if len(buf) >= 5 && buf[0] == 0x16 {
+			need := 5 + (int(buf[3])<<8 | int(buf[4]))
+			if len(buf) >= need || len(buf) >= 1<<16 {
+				return buf, nil
+			}
+			continue
+		}
+		return buf, nil
+	}
+}

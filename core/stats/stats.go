@@ -1,0 +1,132 @@
+// Package stats reads the proxy's counters out as one snapshot (the JSON of
+// the admin API, `vipgate status`, the stats page and Prometheus all render
+// the same snapshot), with HAProxy's `show stat` fields where they exist.
+package stats
+
+import (
+	"time"
+
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// Source is what stats reads: the live proxy.
+type Source interface {
+	FrontendRows() []Row
+	BackendRows() []BackendRow
+}
+
+// Row is one frontend, backend or server line.
+type Row struct {
+	Name       string    `json:"name"`
+	Status     string    `json:"status"` // OPEN/STOP (frontends), UP/DOWN (backends, servers), MAINT, DRAIN, NOLB
+	Mode       string    `json:"mode,omitempty"`
+	CurSess    int64     `json:"scur"`
+	MaxSess    int64     `json:"smax"`
+	Limit      int       `json:"slim"`
+	TotalSess  uint64    `json:"stot"`
+	BytesIn    uint64    `json:"bin"`
+	BytesOut   uint64    `json:"bout"`
+	Denied     uint64    `json:"dreq"`
+	ConnErrors uint64    `json:"econ"`
+	RespErrors uint64    `json:"eresp"`
+	Retries    uint64    `json:"wretr"`
+	Redisp     uint64    `json:"wredis"`
+	Queued     int64     `json:"qcur"`
+	QueueMax   int64     `json:"qmax"`
+	QTimeouts  uint64    `json:"qtime_outs"`
+	HTTP       [6]uint64 `json:"hrsp,omitempty"` // other,1xx..5xx
+	Rate       float64   `json:"rate"`           // sessions/s over the last sampling period
+	// Server-only fields.
+	Weight      int       `json:"weight,omitempty"`
+	Backup      bool      `json:"backup,omitempty"`
+	Admin       string    `json:"admin,omitempty"`
+	Health      string    `json:"health,omitempty"`
+	Checked     bool      `json:"check,omitempty"`
+	CheckOK     *bool     `json:"check_ok,omitempty"`
+	CheckReason string    `json:"check_status,omitempty"`
+	CheckDur    string    `json:"check_duration,omitempty"`
+	LastChange  time.Time `json:"last_change,omitempty"`
+	Downs       uint64    `json:"chkdown,omitempty"`
+	Address     string    `json:"addr,omitempty"`
+	SlowStart   bool      `json:"slowstart,omitempty"`
+}
+
+// BackendRow is a backend and its servers.
+type BackendRow struct {
+	Row
+	Servers []Row `json:"servers"`
+}
+
+// Snapshot is the whole read-out.
+type Snapshot struct {
+	Time      time.Time    `json:"time"`
+	Frontends []Row        `json:"frontends"`
+	Backends  []BackendRow `json:"backends"`
+}
+
+// Collect takes a snapshot.
+func Collect(s Source) Snapshot {
+	return Snapshot{Time: time.Now().UTC(), Frontends: s.FrontendRows(), Backends: s.BackendRows()}
+}
+
+// CounterRow fills a row's counter fields.
+func CounterRow(name string, c *upstream.Counters) Row {
+	r := Row{
+		Name:       name,
+		CurSess:    c.CurSessions.Load(),
+		MaxSess:    c.MaxSessions.Load(),
+		TotalSess:  c.TotalSessions.Load(),
+		BytesIn:    c.BytesIn.Load(),
+		BytesOut:   c.BytesOut.Load(),
+		Denied:     c.Denied.Load(),
+		ConnErrors: c.ConnErrors.Load(),
+		RespErrors: c.RespErrors.Load(),
+		Retries:    c.Retries.Load(),
+		Redisp:     c.Redispatches.Load(),
+		Queued:     c.Queued.Load(),
+		QueueMax:   c.QueueMax.Load(),
+		QTimeouts:  c.QueueTimeouts.Load(),
+	}
+	for i := range r.HTTP {
+		r.HTTP[i] = c.HTTPResponses[i].Load()
+	}
+	return r
+}
+
+// ServerRow renders one server.
+func ServerRow(s *upstream.Server) Row {
+	r := CounterRow(s.Name, &s.Counters)
+	st := s.Settings()
+	r.Weight = s.Weight()
+	r.Backup = st.Backup
+	r.Limit = st.MaxConn
+	r.Admin = s.Admin().String()
+	r.Health = s.Health().String()
+	r.Checked = s.Checked()
+	r.Address = s.Addr
+	r.LastChange = s.LastChange().UTC()
+	r.Downs = s.DownTransitions()
+	r.SlowStart = s.InSlowStart()
+	if s.Checked() {
+		lc := s.LastCheck()
+		if !lc.Time.IsZero() {
+			ok := lc.OK
+			r.CheckOK = &ok
+			r.CheckReason = lc.Reason
+			r.CheckDur = lc.Duration.String()
+		}
+	}
+	switch {
+	case s.Admin() == upstream.Maint:
+		r.Status = "MAINT"
+	case s.Health() == upstream.Down:
+		r.Status = "DOWN"
+	case s.Admin() == upstream.Drain:
+		r.Status = "DRAIN"
+	case s.Weight() == 0:
+		r.Status = "NOLB"
+	default:
+		r.Status = "UP"
+	}
+	return r
+}
