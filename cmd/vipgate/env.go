@@ -30,7 +30,9 @@ type env struct {
 	IsLeader func() bool
 
 	// healthCtl turns a server's checks on or off at runtime.
-	healthCtl interface{ SetEnabled(serverKey string, on bool) }
+	healthCtl interface {
+		SetEnabled(serverKey string, on bool)
+	}
 }
 
 // clusterView is the cluster state DNS and the stats page read.

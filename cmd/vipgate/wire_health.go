@@ -18,7 +18,7 @@ func newHealthManager(e *env) healthManager { return noHealth{} }
 
 type noHealth struct{}
 
-func (noHealth) Reconcile([]*proxy.Backend)  {}
+func (noHealth) Reconcile([]*proxy.Backend)    {}
 func (noHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
 // registerBuiltinChecks registers the built-in check kinds.

@@ -166,13 +166,13 @@ func (r *Rule) SrcNets() []netip.Prefix { return r.srcNets }
 
 // Backend is a pool of servers and how to use them.
 type Backend struct {
-	Name       string   `yaml:"name" json:"name"`
-	Mode       string   `yaml:"mode,omitempty" json:"mode,omitempty"`
-	Balance    Balance  `yaml:"balance,omitempty" json:"balance,omitempty"`
-	MaxConn    int      `yaml:"maxconn,omitempty" json:"maxconn,omitempty"` // backend-wide concurrent sessions
+	Name    string  `yaml:"name" json:"name"`
+	Mode    string  `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Balance Balance `yaml:"balance,omitempty" json:"balance,omitempty"`
+	MaxConn int     `yaml:"maxconn,omitempty" json:"maxconn,omitempty"` // backend-wide concurrent sessions
 	// MaxQueue bounds how many connections may wait for a free slot (0 = no
 	// bound beyond the frontends' maxconn). Beyond it, new ones are refused.
-	MaxQueue int `yaml:"max_queue,omitempty" json:"max_queue,omitempty"`
+	MaxQueue   int      `yaml:"max_queue,omitempty" json:"max_queue,omitempty"`
 	Retries    *int     `yaml:"retries,omitempty" json:"retries,omitempty"`
 	Redispatch *bool    `yaml:"redispatch,omitempty" json:"redispatch,omitempty"`
 	Timeouts   Timeouts `yaml:"timeouts,omitempty" json:"timeouts,omitempty"`
