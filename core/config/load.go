@@ -99,9 +99,12 @@ func (p *Problems) lookup(path string) Position {
 		if pos, ok := p.pos[q]; ok {
 			return pos
 		}
+		if q == "" {
+			break
+		}
 		i := strings.LastIndexByte(q, '.')
 		if i < 0 {
-			break
+			i = 0
 		}
 		q = q[:i]
 	}
