@@ -258,12 +258,10 @@ func (c *Cluster) applyProxyDefaults() {
 	d.Timeouts.inherit(Timeouts{
 		Connect: Duration(DefaultConnect), Client: Duration(DefaultClient), Server: Duration(DefaultServer),
 	})
-	// HAProxy: timeout queue defaults to timeout connect; tunnel to server.
+	// HAProxy: timeout queue defaults to timeout connect. An unset tunnel
+	// timeout leaves tunnels to the client and server timeouts.
 	if d.Timeouts.Queue == 0 {
 		d.Timeouts.Queue = d.Timeouts.Connect
-	}
-	if d.Timeouts.Tunnel == 0 {
-		d.Timeouts.Tunnel = d.Timeouts.Server
 	}
 	if d.Timeouts.ClientFin == 0 {
 		d.Timeouts.ClientFin = d.Timeouts.Client

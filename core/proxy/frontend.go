@@ -175,6 +175,18 @@ func (l *listener) serve(ctx context.Context) {
 			continue
 		}
 		tempDelay = 0
+		// A reload may have happened while Accept blocked: serve the
+		// connection with the current generation, moving the slot over.
+		if cur := l.fe.Load(); cur != f {
+			<-f.slots
+			f = cur
+			select {
+			case f.slots <- struct{}{}:
+			case <-ctx.Done():
+				_ = c.Close()
+				return
+			}
+		}
 		go func() {
 			defer func() { <-f.slots }()
 			f.serveConn(ctx, c)

@@ -236,18 +236,39 @@ func (p *Proxy) reconcileListeners(ns *state) []string {
 			want[a] = f
 		}
 	}
+	// A listener is kept when a wanted bind names it by its configured
+	// string or by the address it actually holds (":0" binds in tests).
 	var errs []string
-	for addr, l := range p.listeners {
-		if _, ok := want[addr]; !ok {
-			l.close()
-			delete(p.listeners, addr)
+	next := map[string]*listener{}
+	claimed := map[*listener]bool{}
+	var toOpen []string
+	for addr := range want {
+		l := p.listeners[addr]
+		if l == nil || claimed[l] {
+			l = nil
+			for _, cand := range p.listeners {
+				if !claimed[cand] && cand.ln.Addr().String() == addr {
+					l = cand
+					break
+				}
+			}
 		}
-	}
-	for addr, f := range want {
-		if l, ok := p.listeners[addr]; ok {
-			l.fe.Store(f)
+		if l == nil {
+			toOpen = append(toOpen, addr)
 			continue
 		}
+		claimed[l] = true
+		l.fe.Store(want[addr])
+		next[addr] = l
+	}
+	for _, l := range p.listeners {
+		if !claimed[l] {
+			l.close()
+		}
+	}
+	sort.Strings(toOpen)
+	for _, addr := range toOpen {
+		f := want[addr]
 		l, err := listen(p, addr, f)
 		if err != nil {
 			// A port in use is logged and survived; the rest keeps working.
@@ -255,11 +276,12 @@ func (p *Proxy) reconcileListeners(ns *state) []string {
 			errs = append(errs, fmt.Sprintf("frontend %q: %v", f.Name, err))
 			continue
 		}
-		p.listeners[addr] = l
+		next[addr] = l
 		if p.running() {
 			l.start(p.ctx)
 		}
 	}
+	p.listeners = next
 	return errs
 }
 
@@ -374,7 +396,7 @@ func (p *Proxy) LocalHealthy(frontends []string) (bool, string) {
 			return false, fmt.Sprintf("frontend %s is disabled", n)
 		}
 		for _, a := range f.Cfg.Bind {
-			if _, ok := p.listeners[a]; !ok {
+			if !p.listeningOn(a) {
 				return false, fmt.Sprintf("frontend %s is not listening on %s", n, a)
 			}
 		}
@@ -386,6 +408,19 @@ func (p *Proxy) LocalHealthy(frontends []string) (bool, string) {
 		}
 	}
 	return true, "ok"
+}
+
+// listeningOn reports whether a bind address is held. Caller holds p.mu.
+func (p *Proxy) listeningOn(a string) bool {
+	if _, ok := p.listeners[a]; ok {
+		return true
+	}
+	for _, l := range p.listeners {
+		if l.ln.Addr().String() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // ListenAddrs returns the actual addresses listened on (with ports resolved
