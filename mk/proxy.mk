@@ -1,0 +1,15 @@
+# Proxy core: TCP-mode benchmarks and fuzzing.
+.PHONY: bench-tcp bench-go-proxy fuzz-config
+
+BENCH_TARGETS += bench-go-proxy bench-tcp
+FUZZ_TARGETS += fuzz-config
+
+bench-go-proxy:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./core/balance/ ./core/proxy/ | grep -E '^(Benchmark|ok|PASS)'
+
+bench-tcp: build
+	BIN=$(BIN) ./mk/bench-tcp.sh
+
+fuzz-config:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./core/config/
+	$(GO) test -run '^$$' -fuzz FuzzProxyHeader -fuzztime $(FUZZTIME) ./core/proxy/
