@@ -200,9 +200,8 @@ func yamlErrMsg(err error) string {
 
 // indexPositions records where every mapping value and sequence item starts.
 func indexPositions(file string, n *yaml.Node, path string, m map[string]Position) {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
+	// Aliases are not followed: their position is where they are used, and
+	// a recursive alias must not recurse here.
 	m[path] = Position{File: file, Line: n.Line, Column: n.Column}
 	join := func(k string) string {
 		if path == "" {
@@ -231,7 +230,19 @@ func indexPositions(file string, n *yaml.Node, path string, m map[string]Positio
 // checkKeys reports mapping keys that t has no field for. Types that decode
 // themselves (yaml.Unmarshaler) are trusted to check their own input.
 func checkKeys(n *yaml.Node, t reflect.Type, path string, p *Problems) {
+	checkKeysDepth(n, t, path, p, 0)
+}
+
+// maxAliasDepth bounds alias expansion while checking keys (a recursive
+// alias is an error the decoder reports; here it must only not loop).
+const maxAliasDepth = 32
+
+func checkKeysDepth(n *yaml.Node, t reflect.Type, path string, p *Problems, aliases int) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		if aliases >= maxAliasDepth {
+			return
+		}
+		aliases++
 		n = n.Alias
 	}
 	for t.Kind() == reflect.Pointer {
@@ -266,21 +277,21 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, p *Problems) {
 				})
 				continue
 			}
-			checkKeys(v, ft, join(k.Value), p)
+			checkKeysDepth(v, ft, join(k.Value), p, aliases)
 		}
 	case reflect.Slice, reflect.Array:
 		if n.Kind != yaml.SequenceNode {
 			return
 		}
 		for i, v := range n.Content {
-			checkKeys(v, t.Elem(), join(strconv.Itoa(i)), p)
+			checkKeysDepth(v, t.Elem(), join(strconv.Itoa(i)), p, aliases)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			checkKeys(n.Content[i+1], t.Elem(), join(n.Content[i].Value), p)
+			checkKeysDepth(n.Content[i+1], t.Elem(), join(n.Content[i].Value), p, aliases)
 		}
 	}
 }

@@ -171,3 +171,20 @@ func TestNodeFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRecursiveAliasTerminates: a self-referencing alias is an error, not a hang.
+func TestRecursiveAliasTerminates(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("x.yaml", []byte("backends: &x [*x]\n"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("recursive alias accepted")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Parse did not return")
+	}
+}
