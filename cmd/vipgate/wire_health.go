@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"net/http"
 
+	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/health"
 	"github.com/vipgate/vipgate/core/proxy"
+	"github.com/vipgate/vipgate/plugins/check/builtin"
 )
 
 // healthManager runs the health checks of the live servers.
@@ -13,13 +16,34 @@ type healthManager interface {
 	Run(ctx context.Context) error
 }
 
-// newHealthManager is replaced when core/health's Manager lands.
-func newHealthManager(e *env) healthManager { return noHealth{} }
+// healthWiring adapts the proxy's backends to core/health's items.
+type healthWiring struct{ m *health.Manager }
 
-type noHealth struct{}
+func newHealthManager(e *env) healthManager {
+	m := health.NewManager(e.Checks, e.Bus, e.Log.With("sub", "health"))
+	e.healthCtl = m
+	e.Admin.HandleFunc("GET /api/v1/checks", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, m.Status())
+	})
+	return &healthWiring{m: m}
+}
 
-func (noHealth) Reconcile([]*proxy.Backend)    {}
-func (noHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (h *healthWiring) Reconcile(backends []*proxy.Backend) {
+	var items []health.Item
+	for _, b := range backends {
+		for i, s := range b.Servers {
+			sc := &b.Cfg.Servers[i]
+			it := health.Item{Server: s, InitState: sc.InitState, SlowStart: sc.SlowStart.D(), OnMarkedDown: sc.OnMarkedDown}
+			if b.Cfg.Check != nil && (sc.Check == nil || *sc.Check) {
+				it.Check = b.Cfg.Check
+			}
+			items = append(items, it)
+		}
+	}
+	h.m.Reconcile(items)
+}
+
+func (h *healthWiring) Run(ctx context.Context) error { return h.m.Run(ctx) }
 
 // registerBuiltinChecks registers the built-in check kinds.
-func registerBuiltinChecks(r *health.Registry) {}
+func registerBuiltinChecks(r *health.Registry) { builtin.Register(r) }

@@ -201,8 +201,9 @@ type Server struct {
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Check false turns off the backend's checks for this server.
 	Check *bool `yaml:"check,omitempty" json:"check,omitempty"`
-	// InitState is the state before the first check: "up" or "down"
-	// (default: down, like HAProxy, until rise checks pass; "up" trusts it at once).
+	// InitState is the state before the first checks decide: "up" (the
+	// default, as HAProxy: in service at once, out after `fall` failed
+	// checks) or "down" (out of service until `rise` checks pass).
 	InitState string `yaml:"init_state,omitempty" json:"init_state,omitempty"`
 	// SlowStart ramps the weight up over this time after the server comes up.
 	SlowStart Duration `yaml:"slowstart,omitempty" json:"slowstart,omitempty"`
@@ -360,6 +361,11 @@ func (c *Cluster) applyProxyDefaults() {
 			}
 			if ch.Verify == "" {
 				ch.Verify = "required"
+			}
+		}
+		for j := range b.Servers {
+			if b.Servers[j].InitState == "" {
+				b.Servers[j].InitState = "up"
 			}
 		}
 		c.applyHTTPBackendDefaults(b)
