@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
@@ -53,10 +56,12 @@ func (ps *proxySubsystem) Run(ctx context.Context) error {
 // fileSource is the standalone config source: a file, re-read on SIGHUP. A
 // bad file is logged with every problem and the running config is kept.
 type fileSource struct {
-	file    string
-	log     *slog.Logger
-	updates chan *config.Cluster
-	reload  chan struct{}
+	// rejected counts refused reloads (for status and tests).
+	rejected atomic.Int64
+	file     string
+	log      *slog.Logger
+	updates  chan *config.Cluster
+	reload   chan struct{}
 }
 
 func newFileSource(file string, log *slog.Logger) *fileSource {
@@ -73,8 +78,21 @@ func (f *fileSource) Reload() {
 	}
 }
 
+// load reads the file; an empty file is refused (a half-written file must
+// not replace a running configuration with nothing).
+func (f *fileSource) load() (*config.Cluster, error) {
+	data, err := os.ReadFile(f.file)
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty", f.file)
+	}
+	return config.Parse(f.file, data)
+}
+
 func (f *fileSource) Run(ctx context.Context) error {
-	c, err := config.LoadFile(f.file)
+	c, err := f.load()
 	if err != nil {
 		return fmt.Errorf("loading %s:\n%w", f.file, err)
 	}
@@ -84,8 +102,9 @@ func (f *fileSource) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-f.reload:
-			c, err := config.LoadFile(f.file)
+			c, err := f.load()
 			if err != nil {
+				f.rejected.Add(1)
 				f.log.Error("reload refused; keeping the running config", "file", f.file, "err", err)
 				continue
 			}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/stats"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// greeter is a TCP backend that says its name; it can be killed and revived
+// on the same port.
+type greeter struct {
+	name, addr string
+	mu         sync.Mutex
+	ln         net.Listener
+	conns      []net.Conn
+}
+
+func startGreeter(t *testing.T, name, addr string) *greeter {
+	t.Helper()
+	g := &greeter{name: name, addr: addr}
+	g.revive(t)
+	t.Cleanup(g.kill)
+	return g
+}
+
+func (g *greeter) revive(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	testenv.Eventually(t, 5*time.Second, "rebinding "+g.addr, func() bool {
+		ln, err = net.Listen("tcp", g.addr)
+		return err == nil
+	})
+	g.mu.Lock()
+	g.ln = ln
+	g.addr = ln.Addr().String()
+	g.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			g.mu.Lock()
+			g.conns = append(g.conns, c)
+			g.mu.Unlock()
+			fmt.Fprintf(c, "%s\n", g.name)
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+}
+
+func (g *greeter) kill() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln != nil {
+		g.ln.Close()
+	}
+	for _, c := range g.conns {
+		c.Close()
+	}
+	g.conns = nil
+}
+
+type node struct {
+	t     *testing.T
+	admin string
+	fe    string
+	stop  func()
+}
+
+// startNode runs a whole node in-process from files, as `vipgate run` does.
+func startNode(t *testing.T, cluster string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q}\nlog: {level: debug}\n", filepath.Join(dir, "data"), admin)
+	if err := os.WriteFile(filepath.Join(dir, "node.yaml"), []byte(nodeYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(cluster), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := config.LoadNodeFile(filepath.Join(dir, "node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Config = filepath.Join(dir, "cluster.yaml")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	nd := &node{t: t, admin: admin}
+	nd.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node: %v", err)
+		}
+	}
+	t.Cleanup(nd.stop)
+	testenv.Eventually(t, 10*time.Second, "admin API", func() bool {
+		var s stats.Snapshot
+		return nd.get("/api/v1/stats", &s) == nil
+	})
+	return nd
+}
+
+func (n *node) get(path string, out any) error {
+	resp, err := http.Get("http://" + n.admin + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (n *node) serverStatus(backend, server string) string {
+	var s stats.Snapshot
+	if err := n.get("/api/v1/stats", &s); err != nil {
+		return "error: " + err.Error()
+	}
+	for _, b := range s.Backends {
+		for _, sv := range b.Servers {
+			if b.Name == backend && sv.Name == server {
+				return sv.Status
+			}
+		}
+	}
+	return "missing"
+}
+
+func dialName(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	l, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(l), err
+}
+
+// TestNodeHealthLifecycle: a backend killed mid-test is marked down after
+// `fall` checks, no connection goes to it once marked, it comes back after
+// `rise`, and each transition is one event with its reason.
+func TestNodeHealthLifecycle(t *testing.T) {
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	b := startGreeter(t, "b", "127.0.0.1:0")
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startNode(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends:
+  - name: be
+    retries: 0
+    check: {kind: tcp, inter: 50ms, rise: 3, fall: 2}
+    servers:
+      - {name: a, address: %q}
+      - {name: b, address: %q}
+`, fe, a.addr, b.addr))
+
+	testenv.Eventually(t, 10*time.Second, "both servers UP", func() bool {
+		return n.serverStatus("be", "a") == "UP" && n.serverStatus("be", "b") == "UP"
+	})
+	b.kill()
+	testenv.Eventually(t, 10*time.Second, "b marked DOWN", func() bool { return n.serverStatus("be", "b") == "DOWN" })
+	for i := 0; i < 100; i++ {
+		name, err := dialName(fe)
+		if err != nil || name != "a" {
+			t.Fatalf("connection %d after b was marked down: %q, %v", i, name, err)
+		}
+	}
+	var checks []struct {
+		Server   string `json:"server"`
+		Failures uint64 `json:"failures"`
+	}
+	if err := n.get("/api/v1/checks", &checks); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Server == "b" && c.Failures < 2 {
+			t.Fatalf("b marked down after %d failed checks, want fall=2", c.Failures)
+		}
+	}
+	b.revive(t)
+	testenv.Eventually(t, 10*time.Second, "b back UP", func() bool { return n.serverStatus("be", "b") == "UP" })
+	seen := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		name, err := dialName(fe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[name] = true
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Fatalf("after recovery, connections went to %v", seen)
+	}
+
+	var evs []events.Event
+	if err := n.get("/api/v1/events", &evs); err != nil {
+		t.Fatal(err)
+	}
+	var downs, ups int
+	for _, e := range evs {
+		if e.Attr("server") != "b" {
+			continue
+		}
+		switch e.Kind {
+		case events.ServerDown:
+			downs++
+			if e.Attr("reason") != "connection refused" {
+				t.Errorf("down reason %q, want connection refused", e.Attr("reason"))
+			}
+		case events.ServerUp:
+			ups++
+		}
+	}
+	if downs != 1 || ups != 1 {
+		t.Fatalf("events for b: %d down, %d up; want 1 and 1", downs, ups)
+	}
+}
+
+// TestNodeReloadBadConfigKeepsRunning: a bad file on SIGHUP is refused and
+// the node keeps serving the old configuration.
+func TestNodeFileSourceRefusesBadReload(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "c.yaml")
+	good := "frontends: [{name: fe, bind: '127.0.0.1:0', default_backend: be}]\nbackends: [{name: be, servers: [{name: s, address: 'h:1'}]}]\n"
+	os.WriteFile(f, []byte(good), 0o600)
+	src := newFileSource(f, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx)
+	select {
+	case <-src.Updates():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first snapshot")
+	}
+	os.WriteFile(f, []byte("frontends: [{name: fe, bnid: x}]\n"), 0o600)
+	src.Reload()
+	testenv.Eventually(t, 5*time.Second, "bad reload refused", func() bool { return src.rejected.Load() == 1 })
+	os.WriteFile(f, nil, 0o600)
+	src.Reload()
+	testenv.Eventually(t, 5*time.Second, "empty file refused", func() bool { return src.rejected.Load() == 2 })
+	os.WriteFile(f, []byte(strings.Replace(good, "h:1", "h:2", 1)), 0o600)
+	src.Reload()
+	select {
+	case c := <-src.Updates():
+		if c.Backends[0].Servers[0].Address != "h:2" {
+			t.Fatalf("got %s", c.Backends[0].Servers[0].Address)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("good reload after a bad one not delivered")
+	}
+}
