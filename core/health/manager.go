@@ -170,7 +170,7 @@ func (m *Manager) uncheck(s *upstream.Server, reason string) {
 	wasDown := s.Health() == upstream.Down
 	s.SetChecked(false)
 	if wasDown && s.Health() == upstream.Up {
-		m.publish(s, upstream.Up, reason, 0, "", 0)
+		m.publish(s, upstream.Up, reason, 0, "", 0, false)
 	}
 }
 
@@ -299,9 +299,11 @@ func (m *Manager) Status() []ServerCheckStatus {
 }
 
 // publish reports one transition. DOWN is a warning: one server is lost,
-// the service usually is not (the proxy reports an empty backend as
-// critical); UP is a notice.
-func (m *Manager) publish(s *upstream.Server, h upstream.Health, reason string, d time.Duration, kind string, killed int) {
+// the service usually is not (the proxy reports an empty backend). UP is a
+// notice, except the first rise after start (initial), which is info with
+// the attribute initial=true: every node start would otherwise look like a
+// recovery of every server.
+func (m *Manager) publish(s *upstream.Server, h upstream.Health, reason string, d time.Duration, kind string, killed int, initial bool) {
 	if h == upstream.Down {
 		m.log.Warn("server is DOWN", "backend", s.Backend, "server", s.Name, "reason", reason, "check_duration", d)
 	} else {
@@ -330,6 +332,10 @@ func (m *Manager) publish(s *upstream.Server, h upstream.Health, reason string, 
 		}
 	} else {
 		ev.Message = fmt.Sprintf("server %s/%s is UP: %s", s.Backend, s.Name, reason)
+		if initial {
+			ev.Level = events.Info
+			ev.Attrs["initial"] = "true"
+		}
 	}
 	m.bus.Publish(ev)
 }
@@ -478,7 +484,8 @@ func (w *worker) apply(r Result) time.Duration {
 // transition applies a state change to the server. w.mu is held.
 func (w *worker) transition(h upstream.Health, reason string, d time.Duration) {
 	killed := 0
-	if h == upstream.Up && !w.tr.Recovered() {
+	initial := h == upstream.Up && !w.tr.Recovered()
+	if initial {
 		// First rise since start: no slowstart (HAProxy applies it only to
 		// servers that were seen failing).
 		w.s.SetSlowStart(0)
@@ -490,7 +497,7 @@ func (w *worker) transition(h upstream.Health, reason string, d time.Duration) {
 	if h == upstream.Down && w.onMarkedDown == "shutdown-sessions" {
 		killed = w.s.KillSessions()
 	}
-	w.m.publish(w.s, h, reason, d, w.cfg.Kind, killed)
+	w.m.publish(w.s, h, reason, d, w.cfg.Kind, killed, initial)
 }
 
 func (w *worker) status() ServerCheckStatus {

@@ -14,9 +14,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
@@ -121,8 +123,13 @@ func (ch *Checker) check(ctx context.Context, addr string) health.Result {
 			return health.Result{Reason: health.Reason(ctx.Err())}
 		}
 		var tlsRec tls.RecordHeaderError
-		if errors.As(err, &tlsRec) {
+		if errors.As(err, &tlsRec) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 			return health.Result{Reason: "TLS: server did not answer with TLS"}
+		}
+		// Drop net/http's `Get "https://…":` prefix: the event names the server.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
 		return health.Result{Reason: health.Reason(err)}
 	}

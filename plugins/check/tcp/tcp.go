@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
@@ -117,13 +118,12 @@ func (ch *Checker) check(ctx context.Context, addr string) health.Result {
 // server closes, the buffer is full or the deadline passes.
 func (ch *Checker) expectAnswer(ctx context.Context, conn net.Conn) health.Result {
 	buf := make([]byte, 0, 512)
-	tmp := make([]byte, 4096)
 	for {
-		n, err := conn.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if len(buf) > maxExpect {
-			buf = buf[:maxExpect]
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), maxExpect-len(buf)))
 		}
+		n, err := conn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
 		if ch.matches(buf) {
 			return health.Result{OK: true}
 		}
