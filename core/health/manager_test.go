@@ -463,3 +463,20 @@ func TestManagerNoLeak(t *testing.T) {
 		t.Fatal("second Run accepted")
 	}
 }
+
+// BenchmarkWorkerApply is the per-check bookkeeping the manager adds to
+// every probe (tracker, last check, transitions and their events).
+func BenchmarkWorkerApply(b *testing.B) {
+	reg := NewRegistry()
+	reg.Register("fake", func(c *config.Check) (Checker, error) { return newFake(), nil })
+	bus := events.New("n1", "dc1")
+	m := NewManager(reg, bus, nil)
+	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
+	m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "up"}})
+	w := m.workers[s.Key()]
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		// Mostly passing, with a flap now and then.
+		w.apply(Result{OK: i%50 > 3, Reason: "connection refused", Duration: time.Millisecond})
+	}
+}
