@@ -24,8 +24,9 @@ type Item struct {
 	Server *upstream.Server
 	// Check nil means the server is not checked: it is UP.
 	Check *config.Check
-	// InitState is "up" or "down" (default): the state before the first
-	// checks decide.
+	// InitState is "up" (default, as HAProxy) or "down": the state before
+	// the first checks decide. UP needs `fall` failures to go DOWN, DOWN
+	// needs `rise` successes to come UP.
 	InitState    string
 	SlowStart    time.Duration
 	OnMarkedDown string // "" or "shutdown-sessions"
@@ -134,9 +135,9 @@ func (m *Manager) Reconcile(items []Item) {
 			old.update(it)
 			continue
 		}
-		initial := upstream.Down
-		if it.InitState == "up" {
-			initial = upstream.Up
+		initial := upstream.Up
+		if it.InitState == "down" {
+			initial = upstream.Down
 		}
 		var recovered bool
 		if old != nil {

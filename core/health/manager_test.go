@@ -164,7 +164,7 @@ func TestManagerInitialState(t *testing.T) {
 	for _, tt := range []struct {
 		init string
 		want upstream.Health
-	}{{"", upstream.Down}, {"down", upstream.Down}, {"up", upstream.Up}} {
+	}{{"", upstream.Up}, {"down", upstream.Down}, {"up", upstream.Up}} {
 		h := newHarness(t)
 		s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
 		h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: tt.init}})
@@ -184,7 +184,7 @@ func TestManagerDownInter(t *testing.T) {
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
 	c := fakeCheck(2, 3)
 	c.Inter, c.FastInter = config.Duration(time.Hour), config.Duration(time.Hour)
-	h.m.Reconcile([]Item{{Server: s, Check: c}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "down"}})
 	h.run()
 	testenv.Eventually(t, 10*time.Second, "5 checks at downinter while down", func() bool { return h.f.count("s1") >= 5 })
 }
@@ -195,7 +195,7 @@ func TestManagerFastInterWhileRising(t *testing.T) {
 	h.f.set("s1", true)
 	c := fakeCheck(4, 3)
 	c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
-	h.m.Reconcile([]Item{{Server: s, Check: c}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "down"}})
 	h.run()
 	testenv.Eventually(t, 10*time.Second, "rise at fastinter", func() bool { return s.Health() == upstream.Up })
 	if n := h.f.count("s1"); n != 4 {
@@ -222,7 +222,7 @@ func TestManagerSlowStart(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 100)
 	h.f.set("s1", true)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour, InitState: "down"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "first rise", func() bool { return s.Health() == upstream.Up })
 	if w := s.Weight(); w != 100 || s.InSlowStart() {
@@ -239,7 +239,7 @@ func TestManagerSlowStart(t *testing.T) {
 	// A short ramp reaches the full weight.
 	s2 := upstream.NewServer("web", "s2", "127.0.0.1:2", 100)
 	h.m.Reconcile([]Item{
-		{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour},
+		{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour, InitState: "down"},
 		{Server: s2, Check: fakeCheck(1, 1), SlowStart: 200 * time.Millisecond, InitState: "up"},
 	})
 	testenv.Eventually(t, 5*time.Second, "s2 down", func() bool { return s2.Health() == upstream.Down })
@@ -347,7 +347,7 @@ func TestManagerReloadKeepsState(t *testing.T) {
 func TestManagerSetEnabled(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 2)}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 2), InitState: "down"}})
 	h.run()
 	if s.Health() != upstream.Down {
 		t.Fatal("not down initially")
@@ -361,7 +361,7 @@ func TestManagerSetEnabled(t *testing.T) {
 		t.Fatalf("events after disable: %+v", evs)
 	}
 	// Disabled survives a reload of the same server.
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3)}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "down"}})
 	if st := h.m.Status(); st[0].Enabled || s.Health() != upstream.Up {
 		t.Fatalf("reload re-enabled checks: %+v", st[0])
 	}
@@ -377,7 +377,7 @@ func TestManagerMaintNotChecked(t *testing.T) {
 	a := upstream.NewServer("web", "a", "127.0.0.1:1", 1)
 	b := upstream.NewServer("web", "b", "127.0.0.1:2", 1)
 	b.SetAdmin(upstream.Maint)
-	h.m.Reconcile([]Item{{Server: a, Check: fakeCheck(2, 3)}, {Server: b, Check: fakeCheck(2, 3)}})
+	h.m.Reconcile([]Item{{Server: a, Check: fakeCheck(2, 3), InitState: "down"}, {Server: b, Check: fakeCheck(2, 3), InitState: "down"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "a checked 5 times", func() bool { return h.f.count("a") >= 5 })
 	if n := h.f.count("b"); n != 0 {
@@ -390,7 +390,7 @@ func TestManagerMaintNotChecked(t *testing.T) {
 func TestManagerUnchecked(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3)}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "down"}})
 	if s.Health() != upstream.Down {
 		t.Fatal("not down initially")
 	}
@@ -447,7 +447,7 @@ func TestManagerNoLeak(t *testing.T) {
 	h := newHarness(t)
 	var items []Item
 	for _, n := range []string{"a", "b", "c", "d"} {
-		items = append(items, Item{Server: upstream.NewServer("web", n, "127.0.0.1:1", 1), Check: fakeCheck(2, 3)})
+		items = append(items, Item{Server: upstream.NewServer("web", n, "127.0.0.1:1", 1), Check: fakeCheck(2, 3), InitState: "down"})
 	}
 	h.m.Reconcile(items)
 	h.run()

@@ -91,7 +91,7 @@ func TestTCPBackendKilledAndRestarted(t *testing.T) {
 	addr := ln.Addr().String()
 	s := upstream.NewServer("app", "a1", addr, 1)
 	e := start(t)
-	e.m.Reconcile([]health.Item{{Server: s, Check: check("tcp")}})
+	e.m.Reconcile([]health.Item{{Server: s, Check: check("tcp"), InitState: "down"}})
 	if s.Health() != upstream.Down {
 		t.Fatal("server not down before its first checks")
 	}
@@ -202,6 +202,6 @@ func TestCheckPort(t *testing.T) {
 	c := check("tcp")
 	c.Port = ln.Addr().(*net.TCPAddr).Port
 	e := start(t)
-	e.m.Reconcile([]health.Item{{Server: s, Check: c}})
+	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
 	testenv.Eventually(t, 10*time.Second, "up through the check port", func() bool { return s.Health() == upstream.Up })
 }
