@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +65,10 @@ func New(log *slog.Logger, writeTokens, readTokens []string) *Server {
 		s.readTokens = append(s.readTokens, []byte(t))
 	}
 	s.Handle("GET /api/v1/status", Read, http.HandlerFunc(s.serveStatus))
+	// Profiles cost CPU and reveal internals: write access only.
+	s.Handle("GET /debug/pprof/", Write, http.HandlerFunc(pprof.Index))
+	s.Handle("GET /debug/pprof/profile", Write, http.HandlerFunc(pprof.Profile))
+	s.Handle("GET /debug/pprof/trace", Write, http.HandlerFunc(pprof.Trace))
 	s.Handle("GET /api/v1/status/{section}", Read, http.HandlerFunc(s.serveSection))
 	return s
 }

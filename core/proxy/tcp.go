@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,17 +48,15 @@ type relayResult struct {
 func (r *relay) run() relayResult {
 	r.lastActive.Store(time.Now().UnixNano())
 	var res relayResult
-	var wg sync.WaitGroup
-	wg.Add(2)
+	// One direction runs on the caller's goroutine: one goroutine fewer
+	// per connection.
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		res.bytesIn, res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
-	}()
-	go func() {
-		defer wg.Done()
 		res.bytesOut, res.serverErr = r.pipe(r.client, r.server, r.serverIdle, r.serverFinIdle, false)
+		close(done)
 	}()
-	wg.Wait()
+	res.bytesIn, res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
+	<-done
 	return res
 }
 
