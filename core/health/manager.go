@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -453,7 +454,7 @@ func (w *worker) probe(ctx context.Context) (r Result) {
 		if !r.OK && r.Reason == "" {
 			r.Reason = "check failed"
 		}
-		if !r.OK && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && r.Reason != "timeout" {
+		if !r.OK && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !strings.Contains(r.Reason, "timeout") {
 			// Whatever the kind said, the deadline is what ended it.
 			r.Reason = "timeout (" + r.Reason + ")"
 		}

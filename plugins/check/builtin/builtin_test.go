@@ -3,6 +3,7 @@ package builtin_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/vipgate/vipgate/core/upstream"
 	"github.com/vipgate/vipgate/internal/testenv"
 	"github.com/vipgate/vipgate/plugins/check/builtin"
+	"github.com/vipgate/vipgate/plugins/check/internal/checktest"
 )
 
 func TestRegister(t *testing.T) {
@@ -204,4 +206,19 @@ func TestCheckPort(t *testing.T) {
 	e := start(t)
 	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
 	testenv.Eventually(t, 10*time.Second, "up through the check port", func() bool { return s.Health() == upstream.Up })
+}
+
+// A server that accepts but never answers fails by timeout, and the reason
+// says so once.
+func TestSilentServerTimesOut(t *testing.T) {
+	addr := checktest.Serve(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // never answers
+	s := upstream.NewServer("app", "a1", addr, 1)
+	c := check("tcp")
+	c.Send, c.Expect, c.Timeout, c.Fall = "PING\r\n", "+PONG", config.Duration(50*time.Millisecond), 1
+	e := start(t)
+	e.m.Reconcile([]health.Item{{Server: s, Check: c}})
+	ev := e.next(t)
+	if ev.Kind != events.ServerDown || ev.Attr("reason") != "no answer: timeout" {
+		t.Fatalf("event %+v", ev)
+	}
 }
