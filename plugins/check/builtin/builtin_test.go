@@ -222,3 +222,44 @@ func TestSilentServerTimesOut(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 }
+
+// counting is an HTTP server that counts requests and answers a settable status.
+func counting(t *testing.T, status int) (addr string, n *atomic.Int64) {
+	n = new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), n
+}
+
+// Intervals seen from the server: one interval is an hour, so progress in
+// seconds can only come from the short one.
+func TestIntervalsSeenByServer(t *testing.T) {
+	t.Run("downinter while down", func(t *testing.T) {
+		addr, n := counting(t, 503)
+		s := upstream.NewServer("web", "w1", addr, 1)
+		c := check("http")
+		c.HTTP = &config.HTTPCheck{Method: "GET", Path: "/"}
+		c.Inter, c.FastInter = config.Duration(time.Hour), config.Duration(time.Hour)
+		e := start(t)
+		e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
+		testenv.Eventually(t, 10*time.Second, "5 requests at downinter", func() bool { return n.Load() >= 5 })
+	})
+	t.Run("fastinter while rising", func(t *testing.T) {
+		addr, n := counting(t, 200)
+		s := upstream.NewServer("web", "w1", addr, 1)
+		c := check("http")
+		c.HTTP = &config.HTTPCheck{Method: "GET", Path: "/"}
+		c.Rise = 3
+		c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
+		e := start(t)
+		e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
+		testenv.Eventually(t, 10*time.Second, "up at fastinter", func() bool { return s.Health() == upstream.Up })
+		// Once UP the next check is an hour away: exactly rise requests.
+		if got := n.Load(); got != 3 {
+			t.Fatalf("%d requests to rise 3", got)
+		}
+	})
+}
