@@ -57,6 +57,14 @@ func New(c *config.Check) (health.Checker, error) {
 	for k, v := range hc.Headers {
 		ch.headers.Set(k, v)
 	}
+	// net/http sends Request.Host, never a "Host" header: honour one given
+	// among the headers as if it were the host setting.
+	if h := ch.headers.Get("Host"); h != "" {
+		if ch.host == "" {
+			ch.host = h
+		}
+		ch.headers.Del("Host")
+	}
 	if ch.headers.Get("User-Agent") == "" {
 		ch.headers.Set("User-Agent", "vipgate-check")
 	}

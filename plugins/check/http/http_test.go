@@ -102,6 +102,7 @@ func TestHTTP(t *testing.T) {
 		{"redirect is 3xx, passes by default", addr, config.HTTPCheck{Path: "/moved"}, true, ""},
 		{"missing host header gives 404", addr, config.HTTPCheck{Path: "/ews/healthcheck.htm"}, false, "HTTP 404"},
 		{"host header", addr, config.HTTPCheck{Path: "/ews/healthcheck.htm", Host: "exch2016.domain.com", ExpectStatus: []int{200}}, true, ""},
+		{"host among the headers", addr, config.HTTPCheck{Path: "/ews/healthcheck.htm", Headers: map[string]string{"host": "exch2016.domain.com"}}, true, ""},
 		{"body regex", addr, config.HTTPCheck{Path: "/ews/healthcheck.htm", Host: "exch2016.domain.com", ExpectBody: `^200 OK`}, true, ""},
 		{"body regex mismatch", addr, config.HTTPCheck{ExpectBody: `^200 OK`}, false, `HTTP 200, body does not match "^200 OK"`},
 		{"refused", closed, config.HTTPCheck{}, false, "connection refused"},
