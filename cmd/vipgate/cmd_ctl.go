@@ -17,6 +17,7 @@ actions (node-local unless noted):
   server weight BACKEND/SERVER N            set the weight (0-256)
   server check enable|disable BACKEND/SERVER
   frontend enable|disable FRONTEND          stop or resume accepting (established connections stay)
+  log level debug|info|warn|error           change the node's log level at runtime
 `
 
 // cmdCtl runs runtime actions through the admin API.
@@ -96,6 +97,10 @@ func ctlRequest(a []string) (method, path string, body any, err error) {
 				return "", "", nil, err
 			}
 			return "POST", "/api/v1/servers/" + b + "/" + s + "/check", map[string]bool{"enabled": a[2] == "enable"}, nil
+		}
+	case "log":
+		if len(a) == 3 && a[1] == "level" {
+			return "PUT", "/api/v1/log", map[string]string{"level": a[2]}, nil
 		}
 	case "frontend":
 		if len(a) == 3 && (a[1] == "enable" || a[1] == "disable") {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"log/slog"
 	"net"
 	"os"
@@ -46,14 +48,14 @@ func cmdRun(ctx context.Context, args []string) int {
 	if *cfgFile != "" {
 		node.Config = *cfgFile
 	}
-	log := newLogger(node.Log)
+	log, level := newLogger(node.Log)
 	if *demoBackends != "" {
 		if err := startDemoBackends(ctx, strings.Split(*demoBackends, ",")); err != nil {
 			fmt.Fprintf(os.Stderr, "vipgate run: demo backends: %v\n", err)
 			return 1
 		}
 	}
-	if err := runNode(ctx, node, log); err != nil {
+	if err := runNode(ctx, node, log, level); err != nil {
 		log.Error("node stopped", "err", err)
 		return 1
 	}
@@ -73,18 +75,18 @@ func loadNode(file string) (*config.Node, error) {
 	return config.LoadNodeFile(file)
 }
 
-func newLogger(c config.NodeLog) *slog.Logger {
+func newLogger(c config.NodeLog) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
 	_ = lv.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lv}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
 }
 
 // runNode wires and runs every subsystem until ctx ends.
-func runNode(ctx context.Context, node *config.Node, log *slog.Logger) error {
+func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *slog.LevelVar) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := os.MkdirAll(node.DataDir, 0o750); err != nil {
@@ -96,7 +98,11 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger) error {
 		Node: node, Log: log, Bus: bus, Admin: adm,
 		Checks:   health.NewRegistry(),
 		IsLeader: func() bool { return true },
+		Metrics:  prometheus.NewRegistry(),
+		LogLevel: level,
 	}
+	e.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerNodeAdmin(e)
 	registerBuiltinChecks(e.Checks)
 
 	var subs []subsystem
@@ -155,10 +161,6 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger) error {
 	if e.Proxy != nil {
 		registerProxyAdmin(e)
 	}
-	adm.Section("node", func() any {
-		return map[string]any{"name": node.Name, "datacenter": node.Datacenter, "role": node.Role, "version": version}
-	})
-	adm.HandleFunc("GET /api/v1/events", admin.Read, serveEvents(bus))
 
 	ln, err := net.Listen("tcp", node.Admin.Listen)
 	if err != nil {

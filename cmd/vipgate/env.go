@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 
 	"github.com/vipgate/vipgate/core/admin"
@@ -28,6 +29,12 @@ type env struct {
 	// IsLeader reports whether this node reports cluster-wide events (the
 	// raft leader; always true without raft).
 	IsLeader func() bool
+
+	// Metrics is the node's Prometheus registry (served on /metrics);
+	// subsystems may register their own collectors.
+	Metrics *prometheus.Registry
+	// LogLevel changes the log level at runtime.
+	LogLevel *slog.LevelVar
 
 	// healthCtl turns a server's checks on or off at runtime.
 	healthCtl interface {

@@ -104,7 +104,7 @@ func startNode(t *testing.T, cluster string) *node {
 	n.Config = filepath.Join(dir, "cluster.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil)), new(slog.LevelVar)) }()
 	nd := &node{t: t, admin: admin}
 	nd.stop = func() {
 		cancel()

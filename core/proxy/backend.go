@@ -175,9 +175,13 @@ func (l *Lease) Release() {
 // prefer, when usable, wins over balancing (persistence, routing hooks).
 func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstream.Server) (*Lease, error) {
 	var deadline <-chan time.Time
+	var queuedAt time.Time
 	for {
 		s := b.tryPick(r, prefer)
 		if s != nil {
+			if !queuedAt.IsZero() {
+				b.Counters.QueueTime.Observe(time.Since(queuedAt))
+			}
 			return s, nil
 		}
 		ex := (*upstream.Server)(nil)
@@ -196,6 +200,9 @@ func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstr
 			t := time.NewTimer(b.Cfg.Timeouts.Queue.D())
 			defer t.Stop()
 			deadline = t.C
+		}
+		if queuedAt.IsZero() {
+			queuedAt = time.Now()
 		}
 		ch := make(chan struct{})
 		b.mu.Lock()
@@ -309,9 +316,13 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 		}
 		s := lease.Server
 		dctx, cancel := context.WithTimeout(ctx, b.Cfg.Timeouts.Connect.D())
+		t0 := time.Now()
 		c, err := b.dialer.DialContext(dctx, "tcp", s.Addr)
 		cancel()
 		if err == nil {
+			tc := time.Since(t0)
+			s.Counters.ConnectTime.Observe(tc)
+			b.Counters.ConnectTime.Observe(tc)
 			return c, lease, nil
 		}
 		lease.Release()

@@ -338,6 +338,13 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		}
 	}
 
+	start := time.Now()
+	defer func() {
+		d := time.Since(start)
+		srv.Counters.SessionTime.Observe(d)
+		b.Counters.SessionTime.Observe(d)
+		f.Counters.SessionTime.Observe(d)
+	}()
 	tunnel := b.Cfg.Timeouts.Tunnel.D()
 	r := &relay{
 		client: raw, server: sc,

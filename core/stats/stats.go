@@ -49,6 +49,23 @@ type Row struct {
 	Downs       uint64    `json:"chkdown,omitempty"`
 	Address     string    `json:"addr,omitempty"`
 	SlowStart   bool      `json:"slowstart,omitempty"`
+
+	// Latency histograms, for Prometheus (not in the JSON).
+	ConnectTime Hist `json:"-"`
+	RequestTime Hist `json:"-"`
+	QueueTime   Hist `json:"-"`
+}
+
+// Hist is a histogram read-out: cumulative counts per upstream.HistogramBounds.
+type Hist struct {
+	Buckets []uint64
+	Sum     float64
+	Count   uint64
+}
+
+func hist(h *upstream.Histogram) Hist {
+	b, s, c := h.Snapshot()
+	return Hist{Buckets: b, Sum: s, Count: c}
 }
 
 // BackendRow is a backend and its servers.
@@ -72,20 +89,23 @@ func Collect(s Source) Snapshot {
 // CounterRow fills a row's counter fields.
 func CounterRow(name string, c *upstream.Counters) Row {
 	r := Row{
-		Name:       name,
-		CurSess:    c.CurSessions.Load(),
-		MaxSess:    c.MaxSessions.Load(),
-		TotalSess:  c.TotalSessions.Load(),
-		BytesIn:    c.BytesIn.Load(),
-		BytesOut:   c.BytesOut.Load(),
-		Denied:     c.Denied.Load(),
-		ConnErrors: c.ConnErrors.Load(),
-		RespErrors: c.RespErrors.Load(),
-		Retries:    c.Retries.Load(),
-		Redisp:     c.Redispatches.Load(),
-		Queued:     c.Queued.Load(),
-		QueueMax:   c.QueueMax.Load(),
-		QTimeouts:  c.QueueTimeouts.Load(),
+		Name:        name,
+		CurSess:     c.CurSessions.Load(),
+		MaxSess:     c.MaxSessions.Load(),
+		TotalSess:   c.TotalSessions.Load(),
+		BytesIn:     c.BytesIn.Load(),
+		BytesOut:    c.BytesOut.Load(),
+		Denied:      c.Denied.Load(),
+		ConnErrors:  c.ConnErrors.Load(),
+		RespErrors:  c.RespErrors.Load(),
+		Retries:     c.Retries.Load(),
+		Redisp:      c.Redispatches.Load(),
+		Queued:      c.Queued.Load(),
+		QueueMax:    c.QueueMax.Load(),
+		QTimeouts:   c.QueueTimeouts.Load(),
+		ConnectTime: hist(&c.ConnectTime),
+		RequestTime: hist(&c.SessionTime),
+		QueueTime:   hist(&c.QueueTime),
 	}
 	for i := range r.HTTP {
 		r.HTTP[i] = c.HTTPResponses[i].Load()

@@ -87,6 +87,12 @@ type Counters struct {
 	HTTPResponses [6]atomic.Uint64 // by class: 1xx..5xx at index 1..5, other at 0
 	// LastSession is the unix nano time of the last session start.
 	LastSession atomic.Int64
+	// ConnectTime is the time to establish server connections (Tc).
+	ConnectTime Histogram
+	// SessionTime is the total time of tcp sessions / http requests (Tt).
+	SessionTime Histogram
+	// QueueTime is the time spent waiting for a slot (Tw).
+	QueueTime Histogram
 }
 
 // SessionStart counts a new session and returns the current count.

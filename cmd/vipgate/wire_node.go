@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vipgate/vipgate/core/admin"
+)
+
+// registerNodeAdmin exposes what every node has: identity, events, the log
+// level, Prometheus metrics.
+func registerNodeAdmin(e *env) {
+	node := e.Node
+	e.Admin.Section("node", func() any {
+		return map[string]any{"name": node.Name, "datacenter": node.Datacenter, "role": node.Role,
+			"version": version, "log_level": strings.ToLower(e.LogLevel.Level().String())}
+	})
+	e.Admin.HandleFunc("GET /api/v1/events", admin.Read, serveEvents(e.Bus))
+	e.Admin.Handle("GET /metrics", admin.Read, promhttp.HandlerFor(e.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(e.Log.Handler(), slog.LevelWarn)}))
+	e.Admin.HandleFunc("GET /api/v1/log", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, map[string]string{"level": strings.ToLower(e.LogLevel.Level().String())})
+	})
+	e.Admin.HandleFunc("PUT /api/v1/log", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Level string `json:"level"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		var lv slog.Level
+		switch strings.ToLower(body.Level) {
+		case "debug", "info", "warn", "error":
+			_ = lv.UnmarshalText([]byte(body.Level))
+		default:
+			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("level %q: want debug, info, warn or error", body.Level))
+			return
+		}
+		e.LogLevel.Set(lv)
+		e.Log.Info("log level changed", "level", body.Level)
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "level": strings.ToLower(body.Level)})
+	})
+}
