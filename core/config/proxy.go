@@ -201,9 +201,10 @@ type Server struct {
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Check false turns off the backend's checks for this server.
 	Check *bool `yaml:"check,omitempty" json:"check,omitempty"`
-	// InitState is the state before the first checks decide: "up" (the
-	// default, as HAProxy: in service at once, out after `fall` failed
-	// checks) or "down" (out of service until `rise` checks pass).
+	// InitState is HAProxy's init-state: "up" (the default: in service at
+	// once; the first failed check takes it out), "fully-up" (in service
+	// until `fall` failed checks), "down" (out until the first good check) or
+	// "fully-down" (out until `rise` good checks).
 	InitState string `yaml:"init_state,omitempty" json:"init_state,omitempty"`
 	// SlowStart ramps the weight up over this time after the server comes up.
 	SlowStart Duration `yaml:"slowstart,omitempty" json:"slowstart,omitempty"`
@@ -554,8 +555,10 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 		if s.MaxConn < 0 {
 			p.Addf(Path(sp, "maxconn"), "maxconn %d must not be negative", s.MaxConn)
 		}
-		if st := s.InitState; st != "" && st != "up" && st != "down" {
-			p.Addf(Path(sp, "init_state"), "init_state %q: want up or down", st)
+		switch s.InitState {
+		case "", "up", "down", "fully-up", "fully-down":
+		default:
+			p.Addf(Path(sp, "init_state"), "init_state %q: want up, down, fully-up or fully-down", s.InitState)
 		}
 		if m := s.OnMarkedDown; m != "" && m != "shutdown-sessions" {
 			p.Addf(Path(sp, "on_marked_down"), "on_marked_down %q: want shutdown-sessions", m)

@@ -25,9 +25,10 @@ type Item struct {
 	Server *upstream.Server
 	// Check nil means the server is not checked: it is UP.
 	Check *config.Check
-	// InitState is "up" (default, as HAProxy) or "down": the state before
-	// the first checks decide. UP needs `fall` failures to go DOWN, DOWN
-	// needs `rise` successes to come UP.
+	// InitState is HAProxy's init-state: "up" (default: in service; the
+	// first failed check takes it out), "fully-up" (in service until `fall`
+	// failures), "down" (out; the first good check brings it in) or
+	// "fully-down" (out until `rise` successes).
 	InitState    string
 	SlowStart    time.Duration
 	OnMarkedDown string // "" or "shutdown-sessions"
@@ -137,10 +138,11 @@ func (m *Manager) Reconcile(items []Item) {
 			continue
 		}
 		initial := upstream.Up
-		if it.InitState == "down" {
+		if it.InitState == "down" || it.InitState == "fully-down" {
 			initial = upstream.Down
 		}
 		var recovered bool
+		fresh := old == nil
 		if old != nil {
 			// A changed check keeps the state the old one reached: a reload
 			// must not take a healthy server out of rotation.
@@ -148,6 +150,18 @@ func (m *Manager) Reconcile(items []Item) {
 			old.stop()
 		}
 		w := m.newWorker(key, fp, it, initial, recovered)
+		if fresh {
+			// HAProxy's init-state: "up" and "down" are decided by the very
+			// first check (one failure takes an "up" server out, one success
+			// brings a "down" server in); the fully- forms need the whole
+			// fall / rise streak.
+			switch it.InitState {
+			case "up", "":
+				w.tr.streak = w.tr.Fall - 1
+			case "down":
+				w.tr.streak = w.tr.Rise - 1
+			}
+		}
 		m.workers[key] = w
 		if m.ctx != nil && !m.closed {
 			m.start(w)

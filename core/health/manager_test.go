@@ -127,7 +127,7 @@ func TestManagerFallAndRise(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 10)
 	h.f.set("s1", true)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "up"}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "fully-up"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "a few passing checks", func() bool { return h.f.count("s1") >= 3 })
 	if s.Health() != upstream.Up {
@@ -164,7 +164,7 @@ func TestManagerInitialState(t *testing.T) {
 	for _, tt := range []struct {
 		init string
 		want upstream.Health
-	}{{"", upstream.Up}, {"down", upstream.Down}, {"up", upstream.Up}} {
+	}{{"", upstream.Up}, {"down", upstream.Down}, {"up", upstream.Up}, {"fully-up", upstream.Up}, {"fully-down", upstream.Down}} {
 		h := newHarness(t)
 		s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
 		h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: tt.init}})
@@ -177,6 +177,31 @@ func TestManagerInitialState(t *testing.T) {
 	}
 }
 
+// TestManagerInitStateFirstCheck: HAProxy's init-state "up" and "down" are
+// decided by the first check; the fully- forms need the whole streak.
+func TestManagerInitStateFirstCheck(t *testing.T) {
+	for _, tt := range []struct {
+		init   string
+		pass   bool
+		checks int // checks until the state flips
+	}{{"up", false, 1}, {"", false, 1}, {"fully-up", false, 3}, {"down", true, 1}, {"fully-down", true, 2}} {
+		h := newHarness(t)
+		s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
+		h.f.set("s1", tt.pass)
+		// Only fastinter is short: once the state has flipped, the next
+		// check is an hour away, so the count read below is exact.
+		c := fakeCheck(2, 3)
+		c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
+		h.m.Reconcile([]Item{{Server: s, Check: c, InitState: tt.init}})
+		start := s.Health()
+		h.run()
+		testenv.Eventually(t, 10*time.Second, "state flips ("+tt.init+")", func() bool { return s.Health() != start })
+		if n := h.f.count("s1"); n != tt.checks {
+			t.Errorf("init_state %q: flipped after %d checks, want %d", tt.init, n, tt.checks)
+		}
+	}
+}
+
 // The next three tests use one interval that is very long and check that
 // progress still happens quickly: only the short interval can explain it.
 func TestManagerDownInter(t *testing.T) {
@@ -184,7 +209,7 @@ func TestManagerDownInter(t *testing.T) {
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
 	c := fakeCheck(2, 3)
 	c.Inter, c.FastInter = config.Duration(time.Hour), config.Duration(time.Hour)
-	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-down"}})
 	h.run()
 	testenv.Eventually(t, 10*time.Second, "5 checks at downinter while down", func() bool { return h.f.count("s1") >= 5 })
 }
@@ -195,7 +220,7 @@ func TestManagerFastInterWhileRising(t *testing.T) {
 	h.f.set("s1", true)
 	c := fakeCheck(4, 3)
 	c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
-	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-down"}})
 	h.run()
 	testenv.Eventually(t, 10*time.Second, "rise at fastinter", func() bool { return s.Health() == upstream.Up })
 	if n := h.f.count("s1"); n != 4 {
@@ -210,7 +235,7 @@ func TestManagerFastInterWhileFalling(t *testing.T) {
 	c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
 	// inter is long, so the first check comes at the (short) stagger and
 	// the following ones only if fastinter is used.
-	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "up"}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
 	h.run()
 	testenv.Eventually(t, 10*time.Second, "fall at fastinter", func() bool { return s.Health() == upstream.Down })
 	if n := h.f.count("s1"); n != 4 {
@@ -222,7 +247,7 @@ func TestManagerSlowStart(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 100)
 	h.f.set("s1", true)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour, InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour, InitState: "fully-down"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "first rise", func() bool { return s.Health() == upstream.Up })
 	if w := s.Weight(); w != 100 || s.InSlowStart() {
@@ -239,8 +264,8 @@ func TestManagerSlowStart(t *testing.T) {
 	// A short ramp reaches the full weight.
 	s2 := upstream.NewServer("web", "s2", "127.0.0.1:2", 100)
 	h.m.Reconcile([]Item{
-		{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour, InitState: "down"},
-		{Server: s2, Check: fakeCheck(1, 1), SlowStart: 200 * time.Millisecond, InitState: "up"},
+		{Server: s, Check: fakeCheck(1, 1), SlowStart: time.Hour, InitState: "fully-down"},
+		{Server: s2, Check: fakeCheck(1, 1), SlowStart: 200 * time.Millisecond, InitState: "fully-up"},
 	})
 	testenv.Eventually(t, 5*time.Second, "s2 down", func() bool { return s2.Health() == upstream.Down })
 	h.f.set("s2", true)
@@ -258,7 +283,7 @@ func TestManagerShutdownSessions(t *testing.T) {
 		var killed atomic.Int32
 		s.Track(func() { killed.Add(1) })
 		s.Track(func() { killed.Add(1) })
-		h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(1, 2), InitState: "up", OnMarkedDown: tt.omd}})
+		h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(1, 2), InitState: "fully-up", OnMarkedDown: tt.omd}})
 		h.run()
 		testenv.Eventually(t, 5*time.Second, "down", func() bool { return s.Health() == upstream.Down })
 		h.stop()
@@ -280,7 +305,7 @@ func TestManagerCancelledCheckNotCounted(t *testing.T) {
 			h.f.block.Store(true)
 			c := fakeCheck(1, 1)
 			c.Timeout = config.Duration(time.Hour)
-			h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "up"}})
+			h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
 			h.run()
 			testenv.Eventually(t, 5*time.Second, "check in flight", func() bool { return h.f.count("s1") >= 1 })
 			switch how {
@@ -291,7 +316,7 @@ func TestManagerCancelledCheckNotCounted(t *testing.T) {
 				c2.Rise = 2
 				h.f.block.Store(false)
 				h.f.set("s1", true)
-				h.m.Reconcile([]Item{{Server: s, Check: &c2, InitState: "up"}})
+				h.m.Reconcile([]Item{{Server: s, Check: &c2, InitState: "fully-up"}})
 			}
 			h.stop() // waits for every worker to return
 			if h.f.returned.Load() < 1 {
@@ -316,7 +341,7 @@ func TestManagerReloadKeepsState(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
 	c := fakeCheck(2, 1000)
-	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "up"}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "failures accumulate", func() bool {
 		st := h.m.Status()
@@ -324,7 +349,7 @@ func TestManagerReloadKeepsState(t *testing.T) {
 	})
 	// Same server, equal check config (a new copy, as a reload makes).
 	c2 := *c
-	h.m.Reconcile([]Item{{Server: s, Check: &c2, InitState: "up"}})
+	h.m.Reconcile([]Item{{Server: s, Check: &c2, InitState: "fully-up"}})
 	st := h.m.Status()
 	if h.f.built.Load() != 1 || st[0].Streak < 3 || st[0].Checks < 3 {
 		t.Fatalf("unchanged check restarted on reload: built %d, status %+v", h.f.built.Load(), st[0])
@@ -334,7 +359,7 @@ func TestManagerReloadKeepsState(t *testing.T) {
 	// even though init_state says down.
 	c3 := *c
 	c3.Fall = 999
-	h.m.Reconcile([]Item{{Server: s, Check: &c3, InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: &c3, InitState: "fully-down"}})
 	st = h.m.Status()
 	if h.f.built.Load() != 2 || st[0].Fall != 999 || st[0].Checks != 0 || s.Health() != upstream.Up {
 		t.Fatalf("changed check: built %d, health %v, status %+v", h.f.built.Load(), s.Health(), st[0])
@@ -347,7 +372,7 @@ func TestManagerReloadKeepsState(t *testing.T) {
 func TestManagerSetEnabled(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 2), InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 2), InitState: "fully-down"}})
 	h.run()
 	if s.Health() != upstream.Down {
 		t.Fatal("not down initially")
@@ -361,7 +386,7 @@ func TestManagerSetEnabled(t *testing.T) {
 		t.Fatalf("events after disable: %+v", evs)
 	}
 	// Disabled survives a reload of the same server.
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "fully-down"}})
 	if st := h.m.Status(); st[0].Enabled || s.Health() != upstream.Up {
 		t.Fatalf("reload re-enabled checks: %+v", st[0])
 	}
@@ -377,7 +402,7 @@ func TestManagerMaintNotChecked(t *testing.T) {
 	a := upstream.NewServer("web", "a", "127.0.0.1:1", 1)
 	b := upstream.NewServer("web", "b", "127.0.0.1:2", 1)
 	b.SetAdmin(upstream.Maint)
-	h.m.Reconcile([]Item{{Server: a, Check: fakeCheck(2, 3), InitState: "down"}, {Server: b, Check: fakeCheck(2, 3), InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: a, Check: fakeCheck(2, 3), InitState: "fully-down"}, {Server: b, Check: fakeCheck(2, 3), InitState: "fully-down"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "a checked 5 times", func() bool { return h.f.count("a") >= 5 })
 	if n := h.f.count("b"); n != 0 {
@@ -390,7 +415,7 @@ func TestManagerMaintNotChecked(t *testing.T) {
 func TestManagerUnchecked(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
-	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "down"}})
+	h.m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "fully-down"}})
 	if s.Health() != upstream.Down {
 		t.Fatal("not down initially")
 	}
@@ -415,7 +440,7 @@ func TestManagerBadKindAndPanic(t *testing.T) {
 	c := fakeCheck(1, 1)
 	c.Kind = "nosuch"
 	h.f.panics.Store(true)
-	h.m.Reconcile([]Item{{Server: bad, Check: c, InitState: "up"}, {Server: pan, Check: fakeCheck(1, 1), InitState: "up"}})
+	h.m.Reconcile([]Item{{Server: bad, Check: c, InitState: "fully-up"}, {Server: pan, Check: fakeCheck(1, 1), InitState: "fully-up"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "both down", func() bool {
 		return bad.Health() == upstream.Down && pan.Health() == upstream.Down
@@ -434,7 +459,7 @@ func TestManagerTimeoutReason(t *testing.T) {
 	h.f.block.Store(true)
 	c := fakeCheck(1, 1)
 	c.Timeout = config.Duration(30 * time.Millisecond)
-	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "up"}})
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
 	h.run()
 	testenv.Eventually(t, 5*time.Second, "down by timeout", func() bool { return s.Health() == upstream.Down })
 	if r := s.LastCheck().Reason; !strings.HasPrefix(r, "timeout") {
@@ -447,7 +472,7 @@ func TestManagerNoLeak(t *testing.T) {
 	h := newHarness(t)
 	var items []Item
 	for _, n := range []string{"a", "b", "c", "d"} {
-		items = append(items, Item{Server: upstream.NewServer("web", n, "127.0.0.1:1", 1), Check: fakeCheck(2, 3), InitState: "down"})
+		items = append(items, Item{Server: upstream.NewServer("web", n, "127.0.0.1:1", 1), Check: fakeCheck(2, 3), InitState: "fully-down"})
 	}
 	h.m.Reconcile(items)
 	h.run()
@@ -472,7 +497,7 @@ func BenchmarkWorkerApply(b *testing.B) {
 	bus := events.New("n1", "dc1")
 	m := NewManager(reg, bus, nil)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
-	m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "up"}})
+	m.Reconcile([]Item{{Server: s, Check: fakeCheck(2, 3), InitState: "fully-up"}})
 	w := m.workers[s.Key()]
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
