@@ -133,18 +133,24 @@ func (n *node) get(path string, out any) error {
 }
 
 func (n *node) serverStatus(backend, server string) string {
+	st, _ := n.serverRow(backend, server)
+	return st
+}
+
+// serverRow returns the status and whether the last check passed.
+func (n *node) serverRow(backend, server string) (string, bool) {
 	var s stats.Snapshot
 	if err := n.get("/api/v1/stats", &s); err != nil {
-		return "error: " + err.Error()
+		return "error: " + err.Error(), false
 	}
 	for _, b := range s.Backends {
 		for _, sv := range b.Servers {
 			if b.Name == backend && sv.Name == server {
-				return sv.Status
+				return sv.Status, sv.CheckOK != nil && *sv.CheckOK
 			}
 		}
 	}
-	return "missing"
+	return "missing", false
 }
 
 func dialName(addr string) (string, error) {
@@ -176,8 +182,12 @@ backends:
       - {name: b, address: %q}
 `, fe, a.addr, b.addr))
 
-	testenv.Eventually(t, 10*time.Second, "both servers UP", func() bool {
-		return n.serverStatus("be", "a") == "UP" && n.serverStatus("be", "b") == "UP"
+	// Servers start UP (init_state up); wait until each has passed a check,
+	// so that b then needs `fall` failures to go down.
+	testenv.Eventually(t, 10*time.Second, "both servers UP and checked", func() bool {
+		sa, oka := n.serverRow("be", "a")
+		sb, okb := n.serverRow("be", "b")
+		return sa == "UP" && sb == "UP" && oka && okb
 	})
 	b.kill()
 	testenv.Eventually(t, 10*time.Second, "b marked DOWN", func() bool { return n.serverStatus("be", "b") == "DOWN" })
