@@ -81,16 +81,36 @@ func (g *greeter) kill() {
 type node struct {
 	t     *testing.T
 	admin string
-	fe    string
+	token string // a write token, when the node has tokens
 	stop  func()
+}
+
+// adminToken extracts the first token from `tokens: [X, ...]`.
+func adminToken(extra string) string {
+	i := strings.Index(extra, "tokens: [")
+	if i < 0 || strings.Contains(extra[:i], "read_") {
+		return ""
+	}
+	rest := extra[i+len("tokens: ["):]
+	return strings.Trim(strings.SplitN(strings.SplitN(rest, "]", 2)[0], ",", 2)[0], ` "'`)
 }
 
 // startNode runs a whole node in-process from files, as `vipgate run` does.
 func startNode(t *testing.T, cluster string) *node {
 	t.Helper()
+	return startNodeWith(t, cluster, "")
+}
+
+// startNodeWith adds adminExtra (YAML flow-map entries) to the node's admin
+// section, e.g. `tokens: [...]`.
+func startNodeWith(t *testing.T, cluster, adminExtra string) *node {
+	t.Helper()
 	dir := t.TempDir()
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q}\nlog: {level: debug}\n", filepath.Join(dir, "data"), admin)
+	if adminExtra != "" {
+		adminExtra = ", " + adminExtra
+	}
+	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q%s}\nlog: {level: debug}\n", filepath.Join(dir, "data"), admin, adminExtra)
 	if err := os.WriteFile(filepath.Join(dir, "node.yaml"), []byte(nodeYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +125,7 @@ func startNode(t *testing.T, cluster string) *node {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil)), new(slog.LevelVar)) }()
-	nd := &node{t: t, admin: admin}
+	nd := &node{t: t, admin: admin, token: adminToken(adminExtra)}
 	nd.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -121,7 +141,11 @@ func startNode(t *testing.T, cluster string) *node {
 }
 
 func (n *node) get(path string, out any) error {
-	resp, err := http.Get("http://" + n.admin + path)
+	req, _ := http.NewRequest("GET", "http://"+n.admin+path, nil)
+	if n.token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

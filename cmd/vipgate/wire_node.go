@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/stats"
 )
 
 // registerNodeAdmin exposes what every node has: identity, events, the log
@@ -20,6 +21,9 @@ func registerNodeAdmin(e *env) {
 			"version": version, "log_level": strings.ToLower(e.LogLevel.Level().String())}
 	})
 	e.Admin.HandleFunc("GET /api/v1/events", admin.Read, serveEvents(e.Bus))
+	page := stats.PageHandler(func(r *http.Request) bool { return e.Admin.Authorized(r, admin.Read) })
+	e.Admin.HandlePublic("GET /stats", page)
+	e.Admin.HandlePublic("GET /{$}", http.RedirectHandler("/stats", http.StatusFound))
 	e.Admin.Handle("GET /metrics", admin.Read, promhttp.HandlerFor(e.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(e.Log.Handler(), slog.LevelWarn)}))
 	e.Admin.HandleFunc("GET /api/v1/log", admin.Read, func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, map[string]string{"level": strings.ToLower(e.LogLevel.Level().String())})

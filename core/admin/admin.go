@@ -145,10 +145,17 @@ func (s *Server) auth(need Access, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		tok, ok := bearer(r)
+		tok, fromCookie, ok := bearer(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vipgate"`)
 			WriteError(w, http.StatusUnauthorized, errors.New("missing bearer token (Authorization: Bearer TOKEN)"))
+			return
+		}
+		// A token from the stats page's cookie is sent by the browser on
+		// any request to this origin, so writes must also carry a header a
+		// cross-site form cannot set (a CSRF guard).
+		if fromCookie && need == Write && r.Header.Get(CSRFHeader) == "" {
+			WriteError(w, http.StatusForbidden, errors.New("cookie-authenticated writes need the "+CSRFHeader+" header"))
 			return
 		}
 		switch {
@@ -167,20 +174,46 @@ func (s *Server) auth(need Access, h http.Handler) http.Handler {
 	})
 }
 
-func bearer(r *http.Request) ([]byte, bool) {
+// CSRFHeader must accompany writes authenticated by the page's cookie.
+const CSRFHeader = "X-Vipgate-Csrf"
+
+// TokenCookie is where the stats page keeps the token.
+const TokenCookie = "vipgate_token"
+
+func bearer(r *http.Request) (tok []byte, fromCookie, ok bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		const p = "Bearer "
 		if len(h) > len(p) && strings.EqualFold(h[:len(p)], p) {
-			return []byte(strings.TrimSpace(h[len(p):])), true
+			return []byte(strings.TrimSpace(h[len(p):])), false, true
 		}
-		return nil, false
+		return nil, false, false
 	}
 	// The stats page keeps the token in a cookie so that a browser can use it.
-	if c, err := r.Cookie("vipgate_token"); err == nil && c.Value != "" {
-		return []byte(c.Value), true
+	if c, err := r.Cookie(TokenCookie); err == nil && c.Value != "" {
+		return []byte(c.Value), true, true
 	}
-	return nil, false
+	return nil, false, false
 }
+
+// Authorized reports whether r carries a token good for need (always true
+// without tokens).
+func (s *Server) Authorized(r *http.Request, need Access) bool {
+	if !s.AuthEnabled() {
+		return true
+	}
+	tok, _, ok := bearer(r)
+	if !ok {
+		return false
+	}
+	if matchAny(tok, s.writeTokens) {
+		return true
+	}
+	return need == Read && matchAny(tok, s.readTokens)
+}
+
+// HandlePublic registers h without the token check; h decides itself
+// (the stats page serves its login form to anonymous browsers).
+func (s *Server) HandlePublic(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // matchAny compares against every token in constant time per token, so the
 // time taken does not reveal which token (or how much of one) matched.
