@@ -1,0 +1,895 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/vipgate/vipgate/core/balance"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/proxy/httpparse"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// connHandler serves one accepted connection of a frontend.
+type connHandler interface {
+	ServeConn(ctx context.Context, c net.Conn)
+}
+
+// httpHandler is a frontend generation's http mode: it owns the idle server
+// connection pools of that generation.
+type httpHandler struct {
+	f        *Frontend
+	log      *slog.Logger
+	lim      httpparse.Limits
+	opts     *config.HTTPOptions
+	bufSize  int
+	tls      *tlsTerm
+	pools    *connPools
+	backends map[string]*httpBackend
+	pages    errorPages
+	// needHeader: a rule matches on headers or a hook wants them, so the
+	// request headers are copied into an http.Header.
+	needHeader bool
+	actions    bool // some rule has an http action
+	accessLog  bool
+	reapOnce   sync.Once
+}
+
+// httpBackend is the per-backend part: error pages, reuse, TLS, cookie.
+type httpBackend struct {
+	b        *Backend
+	cfg      *config.Backend
+	pages    errorPages
+	tls      *tls.Config
+	reuse    string
+	maxIdle  int
+	retryAll bool
+	cookie   *config.Cookie
+	respLim  httpparse.Limits
+}
+
+func newHTTPHandler(f *Frontend) (connHandler, error) {
+	fc := f.Cfg
+	h := &httpHandler{
+		f: f, log: f.p.log, opts: &fc.HTTP,
+		lim: httpparse.Limits{
+			MaxRequestLine: fc.HTTP.MaxRequestLine, MaxHeaderBytes: fc.HTTP.MaxHeaderBytes, MaxHeaders: fc.HTTP.MaxHeaders,
+		},
+		backends:  map[string]*httpBackend{},
+		accessLog: config.Flag(fc.HTTP.Log),
+	}
+	// The read buffer holds a whole head plus slack for pipelined bytes.
+	h.bufSize = max(fc.HTTP.MaxHeaderBytes+fc.HTTP.MaxRequestLine, 16<<10)
+	var err error
+	if h.pages, err = loadErrorPages(fc.HTTP.ErrorFiles, nil); err != nil {
+		return nil, err
+	}
+	idle := 4 * time.Second
+	for name, b := range f.backends {
+		bc := b.Cfg
+		if bc.Mode != config.ModeHTTP {
+			continue
+		}
+		hb := &httpBackend{
+			b: b, cfg: bc, reuse: bc.HTTP.Reuse, maxIdle: bc.HTTP.MaxIdle, cookie: bc.Cookie,
+			retryAll: config.Flag(bc.HTTP.RetryNonIdempotent),
+			respLim:  httpparse.Limits{MaxRequestLine: 1 << 20, MaxHeaderBytes: max(bc.HTTP.MaxHeaderBytes, 16<<10), MaxHeaders: max(bc.HTTP.MaxHeaders, 101)},
+		}
+		if hb.pages, err = loadErrorPages(bc.HTTP.ErrorFiles, h.pages); err != nil {
+			return nil, fmt.Errorf("backend %q: %w", name, err)
+		}
+		if hb.tls, err = serverTLSConfig(bc); err != nil {
+			return nil, fmt.Errorf("backend %q: %w", name, err)
+		}
+		if ka := bc.Timeouts.HTTPKeepAlive.D(); ka > 0 && ka < idle {
+			idle = ka
+		}
+		h.backends[name] = hb
+	}
+	h.pools = newConnPools(idle)
+	for i := range fc.Rules {
+		r := &fc.Rules[i]
+		if len(r.Header) > 0 {
+			h.needHeader = true
+		}
+		if r.HasHTTPAction() {
+			h.actions = true
+		}
+	}
+	if f.hook != nil {
+		h.needHeader = true
+	}
+	if fc.TLS != nil {
+		if h.tls, err = newTLSTerm(fc.TLS, h.log); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// cookieOf is a server's persistence cookie value.
+func cookieOf(s *config.Server) string {
+	if s.Cookie != "" {
+		return s.Cookie
+	}
+	return s.Name
+}
+
+// ServeConn serves an HTTP/1.1 client connection (or HTTP/2 over TLS).
+func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
+	h.reapOnce.Do(func() { go h.pools.reap(ctx, h.f.retired) })
+	defer c.Close()
+	s := &session{h: h, clientAddr: addrPort(c.RemoteAddr()), local: addrPort(c.LocalAddr())}
+	if h.tls != nil {
+		tc, proto, err := h.tls.handshake(ctx, c, h.f.Cfg.Timeouts.HTTPRequest.D())
+		if err != nil {
+			h.f.Counters.Denied.Add(1)
+			h.log.Debug("tls handshake failed", "frontend", h.f.Name, "client", s.clientAddr, "err", err)
+			return
+		}
+		c = tc
+		s.tls = tc.ConnectionState()
+		s.isTLS = true
+		if proto == "h2" {
+			h.serveH2(ctx, s, tc)
+			return
+		}
+	}
+	s.cc = bufConn{Conn: c, buf: make([]byte, h.bufSize)}
+	s.cw = bufWriter{c: c, buf: make([]byte, 0, 16<<10)}
+	s.serve(ctx)
+	if s.attached != nil {
+		_ = s.attached.Close()
+	}
+}
+
+// session is one client connection's state.
+type session struct {
+	h            *httpHandler
+	cc           bufConn
+	cw           bufWriter
+	clientAddr   netip.AddrPort
+	local        netip.AddrPort
+	isTLS        bool
+	tls          tls.ConnectionState
+	requests     int
+	attached     *serverConn // reuse never: the session's own server connection
+	attachedBack *httpBackend
+	req          httpparse.Request
+	resp         httpparse.Response
+	out          []byte // request head being built toward the server
+	sbuf         []byte // write buffer toward the server
+	hdrs         []outHeader
+	txn          Txn
+	htxn         HTTPTxn
+	logb         []byte
+}
+
+func (s *session) serve(ctx context.Context) {
+	f := s.h.f
+	for {
+		start := time.Now()
+		s.logb = s.logb[:0]
+		// timeout http-keep-alive bounds the wait for a next request,
+		// timeout http-request the time to receive its whole head.
+		wait := f.Cfg.Timeouts.HTTPRequest.D()
+		if s.requests > 0 && len(s.cc.buffered()) == 0 {
+			wait = f.Cfg.Timeouts.HTTPKeepAlive.D()
+		}
+		_ = s.cc.SetReadDeadline(start.Add(wait))
+		gotFirst := len(s.cc.buffered()) > 0
+		for {
+			err := httpparse.ParseRequest(s.cc.buffered(), s.h.lim, &s.req)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, httpparse.ErrNeedMore) {
+				var pe *httpparse.Error
+				errors.As(err, &pe)
+				s.fail(nil, pe.Status, "PR", start, pe.Msg)
+				return
+			}
+			if err := s.cc.fill(); err != nil {
+				switch {
+				case errors.Is(err, errBufFull):
+					s.fail(nil, 431, "PR", start, "request head too large")
+				case isTimeout(err) && len(s.cc.buffered()) > 0:
+					// Slowloris: part of a head, then silence.
+					s.fail(nil, 408, "cR", start, "timeout receiving the request head")
+				}
+				return
+			}
+			if !gotFirst {
+				gotFirst = true
+				if s.requests > 0 {
+					start = time.Now()
+					_ = s.cc.SetReadDeadline(start.Add(f.Cfg.Timeouts.HTTPRequest.D()))
+				}
+			}
+		}
+		s.requests++
+		if !s.serveRequest(ctx, start) {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// fail answers an error page and ends the connection.
+func (s *session) fail(hb *httpBackend, status int, term string, start time.Time, msg string) {
+	f := s.h.f
+	f.Counters.CountResponse(status)
+	if status < 500 {
+		f.Counters.Denied.Add(1)
+	}
+	pages := s.h.pages
+	if hb != nil {
+		pages = hb.pages
+	}
+	_ = s.cc.SetWriteDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
+	s.cw.buf = s.cw.buf[:0]
+	_, _ = s.cw.Write(pages.get(status))
+	_ = s.cw.flush()
+	if s.h.accessLog {
+		s.logLine(&logRec{start: start, status: status, term: term, bytes: s.cw.total, backend: hb, err: msg})
+	}
+	s.h.log.Debug("http request refused", "frontend", f.Name, "client", s.clientAddrString(), "status", status, "reason", msg)
+}
+
+func (s *session) clientAddrString() string { return s.cc.RemoteAddr().String() }
+
+// bstr views buffer bytes as a string without copying; valid only until
+// the buffer is reused, so never retained past the request's routing.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// splitTarget returns host (absolute-form only), path and query.
+func splitTarget(t []byte) (host, path, query []byte) {
+	if t[0] != '/' && t[0] != '*' {
+		i := bytes.Index(t, []byte("://"))
+		rest := t[i+3:]
+		j := bytes.IndexAny(rest, "/?")
+		if j < 0 {
+			host, t = rest, []byte("/")
+		} else {
+			host, t = rest[:j], rest[j:]
+			if t[0] == '?' {
+				t = append([]byte("/"), t...)
+			}
+		}
+	}
+	if q := bytes.IndexByte(t, '?'); q >= 0 {
+		return host, t[:q], t[q+1:]
+	}
+	return host, t, nil
+}
+
+func isIdempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// serveRequest handles one parsed request; it returns whether the client
+// connection stays open.
+func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
+	h, f := s.h, s.h.f
+	req := &s.req
+	hostB, pathB, queryB := splitTarget(req.Target)
+	absolute := hostB != nil
+	if !absolute {
+		hostB = req.Host
+	}
+	// Everything below until the head is serialised uses views into the
+	// client buffer; nothing reads from the client meanwhile.
+	t := &s.txn
+	*t = Txn{Frontend: f.Name, Client: s.clientAddr, Local: s.local, HTTP: &s.htxn}
+	if s.clientAddr == (netip.AddrPort{}) {
+		s.clientAddr = addrPort(s.cc.RemoteAddr())
+		t.Client = s.clientAddr
+	}
+	if s.isTLS {
+		t.SNI = s.tls.ServerName
+		if s.tls.NegotiatedProtocol != "" {
+			t.ALPN = []string{s.tls.NegotiatedProtocol}
+		}
+	}
+	s.htxn = HTTPTxn{Method: bstr(req.Method), Host: bstr(stripPort(hostB)), Path: bstr(pathB), Query: bstr(queryB)}
+	if h.needHeader {
+		s.htxn.Header = make(http.Header, len(req.Headers))
+		for _, hd := range req.Headers {
+			k := http.CanonicalHeaderKey(string(hd.Name))
+			s.htxn.Header[k] = append(s.htxn.Header[k], string(hd.Value))
+		}
+	}
+	if h.accessLog {
+		// The request line is kept for the log: the buffer moves on.
+		s.logb = append(s.logb[:0], req.Method...)
+		s.logb = append(s.logb, ' ')
+		s.logb = append(s.logb, req.Target...)
+		s.logb = append(s.logb, " HTTP/1."...)
+		s.logb = append(s.logb, byte('0'+req.Minor))
+	}
+
+	var dec Decision
+	hooked := false
+	if f.hook != nil {
+		// Hooks may keep what they see: give them copies.
+		s.htxn.Method, s.htxn.Host = string(req.Method), string(stripPort(hostB))
+		s.htxn.Path, s.htxn.Query = string(pathB), string(queryB)
+		ht := *t
+		hh := s.htxn
+		ht.HTTP = &hh
+		d, err := f.hook.Route(ctx, &ht)
+		if err != nil {
+			h.log.Warn("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
+		} else {
+			dec = d
+			hooked = true
+			s.htxn.Header = hh.Header
+			s.htxn.ResponseHeader = hh.ResponseHeader
+		}
+	}
+	if dec.Deny != 0 {
+		status := dec.Deny
+		if status < 200 || status > 599 {
+			status = 403
+		}
+		s.fail(nil, status, "PR", start, "denied by route hook")
+		return false
+	}
+	if dec.Redirect != "" {
+		return s.redirect(start, dec.Redirect, dec.RedirectCode)
+	}
+
+	// http-request actions, in rule order.
+	var acts []*config.Rule
+	if h.actions {
+		for i := range f.Cfg.Rules {
+			r := &f.Cfg.Rules[i]
+			if !r.HasHTTPAction() || !tcpRuleMatches(r, t) {
+				continue
+			}
+			if r.Deny != 0 {
+				s.fail(nil, r.Deny, "PR", start, "denied by rule")
+				return false
+			}
+			if rd := r.Redirect; rd != nil {
+				return s.redirect(start, redirectLocation(rd, s.isTLS, hostB, req.Target, pathB, queryB), rd.Code)
+			}
+			acts = append(acts, r)
+		}
+	}
+	bname := dec.Backend
+	if bname == "" {
+		bname = f.matchRules(t)
+	}
+	hb := h.backends[bname]
+	if hb == nil {
+		s.fail(nil, 503, "SC", start, "no backend")
+		return false
+	}
+	b := hb.b
+
+	// Persistence and request hashing.
+	var prefer *upstream.Server
+	if hooked && dec.Server != "" {
+		prefer = b.ServerByName(dec.Server)
+	}
+	ck := cookieState{}
+	if hb.cookie != nil {
+		ck = s.lookupCookie(hb, req)
+		if prefer == nil {
+			prefer = ck.srv
+		}
+	}
+	breq := balance.Request{Client: s.clientAddr.Addr()}
+	switch b.Cfg.Balance.Algorithm {
+	case "uri":
+		breq.Key, breq.HasKey = bstr(pathB), true
+		if len(queryB) > 0 {
+			breq.Key = bstr(pathB) + "?" + bstr(queryB)
+		}
+	case "url_param":
+		if v, ok := urlParam(queryB, b.Cfg.Balance.Param); ok {
+			breq.Key, breq.HasKey = bstr(v), true
+		}
+	case "hdr":
+		if v := req.Get(b.Cfg.Balance.Param); v != nil {
+			breq.Key, breq.HasKey = bstr(v), true
+		}
+	}
+
+	// The head toward the server.
+	s.buildRequestHead(hb, hostB, absolute, pathB, queryB, acts, hooked, &ck)
+	hasBody := req.Chunked || req.ContentLength > 0
+	upgrade := req.HasUpgrade && req.Conn&httpparse.ConnUpgrade != 0
+	clientKeep := req.KeepAlive()
+	s.cc.consume(req.HeadLen)
+
+	_ = s.cc.SetDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
+	rec := logRec{start: start, reqDone: time.Now(), backend: hb}
+	return s.exchange(ctx, hb, &breq, prefer, &ck, hasBody, upgrade, clientKeep, acts, &rec)
+}
+
+func stripPort(h []byte) []byte {
+	if len(h) == 0 {
+		return h
+	}
+	if h[0] == '[' {
+		if i := bytes.IndexByte(h, ']'); i > 0 {
+			return h[:i+1]
+		}
+		return h
+	}
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
+func urlParam(q []byte, name string) ([]byte, bool) {
+	for len(q) > 0 {
+		var kv []byte
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			kv, q = q[:i], q[i+1:]
+		} else {
+			kv, q = q, nil
+		}
+		k, v, _ := bytes.Cut(kv, []byte("="))
+		if string(k) == name {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// exchange sends the request to a server and relays the response.
+func (s *session) exchange(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server,
+	ck *cookieState, hasBody, upgrade, clientKeep bool, acts []*config.Rule, rec *logRec) bool {
+	f, b := s.h.f, hb.b
+	req := &s.req
+	// The head bytes are only valid until the client buffer moves on.
+	isHead := string(req.Method) == "HEAD"
+	idempotent := isIdempotent(req.Method)
+	expect := req.Expect100
+	minor := req.Minor
+	chunked, cl := req.Chunked, req.ContentLength
+
+	attempt := 0
+attempts:
+	for {
+		attempt++
+		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer)
+		rec.tw = time.Now()
+		if err != nil {
+			status := 503
+			term := "SC"
+			if errors.Is(err, ErrQueueTimeout) {
+				term = "sQ"
+			}
+			s.fail(hb, status, term, rec.start, err.Error())
+			return false
+		}
+		rec.tc = time.Now()
+		rec.server = lease.Server
+		srv := lease.Server
+		if ck.srv != nil && ck.srv != srv {
+			ck.redispatched = true
+		}
+		_ = sc.SetDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		if s.sbuf == nil {
+			s.sbuf = make([]byte, 0, 16<<10)
+		}
+		sw := bufWriter{c: sc, buf: s.sbuf[:0]}
+		// Expect: 100-continue: the head goes alone, the body only once the
+		// server said 100 (or the client sends it anyway).
+		if _, err := sw.Write(s.out); err == nil && (!hasBody || expect || upgrade) {
+			err = sw.flush()
+			if err != nil {
+				s.dropServer(sc, lease)
+				if reused && !hasBody && (idempotent || hb.retryAll) && attempt == 1 {
+					continue attempts
+				}
+				s.fail(hb, 502, "SH", rec.start, err.Error())
+				return false
+			}
+		}
+		bodySent := !hasBody
+		if hasBody && !expect && !upgrade {
+			if err := s.sendBody(&sw, sc, chunked, cl); err != nil {
+				s.dropServer(sc, lease)
+				return s.bodyFailed(hb, rec, err)
+			}
+			bodySent = true
+		}
+
+		// Response head (1xx are relayed and skipped).
+		srv.Counters.BytesIn.Add(uint64(sw.total))
+		b.Counters.BytesIn.Add(uint64(sw.total))
+		f.Counters.BytesIn.Add(uint64(sw.total))
+		resp := &s.resp
+		for {
+			err := s.readResponseHead(sc, hb)
+			if err != nil {
+				s.dropServer(sc, lease)
+				var pe *httpparse.Error
+				got := len(sc.buffered()) > 0
+				switch {
+				case reused && !got && !hasBody && (idempotent || hb.retryAll) && attempt == 1 && !isTimeout(err):
+					// A kept-alive connection the server had closed:
+					// nothing was processed, try a fresh one.
+					srv.Counters.Retries.Add(1)
+					continue attempts
+				case isTimeout(err):
+					srv.Counters.RespErrors.Add(1)
+					b.Counters.RespErrors.Add(1)
+					s.fail(hb, 504, "sH", rec.start, "server timeout")
+				case errors.As(err, &pe):
+					srv.Counters.RespErrors.Add(1)
+					b.Counters.RespErrors.Add(1)
+					s.fail(hb, 502, "PH", rec.start, pe.Msg)
+				default:
+					srv.Counters.RespErrors.Add(1)
+					b.Counters.RespErrors.Add(1)
+					s.fail(hb, 502, "SH", rec.start, err.Error())
+				}
+				return false
+			}
+			if resp.Status >= 200 || resp.Status == 101 {
+				break
+			}
+			// Interim response: 100 Continue releases the body.
+			if minor >= 1 {
+				s.cw.buf = s.cw.buf[:0]
+				_, _ = s.cw.Write(sc.buffered()[:resp.HeadLen])
+				if err := s.cw.flush(); err != nil {
+					s.dropServer(sc, lease)
+					return false
+				}
+			}
+			sc.consume(resp.HeadLen)
+			if resp.Status == 100 && !bodySent {
+				if err := s.sendBody(&sw, sc, chunked, cl); err != nil {
+					s.dropServer(sc, lease)
+					return s.bodyFailed(hb, rec, err)
+				}
+				bodySent = true
+			}
+		}
+		rec.tr = time.Now()
+		status := resp.Status
+		rec.status = status
+
+		if status == 101 {
+			if !upgrade {
+				s.dropServer(sc, lease)
+				s.fail(hb, 502, "PH", rec.start, "101 without an upgrade request")
+				return false
+			}
+			return s.tunnel(hb, sc, lease, rec, acts, ck)
+		}
+		if !bodySent {
+			// The server answered without waiting for the body: the
+			// client's body is unread, so the connection cannot go on.
+			clientKeep = false
+		}
+		noBody := isHead || status == 204 || status == 304
+		respChunked := resp.Chunked && !noBody
+		respCL := resp.ContentLength
+		untilEOF := !noBody && !respChunked && respCL < 0
+		serverKeep := resp.KeepAlive() && !untilEOF && bodySent && hb.reuse != "" && resp.Minor >= 0
+		if untilEOF {
+			clientKeep = false
+		}
+		dechunk := respChunked && minor == 0
+		if dechunk {
+			clientKeep = false
+		}
+		s.writeResponseHead(hb, clientKeep, minor, noBody, dechunk, acts, ck, srv)
+		sc.consume(resp.HeadLen)
+		idle := &idleDeadline{src: sc, dst: s.cc.Conn, d: b.Cfg.Timeouts.Server.D()}
+		var berr error
+		switch {
+		case noBody:
+			berr = s.cw.flush()
+		case respChunked:
+			berr = copyChunked(&s.cw, &sc.bufConn, hb.respLim.MaxHeaderBytes, dechunk, idle, false)
+		case respCL >= 0:
+			berr = copyLen(&s.cw, &sc.bufConn, respCL, idle, false)
+			if berr == nil {
+				berr = s.cw.flush()
+			}
+		default:
+			berr = copyUntilEOF(&s.cw, &sc.bufConn, idle)
+		}
+		rec.bytes = s.cw.total
+		srv.Counters.BytesOut.Add(uint64(s.cw.total))
+		b.Counters.BytesOut.Add(uint64(s.cw.total))
+		f.Counters.BytesOut.Add(uint64(s.cw.total))
+		s.cw.total = 0
+		srv.Counters.CountResponse(status)
+		b.Counters.CountResponse(status)
+		f.Counters.CountResponse(status)
+		if berr != nil {
+			s.dropServer(sc, lease)
+			var be *bodyError
+			rec.term = "SD"
+			if errors.As(berr, &be) && be.client {
+				rec.term = "CD"
+			}
+			if isTimeout(berr) {
+				rec.term = "sD"
+				if be != nil && be.client {
+					rec.term = "cD"
+				}
+			}
+			rec.end = time.Now()
+			s.logDone(rec)
+			return false
+		}
+		if serverKeep && len(sc.buffered()) == 0 {
+			s.releaseServer(hb, sc, lease)
+		} else {
+			s.dropServer(sc, lease)
+		}
+		rec.end = time.Now()
+		rec.term = "--"
+		s.logDone(rec)
+		if clientKeep {
+			_ = s.cc.SetWriteDeadline(time.Time{})
+		}
+		return clientKeep
+	}
+}
+
+func (s *session) logDone(rec *logRec) {
+	if s.h.accessLog {
+		s.logLine(rec)
+	}
+}
+
+// bodyFailed ends a request whose body could not be forwarded.
+func (s *session) bodyFailed(hb *httpBackend, rec *logRec, err error) bool {
+	var be *bodyError
+	var pe *httpparse.Error
+	switch {
+	case errors.As(err, &pe):
+		s.fail(hb, pe.Status, "PR", rec.start, pe.Msg)
+	case errors.As(err, &be) && be.client:
+		if isTimeout(err) {
+			s.fail(hb, 408, "cD", rec.start, "timeout receiving the request body")
+		} else if s.h.accessLog {
+			rec.term = "CD"
+			rec.end = time.Now()
+			s.logLine(rec)
+		}
+	default:
+		s.fail(hb, 502, "SD", rec.start, err.Error())
+	}
+	return false
+}
+
+// sendBody streams the request body (after the head in sw) to the server.
+func (s *session) sendBody(sw *bufWriter, sc *serverConn, chunked bool, cl int64) error {
+	idle := &idleDeadline{src: s.cc.Conn, dst: sc, d: s.h.f.Cfg.Timeouts.Client.D()}
+	var err error
+	if chunked {
+		err = copyChunked(sw, &s.cc, s.h.lim.MaxHeaderBytes, false, idle, true)
+	} else {
+		err = copyLen(sw, &s.cc, cl, idle, true)
+	}
+	if err == nil {
+		err = sw.flush()
+	}
+	return err
+}
+
+// readResponseHead reads until a complete response head is buffered.
+func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
+	for {
+		err := httpparse.ParseResponse(sc.buffered(), hb.respLim, &s.resp)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, httpparse.ErrNeedMore) {
+			return err
+		}
+		if err := sc.fill(); err != nil {
+			if errors.Is(err, errBufFull) {
+				return &httpparse.Error{Status: 502, Msg: "response head too large"}
+			}
+			return err
+		}
+	}
+}
+
+// serverConn gets a connection for this request: the session's own, an
+// idle pooled one (http-reuse) or a new one (with retries/redispatch).
+func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server) (*serverConn, *Lease, bool, error) {
+	b := hb.b
+	if a := s.attached; a != nil && s.attachedBack == hb {
+		want := prefer
+		if want == nil || !want.UsableForPersistence() {
+			want = a.srv
+		}
+		if want == a.srv && a.srv.Usable() {
+			lease, err := b.Acquire(ctx, breq, a.srv)
+			if err == nil && lease.Server == a.srv {
+				s.attached = nil
+				return a, lease, true, nil
+			}
+			lease.Release()
+		}
+	}
+	if a := s.attached; a != nil {
+		s.attached = nil
+		_ = a.Close()
+	}
+	usePool := hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1)
+	if usePool {
+		lease, err := b.Acquire(ctx, breq, prefer)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if sc := s.h.pools.get(lease.Server); sc != nil {
+			return sc, lease, true, nil
+		}
+		prefer = lease.Server
+		lease.Release()
+	}
+	c, lease, err := b.Connect(ctx, s.clientAddr.Addr(), breq, prefer)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if sp := b.Cfg.SendProxy; sp != "" {
+		if err := writeProxyHeader(c, sp, s.cc.RemoteAddr(), s.cc.LocalAddr()); err != nil {
+			_ = c.Close()
+			lease.Release()
+			return nil, nil, false, err
+		}
+	}
+	if hb.tls != nil {
+		c, err = wrapServerTLS(ctx, c, hb.tls, lease.Server.Addr, b.Cfg.Timeouts.Connect.D())
+		if err != nil {
+			lease.Server.Counters.ConnErrors.Add(1)
+			b.Counters.ConnErrors.Add(1)
+			lease.Release()
+			return nil, nil, false, err
+		}
+	}
+	sc := &serverConn{bufConn: bufConn{Conn: c, buf: make([]byte, 16<<10)}, srv: lease.Server}
+	return sc, lease, false, nil
+}
+
+func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
+	lease.Release()
+	_ = sc.SetDeadline(time.Time{})
+	sc.requests++
+	if hb.reuse == "never" {
+		s.attached, s.attachedBack = sc, hb
+		return
+	}
+	s.h.pools.put(sc, hb.maxIdle)
+}
+
+func (s *session) dropServer(sc *serverConn, lease *Lease) {
+	_ = sc.Close()
+	lease.Release()
+}
+
+// tunnel switches to a bidirectional relay after 101 Switching Protocols.
+func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *logRec, acts []*config.Rule, ck *cookieState) bool {
+	f, b := s.h.f, hb.b
+	defer lease.Release()
+	defer sc.Close()
+	srv := lease.Server
+	s.writeResponseHead(hb, true, 1, true, false, acts, ck, srv)
+	sc.consume(s.resp.HeadLen)
+	// Bytes that came with the 101 (server speaks first) and bytes the
+	// client pipelined after its request go out before the relay.
+	if b := sc.buffered(); len(b) > 0 {
+		_, _ = s.cw.Write(b)
+		sc.consume(len(b))
+	}
+	if err := s.cw.flush(); err != nil {
+		return false
+	}
+	if b := s.cc.buffered(); len(b) > 0 {
+		if _, err := sc.Write(b); err != nil {
+			return false
+		}
+		s.cc.consume(len(b))
+	}
+	f.Counters.CountResponse(101)
+	b.Counters.CountResponse(101)
+	srv.Counters.CountResponse(101)
+	untrack := srv.Track(func() { _ = s.cc.Close(); _ = sc.Close() })
+	defer untrack()
+	r := &relay{
+		client: s.cc.Conn, server: sc.Conn,
+		clientIdle: f.Cfg.Timeouts.Client.D(), serverIdle: b.Cfg.Timeouts.Server.D(),
+		clientFinIdle: f.Cfg.Timeouts.ClientFin.D(), serverFinIdle: b.Cfg.Timeouts.ServerFin.D(),
+		srv: &srv.Counters, fe: &f.Counters, be: &b.Counters,
+	}
+	if t := b.Cfg.Timeouts.Tunnel.D(); t > 0 {
+		r.clientIdle, r.serverIdle = t, t
+	}
+	res := r.run()
+	rec.bytes = res.bytesOut
+	rec.end = time.Now()
+	rec.term = "--"
+	s.logDone(rec)
+	return false
+}
+
+// redirect answers a redirect; the connection stays open when the request
+// had no body.
+func (s *session) redirect(start time.Time, loc string, code int) bool {
+	if code == 0 {
+		code = 302
+	}
+	f := s.h.f
+	keep := s.req.KeepAlive() && !s.req.Chunked && s.req.ContentLength <= 0
+	s.cc.consume(s.req.HeadLen)
+	s.cw.buf = s.cw.buf[:0]
+	w := &s.cw
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(strconv.Itoa(code))
+	_, _ = w.WriteString(" ")
+	_, _ = w.WriteString(http.StatusText(code))
+	_, _ = w.WriteString("\r\nLocation: ")
+	_, _ = w.WriteString(loc)
+	_, _ = w.WriteString("\r\nContent-Length: 0\r\nCache-Control: no-cache\r\n")
+	if !keep {
+		_, _ = w.WriteString("Connection: close\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	_ = s.cc.SetWriteDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
+	err := w.flush()
+	f.Counters.CountResponse(code)
+	if s.h.accessLog {
+		s.logLine(&logRec{start: start, status: code, term: "LR", bytes: w.total})
+	}
+	w.total = 0
+	return keep && err == nil
+}
+
+func redirectLocation(rd *config.Redirect, isTLS bool, host, target, path, query []byte) string {
+	switch {
+	case rd.Location != "":
+		return rd.Location
+	case rd.Prefix != "":
+		p := string(path)
+		if len(query) > 0 {
+			p += "?" + string(query)
+		}
+		return rd.Prefix + p
+	default:
+		p := string(path)
+		if len(query) > 0 {
+			p += "?" + string(query)
+		}
+		return rd.Scheme + "://" + string(host) + p
+	}
+}
+
+var _ = io.EOF

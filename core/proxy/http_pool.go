@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// serverConn is a connection to a server with its read buffer; it lives
+// across requests when kept alive.
+type serverConn struct {
+	bufConn
+	srv       *upstream.Server
+	idleSince time.Time
+	requests  int
+}
+
+// idlePool holds a server's idle keep-alive connections, most recently used
+// first (a warm connection is the least likely to have been closed).
+type idlePool struct {
+	mu    sync.Mutex
+	conns []*serverConn
+}
+
+// connPools are the idle connections of one http handler (frontend
+// generation), by server.
+type connPools struct {
+	mu     sync.Mutex
+	pools  map[*upstream.Server]*idlePool
+	closed atomic.Bool
+	idle   time.Duration
+}
+
+func newConnPools(idle time.Duration) *connPools {
+	return &connPools{pools: map[*upstream.Server]*idlePool{}, idle: idle}
+}
+
+func (cp *connPools) pool(s *upstream.Server) *idlePool {
+	cp.mu.Lock()
+	p := cp.pools[s]
+	if p == nil {
+		p = &idlePool{}
+		cp.pools[s] = p
+	}
+	cp.mu.Unlock()
+	return p
+}
+
+// get returns an idle connection to s that has not outlived the idle time.
+func (cp *connPools) get(s *upstream.Server) *serverConn {
+	p := cp.pool(s)
+	now := time.Now()
+	p.mu.Lock()
+	for len(p.conns) > 0 {
+		sc := p.conns[len(p.conns)-1]
+		p.conns = p.conns[:len(p.conns)-1]
+		if now.Sub(sc.idleSince) < cp.idle {
+			p.mu.Unlock()
+			return sc
+		}
+		_ = sc.Close()
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// put parks a connection; beyond max it (or, on a closed pool, it) is closed.
+func (cp *connPools) put(sc *serverConn, max int) {
+	if cp.closed.Load() || max <= 0 || !sc.srv.Usable() {
+		_ = sc.Close()
+		return
+	}
+	sc.idleSince = time.Now()
+	p := cp.pool(sc.srv)
+	p.mu.Lock()
+	if len(p.conns) >= max {
+		p.mu.Unlock()
+		_ = sc.Close()
+		return
+	}
+	p.conns = append(p.conns, sc)
+	p.mu.Unlock()
+}
+
+// reap closes expired idle connections until ctx ends or stop closes, then
+// closes all of them.
+func (cp *connPools) reap(ctx context.Context, stop <-chan struct{}) {
+	t := time.NewTicker(max(cp.idle/2, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cp.closeAll()
+			return
+		case <-stop:
+			cp.closeAll()
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		cp.mu.Lock()
+		pools := make([]*idlePool, 0, len(cp.pools))
+		for _, p := range cp.pools {
+			pools = append(pools, p)
+		}
+		cp.mu.Unlock()
+		for _, p := range pools {
+			p.mu.Lock()
+			keep := p.conns[:0]
+			for _, sc := range p.conns {
+				if now.Sub(sc.idleSince) >= cp.idle || !sc.srv.Usable() {
+					_ = sc.Close()
+					continue
+				}
+				keep = append(keep, sc)
+			}
+			clear(p.conns[len(keep):])
+			p.conns = keep
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (cp *connPools) closeAll() {
+	cp.closed.Store(true)
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for _, p := range cp.pools {
+		p.mu.Lock()
+		for _, sc := range p.conns {
+			_ = sc.Close()
+		}
+		p.conns = nil
+		p.mu.Unlock()
+	}
+}
+
+// count is the number of idle connections (tests).
+func (cp *connPools) count() int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	n := 0
+	for _, p := range cp.pools {
+		p.mu.Lock()
+		n += len(p.conns)
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// serverTLSConfig builds the client TLS config toward a backend's servers.
+func serverTLSConfig(b *config.Backend) (*tls.Config, error) {
+	s := b.SSL
+	if s == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		InsecureSkipVerify: s.Verify == "none",
+		ServerName:         s.SNI,
+		MinVersion:         tls.VersionTLS12,
+		NextProtos:         []string{"http/1.1"},
+		ClientSessionCache: tls.NewLRUClientSessionCache(256),
+	}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ssl ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ssl ca_file %s: no PEM certificate found", s.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// wrapServerTLS runs the TLS handshake toward a server within the connect timeout.
+func wrapServerTLS(ctx context.Context, c net.Conn, base *tls.Config, addr string, d time.Duration) (net.Conn, error) {
+	cfg := base
+	if cfg.ServerName == "" {
+		host, _, _ := net.SplitHostPort(addr)
+		cfg = base.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(c, cfg)
+	hctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
