@@ -1,0 +1,321 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+func TestHTTPRules(t *testing.T) {
+	web := newGoBackend(t, "web")
+	api := newGoBackend(t, "api")
+	static := newGoBackend(t, "static")
+	admin := newGoBackend(t, "admin")
+	doc := fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 2s, client: 5s, server: 5s}}
+frontends:
+  - name: fe
+    bind: "127.0.0.1:0"
+    default_backend: web
+    rules:
+      - {deny: 403, path_prefix: [/private]}
+      - {deny: 429, header: [{name: X-Abuse}]}
+      - {redirect: {location: "https://example.org/new", code: 301}, path_prefix: [/old]}
+      - {redirect: {scheme: https}, host: [secure.example]}
+      - {redirect: {prefix: "https://mirror.example"}, path_prefix: [/mirror]}
+      - set_header: {X-Set: "one"}
+        add_header: {X-Added: "two"}
+        del_header: [X-Remove-Me]
+        set_response_header: {X-Resp: "set"}
+        del_response_header: [X-Server]
+      - {backend: api, host: [api.example, "*.api.example"]}
+      - {backend: static, path_regex: "\\.(css|js|png)$"}
+      - {backend: admin, method: [DELETE]}
+      - {backend: admin, header: [{name: X-Role, value: admin}]}
+      - {backend: admin, header: [{name: User-Agent, regex: "^curl/"}], path_prefix: [/ua]}
+      - {backend: api, src: [10.0.0.0/8]}
+backends:
+  - {name: web, servers: [{name: s1, address: %q}]}
+  - {name: api, servers: [{name: s1, address: %q}]}
+  - {name: static, servers: [{name: s1, address: %q}]}
+  - {name: admin, servers: [{name: s1, address: %q}]}
+`, web.addr(), api.addr(), static.addr(), admin.addr())
+	h := startProxy(t, doc)
+	url := "http://" + h.addr("fe")
+	c := noRedirect()
+	tests := []struct {
+		name, method, path string
+		hdr                []string
+		status             int
+		server, location   string
+	}{
+		{"default", "GET", "/", nil, 200, "web", ""},
+		{"host", "GET", "/", []string{"Host", "api.example"}, 200, "api", ""},
+		{"host port ignored", "GET", "/", []string{"Host", "API.example:8080"}, 200, "api", ""},
+		{"host wildcard", "GET", "/", []string{"Host", "v2.api.example"}, 200, "api", ""},
+		{"host wildcard one label", "GET", "/", []string{"Host", "a.b.api.example"}, 200, "web", ""},
+		{"path regex", "GET", "/x/site.css", nil, 200, "static", ""},
+		{"regex not on query", "GET", "/x?f=a.css", nil, 200, "web", ""},
+		{"method", "DELETE", "/thing", nil, 200, "admin", ""},
+		{"header value", "GET", "/", []string{"X-Role", "ADMIN"}, 200, "admin", ""},
+		{"header regex", "GET", "/ua/x", []string{"User-Agent", "curl/8.0"}, 200, "admin", ""},
+		{"header regex no match", "GET", "/ua/x", []string{"User-Agent", "Mozilla"}, 200, "web", ""},
+		{"deny path", "GET", "/private/x", nil, 403, "", ""},
+		{"deny header", "GET", "/", []string{"X-Abuse", "1"}, 429, "", ""},
+		{"redirect location", "GET", "/old/page", nil, 301, "", "https://example.org/new"},
+		{"redirect scheme", "GET", "/p?q=1", []string{"Host", "secure.example"}, 302, "", "https://secure.example/p?q=1"},
+		{"redirect prefix", "GET", "/mirror/a?b=c", nil, 302, "", "https://mirror.example/mirror/a?b=c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, url+tt.path, nil)
+			for i := 0; i+1 < len(tt.hdr); i += 2 {
+				if tt.hdr[i] == "Host" {
+					req.Host = tt.hdr[i+1]
+				} else {
+					req.Header.Set(tt.hdr[i], tt.hdr[i+1])
+				}
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(resp)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tt.status, body)
+			}
+			if tt.server != "" && field(body, "server") != tt.server {
+				t.Fatalf("served by %q, want %q", field(body, "server"), tt.server)
+			}
+			if tt.location != "" && resp.Header.Get("Location") != tt.location {
+				t.Fatalf("Location %q, want %q", resp.Header.Get("Location"), tt.location)
+			}
+		})
+	}
+	// Header actions apply to every request (the rule has no condition).
+	req, _ := http.NewRequest("GET", url+"/", nil)
+	req.Header.Set("X-Remove-Me", "x")
+	req.Header.Set("X-Set", "client")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(resp)
+	if field(body, "h:X-Set") != "one" || field(body, "h:X-Added") != "two" || field(body, "h:X-Remove-Me") != "" {
+		t.Errorf("request header actions not applied:\n%s", body)
+	}
+	if resp.Header.Get("X-Resp") != "set" || resp.Header.Get("X-Server") != "" {
+		t.Errorf("response header actions not applied: %v", resp.Header)
+	}
+}
+
+func readAll(resp *http.Response) string {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	return b.String()
+}
+
+func TestHTTPCookieInsert(t *testing.T) {
+	s1, s2 := newGoBackend(t, "one"), newGoBackend(t, "two")
+	doc := fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 2s, client: 5s, server: 5s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    cookie: {name: SRV, indirect: true, nocache: true, httponly: true, secure: true, domain: .example.org}
+    servers:
+      - {name: s1, address: %q, cookie: c1}
+      - {name: s2, address: %q}
+`, s1.addr(), s2.addr())
+	h := startProxy(t, doc)
+	url := "http://" + h.addr("fe") + "/"
+	c := &http.Client{Timeout: 5 * time.Second}
+
+	resp, body := get(t, c, url)
+	sc := resp.Header.Get("Set-Cookie")
+	first := field(body, "server")
+	want := map[string]string{"one": "SRV=c1", "two": "SRV=s2"}[first]
+	if !strings.HasPrefix(sc, want+"; path=/; domain=.example.org; HttpOnly; Secure") {
+		t.Fatalf("Set-Cookie %q (server %s)", sc, first)
+	}
+	if resp.Header.Get("Cache-Control") != "private" {
+		t.Errorf("nocache: Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
+	// With the cookie: always the same server; indirect: no new cookie,
+	// and the cookie is not passed to the server.
+	for i := 0; i < 6; i++ {
+		resp, body := get(t, c, url, "Cookie", want+"; other=1")
+		if field(body, "server") != first {
+			t.Fatalf("request %d went to %s, want %s", i, field(body, "server"), first)
+		}
+		if resp.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("indirect: cookie re-sent %q", resp.Header.Get("Set-Cookie"))
+		}
+		if got := field(body, "h:Cookie"); got != "other=1" {
+			t.Fatalf("indirect: server saw Cookie %q", got)
+		}
+	}
+	// The cookie's server goes down: balanced to the other, new cookie.
+	srv := h.p.Server("be", map[string]string{"one": "s1", "two": "s2"}[first])
+	srv.SetAdmin(upstream.Maint)
+	resp, body = get(t, c, url, "Cookie", want)
+	if field(body, "server") == first || resp.StatusCode != 200 {
+		t.Fatalf("down server's cookie: served by %s (%d)", field(body, "server"), resp.StatusCode)
+	}
+	if resp.Header.Get("Set-Cookie") == "" {
+		t.Fatal("no new cookie after redispatch")
+	}
+	srv.SetAdmin(upstream.Ready)
+	// Unknown cookie value: balanced.
+	if resp, _ := get(t, c, url, "Cookie", "SRV=nosuch"); resp.StatusCode != 200 || resp.Header.Get("Set-Cookie") == "" {
+		t.Fatalf("unknown cookie: %d %q", resp.StatusCode, resp.Header.Get("Set-Cookie"))
+	}
+	// A browser-like client sticks (plain insert: no domain/secure, so the
+	// jar keeps the cookie for 127.0.0.1).
+	h2 := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    cookie: {name: SRV}
+    servers: [{name: s1, address: %q}, {name: s2, address: %q}]
+`, s1.addr(), s2.addr()))
+	url = "http://" + h2.addr("fe") + "/"
+	jar, _ := cookiejar.New(nil)
+	bc := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	_, b0 := get(t, bc, url)
+	for i := 0; i < 5; i++ {
+		if _, b := get(t, bc, url); field(b, "server") != field(b0, "server") {
+			t.Fatalf("cookie jar client moved from %s to %s", field(b0, "server"), field(b, "server"))
+		}
+	}
+}
+
+func TestHTTPCookieModes(t *testing.T) {
+	s1 := newGoBackend(t, "one")
+	for _, tc := range []struct {
+		mode, sent, wantSet, wantSeen string
+	}{
+		{"rewrite", "SRV=s1", "SRV=s1; Path=/", "SRV=s1"},
+		{"prefix", "SRV=s1~app-one", "SRV=s1~app-one; Path=/", "SRV=app-one"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    cookie: {name: SRV, mode: %s}
+    servers: [{name: s1, address: %q}]
+`, tc.mode, s1.addr()))
+			resp, _ := get(t, http.DefaultClient, "http://"+h.addr("fe")+"/setcookie")
+			if got := resp.Header.Get("Set-Cookie"); got != tc.wantSet {
+				t.Fatalf("Set-Cookie %q, want %q", got, tc.wantSet)
+			}
+			_, body := get(t, http.DefaultClient, "http://"+h.addr("fe")+"/", "Cookie", tc.sent)
+			if got := field(body, "h:Cookie"); got != tc.wantSeen {
+				t.Fatalf("server saw Cookie %q, want %q", got, tc.wantSeen)
+			}
+		})
+	}
+}
+
+func TestHTTPCookieMaxIdle(t *testing.T) {
+	s1, s2 := newGoBackend(t, "one"), newGoBackend(t, "two")
+	h := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    balance: {algorithm: roundrobin}
+    cookie: {name: SRV, maxidle: 1h, maxlife: 2h}
+    servers: [{name: s1, address: %q}, {name: s2, address: %q}]
+`, s1.addr(), s2.addr()))
+	url := "http://" + h.addr("fe") + "/"
+	now := time.Now().Unix()
+	// Fresh dated cookie: honoured (every time, whatever roundrobin says).
+	for i := 0; i < 4; i++ {
+		resp, body := get(t, http.DefaultClient, url, "Cookie", fmt.Sprintf("SRV=s2|%d|%d", now-60, now-600))
+		if field(body, "server") != "two" {
+			t.Fatalf("fresh cookie not honoured: %s", field(body, "server"))
+		}
+		// The idle date is refreshed, the first date kept.
+		if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, fmt.Sprintf("|%d;", now-600)) {
+			t.Fatalf("Set-Cookie %q does not keep the first date", sc)
+		}
+	}
+	// Expired by maxidle (or maxlife): ignored, so roundrobin spreads.
+	seen := map[string]bool{}
+	for i := 0; i < 4; i++ {
+		_, body := get(t, http.DefaultClient, url, "Cookie", fmt.Sprintf("SRV=s2|%d|%d", now-7200, now-7200))
+		seen[field(body, "server")] = true
+	}
+	if !seen["one"] {
+		t.Fatalf("expired cookie still honoured: %v", seen)
+	}
+}
+
+func TestHTTPBalanceHashing(t *testing.T) {
+	s1, s2, s3 := newGoBackend(t, "one"), newGoBackend(t, "two"), newGoBackend(t, "three")
+	for _, alg := range []string{"{algorithm: uri}", "{algorithm: url_param, param: user}", "{algorithm: hdr, param: X-User}"} {
+		t.Run(alg, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    balance: %s
+    servers: [{name: s1, address: %q}, {name: s2, address: %q}, {name: s3, address: %q}]
+`, alg, s1.addr(), s2.addr(), s3.addr()))
+			url := "http://" + h.addr("fe")
+			servers := map[string]bool{}
+			for k := 0; k < 12; k++ {
+				key := fmt.Sprintf("k%d", k)
+				var where string
+				for i := 0; i < 3; i++ {
+					_, body := get(t, http.DefaultClient, url+"/"+key+"?user="+key, "X-User", key)
+					s := field(body, "server")
+					if where != "" && s != where {
+						t.Fatalf("key %s moved from %s to %s", key, where, s)
+					}
+					where = s
+				}
+				servers[where] = true
+			}
+			if len(servers) < 2 {
+				t.Fatalf("12 keys all hashed to %v", servers)
+			}
+		})
+	}
+}
+
+func TestHTTPServerKeepAliveReuseRetry(t *testing.T) {
+	// A server that closes each connection after one response without
+	// saying so: the pooled connection is dead on the next request, which
+	// must be retried on a fresh connection (idempotent, no body).
+	addr := rawBackend(t, func(c net.Conn, got []byte) {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	h := startProxy(t, httpDoc("", "", oneBackend(addr)))
+	c := &http.Client{Timeout: 5 * time.Second}
+	for i := 0; i < 5; i++ {
+		resp, body := get(t, c, "http://"+h.addr("fe")+"/")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
