@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/vipgate/vipgate/core/stats"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// artifactDir is where tests keep files for people to look at (CI uploads
+// or prints it): $VIPGATE_ARTIFACTS, else artifacts/ at the repository root.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("VIPGATE_ARTIFACTS")
+	if d == "" {
+		_, file, _, _ := runtime.Caller(0)
+		d = filepath.Join(filepath.Dir(file), "..", "..", "artifacts")
+	}
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestStatsPageInBrowser drives the stats page in headless Chromium: log in
+// with a token, see a server go down after its backend is stopped, click
+// "drain" on another and see the API report it drained. A screenshot is kept.
+func TestStatsPageInBrowser(t *testing.T) {
+	testenv.Short(t)
+	chromium := testenv.RequireTool(t, "chromium")
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	b := startGreeter(t, "b", "127.0.0.1:0")
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startNodeWith(t, fmt.Sprintf(`
+frontends: [{name: web, bind: %q, default_backend: app}]
+backends:
+  - name: app
+    check: {kind: tcp, inter: 100ms, rise: 2, fall: 2}
+    servers:
+      - {name: a, address: %q}
+      - {name: b, address: %q}
+`, fe, a.addr, b.addr), fmt.Sprintf("tokens: [%s]", writeTok))
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 900),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+
+	statusOf := func(server string) string {
+		return fmt.Sprintf(`(() => { const c = document.querySelector('table[data-backend="app"] tr[data-server=%q] td[data-status]'); return c ? c.textContent : ""; })()`, server)
+	}
+	waitStatus := func(server, want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[string](statusOf(server)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("page shows %s as %q, want %q", server, got, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Anonymous: the login form, no data.
+	steps := []struct {
+		name string
+		a    chromedp.Action[chromedp.Void]
+	}{
+		{"navigate", chromedp.Navigate("http://" + n.admin + "/stats")},
+		{"login form", chromedp.WaitVisible(chromedp.CSS("#login"))},
+		{"type token", chromedp.SendKeys(chromedp.CSS("#token"), writeTok)},
+		{"submit", chromedp.Click(chromedp.CSS(`#loginform button[type="submit"]`))},
+		{"tables", chromedp.WaitVisible(chromedp.CSS(`table[data-backend="app"]`))},
+		{"refresh 2s", chromedp.SetValue(chromedp.CSS("#refresh"), "2")},
+	}
+	for _, st := range steps {
+		if err := chromedp.Do(ctx, st.a); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+	}
+	waitStatus("a", "UP")
+	waitStatus("b", "UP")
+
+	b.kill()
+	waitStatus("b", "DOWN")
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`table[data-backend="app"] tr[data-server="a"] button[data-act="drain"]`))); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "API reports a drained", func() bool {
+		var s stats.Snapshot
+		if n.get("/api/v1/stats", &s) != nil {
+			return false
+		}
+		return s.Backends[0].Servers[0].Admin == "drain"
+	})
+	waitStatus("a", "DRAIN")
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(artifactDir(t), "stats-page.png")
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", out)
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"server.down", "Backend app", "node t1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page text lacks %q", want)
+		}
+	}
+}
