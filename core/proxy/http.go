@@ -163,6 +163,7 @@ type session struct {
 	clientAddr   netip.AddrPort
 	local        netip.AddrPort
 	isTLS        bool
+	h2           bool // an HTTP/2 stream behind an h2Conn
 	tls          tls.ConnectionState
 	requests     int
 	attached     *serverConn // reuse never: the session's own server connection
@@ -555,7 +556,7 @@ attempts:
 				break
 			}
 			// Interim response: 100 Continue releases the body.
-			if minor >= 1 {
+			if minor >= 1 && !s.h2 {
 				s.cw.buf = s.cw.buf[:0]
 				_, _ = s.cw.Write(sc.buffered()[:resp.HeadLen])
 				if err := s.cw.flush(); err != nil {
@@ -597,7 +598,7 @@ attempts:
 		if untilEOF {
 			clientKeep = false
 		}
-		dechunk := respChunked && minor == 0
+		dechunk := respChunked && (minor == 0 || s.h2)
 		if dechunk {
 			clientKeep = false
 		}

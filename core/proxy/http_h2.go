@@ -3,9 +3,184 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/vipgate/vipgate/core/proxy/httpparse"
 )
 
-// serveH2 serves an HTTP/2 client (ALPN h2).
+// serveH2 serves an HTTP/2 client (ALPN h2 on a TLS frontend). Each stream
+// is translated to an HTTP/1.1 request and run through the same session
+// code as HTTP/1.1 clients (rules, persistence, headers, pool, logs), over
+// an in-memory connection: the HTTP/1.1 response it produces is parsed
+// back and written to the stream.
 func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
-	_ = c.Close()
+	srv := &http2.Server{
+		IdleTimeout:          h.f.Cfg.Timeouts.HTTPKeepAlive.D(),
+		MaxConcurrentStreams: 100,
+	}
+	srv.ServeConn(c, &http2.ServeConnOpts{
+		Context: ctx,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.serveH2Stream(ctx, s, c, w, r)
+		}),
+	})
 }
+
+func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.Conn, w http.ResponseWriter, r *http.Request) {
+	v := &h2Conn{Conn: c, w: w, body: r.Body}
+	v.pending = h2RequestHead(r, &v.chunked)
+	st := &session{
+		h: h, clientAddr: parent.clientAddr, local: parent.local,
+		isTLS: true, tls: parent.tls, h2: true,
+		cc: bufConn{Conn: v, buf: make([]byte, h.bufSize)},
+		cw: bufWriter{c: v, buf: make([]byte, 0, 16<<10)},
+	}
+	st.serve(ctx)
+	if st.attached != nil {
+		_ = st.attached.Close()
+	}
+	if !v.headDone {
+		w.WriteHeader(http.StatusBadGateway)
+	}
+}
+
+// h2RequestHead writes the stream's request as an HTTP/1.1 head.
+func h2RequestHead(r *http.Request, chunked *bool) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, r.URL.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, r.Host...)
+	b = append(b, "\r\n"...)
+	for k, vs := range r.Header {
+		if hopOrFraming([]byte(k)) {
+			continue
+		}
+		for _, v := range vs {
+			b = appendHeaderS(b, k, v)
+		}
+	}
+	switch {
+	case r.ContentLength > 0:
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, r.ContentLength, 10)
+		b = append(b, "\r\n"...)
+	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+		*chunked = true
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	return append(b, "Connection: close\r\n\r\n"...)
+}
+
+// h2Conn is the in-memory connection between an HTTP/2 stream and a
+// session: reads give the request head then the body (chunk-encoded when
+// its length is unknown), writes are the HTTP/1.1 response. Deadlines are
+// the HTTP/2 server's business: they are ignored here.
+type h2Conn struct {
+	net.Conn
+	w        http.ResponseWriter
+	body     io.ReadCloser
+	chunked  bool
+	pending  []byte
+	bodyDone bool
+	tmp      []byte
+	// response side
+	head     []byte
+	headDone bool
+	resp     httpparse.Response
+}
+
+func (v *h2Conn) Read(p []byte) (int, error) {
+	for {
+		if len(v.pending) > 0 {
+			n := copy(p, v.pending)
+			v.pending = v.pending[n:]
+			return n, nil
+		}
+		if v.bodyDone || v.body == nil || v.body == http.NoBody {
+			return 0, io.EOF
+		}
+		if !v.chunked {
+			n, err := v.body.Read(p)
+			if errors.Is(err, io.EOF) {
+				v.bodyDone = true
+				if n > 0 {
+					return n, nil
+				}
+				return 0, io.EOF
+			}
+			if n > 0 || err != nil {
+				return n, err
+			}
+			continue
+		}
+		if v.tmp == nil {
+			v.tmp = make([]byte, 16<<10)
+		}
+		n, err := v.body.Read(v.tmp)
+		if n > 0 {
+			v.pending = strconv.AppendInt(v.pending[:0], int64(n), 16)
+			v.pending = append(v.pending, "\r\n"...)
+			v.pending = append(v.pending, v.tmp[:n]...)
+			v.pending = append(v.pending, "\r\n"...)
+		}
+		if errors.Is(err, io.EOF) {
+			v.pending = append(v.pending, "0\r\n\r\n"...)
+			v.bodyDone = true
+		} else if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (v *h2Conn) Write(p []byte) (int, error) {
+	total := len(p)
+	for !v.headDone {
+		v.head = append(v.head, p...)
+		p = nil
+		err := httpparse.ParseResponse(v.head, httpparse.Limits{MaxRequestLine: 1 << 16, MaxHeaderBytes: 1 << 20, MaxHeaders: 10000}, &v.resp)
+		if errors.Is(err, httpparse.ErrNeedMore) {
+			return total, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		rest := v.head[v.resp.HeadLen:]
+		if v.resp.Status < 200 {
+			v.head = append(v.head[:0], rest...)
+			continue
+		}
+		hd := v.w.Header()
+		for _, f := range v.resp.Headers {
+			if hopOrFraming(f.Name) && !httpparse.EqualFold(f.Name, "content-length") {
+				continue
+			}
+			hd.Add(string(f.Name), string(f.Value))
+		}
+		v.w.WriteHeader(v.resp.Status)
+		v.headDone = true
+		p = rest
+	}
+	if len(p) > 0 {
+		if _, err := v.w.Write(p); err != nil {
+			return 0, err
+		}
+		if fl, ok := v.w.(http.Flusher); ok {
+			fl.Flush()
+		}
+	}
+	return total, nil
+}
+
+func (v *h2Conn) Close() error                       { return nil }
+func (v *h2Conn) SetDeadline(t time.Time) error      { return nil }
+func (v *h2Conn) SetReadDeadline(t time.Time) error  { return nil }
+func (v *h2Conn) SetWriteDeadline(t time.Time) error { return nil }
