@@ -93,7 +93,7 @@ func TestTCPBackendKilledAndRestarted(t *testing.T) {
 	addr := ln.Addr().String()
 	s := upstream.NewServer("app", "a1", addr, 1)
 	e := start(t)
-	e.m.Reconcile([]health.Item{{Server: s, Check: check("tcp"), InitState: "down"}})
+	e.m.Reconcile([]health.Item{{Server: s, Check: check("tcp"), InitState: "fully-down"}})
 	if s.Health() != upstream.Down {
 		t.Fatal("server not down before its first checks")
 	}
@@ -146,7 +146,7 @@ func TestHTTPBackend503(t *testing.T) {
 	c := check("http")
 	c.HTTP = &config.HTTPCheck{Method: "GET", Path: "/health"}
 	e := start(t)
-	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "up"}})
+	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "fully-up"}})
 	status.Store(503)
 	ev := e.next(t)
 	if ev.Kind != events.ServerDown || ev.Attr("reason") != "HTTP 503" {
@@ -171,7 +171,7 @@ func TestExecBackend(t *testing.T) {
 	c := check("exec")
 	c.Command = []string{script}
 	e := start(t)
-	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "up"}})
+	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "fully-up"}})
 	ev := e.next(t)
 	if ev.Kind != events.ServerDown || ev.Attr("reason") != "exit status 1: d1 not healthy" {
 		t.Fatalf("event %+v", ev)
@@ -204,7 +204,7 @@ func TestCheckPort(t *testing.T) {
 	c := check("tcp")
 	c.Port = ln.Addr().(*net.TCPAddr).Port
 	e := start(t)
-	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
+	e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "fully-down"}})
 	testenv.Eventually(t, 10*time.Second, "up through the check port", func() bool { return s.Health() == upstream.Up })
 }
 
@@ -244,7 +244,7 @@ func TestIntervalsSeenByServer(t *testing.T) {
 		c.HTTP = &config.HTTPCheck{Method: "GET", Path: "/"}
 		c.Inter, c.FastInter = config.Duration(time.Hour), config.Duration(time.Hour)
 		e := start(t)
-		e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
+		e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "fully-down"}})
 		testenv.Eventually(t, 10*time.Second, "5 requests at downinter", func() bool { return n.Load() >= 5 })
 	})
 	t.Run("fastinter while rising", func(t *testing.T) {
@@ -255,7 +255,7 @@ func TestIntervalsSeenByServer(t *testing.T) {
 		c.Rise = 3
 		c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
 		e := start(t)
-		e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "down"}})
+		e.m.Reconcile([]health.Item{{Server: s, Check: c, InitState: "fully-down"}})
 		testenv.Eventually(t, 10*time.Second, "up at fastinter", func() bool { return s.Health() == upstream.Up })
 		// Once UP the next check is an hour away: exactly rise requests.
 		if got := n.Load(); got != 3 {
