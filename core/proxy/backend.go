@@ -33,8 +33,12 @@ type Backend struct {
 	Servers  []*upstream.Server
 	Counters upstream.Counters
 
-	normal, backup []*upstream.Server
-	pNormal        balance.Policy
+	// normal servers of the node's own datacenter come first, then the
+	// normal servers elsewhere, then backups (DESIGN: local datacenter
+	// first, backup servers last). Without datacenters on the servers,
+	// remote is empty.
+	normal, remote, backup []*upstream.Server
+	pNormal, pRemote       balance.Policy
 	pBackup        balance.Policy
 	persist        Persister
 
@@ -48,10 +52,13 @@ type Backend struct {
 	byName  map[string]*upstream.Server
 }
 
-func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus) (*Backend, error) {
+func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus, localDC string) (*Backend, error) {
 	b := &Backend{Name: cfg.Name, Cfg: cfg, Servers: servers, bus: bus, byName: map[string]*upstream.Server{}}
 	var err error
 	if b.pNormal, err = balance.New(cfg.Balance); err != nil {
+		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+	if b.pRemote, err = balance.New(cfg.Balance); err != nil {
 		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
 	}
 	if cfg.AllBackups {
@@ -62,9 +69,13 @@ func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus
 	}
 	for _, s := range servers {
 		b.byName[s.Name] = s
-		if s.Settings().Backup {
+		st := s.Settings()
+		switch {
+		case st.Backup:
 			b.backup = append(b.backup, s)
-		} else {
+		case localDC != "" && st.Datacenter != "" && st.Datacenter != localDC:
+			b.remote = append(b.remote, s)
+		default:
 			b.normal = append(b.normal, s)
 		}
 	}
@@ -88,6 +99,7 @@ func (b *Backend) attach() {
 // transitions.
 func (b *Backend) rebuild() {
 	b.pNormal.Update(b.normal)
+	b.pRemote.Update(b.remote)
 	b.pBackup.Update(b.backup)
 	usable := false
 	for _, s := range b.Servers {
@@ -120,17 +132,22 @@ func (b *Backend) HasUsableServer() bool {
 	return false
 }
 
-// pick chooses among normal servers, then backups (HAProxy: backups only
-// when no normal server is usable).
+// pick chooses among the local datacenter's normal servers, then the other
+// normal servers, then backups (HAProxy: backups only when no normal server
+// is usable). A group whose servers are up but full is not spilled over:
+// the caller queues for it.
 func (b *Backend) pick(r *balance.Request) *upstream.Server {
-	if s := b.pNormal.Pick(r); s != nil {
-		return s
-	}
-	for _, s := range b.normal {
-		if s.Usable() {
-			// Normal servers are up but full (or excluded): do not spill to
-			// backups; the caller queues.
-			return nil
+	for _, g := range [...]struct {
+		p       balance.Policy
+		servers []*upstream.Server
+	}{{b.pNormal, b.normal}, {b.pRemote, b.remote}} {
+		if s := g.p.Pick(r); s != nil {
+			return s
+		}
+		for _, s := range g.servers {
+			if s.Usable() && (r == nil || s != r.Exclude) {
+				return nil
+			}
 		}
 	}
 	return b.pBackup.Pick(r)

@@ -158,7 +158,7 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 			keep[key] = s
 			servers = append(servers, s)
 		}
-		b, err := newBackend(bc, servers, p.bus)
+		b, err := newBackend(bc, servers, p.bus, p.opts.Datacenter)
 		if err != nil {
 			return err
 		}

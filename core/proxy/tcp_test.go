@@ -709,3 +709,44 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 		}
 	}
 }
+
+// TestTCPLocalDatacenterFirst: servers of the node's datacenter take the
+// traffic; the other datacenter's only when no local one is usable, and
+// backups last.
+func TestTCPLocalDatacenterFirst(t *testing.T) {
+	l, r, bk := newTestServer(t, "local"), newTestServer(t, "remote"), newTestServer(t, "backup")
+	c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+datacenters: [{name: dc1}, {name: dc2}]
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    servers:
+      - {name: r, address: "%s", datacenter: dc2}
+      - {name: l, address: "%s", datacenter: dc1}
+      - {name: bk, address: "%s", backup: true}
+`, r.addr(), l.addr(), bk.addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{Datacenter: "dc1"})
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	addr := p.ListenAddrs()["fe"][0]
+	expect := func(want string) {
+		t.Helper()
+		for i := 0; i < 5; i++ {
+			if name, err := greet(t, addr); name != want {
+				t.Fatalf("got %q (%v), want %q", name, err, want)
+			}
+		}
+	}
+	expect("local")
+	p.Server("be", "l").SetHealth(upstream.Down, "test")
+	expect("remote")
+	p.Server("be", "r").SetAdmin(upstream.Maint)
+	expect("backup")
+}
