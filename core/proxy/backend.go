@@ -39,8 +39,8 @@ type Backend struct {
 	// remote is empty.
 	normal, remote, backup []*upstream.Server
 	pNormal, pRemote       balance.Policy
-	pBackup        balance.Policy
-	persist        Persister
+	pBackup                balance.Policy
+	persist                Persister
 
 	dialer  net.Dialer
 	bus     *events.Bus
