@@ -45,6 +45,10 @@ type httpHandler struct {
 	actions    bool // some rule has an http action
 	accessLog  bool
 	reapOnce   sync.Once
+	// Buffers are recycled: a connection-per-request load would otherwise
+	// allocate tens of kilobytes per request.
+	inBufs  *bufPool // client read buffers (bufSize)
+	bufs16k *bufPool // write buffers and server read buffers
 }
 
 // httpBackend is the per-backend part: error pages, reuse, TLS, cookie.
@@ -98,7 +102,8 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 		}
 		h.backends[name] = hb
 	}
-	h.pools = newConnPools(idle)
+	h.inBufs, h.bufs16k = newBufPool(h.bufSize), newBufPool(16<<10)
+	h.pools = newConnPools(idle, h.bufs16k)
 	for i := range fc.Rules {
 		r := &fc.Rules[i]
 		if len(r.Header) > 0 {
@@ -147,12 +152,25 @@ func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 			return
 		}
 	}
-	s.cc = bufConn{Conn: c, buf: make([]byte, h.bufSize)}
-	s.cw = bufWriter{c: c, buf: make([]byte, 0, 16<<10)}
+	s.cc = bufConn{Conn: c, buf: h.inBufs.get()}
+	s.cw = bufWriter{c: c, buf: h.bufs16k.get()[:0]}
 	s.serve(ctx)
+	s.finish()
+}
+
+// finish releases what the session holds once its connection is done.
+func (s *session) finish() {
+	h := s.h
 	if s.attached != nil {
-		_ = s.attached.Close()
+		s.attached.discard(h.bufs16k)
+		s.attached = nil
 	}
+	h.inBufs.put(s.cc.buf)
+	h.bufs16k.put(s.cw.buf)
+	if s.sbuf != nil {
+		h.bufs16k.put(s.sbuf)
+	}
+	s.cc.buf, s.cw.buf, s.sbuf = nil, nil, nil
 }
 
 // session is one client connection's state.
@@ -423,8 +441,9 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	clientKeep := req.KeepAlive()
 	s.cc.consume(req.HeadLen)
 
-	_ = s.cc.SetDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
-	rec := logRec{start: start, reqDone: time.Now(), backend: hb}
+	now := time.Now()
+	_ = s.cc.SetDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
+	rec := logRec{start: start, reqDone: now, backend: hb, now: now}
 	return s.exchange(ctx, hb, &breq, prefer, &ck, hasBody, upgrade, clientKeep, acts, &rec)
 }
 
@@ -477,7 +496,7 @@ attempts:
 	for {
 		attempt++
 		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer)
-		rec.tw = time.Now()
+		rec.tw = s.stamp()
 		if err != nil {
 			status := 503
 			term := "SC"
@@ -487,15 +506,15 @@ attempts:
 			s.fail(hb, status, term, rec.start, err.Error())
 			return false
 		}
-		rec.tc = time.Now()
+		rec.tc = s.stamp()
 		rec.server = lease.Server
 		srv := lease.Server
 		if ck.srv != nil && ck.srv != srv {
 			ck.redispatched = true
 		}
-		_ = sc.SetDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		_ = sc.SetDeadline(rec.now.Add(b.Cfg.Timeouts.Server.D()))
 		if s.sbuf == nil {
-			s.sbuf = make([]byte, 0, 16<<10)
+			s.sbuf = s.h.bufs16k.get()[:0]
 		}
 		sw := bufWriter{c: sc, buf: s.sbuf[:0]}
 		// Expect: 100-continue: the head goes alone, the body only once the
@@ -528,9 +547,9 @@ attempts:
 		for {
 			err := s.readResponseHead(sc, hb)
 			if err != nil {
+				got := len(sc.buffered()) > 0
 				s.dropServer(sc, lease)
 				var pe *httpparse.Error
-				got := len(sc.buffered()) > 0
 				switch {
 				case reused && !got && !hasBody && (idempotent || hb.retryAll) && attempt == 1 && !isTimeout(err):
 					// A kept-alive connection the server had closed:
@@ -573,7 +592,7 @@ attempts:
 				bodySent = true
 			}
 		}
-		rec.tr = time.Now()
+		rec.tr = s.stamp()
 		status := resp.Status
 		rec.status = status
 
@@ -649,14 +668,20 @@ attempts:
 		} else {
 			s.dropServer(sc, lease)
 		}
-		rec.end = time.Now()
+		rec.end = s.stamp()
 		rec.term = "--"
 		s.logDone(rec)
-		if clientKeep {
-			_ = s.cc.SetWriteDeadline(time.Time{})
-		}
 		return clientKeep
 	}
+}
+
+// stamp is a timer reading for the access log (skipped without one: the
+// clock is not free at these rates).
+func (s *session) stamp() time.Time {
+	if s.h.accessLog {
+		return time.Now()
+	}
+	return time.Time{}
 }
 
 func (s *session) logDone(rec *logRec) {
@@ -740,7 +765,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	}
 	if a := s.attached; a != nil {
 		s.attached = nil
-		_ = a.Close()
+		a.discard(s.h.bufs16k)
 	}
 	usePool := hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1)
 	if usePool {
@@ -777,13 +802,13 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 			return nil, nil, false, err
 		}
 	}
-	sc := &serverConn{bufConn: bufConn{Conn: c, buf: make([]byte, 16<<10)}, srv: lease.Server}
+	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.bufs16k.get()}, srv: lease.Server}
 	return sc, lease, false, nil
 }
 
 func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
+	// The stale deadline is harmless: the next user sets its own first.
 	lease.Release()
-	_ = sc.SetDeadline(time.Time{})
 	sc.requests++
 	if hb.reuse == "never" {
 		s.attached, s.attachedBack = sc, hb
@@ -793,7 +818,7 @@ func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 }
 
 func (s *session) dropServer(sc *serverConn, lease *Lease) {
-	_ = sc.Close()
+	sc.discard(s.h.bufs16k)
 	lease.Release()
 }
 
@@ -801,7 +826,7 @@ func (s *session) dropServer(sc *serverConn, lease *Lease) {
 func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *logRec, acts []*config.Rule, ck *cookieState) bool {
 	f, b := s.h.f, hb.b
 	defer lease.Release()
-	defer sc.Close()
+	defer sc.discard(s.h.bufs16k)
 	srv := lease.Server
 	s.writeResponseHead(hb, true, 1, true, false, acts, ck, srv)
 	sc.consume(s.resp.HeadLen)
@@ -823,7 +848,7 @@ func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *log
 	f.Counters.CountResponse(101)
 	b.Counters.CountResponse(101)
 	srv.Counters.CountResponse(101)
-	untrack := srv.Track(func() { _ = s.cc.Close(); _ = sc.Close() })
+	untrack := srv.Track(func() { _ = s.cc.Close(); _ = sc.Conn.Close() })
 	defer untrack()
 	r := &relay{
 		client: s.cc.Conn, server: sc.Conn,

@@ -39,13 +39,11 @@ func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.
 	st := &session{
 		h: h, clientAddr: parent.clientAddr, local: parent.local,
 		isTLS: true, tls: parent.tls, h2: true,
-		cc: bufConn{Conn: v, buf: make([]byte, h.bufSize)},
-		cw: bufWriter{c: v, buf: make([]byte, 0, 16<<10)},
+		cc: bufConn{Conn: v, buf: h.inBufs.get()},
+		cw: bufWriter{c: v, buf: h.bufs16k.get()[:0]},
 	}
 	st.serve(ctx)
-	if st.attached != nil {
-		_ = st.attached.Close()
-	}
+	st.finish()
 	if !v.headDone {
 		w.WriteHeader(http.StatusBadGateway)
 	}

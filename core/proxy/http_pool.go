@@ -24,6 +24,39 @@ type serverConn struct {
 	requests  int
 }
 
+// discard closes the connection and recycles its buffer; only the owner
+// of the connection may call it (a concurrent kill just closes the socket).
+func (sc *serverConn) discard(bp *bufPool) {
+	_ = sc.Close()
+	if sc.buf != nil {
+		bp.put(sc.buf)
+		sc.buf, sc.r, sc.w = nil, 0, 0
+	}
+}
+
+// bufPool recycles fixed-size buffers (per handler: no package state).
+type bufPool struct {
+	size int
+	p    sync.Pool
+}
+
+func newBufPool(size int) *bufPool { return &bufPool{size: size} }
+
+func (bp *bufPool) get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return (*b)[:bp.size]
+	}
+	return make([]byte, bp.size)
+}
+
+func (bp *bufPool) put(b []byte) {
+	if cap(b) != bp.size {
+		return
+	}
+	b = b[:0]
+	bp.p.Put(&b)
+}
+
 // idlePool holds a server's idle keep-alive connections, most recently used
 // first (a warm connection is the least likely to have been closed).
 type idlePool struct {
@@ -38,10 +71,11 @@ type connPools struct {
 	pools  map[*upstream.Server]*idlePool
 	closed atomic.Bool
 	idle   time.Duration
+	bufs   *bufPool
 }
 
-func newConnPools(idle time.Duration) *connPools {
-	return &connPools{pools: map[*upstream.Server]*idlePool{}, idle: idle}
+func newConnPools(idle time.Duration, bufs *bufPool) *connPools {
+	return &connPools{pools: map[*upstream.Server]*idlePool{}, idle: idle, bufs: bufs}
 }
 
 func (cp *connPools) pool(s *upstream.Server) *idlePool {
@@ -67,7 +101,7 @@ func (cp *connPools) get(s *upstream.Server) *serverConn {
 			p.mu.Unlock()
 			return sc
 		}
-		_ = sc.Close()
+		sc.discard(cp.bufs)
 	}
 	p.mu.Unlock()
 	return nil
@@ -76,7 +110,7 @@ func (cp *connPools) get(s *upstream.Server) *serverConn {
 // put parks a connection; beyond max it (or, on a closed pool, it) is closed.
 func (cp *connPools) put(sc *serverConn, max int) {
 	if cp.closed.Load() || max <= 0 || !sc.srv.Usable() {
-		_ = sc.Close()
+		sc.discard(cp.bufs)
 		return
 	}
 	sc.idleSince = time.Now()
@@ -84,7 +118,7 @@ func (cp *connPools) put(sc *serverConn, max int) {
 	p.mu.Lock()
 	if len(p.conns) >= max {
 		p.mu.Unlock()
-		_ = sc.Close()
+		sc.discard(cp.bufs)
 		return
 	}
 	p.conns = append(p.conns, sc)
@@ -118,7 +152,7 @@ func (cp *connPools) reap(ctx context.Context, stop <-chan struct{}) {
 			keep := p.conns[:0]
 			for _, sc := range p.conns {
 				if now.Sub(sc.idleSince) >= cp.idle || !sc.srv.Usable() {
-					_ = sc.Close()
+					sc.discard(cp.bufs)
 					continue
 				}
 				keep = append(keep, sc)
@@ -137,7 +171,7 @@ func (cp *connPools) closeAll() {
 	for _, p := range cp.pools {
 		p.mu.Lock()
 		for _, sc := range p.conns {
-			_ = sc.Close()
+			sc.discard(cp.bufs)
 		}
 		p.conns = nil
 		p.mu.Unlock()
