@@ -273,9 +273,8 @@ func (c *Cluster) applyHTTPDefaults() {
 	}
 }
 
-func (c *Cluster) applyHTTPFrontendDefaults(f *Frontend) {
-	f.HTTP.inherit(&c.Defaults.HTTP)
-	if ff := f.HTTP.ForwardFor; ff != nil {
+func (o *HTTPOptions) applyForwardForDefaults() {
+	if ff := o.ForwardFor; ff != nil {
 		if ff.Mode == "" {
 			ff.Mode = "append"
 		}
@@ -283,6 +282,11 @@ func (c *Cluster) applyHTTPFrontendDefaults(f *Frontend) {
 			ff.Header = "X-Forwarded-For"
 		}
 	}
+}
+
+func (c *Cluster) applyHTTPFrontendDefaults(f *Frontend) {
+	f.HTTP.inherit(&c.Defaults.HTTP)
+	f.HTTP.applyForwardForDefaults()
 	// HAProxy: timeout http-request and http-keep-alive default to timeout client.
 	if f.Timeouts.HTTPRequest == 0 {
 		f.Timeouts.HTTPRequest = f.Timeouts.Client
@@ -311,6 +315,7 @@ func (c *Cluster) applyHTTPFrontendDefaults(f *Frontend) {
 
 func (c *Cluster) applyHTTPBackendDefaults(b *Backend) {
 	b.HTTP.inherit(&c.Defaults.HTTP)
+	b.HTTP.applyForwardForDefaults()
 	if ck := b.Cookie; ck != nil && ck.Mode == "" {
 		ck.Mode = "insert"
 	}

@@ -1,15 +1,21 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"regexp"
+	"sync"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/upstream"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 func TestHTTPRules(t *testing.T) {
@@ -317,5 +323,54 @@ func TestHTTPServerKeepAliveReuseRetry(t *testing.T) {
 		if resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
+	}
+}
+
+// syncBuf is a goroutine-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHTTPAccessLog(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	c, err := config.Parse("t.yaml", []byte(httpDoc("    http: {log: true}", "    rules: [{deny: 403, path_prefix: [/no]}]", oneBackend(g.addr()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	p := New(Options{Log: slog.New(slog.NewTextHandler(&out, nil))})
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.Eventually(t, 5*time.Second, "listening", func() bool { return len(p.ListenAddrs()["fe"]) > 0 })
+	url := "http://" + p.ListenAddrs()["fe"][0]
+	get(t, http.DefaultClient, url+"/hello?x=1")
+	get(t, http.DefaultClient, url+"/no")
+	rawExchange(t, p.ListenAddrs()["fe"][0], "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+	// client:port [date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes term "request"
+	for _, re := range []string{
+		`127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ -- \\"GET /hello\?x=1 HTTP/1\.1\\"`,
+		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 403 \d+ PR \\"GET /no HTTP/1\.1\\"`,
+		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 400 \d+ PR \\"<BADREQ>\\"`,
+	} {
+		rx := regexp.MustCompile(re)
+		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
 	}
 }
