@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
-	"sync"
 	"net/http"
 	"net/http/cookiejar"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
