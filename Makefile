@@ -1,5 +1,6 @@
 # vipgate — see README.md. `make run` starts the demo, `make test` runs
 # everything CI runs.
+SHELL    := /bin/bash
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN      := bin/vipgate
@@ -41,7 +42,14 @@ test: lint build
 FUZZTIME ?= 30s
 fuzz: $(FUZZ_TARGETS)
 
-bench: build $(BENCH_TARGETS)
+# bench runs every area's benchmarks (Go micro-benchmarks and side-by-side
+# runs against HAProxy, nginx, NSD, keepalived), then repeats the comparison
+# lines (those with a ratio) as a summary.
+bench: build
+	@mkdir -p bin
+	@set -o pipefail; $(MAKE) --no-print-directory $(BENCH_TARGETS) 2>&1 | tee bin/bench.log
+	@echo; echo "== summary: vipgate vs the reference tools (ratio > 1 means vipgate is faster) =="
+	@grep -iE 'ratio' bin/bench.log || echo "(no comparison lines)"
 
 clean:
 	rm -rf bin
