@@ -519,16 +519,17 @@ attempts:
 		sw := bufWriter{c: sc, buf: s.sbuf[:0]}
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
-		if _, err := sw.Write(s.out); err == nil && (!hasBody || expect || upgrade) {
+		_, err = sw.Write(s.out)
+		if err == nil && (!hasBody || expect || upgrade) {
 			err = sw.flush()
-			if err != nil {
-				s.dropServer(sc, lease)
-				if reused && !hasBody && (idempotent || hb.retryAll) && attempt == 1 {
-					continue attempts
-				}
-				s.fail(hb, 502, "SH", rec.start, err.Error())
-				return false
+		}
+		if err != nil {
+			s.dropServer(sc, lease)
+			if reused && !hasBody && (idempotent || hb.retryAll) && attempt == 1 {
+				continue attempts
 			}
+			s.fail(hb, 502, "SH", rec.start, err.Error())
+			return false
 		}
 		bodySent := !hasBody
 		if hasBody && !expect && !upgrade {
@@ -623,6 +624,11 @@ attempts:
 		}
 		s.writeResponseHead(hb, clientKeep, minor, noBody, dechunk, acts, ck, srv)
 		sc.consume(resp.HeadLen)
+		// Counted before the body goes out, so a client that has the
+		// response can rely on the stats.
+		srv.Counters.CountResponse(status)
+		b.Counters.CountResponse(status)
+		f.Counters.CountResponse(status)
 		idle := &idleDeadline{src: sc, dst: s.cc.Conn, d: b.Cfg.Timeouts.Server.D()}
 		var berr error
 		switch {
@@ -643,9 +649,6 @@ attempts:
 		b.Counters.BytesOut.Add(uint64(s.cw.total))
 		f.Counters.BytesOut.Add(uint64(s.cw.total))
 		s.cw.total = 0
-		srv.Counters.CountResponse(status)
-		b.Counters.CountResponse(status)
-		f.Counters.CountResponse(status)
 		if berr != nil {
 			s.dropServer(sc, lease)
 			var be *bodyError

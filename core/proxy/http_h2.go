@@ -42,6 +42,9 @@ func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.
 		cc: bufConn{Conn: v, buf: h.inBufs.get()},
 		cw: bufWriter{c: v, buf: h.bufs16k.get()[:0]},
 	}
+	// HTTP/2 requests are never a connection's "first request" (HAProxy
+	// alike): each may use a pooled server connection.
+	st.requests = 1
 	st.serve(ctx)
 	st.finish()
 	if !v.headDone {
