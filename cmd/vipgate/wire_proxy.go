@@ -126,72 +126,54 @@ func registerProxyAdmin(e *env) {
 	e.Admin.HandleFunc("GET /api/v1/stats", admin.Read, func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, stats.Collect(p))
 	})
-	e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
-		s := p.Server(r.PathValue("backend"), r.PathValue("server"))
-		if s == nil {
-			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
-			return
-		}
-		var body struct {
-			State string `json:"state"`
-		}
-		if err := admin.DecodeJSON(r, &body); err != nil {
-			admin.WriteError(w, http.StatusBadRequest, err)
-			return
-		}
-		st, err := upstream.ParseAdmin(body.State)
+	// Each server action decodes one JSON field and applies it.
+	serverAction := func(path string, act func(s *upstream.Server, body *serverActionBody) (map[string]any, error)) {
+		e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/"+path, admin.Write, func(w http.ResponseWriter, r *http.Request) {
+			s := p.Server(r.PathValue("backend"), r.PathValue("server"))
+			if s == nil {
+				admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
+				return
+			}
+			var body serverActionBody
+			if err := admin.DecodeJSON(r, &body); err != nil {
+				admin.WriteError(w, http.StatusBadRequest, err)
+				return
+			}
+			out, err := act(s, &body)
+			if err != nil {
+				admin.WriteError(w, http.StatusBadRequest, err)
+				return
+			}
+			out["scope"], out["backend"], out["server"] = admin.ScopeNode, s.Backend, s.Name
+			admin.WriteJSON(w, http.StatusOK, out)
+		})
+	}
+	serverAction("state", func(s *upstream.Server, b *serverActionBody) (map[string]any, error) {
+		st, err := upstream.ParseAdmin(b.State)
 		if err != nil {
-			admin.WriteError(w, http.StatusBadRequest, err)
-			return
+			return nil, err
 		}
 		s.SetAdmin(st)
 		e.Bus.Publish(events.Event{Kind: "server.admin", Level: events.Notice, Subject: s.Backend + "/" + s.Name,
 			Message: fmt.Sprintf("server %s/%s set to %s by operator", s.Backend, s.Name, st),
 			Attrs:   map[string]string{"backend": s.Backend, "server": s.Name, "state": st.String()}})
-		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "backend": s.Backend, "server": s.Name, "state": st.String()})
+		return map[string]any{"state": st.String()}, nil
 	})
-	e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/weight", admin.Write, func(w http.ResponseWriter, r *http.Request) {
-		s := p.Server(r.PathValue("backend"), r.PathValue("server"))
-		if s == nil {
-			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
-			return
+	serverAction("weight", func(s *upstream.Server, b *serverActionBody) (map[string]any, error) {
+		if b.Weight == nil {
+			return nil, fmt.Errorf("missing weight")
 		}
-		var body struct {
-			Weight *int `json:"weight"`
+		if err := s.SetWeight(*b.Weight); err != nil {
+			return nil, err
 		}
-		if err := admin.DecodeJSON(r, &body); err != nil {
-			admin.WriteError(w, http.StatusBadRequest, err)
-			return
-		}
-		if body.Weight == nil {
-			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("missing weight"))
-			return
-		}
-		if err := s.SetWeight(*body.Weight); err != nil {
-			admin.WriteError(w, http.StatusBadRequest, err)
-			return
-		}
-		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "backend": s.Backend, "server": s.Name, "weight": *body.Weight})
+		return map[string]any{"weight": *b.Weight}, nil
 	})
-	e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/check", admin.Write, func(w http.ResponseWriter, r *http.Request) {
-		s := p.Server(r.PathValue("backend"), r.PathValue("server"))
-		if s == nil {
-			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no server %s/%s", r.PathValue("backend"), r.PathValue("server")))
-			return
+	serverAction("check", func(s *upstream.Server, b *serverActionBody) (map[string]any, error) {
+		if b.Enabled == nil {
+			return nil, fmt.Errorf("missing enabled")
 		}
-		var body struct {
-			Enabled *bool `json:"enabled"`
-		}
-		if err := admin.DecodeJSON(r, &body); err != nil {
-			admin.WriteError(w, http.StatusBadRequest, err)
-			return
-		}
-		if body.Enabled == nil {
-			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("missing enabled"))
-			return
-		}
-		e.checksEnabled(s.Key(), *body.Enabled)
-		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "backend": s.Backend, "server": s.Name, "checks": *body.Enabled})
+		e.checksEnabled(s.Key(), *b.Enabled)
+		return map[string]any{"checks": *b.Enabled}, nil
 	})
 	e.Admin.HandleFunc("POST /api/v1/frontends/{frontend}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
@@ -206,16 +188,24 @@ func registerProxyAdmin(e *env) {
 			return
 		}
 		name := r.PathValue("frontend")
+		if p.Frontend(name) == nil {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no frontend %q", name))
+			return
+		}
 		if err := p.SetFrontendEnabled(name, *body.Enabled); err != nil {
-			code := http.StatusInternalServerError
-			if p.FrontendEnabled(name) == *body.Enabled || err.Error() == fmt.Sprintf("no frontend %q", name) {
-				code = http.StatusNotFound
-			}
-			admin.WriteError(w, code, err)
+			admin.WriteError(w, http.StatusInternalServerError, err)
 			return
 		}
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "frontend": name, "enabled": *body.Enabled})
 	})
+}
+
+// serverActionBody is the union of the server actions' bodies; unknown
+// fields are refused by the strict decoder.
+type serverActionBody struct {
+	State   string `json:"state,omitempty"`
+	Weight  *int   `json:"weight,omitempty"`
+	Enabled *bool  `json:"enabled,omitempty"`
 }
 
 // checksEnabled turns a server's health checks on or off at runtime.

@@ -447,3 +447,6 @@ func (p *Proxy) Config() *config.Cluster {
 }
 
 func serverCookie(s *config.Server) string { return cookieOf(s) }
+
+// Frontend returns a live frontend or nil.
+func (p *Proxy) Frontend(name string) *Frontend { return p.state.Load().frontends[name] }
