@@ -1,0 +1,241 @@
+package scripting
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
+// logModule: log.debug/info/warn/error(msg, key, value, ...).
+func (s *state) logModule() *lua.LTable {
+	t := s.L.NewTable()
+	for i, name := range []string{"debug", "info", "warn", "error"} {
+		t.RawSetString(name, s.L.NewFunction(s.logAt(i-1)))
+	}
+	return t
+}
+
+// logAt logs at -1 debug, 0 info, 1 warn, 2 error.
+func (s *state) logAt(lvl int) lua.LGFunction {
+	level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[lvl+1]
+	return func(L *lua.LState) int {
+		top := L.GetTop()
+		msg := ""
+		if top >= 1 {
+			msg = lua.LVAsString(L.ToStringMeta(L.Get(1)))
+		}
+		attrs := make([]any, 0, top+3)
+		if s.plugin != nil {
+			attrs = append(attrs, "plugin", s.plugin.name)
+		}
+		for i := 2; i+1 <= top; i += 2 {
+			attrs = append(attrs, lua.LVAsString(L.ToStringMeta(L.Get(i))), fromLua(L.Get(i+1), 0))
+		}
+		if top >= 2 && top%2 == 0 {
+			attrs = append(attrs, "extra", fromLua(L.Get(top), 0))
+		}
+		s.g.rt.log.Log(s.ctx, level, "lua: "+msg, attrs...)
+		return 0
+	}
+}
+
+// liveModule: vipgate.servers(backend), vipgate.server(backend, name),
+// vipgate.up(backend).
+func (s *state) liveModule() *lua.LTable {
+	L := s.L
+	t := L.NewTable()
+	t.RawSetString("servers", L.NewFunction(func(L *lua.LState) int {
+		srvs := s.servers(L, L.CheckString(1))
+		out := L.CreateTable(len(srvs), 0)
+		for _, sv := range srvs {
+			out.Append(serverTable(L, sv))
+		}
+		L.Push(out)
+		return 1
+	}))
+	t.RawSetString("server", L.NewFunction(func(L *lua.LState) int {
+		name := L.CheckString(2)
+		for _, sv := range s.servers(L, L.CheckString(1)) {
+			if sv.Name == name {
+				L.Push(serverTable(L, sv))
+				return 1
+			}
+		}
+		L.Push(lua.LNil)
+		return 1
+	}))
+	t.RawSetString("up", L.NewFunction(func(L *lua.LState) int {
+		n := 0
+		for _, sv := range s.servers(L, L.CheckString(1)) {
+			if sv.Usable() {
+				n++
+			}
+		}
+		L.Push(lua.LNumber(n))
+		return 1
+	}))
+	return t
+}
+
+func (s *state) servers(L *lua.LState, backend string) []*upstream.Server {
+	live := s.g.rt.live
+	if live == nil {
+		return nil
+	}
+	return live.Servers(backend)
+}
+
+func serverTable(L *lua.LState, sv *upstream.Server) *lua.LTable {
+	t := L.CreateTable(0, 9)
+	t.RawSetString("name", lua.LString(sv.Name))
+	t.RawSetString("backend", lua.LString(sv.Backend))
+	t.RawSetString("address", lua.LString(sv.Addr))
+	t.RawSetString("up", lua.LBool(sv.Health() == upstream.Up))
+	t.RawSetString("usable", lua.LBool(sv.Usable()))
+	t.RawSetString("admin", lua.LString(sv.Admin().String()))
+	t.RawSetString("weight", lua.LNumber(sv.Weight()))
+	t.RawSetString("sessions", lua.LNumber(sv.Counters.CurSessions.Load()))
+	if st := sv.Settings(); st != nil {
+		t.RawSetString("backup", lua.LBool(st.Backup))
+		t.RawSetString("datacenter", lua.LString(st.Datacenter))
+	}
+	return t
+}
+
+// jsonModule: json.encode(value), json.decode(string).
+func (s *state) jsonModule() *lua.LTable {
+	L := s.L
+	t := L.NewTable()
+	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
+		b, err := json.Marshal(fromLua(L.CheckAny(1), 0))
+		if err != nil {
+			L.Push(lua.LNil)
+			L.Push(lua.LString(err.Error()))
+			return 2
+		}
+		if len(b) > s.maxS {
+			L.RaiseError("json.encode result over the %d-byte limit", s.maxS)
+		}
+		L.Push(lua.LString(b))
+		return 1
+	}))
+	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
+		var v any
+		if err := json.Unmarshal([]byte(L.CheckString(1)), &v); err != nil {
+			L.Push(lua.LNil)
+			L.Push(lua.LString(err.Error()))
+			return 2
+		}
+		L.Push(toLua(L, v))
+		return 1
+	}))
+	return t
+}
+
+// toLua converts decoded YAML/JSON values.
+func toLua(L *lua.LState, v any) lua.LValue {
+	switch x := v.(type) {
+	case nil:
+		return lua.LNil
+	case bool:
+		return lua.LBool(x)
+	case string:
+		return lua.LString(x)
+	case int:
+		return lua.LNumber(x)
+	case int64:
+		return lua.LNumber(x)
+	case uint64:
+		return lua.LNumber(x)
+	case float64:
+		return lua.LNumber(x)
+	case []any:
+		t := L.CreateTable(len(x), 0)
+		for _, e := range x {
+			t.Append(toLua(L, e))
+		}
+		return t
+	case map[string]any:
+		t := L.CreateTable(0, len(x))
+		for k, e := range x {
+			t.RawSetString(k, toLua(L, e))
+		}
+		return t
+	case map[string]string:
+		t := L.CreateTable(0, len(x))
+		for k, e := range x {
+			t.RawSetString(k, lua.LString(e))
+		}
+		return t
+	case map[any]any:
+		t := L.CreateTable(0, len(x))
+		for k, e := range x {
+			t.RawSetString(fmt.Sprint(k), toLua(L, e))
+		}
+		return t
+	}
+	return lua.LString(fmt.Sprint(v))
+}
+
+// fromLua converts a Lua value for logs and JSON: tables with keys 1..n
+// become lists, others maps; functions and userdata become their names.
+func fromLua(v lua.LValue, depth int) any {
+	if depth > 32 {
+		return "(too deep)"
+	}
+	switch x := v.(type) {
+	case *lua.LNilType:
+		return nil
+	case lua.LBool:
+		return bool(x)
+	case lua.LString:
+		return string(x)
+	case lua.LNumber:
+		f := float64(x)
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return int64(f)
+		}
+		return f
+	case *lua.LTable:
+		if n := x.Len(); n > 0 {
+			list := make([]any, 0, n)
+			for i := 1; i <= n; i++ {
+				list = append(list, fromLua(x.RawGetInt(i), depth+1))
+			}
+			return list
+		}
+		m := map[string]any{}
+		x.ForEach(func(k, e lua.LValue) { m[k.String()] = fromLua(e, depth+1) })
+		return m
+	}
+	return v.String()
+}
+
+// stringMap reads a table of string → string (or list of strings, joined).
+func stringMap(t *lua.LTable) map[string][]string {
+	m := map[string][]string{}
+	t.ForEach(func(k, v lua.LValue) {
+		if vt, ok := v.(*lua.LTable); ok {
+			vt.ForEach(func(_, e lua.LValue) { m[k.String()] = append(m[k.String()], e.String()) })
+			return
+		}
+		m[k.String()] = append(m[k.String()], v.String())
+	})
+	return m
+}
+
+func sortedNames(m map[string]*plugin) string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	return strings.Join(k, ", ")
+}
