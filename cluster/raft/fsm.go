@@ -1,0 +1,493 @@
+// Package raft replicates the cluster configuration document and the
+// cluster's decisions (active datacenter, datacenter health roll-up, server
+// admin overrides, membership metadata) with hashicorp/raft over mutual TLS,
+// stored in raft-boltdb.
+//
+// The FSM follows Consul's pattern: typed commands in a dispatch table
+// filled per instance, deterministic Apply (the proposer stamps author and
+// time into the command), validation both before proposing and when
+// applying — a command that fails validation returns its error as the apply
+// response and changes nothing — and an immutable, copy-on-write State.
+package raft
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// MsgType is the first byte of every log entry.
+type MsgType uint8
+
+// IgnoreUnknown marks a command that an older node may skip (Consul's
+// IgnoreUnknownTypeFlag): new optional commands set it so a mixed-version
+// cluster keeps running; commands that change shared state must not.
+const IgnoreUnknown MsgType = 0x80
+
+// Command types. Never renumber.
+const (
+	MsgPutConfig      MsgType = 1
+	MsgSetActiveDC    MsgType = 2
+	MsgSetDCHealth    MsgType = 3
+	MsgSetServerAdmin MsgType = 4
+	MsgSetMember      MsgType = 5
+)
+
+// PutConfig replaces the cluster document.
+type PutConfig struct {
+	Source  []byte    `json:"source"`
+	Author  string    `json:"author"`
+	Time    time.Time `json:"time"`
+	Comment string    `json:"comment,omitempty"`
+	// IfVersion, when not zero, commits only if the current version is
+	// still IfVersion (optimistic concurrency for apply after a diff).
+	IfVersion uint64 `json:"if_version,omitempty"`
+}
+
+// SetActiveDC records the active-datacenter decision.
+type SetActiveDC struct {
+	DC     string    `json:"dc"`
+	Reason string    `json:"reason"`
+	Author string    `json:"author"` // "auto" for the leader's decision
+	Time   time.Time `json:"time"`
+	// IfActive, when not empty, commits only if the active datacenter is
+	// still IfActive: a stale automatic decision never overrides a newer one.
+	IfActive string `json:"if_active,omitempty"`
+}
+
+// SetDCHealth records a change of a datacenter's health roll-up.
+type SetDCHealth struct {
+	DC      string    `json:"dc"`
+	Healthy bool      `json:"healthy"`
+	Reason  string    `json:"reason"`
+	Time    time.Time `json:"time"`
+}
+
+// SetServerAdmin records an operator override (ready/drain/maint) of one
+// server, applied on every node.
+type SetServerAdmin struct {
+	Backend string    `json:"backend"`
+	Server  string    `json:"server"`
+	State   string    `json:"state"` // ready clears the override
+	Author  string    `json:"author"`
+	Time    time.Time `json:"time"`
+}
+
+// SetMember records a member's metadata (so any node can find a peer's
+// admin API and datacenter).
+type SetMember struct {
+	ID         string `json:"id"`
+	Datacenter string `json:"datacenter"`
+	Role       string `json:"role"`
+	Admin      string `json:"admin"`
+	Remove     bool   `json:"remove,omitempty"`
+}
+
+// Command is one of the command types above.
+type Command interface{ msgType() MsgType }
+
+func (PutConfig) msgType() MsgType      { return MsgPutConfig }
+func (SetActiveDC) msgType() MsgType    { return MsgSetActiveDC }
+func (SetDCHealth) msgType() MsgType    { return MsgSetDCHealth }
+func (SetServerAdmin) msgType() MsgType { return MsgSetServerAdmin }
+func (SetMember) msgType() MsgType      { return MsgSetMember }
+
+// Encode serialises a command as a log entry.
+func Encode(c Command) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{byte(c.msgType())}, b...), nil
+}
+
+// Decode parses a log entry (the inverse of Encode).
+func Decode(data []byte) (Command, error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty command")
+	}
+	var c Command
+	switch MsgType(data[0]) &^ IgnoreUnknown {
+	case MsgPutConfig:
+		c = &PutConfig{}
+	case MsgSetActiveDC:
+		c = &SetActiveDC{}
+	case MsgSetDCHealth:
+		c = &SetDCHealth{}
+	case MsgSetServerAdmin:
+		c = &SetServerAdmin{}
+	case MsgSetMember:
+		c = &SetMember{}
+	default:
+		return nil, fmt.Errorf("unknown command type %d", data[0])
+	}
+	if err := json.Unmarshal(data[1:], c); err != nil {
+		return nil, fmt.Errorf("command type %d: %w", data[0], err)
+	}
+	return c, nil
+}
+
+// DCDecision is the committed active datacenter.
+type DCDecision struct {
+	DC     string    `json:"dc"`
+	Reason string    `json:"reason"`
+	Author string    `json:"author"`
+	Time   time.Time `json:"time"`
+	Index  uint64    `json:"index"`
+}
+
+// DCHealth is a committed datacenter health roll-up.
+type DCHealth struct {
+	Healthy bool      `json:"healthy"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+}
+
+// ServerOverride is an operator's admin state for a server.
+type ServerOverride struct {
+	State  string    `json:"state"`
+	Author string    `json:"author"`
+	Time   time.Time `json:"time"`
+}
+
+// Member is what the cluster knows about a node besides its raft address.
+type Member struct {
+	Datacenter string `json:"datacenter"`
+	Role       string `json:"role"`
+	Admin      string `json:"admin"`
+}
+
+// State is the replicated state. It is immutable once published: Apply
+// makes a modified copy.
+type State struct {
+	// Version counts committed config documents (0 = none yet).
+	Version uint64                    `json:"version"`
+	Source  []byte                    `json:"source,omitempty"`
+	History []config.Revision         `json:"history,omitempty"`
+	Active  DCDecision                `json:"active"`
+	Health  map[string]DCHealth       `json:"health,omitempty"`
+	Servers map[string]ServerOverride `json:"servers,omitempty"` // "backend/server"
+	Members map[string]Member         `json:"members,omitempty"`
+	// Index is the raft index of the last applied entry.
+	Index uint64 `json:"index"`
+
+	// Config is Source parsed (not serialised; re-parsed on restore).
+	Config *config.Cluster `json:"-"`
+}
+
+// ActiveDatacenter is the committed active datacenter, or the config's
+// primary when nothing was decided yet (or the decided one was removed).
+func (s *State) ActiveDatacenter() string {
+	if s == nil {
+		return ""
+	}
+	if s.Active.DC != "" && (s.Config == nil || s.Config.Datacenter(s.Active.DC) != nil) {
+		return s.Active.DC
+	}
+	if s.Config != nil {
+		return s.Config.PrimaryDatacenter()
+	}
+	return ""
+}
+
+// Revision returns a history entry by version.
+func (s *State) Revision(v uint64) (config.Revision, bool) {
+	for _, r := range s.History {
+		if r.Version == v {
+			return r, true
+		}
+	}
+	return config.Revision{}, false
+}
+
+func (s *State) clone() *State {
+	n := *s
+	n.History = slices.Clone(s.History)
+	n.Health = maps.Clone(s.Health)
+	n.Servers = maps.Clone(s.Servers)
+	n.Members = maps.Clone(s.Members)
+	if n.Health == nil {
+		n.Health = map[string]DCHealth{}
+	}
+	if n.Servers == nil {
+		n.Servers = map[string]ServerOverride{}
+	}
+	if n.Members == nil {
+		n.Members = map[string]Member{}
+	}
+	return &n
+}
+
+// docName is the name config.Parse reports problems against.
+const docName = "cluster.yaml"
+
+// Validate checks cmd against state s without changing anything. The
+// proposer calls it before proposing, and Apply calls it again on every node.
+func Validate(s *State, cmd Command) error {
+	switch c := cmd.(type) {
+	case *PutConfig:
+		if c.IfVersion != 0 && c.IfVersion != s.Version {
+			return fmt.Errorf("the configuration changed meanwhile (now version %d, expected %d): review the diff again", s.Version, c.IfVersion)
+		}
+		if _, err := config.Parse(docName, c.Source); err != nil {
+			return err
+		}
+	case *SetActiveDC:
+		if s.Config == nil {
+			return errors.New("no configuration yet")
+		}
+		if s.Config.Datacenter(c.DC) == nil {
+			return fmt.Errorf("datacenter %q is not defined (have: %s)", c.DC, dcNames(s.Config))
+		}
+		if c.IfActive != "" && c.IfActive != s.ActiveDatacenter() {
+			return fmt.Errorf("active datacenter is now %q, not %q", s.ActiveDatacenter(), c.IfActive)
+		}
+	case *SetDCHealth:
+		if s.Config == nil || s.Config.Datacenter(c.DC) == nil {
+			return fmt.Errorf("datacenter %q is not defined", c.DC)
+		}
+	case *SetServerAdmin:
+		if s.Config == nil {
+			return errors.New("no configuration yet")
+		}
+		b := s.Config.Backend(c.Backend)
+		if b == nil {
+			return fmt.Errorf("backend %q is not defined", c.Backend)
+		}
+		found := false
+		for _, sv := range b.Servers {
+			found = found || sv.Name == c.Server
+		}
+		if !found {
+			return fmt.Errorf("backend %q has no server %q", c.Backend, c.Server)
+		}
+		switch c.State {
+		case "ready", "drain", "maint":
+		default:
+			return fmt.Errorf("state %q: want ready, drain or maint", c.State)
+		}
+	case *SetMember:
+		if c.ID == "" {
+			return errors.New("member has no id")
+		}
+	default:
+		return fmt.Errorf("unknown command %T", cmd)
+	}
+	return nil
+}
+
+func dcNames(c *config.Cluster) string {
+	var n []string
+	for _, d := range c.Datacenters {
+		n = append(n, d.Name)
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	return fmt.Sprint(n)
+}
+
+// apply returns the new state (or s unchanged and an error).
+func apply(s *State, cmd Command, index uint64) (*State, error) {
+	if err := Validate(s, cmd); err != nil {
+		return s, err
+	}
+	n := s.clone()
+	n.Index = index
+	switch c := cmd.(type) {
+	case *PutConfig:
+		cfg, _ := config.Parse(docName, c.Source) // validated above
+		n.Version++
+		n.Source = c.Source
+		n.Config = cfg
+		n.History = append(n.History, config.Revision{Version: n.Version, Author: c.Author, Time: c.Time, Comment: c.Comment, Index: index, Source: c.Source})
+		if len(n.History) > config.HistoryMax {
+			n.History = slices.Clone(n.History[len(n.History)-config.HistoryMax:])
+		}
+		for i := 0; i < len(n.History)-config.HistoryKeep; i++ {
+			n.History[i].Source = nil
+		}
+		// Drop decisions about things the new document no longer has.
+		for dc := range n.Health {
+			if cfg.Datacenter(dc) == nil {
+				delete(n.Health, dc)
+			}
+		}
+		for key := range n.Servers {
+			if !hasServer(cfg, key) {
+				delete(n.Servers, key)
+			}
+		}
+	case *SetActiveDC:
+		n.Active = DCDecision{DC: c.DC, Reason: c.Reason, Author: c.Author, Time: c.Time, Index: index}
+	case *SetDCHealth:
+		n.Health[c.DC] = DCHealth{Healthy: c.Healthy, Reason: c.Reason, Since: c.Time}
+	case *SetServerAdmin:
+		key := c.Backend + "/" + c.Server
+		if c.State == "ready" {
+			delete(n.Servers, key)
+		} else {
+			n.Servers[key] = ServerOverride{State: c.State, Author: c.Author, Time: c.Time}
+		}
+	case *SetMember:
+		if c.Remove {
+			delete(n.Members, c.ID)
+		} else {
+			n.Members[c.ID] = Member{Datacenter: c.Datacenter, Role: c.Role, Admin: c.Admin}
+		}
+	}
+	return n, nil
+}
+
+func hasServer(c *config.Cluster, key string) bool {
+	for _, b := range c.Backends {
+		for _, s := range b.Servers {
+			if b.Name+"/"+s.Name == key {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// FSM is the raft state machine.
+type FSM struct {
+	log   *slog.Logger
+	state atomic.Pointer[State]
+
+	mu      sync.Mutex
+	watch   []chan struct{} // signalled (non-blocking) on every change
+	applied func(*State, Command)
+}
+
+// NewFSM makes an empty state machine.
+func NewFSM(log *slog.Logger) *FSM {
+	f := &FSM{log: log}
+	f.state.Store((&State{}).clone())
+	return f
+}
+
+// State is the current state (never nil; do not modify).
+func (f *FSM) State() *State { return f.state.Load() }
+
+// Watch returns a channel signalled after each change; the receiver reads
+// State() for the latest value, so bursts coalesce.
+func (f *FSM) Watch() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.watch = append(f.watch, c)
+	f.mu.Unlock()
+	return c
+}
+
+func (f *FSM) set(s *State, cmd Command) {
+	f.state.Store(s)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.watch {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	if f.applied != nil && cmd != nil {
+		f.applied(s, cmd)
+	}
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *hraft.Log) any {
+	if l.Type != hraft.LogCommand || len(l.Data) == 0 {
+		return nil
+	}
+	t := MsgType(l.Data[0])
+	cmd, err := Decode(l.Data)
+	if err != nil {
+		if t&IgnoreUnknown != 0 {
+			f.log.Warn("ignoring unknown raft command", "type", t, "index", l.Index)
+			return nil
+		}
+		// Diverging from the other nodes is worse than stopping.
+		panic(fmt.Errorf("raft fsm: index %d: %w", l.Index, err))
+	}
+	n, err := apply(f.State(), cmd, l.Index)
+	if err != nil {
+		return err
+	}
+	f.set(n, cmd)
+	return Applied{Index: l.Index, Version: n.Version}
+}
+
+// snapshotFormat is bumped when the encoding changes; Restore refuses
+// versions it does not know.
+const snapshotFormat = 1
+
+type snapshotHeader struct {
+	Format int `json:"format"`
+}
+
+// Snapshot implements raft.FSM: a pointer grab, serialised in Persist.
+func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) { return &fsmSnapshot{s: f.State()}, nil }
+
+// Restore implements raft.FSM: replaces the whole state.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := readSnapshot(rc)
+	if err != nil {
+		return fmt.Errorf("raft fsm restore: %w", err)
+	}
+	f.set(s, nil)
+	return nil
+}
+
+func readSnapshot(r io.Reader) (*State, error) {
+	dec := json.NewDecoder(r)
+	var h snapshotHeader
+	if err := dec.Decode(&h); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	if h.Format != snapshotFormat {
+		return nil, fmt.Errorf("snapshot format %d is not supported (want %d)", h.Format, snapshotFormat)
+	}
+	s := &State{}
+	if err := dec.Decode(s); err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	s = s.clone()
+	if len(s.Source) > 0 {
+		cfg, err := config.Parse(docName, s.Source)
+		if err != nil {
+			return nil, fmt.Errorf("config version %d in snapshot: %w", s.Version, err)
+		}
+		s.Config = cfg
+	}
+	return s, nil
+}
+
+type fsmSnapshot struct{ s *State }
+
+func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	enc := json.NewEncoder(sink)
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormat}); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("raft fsm persist: %w", err)
+	}
+	if err := enc.Encode(s.s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("raft fsm persist: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,123 @@
+package raft
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+type memSink struct{ bytes.Buffer }
+
+func (memSink) ID() string    { return "mem" }
+func (memSink) Cancel() error { return nil }
+func (memSink) Close() error  { return nil }
+
+func applyCmd(t *testing.T, f *FSM, idx uint64, cmd Command) any {
+	t.Helper()
+	data, err := Encode(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&hraft.Log{Index: idx, Type: hraft.LogCommand, Data: data})
+}
+
+func TestFSMApply(t *testing.T) {
+	now := time.Unix(1700000000, 0).UTC()
+	tests := []struct {
+		name    string
+		cmd     Command
+		wantErr string
+		check   func(*State) bool
+	}{
+		{"config", putDoc(3), "", func(s *State) bool { return s.Version == 2 && weightOf(s) == 3 }},
+		{"config with stale if_version", &PutConfig{Source: doc(4), IfVersion: 7}, "changed meanwhile", nil},
+		{"bad yaml", &PutConfig{Source: []byte("frontends: [")}, "cluster.yaml", nil},
+		{"unknown key", &PutConfig{Source: []byte("backendz: []")}, "backendz", nil},
+		{"active dc", &SetActiveDC{DC: "dc2", Author: "ops", Time: now}, "", func(s *State) bool { return s.ActiveDatacenter() == "dc2" && s.Active.Author == "ops" }},
+		{"active dc stale", &SetActiveDC{DC: "dc1", IfActive: "dc1"}, "active datacenter is now", nil},
+		{"unknown dc", &SetActiveDC{DC: "dc9"}, `datacenter "dc9" is not defined`, nil},
+		{"dc health", &SetDCHealth{DC: "dc1", Healthy: false, Reason: "no master", Time: now}, "", func(s *State) bool { return !s.Health["dc1"].Healthy && s.Health["dc1"].Reason == "no master" }},
+		{"drain", &SetServerAdmin{Backend: "web", Server: "s1", State: "drain"}, "", func(s *State) bool { return s.Servers["web/s1"].State == "drain" }},
+		{"ready clears", &SetServerAdmin{Backend: "web", Server: "s1", State: "ready"}, "", func(s *State) bool { _, ok := s.Servers["web/s1"]; return !ok }},
+		{"unknown server", &SetServerAdmin{Backend: "web", Server: "zz", State: "drain"}, `no server "zz"`, nil},
+		{"bad admin state", &SetServerAdmin{Backend: "web", Server: "s1", State: "off"}, "want ready, drain or maint", nil},
+		{"member", &SetMember{ID: "n1", Datacenter: "dc1", Admin: "a:1"}, "", func(s *State) bool { return s.Members["n1"].Admin == "a:1" }},
+		{"member without id", &SetMember{}, "no id", nil},
+	}
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	applyCmd(t, f, 1, putDoc(1))
+	// The active DC test needs dc1 active first.
+	idx := uint64(2)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := f.State()
+			idx++
+			res := applyCmd(t, f, idx, tt.cmd)
+			if tt.wantErr != "" {
+				err, ok := res.(error)
+				if !ok || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error containing %q, got %v", tt.wantErr, res)
+				}
+				if f.State() != before {
+					t.Fatal("a refused command changed the state")
+				}
+				return
+			}
+			if _, ok := res.(Applied); !ok {
+				t.Fatalf("apply: %v", res)
+			}
+			if !tt.check(f.State()) {
+				t.Fatalf("state not as expected: %+v", f.State())
+			}
+		})
+	}
+}
+
+func TestFSMSnapshotRestore(t *testing.T) {
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	for i := 1; i <= 60; i++ {
+		applyCmd(t, f, uint64(i), putDoc(i))
+	}
+	applyCmd(t, f, 61, &SetActiveDC{DC: "dc2", Author: "auto", Reason: "dc1 down"})
+	snap, _ := f.Snapshot()
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM(slog.New(slog.DiscardHandler))
+	if err := g.Restore(readCloser{&sink.Buffer}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.State(), g.State()
+	if a.Version != b.Version || weightOf(b) != 60 || b.ActiveDatacenter() != "dc2" || len(a.History) != len(b.History) {
+		t.Fatalf("restored state differs: version %d/%d weight %d active %s", a.Version, b.Version, weightOf(b), b.ActiveDatacenter())
+	}
+	// Only the newest revisions keep their source.
+	if b.History[0].Source != nil || b.History[len(b.History)-1].Source == nil {
+		t.Error("history sources not trimmed to the newest revisions")
+	}
+	if err := g.Restore(readCloser{bytes.NewBufferString(`{"format":99}` + "\n{}")}); err == nil {
+		t.Error("restore accepted an unknown snapshot format")
+	}
+}
+
+type readCloser struct{ *bytes.Buffer }
+
+func (readCloser) Close() error { return nil }
+
+func TestFSMUnknownCommands(t *testing.T) {
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	if r := f.Apply(&hraft.Log{Index: 1, Type: hraft.LogCommand, Data: []byte{byte(IgnoreUnknown | 0x33), '{', '}'}}); r != nil {
+		t.Errorf("ignorable unknown command: %v", r)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("an unknown command without the ignore flag did not panic")
+		}
+	}()
+	f.Apply(&hraft.Log{Index: 2, Type: hraft.LogCommand, Data: []byte{0x33, '{', '}'}})
+}
