@@ -190,6 +190,7 @@ type session struct {
 	resp         httpparse.Response
 	out          []byte // request head being built toward the server
 	sbuf         []byte // write buffer toward the server
+	breq         balance.Request
 	hdrs         []outHeader
 	txn          Txn
 	htxn         HTTPTxn
@@ -204,11 +205,12 @@ func (s *session) serve(ctx context.Context) {
 		// timeout http-keep-alive bounds the wait for a next request,
 		// timeout http-request the time to receive its whole head.
 		wait := f.Cfg.Timeouts.HTTPRequest.D()
-		if s.requests > 0 && len(s.cc.buffered()) == 0 {
+		waiting := s.requests > 0 && len(s.cc.buffered()) == 0
+		if waiting {
 			wait = f.Cfg.Timeouts.HTTPKeepAlive.D()
 		}
 		_ = s.cc.SetReadDeadline(start.Add(wait))
-		gotFirst := len(s.cc.buffered()) > 0
+		restart := waiting
 		for {
 			err := httpparse.ParseRequest(s.cc.buffered(), s.h.lim, &s.req)
 			if err == nil {
@@ -220,6 +222,13 @@ func (s *session) serve(ctx context.Context) {
 				s.fail(nil, pe.Status, "PR", start, pe.Msg)
 				return
 			}
+			if waiting && len(s.cc.buffered()) > 0 {
+				// A partial head after a keep-alive wait: from here on
+				// http-request bounds it. (A head that arrives whole, the
+				// usual case, never pays for this re-arm.)
+				waiting = false
+				_ = s.cc.SetReadDeadline(time.Now().Add(f.Cfg.Timeouts.HTTPRequest.D()))
+			}
 			if err := s.cc.fill(); err != nil {
 				switch {
 				case errors.Is(err, errBufFull):
@@ -230,12 +239,9 @@ func (s *session) serve(ctx context.Context) {
 				}
 				return
 			}
-			if !gotFirst {
-				gotFirst = true
-				if s.requests > 0 {
-					start = time.Now()
-					_ = s.cc.SetReadDeadline(start.Add(f.Cfg.Timeouts.HTTPRequest.D()))
-				}
+			if restart && s.h.accessLog {
+				restart = false
+				start = time.Now() // Tq counts from the request's first byte
 			}
 		}
 		s.requests++
@@ -417,7 +423,10 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 			prefer = ck.srv
 		}
 	}
-	breq := balance.Request{Client: s.clientAddr.Addr()}
+	// Kept in the session: a local would escape to the heap (it goes
+	// through the balancer's interface).
+	s.breq = balance.Request{Client: s.clientAddr.Addr()}
+	breq := &s.breq
 	switch b.Cfg.Balance.Algorithm {
 	case "uri":
 		breq.Key, breq.HasKey = bstr(pathB), true
@@ -441,10 +450,12 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	clientKeep := req.KeepAlive()
 	s.cc.consume(req.HeadLen)
 
+	// Only the write side needs arming: body reads re-arm the read
+	// deadline themselves (idleDeadline) when they have to wait.
 	now := time.Now()
-	_ = s.cc.SetDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
+	_ = s.cc.SetWriteDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
 	rec := logRec{start: start, reqDone: now, backend: hb, now: now}
-	return s.exchange(ctx, hb, &breq, prefer, &ck, hasBody, upgrade, clientKeep, acts, &rec)
+	return s.exchange(ctx, hb, breq, prefer, &ck, hasBody, upgrade, clientKeep, acts, &rec)
 }
 
 func stripPort(h []byte) []byte {
@@ -512,7 +523,9 @@ attempts:
 		if ck.srv != nil && ck.srv != srv {
 			ck.redispatched = true
 		}
-		_ = sc.SetDeadline(rec.now.Add(b.Cfg.Timeouts.Server.D()))
+		// Writes toward the server are small heads (bodies arm their own
+		// deadlines): the read deadline is what timeout server bounds.
+		_ = sc.SetReadDeadline(rec.now.Add(b.Cfg.Timeouts.Server.D()))
 		if s.sbuf == nil {
 			s.sbuf = s.h.bufs16k.get()[:0]
 		}
