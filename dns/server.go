@@ -1,0 +1,449 @@
+package dns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Listen are host:port addresses served on UDP and TCP. Port 0 picks
+	// one free port shared by every socket of that address.
+	Listen []string
+	// Sockets per UDP address, spread by the kernel with SO_REUSEPORT
+	// (default: one per CPU).
+	Sockets int
+	State   State
+	Log     *slog.Logger
+}
+
+// Server is the authoritative DNS server. Apply hands it a config; Run
+// serves until the context ends.
+type Server struct {
+	log     *slog.Logger
+	state   State
+	listen  []string
+	sockets int
+	stats   *Stats
+	snap    atomic.Pointer[snapshot]
+	hooks   atomic.Pointer[HookResolver]
+
+	mu      sync.Mutex
+	serials map[string]serialState
+	rrlCfg  config.DNSRRL
+	rrl     *rrl
+	udp     []*net.UDPConn
+	tcp     []net.Listener
+}
+
+type serialState struct {
+	hash   [32]byte
+	serial uint32
+}
+
+// New returns a server; it does not listen until Listen or Run.
+func New(o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Sockets <= 0 {
+		o.Sockets = runtime.NumCPU()
+	}
+	if o.State == nil {
+		o.State = &StaticState{}
+	}
+	return &Server{log: o.Log, state: o.State, listen: o.Listen, sockets: o.Sockets, stats: newStats(), serials: map[string]serialState{}}
+}
+
+// Name implements the node's subsystem interface.
+func (s *Server) Name() string { return "dns" }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Stats { return s.stats }
+
+// SetHookResolver installs the resolver of service hooks (Lua).
+func (s *Server) SetHookResolver(r HookResolver) {
+	if r == nil {
+		s.hooks.Store(nil)
+		return
+	}
+	s.hooks.Store(&r)
+}
+
+// Apply compiles the DNS section of c and switches to it atomically. A
+// zone's serial moves forward whenever what it serves changed.
+func (s *Server) Apply(c *config.Cluster) error {
+	snap, err := compile(c, s.stats)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := uint32(time.Now().Unix())
+	for _, z := range snap.zones {
+		prev, had := s.serials[z.apex]
+		serial := z.soa.Serial
+		switch {
+		case serial != 0: // set by the operator
+		case had && prev.hash == z.hash:
+			serial = prev.serial
+		default:
+			serial = now
+			if had && !serialGreater(serial, prev.serial) {
+				serial = prev.serial + 1
+			}
+			if serial == 0 {
+				serial = 1
+			}
+		}
+		z.soa.Serial = serial
+		neg := *z.soa
+		neg.Hdr.Ttl = min(z.soa.Hdr.Ttl, z.soa.Minttl)
+		z.negSOA = &neg
+		s.serials[z.apex] = serialState{hash: z.hash, serial: serial}
+	}
+	if s.rrl == nil || !rrlEqual(s.rrlCfg, c.DNS.RRL) {
+		s.rrl, s.rrlCfg = newRRL(c.DNS.RRL), c.DNS.RRL
+	}
+	snap.rrl = s.rrl
+	s.snap.Store(snap)
+	s.stats.retain(snap)
+	return nil
+}
+
+func rrlEqual(a, b config.DNSRRL) bool {
+	sa, sb := -1, -1
+	if a.Slip != nil {
+		sa = *a.Slip
+	}
+	if b.Slip != nil {
+		sb = *b.Slip
+	}
+	return a.ResponsesPerSecond == b.ResponsesPerSecond && a.Burst == b.Burst && sa == sb && a.IPv4Prefix == b.IPv4Prefix && a.IPv6Prefix == b.IPv6Prefix
+}
+
+// Serial returns the current serial of zone apex (for tests and status).
+func (s *Server) Serial(apex string) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serials[mdns.Fqdn(apex)].serial
+}
+
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Listen opens the sockets; Run calls it when it was not called before.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.udp) > 0 || len(s.tcp) > 0 {
+		return nil
+	}
+	lc := net.ListenConfig{Control: reusePort}
+	for _, a := range s.listen {
+		var err error
+		for try := 0; try < 5; try++ {
+			err = s.listenOne(lc, a)
+			if err == nil || !errors.Is(err, errPortRace) {
+				break
+			}
+		}
+		if err != nil {
+			s.closeLocked()
+			return err
+		}
+	}
+	return nil
+}
+
+var errPortRace = errors.New("port taken between UDP and TCP bind")
+
+func (s *Server) listenOne(lc net.ListenConfig, a string) error {
+	ctx := context.Background()
+	pc, err := lc.ListenPacket(ctx, "udp", a)
+	if err != nil {
+		return fmt.Errorf("dns listen udp %s: %w", a, err)
+	}
+	first := pc.(*net.UDPConn)
+	// Every other socket binds the port the first one got (a may say :0).
+	bound := first.LocalAddr().String()
+	udp := []*net.UDPConn{first}
+	closeAll := func() {
+		for _, c := range udp {
+			c.Close()
+		}
+	}
+	for i := 1; i < s.sockets; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("dns listen udp %s (socket %d): %w", bound, i+1, err)
+		}
+		udp = append(udp, pc.(*net.UDPConn))
+	}
+	ln, err := lc.Listen(ctx, "tcp", bound)
+	if err != nil {
+		closeAll()
+		_, port, _ := net.SplitHostPort(a)
+		if port == "0" {
+			return errPortRace
+		}
+		return fmt.Errorf("dns listen tcp %s: %w", a, err)
+	}
+	s.udp = append(s.udp, udp...)
+	s.tcp = append(s.tcp, ln)
+	return nil
+}
+
+func (s *Server) closeLocked() {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	for _, l := range s.tcp {
+		l.Close()
+	}
+	s.udp, s.tcp = nil, nil
+}
+
+// Addrs returns the bound addresses (one per listen address, UDP and TCP
+// share it).
+func (s *Server) Addrs() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netip.AddrPort
+	for _, l := range s.tcp {
+		out = append(out, l.Addr().(*net.TCPAddr).AddrPort())
+	}
+	return out
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	udp, tcp := s.udp, s.tcp
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range udp {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveUDP(ctx, c)
+		}()
+	}
+	for _, l := range tcp {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveTCP(ctx, l)
+		}()
+	}
+	s.log.Info("dns serving", "addrs", s.Addrs(), "udp_sockets", len(udp))
+	<-ctx.Done()
+	s.mu.Lock()
+	s.closeLocked()
+	s.mu.Unlock()
+	wg.Wait()
+	return nil
+}
+
+func (s *Server) serveUDP(ctx context.Context, c *net.UDPConn) {
+	w := newWorker(s)
+	buf := make([]byte, 65535)
+	for {
+		n, src, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Debug("dns udp read", "err", err)
+			continue
+		}
+		s.stats.UDP.Add(1)
+		out := w.handle(buf[:n], src.Addr(), false)
+		if out == nil {
+			continue
+		}
+		if snap := s.snap.Load(); snap != nil && snap.rrl != nil {
+			switch snap.rrl.check(src.Addr(), time.Now()) {
+			case rrlDrop:
+				s.stats.RRLDropped.Add(1)
+				continue
+			case rrlSlip:
+				s.stats.RRLSlipped.Add(1)
+				if out = w.slipped(); out == nil {
+					continue
+				}
+			}
+		}
+		if _, err := c.WriteToUDPAddrPort(out, src); err != nil && ctx.Err() == nil {
+			s.log.Debug("dns udp write", "err", err)
+		}
+	}
+}
+
+// tcpIdle is how long a TCP connection may sit without a query (RFC 7766
+// suggests seconds, not minutes).
+const tcpIdle = 10 * time.Second
+
+func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Debug("dns tcp accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			defer c.Close()
+			s.serveConn(c)
+		}()
+	}
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
+	w := newWorker(s)
+	in := make([]byte, 65535)
+	var hdr [2]byte
+	for {
+		c.SetDeadline(time.Now().Add(tcpIdle))
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(hdr[:]))
+		if _, err := io.ReadFull(c, in[:n]); err != nil {
+			return
+		}
+		s.stats.TCP.Add(1)
+		out := w.handle(in[:n], src, true)
+		if w.axfr != nil {
+			if err := s.transfer(c, w); err != nil {
+				s.log.Warn("dns zone transfer failed", "zone", w.axfr.apex, "client", src, "err", err)
+				return
+			}
+			continue
+		}
+		if out == nil {
+			continue
+		}
+		if err := writeTCP(c, out); err != nil {
+			return
+		}
+	}
+}
+
+func writeTCP(c net.Conn, msg []byte) error {
+	buf := make([]byte, 2+len(msg))
+	binary.BigEndian.PutUint16(buf, uint16(len(msg)))
+	copy(buf[2:], msg)
+	_, err := c.Write(buf)
+	return err
+}
+
+// transfer sends the zone (AXFR, RFC 5936): SOA, every record, SOA.
+// Service names carry the answer of their policy for a client without an
+// address (the failover answer): a secondary serves a snapshot, so list
+// the gateway nodes themselves as NS for live answers.
+func (s *Server) transfer(c net.Conn, w *worker) error {
+	z := w.axfr
+	s.stats.Transfers.Add(1)
+	z.other.count(mdns.TypeAXFR, mdns.RcodeSuccess)
+	rrs := []mdns.RR{z.soa}
+	names := make([]string, 0, len(z.nodes))
+	for n := range z.nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := z.nodes[name]
+		for _, t := range n.types {
+			if t == mdns.TypeSOA {
+				continue
+			}
+			rrs = append(rrs, n.rrsets[t]...)
+		}
+		if n.svc != nil {
+			idx, _ := n.svc.choose(s.state, clientInfo{}, nil)
+			rrs = n.svc.appendRRs(rrs, idx, mdns.TypeA)
+			rrs = n.svc.appendRRs(rrs, idx, mdns.TypeAAAA)
+		}
+	}
+	rrs = append(rrs, z.soa)
+	req := &w.req
+	for first := true; len(rrs) > 0; first = false {
+		m := &mdns.Msg{MsgHdr: mdns.MsgHdr{Id: req.Id, Response: true, Authoritative: true}, Compress: true}
+		if first {
+			m.Question = req.Question
+		}
+		// Fill a message up to ~16 KB, well below the 64 KB TCP limit.
+		for len(rrs) > 0 {
+			m.Answer = append(m.Answer, rrs[0])
+			if len(m.Answer) > 1 && m.Len() > 16000 {
+				m.Answer = m.Answer[:len(m.Answer)-1]
+				break
+			}
+			rrs = rrs[1:]
+		}
+		out, err := m.Pack()
+		if err != nil {
+			return err
+		}
+		c.SetDeadline(time.Now().Add(tcpIdle))
+		if err := writeTCP(c, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status is the admin status section.
+func (s *Server) Status() any {
+	snap := s.snap.Load()
+	zones := []map[string]any{}
+	if snap != nil {
+		for _, z := range snap.zones {
+			zones = append(zones, map[string]any{"zone": z.apex, "serial": z.soa.Serial, "names": len(z.nodes)})
+		}
+	}
+	out := s.stats.Snapshot()
+	out["zones"] = zones
+	out["listen"] = s.Addrs()
+	return out
+}

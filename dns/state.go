@@ -1,0 +1,110 @@
+// Package dns is vipgate's authoritative DNS server: zones with static
+// records from the cluster config, and service names answered with the VIP
+// that a client should use now, computed per query from the cluster state
+// (active datacenter, datacenter and backend health).
+package dns
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+)
+
+// State is what the server needs to know of the cluster. Every node answers
+// from its own replicated copy, so any gateway node can be listed as NS.
+type State interface {
+	// ActiveDatacenter is the datacenter clients should use now ("" = unknown).
+	ActiveDatacenter() string
+	// DatacenterHealthy reports the roll-up health of a datacenter (VRRP
+	// master present, frontends up); known is false when there is no report.
+	DatacenterHealthy(dc string) (healthy, known bool)
+	// BackendHealthy reports whether backend has a usable server in dc;
+	// known is false when this node cannot tell.
+	BackendHealthy(backend, dc string) (healthy, known bool)
+}
+
+// StaticState is a State set by hand: for tests, and for nodes without a
+// cluster view. The zero value knows nothing (everything counts as healthy).
+type StaticState struct {
+	mu       sync.RWMutex
+	active   string
+	dcs      map[string]bool
+	backends map[[2]string]bool
+}
+
+// SetActive sets the active datacenter.
+func (s *StaticState) SetActive(dc string) {
+	s.mu.Lock()
+	s.active = dc
+	s.mu.Unlock()
+}
+
+// SetDatacenter records a datacenter's health.
+func (s *StaticState) SetDatacenter(dc string, healthy bool) {
+	s.mu.Lock()
+	if s.dcs == nil {
+		s.dcs = map[string]bool{}
+	}
+	s.dcs[dc] = healthy
+	s.mu.Unlock()
+}
+
+// SetBackend records whether backend has a usable server in dc.
+func (s *StaticState) SetBackend(backend, dc string, healthy bool) {
+	s.mu.Lock()
+	if s.backends == nil {
+		s.backends = map[[2]string]bool{}
+	}
+	s.backends[[2]string{backend, dc}] = healthy
+	s.mu.Unlock()
+}
+
+// ActiveDatacenter implements State.
+func (s *StaticState) ActiveDatacenter() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.active
+}
+
+// DatacenterHealthy implements State.
+func (s *StaticState) DatacenterHealthy(dc string) (bool, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h, ok := s.dcs[dc]
+	return h, ok
+}
+
+// BackendHealthy implements State.
+func (s *StaticState) BackendHealthy(backend, dc string) (bool, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h, ok := s.backends[[2]string{backend, dc}]
+	return h, ok
+}
+
+// Query is what a hook sees of one question for a service name.
+type Query struct {
+	// Name is the question name in lower case, with the trailing dot.
+	Name string
+	// Type is the question type (dns.TypeA or dns.TypeAAAA).
+	Type uint16
+	// Client is the address the answer is for: the EDNS Client Subnet
+	// address when the query carried one, else the packet's source.
+	Client netip.Addr
+	// Service is the service's name as configured; Policy its policy.
+	Service string
+	Policy  string
+	// Datacenter is the datacenter the policy chose ("" for several).
+	Datacenter string
+	// Answer is the policy's answer (all families), which the hook may keep.
+	Answer []netip.Addr
+}
+
+// Hook may override the answer for a service name. ok=false keeps the
+// policy's answer; so does an error (which is logged). Addresses of the
+// other family than the question's are left out of the reply.
+type Hook func(ctx context.Context, q Query) (answers []netip.Addr, ok bool, err error)
+
+// HookResolver finds the hook a service names (its `hook:` value); ok is
+// false when there is no such hook.
+type HookResolver func(name string) (h Hook, ok bool)
