@@ -47,8 +47,9 @@ type httpHandler struct {
 	reapOnce   sync.Once
 	// Buffers are recycled: a connection-per-request load would otherwise
 	// allocate tens of kilobytes per request.
-	inBufs  *bufPool // client read buffers (bufSize)
-	bufs16k *bufPool // write buffers and server read buffers
+	sessions sync.Pool
+	inBufs   *bufPool // client read buffers (bufSize)
+	bufs16k  *bufPool // write buffers and server read buffers
 }
 
 // httpBackend is the per-backend part: error pages, reuse, TLS, cookie.
@@ -136,7 +137,9 @@ func cookieOf(s *config.Server) string {
 func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	h.reapOnce.Do(func() { go h.pools.reap(ctx, h.f.retired) })
 	defer c.Close()
-	s := &session{h: h, clientAddr: addrPort(c.RemoteAddr()), local: addrPort(c.LocalAddr())}
+	s := h.newSession()
+	defer h.putSession(s)
+	s.clientAddr, s.local = addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
 	if h.tls != nil {
 		tc, proto, err := h.tls.handshake(ctx, c, h.f.Cfg.Timeouts.HTTPRequest.D())
 		if err != nil {
@@ -156,6 +159,26 @@ func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	s.cw = bufWriter{c: c, buf: h.bufs16k.get()[:0]}
 	s.serve(ctx)
 	s.finish()
+}
+
+// newSession takes a recycled session: its header slices and scratch
+// buffers have already grown to size, which spares a new connection a
+// handful of allocations.
+func (h *httpHandler) newSession() *session {
+	if s, ok := h.sessions.Get().(*session); ok {
+		return s
+	}
+	return &session{h: h}
+}
+
+func (h *httpHandler) putSession(s *session) {
+	*s = session{
+		h:    h,
+		req:  httpparse.Request{Message: httpparse.Message{Headers: s.req.Headers[:0]}},
+		resp: httpparse.Response{Message: httpparse.Message{Headers: s.resp.Headers[:0]}},
+		out:  s.out[:0], logb: s.logb[:0],
+	}
+	h.sessions.Put(s)
 }
 
 // finish releases what the session holds once its connection is done.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/vipgate/vipgate/core/proxy/httpparse"
 )
 
 // fastBackend answers every request head with a fixed small response.
@@ -87,4 +89,53 @@ func BenchmarkHTTPProxyKeepAlive(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkHTTPProxyConnPerRequest: a new client connection per request
+// (accept, session setup, server connection, teardown).
+func BenchmarkHTTPProxyConnPerRequest(b *testing.B) {
+	h := startProxy(b, httpDoc("", "", oneBackend(fastBackend(b))))
+	addr := h.addr("fe")
+	req := []byte("GET / HTTP/1.1\r\nHost: bench.example\r\nConnection: close\r\n\r\n")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 4096)
+		for pb.Next() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			for {
+				if _, err := c.Read(buf); err != nil {
+					break
+				}
+			}
+			c.Close()
+		}
+	})
+}
+
+func BenchmarkHTTPBuildRequestHead(b *testing.B) {
+	h := startProxy(b, httpDoc("    http: {forwardfor: {}, x_forwarded_proto: true}", "", oneBackend("127.0.0.1:1")))
+	hh := h.p.Frontends()[0].http.(*httpHandler)
+	s := hh.newSession()
+	in := []byte("GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: bench\r\nAccept: */*\r\nConnection: keep-alive\r\nCookie: a=b\r\n\r\n")
+	hb := hh.backends["be"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := httpparseRequest(in, hh, s); err != nil {
+			b.Fatal(err)
+		}
+		_, path, query := splitTarget(s.req.Target)
+		s.buildRequestHead(hb, s.req.Host, false, path, query, nil, false, &cookieState{})
+	}
+}
+
+func httpparseRequest(in []byte, h *httpHandler, s *session) error {
+	return httpparse.ParseRequest(in, h.lim, &s.req)
 }

@@ -36,12 +36,12 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.Conn, w http.ResponseWriter, r *http.Request) {
 	v := &h2Conn{Conn: c, w: w, body: r.Body}
 	v.pending = h2RequestHead(r, &v.chunked)
-	st := &session{
-		h: h, clientAddr: parent.clientAddr, local: parent.local,
-		isTLS: true, tls: parent.tls, h2: true,
-		cc: bufConn{Conn: v, buf: h.inBufs.get()},
-		cw: bufWriter{c: v, buf: h.bufs16k.get()[:0]},
-	}
+	st := h.newSession()
+	defer h.putSession(st)
+	st.clientAddr, st.local = parent.clientAddr, parent.local
+	st.isTLS, st.tls, st.h2 = true, parent.tls, true
+	st.cc = bufConn{Conn: v, buf: h.inBufs.get()}
+	st.cw = bufWriter{c: v, buf: h.bufs16k.get()[:0]}
 	// HTTP/2 requests are never a connection's "first request" (HAProxy
 	// alike): each may use a pooled server connection.
 	st.requests = 1
