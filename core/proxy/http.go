@@ -90,7 +90,12 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 		hb := &httpBackend{
 			b: b, cfg: bc, reuse: bc.HTTP.Reuse, maxIdle: bc.HTTP.MaxIdle, cookie: bc.Cookie,
 			retryAll: config.Flag(bc.HTTP.RetryNonIdempotent),
+			// A PROXY header speaks for one client: such connections are
+			// private to it (HAProxy does the same).
 			respLim:  httpparse.Limits{MaxRequestLine: 1 << 20, MaxHeaderBytes: max(bc.HTTP.MaxHeaderBytes, 16<<10), MaxHeaders: max(bc.HTTP.MaxHeaders, 101)},
+		}
+		if bc.SendProxy != "" {
+			hb.reuse = "never"
 		}
 		if hb.pages, err = loadErrorPages(bc.HTTP.ErrorFiles, h.pages); err != nil {
 			return nil, fmt.Errorf("backend %q: %w", name, err)
@@ -788,32 +793,33 @@ func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 // idle pooled one (http-reuse) or a new one (with retries/redispatch).
 func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server) (*serverConn, *Lease, bool, error) {
 	b := hb.b
-	if a := s.attached; a != nil && s.attachedBack == hb {
-		want := prefer
-		if want == nil || !want.UsableForPersistence() {
-			want = a.srv
-		}
-		if want == a.srv && a.srv.Usable() {
-			lease, err := b.Acquire(ctx, breq, a.srv)
-			if err == nil && lease.Server == a.srv {
-				s.attached = nil
-				return a, lease, true, nil
-			}
-			lease.Release()
-		}
-	}
-	if a := s.attached; a != nil {
-		s.attached = nil
+	// Balancing runs for every request; a connection is reused only when
+	// it goes to the server that was picked.
+	a := s.attached
+	s.attached = nil
+	if a != nil && s.attachedBack != hb {
 		a.discard(s.h.bufs16k)
+		a = nil
 	}
 	usePool := hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1)
-	if usePool {
+	if a != nil || usePool {
 		lease, err := b.Acquire(ctx, breq, prefer)
 		if err != nil {
+			if a != nil {
+				a.discard(s.h.bufs16k)
+			}
 			return nil, nil, false, err
 		}
-		if sc := s.h.pools.get(lease.Server); sc != nil {
-			return sc, lease, true, nil
+		if a != nil && a.srv == lease.Server {
+			return a, lease, true, nil
+		}
+		if a != nil {
+			a.discard(s.h.bufs16k)
+		}
+		if usePool {
+			if sc := s.h.pools.get(lease.Server); sc != nil {
+				return sc, lease, true, nil
+			}
 		}
 		prefer = lease.Server
 		lease.Release()

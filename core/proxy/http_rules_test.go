@@ -374,3 +374,33 @@ func TestHTTPAccessLog(t *testing.T) {
 		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
 	}
 }
+
+func TestHTTPReuseModes(t *testing.T) {
+	for _, tc := range []struct {
+		reuse string
+		max   int64 // server connections for 3 client connections x 3 requests
+		min   int64
+	}{
+		{"never", 3, 3},
+		{"safe", 3, 1},
+		{"always", 1, 1},
+	} {
+		t.Run(tc.reuse, func(t *testing.T) {
+			g := newGoBackend(t, "web1")
+			h := startProxy(t, httpDoc("", "", oneBackend(g.addr())+"    http: {reuse: "+tc.reuse+"}\n"))
+			for i := 0; i < 3; i++ {
+				tr := &http.Transport{}
+				c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+				for j := 0; j < 3; j++ {
+					if resp, _ := get(t, c, "http://"+h.addr("fe")+"/"); resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+				tr.CloseIdleConnections()
+			}
+			if n := g.conns.Load(); n < tc.min || n > tc.max {
+				t.Fatalf("reuse %s: %d server connections, want %d..%d", tc.reuse, n, tc.min, tc.max)
+			}
+		})
+	}
+}
