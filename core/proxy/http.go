@@ -92,7 +92,7 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 			retryAll: config.Flag(bc.HTTP.RetryNonIdempotent),
 			// A PROXY header speaks for one client: such connections are
 			// private to it (HAProxy does the same).
-			respLim:  httpparse.Limits{MaxRequestLine: 1 << 20, MaxHeaderBytes: max(bc.HTTP.MaxHeaderBytes, 16<<10), MaxHeaders: max(bc.HTTP.MaxHeaders, 101)},
+			respLim: httpparse.Limits{MaxRequestLine: 1 << 20, MaxHeaderBytes: max(bc.HTTP.MaxHeaderBytes, 16<<10), MaxHeaders: max(bc.HTTP.MaxHeaders, 101)},
 		}
 		if bc.SendProxy != "" {
 			hb.reuse = "never"
