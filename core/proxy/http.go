@@ -90,7 +90,7 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 		hb := &httpBackend{
 			b: b, cfg: bc, reuse: bc.HTTP.Reuse, maxIdle: bc.HTTP.MaxIdle, cookie: bc.Cookie,
 			retryAll: config.Flag(bc.HTTP.RetryNonIdempotent),
-			respLim: httpparse.Limits{MaxRequestLine: 1 << 20, MaxHeaderBytes: max(bc.HTTP.MaxHeaderBytes, 16<<10), MaxHeaders: max(bc.HTTP.MaxHeaders, 101)},
+			respLim:  httpparse.Limits{MaxRequestLine: 1 << 20, MaxHeaderBytes: max(bc.HTTP.MaxHeaderBytes, 16<<10), MaxHeaders: max(bc.HTTP.MaxHeaders, 101)},
 		}
 		if bc.SendProxy != "" {
 			// A PROXY header speaks for one client: such connections are
