@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -402,5 +404,70 @@ func TestHTTPReuseModes(t *testing.T) {
 				t.Fatalf("reuse %s: %d server connections, want %d..%d", tc.reuse, n, tc.min, tc.max)
 			}
 		})
+	}
+}
+
+// TestHTTPNoReplay: a request that reached a server is never sent again,
+// except an idempotent one without body on a reused idle connection that
+// the server closed without answering (RFC 9110 9.2.2).
+func TestHTTPNoReplay(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// Answers the first request of a connection, reads the
+				// second and hangs up without a word.
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					seen[req.Method+" "+req.URL.Path]++
+					mu.Unlock()
+					if i == 1 {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	h := startProxy(t, httpDoc("", "", oneBackend(ln.Addr().String())+"    http: {reuse: always}\n"))
+	c := &http.Client{Timeout: 5 * time.Second}
+	url := "http://" + h.addr("fe")
+	get(t, c, url+"/warm") // leaves an idle server connection in the pool
+	resp, err := c.Post(url+"/pay", "text/plain", strings.NewReader("100 EUR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 {
+		t.Fatalf("POST on a connection the server dropped: %d, want 502", resp.StatusCode)
+	}
+	get(t, c, url+"/warm2")
+	if resp, body := get(t, c, url+"/again"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("idempotent GET not retried: %d %q", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["POST /pay"] != 1 {
+		t.Fatalf("POST reached the server %d times", seen["POST /pay"])
+	}
+	if seen["GET /again"] != 2 {
+		t.Fatalf("GET /again reached the server %d times, want 2 (one replay)", seen["GET /again"])
 	}
 }
