@@ -471,3 +471,34 @@ func TestHTTPNoReplay(t *testing.T) {
 		t.Fatalf("GET /again reached the server %d times, want 2 (one replay)", seen["GET /again"])
 	}
 }
+
+func TestHTTPReload(t *testing.T) {
+	a, b := newGoBackend(t, "a"), newGoBackend(t, "b")
+	doc := func(be string) string {
+		return fmt.Sprintf(`
+defaults: {mode: http}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: %s}]
+backends:
+  - {name: a, servers: [{name: s1, address: %q}]}
+  - {name: b, servers: [{name: s1, address: %q}]}
+`, be, a.addr(), b.addr())
+	}
+	h := startProxy(t, doc("a"))
+	addr := h.addr("fe")
+	old := &http.Client{Timeout: 5 * time.Second}
+	if _, body := get(t, old, "http://"+addr+"/"); field(body, "server") != "a" {
+		t.Fatalf("before reload: %q", body)
+	}
+	if err := h.apply(doc("b")); err != nil {
+		t.Fatal(err)
+	}
+	// The listener is kept; a new connection sees the new routing.
+	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	if _, body := get(t, fresh, "http://"+addr+"/"); field(body, "server") != "b" {
+		t.Fatalf("after reload: %q", body)
+	}
+	// A keep-alive connection opened before the reload is still served.
+	if resp, _ := get(t, old, "http://"+addr+"/"); resp.StatusCode != 200 {
+		t.Fatalf("old connection after reload: %d", resp.StatusCode)
+	}
+}
