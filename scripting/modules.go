@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"sort"
-	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -80,6 +78,28 @@ func (s *state) liveModule() *lua.LTable {
 		}
 		L.Push(lua.LNumber(n))
 		return 1
+	}))
+	// vipgate.local_healthy({"frontend", ...}) → ok, reason: the named
+	// frontends (all when none) listen and have a usable server.
+	t.RawSetString("local_healthy", L.NewFunction(func(L *lua.LState) int {
+		lh, ok := s.g.rt.live.(interface {
+			LocalHealthy([]string) (bool, string)
+		})
+		if !ok {
+			L.Push(lua.LFalse)
+			L.Push(lua.LString("no local proxy on this node"))
+			return 2
+		}
+		var names []string
+		if tb, ok := L.Get(1).(*lua.LTable); ok {
+			tb.ForEach(func(_, v lua.LValue) { names = append(names, v.String()) })
+		} else if str, ok := L.Get(1).(lua.LString); ok {
+			names = append(names, string(str))
+		}
+		okv, reason := lh.LocalHealthy(names)
+		L.Push(lua.LBool(okv))
+		L.Push(lua.LString(reason))
+		return 2
 	}))
 	return t
 }
@@ -229,13 +249,4 @@ func stringMap(t *lua.LTable) map[string][]string {
 		m[k.String()] = append(m[k.String()], v.String())
 	})
 	return m
-}
-
-func sortedNames(m map[string]*plugin) string {
-	k := make([]string, 0, len(m))
-	for n := range m {
-		k = append(k, n)
-	}
-	sort.Strings(k)
-	return strings.Join(k, ", ")
 }

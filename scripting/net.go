@@ -142,7 +142,8 @@ func (s *state) netTCP(L *lua.LState) int {
 		return fail(L, err)
 	}
 	s.conns = append(s.conns, c)
-	if dl, ok := s.ctx.Deadline(); ok {
+	// opts.timeout (or the call's deadline) bounds the whole connection.
+	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
 	if optBool(opts, "tls", false) {

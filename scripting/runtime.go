@@ -366,7 +366,7 @@ func (r *Runtime) call(ctx context.Context, g *generation, kind callKind, pname,
 		// The state may be mid-way through anything: drop it.
 		s.close()
 		se := &ScriptError{Function: pname + "." + fn, Msg: luaErrMsg(perr)}
-		if cctx.Err() != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			se.Timeout = true
 			se.Msg = fmt.Sprintf("%s (timeout %s)", se.Msg, timeout)
 		}

@@ -42,12 +42,17 @@ func (s *state) openSandbox() (*lua.LTable, error) {
 		}
 	}
 
+	// unpack and string.byte push one value per element from Go: bound
+	// them by the value stack instead of looping until it overflows.
+	base.RawSetString("unpack", L.NewFunction(s.unpack))
+
 	// string: capped versions of the functions a deadline cannot interrupt.
 	str := copyTable(L, g.RawGetString("string").(*lua.LTable), nil)
 	str.RawSetString("dump", lua.LNil)
 	str.RawSetString("rep", L.NewFunction(s.strRep))
 	str.RawSetString("format", L.NewFunction(s.strFormat(str.RawGetString("format").(*lua.LFunction))))
 	str.RawSetString("gsub", L.NewFunction(s.strGsub))
+	str.RawSetString("byte", L.NewFunction(s.strByte(str.RawGetString("byte").(*lua.LFunction))))
 	strView := frozen(L, str, "string field")
 	base.RawSetString("string", strView)
 	// Methods on string values ("x"):rep(n) go through the same view.
@@ -308,4 +313,47 @@ func (s *state) strGsub(L *lua.LState) int {
 	L.Push(lua.LString(b.String()))
 	L.Push(lua.LNumber(len(mds)))
 	return 2
+}
+
+// maxResults bounds how many values one library call may return.
+func (s *state) maxResults() int { return s.g.defaults.Registry / 4 }
+
+func (s *state) unpack(L *lua.LState) int {
+	tb := L.CheckTable(1)
+	i := L.OptInt(2, 1)
+	j := L.OptInt(3, tb.Len())
+	if i > j {
+		return 0
+	}
+	if n := int64(j) - int64(i) + 1; n > int64(s.maxResults()) {
+		L.RaiseError("too many results to unpack (%d, limit %d)", n, s.maxResults())
+	}
+	for k := i; k <= j; k++ {
+		L.Push(tb.RawGetInt(k))
+	}
+	return j - i + 1
+}
+
+func (s *state) strByte(orig *lua.LFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		str := L.CheckString(1)
+		i := L.OptInt(2, 1)
+		j := L.OptInt(3, i)
+		if i < 0 {
+			i += len(str) + 1
+		}
+		if j < 0 {
+			j += len(str) + 1
+		}
+		if j-i+1 > s.maxResults() {
+			L.RaiseError("string slice too long (%d bytes, limit %d)", j-i+1, s.maxResults())
+		}
+		top := L.GetTop()
+		L.Push(orig)
+		for k := 1; k <= top; k++ {
+			L.Push(L.Get(k))
+		}
+		L.Call(top, lua.MultRet)
+		return L.GetTop() - top
+	}
 }

@@ -1,0 +1,184 @@
+package scripting
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// run calls p.f() through the check path (no txn) and returns its reason
+// (the error text for a failure) and whether it returned true.
+func run(t *testing.T, r *rig) CheckResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.rt.Check(ctx, "p.f", CheckTarget{})
+}
+
+func TestSandboxRefusesForbidden(t *testing.T) {
+	// Each forbidden capability must be absent (nil) or raise.
+	for _, expr := range []string{
+		"io", "debug", "package", "coroutine", "channel", "require", "module",
+		"load", "loadstring", "loadfile", "dofile", "getfenv", "setfenv", "rawset",
+		"collectgarbage", "newproxy", "_printregs", "_G",
+		"os.execute", "os.exit", "os.remove", "os.rename", "os.getenv", "os.tmpname", "os.setenv", "os.setlocale",
+		"string.dump", "math.randomseed",
+	} {
+		t.Run(expr, func(t *testing.T) {
+			r := newRig(t, "function f() return "+expr+" == nil, 'present: "+expr+"' end")
+			if res := run(t, r); !res.OK {
+				t.Errorf("%s is reachable: %+v", expr, res)
+			}
+		})
+	}
+	// Calling them is an error, not an escape.
+	for _, call := range []string{
+		`io.open("/etc/passwd")`, `os.execute("id")`, `require("os")`, `loadstring("return 1")()`,
+		`dofile("/etc/passwd")`, `collectgarbage()`, `setfenv(1, {})`, `getfenv(1)`, `rawset(string, "x", 1)`,
+		`debug.getinfo(1)`, `load(function() return nil end)`,
+	} {
+		t.Run(call, func(t *testing.T) {
+			r := newRig(t, "function f() "+call+" return true end")
+			if res := run(t, r); res.OK || !strings.Contains(res.Reason, "p:1:") {
+				t.Errorf("%s did not fail with a positioned error: %+v", call, res)
+			}
+		})
+	}
+}
+
+func TestSandboxAllowed(t *testing.T) {
+	r := newRig(t, `
+function f()
+  assert(type(os.time()) == "number" and type(os.clock()) == "number" and #os.date("%Y") == 4)
+  assert(string.upper("a") == "A" and ("abc"):sub(2) == "bc" and ("x"):rep(3) == "xxx")
+  assert(math.floor(2.5) == 2 and math.max(1, 3) == 3 and math.random(1, 1) == 1)
+  local t = {3, 1, 2}; table.sort(t); assert(table.concat(t, ",") == "1,2,3")
+  table.insert(t, 4); assert(#t == 4 and table.remove(t) == 4)
+  assert(select("#", 1, 2) == 2 and tonumber("12") == 12 and tostring(1) == "1")
+  local ok, err = pcall(error, "x"); assert(not ok)
+  assert(rawget({a = 1}, "a") == 1 and rawequal(t, t) and next({}) == nil)
+  local mt = setmetatable({}, {__index = function() return 7 end}); assert(mt.anything == 7)
+  assert(getmetatable("") == "locked")
+  assert(string.format("%5.2f|%s|%d", 1.5, "s", 3) == " 1.50|s|3")
+  assert(("a,b,c"):gsub(",", ";") == "a;b;c")
+  assert(select(2, ("aaa"):gsub("a", "b", 2)) == 2)
+  assert(("hello world"):gsub("(%w+)", "<%1>") == "<hello> <world>")
+  assert(("hello"):gsub("l", {l = "L"}) == "heLLo")
+  assert(("abc"):gsub("%w", function(c) return c:upper() end) == "ABC")
+  assert(("abc"):gsub("", "-") == "-a-b-c-")
+  assert(("x=1"):gsub("(%w)=(%w)", "%2=%1") == "1=x")
+  assert(unpack({1, 2}) == 1 and xpcall(function() return true end, print))
+  assert(select("#", ("abc"):byte(1, -1)) == 3 and ("A"):byte() == 65)
+  return true
+end`)
+	if res := run(t, r); !res.OK {
+		t.Fatalf("allowed library use failed: %+v", res)
+	}
+}
+
+func TestGlobalsFrozen(t *testing.T) {
+	for _, tc := range []struct{ name, body string }{
+		{"new global", `newglobal = 1`},
+		{"overwrite function", `f = nil`},
+		{"overwrite library", `string = {}`},
+		{"library field", `string.rep = function() end`},
+		{"math field", `math.pi = 3`},
+		{"os field", `os.time = nil`},
+		{"log field", `log.info = nil`},
+		{"vipgate field", `vipgate.servers = nil`},
+		{"string metatable", `getmetatable("").__index = {}`},
+		{"protected metatable", `setmetatable(string, {})`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "counter = 0\nfunction f()\n "+tc.body+"\n return true\nend")
+			if res := run(t, r); res.OK {
+				t.Errorf("%s succeeded after load", tc.body)
+			} else if tc.name == "new global" && !strings.Contains(res.Reason, "read-only") {
+				t.Errorf("unclear error: %s", res.Reason)
+			}
+		})
+	}
+	// Module-level locals remain the way to keep state per Lua state.
+	r := newRig(t, "local n = 0\nfunction f() n = n + 1 return true end")
+	if res := run(t, r); !res.OK {
+		t.Fatal(res)
+	}
+}
+
+func TestPluginsAreIsolated(t *testing.T) {
+	rt := New(Options{})
+	err := rt.Apply(&config.Lua{Plugins: []config.LuaPlugin{
+		{Name: "a", Source: `secret = "a-only" function get() return true, tostring(secret) end`},
+		{Name: "b", Source: `function get() return true, tostring(secret) end`},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rt.Check(context.Background(), "a.get", CheckTarget{}); r.Reason != "a-only" {
+		t.Errorf("a sees %q", r.Reason)
+	}
+	if r := rt.Check(context.Background(), "b.get", CheckTarget{}); r.Reason != "nil" {
+		t.Errorf("b sees a's global: %q", r.Reason)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	short := func(c *config.Lua) {
+		c.Defaults.Timeout = config.Duration(100 * time.Millisecond)
+		c.Defaults.MaxString = 1 << 20
+	}
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"infinite loop", `while true do end`, "deadline"},
+		{"busy recursion", `local function g(n) return g(n) end local x = g(1)`, "deadline"},
+		{"deep recursion", `local function g(n) return 1 + g(n+1) end local x = g(1)`, "stack overflow"},
+		{"string.rep huge", `local s = string.rep("x", 1e9)`, "over the 1048576-byte limit"},
+		{"string.rep method", `local s = ("xy"):rep(1e8, ",")`, "over the 1048576-byte limit"},
+		{"format width", `local s = string.format("%999999999d", 1)`, "width or precision too long"},
+		{"format precision", `local s = string.format("%.500f", 1)`, "width or precision too long"},
+		{"concat table", `local s = string.rep("x", 1e6) local t = {} for i = 1, 100 do t[i] = s end local r = table.concat(t)`, "table.concat result over"},
+		{"gsub blowup", `local s = string.rep("x", 1e5) local r = s:gsub(".", s)`, "string.gsub result over"},
+		{"table growth", `local t = {} local i = 0 while true do i = i + 1 t[i] = i end`, "deadline"},
+		{"string doubling", `local s = "x" while true do s = s .. s end`, ""},
+		{"unpack huge", `local x = unpack({}, 1, 1e8)`, "too many results"},
+		{"string.byte huge", `local s = string.rep("x", 1e6) local x = s:byte(1, -1)`, "string slice too long"},
+		{"pcall cannot swallow timeout", `while true do pcall(function() while true do end end) end`, "deadline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "function f()\n"+tc.body+"\nreturn true\nend", short)
+			start := time.Now()
+			res := r.rt.Check(context.Background(), "p.f", CheckTarget{})
+			if res.OK {
+				t.Fatalf("%s was not cut off", tc.name)
+			}
+			if !strings.Contains(res.Reason, tc.want) {
+				t.Errorf("reason %q, want containing %q", res.Reason, tc.want)
+			}
+			t.Logf("%s: cut off after %v: %s", tc.name, time.Since(start).Round(time.Millisecond), res.Reason)
+			// The runtime stays usable.
+			r2 := r.rt.Check(context.Background(), "p.f", CheckTarget{})
+			if r2.OK {
+				t.Errorf("second call unexpectedly ok")
+			}
+		})
+	}
+}
+
+func TestTimeoutIsFlaggedAndCounted(t *testing.T) {
+	r := newRig(t, "function f(txn) while true do end end", func(c *config.Lua) {
+		c.Defaults.Timeout = config.Duration(20 * time.Millisecond)
+	})
+	h, _ := r.rt.Hook("p.f")
+	_, err := h.Route(context.Background(), httpTxn("GET", "/", "", nil))
+	se, ok := err.(*ScriptError)
+	if !ok || !se.Timeout || !strings.Contains(se.Msg, "p:1:") {
+		t.Fatalf("err = %#v, want a positioned timeout", err)
+	}
+	if st := r.rt.Stats(); st.Timeouts != 1 || st.Functions["p.f"].Timeouts != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
