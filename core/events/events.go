@@ -239,3 +239,37 @@ func (b *Bus) SubscriberStats() map[string]uint64 {
 	}
 	return m
 }
+
+// ServerAdmin is an operator's runtime action on a server (drain, maint,
+// ready, weight). attrs: backend, server, state.
+const ServerAdmin Kind = "server.admin"
+
+// Kinds lists every kind in the order of the constants above, for alert
+// rule validation and documentation.
+func Kinds() []Kind {
+	return []Kind{
+		ServerUp, ServerDown, ServerAdmin, BackendEmpty, BackendAvailable, VRRPTransition,
+		DCFailover, DCFailback, RaftLeader, QuorumLost, QuorumRegained,
+		ConfigApplied, CertExpiring, LuaErrors, FrontendState, AlertTest, AlertDropped,
+	}
+}
+
+// DefaultScope is the scope an event of this kind has by nature: the
+// cluster-wide decisions (datacenter failover and failback, config applied,
+// a new raft leader) are reported once, by the leader, even when a producer
+// forgot to set Scope.
+func (k Kind) DefaultScope() Scope {
+	switch k {
+	case DCFailover, DCFailback, ConfigApplied, RaftLeader:
+		return Cluster
+	}
+	return Local
+}
+
+// EffectiveScope is the scope that decides who reports e.
+func (e Event) EffectiveScope() Scope {
+	if e.Scope == Cluster || e.Kind.DefaultScope() == Cluster {
+		return Cluster
+	}
+	return Local
+}
