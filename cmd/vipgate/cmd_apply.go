@@ -2,12 +2,93 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/user"
+	"strings"
 )
 
-// cmdApply is a placeholder until its subsystem lands.
+// defaultAuthor names who made a change, for the audit trail.
+func defaultAuthor() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	if host != "" {
+		return name + "@" + host
+	}
+	return name
+}
+
+// cmdApply sends a cluster document to any node; it is forwarded to the
+// raft leader, validated, committed, and applied by every node.
 func cmdApply(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "vipgate apply: not available in this build")
-	return 2
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	client := adminFlags(fs)
+	file := fs.String("f", "", "cluster config file to apply (- for stdin)")
+	dry := fs.Bool("dry-run", false, "show the diff against the committed config; change nothing")
+	author := fs.String("author", defaultAuthor(), "who makes this change (audit trail)")
+	comment := fs.String("m", "", "comment recorded with the change")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: vipgate apply -f cluster.yaml [--dry-run] [-m COMMENT] [--admin ADDR] [--token TOKEN]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *file == "" {
+		fs.Usage()
+		return 2
+	}
+	var data []byte
+	var err error
+	if *file == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(*file)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vipgate apply: %v\n", err)
+		return 1
+	}
+	var resp configResponse
+	err = client().do(ctx, "POST", "/api/v1/config", configRequest{Author: *author, YAML: string(data), DryRun: *dry, Comment: *comment}, &resp)
+	if err != nil {
+		reportAPIError("apply", *file, err)
+		return 1
+	}
+	printConfigResult(resp)
+	return 0
+}
+
+// reportAPIError prints err; validation problems name the user's file
+// instead of the server's "cluster.yaml".
+func reportAPIError(cmd, file string, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == 422 {
+		msg := ae.Msg
+		if file != "" && file != "-" {
+			msg = strings.ReplaceAll(msg, "cluster.yaml:", file+":")
+		}
+		fmt.Fprintf(os.Stderr, "vipgate %s: the cluster refused the configuration (nothing was changed):\n%s\n", cmd, msg)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "vipgate %s: %v\n", cmd, err)
+}
+
+func printConfigResult(resp configResponse) {
+	switch {
+	case !resp.Changed:
+		fmt.Printf("no changes (committed version %d)\n", resp.Version)
+	case resp.DryRun:
+		fmt.Print(resp.Diff)
+		fmt.Printf("dry run: nothing applied (committed version is %d)\n", resp.Version)
+	default:
+		fmt.Print(resp.Diff)
+		fmt.Printf("committed version %d\n", resp.Version)
+	}
 }

@@ -2,12 +2,79 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"text/tabwriter"
+	"time"
 )
 
-// cmdDC is a placeholder until its subsystem lands.
+// cmdDC shows the datacenters and commits a manual failover.
 func cmdDC(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "vipgate dc: not available in this build")
+	usage := func() {
+		fmt.Fprintf(os.Stderr, "usage: vipgate dc status | failover DATACENTER [--reason TEXT] [--force]  [--admin ADDR] [--token TOKEN]\n")
+	}
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	fs := flag.NewFlagSet("dc "+args[0], flag.ContinueOnError)
+	client := adminFlags(fs)
+	reason := fs.String("reason", "", "failover: why (recorded with the decision)")
+	force := fs.Bool("force", false, "failover: even to a datacenter the cluster sees as unhealthy")
+	author := fs.String("author", defaultAuthor(), "failover: who decides (audit trail)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	c := client()
+	switch args[0] {
+	case "status":
+		var out struct {
+			Active   string `json:"active"`
+			Decision struct {
+				DC, Reason, Author string
+				Time               time.Time
+			} `json:"decision"`
+			Datacenters []dcInfo `json:"datacenters"`
+		}
+		if err := c.do(ctx, "GET", "/api/v1/dc", nil, &out); err != nil {
+			fmt.Fprintf(os.Stderr, "vipgate dc status: %v\n", err)
+			return 1
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATACENTER\tROLE\tACTIVE\tHEALTH\tSINCE\tREASON")
+		for _, d := range out.Datacenters {
+			act, health, since := "", "unknown", ""
+			if d.Active {
+				act = "*"
+			}
+			if d.Healthy != nil {
+				health = map[bool]string{true: "healthy", false: "UNHEALTHY"}[*d.Healthy]
+				since = d.Since.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Role, act, health, since, d.Reason)
+		}
+		tw.Flush()
+		if out.Decision.DC != "" {
+			fmt.Printf("\nactive %s since %s by %s: %s\n", out.Decision.DC, out.Decision.Time.Local().Format(time.DateTime), out.Decision.Author, out.Decision.Reason)
+		} else {
+			fmt.Printf("\nactive %s (the primary; no failover decided yet)\n", out.Active)
+		}
+		return 0
+	case "failover":
+		if fs.NArg() != 1 {
+			usage()
+			return 2
+		}
+		var out map[string]any
+		err := c.do(ctx, "POST", "/api/v1/dc/failover", map[string]any{"datacenter": fs.Arg(0), "reason": *reason, "force": *force, "author": *author}, &out)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vipgate dc failover: %v\n", err)
+			return 1
+		}
+		fmt.Printf("active datacenter: %v (was %v), committed at index %v\n", out["active"], out["previous"], out["index"])
+		return 0
+	}
+	usage()
 	return 2
 }

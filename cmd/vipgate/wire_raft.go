@@ -1,5 +1,519 @@
 package main
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vipgate/vipgate/cluster/dc"
+	"github.com/vipgate/vipgate/cluster/raft"
+	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/upstream"
+)
+
 // newRaftSource returns the raft-backed config source when the node
 // bootstrap file configures raft, or nil for standalone operation.
-func newRaftSource(e *env) (configSource, error) { return nil, nil }
+func newRaftSource(e *env) (configSource, error) {
+	nr := e.Node.Raft
+	if !nr.Enabled() {
+		return nil, nil
+	}
+	var seed []byte
+	if e.Node.Config != "" {
+		data, err := os.ReadFile(e.Node.Config)
+		if err != nil {
+			return nil, fmt.Errorf("seed config: %w", err)
+		}
+		if _, err := config.Parse(e.Node.Config, data); err != nil {
+			return nil, fmt.Errorf("seed config %s:\n%w", e.Node.Config, err)
+		}
+		seed = data
+	}
+	n, err := raft.New(raft.Options{
+		ID: e.Node.Name, Datacenter: e.Node.Datacenter, Role: e.Node.Role, Admin: e.Node.Admin.Listen,
+		DataDir: e.Node.DataDir, Raft: nr, Seed: seed, Log: e.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &raftSource{e: e, n: n, updates: make(chan *config.Cluster, 1), applied: map[string]string{}}
+	s.mgr = dc.NewManager(n, nr.ReportInterval.D(), e.Log)
+	e.Cluster = s
+	e.IsLeader = n.IsLeader
+	s.register()
+	return s, nil
+}
+
+// raftSource delivers committed snapshots, runs the datacenter manager and
+// this gateway's health reports, and applies the cluster's server
+// overrides to the local proxy.
+type raftSource struct {
+	e       *env
+	n       *raft.Node
+	mgr     *dc.Manager
+	updates chan *config.Cluster
+
+	mu     sync.Mutex
+	master map[string]bool // VRRP instance → is master (from events)
+
+	applied map[string]string // server overrides applied to the proxy
+}
+
+func (s *raftSource) Updates() <-chan *config.Cluster { return s.updates }
+
+// ActiveDatacenter implements clusterView.
+func (s *raftSource) ActiveDatacenter() string { return s.n.State().ActiveDatacenter() }
+
+// DatacenterHealthy implements clusterView: the committed roll-up.
+func (s *raftSource) DatacenterHealthy(name string) (bool, bool) {
+	h, ok := s.n.State().Health[name]
+	return h.Healthy, ok
+}
+
+func (s *raftSource) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	goRun := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errc <- err:
+				default:
+				}
+				cancel()
+			}
+		}()
+	}
+	goRun(s.n.Run)
+	goRun(s.mgr.Run)
+	if s.e.Node.Role != config.RoleWitness && s.e.Proxy != nil {
+		sub := s.e.Bus.Subscribe("raft-vrrp", 64, func(ev events.Event) bool { return ev.Kind == events.VRRPTransition })
+		goRun(func(ctx context.Context) error { s.watchVRRP(ctx, sub); return nil })
+		rep := &dc.Reporter{Node: s.e.Node.Name, Datacenter: s.e.Node.Datacenter, Interval: s.e.Node.Raft.ReportInterval.D(),
+			Local: s.local, Send: s.n.Report, Log: s.e.Log}
+		goRun(rep.Run)
+	}
+	goRun(s.watch)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (s *raftSource) watchVRRP(ctx context.Context, sub *events.Subscription) {
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			s.mu.Lock()
+			if s.master == nil {
+				s.master = map[string]bool{}
+			}
+			s.master[ev.Attr("instance")] = ev.Attr("to") == "MASTER"
+			s.mu.Unlock()
+		}
+	}
+}
+
+// local is this gateway's own health: frontends and backends usable, and
+// VRRP mastership when VRRP instances run here.
+func (s *raftSource) local() dc.Local {
+	ok, reason := s.e.Proxy.LocalHealthy(nil)
+	l := dc.Local{Healthy: ok, Reason: reason}
+	if c := s.n.State().Config; c != nil {
+		for _, in := range c.VRRP.Instances {
+			if (in.Datacenter == "" && len(in.Nodes) == 0) || in.Datacenter == s.e.Node.Datacenter || slices.Contains(in.Nodes, s.e.Node.Name) {
+				l.VRRP = true
+			}
+		}
+	}
+	s.mu.Lock()
+	for _, m := range s.master {
+		l.Master = l.Master || m
+	}
+	s.mu.Unlock()
+	return l
+}
+
+// watch turns state changes into snapshots, events and proxy overrides.
+func (s *raftSource) watch(ctx context.Context) error {
+	w := s.n.FSM().Watch()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last *raft.State
+	var lastLeader string
+	hadLeader := true
+	for {
+		st := s.n.State()
+		if last == nil || st.Version != last.Version {
+			if st.Config != nil {
+				// Replace a snapshot nobody took yet: only the newest matters.
+				select {
+				case <-s.updates:
+				default:
+				}
+				s.updates <- st.Config
+				if last != nil && st.Version > 0 {
+					r := st.History[len(st.History)-1]
+					s.e.Bus.Publish(events.Event{Kind: events.ConfigApplied, Level: events.Notice, Scope: events.Cluster,
+						Subject: "config", Message: fmt.Sprintf("configuration version %d applied (by %s)", st.Version, r.Author),
+						Attrs: map[string]string{"version": strconv.FormatUint(st.Version, 10), "author": r.Author}})
+				}
+			}
+		}
+		if last != nil && st.ActiveDatacenter() != last.ActiveDatacenter() && st.ActiveDatacenter() != "" {
+			kind := events.DCFailover
+			if st.Config != nil && st.ActiveDatacenter() == st.Config.PrimaryDatacenter() {
+				kind = events.DCFailback
+			}
+			s.e.Bus.Publish(events.Event{Kind: kind, Level: events.Alert, Scope: events.Cluster, Subject: st.ActiveDatacenter(),
+				Message: fmt.Sprintf("active datacenter %s → %s: %s", last.ActiveDatacenter(), st.ActiveDatacenter(), st.Active.Reason),
+				Attrs:   map[string]string{"from": last.ActiveDatacenter(), "to": st.ActiveDatacenter(), "reason": st.Active.Reason, "author": st.Active.Author}})
+		}
+		last = st
+		s.applyOverrides(st)
+
+		id, _ := s.n.Leader()
+		if id != lastLeader && id != "" {
+			s.e.Bus.Publish(events.Event{Kind: events.RaftLeader, Level: events.Notice, Subject: id,
+				Message: fmt.Sprintf("raft leader is %s", id), Attrs: map[string]string{"leader": id}})
+			lastLeader = id
+		}
+		if has := id != ""; has != hadLeader {
+			if has {
+				s.e.Bus.Publish(events.Event{Kind: events.QuorumRegained, Level: events.Notice, Subject: "raft", Message: "raft quorum regained"})
+			} else {
+				s.e.Bus.Publish(events.Event{Kind: events.QuorumLost, Level: events.Crit, Subject: "raft",
+					Message: "raft quorum lost: no configuration change or datacenter decision can be committed"})
+			}
+			hadLeader = has
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w:
+		case <-tick.C:
+		}
+	}
+}
+
+// applyOverrides enforces the cluster's drain/maint decisions on the local
+// proxy. It re-applies on every tick because a reconcile may replace a
+// server object; a cleared override sets the server ready once, so that
+// node-local runtime actions stay untouched otherwise.
+func (s *raftSource) applyOverrides(st *raft.State) {
+	if s.e.Proxy == nil {
+		return
+	}
+	for key, o := range st.Servers {
+		b, name := splitKey(key)
+		sv := s.e.Proxy.Server(b, name)
+		if sv == nil {
+			continue
+		}
+		want, err := upstream.ParseAdmin(o.State)
+		if err == nil && sv.Admin() != want && s.applied[key] != o.State+"@"+o.Time.String() {
+			sv.SetAdmin(want)
+			s.applied[key] = o.State + "@" + o.Time.String()
+		}
+	}
+	for key := range s.applied {
+		if _, ok := st.Servers[key]; !ok {
+			b, name := splitKey(key)
+			if sv := s.e.Proxy.Server(b, name); sv != nil {
+				sv.SetAdmin(upstream.Ready)
+			}
+			delete(s.applied, key)
+		}
+	}
+}
+
+func splitKey(k string) (string, string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '/' {
+			return k[:i], k[i+1:]
+		}
+	}
+	return k, ""
+}
+
+// --- admin API ---
+
+// configRequest is the body of POST /api/v1/config.
+type configRequest struct {
+	Author    string `json:"author"`
+	YAML      string `json:"yaml"`
+	DryRun    bool   `json:"dry_run"`
+	IfVersion uint64 `json:"if_version,omitempty"`
+	Comment   string `json:"comment,omitempty"`
+}
+
+// configResponse answers config writes.
+type configResponse struct {
+	Diff    string      `json:"diff"`
+	Changed bool        `json:"changed"`
+	Version uint64      `json:"version"`
+	DryRun  bool        `json:"dry_run,omitempty"`
+	Index   uint64      `json:"index,omitempty"`
+	Scope   admin.Scope `json:"scope"`
+}
+
+func (s *raftSource) author(r *http.Request, given string) string {
+	if given != "" {
+		return given
+	}
+	return "admin@" + s.e.Node.Name
+}
+
+// writeErr maps raft errors to HTTP codes: refused by validation 422, no
+// quorum 503.
+func writeErr(w http.ResponseWriter, err error) {
+	var inv *raft.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		admin.WriteError(w, http.StatusUnprocessableEntity, err)
+	case errors.Is(err, raft.ErrNoLeader) || errors.Is(err, context.DeadlineExceeded):
+		admin.WriteError(w, http.StatusServiceUnavailable, err)
+	default:
+		admin.WriteError(w, http.StatusInternalServerError, err)
+	}
+}
+
+// putConfig diffs against the committed document and, unless dry, commits.
+func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment string, ifVersion uint64, dry bool) (*configResponse, error) {
+	st := s.n.State()
+	if _, err := config.Parse("cluster.yaml", src); err != nil {
+		return nil, &raft.InvalidError{Err: err}
+	}
+	d := config.Diff(fmt.Sprintf("version %d", st.Version), st.Source, "new", src, 3)
+	resp := &configResponse{Diff: d, Changed: d != "", Version: st.Version, DryRun: dry, Scope: admin.ScopeCluster}
+	if dry || d == "" {
+		return resp, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	a, err := s.n.Propose(ctx, &raft.PutConfig{Source: src, Author: author, Time: time.Now().UTC(), Comment: comment, IfVersion: ifVersion})
+	if err != nil {
+		return nil, err
+	}
+	resp.Version, resp.Index = a.Version, a.Index
+	return resp, nil
+}
+
+func (s *raftSource) register() {
+	a := s.e.Admin
+	a.Section("raft", func() any { return s.n.Status() })
+	a.Section("datacenters", func() any { return s.dcStatus() })
+
+	a.HandleFunc("GET /api/v1/config", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		st := s.n.State()
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"version": st.Version, "yaml": string(st.Source)})
+	})
+	a.HandleFunc("POST /api/v1/config", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body configRequest
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		resp, err := s.putConfig(r.Context(), []byte(body.YAML), s.author(r, body.Author), body.Comment, body.IfVersion, body.DryRun)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, resp)
+	})
+	a.HandleFunc("GET /api/v1/config/history", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		st := s.n.State()
+		out := make([]config.Revision, 0, len(st.History))
+		for _, h := range st.History {
+			h.Source = nil
+			out = append(out, h)
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"version": st.Version, "history": out})
+	})
+	a.HandleFunc("GET /api/v1/config/history/{version}", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		v, err := strconv.ParseUint(r.PathValue("version"), 10, 64)
+		rev, ok := s.n.State().Revision(v)
+		if err != nil || !ok {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no version %q in the history", r.PathValue("version")))
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"revision": rev, "yaml": string(rev.Source)})
+	})
+	a.HandleFunc("POST /api/v1/config/rollback", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Version uint64 `json:"version"`
+			Author  string `json:"author"`
+			DryRun  bool   `json:"dry_run"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		rev, ok := s.n.State().Revision(body.Version)
+		if !ok {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no version %d in the history", body.Version))
+			return
+		}
+		if rev.Source == nil {
+			admin.WriteError(w, http.StatusGone, fmt.Errorf("version %d is too old: only the last %d versions keep their document", body.Version, config.HistoryKeep))
+			return
+		}
+		resp, err := s.putConfig(r.Context(), rev.Source, s.author(r, body.Author), fmt.Sprintf("rollback to %d", body.Version), 0, body.DryRun)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, resp)
+	})
+
+	a.HandleFunc("GET /api/v1/cluster/members", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		ms, err := s.n.Members()
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"members": ms})
+	})
+	a.HandleFunc("POST /api/v1/cluster/members", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ID       string `json:"id"`
+			Address  string `json:"address"`
+			Nonvoter bool   `json:"nonvoter"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		if body.ID == "" || body.Address == "" {
+			admin.WriteError(w, http.StatusBadRequest, errors.New("id and address are required"))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		if err := s.n.Join(ctx, body.ID, body.Address, !body.Nonvoter); err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"joined": body.ID, "scope": admin.ScopeCluster})
+	})
+	remove := func(w http.ResponseWriter, r *http.Request, id string) {
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		if err := s.n.Remove(ctx, id); err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"removed": id, "scope": admin.ScopeCluster})
+	}
+	a.HandleFunc("DELETE /api/v1/cluster/members/{id}", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		remove(w, r, r.PathValue("id"))
+	})
+	a.HandleFunc("POST /api/v1/cluster/leave", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		remove(w, r, s.n.ID())
+	})
+	a.HandleFunc("POST /api/v1/cluster/servers/{backend}/{server}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			State  string `json:"state"`
+			Author string `json:"author"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		ap, err := s.n.Propose(ctx, &raft.SetServerAdmin{Backend: r.PathValue("backend"), Server: r.PathValue("server"),
+			State: body.State, Author: s.author(r, body.Author), Time: time.Now().UTC()})
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"backend": r.PathValue("backend"), "server": r.PathValue("server"),
+			"state": body.State, "index": ap.Index, "scope": admin.ScopeCluster})
+	})
+
+	a.HandleFunc("GET /api/v1/dc", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, s.dcStatus())
+	})
+	a.HandleFunc("POST /api/v1/dc/failover", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Datacenter string `json:"datacenter"`
+			Author     string `json:"author"`
+			Reason     string `json:"reason"`
+			Force      bool   `json:"force"`
+		}
+		if err := admin.DecodeJSON(r, &body); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		st := s.n.State()
+		if h, ok := st.Health[body.Datacenter]; ok && !h.Healthy && !body.Force {
+			admin.WriteError(w, http.StatusConflict, fmt.Errorf("datacenter %s is unhealthy (%s); add force to fail over anyway", body.Datacenter, h.Reason))
+			return
+		}
+		reason := "manual failover"
+		if body.Reason != "" {
+			reason += ": " + body.Reason
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		ap, err := s.n.Propose(ctx, &raft.SetActiveDC{DC: body.Datacenter, Reason: reason, Author: s.author(r, body.Author), Time: time.Now().UTC()})
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"active": body.Datacenter, "previous": st.ActiveDatacenter(),
+			"index": ap.Index, "scope": admin.ScopeCluster})
+	})
+}
+
+// dcInfo is one datacenter in `vipgate dc status`.
+type dcInfo struct {
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	Active  bool      `json:"active"`
+	Healthy *bool     `json:"healthy,omitempty"` // nil: no committed roll-up yet
+	Reason  string    `json:"reason,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+}
+
+func (s *raftSource) dcStatus() map[string]any {
+	st := s.n.State()
+	var dcs []dcInfo
+	if st.Config != nil {
+		for _, d := range st.Config.Datacenters {
+			i := dcInfo{Name: d.Name, Role: d.Role, Active: d.Name == st.ActiveDatacenter()}
+			if h, ok := st.Health[d.Name]; ok {
+				i.Healthy, i.Reason, i.Since = &h.Healthy, h.Reason, h.Since
+			}
+			dcs = append(dcs, i)
+		}
+	}
+	out := map[string]any{"active": st.ActiveDatacenter(), "decision": st.Active, "datacenters": dcs,
+		"node_datacenter": s.e.Node.Datacenter, "leader": s.n.IsLeader()}
+	if st.Config != nil {
+		out["failover"] = st.Config.Failover
+	}
+	return out
+}
