@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
+
+	"github.com/vipgate/vipgate/core/config/importer"
 )
 
-// cmdImport is a placeholder until its subsystem lands.
+// cmdImport translates haproxy.cfg and/or keepalived.conf into a cluster
+// document (docs/migration.md). The command itself lives in the importer
+// package so its tests can drive it end to end.
 func cmdImport(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "vipgate import: not available in this build")
-	return 2
+	return importer.RunCLI(args, os.Stdout, os.Stderr)
 }

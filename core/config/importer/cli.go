@@ -1,0 +1,103 @@
+package importer
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// RunCLI is `vipgate import`: it translates haproxy.cfg and/or
+// keepalived.conf into one cluster document. Untranslatable directives are
+// warnings on stderr (file:line: directive: why). The exit status is 0 when
+// translated (even with warnings), 1 when an input cannot be read or
+// parsed, or with --strict when there was any warning, 2 on bad usage.
+func RunCLI(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	haproxy := fs.String("haproxy", "", "haproxy.cfg to translate")
+	keepalived := fs.String("keepalived", "", "keepalived.conf to translate")
+	out := fs.String("o", "", "write the cluster document to this file (default: stdout)")
+	strict := fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy haproxy.cfg] [--keepalived keepalived.conf] [-o cluster.yaml] [--strict]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || (*haproxy == "" && *keepalived == "") {
+		fs.Usage()
+		return 2
+	}
+	var opts Options
+	for _, in := range []struct {
+		name string
+		dst  **Input
+	}{{*haproxy, &opts.HAProxy}, {*keepalived, &opts.Keepalived}} {
+		if in.name == "" {
+			continue
+		}
+		data, err := os.ReadFile(in.name)
+		if err != nil {
+			fmt.Fprintf(stderr, "vipgate import: %v\n", err)
+			return 1
+		}
+		*in.dst = &Input{Name: in.name, Data: data}
+	}
+	res, err := Import(opts)
+	if err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			fmt.Fprintln(stderr, pe.Error())
+		} else {
+			fmt.Fprintf(stderr, "vipgate import: %v\n", err)
+		}
+		return 1
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(stderr, w.String())
+	}
+	if *strict && len(res.Warnings) > 0 {
+		fmt.Fprintf(stderr, "vipgate import: %d warning(s) and --strict: nothing written\n", len(res.Warnings))
+		return 1
+	}
+	if *out == "" {
+		if _, err := stdout.Write(res.YAML); err != nil {
+			fmt.Fprintf(stderr, "vipgate import: %v\n", err)
+			return 1
+		}
+	} else if err := writeFileAtomic(*out, res.YAML); err != nil {
+		fmt.Fprintf(stderr, "vipgate import: write %s: %v\n", *out, err)
+		return 1
+	}
+	if len(res.Warnings) > 0 {
+		fmt.Fprintf(stderr, "vipgate import: translated with %d warning(s)\n", len(res.Warnings))
+	}
+	return 0
+}
+
+// writeFileAtomic writes then renames, so a failed write never leaves half
+// a document where a good one was.
+func writeFileAtomic(name string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".import-*.yaml")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

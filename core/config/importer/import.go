@@ -1,0 +1,318 @@
+// Package importer translates haproxy.cfg and keepalived.conf into a vipgate
+// cluster document (`vipgate import`). Parsing is strict about grammar (an
+// input that cannot be read is a positioned error) and lenient about
+// meaning: every directive that has no vipgate equivalent becomes one
+// positioned warning, and the output is always a document config.Parse
+// accepts.
+package importer
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// Warning is one directive that was not (or not exactly) translated.
+type Warning struct {
+	File      string
+	Line      int
+	Directive string
+	Why       string
+}
+
+func (w Warning) String() string {
+	return fmt.Sprintf("%s:%d: %s: %s", w.File, w.Line, w.Directive, w.Why)
+}
+
+// Input is one file to translate. Name appears in warnings, errors and
+// the output's comments.
+type Input struct {
+	Name string
+	Data []byte
+}
+
+// Options selects the inputs. Either or both may be set.
+type Options struct {
+	HAProxy    *Input
+	Keepalived *Input
+	// FS reads keepalived `include` files; nil means the local file system.
+	FS FS
+}
+
+// Result is the translated document.
+type Result struct {
+	// YAML is the cluster document, with comments.
+	YAML []byte
+	// Cluster is YAML as config.Parse read it back.
+	Cluster  *config.Cluster
+	Warnings []Warning
+}
+
+type osFS struct{}
+
+func (osFS) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
+func (osFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+
+// translator holds the state of one import.
+type translator struct {
+	c        config.Cluster
+	warnings []Warning
+	// skipped are directives with no meaning in vipgate (process
+	// management and the like): listed in the output, not warned about.
+	skipped []string
+	// comments are head comments keyed by "defaults", "frontend:NAME",
+	// "backend:NAME".
+	comments map[string][]string
+	// footer is appended after the document as comments.
+	footer []string
+	// header is written before the document as comments.
+	header []string
+
+	proxies       []*proxy
+	firstDefaults *haproxyDefaults
+	globalMaxConn int
+	mailerSets    map[string]*mailerSet
+	alertLines    []hline
+}
+
+func (t *translator) warn(l hline, directive, why string) {
+	t.warnings = append(t.warnings, Warning{File: l.file, Line: l.num, Directive: directive, Why: why})
+}
+
+func (t *translator) warnKA(n *kanode, directive, why string) {
+	t.warnings = append(t.warnings, Warning{File: n.file, Line: n.line, Directive: directive, Why: why})
+}
+
+func (t *translator) skip(l hline, why string) {
+	s := fmt.Sprintf("%s:%d: %s", l.file, l.num, strings.Join(l.args, " "))
+	if why != "" {
+		s += " (" + why + ")"
+	}
+	t.skipped = append(t.skipped, s)
+}
+
+func (t *translator) note(key, s string) { t.comments[key] = append(t.comments[key], s) }
+
+// Import translates the inputs. It fails only when an input cannot be
+// parsed (a *ParseError) or, which would be a bug, when the translation is
+// not a valid cluster document.
+func Import(o Options) (*Result, error) {
+	if o.HAProxy == nil && o.Keepalived == nil {
+		return nil, fmt.Errorf("nothing to import: give a haproxy.cfg, a keepalived.conf or both")
+	}
+	t := &translator{comments: map[string][]string{}, mailerSets: map[string]*mailerSet{}}
+	var from []string
+	if o.HAProxy != nil {
+		from = append(from, o.HAProxy.Name)
+		if err := t.translateHAProxy(o.HAProxy.Name, o.HAProxy.Data); err != nil {
+			return nil, err
+		}
+		t.finishAlerts()
+	}
+	if o.Keepalived != nil {
+		from = append(from, o.Keepalived.Name)
+		fs := o.FS
+		if fs == nil {
+			fs = osFS{}
+		}
+		nodes, err := parseKeepalived(o.Keepalived.Name, o.Keepalived.Data, fs, 0)
+		if err != nil {
+			return nil, err
+		}
+		t.translateKeepalived(nodes)
+	}
+	out, err := t.render(from)
+	if err != nil {
+		return nil, err
+	}
+	c, err := config.Parse("import", out)
+	if err != nil {
+		return nil, fmt.Errorf("the translation is not a valid cluster document (a bug in vipgate import; the warnings above may point at the cause):\n%w\n--- output ---\n%s", err, out)
+	}
+	sort.SliceStable(t.warnings, func(i, j int) bool {
+		a, b := t.warnings[i], t.warnings[j]
+		if a.File != b.File {
+			return false
+		}
+		return a.Line < b.Line
+	})
+	return &Result{YAML: out, Cluster: c, Warnings: t.warnings}, nil
+}
+
+// render writes the document: header comments, the YAML with head
+// comments on sections and items, then the footer.
+func (t *translator) render(from []string) ([]byte, error) {
+	var doc yaml.Node
+	if err := doc.Encode(&t.c); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "defaults":
+			k.HeadComment = commentText(t.comments["defaults"])
+		case "frontends", "backends":
+			kind := strings.TrimSuffix(k.Value, "s")
+			for _, item := range v.Content {
+				name := mapValue(item, "name")
+				if cs := t.comments[kind+":"+name]; len(cs) > 0 {
+					item.HeadComment = commentText(cs)
+				}
+				if kind == "frontend" {
+					// Rule.Backend is always written; an action rule has none.
+					if rules := mapNode(item, "rules"); rules != nil {
+						for _, r := range rules.Content {
+							dropEmptyKey(r, "backend")
+						}
+					}
+				}
+				if kind == "backend" {
+					if sv := mapNode(item, "servers"); sv != nil {
+						for _, s := range sv.Content {
+							s.Style = yaml.FlowStyle
+						}
+					}
+					if b := mapNode(item, "balance"); b != nil {
+						b.Style = yaml.FlowStyle
+					}
+				}
+			}
+		}
+	}
+	tidy(root)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Generated by `vipgate import` from %s.\n", strings.Join(from, " and "))
+	b.WriteString("# Review the warnings it printed, then check with `vipgate check` and apply.\n")
+	for _, h := range t.header {
+		b.WriteString(commentLine(h))
+	}
+	if len(t.skipped) > 0 {
+		b.WriteString("#\n# Not carried over (no meaning in vipgate):\n")
+		for _, s := range t.skipped {
+			b.WriteString(commentLine("  " + s))
+		}
+	}
+	if len(root.Content) > 0 {
+		b.WriteString("\n")
+		y, err := config.Marshal(root)
+		if err != nil {
+			return nil, fmt.Errorf("marshal: %w", err)
+		}
+		b.Write(y)
+	}
+	if len(t.footer) > 0 {
+		b.WriteString("\n")
+		for _, f := range t.footer {
+			b.WriteString(commentLine(f))
+		}
+	}
+	return b.Bytes(), nil
+}
+
+func commentText(lines []string) string {
+	var out []string
+	for _, l := range lines {
+		for _, s := range strings.Split(l, "\n") {
+			out = append(out, "# "+sanitizeComment(s))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func commentLine(s string) string {
+	if s == "" {
+		return "#\n"
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		b.WriteString(strings.TrimRight("# "+sanitizeComment(l), " "))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// sanitizeComment keeps input bytes from ending the comment or breaking
+// the YAML: control characters become spaces, invalid UTF-8 is replaced.
+func sanitizeComment(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 || r == 0xfeff {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func mapNode(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func mapValue(m *yaml.Node, key string) string {
+	if n := mapNode(m, key); n != nil {
+		return n.Value
+	}
+	return ""
+}
+
+func dropEmptyKey(m *yaml.Node, key string) {
+	if m.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.ScalarNode && m.Content[i+1].Value == "" {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
+}
+
+// roundDuration matches Go's long forms of whole hours and minutes.
+var roundDuration = regexp.MustCompile(`^([0-9]+h)?([0-9]+m)?0s$`)
+
+// tidy makes the encoder's output read like hand-written YAML: lists of
+// scalars on one line, "1h" instead of "1h0m0s".
+func tidy(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		flat := true
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				flat = false
+			}
+		}
+		if flat && len(n.Content) > 0 {
+			n.Style = yaml.FlowStyle
+		}
+	case yaml.ScalarNode:
+		if m := roundDuration.FindStringSubmatch(n.Value); m != nil && (m[1] != "" || m[2] != "") {
+			v := m[1] + m[2]
+			if m[1] != "" && m[2] == "0m" {
+				v = m[1]
+			}
+			n.Value = v
+		}
+	}
+	for _, c := range n.Content {
+		tidy(c)
+	}
+}
