@@ -30,7 +30,9 @@ func BenchmarkRouteHookCanary(b *testing.B) {
 	r := newRig(b, `
 function route(txn)
   if txn:header(config.header) == "1" then txn:use_backend(config.canary) end
-end`, func(c *config.Lua) { c.Plugins[0].Config = map[string]any{"header": "X-Canary", "canary": "app-canary"} })
+end`, func(c *config.Lua) {
+		c.Plugins[0].Config = map[string]any{"header": "X-Canary", "canary": "app-canary"}
+	})
 	h, _ := r.rt.Hook("p.route")
 	hdr := http.Header{}
 	hdr.Set("X-Canary", "1")

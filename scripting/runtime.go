@@ -201,7 +201,11 @@ func compileSource(name, src string) (*lua.FunctionProto, error) {
 	if err != nil {
 		var pe *parse.Error
 		if errors.As(err, &pe) {
-			return nil, &LoadError{Plugin: name, Line: pe.Pos.Line, Msg: fmt.Sprintf("syntax error near %q: %s", pe.Token, strings.TrimSpace(pe.Message))}
+			line := pe.Pos.Line
+			if line <= 0 { // unexpected end of source
+				line = strings.Count(strings.TrimRight(src, "\n"), "\n") + 1
+			}
+			return nil, &LoadError{Plugin: name, Line: line, Msg: fmt.Sprintf("syntax error near %q: %s", pe.Token, strings.TrimSpace(pe.Message))}
 		}
 		return nil, &LoadError{Plugin: name, Msg: strings.TrimSpace(err.Error())}
 	}

@@ -285,7 +285,7 @@ func (c *Cluster) validateLua(p *Problems) {
 		}
 		fns, err := LuaGlobalFunctions(pl.Name, pl.Source)
 		if err != nil {
-			p.Addf(srcPath, "%v", err)
+			c.addLuaSyntaxProblem(p, srcPath, pl, err)
 			continue
 		}
 		pl.functions = fns
@@ -355,7 +355,13 @@ func LuaGlobalFunctions(plugin, src string) (map[string]bool, error) {
 			if pe.Token != "" {
 				msg = fmt.Sprintf("%s near %s", msg, strconv.Quote(pe.Token))
 			}
-			return nil, &LuaSyntaxError{Plugin: plugin, Line: pe.Pos.Line, Column: pe.Pos.Column, Msg: msg}
+			line, col := pe.Pos.Line, pe.Pos.Column
+			if line <= 0 {
+				// Unexpected end of source: point at its last line.
+				line, col = strings.Count(strings.TrimRight(src, "\n"), "\n")+1, 0
+				msg = "unexpected end of source: " + msg
+			}
+			return nil, &LuaSyntaxError{Plugin: plugin, Line: line, Column: col, Msg: msg}
 		}
 		return nil, &LuaSyntaxError{Plugin: plugin, Msg: strings.TrimSpace(err.Error())}
 	}
@@ -379,4 +385,42 @@ func LuaGlobalFunctions(plugin, src string) (map[string]bool, error) {
 		}
 	}
 	return fns, nil
+}
+
+// addLuaSyntaxProblem positions a syntax error at its Lua line: in the
+// plugin's file, or inside the YAML document for a block-literal source.
+func (c *Cluster) addLuaSyntaxProblem(p *Problems, srcPath string, pl *LuaPlugin, err error) {
+	var se *LuaSyntaxError
+	if !errors.As(err, &se) || se.Line <= 0 {
+		p.Addf(srcPath, "%v", err)
+		return
+	}
+	pos := p.lookup(srcPath)
+	switch {
+	case pl.File != "":
+		name := pl.File
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(luaBaseDir(p.file), name)
+		}
+		pos = Position{File: name, Line: se.Line, Column: se.Column}
+	case pos.Line > 0 && blockScalarAt(c.Source, pos.Line):
+		// The literal's first line follows the "source: |" line.
+		pos = Position{File: pos.File, Line: pos.Line + se.Line}
+	}
+	p.list = append(p.list, Problem{Pos: pos, Path: srcPath, Msg: err.Error()})
+}
+
+// blockScalarAt reports whether line (1-based) of src ends with a block
+// scalar indicator ("|", ">", "|-", ...).
+func blockScalarAt(src []byte, line int) bool {
+	lines := strings.Split(string(src), "\n")
+	if line > len(lines) {
+		return false
+	}
+	l := strings.TrimSpace(lines[line-1])
+	if i := strings.Index(l, " #"); i >= 0 {
+		l = strings.TrimSpace(l[:i])
+	}
+	l = strings.TrimRight(l, "+-0123456789")
+	return strings.HasSuffix(l, "|") || strings.HasSuffix(l, ">")
 }
