@@ -1,0 +1,402 @@
+// Package e2e runs real `vipgate run` processes on loopback: raft over
+// mutual TLS between separate processes, config applied through the CLI,
+// leader crashes, restarts, and reloads under load.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/cluster/raft/rafttest"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vipgate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "vipgate")
+	cmd := exec.Command("go", "build", "-o", binary, "./cmd/vipgate")
+	cmd.Dir = "../../.."
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building vipgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is one `vipgate run` process.
+type proc struct {
+	id, dc, role string
+	nodeFile     string
+	admin        string // host:port
+	raft         string
+	logFile      string
+	cmd          *exec.Cmd
+	done         chan struct{}
+}
+
+type cluster struct {
+	t     *testing.T
+	dir   string
+	ca    *rafttest.CA
+	mu    sync.Mutex
+	procs map[string]*proc
+	first string // raft address of the bootstrap node
+}
+
+func newCluster(t *testing.T) *cluster {
+	dir := t.TempDir()
+	ca, err := rafttest.NewCA(dir, "cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dir: dir, ca: ca, procs: map[string]*proc{}}
+	t.Cleanup(func() {
+		for _, p := range c.procs {
+			c.stop(p, syscall.SIGTERM)
+		}
+		if t.Failed() {
+			for id, p := range c.procs {
+				b, _ := os.ReadFile(p.logFile)
+				t.Logf("---- log of %s (last 3000 bytes) ----\n%s", id, tail(b, 3000))
+			}
+		}
+	})
+	return c
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// add writes a node file; seed is the cluster document for the bootstrap
+// node (the first one added).
+func (c *cluster) add(id, dc, role string, seed string) *proc {
+	c.t.Helper()
+	tlsf, err := c.ca.Issue(id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p := &proc{id: id, dc: dc, role: role,
+		admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(c.t)),
+		raft:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(c.t))}
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\nrole: %s\ndata_dir: %s\nadmin: {listen: %q}\nlog: {level: debug}\n", id, role, filepath.Join(c.dir, id), p.admin)
+	if dc != "" {
+		fmt.Fprintf(&b, "datacenter: %s\n", dc)
+	}
+	fmt.Fprintf(&b, "raft:\n  listen: %q\n  tls: {ca: %q, cert: %q, key: %q}\n", p.raft, tlsf.CA, tlsf.Cert, tlsf.Key)
+	b.WriteString("  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n  leader_lease_timeout: 250ms\n  report_interval: 250ms\n")
+	if c.first == "" {
+		seedFile := filepath.Join(c.dir, "seed.yaml")
+		if err := os.WriteFile(seedFile, []byte(seed), 0o600); err != nil {
+			c.t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  bootstrap: true\nconfig: %q\n", seedFile)
+		c.first = p.raft
+	} else {
+		fmt.Fprintf(&b, "  join: [%q]\n", c.first)
+	}
+	p.nodeFile = filepath.Join(c.dir, id+".yaml")
+	p.logFile = filepath.Join(c.dir, id+".log")
+	if err := os.WriteFile(p.nodeFile, []byte(b.String()), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	c.start(p)
+	return p
+}
+
+func (c *cluster) start(p *proc) {
+	c.t.Helper()
+	lf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p.cmd = exec.Command(binary, "run", "--node", p.nodeFile)
+	p.cmd.Stdout, p.cmd.Stderr = lf, lf
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); lf.Close(); close(p.done) }()
+	c.mu.Lock()
+	c.procs[p.id] = p
+	c.mu.Unlock()
+}
+
+func (c *cluster) stop(p *proc, sig syscall.Signal) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func get(addr, path string, out any) error {
+	cl := &http.Client{Timeout: 3 * time.Second}
+	resp, err := cl.Get("http://" + addr + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func (p *proc) version() uint64 {
+	var out struct {
+		Version uint64 `json:"version"`
+	}
+	if err := get(p.admin, "/api/v1/config", &out); err != nil {
+		return 0
+	}
+	return out.Version
+}
+
+func (p *proc) members() int {
+	var out struct {
+		Members []json.RawMessage `json:"members"`
+	}
+	if err := get(p.admin, "/api/v1/cluster/members", &out); err != nil {
+		return -1
+	}
+	return len(out.Members)
+}
+
+func (p *proc) raftState() (state, leader string) {
+	var out map[string]any
+	if err := get(p.admin, "/api/v1/status/raft", &out); err != nil {
+		return "", ""
+	}
+	s, _ := out["state"].(string)
+	l, _ := out["leader"].(string)
+	return s, l
+}
+
+// cli runs the vipgate binary against a node's admin API.
+func cli(t *testing.T, p *proc, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "VIPGATE_ADMIN="+p.admin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), fmt.Errorf("vipgate %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+func (c *cluster) waitAll(what string, cond func(p *proc) bool) {
+	c.t.Helper()
+	testenv.Eventually(c.t, 30*time.Second, what, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, p := range c.procs {
+			select {
+			case <-p.done:
+				continue
+			default:
+			}
+			if !cond(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// backendsDoc is a document without frontends (so several gateway
+// processes can share one host) whose backend has n servers.
+func backendsDoc(n int, weight int) string {
+	var b strings.Builder
+	b.WriteString("datacenters:\n  - {name: dc1, role: primary}\n  - {name: dc2, role: standby}\nfailover: {mode: manual}\nbackends:\n  - name: app\n    servers:\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "      - {name: s%d, address: \"127.0.0.1:%d\", weight: %d}\n", i, 20000+i, weight)
+	}
+	return b.String()
+}
+
+func (c *cluster) writeDoc(name, doc string) string {
+	f := filepath.Join(c.dir, name)
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return f
+}
+
+func (c *cluster) leader() *proc {
+	var l *proc
+	testenv.Eventually(c.t, 30*time.Second, "a raft leader", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, p := range c.procs {
+			select {
+			case <-p.done:
+				continue
+			default:
+			}
+			if s, _ := p.raftState(); s == "Leader" {
+				l = p
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+func TestProcessesApplyEverywhere(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
+			c := newCluster(t)
+			var ps []*proc
+			for i := 1; i <= size; i++ {
+				dc, role := "dc1", "gateway"
+				if i%2 == 0 {
+					dc = "dc2"
+				}
+				if i == size && size%2 == 1 {
+					dc, role = "", "witness"
+				}
+				ps = append(ps, c.add(fmt.Sprintf("n%d", i), dc, role, backendsDoc(1, 1)))
+			}
+			c.waitAll("every node joined and has version 1", func(p *proc) bool { return p.members() == size && p.version() == 1 })
+
+			// Dry run: a diff, nothing committed.
+			f := c.writeDoc("v2.yaml", backendsDoc(2, 5))
+			out, err := cli(t, ps[1], "apply", "-f", f, "--dry-run")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, `+      - {name: s2, address: "127.0.0.1:20002", weight: 5}`) || !strings.Contains(out, "dry run") {
+				t.Fatalf("dry-run output:\n%s", out)
+			}
+			// Applied through a follower (or whichever node ps[1] is).
+			out, err = cli(t, ps[1], "apply", "-f", f, "-m", "add s2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "committed version 2") {
+				t.Fatalf("apply output:\n%s", out)
+			}
+			c.waitAll("version 2 live on every node", func(p *proc) bool {
+				if p.version() != 2 {
+					return false
+				}
+				if p.role == "witness" {
+					return true
+				}
+				var st map[string]any
+				if err := get(p.admin, "/api/v1/stats", &st); err != nil {
+					return false
+				}
+				b, _ := json.Marshal(st)
+				return strings.Contains(string(b), `"s2"`)
+			})
+			// A refused document names the line, and changes nothing.
+			bad := c.writeDoc("bad.yaml", "backends:\n  - name: app\n    servers:\n      - {name: s1, address: nowhere}\n")
+			out, err = cli(t, ps[0], "apply", "-f", bad)
+			if err == nil || !strings.Contains(out, bad+":4") {
+				t.Fatalf("bad config: err %v, output:\n%s", err, out)
+			}
+			out, err = cli(t, ps[size-1], "config", "history")
+			if err != nil || !strings.Contains(out, "add s2") {
+				t.Fatalf("history: %v\n%s", err, out)
+			}
+			out, err = cli(t, ps[0], "config", "rollback", "1")
+			if err != nil || !strings.Contains(out, "committed version 3") {
+				t.Fatalf("rollback: %v\n%s", err, out)
+			}
+			c.waitAll("rollback live everywhere", func(p *proc) bool { return p.version() == 3 })
+			out, err = cli(t, ps[0], "cluster", "members")
+			if err != nil || strings.Count(out, "voter") != size {
+				t.Fatalf("members: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestProcessesLeaderKilledAndRestarted(t *testing.T) {
+	c := newCluster(t)
+	ps := []*proc{
+		c.add("n1", "dc1", "gateway", backendsDoc(1, 1)),
+		c.add("n2", "dc2", "gateway", ""),
+		c.add("w", "", "witness", ""),
+	}
+	c.waitAll("joined", func(p *proc) bool { return p.members() == 3 && p.version() == 1 })
+	for w := 2; w <= 3; w++ {
+		if _, err := cli(t, ps[w-2], "apply", "-f", c.writeDoc("v.yaml", backendsDoc(1, w))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitAll("version 3", func(p *proc) bool { return p.version() == 3 })
+	old := c.leader()
+	c.stop(old, syscall.SIGKILL)
+	nl := c.leader()
+	if nl == old {
+		t.Fatal("killed node still leader")
+	}
+	c.waitAll("no committed change lost", func(p *proc) bool { return p.version() == 3 })
+	if out, err := cli(t, nl, "apply", "-f", c.writeDoc("v4.yaml", backendsDoc(1, 4))); err != nil || !strings.Contains(out, "committed version 4") {
+		t.Fatalf("apply after failover: %v\n%s", err, out)
+	}
+	// The killed node restarts from its BoltDB log and catches up.
+	c.start(old)
+	c.waitAll("restarted node caught up", func(p *proc) bool { return p.version() == 4 && p.members() == 3 })
+}
+
+func TestProcessesRefuseForeignCertificate(t *testing.T) {
+	c := newCluster(t)
+	c.add("n1", "dc1", "gateway", backendsDoc(1, 1))
+	c.add("n2", "dc2", "gateway", "")
+	c.waitAll("joined", func(p *proc) bool { return p.members() == 2 })
+	// A node whose certificate comes from another CA.
+	c.ca, _ = rafttest.NewCA(t.TempDir(), "rogue")
+	rogue := c.add("rogue", "dc1", "gateway", "")
+	testenv.Eventually(t, 30*time.Second, "the cluster logged the refusal", func() bool {
+		b, _ := os.ReadFile(c.procs["n1"].logFile)
+		return strings.Contains(string(b), "refused raft peer")
+	})
+	if n := c.procs["n1"].members(); n != 2 {
+		t.Errorf("members %d, want 2", n)
+	}
+	if v := rogue.version(); v != 0 {
+		t.Errorf("the rogue node received config version %d", v)
+	}
+}
