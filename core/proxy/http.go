@@ -674,16 +674,27 @@ attempts:
 		var berr error
 		switch {
 		case noBody:
-			berr = s.cw.flush()
 		case respChunked:
 			berr = copyChunked(&s.cw, &sc.bufConn, hb.respLim.MaxHeaderBytes, dechunk, idle, false)
 		case respCL >= 0:
 			berr = copyLen(&s.cw, &sc.bufConn, respCL, idle, false)
-			if berr == nil {
-				berr = s.cw.flush()
-			}
 		default:
 			berr = copyUntilEOF(&s.cw, &sc.bufConn, idle)
+		}
+		released := false
+		if berr == nil {
+			// The server's part is done: its connection goes back before
+			// the client's last bytes leave, so the client's next request
+			// finds it idle.
+			if serverKeep && len(sc.buffered()) == 0 {
+				s.releaseServer(hb, sc, lease)
+			} else {
+				s.dropServer(sc, lease)
+			}
+			released = true
+			if err := s.cw.flush(); err != nil {
+				berr = &bodyError{client: true, err: err}
+			}
 		}
 		rec.bytes = s.cw.total
 		srv.Counters.BytesOut.Add(uint64(s.cw.total))
@@ -691,7 +702,9 @@ attempts:
 		f.Counters.BytesOut.Add(uint64(s.cw.total))
 		s.cw.total = 0
 		if berr != nil {
-			s.dropServer(sc, lease)
+			if !released {
+				s.dropServer(sc, lease)
+			}
 			var be *bodyError
 			rec.term = "SD"
 			if errors.As(berr, &be) && be.client {
@@ -706,11 +719,6 @@ attempts:
 			rec.end = time.Now()
 			s.logDone(rec)
 			return false
-		}
-		if serverKeep && len(sc.buffered()) == 0 {
-			s.releaseServer(hb, sc, lease)
-		} else {
-			s.dropServer(sc, lease)
 		}
 		rec.end = s.stamp()
 		rec.term = "--"

@@ -251,7 +251,7 @@ func copyChunked(dst *bufWriter, src *bufConn, maxTrailer int, dechunk bool, idl
 					}
 				}
 				src.consume(m)
-				return dst.flush()
+				return nil
 			}
 		}
 		if !dechunk {
