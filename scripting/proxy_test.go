@@ -1,0 +1,214 @@
+package scripting
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/proxy"
+)
+
+// These tests run routing hooks inside the real proxy (core/proxy, http
+// mode) over loopback sockets.
+
+type proxyRig struct {
+	p  *proxy.Proxy
+	rt *Runtime
+}
+
+func (h *proxyRig) url(t testing.TB, fe string) string {
+	t.Helper()
+	a := h.p.ListenAddrs()[fe]
+	if len(a) == 0 {
+		t.Fatalf("frontend %s not listening", fe)
+	}
+	return "http://" + a[0]
+}
+
+// startLuaProxy wires a runtime into a proxy as cmd/vipgate does.
+func startLuaProxy(t testing.TB, doc string) *proxyRig {
+	t.Helper()
+	c, err := config.Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("config:\n%v", err)
+	}
+	bus := events.New("test", "dc1")
+	p := proxy.New(proxy.Options{Bus: bus})
+	rt := New(Options{Bus: bus, Live: p})
+	p.SetHookResolver(rt.Hook)
+	if err := rt.Apply(&c.Lua); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &proxyRig{p: p, rt: rt}
+}
+
+// nameServer answers with its name and the request headers it saw.
+func nameServer(t testing.TB, name string) string {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "server=%s\nx-route=%s\n", name, r.Header.Get("X-Route"))
+	}))
+	t.Cleanup(s.Close)
+	return s.Listener.Addr().String()
+}
+
+const proxyLua = `
+function route(txn)
+  local p = txn:path()
+  if p == "/deny" then txn:deny(451) return end
+  if p == "/redirect" then txn:redirect("https://example.com/new", 308) return end
+  if p == "/boom" then error("script failure") end
+  if p == "/pin" then txn:use_server("stable", "s2") return end
+  if txn:header(config.header) == "1" or txn:cookie("canary") == "yes" then
+    txn:set_header("X-Route", "canary")
+    txn:set_response_header("X-Canary", "1")
+    return "canary"
+  end
+  -- Live state: leave the canary when it has no usable server.
+end
+function trivial(txn) return "stable" end
+`
+
+func luaProxyDoc(stable1, stable2, canary string) string {
+	return fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 2s, client: 5s, server: 5s, http_request: 2s, http_keep_alive: 5s}}
+frontends:
+  - {name: fe, bind: "127.0.0.1:0", default_backend: stable, route: canary.route}
+  - {name: plain, bind: "127.0.0.2:0", default_backend: stable}
+  - {name: trivial, bind: "127.0.0.3:0", default_backend: canary, route: canary.trivial}
+backends:
+  - name: stable
+    servers: [{name: s1, address: %q}, {name: s2, address: %q}]
+    balance: {algorithm: first}
+  - name: canary
+    servers: [{name: c1, address: %q}]
+lua:
+  defaults: {fallback: "503"}
+  plugins:
+    - name: canary
+      source: %q
+      config: {header: X-Canary}
+`, stable1, stable2, canary, proxyLua)
+}
+
+func doGet(t testing.TB, c *http.Client, url string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestProxyRoutesThroughLua(t *testing.T) {
+	h := startLuaProxy(t, luaProxyDoc(nameServer(t, "s1"), nameServer(t, "s2"), nameServer(t, "c1")))
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := h.url(t, "fe")
+	for _, tc := range []struct {
+		name     string
+		path     string
+		hdr      []string
+		status   int
+		body     string
+		respHdr  [2]string
+		location string
+	}{
+		{"default backend", "/", nil, 200, "server=s1\nx-route=\n", [2]string{}, ""},
+		{"canary by header", "/", []string{"X-Canary", "1"}, 200, "server=c1\nx-route=canary\n", [2]string{"X-Canary", "1"}, ""},
+		{"canary by cookie", "/", []string{"Cookie", "canary=yes"}, 200, "server=c1\nx-route=canary\n", [2]string{"X-Canary", "1"}, ""},
+		{"pinned server", "/pin", nil, 200, "server=s2\nx-route=\n", [2]string{}, ""},
+		{"deny", "/deny", nil, 451, "", [2]string{}, ""},
+		{"redirect", "/redirect", nil, 308, "", [2]string{}, "https://example.com/new"},
+		{"fallback 503", "/boom", nil, 503, "", [2]string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := doGet(t, c, base+tc.path, tc.hdr...)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (body %q)", resp.StatusCode, tc.status, body)
+			}
+			if tc.body != "" && body != tc.body {
+				t.Errorf("body %q, want %q", body, tc.body)
+			}
+			if tc.respHdr[0] != "" && resp.Header.Get(tc.respHdr[0]) != tc.respHdr[1] {
+				t.Errorf("response header %s = %q", tc.respHdr[0], resp.Header.Get(tc.respHdr[0]))
+			}
+			if tc.location != "" && resp.Header.Get("Location") != tc.location {
+				t.Errorf("Location %q", resp.Header.Get("Location"))
+			}
+		})
+	}
+	if n := h.rt.Errors("canary.route"); n != 1 {
+		t.Errorf("error counter %d, want 1", n)
+	}
+}
+
+// BenchmarkHTTPLuaOverhead measures requests through the real HTTP proxy
+// over loopback keep-alive connections, with and without a trivial Lua
+// route hook, interleaved in one run so that machine noise hits both.
+// It reports both rates and the overhead in percent.
+func BenchmarkHTTPLuaOverhead(b *testing.B) {
+	h := startLuaProxy(b, luaProxyDoc(nameServer(b, "s1"), nameServer(b, "s2"), nameServer(b, "c1")))
+	plain, hooked := h.url(b, "plain")+"/", h.url(b, "trivial")+"/"
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	one := func(url string) {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	one(plain)
+	one(hooked)
+	const batch = 200
+	var tPlain, tHooked time.Duration
+	var n int
+	b.ResetTimer()
+	for n < b.N {
+		start := time.Now()
+		for i := 0; i < batch; i++ {
+			one(plain)
+		}
+		tPlain += time.Since(start)
+		start = time.Now()
+		for i := 0; i < batch; i++ {
+			one(hooked)
+		}
+		tHooked += time.Since(start)
+		n += batch
+	}
+	b.StopTimer()
+	rp := float64(n) / tPlain.Seconds()
+	rh := float64(n) / tHooked.Seconds()
+	b.ReportMetric(rp, "req/s-plain")
+	b.ReportMetric(rh, "req/s-lua")
+	b.ReportMetric((rp/rh-1)*100, "overhead-%")
+	if !strings.Contains(h.url(b, "plain"), "127.0.0.") {
+		b.Fatal("not on loopback")
+	}
+}
