@@ -2,12 +2,159 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/plugins/alert/email"
 )
 
-// cmdAlerts is a placeholder until its subsystem lands.
+// cmdAlerts: `vipgate alerts test` sends a test mail through every mailer
+// and reports each SMTP step; `vipgate alerts status` shows the queue.
 func cmdAlerts(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "vipgate alerts: not available in this build")
+	return runAlerts(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	usage := func() {
+		fmt.Fprintf(stderr, `usage: vipgate alerts test [-f cluster.yaml] [--to ADDR,...] [--node NAME] [--admin ADDR] [--token TOKEN]
+       vipgate alerts status [--json] [--admin ADDR] [--token TOKEN]
+
+test   sends a test mail through each configured mailer and reports every step
+       (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA). With -f it reads the mailers
+       from a cluster file and sends from this machine, so a config can be tested
+       before it is applied; without -f it asks a running node to send.
+status shows the alert queue and counters of a running node.
+`)
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		usage()
+		return 2
+	}
+	fs := flag.NewFlagSet("alerts "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	file := fs.String("f", "", "test: cluster file to read the alerts section from (send from here, not through a node)")
+	to := fs.String("to", "", "test: comma-separated recipients (default: every rule's recipients)")
+	node := fs.String("node", "", "test -f: the node name to announce in EHLO and the mail (default: this host's name)")
+	asJSON := fs.Bool("json", false, "print the raw JSON answer")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	var rcpts []string
+	for _, s := range strings.Split(*to, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			rcpts = append(rcpts, s)
+		}
+	}
+	switch args[0] {
+	case "test":
+		var rep email.TestReport
+		if *file != "" {
+			c, err := config.LoadFile(*file)
+			if err != nil {
+				fmt.Fprintf(stderr, "vipgate alerts test: %v\n", err)
+				return 1
+			}
+			name := *node
+			if name == "" {
+				name, _ = os.Hostname()
+			}
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer cancel()
+			rep = email.TestMailers(ctx, &c.Alerts, name, "", rcpts)
+		} else if err := client().do(ctx, "POST", "/api/v1/alerts/test", alertTestRequest{To: rcpts}, &rep); err != nil {
+			fmt.Fprintf(stderr, "vipgate alerts test: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(rep)
+		} else {
+			printTestReport(stdout, rep)
+		}
+		if rep.Error != "" && len(rep.Mailers) == 0 {
+			fmt.Fprintf(stderr, "vipgate alerts test: %s\n", rep.Error)
+			return 1
+		}
+		for _, m := range rep.Mailers {
+			if !m.OK {
+				return 1
+			}
+		}
+		return 0
+	case "status":
+		var raw json.RawMessage
+		if err := client().do(ctx, "GET", "/api/v1/alerts", nil, &raw); err != nil {
+			fmt.Fprintf(stderr, "vipgate alerts status: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			stdout.Write(raw)
+			return 0
+		}
+		var s email.Stats
+		if err := json.Unmarshal(raw, &s); err != nil {
+			fmt.Fprintf(stderr, "vipgate alerts status: %v\n", err)
+			return 1
+		}
+		printAlertStats(stdout, s)
+		return 0
+	}
+	usage()
 	return 2
+}
+
+func printTestReport(w io.Writer, rep email.TestReport) {
+	fmt.Fprintf(w, "from %s to %s\n", rep.From, strings.Join(rep.To, ", "))
+	for _, m := range rep.Mailers {
+		fmt.Fprintf(w, "\nmailer %s (%s, tls %s)\n", m.Mailer, m.Address, m.TLS)
+		for _, s := range m.Steps {
+			st := "ok"
+			if !s.OK {
+				st = "FAILED"
+			}
+			fmt.Fprintf(w, "  %-8s %-6s %8s  %s\n", s.Step, st, s.Took.Round(time.Millisecond), s.Detail)
+		}
+		if m.OK {
+			fmt.Fprintf(w, "  => delivered\n")
+		} else {
+			fmt.Fprintf(w, "  => NOT delivered: %s\n", m.Error)
+		}
+	}
+	if rep.Error != "" {
+		fmt.Fprintf(w, "\n%s\n", rep.Error)
+	}
+}
+
+func printAlertStats(w io.Writer, s email.Stats) {
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Local().Format(time.DateTime)
+	}
+	fmt.Fprintf(w, "queued mails      %d (oldest %s)\n", s.Queued, ts(s.OldestQueued))
+	fmt.Fprintf(w, "held in windows   %d events\n", s.PendingEvents)
+	fmt.Fprintf(w, "sent              %d\n", s.Sent)
+	fmt.Fprintf(w, "failed attempts   %d\n", s.Failed)
+	fmt.Fprintf(w, "dropped           %d\n", s.Dropped)
+	fmt.Fprintf(w, "corrupt records   %d\n", s.Corrupt)
+	fmt.Fprintf(w, "bus drops         %d\n", s.BusDropped)
+	fmt.Fprintf(w, "not leader (skip) %d\n", s.NotLeader)
+	fmt.Fprintf(w, "last sent         %s\n", ts(s.LastSent))
+	if s.RetryAt != nil {
+		fmt.Fprintf(w, "next retry        %s\n", ts(s.RetryAt))
+	}
+	if s.LastError != "" {
+		fmt.Fprintf(w, "last error        %s (%s)\n", s.LastError, ts(s.LastErrorAt))
+	}
+	fmt.Fprintf(w, "mailers           %s\n", strings.Join(s.Mailers, "; "))
+	fmt.Fprintf(w, "rules             %d\n", s.Rules)
 }
