@@ -27,6 +27,10 @@ type connHandler interface {
 	ServeConn(ctx context.Context, c net.Conn)
 }
 
+// expectWait is how long a request with "Expect: 100-continue" waits for
+// the server's interim answer before its body is sent anyway (curl waits 1s).
+const expectWait = time.Second
+
 // httpHandler is a frontend generation's http mode: it owns the idle server
 // connection pools of that generation.
 type httpHandler struct {
@@ -586,8 +590,24 @@ attempts:
 		b.Counters.BytesIn.Add(uint64(sw.total))
 		f.Counters.BytesIn.Add(uint64(sw.total))
 		resp := &s.resp
+		serverTimeout := b.Cfg.Timeouts.Server.D()
 		for {
+			if expect && !bodySent && hasBody {
+				_ = sc.SetReadDeadline(time.Now().Add(min(expectWait, serverTimeout)))
+			}
 			err := s.readResponseHead(sc, hb)
+			if err != nil && expect && !bodySent && hasBody && isTimeout(err) && len(sc.buffered()) == 0 {
+				// The server does not answer the Expect (an HTTP/1.0
+				// server, or one that just waits): send the body anyway,
+				// as clients do after a while (RFC 9110 10.1.1).
+				if err := s.sendBody(&sw, sc, chunked, cl); err != nil {
+					s.dropServer(sc, lease)
+					return s.bodyFailed(hb, rec, err)
+				}
+				bodySent = true
+				_ = sc.SetReadDeadline(time.Now().Add(serverTimeout))
+				continue
+			}
 			if err != nil {
 				got := len(sc.buffered()) > 0
 				s.dropServer(sc, lease)
@@ -632,6 +652,7 @@ attempts:
 					return s.bodyFailed(hb, rec, err)
 				}
 				bodySent = true
+				_ = sc.SetReadDeadline(time.Now().Add(serverTimeout))
 			}
 		}
 		rec.tr = s.stamp()

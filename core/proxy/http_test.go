@@ -461,3 +461,36 @@ func rawBackend(t testing.TB, fn func(c net.Conn, got []byte)) string {
 }
 
 func osWriteFile(p string, b []byte) error { return os.WriteFile(p, b, 0o644) }
+
+// TestHTTPExpectIgnoredByServer: a server that never sends 100 Continue
+// still gets the body (after the expect wait), and the client its answer.
+func TestHTTPExpectIgnoredByServer(t *testing.T) {
+	addr := rawBackend(t, func(c net.Conn, got []byte) {
+		// Wait for the body before answering, like an HTTP/1.0 server.
+		for !strings.HasSuffix(string(got), "hello") {
+			buf := make([]byte, 100)
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			got = append(got, buf[:n]...)
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ngot")
+	})
+	h := startProxy(t, httpDoc("", "", oneBackend(addr)))
+	c, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	// This client sends its body at once instead of waiting for 100.
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "got" {
+		t.Fatalf("%d %q", resp.StatusCode, b)
+	}
+}
