@@ -33,7 +33,7 @@ backends:
 
 // tcluster runs in-process raft nodes over real TCP + mutual TLS on loopback.
 type tcluster struct {
-	t      *testing.T
+	t      testing.TB
 	ca     *rafttest.CA
 	dir    string
 	faults *Faults
@@ -50,7 +50,7 @@ type tnode struct {
 	done   chan struct{}
 }
 
-func newTCluster(t *testing.T) *tcluster {
+func newTCluster(t testing.TB) *tcluster {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := rafttest.NewCA(dir, "cluster")
@@ -62,7 +62,7 @@ func newTCluster(t *testing.T) *tcluster {
 	return c
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() && os.Getenv("RAFT_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
