@@ -1,0 +1,521 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+)
+
+// Received is one packet off the wire.
+type Received struct {
+	Data     []byte
+	Src, Dst netip.Addr
+	TTL      int
+}
+
+// NetIO is everything an instance does to the host. The Linux one is in
+// netio_linux.go; tests use a fake.
+type NetIO interface {
+	// Self is the source address of our advertisements.
+	Self() netip.Addr
+	Send(b []byte, dst netip.Addr) error
+	// Recv delivers received packets until Close.
+	Recv() <-chan Received
+	// Link delivers the interface's state (true = up); the current state
+	// first.
+	Link() <-chan bool
+	AddVIPs() error
+	DelVIPs() error
+	// Announce sends one round of gratuitous ARP / unsolicited NA.
+	Announce() error
+	Close() error
+}
+
+// Status is one instance in `vipgate status`.
+type Status struct {
+	Name           string        `json:"name"`
+	VRID           int           `json:"vrid"`
+	Interface      string        `json:"interface"`
+	State          State         `json:"state"`
+	Priority       int           `json:"priority"`
+	BasePriority   int           `json:"base_priority"`
+	Master         string        `json:"master,omitempty"`
+	LastTransition time.Time     `json:"last_transition"`
+	LastReason     string        `json:"last_reason,omitempty"`
+	VIPs           []string      `json:"vips"`
+	Tracks         []TrackStatus `json:"tracks,omitempty"`
+	Received       uint64        `json:"adverts_received"`
+	Sent           uint64        `json:"adverts_sent"`
+	Dropped        map[string]uint64
+}
+
+// Instance drives one Machine from the network, its tracks and its clock.
+type Instance struct {
+	cfg      config.VRRPInstance
+	prio     int // base priority on this node
+	io       NetIO
+	m        *Machine
+	log      *slog.Logger
+	bus      *events.Bus
+	tracks   *trackRunner
+	now      func() time.Time
+	dsts     []netip.Addr
+	auth     [8]byte
+	vips     map[netip.Addr]bool
+	group    atomic.Pointer[syncGroup]
+	ctl      chan func(time.Time) []Action
+	buf      []byte
+	sent     atomic.Uint64
+	recv     atomic.Uint64
+	mu       sync.Mutex
+	st       Status
+	drops    map[string]uint64
+	lastLog  map[string]time.Time
+	notifyCh chan []string
+	done     chan struct{}
+	// Owned by the Run goroutine.
+	garpAt     time.Time
+	linkDown   bool
+	verdict    TrackVerdict
+	groupFault string
+}
+
+// InstanceOptions are an instance's collaborators.
+type InstanceOptions struct {
+	Node   string // this node's name (for per-node priority)
+	IO     NetIO
+	Log    *slog.Logger
+	Bus    *events.Bus // may be nil
+	Tracks []Track
+	Now    func() time.Time // default time.Now
+}
+
+// NewInstance makes an instance from its validated config.
+func NewInstance(cfg config.VRRPInstance, o InstanceOptions) (*Instance, error) {
+	if o.IO == nil {
+		return nil, errors.New("no network I/O")
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	in := &Instance{
+		cfg: cfg, io: o.IO, log: o.Log.With("vrrp", cfg.Name), bus: o.Bus, now: o.Now,
+		prio: cfg.PriorityFor(o.Node), vips: map[netip.Addr]bool{},
+		tracks: newTrackRunner(o.Tracks), ctl: make(chan func(time.Time) []Action, 8),
+		drops: map[string]uint64{}, lastLog: map[string]time.Time{}, notifyCh: make(chan []string, 16),
+		done: make(chan struct{}),
+	}
+	for _, s := range cfg.VIPs {
+		v, err := config.ParseVIP(s)
+		if err != nil {
+			return nil, fmt.Errorf("vip %q: %w", s, err)
+		}
+		in.vips[v.Prefix.Addr()] = true
+	}
+	self := o.IO.Self()
+	if len(cfg.UnicastPeers) > 0 {
+		for _, s := range cfg.UnicastPeers {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("unicast peer %q: %w", s, err)
+			}
+			if a != self {
+				in.dsts = append(in.dsts, a)
+			}
+		}
+	} else if self.Is4() {
+		in.dsts = []netip.Addr{Group4}
+	} else {
+		in.dsts = []netip.Addr{Group6}
+	}
+	if cfg.AuthPass != "" {
+		in.auth = PassAuth(cfg.AuthPass)
+	}
+	in.m = NewMachine(Params{
+		Version: cfg.Version, Interval: cfg.AdvertInterval.D(), Preempt: cfg.PreemptOn(),
+		PreemptDelay: cfg.PreemptDelay.D(), Self: self,
+	}, in.prio)
+	in.st = Status{Name: cfg.Name, VRID: cfg.VRID, Interface: cfg.Interface, State: Init, Priority: in.prio, BasePriority: in.prio, VIPs: cfg.VIPs}
+	return in, nil
+}
+
+// Name is the instance name.
+func (in *Instance) Name() string { return in.cfg.Name }
+
+// Status is a snapshot for `vipgate status`.
+func (in *Instance) Status() Status {
+	in.mu.Lock()
+	s := in.st
+	s.Dropped = make(map[string]uint64, len(in.drops))
+	for k, v := range in.drops {
+		s.Dropped[k] = v
+	}
+	in.mu.Unlock()
+	s.Tracks = in.tracks.status()
+	s.Sent, s.Received = in.sent.Load(), in.recv.Load()
+	return s
+}
+
+func (in *Instance) packet(prio uint8) Packet {
+	p := Packet{Version: uint8(in.cfg.Version), VRID: uint8(in.cfg.VRID), Priority: prio, Interval: in.cfg.AdvertInterval.D()}
+	if in.cfg.AuthPass != "" {
+		p.AuthType, p.Auth = AuthPass, in.auth
+	}
+	for _, s := range in.cfg.VIPs {
+		v, _ := config.ParseVIP(s)
+		p.Addrs = append(p.Addrs, v.Prefix.Addr())
+	}
+	return p
+}
+
+func (in *Instance) send(prio uint8) {
+	p := in.packet(prio)
+	for _, d := range in.dsts {
+		var err error
+		in.buf, err = p.AppendMarshal(in.buf[:0], in.io.Self(), d)
+		if err == nil {
+			err = in.io.Send(in.buf, d)
+		}
+		if err != nil {
+			in.logLimited("send", "cannot send advertisement", "to", d, "err", err)
+			continue
+		}
+		in.sent.Add(1)
+	}
+}
+
+// drop counts a rejected packet and logs it at most every 10s per reason.
+func (in *Instance) drop(reason string, args ...any) {
+	in.mu.Lock()
+	in.drops[reason]++
+	in.mu.Unlock()
+	in.logLimited(reason, "dropped advertisement: "+reason, args...)
+}
+
+func (in *Instance) logLimited(key, msg string, args ...any) {
+	now := in.now()
+	in.mu.Lock()
+	last, n := in.lastLog[key], in.drops[key]
+	ok := last.IsZero() || now.Sub(last) >= 10*time.Second
+	if ok {
+		in.lastLog[key] = now
+	}
+	in.mu.Unlock()
+	if ok {
+		in.log.Warn(msg, append(args, "count", n)...)
+	}
+}
+
+// accept validates a received packet against this instance (RFC 5798
+// §7.1, RFC 3768 §7.1) and returns it when the machine should see it.
+func (in *Instance) accept(r Received) (Packet, bool) {
+	if r.Src == in.io.Self() {
+		return Packet{}, false // our own, looped back
+	}
+	if len(r.Data) >= 2 && int(r.Data[1]) != in.cfg.VRID {
+		return Packet{}, false // another virtual router on the same link
+	}
+	if r.TTL != TTL {
+		in.drop("ttl", "from", r.Src, "ttl", r.TTL)
+		return Packet{}, false
+	}
+	p, err := Parse(r.Data, r.Src, r.Dst)
+	if err != nil {
+		in.drop("malformed", "from", r.Src, "err", err)
+		return p, false
+	}
+	in.recv.Add(1)
+	if int(p.Version) != in.cfg.Version {
+		in.drop("version", "from", r.Src, "got", p.Version, "want", in.cfg.Version)
+		return p, false
+	}
+	if p.Version == 2 {
+		want := uint8(AuthNone)
+		if in.cfg.AuthPass != "" {
+			want = AuthPass
+		}
+		if p.AuthType != want || (want == AuthPass && p.Auth != in.auth) {
+			in.drop("auth", "from", r.Src, "auth_type", p.AuthType)
+			return p, false
+		}
+		if p.Interval != in.cfg.AdvertInterval.D() {
+			in.drop("interval", "from", r.Src, "got", p.Interval, "want", in.cfg.AdvertInterval.D())
+			return p, false
+		}
+	}
+	if p.Priority != 0 && !in.sameAddrs(p.Addrs) {
+		in.drop("addresses", "from", r.Src, "got", p.Addrs)
+		return p, false
+	}
+	return p, true
+}
+
+func (in *Instance) sameAddrs(a []netip.Addr) bool {
+	if len(a) != len(in.vips) {
+		return false
+	}
+	for _, x := range a {
+		if !in.vips[x] {
+			return false
+		}
+	}
+	return true
+}
+
+// Run starts the instance and drives it until ctx ends; then it resigns
+// (priority 0 advertisement) and removes its addresses.
+func (in *Instance) Run(ctx context.Context) error {
+	defer close(in.done)
+	defer in.io.Close()
+	tctx, tcancel := context.WithCancel(context.Background())
+	var twg sync.WaitGroup
+	defer func() { tcancel(); twg.Wait() }()
+	nctx, ncancel := context.WithCancel(context.Background())
+	var nwg sync.WaitGroup
+	nwg.Add(1)
+	go func() { defer nwg.Done(); in.notifier(nctx) }()
+	defer func() { ncancel(); nwg.Wait() }()
+
+	// Never hold a VIP we did not take: a previous crash may have left one.
+	_ = in.io.DelVIPs()
+	if len(in.tracks.tracks) > 0 {
+		v := in.tracks.initial(ctx)
+		in.applyVerdict(in.now(), v)
+		twg.Add(1)
+		go func() { defer twg.Done(); in.tracks.run(tctx) }()
+	}
+	link := in.io.Link()
+	recv := in.io.Recv()
+	// The link's current state comes first; wait for it briefly so a down
+	// interface starts in FAULT rather than as a master that cannot talk.
+	select {
+	case up, ok := <-link:
+		if ok && !up {
+			in.m.SetFault(in.now(), "interface "+in.cfg.Interface+" is down")
+		}
+	case <-time.After(100 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	in.perform(in.m.Start(in.now()))
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		d := in.m.Deadline()
+		if !in.garpAt.IsZero() && (d.IsZero() || in.garpAt.Before(d)) {
+			d = in.garpAt
+		}
+		if d.IsZero() {
+			timer.Reset(time.Hour)
+		} else {
+			timer.Reset(max(time.Until(d), 0))
+		}
+		select {
+		case <-ctx.Done():
+			in.perform(in.m.Stop(in.now(), "shutdown"))
+			return nil
+		case <-timer.C:
+			now := in.now()
+			if !in.garpAt.IsZero() && !now.Before(in.garpAt) {
+				in.garpAt = time.Time{}
+				if in.m.State() == Master {
+					in.announceBurst()
+					if r := in.cfg.GARPMasterRefresh.D(); r > 0 {
+						in.garpAt = now.Add(r)
+					}
+				}
+			}
+			in.perform(in.m.Tick(now))
+		case r, ok := <-recv:
+			if !ok {
+				recv = nil
+				continue
+			}
+			if p, ok := in.accept(r); ok {
+				in.perform(in.m.Advert(in.now(), r.Src, p.Priority, p.Interval))
+			}
+		case up, ok := <-link:
+			if !ok {
+				link = nil
+				continue
+			}
+			if in.linkDown != up {
+				continue
+			}
+			in.linkDown = !up
+			in.applyFaults(in.now())
+		case v := <-in.tracks.out:
+			in.applyVerdict(in.now(), v)
+		case f := <-in.ctl:
+			in.perform(f(in.now()))
+		}
+	}
+}
+
+func (in *Instance) applyVerdict(now time.Time, v TrackVerdict) {
+	in.verdict = v
+	p := in.prio
+	// keepalived never lets tracking change an address owner's 255.
+	if p != 255 {
+		p = min(max(p+v.Delta, 1), 254)
+	}
+	in.perform(in.m.SetPriority(now, p))
+	in.applyFaults(now)
+}
+
+func (in *Instance) applyFaults(now time.Time) {
+	reason := in.verdict.Fault
+	if in.linkDown {
+		reason = "interface " + in.cfg.Interface + " is down"
+	}
+	if reason == "" && in.groupFault != "" {
+		reason = in.groupFault
+	}
+	in.perform(in.m.SetFault(now, reason))
+}
+
+// perform carries out the machine's actions in order.
+func (in *Instance) perform(acts []Action) {
+	for _, a := range acts {
+		switch a.Kind {
+		case SendAdvert:
+			in.send(a.Priority)
+		case AddVIPs:
+			if err := in.io.AddVIPs(); err != nil {
+				in.log.Error("cannot add virtual addresses", "err", err)
+			}
+		case DelVIPs:
+			in.garpAt = time.Time{}
+			if err := in.io.DelVIPs(); err != nil {
+				in.log.Error("cannot remove virtual addresses", "err", err)
+			}
+		case Announce:
+			in.announceBurst()
+			if d := in.cfg.GARPMasterDelay; d != nil && *d > 0 {
+				in.garpAt = in.now().Add(d.D())
+			} else if r := in.cfg.GARPMasterRefresh.D(); r > 0 {
+				in.garpAt = in.now().Add(r)
+			}
+		case Transition:
+			in.transition(a)
+		}
+	}
+	in.mu.Lock()
+	in.st.Priority = in.m.Priority()
+	in.st.State = in.m.State()
+	in.st.Master = ""
+	if a := in.m.MasterAddr(); a.IsValid() {
+		in.st.Master = a.String()
+	}
+	in.mu.Unlock()
+}
+
+func (in *Instance) announceBurst() {
+	n := max(in.cfg.GARPMasterRepeat, 1)
+	for range n {
+		if err := in.io.Announce(); err != nil {
+			in.logLimited("announce", "cannot send gratuitous ARP / NA", "err", err)
+			return
+		}
+	}
+}
+
+func (in *Instance) transition(a Action) {
+	now := in.now()
+	in.mu.Lock()
+	in.st.LastTransition, in.st.LastReason = now, a.Reason
+	in.mu.Unlock()
+	in.log.Info("vrrp transition", "from", a.From, "to", a.To, "reason", a.Reason, "priority", in.m.Priority())
+	if in.bus != nil {
+		lvl := events.Notice
+		if a.To == Fault {
+			lvl = events.Warning
+		}
+		in.bus.Publish(events.Event{
+			Kind: events.VRRPTransition, Level: lvl, Scope: events.Local, Time: now, Subject: in.cfg.Name,
+			Message: fmt.Sprintf("VRRP instance %s: %s → %s (%s)", in.cfg.Name, a.From, a.To, a.Reason),
+			Attrs:   map[string]string{"instance": in.cfg.Name, "from": a.From.String(), "to": a.To.String(), "reason": a.Reason, "vrid": strconv.Itoa(in.cfg.VRID)},
+		})
+	}
+	var specific string
+	switch a.To {
+	case Master:
+		specific = in.cfg.NotifyMaster
+	case Backup:
+		specific = in.cfg.NotifyBackup
+	case Fault:
+		specific = in.cfg.NotifyFault
+	case Stopped:
+		specific = in.cfg.NotifyStop
+	}
+	prio := strconv.Itoa(in.m.Priority())
+	if specific != "" {
+		in.queueNotify([]string{specific})
+	}
+	if in.cfg.Notify != "" {
+		in.queueNotify([]string{in.cfg.Notify, "INSTANCE", in.cfg.Name, a.To.String(), prio})
+	}
+	if g := in.group.Load(); g != nil {
+		g.changed(in, a.To, a.Reason)
+	}
+}
+
+func (in *Instance) queueNotify(cmd []string) {
+	select {
+	case in.notifyCh <- cmd:
+	default:
+		in.logLimited("notify", "notify queue full; script skipped", "script", cmd[0])
+	}
+}
+
+// notifier runs notify scripts one at a time, in transition order, like
+// keepalived. A script is a shell command line; keepalived's arguments
+// follow it as $1.. . The last ones (notify_stop) still run after ctx
+// ends, with a short deadline.
+func (in *Instance) notifier(ctx context.Context) {
+	runOne := func(cmd []string) {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		args := append([]string{"-c", cmd[0] + ` "$@"`, "vrrp-notify"}, cmd[1:]...)
+		c := exec.CommandContext(cctx, "/bin/sh", args...)
+		if out, err := c.CombinedOutput(); err != nil {
+			in.log.Warn("notify script failed", "script", cmd[0], "err", err, "output", string(out))
+		}
+	}
+	for {
+		select {
+		case cmd := <-in.notifyCh:
+			runOne(cmd)
+		case <-ctx.Done():
+			for {
+				select {
+				case cmd := <-in.notifyCh:
+					runOne(cmd)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// do runs f on the instance's goroutine (sync groups use it).
+func (in *Instance) do(f func(now time.Time) []Action) {
+	select {
+	case in.ctl <- f:
+	case <-in.done:
+	}
+}

@@ -1,0 +1,217 @@
+package vrrp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"sync"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+)
+
+// OpenFunc opens the network side of an instance.
+type OpenFunc func(cfg *config.VRRPInstance, log *slog.Logger) (NetIO, error)
+
+// Options configure a Manager.
+type Options struct {
+	Node   *config.Node
+	Log    *slog.Logger
+	Bus    *events.Bus
+	Tracks TrackFactory
+	// Open defaults to OpenLinux.
+	Open OpenFunc
+}
+
+// Manager runs the instances of the `vrrp` section that belong to this
+// node and reconciles them on every config change: unchanged instances
+// keep running untouched; a changed one is restarted (resigning first).
+type Manager struct {
+	o       Options
+	mu      sync.Mutex
+	ctx     context.Context // nil until Run
+	want    []config.VRRPInstance
+	groups  map[string]config.VRRPSyncGroup // by instance name
+	running map[string]*runningInst
+}
+
+type runningInst struct {
+	cfg    config.VRRPInstance
+	group  config.VRRPSyncGroup
+	inst   *Instance
+	cancel context.CancelFunc
+	done   chan struct{}
+	runCtx context.Context
+}
+
+// NewManager makes a manager; call Apply with the first snapshot, then Run.
+func NewManager(o Options) *Manager {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Open == nil {
+		o.Open = OpenLinux
+	}
+	return &Manager{o: o, running: map[string]*runningInst{}}
+}
+
+// Name implements the node's subsystem interface.
+func (m *Manager) Name() string { return "vrrp" }
+
+// Apply takes a validated snapshot. Errors name the instance; instances
+// that could start keep running.
+func (m *Manager) Apply(c *config.Cluster) error {
+	var want []config.VRRPInstance
+	for _, in := range c.VRRP.Instances {
+		if in.Runs(m.o.Node) {
+			want = append(want, in)
+		}
+	}
+	groups := map[string]config.VRRPSyncGroup{}
+	for _, g := range c.VRRP.SyncGroups {
+		for _, n := range g.Instances {
+			groups[n] = g
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.want, m.groups = want, groups
+	if m.ctx == nil {
+		// Check what can be checked before Run: tracks must be buildable.
+		for i := range want {
+			if _, err := buildTracks(m.o.Tracks, want[i].Track); err != nil {
+				return fmt.Errorf("vrrp instance %s: %w", want[i].Name, err)
+			}
+		}
+		return nil
+	}
+	return m.reconcileLocked()
+}
+
+func (m *Manager) reconcileLocked() error {
+	keep := map[string]bool{}
+	var stop []*runningInst
+	for _, w := range m.want {
+		if r, ok := m.running[w.Name]; ok && reflect.DeepEqual(r.cfg, w) && reflect.DeepEqual(r.group, m.groups[w.Name]) {
+			keep[w.Name] = true
+		}
+	}
+	for name, r := range m.running {
+		if !keep[name] {
+			stop = append(stop, r)
+			delete(m.running, name)
+		}
+	}
+	// Resign the old ones first so a VIP is never configured twice here.
+	for _, r := range stop {
+		r.cancel()
+	}
+	for _, r := range stop {
+		<-r.done
+	}
+	var errs []error
+	started := map[string]*Instance{}
+	for i := range m.want {
+		w := m.want[i]
+		if keep[w.Name] {
+			continue
+		}
+		inst, err := m.start(w)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vrrp instance %s: %w", w.Name, err))
+			continue
+		}
+		started[w.Name] = inst
+	}
+	// Sync groups link instances; rebuilt ones join their group here.
+	byGroup := map[string]*syncGroup{}
+	for name, r := range m.running {
+		g, ok := m.groups[name]
+		if !ok {
+			continue
+		}
+		sg := byGroup[g.Name]
+		if sg == nil {
+			sg = &syncGroup{name: g.Name}
+			byGroup[g.Name] = sg
+		}
+		sg.members = append(sg.members, r.inst)
+	}
+	for name, r := range m.running {
+		if g, ok := m.groups[name]; ok {
+			r.inst.group.Store(byGroup[g.Name])
+		}
+	}
+	for _, r := range m.running {
+		if started[r.cfg.Name] == nil {
+			continue
+		}
+		go func() {
+			_ = r.inst.Run(r.ctx())
+		}()
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%v", errs)
+	}
+	return nil
+}
+
+func (r *runningInst) ctx() context.Context { return r.runCtx }
+
+func (m *Manager) start(w config.VRRPInstance) (*Instance, error) {
+	log := m.o.Log.With("vrrp", w.Name)
+	tracks, err := buildTracks(m.o.Tracks, w.Track)
+	if err != nil {
+		return nil, err
+	}
+	io, err := m.o.Open(&w, log)
+	if err != nil {
+		return nil, err
+	}
+	node := ""
+	if m.o.Node != nil {
+		node = m.o.Node.Name
+	}
+	inst, err := NewInstance(w, InstanceOptions{Node: node, IO: io, Log: m.o.Log, Bus: m.o.Bus, Tracks: tracks})
+	if err != nil {
+		io.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	r := &runningInst{cfg: w, group: m.groups[w.Name], inst: inst, cancel: cancel, done: inst.done, runCtx: ctx}
+	m.running[w.Name] = r
+	return inst, nil
+}
+
+// Run starts the instances and stops them all (resigning mastership and
+// removing every VIP) when ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	err := m.reconcileLocked()
+	m.mu.Unlock()
+	if err != nil {
+		m.o.Log.Error("vrrp: some instances did not start", "err", err)
+	}
+	<-ctx.Done()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.running {
+		<-r.done
+	}
+	return nil
+}
+
+// Status lists every instance of this node, sorted by name.
+func (m *Manager) Status() []Status {
+	m.mu.Lock()
+	out := make([]Status, 0, len(m.running))
+	for _, r := range m.running {
+		out = append(out, r.inst.Status())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
