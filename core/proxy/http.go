@@ -185,7 +185,7 @@ func (h *httpHandler) putSession(s *session) {
 		h:    h,
 		req:  httpparse.Request{Message: httpparse.Message{Headers: s.req.Headers[:0]}},
 		resp: httpparse.Response{Message: httpparse.Message{Headers: s.resp.Headers[:0]}},
-		out:  s.out[:0], logb: s.logb[:0],
+		out:  s.out[:0], logb: s.logb[:0], acts: s.acts[:0],
 	}
 	h.sessions.Put(s)
 }
@@ -223,6 +223,7 @@ type session struct {
 	out          []byte // request head being built toward the server
 	sbuf         []byte // write buffer toward the server
 	breq         balance.Request
+	acts         []*config.Rule // matching rules with actions (reused)
 	hdrs         []outHeader
 	txn          Txn
 	htxn         HTTPTxn
@@ -415,7 +416,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	}
 
 	// http-request actions, in rule order.
-	var acts []*config.Rule
+	acts := s.acts[:0]
 	if h.actions {
 		for i := range f.Cfg.Rules {
 			r := &f.Cfg.Rules[i]
@@ -431,6 +432,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 			}
 			acts = append(acts, r)
 		}
+		s.acts = acts
 	}
 	bname := dec.Backend
 	if bname == "" {
@@ -561,7 +563,7 @@ attempts:
 		if s.sbuf == nil {
 			s.sbuf = s.h.bufs16k.get()[:0]
 		}
-		sw := bufWriter{c: sc, buf: s.sbuf[:0]}
+		sw := bufWriter{c: sc.Conn, buf: s.sbuf[:0]}
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
 		_, err = sw.Write(s.out)
