@@ -27,6 +27,8 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 	}
 	srv.ServeConn(c, &http2.ServeConnOpts{
 		Context: ctx,
+		// Bounds the header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
+		BaseConfig: &http.Server{MaxHeaderBytes: h.f.Cfg.HTTP.MaxHeaderBytes},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.serveH2Stream(ctx, s, c, w, r)
 		}),
