@@ -63,7 +63,8 @@ func newExim(t *testing.T, opts eximOpts) *eximMTA {
 	bin := testenv.RequireTool(t, "exim4")
 	// exim's delivery processes run as Debian-exim, not as root: the
 	// directory must be reachable by that user, which t.TempDir's is not.
-	dir, err := os.MkdirTemp("", "vipgate-exim-")
+	// Not $TMPDIR: it may sit under a 0700 home the exim user cannot enter.
+	dir, err := os.MkdirTemp("/tmp", "vipgate-exim-")
 	if err != nil {
 		t.Fatal(err)
 	}
