@@ -56,6 +56,10 @@ type Hello struct {
 	// SessionTicket is true when the session_ticket extension is present
 	// (RFC 5077): a resuming client may send a ticket and a fresh session ID.
 	SessionTicket bool
+	// TicketLen is the length of the ticket a client presents (RFC 5077):
+	// non-zero means the client resumes by ticket, and its session ID is
+	// only a random marker the server echoes when it accepts the ticket.
+	TicketLen int
 	// Len is how many stream bytes the records holding the hello took.
 	Len int
 }
@@ -318,6 +322,9 @@ func (h *Hello) extension(typ int, d *reader) error {
 		}
 	case extSessionTicket:
 		h.SessionTicket = true
+		if !h.Server {
+			h.TicketLen = len(d.b)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,194 @@
+package stick
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// fakeClock is a settable clock for expiry tests (no sleeping).
+type fakeClock struct{ ns int64 }
+
+func (c *fakeClock) now() int64          { return c.ns }
+func (c *fakeClock) add(d time.Duration) { c.ns += int64(d) }
+func newClockedTable(c config.StickTable) (*Table, *fakeClock) {
+	clk := &fakeClock{ns: 1e18}
+	t := NewTable(c)
+	t.now = clk.now
+	return t, clk
+}
+
+func TestTableStoreLookupExpire(t *testing.T) {
+	tb, clk := newClockedTable(config.StickTable{Name: "t", Type: "binary", Len: 32, Size: 10, Expire: config.Duration(10 * time.Second)})
+	tb.Store([]byte("a"), "s1")
+	if s, ok := tb.Lookup([]byte("a")); !ok || s != "s1" {
+		t.Fatalf("lookup: %q %v", s, ok)
+	}
+	// Use refreshes the expiry: 8s + 8s after the store is still alive.
+	clk.add(8 * time.Second)
+	if _, ok := tb.Lookup([]byte("a")); !ok {
+		t.Fatal("entry expired before expire")
+	}
+	clk.add(8 * time.Second)
+	if _, ok := tb.Lookup([]byte("a")); !ok {
+		t.Fatal("a lookup did not refresh the expiry")
+	}
+	clk.add(10*time.Second + 1)
+	if _, ok := tb.Lookup([]byte("a")); ok {
+		t.Fatal("entry outlived expire")
+	}
+	tb.Store([]byte("b"), "s2")
+	clk.add(11 * time.Second)
+	if n := tb.Sweep(); n != 1 || tb.Len() != 0 {
+		t.Fatalf("sweep removed %d, len %d", n, tb.Len())
+	}
+	if tb.Lookups.Load() != 4 || tb.Hits.Load() != 3 || tb.Stores.Load() != 2 || tb.Expired.Load() != 2 {
+		t.Errorf("counters: lookups %d hits %d stores %d expired %d", tb.Lookups.Load(), tb.Hits.Load(), tb.Stores.Load(), tb.Expired.Load())
+	}
+}
+
+func TestTableLRUBound(t *testing.T) {
+	for _, size := range []int{3, 5000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			tb, _ := newClockedTable(config.StickTable{Name: "t", Type: "string", Len: 32, Size: size, Expire: config.Duration(time.Hour)})
+			if tb.Size() != size {
+				t.Fatalf("Size %d", tb.Size())
+			}
+			for i := 0; i < 2*size; i++ {
+				tb.Store([]byte(fmt.Sprint("k", i)), "s")
+				if i == 0 {
+					continue
+				}
+				tb.Lookup([]byte("k0")) // keep k0 hot
+			}
+			if tb.Len() > size {
+				t.Fatalf("len %d > size %d", tb.Len(), size)
+			}
+			if _, ok := tb.Lookup([]byte("k0")); !ok && size == 3 {
+				t.Fatal("the most recently used entry was evicted")
+			}
+			if tb.Evictions.Load() < uint64(size-1) {
+				t.Errorf("evictions %d", tb.Evictions.Load())
+			}
+			if _, ok := tb.Lookup([]byte(fmt.Sprint("k", 2*size-1))); !ok {
+				t.Fatal("newest entry missing")
+			}
+			// Shrinking evicts down to the new size.
+			tb.Reconfigure(config.StickTable{Name: "t", Type: "string", Len: 32, Size: 2, Expire: config.Duration(time.Hour)})
+			if tb.Len() > 2 {
+				t.Fatalf("len %d after shrink to 2", tb.Len())
+			}
+		})
+	}
+}
+
+func TestKeys(t *testing.T) {
+	tests := []struct {
+		typ, in, out string
+		n            int
+		bad          bool
+	}{
+		{"ip", "192.0.2.1", "192.0.2.1", 4, false},
+		{"ip", "2001:db8::1", "", 0, true},
+		{"ip", "nope", "", 0, true},
+		{"ipv6", "2001:db8::1", "2001:db8::1", 16, false},
+		{"ipv6", "192.0.2.1", "192.0.2.1", 16, false},
+		{"integer", "-42", "-42", 8, false},
+		{"integer", "x", "", 0, true},
+		{"string", "hello-world-this-is-long", "hello-wo", 8, false},
+		{"binary", "00ff10", "00ff10", 3, false},
+		{"binary", "zz", "", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ+"/"+tc.in, func(t *testing.T) {
+			c := config.StickTable{Name: "t", Type: tc.typ, Size: 1, Expire: 1}
+			if tc.typ == "string" || tc.typ == "binary" {
+				c.Len = 8
+			}
+			tb := NewTable(c)
+			k, err := tb.ParseKey(tc.in)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("accepted %q", tc.in)
+				}
+				return
+			}
+			if err != nil || len(k) != tc.n || tb.FormatKey(k) != tc.out {
+				t.Fatalf("key %x (%v) formats as %q", k, err, tb.FormatKey(k))
+			}
+		})
+	}
+	v4 := NewTable(config.StickTable{Name: "t", Type: "ip", Size: 1, Expire: 1})
+	if k := v4.KeyAddr(netip.MustParseAddr("::ffff:192.0.2.9")); len(k) != 4 {
+		t.Errorf("mapped v4 address in an ip table: %x", k)
+	}
+}
+
+func TestTableConcurrent(t *testing.T) {
+	tb := NewTable(config.StickTable{Name: "t", Type: "binary", Len: 32, Size: 5000, Expire: config.Duration(time.Minute)})
+	var synced sync.Map
+	tb.SetNotify(func(u Update) { synced.Store(string(u.Key), u.Server) })
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5000; i++ {
+				k := []byte(fmt.Sprint(g, "-", i%700))
+				tb.Store(k, fmt.Sprint("s", g))
+				if s, ok := tb.Lookup(k); ok && s != fmt.Sprint("s", g) {
+					t.Errorf("key %s points at %s", k, s)
+					return
+				}
+				if i%97 == 0 {
+					tb.Sweep()
+					tb.Delete(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if tb.Len() > 5000 {
+		t.Fatalf("len %d over size", tb.Len())
+	}
+	n := 0
+	synced.Range(func(any, any) bool { n++; return true })
+	if n != 8*700 {
+		t.Errorf("notify saw %d distinct keys, want %d", n, 8*700)
+	}
+}
+
+func BenchmarkTableLookupParallel(b *testing.B) {
+	tb := NewTable(config.StickTable{Name: "t", Type: "binary", Len: 32, Size: 30000, Expire: config.Duration(time.Minute)})
+	keys := make([][]byte, 20000)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("%032d", i))
+		tb.Store(keys[i], "s1")
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			tb.Lookup(keys[i%len(keys)])
+			i += 7
+		}
+	})
+}
+
+func BenchmarkTableStoreParallel(b *testing.B) {
+	tb := NewTable(config.StickTable{Name: "t", Type: "binary", Len: 32, Size: 30000, Expire: config.Duration(time.Minute)})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		k := make([]byte, 32)
+		for pb.Next() {
+			k[0], k[1], k[2] = byte(i), byte(i>>8), byte(i>>16)
+			tb.Store(k, "s1")
+			i++
+		}
+	})
+}
