@@ -316,6 +316,15 @@ func (c *Cluster) validateLua(p *Problems) {
 			}
 		}
 	}
+	for i := range c.VRRP.Instances {
+		for j, tr := range c.VRRP.Instances[i].Track {
+			if tr.Kind == "lua" && tr.Script != "" {
+				if _, _, err := l.ResolveFunction(tr.Script); err != nil {
+					p.Addf(Path("vrrp", "instances", i, "track", j, "script"), "script %q: %v", tr.Script, err)
+				}
+			}
+		}
+	}
 	for i := range c.Backends {
 		if ch := c.Backends[i].Check; ch != nil && ch.Kind == "lua" && ch.Script != "" {
 			if _, _, err := l.ResolveFunction(ch.Script); err != nil {
