@@ -16,3 +16,4 @@ fuzz-http:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./core/proxy/httpparse/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./core/proxy/httpparse/
 	$(GO) test -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME) ./core/proxy/httpparse/
+	$(GO) test -run '^$$' -fuzz '^FuzzHTTPForwardedHead$$' -fuzztime $(FUZZTIME) ./core/proxy/
