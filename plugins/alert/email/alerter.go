@@ -52,8 +52,6 @@ type Alerter struct {
 	cfg  atomic.Pointer[cfgState]
 	kick chan struct{}
 
-	inflight atomic.Uint64
-
 	received, sent, failed, dropped, corrupt, notLeader, persistErrs atomic.Uint64
 
 	mu          sync.Mutex
@@ -120,6 +118,10 @@ func (a *Alerter) Apply(c *config.Cluster) error {
 		return err
 	}
 	a.cfg.Store(&cfgState{a: c.Alerts, r: r})
+	// New mailers may well fix what made the queue wait: try again now.
+	a.mu.Lock()
+	a.holdUntil, a.consecutive = time.Time{}, 0
+	a.mu.Unlock()
 	a.wake()
 	return nil
 }
@@ -305,7 +307,7 @@ func (a *Alerter) flush(recs []*eventRecord) {
 		return
 	}
 	if max := cs.a.Queue.Max; max > 0 {
-		if dropped := a.q.enforceCap(max, a.inflight.Load()); len(dropped) > 0 {
+		if dropped := a.q.enforceCap(max); len(dropped) > 0 {
 			var to []string
 			for _, m := range dropped {
 				to = append(to, m.To...)
@@ -331,7 +333,7 @@ func (a *Alerter) notify(n int, reason string, to []string) {
 		return
 	}
 	now := a.o.Now()
-	m := a.q.notice(a.inflight.Load())
+	m := a.q.notice()
 	if m == nil {
 		m = &mailRecord{Created: now, Rule: "(alerts)", Notice: true}
 	}
@@ -411,7 +413,12 @@ func (a *Alerter) pass(ctx context.Context) time.Duration {
 		if now.Before(m.NextTry) {
 			continue
 		}
-		a.send(ctx, &m)
+		cur, ok := a.q.claim(m.Seq)
+		if !ok {
+			continue
+		}
+		a.send(ctx, &cur)
+		a.q.release()
 	}
 	// Work out the next due time.
 	now := a.o.Now()
@@ -452,9 +459,7 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 	}
 	extra := map[string]string{"X-Vipgate-Rule": m.Rule, "X-Vipgate-Node": a.o.Node, "X-Vipgate-Events": strings.Join(m.Kinds, " ")}
 	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, a.o.Node, extra)}
-	a.inflight.Store(m.Seq)
 	_, err := sendVia(ctx, ac.Mailers, a.o.Node, env)
-	a.inflight.Store(0)
 	now := a.o.Now()
 	if err == nil {
 		if err := a.q.doneMail(m.Seq); err != nil {

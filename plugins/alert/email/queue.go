@@ -67,11 +67,14 @@ type mailRecord struct {
 type queue struct {
 	dir string
 
-	mu      sync.Mutex
-	seq     uint64
-	evs     map[uint64]*eventRecord
-	mails   map[uint64]*mailRecord
-	corrupt []string // names moved aside at open, for reporting
+	mu    sync.Mutex
+	seq   uint64
+	evs   map[uint64]*eventRecord
+	mails map[uint64]*mailRecord
+	// inflight is the mail being delivered: the cap never drops it and the
+	// drop notice is not updated under it (the update would be lost).
+	inflight uint64
+	corrupt  []string // names moved aside at open, for reporting
 }
 
 func openQueue(dir string) (*queue, error) {
@@ -321,9 +324,28 @@ func (q *queue) lens() (mails, evs int) {
 	return len(q.mails), len(q.evs)
 }
 
+// claim marks a mail as being delivered and returns its current content;
+// false if it is gone (dropped by the cap meanwhile).
+func (q *queue) claim(seq uint64) (mailRecord, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m, ok := q.mails[seq]
+	if !ok {
+		return mailRecord{}, false
+	}
+	q.inflight = seq
+	return *m, true
+}
+
+func (q *queue) release() {
+	q.mu.Lock()
+	q.inflight = 0
+	q.mu.Unlock()
+}
+
 // enforceCap drops the oldest ordinary mails beyond max (never the one being
 // sent, never the drop notice) and returns them.
-func (q *queue) enforceCap(max int, inflight uint64) []mailRecord {
+func (q *queue) enforceCap(max int) []mailRecord {
 	if max <= 0 {
 		return nil
 	}
@@ -344,7 +366,7 @@ func (q *queue) enforceCap(max int, inflight uint64) []mailRecord {
 		if len(ordinary)-len(dropped) <= max {
 			break
 		}
-		if m.Seq == inflight {
+		if m.Seq == q.inflight {
 			continue
 		}
 		dropped = append(dropped, *m)
@@ -356,11 +378,11 @@ func (q *queue) enforceCap(max int, inflight uint64) []mailRecord {
 
 // notice returns the queued drop notice, if any, unless it is being sent
 // (then a new one is needed: updating it would lose the update).
-func (q *queue) notice(inflight uint64) *mailRecord {
+func (q *queue) notice() *mailRecord {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, m := range q.mails {
-		if m.Notice && m.Seq != inflight {
+		if m.Notice && m.Seq != q.inflight {
 			c := *m
 			return &c
 		}

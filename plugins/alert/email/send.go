@@ -161,6 +161,11 @@ func deliver(ctx context.Context, m *config.Mailer, helo string, env envelope) (
 	if m.TLS == config.MailerTLSStartTLS {
 		begin()
 		c, err = smtp.NewClientStartTLS(conn, tlsCfg)
+		if err == nil && helo != "" {
+			// go-smtp greets as "localhost" before STARTTLS; the EHLO
+			// that matters (after it) carries our name.
+			err = c.Hello(helo)
+		}
 		if err == nil {
 			c.CommandTimeout, c.SubmissionTimeout = sendTO, sendTO
 			// STARTTLS only wraps the connection; the handshake happens on
