@@ -119,3 +119,21 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	}
 	return nil
 }
+
+// parseInterspersed parses flags that may follow positional arguments
+// (`vipgate dc failover dc2 --force`), which flag.Parse alone stops at.
+// It returns the positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

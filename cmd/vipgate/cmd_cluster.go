@@ -33,7 +33,8 @@ common: --admin ADDR --token TOKEN
 	nodeFile := fs.String("node", "", "recover: the stopped node's bootstrap file")
 	peers := fs.String("peers", "", "recover: the surviving members, ID=RAFT_ADDRESS,... (all become voters)")
 	sure := fs.Bool("i-understand-this-may-lose-data", false, "recover: confirm forcing a new membership")
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return 2
 	}
 	c := client()
@@ -58,15 +59,15 @@ common: --admin ADDR --token TOKEN
 		tw.Flush()
 		return 0
 	case "join":
-		if fs.NArg() != 2 {
+		if len(pos) != 2 {
 			usage()
 			return 2
 		}
-		if err := c.do(ctx, "POST", "/api/v1/cluster/members", map[string]any{"id": fs.Arg(0), "address": fs.Arg(1), "nonvoter": *nonvoter}, nil); err != nil {
+		if err := c.do(ctx, "POST", "/api/v1/cluster/members", map[string]any{"id": pos[0], "address": pos[1], "nonvoter": *nonvoter}, nil); err != nil {
 			fmt.Fprintf(os.Stderr, "vipgate cluster join: %v\n", err)
 			return 1
 		}
-		fmt.Printf("%s added\n", fs.Arg(0))
+		fmt.Printf("%s added\n", pos[0])
 		return 0
 	case "leave":
 		if err := c.do(ctx, "POST", "/api/v1/cluster/leave", map[string]any{}, nil); err != nil {
@@ -76,15 +77,15 @@ common: --admin ADDR --token TOKEN
 		fmt.Println("left the cluster; stop this node now (its data dir keeps the old state: wipe it before it joins again)")
 		return 0
 	case "remove":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			usage()
 			return 2
 		}
-		if err := c.do(ctx, "DELETE", "/api/v1/cluster/members/"+fs.Arg(0), nil, nil); err != nil {
+		if err := c.do(ctx, "DELETE", "/api/v1/cluster/members/"+pos[0], nil, nil); err != nil {
 			fmt.Fprintf(os.Stderr, "vipgate cluster remove: %v\n", err)
 			return 1
 		}
-		fmt.Printf("%s removed\n", fs.Arg(0))
+		fmt.Printf("%s removed\n", pos[0])
 		return 0
 	case "recover":
 		return clusterRecover(*nodeFile, *peers, *sure)

@@ -25,7 +25,8 @@ func cmdConfig(ctx context.Context, args []string) int {
 	client := adminFlags(fs)
 	dry := fs.Bool("dry-run", false, "rollback: show the diff only")
 	author := fs.String("author", defaultAuthor(), "rollback: who makes this change")
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return 2
 	}
 	c := client()
@@ -36,8 +37,8 @@ func cmdConfig(ctx context.Context, args []string) int {
 			YAML    string `json:"yaml"`
 		}
 		path := "/api/v1/config"
-		if fs.NArg() == 1 {
-			path = "/api/v1/config/history/" + fs.Arg(0)
+		if len(pos) == 1 {
+			path = "/api/v1/config/history/" + pos[0]
 		}
 		if err := c.do(ctx, "GET", path, nil, &out); err != nil {
 			fmt.Fprintf(os.Stderr, "vipgate config show: %v\n", err)
@@ -66,13 +67,13 @@ func cmdConfig(ctx context.Context, args []string) int {
 		tw.Flush()
 		return 0
 	case "rollback":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			usage()
 			return 2
 		}
-		v, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+		v, err := strconv.ParseUint(pos[0], 10, 64)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "vipgate config rollback: version %q is not a number\n", fs.Arg(0))
+			fmt.Fprintf(os.Stderr, "vipgate config rollback: version %q is not a number\n", pos[0])
 			return 2
 		}
 		var resp configResponse

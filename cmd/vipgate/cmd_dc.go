@@ -23,7 +23,8 @@ func cmdDC(ctx context.Context, args []string) int {
 	reason := fs.String("reason", "", "failover: why (recorded with the decision)")
 	force := fs.Bool("force", false, "failover: even to a datacenter the cluster sees as unhealthy")
 	author := fs.String("author", defaultAuthor(), "failover: who decides (audit trail)")
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return 2
 	}
 	c := client()
@@ -62,12 +63,12 @@ func cmdDC(ctx context.Context, args []string) int {
 		}
 		return 0
 	case "failover":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			usage()
 			return 2
 		}
 		var out map[string]any
-		err := c.do(ctx, "POST", "/api/v1/dc/failover", map[string]any{"datacenter": fs.Arg(0), "reason": *reason, "force": *force, "author": *author}, &out)
+		err := c.do(ctx, "POST", "/api/v1/dc/failover", map[string]any{"datacenter": pos[0], "reason": *reason, "force": *force, "author": *author}, &out)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "vipgate dc failover: %v\n", err)
 			return 1
