@@ -1,0 +1,36 @@
+package testnet
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckTestAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"198.18.0.1/24", true}, {"198.19.255.1", true}, {"10.0.0.1/8", false}, {"198.20.0.1/24", false}, {"x", false},
+	} {
+		if err := CheckTestAddr(tc.in); (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.in, err, tc.ok)
+		}
+	}
+}
+
+func TestSegment(t *testing.T) {
+	n := New(t)
+	a := n.AddHost("a", "198.18.0.1/24")
+	b := n.AddHost("b", "198.18.0.2/24")
+	a.MustRun(t, "ping", "-c1", "-W2", "198.18.0.2")
+	if !b.HasAddr("198.18.0.2") || b.HasAddr("198.18.0.1") {
+		t.Fatal("HasAddr is wrong")
+	}
+	n.Cable(b, false)
+	if out, err := a.Run("ping", "-c1", "-W1", "198.18.0.2"); err == nil {
+		t.Fatalf("ping worked with the cable pulled:\n%s", out)
+	}
+	if out := b.MustRun(t, "ip", "link", "show", "eth0"); !strings.Contains(out, "NO-CARRIER") {
+		t.Fatalf("no carrier loss seen:\n%s", out)
+	}
+}
