@@ -60,6 +60,9 @@ type proxy struct {
 
 	acls          map[string]*aclDef
 	actionRules   []config.Rule
+	actionLines   []hline
+	bindLines     []hline
+	serverLines   []hline
 	backendRules  []pendingRule
 	defaultServer []string
 	check         checkSpec
@@ -115,6 +118,7 @@ func (t *translator) translateHAProxy(file string, data []byte) error {
 				continue
 			}
 			defs = &haproxyDefaults{}
+			t.defaultsHead = s.head
 			t.defaultsSection(s, defs)
 			t.firstDefaults = defs
 		case "frontend", "backend", "listen":
@@ -864,6 +868,9 @@ func parseServerAddr(a string) (string, bool, string) {
 			}
 			return "", false, "IPv6 server address without a port; write [addr]:port"
 		}
+		if !validHost(a) {
+			return "", false, fmt.Sprintf("%q is neither an IP address nor a host name", a)
+		}
 		return a, false, ""
 	}
 	if strings.HasPrefix(port, "+") || strings.HasPrefix(port, "-") {
@@ -871,6 +878,9 @@ func parseServerAddr(a string) (string, bool, string) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", false, fmt.Sprintf("port %q out of range 1-65535", port)
+	}
+	if !validHost(host) {
+		return "", false, fmt.Sprintf("%q is neither an IP address nor a host name", host)
 	}
 	return net.JoinHostPort(host, port), true, ""
 }
@@ -915,8 +925,8 @@ func parseBind(w string) ([]string, string) {
 		if p2-p1 > 64 {
 			return nil, fmt.Sprintf("%s: port range wider than 64 ports", a)
 		}
-		if !validAddr(host) && (strings.Contains(host, ":") || host == "") {
-			return nil, fmt.Sprintf("%s: bad address %q", a, host)
+		if !validHost(host) {
+			return nil, fmt.Sprintf("%s: %q is neither an IP address nor a host name", a, host)
 		}
 		for p := p1; p <= p2; p++ {
 			out = append(out, net.JoinHostPort(host, strconv.Itoa(p)))
@@ -943,3 +953,9 @@ func (t *translator) lineEnv(l hline) {
 		t.warn(l, l.keyword(), "environment variables (\"${VAR}\") are kept as written: vipgate does not expand them; replace them with values")
 	}
 }
+
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
+
+// validHost mirrors the cluster schema's rule for addresses: an IP literal
+// or a DNS name.
+func validHost(h string) bool { return validAddr(h) || hostRE.MatchString(h) }

@@ -77,6 +77,8 @@ type translator struct {
 	header []string
 
 	proxies       []*proxy
+	src           provenance
+	defaultsHead  hline
 	firstDefaults *haproxyDefaults
 	globalMaxConn int
 	mailerSets    map[string]*mailerSet
@@ -129,13 +131,9 @@ func Import(o Options) (*Result, error) {
 		}
 		t.translateKeepalived(nodes)
 	}
-	out, err := t.render(from)
+	out, c, err := t.renderValid(from)
 	if err != nil {
 		return nil, err
-	}
-	c, err := config.Parse("import", out)
-	if err != nil {
-		return nil, fmt.Errorf("the translation is not a valid cluster document (a bug in vipgate import; the warnings above may point at the cause):\n%w\n--- output ---\n%s", err, out)
 	}
 	sort.SliceStable(t.warnings, func(i, j int) bool {
 		a, b := t.warnings[i], t.warnings[j]

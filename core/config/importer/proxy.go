@@ -326,6 +326,9 @@ func (t *translator) bind(p *proxy, l hline) {
 	}
 	fe := p.fe
 	fe.Bind = append(fe.Bind, addrs...)
+	for range addrs {
+		p.bindLines = append(p.bindLines, l)
+	}
 	var tls *config.FrontendTLS
 	opts := l.args[2:]
 	for i := 0; i < len(opts); i++ {
@@ -675,6 +678,7 @@ func (t *translator) httpRequest(p *proxy, l hline, response bool) {
 		rr.SetHeader, rr.AddHeader, rr.DelHeader = r.SetHeader, r.AddHeader, r.DelHeader
 		rr.SetResponseHeader, rr.AddResponseHeader, rr.DelResponseHeader = r.SetResponseHeader, r.AddResponseHeader, r.DelResponseHeader
 		p.actionRules = append(p.actionRules, rr)
+		p.actionLines = append(p.actionLines, l)
 	}
 }
 
@@ -720,6 +724,7 @@ func (t *translator) finishProxies() {
 		}
 		backends[p.name] = true
 		t.c.Backends = append(t.c.Backends, *p.be)
+		t.src.be = append(t.src.be, beSrc{head: p.head, servers: p.serverLines})
 		t.addProxyComments("backend:"+p.name, p)
 	}
 	for _, p := range t.proxies {
@@ -734,6 +739,7 @@ func (t *translator) finishProxies() {
 			fe.DefaultBackend = ""
 		}
 		fe.Rules = append(fe.Rules, p.actionRules...)
+		ruleLines := append([]hline(nil), p.actionLines...)
 		for _, r := range p.backendRules {
 			if !backends[r.backend] {
 				t.warn(r.line, "use_backend "+r.backend, "backend not defined (or skipped)")
@@ -747,6 +753,7 @@ func (t *translator) finishProxies() {
 					t.warn(r.line, "use_backend "+r.backend, "matching SNI in tcp mode needs tcp-request inspect-delay; set inspect_delay: 5s")
 				}
 				fe.Rules = append(fe.Rules, rr)
+				ruleLines = append(ruleLines, r.line)
 			}
 		}
 		if len(fe.Bind) == 0 {
@@ -760,6 +767,7 @@ func (t *translator) finishProxies() {
 			continue
 		}
 		t.c.Frontends = append(t.c.Frontends, *fe)
+		t.src.fe = append(t.src.fe, feSrc{head: p.head, binds: p.bindLines, rules: ruleLines})
 		if p.kind == "frontend" {
 			t.addProxyComments("frontend:"+p.name, p)
 		}
@@ -840,6 +848,7 @@ func (t *translator) finishBackend(p *proxy, ports map[string]bool) {
 			}
 		}
 		be.Servers = append(be.Servers, s)
+		p.serverLines = append(p.serverLines, ps.line)
 	}
 	if ch != nil {
 		be.Check = ch

@@ -1,0 +1,100 @@
+package importer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunCLI(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	clean := write("clean.cfg", "frontend f\n  bind :80\n  default_backend b\nbackend b\n  server s 198.18.1.1:80 check\n")
+	warny := write("warny.cfg", "frontend f\n  bind :80\n  compression algo gzip\n  default_backend b\nbackend b\n  server s 198.18.1.1:80\n")
+	broken := write("broken.cfg", "frontend f\n  bind \"oops\n")
+	ka := write("k.conf", "vrrp_instance V {\n virtual_router_id 5\n}\n")
+	kaBroken := write("kb.conf", "vrrp_instance V {\n")
+	out := filepath.Join(dir, "out.yaml")
+
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // substring
+		stderr     []string
+		outFile    bool
+		noStdout   bool
+		stderrNone bool
+	}{
+		{name: "clean to stdout", args: []string{"--haproxy", clean}, code: 0, stdout: "name: f", stderrNone: true},
+		{name: "warnings still succeed", args: []string{"--haproxy", warny}, code: 0, stdout: "name: f",
+			stderr: []string{warny + ":3: compression: not supported", "translated with 1 warning(s)"}},
+		{name: "strict fails on warnings", args: []string{"--strict", "--haproxy", warny}, code: 1, noStdout: true,
+			stderr: []string{warny + ":3: compression:", "--strict: nothing written"}},
+		{name: "strict passes a clean file", args: []string{"--strict", "--haproxy", clean, "-o", out}, code: 0, outFile: true, noStdout: true},
+		{name: "parse error is positioned", args: []string{"--haproxy", broken}, code: 1, noStdout: true, stderr: []string{broken + ":2: unterminated double quote"}},
+		{name: "keepalived parse error", args: []string{"--keepalived", kaBroken}, code: 1, noStdout: true, stderr: []string{kaBroken + ":1: block \"vrrp_instance\" is not closed"}},
+		{name: "both inputs", args: []string{"--haproxy", clean, "--keepalived", ka}, code: 0, stdout: "vrrp_instance V", stderr: []string{ka + ":1: vrrp_instance V:"}},
+		{name: "missing file", args: []string{"--haproxy", filepath.Join(dir, "nope.cfg")}, code: 1, stderr: []string{"no such file"}},
+		{name: "no input", args: nil, code: 2, stderr: []string{"usage: vipgate import"}},
+		{name: "stray argument", args: []string{"x.cfg"}, code: 2, stderr: []string{"usage: vipgate import"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(out)
+			var so, se bytes.Buffer
+			code := RunCLI(tt.args, &so, &se)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, se.String())
+			}
+			if tt.stdout != "" && !strings.Contains(so.String(), tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, so.String())
+			}
+			if tt.noStdout && so.Len() != 0 {
+				t.Errorf("stdout not empty:\n%s", so.String())
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(se.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, se.String())
+				}
+			}
+			if tt.stderrNone && se.Len() != 0 {
+				t.Errorf("stderr not empty:\n%s", se.String())
+			}
+			if tt.outFile {
+				b, err := os.ReadFile(out)
+				if err != nil || !bytes.Contains(b, []byte("name: f")) {
+					t.Errorf("output file: %v\n%s", err, b)
+				}
+			}
+		})
+	}
+}
+
+// The command run where the example lives reproduces the committed file.
+func TestRunCLIExample(t *testing.T) {
+	t.Chdir(exampleDir)
+	var so, se bytes.Buffer
+	if code := RunCLI([]string{"--haproxy", "haproxy.cfg", "--keepalived", "keepalived.conf"}, &so, &se); code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	want, err := os.ReadFile("cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(so.Bytes(), want) {
+		t.Errorf("stdout differs from cluster.yaml")
+	}
+	wantW, _ := os.ReadFile("warnings.txt")
+	if !strings.HasPrefix(se.String(), string(wantW)) {
+		t.Errorf("stderr does not start with warnings.txt:\n%s", se.String())
+	}
+}

@@ -1,0 +1,393 @@
+package importer
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+func importHA(t *testing.T, cfg string) *Result {
+	t.Helper()
+	r, err := Import(Options{HAProxy: &Input{Name: "h.cfg", Data: []byte(cfg)}})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	return r
+}
+
+// wantWarnings checks that each want is a substring of some warning
+// ("h.cfg:LINE: directive: why") and, when exact, that there are no others.
+func wantWarnings(t *testing.T, r *Result, want []string, exact bool) {
+	t.Helper()
+	var got []string
+	for _, w := range r.Warnings {
+		got = append(got, w.String())
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			if strings.Contains(g, w) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no warning containing %q; got:\n  %s", w, strings.Join(got, "\n  "))
+		}
+	}
+	if exact && len(got) != len(want) {
+		t.Errorf("got %d warnings, want %d:\n  %s", len(got), len(want), strings.Join(got, "\n  "))
+	}
+}
+
+const srv = "backend b\n  server s1 198.18.1.1:80\n"
+
+func d(s string) config.Duration {
+	v, err := config.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestHAProxyDirectives(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   string
+		check func(t *testing.T, c *config.Cluster)
+		warns []string // exact set (substrings)
+	}{
+		{
+			name: "global maxconn and defaults",
+			cfg: "global\n  maxconn 5000\n  daemon\ndefaults\n  mode http\n  retries 5\n  option redispatch\n" +
+				"  timeout connect 3s\n  timeout client 1m\n  timeout server 2m\n  timeout tunnel 1h\n  timeout queue 10s\n" +
+				"  timeout check 2s\n  timeout http-request 10s\n  timeout http-keep-alive 2s\n  balance leastconn\n" +
+				srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				df := c.Defaults
+				if df.Mode != "http" || df.MaxConn != 5000 || *df.Retries != 5 || !*df.Redispatch || df.Balance.Algorithm != "leastconn" {
+					t.Errorf("defaults = %+v", df)
+				}
+				want := config.Timeouts{Connect: d("3s"), Client: d("1m"), Server: d("2m"), Tunnel: d("1h"), Queue: d("10s"),
+					Check: d("2s"), HTTPRequest: d("10s"), HTTPKeepAlive: d("2s"), ClientFin: d("1m"), ServerFin: d("2m")}
+				if df.Timeouts != want {
+					t.Errorf("timeouts = %+v, want %+v", df.Timeouts, want)
+				}
+			},
+		},
+		{
+			name: "defaults maxconn wins over global",
+			cfg:  "global\n  maxconn 5000\ndefaults\n  maxconn 100\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if c.Defaults.MaxConn != 100 {
+					t.Errorf("maxconn = %d", c.Defaults.MaxConn)
+				}
+			},
+		},
+		{
+			name: "default-server and server options",
+			cfg: "defaults\n  default-server inter 3s fastinter 1s downinter 5s rise 4 fall 5 weight 10 maxconn 50 slowstart 20s\n" +
+				"backend b\n  option tcp-check\n" +
+				"  server s1 198.18.1.1:80 check\n" +
+				"  server s2 198.18.1.2:80 check weight 20 backup disabled init-state fully-down on-marked-down shutdown-sessions port 8080\n" +
+				"  server s3 198.18.1.3:80 send-proxy-v2\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				b := c.Backend("b")
+				ck := b.Check
+				if ck == nil || ck.Kind != "tcp" || ck.Inter != d("3s") || ck.FastInter != d("1s") || ck.DownInter != d("5s") || ck.Rise != 4 || ck.Fall != 5 {
+					t.Fatalf("check = %+v", ck)
+				}
+				s1, s2, s3 := b.Servers[0], b.Servers[1], b.Servers[2]
+				if s1.EffectiveWeight() != 10 || s1.MaxConn != 50 || s1.SlowStart != d("20s") || s1.Check != nil {
+					t.Errorf("s1 = %+v", s1)
+				}
+				if s2.EffectiveWeight() != 20 || !s2.Backup || !s2.Disabled || s2.InitState != "fully-down" || s2.OnMarkedDown != "shutdown-sessions" {
+					t.Errorf("s2 = %+v", s2)
+				}
+				if s3.Check == nil || *s3.Check {
+					t.Errorf("s3 without check must have check: false, got %+v", s3.Check)
+				}
+				if b.SendProxy != "v2" {
+					t.Errorf("send_proxy = %q", b.SendProxy)
+				}
+			},
+			warns: []string{"h.cfg:6: server s2: check settings differ from server s1's (line 5)"},
+		},
+		{
+			name: "balance variants",
+			cfg: "defaults\n  mode http\n" +
+				"backend a\n  balance url_param sess\n  server s 198.18.1.1:80\n" +
+				"backend b\n  balance hdr(X-Tenant)\n  hash-type consistent\n  server s 198.18.1.1:80\n" +
+				"backend c\n  balance random(3)\n  server s 198.18.1.1:80\n" +
+				"backend e\n  balance static-rr\n  server s 198.18.1.1:80\n" +
+				"backend f\n  balance rdp-cookie\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if b := c.Backend("a").Balance; b.Algorithm != "url_param" || b.Param != "sess" {
+					t.Errorf("a = %+v", b)
+				}
+				if b := c.Backend("b").Balance; b.Algorithm != "hdr" || b.Param != "X-Tenant" || b.HashType != "consistent" {
+					t.Errorf("b = %+v", b)
+				}
+				if b := c.Backend("c").Balance; b.Algorithm != "random" || b.Draws != 3 {
+					t.Errorf("c = %+v", b)
+				}
+				if b := c.Backend("e").Balance; b.Algorithm != "static-rr" {
+					t.Errorf("e = %+v", b)
+				}
+			},
+			warns: []string{"h.cfg:17: balance rdp-cookie: no vipgate equivalent"},
+		},
+		{
+			name: "httpchk with old Host trick and expect",
+			cfg: "backend b\n  option httpchk HEAD /health HTTP/1.1\\r\\nHost:\\ www.example.com\n  http-check expect status 200,301-302\n" +
+				"  server s 198.18.1.1:443 check check-ssl verify none\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				ck := c.Backend("b").Check
+				if ck.Kind != "http" || !ck.SSL || ck.Verify != "none" {
+					t.Errorf("check = %+v", ck)
+				}
+				h := ck.HTTP
+				if h.Method != "HEAD" || h.Path != "/health" || h.Host != "www.example.com" || !reflect.DeepEqual(h.ExpectStatus, []int{200, 301, 302}) {
+					t.Errorf("http = %+v", h)
+				}
+			},
+		},
+		{
+			name: "http-check send and rstring",
+			cfg: "backend b\n  option httpchk\n  http-check send meth GET uri /ews/healthcheck.htm ver HTTP/1.1 hdr Host exch2016.domain.com hdr X-A b\n" +
+				"  http-check expect rstring ^OK\n  server s 198.18.1.1:80 check inter 500ms\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				ck := c.Backend("b").Check
+				h := ck.HTTP
+				if h.Method != "GET" || h.Path != "/ews/healthcheck.htm" || h.Host != "exch2016.domain.com" || h.Headers["X-A"] != "b" || h.ExpectBody != "^OK" {
+					t.Errorf("http = %+v", h)
+				}
+				if ck.Inter != d("500ms") {
+					t.Errorf("inter = %v", ck.Inter)
+				}
+			},
+		},
+		{
+			name: "rstatus becomes a list",
+			cfg:  "backend b\n  option httpchk GET /\n  http-check expect rstatus ^(200|30[12])$\n  server s 198.18.1.1:80 check\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if got := c.Backend("b").Check.HTTP.ExpectStatus; !reflect.DeepEqual(got, []int{200, 301, 302}) {
+					t.Errorf("expect_status = %v", got)
+				}
+			},
+		},
+		{
+			name: "http-check expect string is literal",
+			cfg:  "backend b\n  option httpchk\n  http-check expect string a.b\n  server s 198.18.1.1:80 check\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if got := c.Backend("b").Check.HTTP.ExpectBody; got != `a\.b` {
+					t.Errorf("expect_body_regex = %q", got)
+				}
+			},
+		},
+		{
+			name: "tcp-check send expect",
+			cfg: "backend b\n  option tcp-check\n  tcp-check connect port 6379\n  tcp-check send PING\\r\\n\n  tcp-check expect string +PONG\n" +
+				"  tcp-check send QUIT\\r\\n\n  server s 198.18.1.1:6379 check\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				ck := c.Backend("b").Check
+				if ck.Kind != "tcp" || ck.Send != "PING\r\n" || ck.Expect != "+PONG" || ck.Port != 6379 {
+					t.Errorf("check = %+v", ck)
+				}
+			},
+			warns: []string{"h.cfg:6: tcp-check send: vipgate checks send once"},
+		},
+		{
+			name: "ssl-hello-chk",
+			cfg:  "backend b\n  option ssl-hello-chk\n  server s 198.18.1.1:443 check\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if ck := c.Backend("b").Check; ck.Kind != "tls" {
+					t.Errorf("kind = %q", ck.Kind)
+				}
+			},
+		},
+		{
+			name: "checks without check keyword stay off",
+			cfg:  "backend b\n  option httpchk GET /\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if c.Backend("b").Check != nil {
+					t.Errorf("check = %+v", c.Backend("b").Check)
+				}
+			},
+		},
+		{
+			name: "listen is a frontend and a backend",
+			cfg: "listen web\n  bind :80\n  bind :::80\n  mode http\n  maxconn 300\n  timeout client 5s\n  timeout server 6s\n" +
+				"  cookie SRV insert indirect nocache httponly\n  server a 198.18.1.1:80 cookie A\n  server b 198.18.1.2:80 cookie B\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				f, b := c.Frontend("web"), c.Backend("web")
+				if f == nil || b == nil {
+					t.Fatal("missing frontend or backend web")
+				}
+				if f.DefaultBackend != "web" || f.MaxConn != 300 || f.Timeouts.Client != d("5s") || b.Timeouts.Server != d("6s") {
+					t.Errorf("frontend = %+v", f)
+				}
+				if !reflect.DeepEqual([]string(f.Bind), []string{"0.0.0.0:80", "[::]:80"}) {
+					t.Errorf("bind = %q", f.Bind)
+				}
+				ck := b.Cookie
+				if ck == nil || ck.Name != "SRV" || ck.Mode != "insert" || !ck.Indirect || !ck.NoCache || !ck.HTTPOnly {
+					t.Errorf("cookie = %+v", ck)
+				}
+				if b.Servers[0].Cookie != "A" || b.Servers[1].Cookie != "B" {
+					t.Errorf("server cookies = %q %q", b.Servers[0].Cookie, b.Servers[1].Cookie)
+				}
+			},
+		},
+		{
+			name: "ssl crt in http mode and accept-proxy",
+			cfg: "frontend f\n  mode http\n  bind :443 ssl crt /etc/ssl/a.pem crt /etc/ssl/b.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2 accept-proxy\n" +
+				"  default_backend b\n" + "backend b\n  mode http\n  server s1 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				f := c.Frontend("f")
+				if f.TLS == nil || len(f.TLS.Certificates) != 2 || f.TLS.Certificates[1].Cert != "/etc/ssl/b.pem" || f.TLS.MinVersion != "1.2" || !f.AcceptProxy {
+					t.Errorf("frontend = %+v tls %+v", f, f.TLS)
+				}
+			},
+		},
+		{
+			name: "ssl crt in tcp mode is a warning",
+			cfg:  "frontend f\n  bind :443 ssl crt /etc/ssl/a.pem\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if c.Frontend("f").TLS != nil {
+					t.Error("tls set in tcp mode")
+				}
+			},
+			warns: []string{"h.cfg:2: bind ssl: TLS termination needs mode http"},
+		},
+		{
+			name: "redirect frontend",
+			cfg:  "frontend f\n  mode http\n  bind :80\n  http-request redirect scheme https code 301 if !{ ssl_fc }\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				r := c.Frontend("f").Rules
+				if len(r) != 1 || r[0].Redirect == nil || r[0].Redirect.Scheme != "https" || r[0].Redirect.Code != 301 || r[0].Backend != "" {
+					t.Errorf("rules = %+v", r)
+				}
+			},
+		},
+		{
+			name: "header actions and deny",
+			cfg: "frontend f\n  mode http\n  bind :80\n  acl bad src 198.18.66.0/24\n  http-request deny deny_status 429 if bad\n" +
+				"  http-request set-header X-Proto https\n  http-request del-header X-Debug\n  http-response set-header Strict-Transport-Security max-age=31536000\n" +
+				"  http-request set-header X-Client %[src]\n  default_backend b\nbackend b\n  mode http\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				r := c.Frontend("f").Rules
+				if len(r) != 4 {
+					t.Fatalf("rules = %+v", r)
+				}
+				if r[0].Deny != 429 || r[0].Src[0] != "198.18.66.0/24" || r[1].SetHeader["X-Proto"] != "https" ||
+					r[2].DelHeader[0] != "X-Debug" || r[3].SetResponseHeader["Strict-Transport-Security"] != "max-age=31536000" {
+					t.Errorf("rules = %+v", r)
+				}
+			},
+			warns: []string{"h.cfg:9: http-request set-header: log-format expressions"},
+		},
+		{
+			name: "forwardfor httplog errorfile reuse",
+			cfg: "defaults\n  mode http\n  option httplog\n  option forwardfor except 127.0.0.0/8\nfrontend f\n  bind :80\n  errorfile 503 /etc/e/503.http\n  default_backend b\n" +
+				"backend b\n  http-reuse always\n  option allbackups\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if !config.Flag(c.Defaults.HTTP.Log) || c.Defaults.HTTP.ForwardFor == nil || c.Defaults.HTTP.ForwardFor.Except[0] != "127.0.0.0/8" {
+					t.Errorf("defaults.http = %+v", c.Defaults.HTTP)
+				}
+				if c.Frontend("f").HTTP.ErrorFiles[503] != "/etc/e/503.http" {
+					t.Errorf("error files = %v", c.Frontend("f").HTTP.ErrorFiles)
+				}
+				if b := c.Backend("b"); b.HTTP.Reuse != "always" || !b.AllBackups {
+					t.Errorf("backend = %+v", b)
+				}
+			},
+		},
+		{
+			name: "server without port takes the frontend's",
+			cfg:  "frontend f\n  bind :25\n  default_backend b\nbackend b\n  server s 198.18.1.1\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if a := c.Backend("b").Servers[0].Address; a != "198.18.1.1:25" {
+					t.Errorf("address = %q", a)
+				}
+			},
+			warns: []string{"h.cfg:5: server s: no port: using the frontend's port, 198.18.1.1:25"},
+		},
+		{
+			name:  "backend without servers is dropped with its users",
+			cfg:   "frontend f\n  bind :80\n  default_backend empty\nbackend empty\n  balance roundrobin\n",
+			check: func(t *testing.T, c *config.Cluster) { assertEmpty(t, c) },
+			warns: []string{"h.cfg:4: backend empty: backend without servers", "h.cfg:1: default_backend empty: backend not defined", "h.cfg:1: frontend f: frontend without a usable backend"},
+		},
+		{
+			name: "names are cleaned",
+			cfg:  "backend my:backend\n  server web/1 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if c.Backend("my-backend") == nil {
+					t.Errorf("backends = %+v", c.Backends)
+				}
+			},
+			warns: []string{`h.cfg:1: backend my:backend: renamed to "my-backend"`, `h.cfg:2: server web/1: renamed to "web-1"`},
+		},
+		{
+			name: "environment variables are kept and warned",
+			cfg:  "frontend f\n  bind \"${VIP}:80\"\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if len(c.Frontends) != 0 {
+					t.Errorf("frontend with an unparsable address kept: %+v", c.Frontends)
+				}
+			},
+			warns: []string{"h.cfg:2: bind: environment variables", "h.cfg:2: bind: ${VIP}:80: \"${VIP}\" is neither an IP address nor a host name", "h.cfg:1: frontend f: frontend without bind"},
+		},
+		{
+			name:  "unknown keywords and options are positioned",
+			cfg:   "defaults\n  option mysql-check\n  compression algo gzip\nfrontend f\n  bind :80\n  capture request header Host len 20\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {},
+			warns: []string{"h.cfg:2: option mysql-check: option has no vipgate equivalent", "h.cfg:6: capture: not supported"},
+		},
+		{
+			name: "later defaults sections are replayed",
+			cfg: "defaults\n  mode tcp\n  timeout server 10s\n" + "backend a\n  server s 198.18.1.1:80\n" +
+				"defaults\n  mode http\n  timeout server 20s\n" + "backend b\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if b := c.Backend("a"); b.Mode != "tcp" || b.Timeouts.Server != d("10s") {
+					t.Errorf("a = %s %v", b.Mode, b.Timeouts.Server)
+				}
+				if b := c.Backend("b"); b.Mode != "http" || b.Timeouts.Server != d("20s") {
+					t.Errorf("b = %s %v", b.Mode, b.Timeouts.Server)
+				}
+			},
+			warns: []string{"h.cfg:6: defaults: several defaults sections"},
+		},
+		{
+			name:  "peers and mailers",
+			cfg:   "peers p\n  peer a 198.18.0.1:1024\nmailers m\n  mailer s 198.18.0.25:25\n" + "backend b\n  email-alert mailers m\n  email-alert to a@b\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {},
+			warns: []string{"h.cfg:1: peers p: stick-table peers are node-local", "h.cfg:3: mailers m:", "h.cfg:6: email-alert mailers:", "h.cfg:7: email-alert to:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := importHA(t, tt.cfg)
+			tt.check(t, r.Cluster)
+			wantWarnings(t, r, tt.warns, true)
+		})
+	}
+}
+
+func assertEmpty(t *testing.T, c *config.Cluster) {
+	t.Helper()
+	if len(c.Frontends)+len(c.Backends) != 0 {
+		t.Errorf("frontends %+v backends %+v, want none", c.Frontends, c.Backends)
+	}
+}
+
+func TestHAProxyDefaultTimeoutsUnset(t *testing.T) {
+	// An input without timeouts gets vipgate's defaults, not zeros.
+	r := importHA(t, srv)
+	if r.Cluster.Defaults.Timeouts.Connect.D() != 5*time.Second {
+		t.Errorf("connect = %v", r.Cluster.Defaults.Timeouts.Connect)
+	}
+}
