@@ -249,6 +249,14 @@ func ParseRequest(b []byte, lim Limits, r *Request) error {
 			return bad(400, "asterisk target is only for OPTIONS")
 		}
 	case hasSchemePrefix(r.Target):
+		// The authority replaces Host downstream: it must be as clean.
+		a := r.Target[bytes.Index(r.Target, []byte("://"))+3:]
+		if i := bytes.IndexAny(a, "/?#"); i >= 0 {
+			a = a[:i]
+		}
+		if len(a) == 0 || !hostOK(a) {
+			return bad(400, "invalid authority in request target")
+		}
 	default:
 		if string(r.Method) == "CONNECT" {
 			return bad(405, "CONNECT is not supported")

@@ -30,6 +30,8 @@ func TestParseRequest(t *testing.T) {
 		{"expect", "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", 0, func(r *Request) bool { return r.Expect100 }},
 		{"upgrade", "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 0, func(r *Request) bool { return r.HasUpgrade && r.Conn&ConnUpgrade != 0 }},
 		{"absolute", "GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", 0, nil},
+		{"absolute userinfo", "GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400, nil},
+		{"absolute empty authority", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400, nil},
 		{"options star", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 0, nil},
 		{"obs-text value", "GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n", 0, nil},
 		{"incomplete", "GET / HTTP/1.1\r\nHost: a\r\n", -1, nil},
