@@ -407,6 +407,14 @@ func TestNetRefusedOnRequestPath(t *testing.T) {
 	}
 }
 
+func TestNetRefusedAtTopLevel(t *testing.T) {
+	rt := New(Options{})
+	err := rt.Apply(&config.Lua{Plugins: []config.LuaPlugin{{Name: "p", Source: `local c = net.tcp("127.0.0.1:1")`}}})
+	if err == nil || !strings.Contains(err.Error(), "not available at the top level") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestLuaCheckKindThroughRegistry(t *testing.T) {
 	r := newRig(t, smtpCheck)
 	reg := health.NewRegistry()

@@ -43,7 +43,10 @@ func (s *state) netModule() *lua.LTable {
 // netCtx is the call's context, optionally with a shorter timeout from
 // opts.timeout (milliseconds). Routing hooks are refused.
 func (s *state) netCtx(L *lua.LState, opts *lua.LTable) (context.Context, context.CancelFunc) {
-	if s.kind == kindRoute || s.kind == kindDNS || s.ctx == nil {
+	switch {
+	case s.kind == kindLoad:
+		L.RaiseError("net is not available at the top level of a plugin: it runs whenever a Lua state is created (use it in checks and handlers)")
+	case s.kind == kindRoute || s.kind == kindDNS || s.ctx == nil:
 		L.RaiseError("net is not available in %s hooks: they run on the request path (use it in checks and handlers)", s.kind)
 	}
 	if opts != nil {

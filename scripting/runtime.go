@@ -312,10 +312,11 @@ const (
 	kindCheck
 	kindHandler
 	kindDNS
+	kindLoad // a plugin's top level, run for every new state
 )
 
 func (k callKind) String() string {
-	return [...]string{"route", "check", "handler", "dns"}[k]
+	return [...]string{"route", "check", "handler", "dns", "top-level"}[k]
 }
 
 // ScriptError is a failed call: a Lua error, a timeout, a missing function.

@@ -79,7 +79,7 @@ func (g *generation) newState() (*state, error) {
 		}))
 		fn := L.NewFunctionFromProto(p.proto)
 		fn.Env = env
-		s.kind, s.plugin, s.ctx = kindCheck, p, ctx
+		s.kind, s.plugin, s.ctx = kindLoad, p, ctx
 		L.SetContext(ctx)
 		L.Push(fn)
 		err := safePCall(L, 0, 0)
