@@ -137,7 +137,9 @@ func Decide(st *raft.State, roll map[string]Health, t Timers, now time.Time) *ra
 		}
 		return nil
 	}
-	if c.Failover.Failback && active != primary && roll[primary].Healthy {
+	// Fail back only from an automatic failover: an operator's manual
+	// choice stays until the operator (or an outage) changes it.
+	if c.Failover.Failback && active != primary && roll[primary].Healthy && st.Active.Author == "auto" {
 		up := now.Sub(t.HealthySince[primary])
 		if !t.HealthySince[primary].IsZero() && up >= c.Failover.FailbackHoldDown.D() {
 			return &raft.SetActiveDC{DC: primary, IfActive: active, Author: "auto", Time: now.UTC(),

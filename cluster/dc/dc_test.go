@@ -1,6 +1,7 @@
 package dc
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ func mustState(t *testing.T, src string, active string) *raft.State {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &raft.State{Config: c, Source: c.Source, Version: 1, Active: raft.DCDecision{DC: active}}
+	return &raft.State{Config: c, Source: c.Source, Version: 1, Active: raft.DCDecision{DC: active, Author: "auto"}}
 }
 
 const twoDC = `datacenters:
@@ -76,6 +77,7 @@ func TestDecide(t *testing.T) {
 		{"manual mode", twoDC + "  mode: manual\n", "", h(false, true), timers(time.Hour, -1), ""},
 		{"failback too early", twoDC, "dc2", h(true, true), timers(0, 4*time.Minute), ""},
 		{"failback", twoDC, "dc2", h(true, true), timers(0, 5*time.Minute), "dc1"},
+		{"no failback after a manual choice", twoDC, "dc2!", h(true, true), timers(0, time.Hour), ""},
 		{"no failback configured", "datacenters: [{name: dc1}, {name: dc2}]\nfailover: {hold_down: 30s}\n", "dc2", h(true, true), timers(0, time.Hour), ""},
 		{"standby fails, primary back", twoDC, "dc2", map[string]Health{"dc1": {Healthy: true}, "dc2": {}}, Timers{LastHealthy: map[string]time.Time{"dc2": now.Add(-time.Minute)}}, "dc1"},
 	}
@@ -85,7 +87,11 @@ func TestDecide(t *testing.T) {
 			if tt.name == "manual mode" {
 				doc = "datacenters: [{name: dc1}, {name: dc2}]\nfailover: {mode: manual, hold_down: 30s}\n"
 			}
-			st := mustState(t, doc, tt.active)
+			active, manual := strings.CutSuffix(tt.active, "!")
+			st := mustState(t, doc, active)
+			if manual {
+				st.Active.Author = "alice"
+			}
 			got := Decide(st, tt.roll, tt.t, now)
 			switch {
 			case tt.want == "" && got != nil:
