@@ -1,0 +1,246 @@
+package vrrp
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// fakeSeg is a broadcast segment between fake NetIOs.
+type fakeSeg struct {
+	mu    sync.Mutex
+	ports []*fakeIO
+}
+
+type fakeIO struct {
+	seg      *fakeSeg
+	self     netip.Addr
+	recv     chan Received
+	link     chan bool
+	vips     atomic.Bool
+	announce atomic.Int64
+	ttl      atomic.Int32
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func (s *fakeSeg) port(addr string) *fakeIO {
+	f := &fakeIO{seg: s, self: netip.MustParseAddr(addr), recv: make(chan Received, 256), link: make(chan bool, 4), closed: make(chan struct{})}
+	f.link <- true
+	f.ttl.Store(TTL)
+	s.mu.Lock()
+	s.ports = append(s.ports, f)
+	s.mu.Unlock()
+	return f
+}
+
+func (f *fakeIO) Self() netip.Addr { return f.self }
+func (f *fakeIO) Send(b []byte, dst netip.Addr) error {
+	f.seg.mu.Lock()
+	defer f.seg.mu.Unlock()
+	for _, p := range f.seg.ports {
+		if p == f || (dst != Group4 && dst != p.self) {
+			continue
+		}
+		select {
+		case <-p.closed:
+		case p.recv <- Received{Data: append([]byte(nil), b...), Src: f.self, Dst: dst, TTL: int(f.ttl.Load())}:
+		default:
+		}
+	}
+	return nil
+}
+func (f *fakeIO) Recv() <-chan Received { return f.recv }
+func (f *fakeIO) Link() <-chan bool     { return f.link }
+func (f *fakeIO) AddVIPs() error        { f.vips.Store(true); return nil }
+func (f *fakeIO) DelVIPs() error        { f.vips.Store(false); return nil }
+func (f *fakeIO) Announce() error       { f.announce.Add(1); return nil }
+func (f *fakeIO) Close() error          { f.once.Do(func() { close(f.closed) }); return nil }
+
+func instCfg(name string, prio int) config.VRRPInstance {
+	d := config.Duration(0)
+	return config.VRRPInstance{
+		Name: name, Interface: "eth0", VRID: 51, Version: 3, Priority: prio,
+		AdvertInterval: config.Duration(20 * time.Millisecond), GARPMasterDelay: &d, GARPMasterRepeat: 3,
+		VIPs: config.StringList{"198.18.1.100/24"},
+	}
+}
+
+type node struct {
+	in     *Instance
+	io     *fakeIO
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startNode(t *testing.T, seg *fakeSeg, addr string, cfg config.VRRPInstance, bus *events.Bus, tracks ...Track) *node {
+	t.Helper()
+	io := seg.port(addr)
+	in, err := NewInstance(cfg, InstanceOptions{IO: io, Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil)), Bus: bus, Tracks: tracks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{in: in, io: io, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(n.done); in.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-n.done })
+	return n
+}
+
+type ioDiscard struct{}
+
+func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+var _ io.Writer = ioDiscard{}
+
+func (n *node) state() State { return n.in.Status().State }
+
+func TestInstanceElectionAndResign(t *testing.T) {
+	seg := &fakeSeg{}
+	bus := events.New("n1", "dc1")
+	sub := bus.Subscribe("test", 64, nil)
+	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 100), bus)
+	b := startNode(t, seg, "198.18.0.2", instCfg("vi", 200), nil)
+	testenv.Eventually(t, 5*time.Second, "b master, a backup", func() bool {
+		return b.state() == Master && a.state() == Backup && b.io.vips.Load() && !a.io.vips.Load()
+	})
+	// Takeover announces the VIP (MetalLB #291: no silent takeover).
+	if n := b.io.announce.Load(); n < 3 {
+		t.Fatalf("master sent %d gratuitous ARPs, want a burst of 3", n)
+	}
+	if got := a.in.Status().Master; got != "198.18.0.2" {
+		t.Fatalf("a sees master %q", got)
+	}
+	// Clean shutdown: b resigns (priority 0), a takes over after skew only.
+	b.cancel()
+	<-b.done
+	if b.io.vips.Load() {
+		t.Fatal("stopped master kept the VIP")
+	}
+	testenv.Eventually(t, 5*time.Second, "a master", func() bool { return a.state() == Master && a.io.vips.Load() })
+	// The transition events carry instance/from/to/reason.
+	seen := map[string]bool{}
+	for len(sub.C) > 0 {
+		e := <-sub.C
+		if e.Kind == events.VRRPTransition && e.Attr("instance") == "vi" {
+			seen[e.Attr("from")+">"+e.Attr("to")] = true
+			if e.Attr("reason") == "" {
+				t.Fatalf("event without reason: %+v", e)
+			}
+		}
+	}
+	if !seen["INIT>BACKUP"] || !seen["BACKUP>MASTER"] {
+		t.Fatalf("events seen: %v", seen)
+	}
+}
+
+func TestInstanceDropsMismatched(t *testing.T) {
+	tests := []struct {
+		name   string
+		mod    func(c *config.VRRPInstance)
+		ttl    int
+		reason string
+	}{
+		{"auth", func(c *config.VRRPInstance) { c.Version, c.AdvertInterval, c.AuthPass = 2, config.Duration(time.Second), "other" }, TTL, "auth"},
+		{"addresses", func(c *config.VRRPInstance) { c.VIPs = config.StringList{"198.18.1.200/24"} }, TTL, "addresses"},
+		{"version", func(c *config.VRRPInstance) { c.Version, c.AdvertInterval = 2, config.Duration(time.Second) }, TTL, "version"},
+		{"ttl", func(c *config.VRRPInstance) {}, 64, "ttl"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &fakeSeg{}
+			mine := instCfg("vi", 100)
+			if tc.name == "auth" {
+				mine.Version, mine.AdvertInterval, mine.AuthPass = 2, config.Duration(time.Second), "secret"
+			}
+			a := startNode(t, seg, "198.18.0.1", mine, nil)
+			other := instCfg("vi", 200)
+			tc.mod(&other)
+			b := startNode(t, seg, "198.18.0.2", other, nil)
+			b.io.ttl.Store(int32(tc.ttl))
+			testenv.Eventually(t, 5*time.Second, "drops counted as "+tc.reason, func() bool {
+				return a.in.Status().Dropped[tc.reason] > 0
+			})
+			// The dropped master does not hold a back: a becomes master too.
+			testenv.Eventually(t, 10*time.Second, "a master despite b", func() bool { return a.state() == Master })
+		})
+	}
+}
+
+func TestInstanceTrackWeightAndFault(t *testing.T) {
+	seg := &fakeSeg{}
+	var healthy atomic.Bool
+	healthy.Store(true)
+	src := TrackFunc(func(context.Context) health.Result {
+		if healthy.Load() {
+			return health.Result{OK: true}
+		}
+		return health.Result{Reason: "script exited 1"}
+	})
+	// a: 150, -100 when its track fails → 50 < b's 100: b preempts.
+	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 150), nil, Track{Name: "chk", Source: src, Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2, Weight: -100})
+	b := startNode(t, seg, "198.18.0.2", instCfg("vi", 100), nil)
+	testenv.Eventually(t, 5*time.Second, "a master", func() bool { return a.state() == Master && b.state() == Backup })
+	healthy.Store(false)
+	testenv.Eventually(t, 5*time.Second, "b master after a's track failed", func() bool {
+		return b.state() == Master && a.state() == Backup && a.in.Status().Priority == 50
+	})
+	healthy.Store(true)
+	testenv.Eventually(t, 5*time.Second, "a preempts back", func() bool { return a.state() == Master && b.state() == Backup })
+
+	// weight 0: a failure is FAULT.
+	seg2 := &fakeSeg{}
+	var ok2 atomic.Bool
+	c := startNode(t, seg2, "198.18.0.3", instCfg("vi", 100), nil, Track{Name: "f", Source: TrackFunc(func(context.Context) health.Result {
+		return health.Result{OK: ok2.Load(), Reason: "down"}
+	}), Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1})
+	testenv.Eventually(t, 5*time.Second, "fault", func() bool { return c.state() == Fault })
+	if c.io.vips.Load() {
+		t.Fatal("FAULT holds the VIP")
+	}
+	ok2.Store(true)
+	testenv.Eventually(t, 5*time.Second, "recovered to master", func() bool { return c.state() == Master })
+}
+
+func TestInstanceLinkDownIsFault(t *testing.T) {
+	seg := &fakeSeg{}
+	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 200), nil)
+	b := startNode(t, seg, "198.18.0.2", instCfg("vi", 100), nil)
+	testenv.Eventually(t, 5*time.Second, "a master", func() bool { return a.state() == Master })
+	a.io.link <- false
+	testenv.Eventually(t, 5*time.Second, "a fault, b master", func() bool {
+		return a.state() == Fault && !a.io.vips.Load() && b.state() == Master
+	})
+	a.io.link <- true
+	testenv.Eventually(t, 5*time.Second, "a back to master", func() bool { return a.state() == Master && b.state() == Backup })
+}
+
+func TestTrackRiseFall(t *testing.T) {
+	tr := Track{Rise: 2, Fall: 3, Weight: 10}
+	var s trackState
+	seq := []struct {
+		ok   bool
+		want bool
+	}{{true, true}, {false, true}, {false, true}, {false, false}, {true, false}, {true, true}}
+	for i, step := range seq {
+		s.observe(&tr, health.Result{OK: step.ok}, i == 0)
+		if s.up != step.want {
+			t.Fatalf("step %d: up=%v want %v", i, s.up, step.want)
+		}
+	}
+	v := verdict([]Track{{Name: "a", Weight: 10}, {Name: "b", Weight: -20}, {Name: "c"}, {Name: "lua"}},
+		[]trackState{{up: true}, {up: false}, {up: false, reason: "boom"}, {up: true, hasD: true, delta: -5}})
+	if v.Delta != 10-20-5 || v.Fault != "track c: boom" {
+		t.Fatalf("verdict %+v", v)
+	}
+}
