@@ -26,6 +26,9 @@ import (
 // see every event; each is persisted as soon as it arrives.
 const BusBuffer = 65536
 
+// maxBatch bounds how many waiting events share one directory fsync.
+const maxBatch = 256
+
 // Options configure an Alerter.
 type Options struct {
 	Bus *events.Bus
@@ -40,6 +43,8 @@ type Options struct {
 	State StateView
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// BusBuffer overrides the subscription buffer (default BusBuffer).
+	BusBuffer int
 }
 
 // Alerter is the e-mail alerting component.
@@ -103,7 +108,11 @@ func New(o Options) (*Alerter, error) {
 		a.log.Error("alert queue: corrupt record moved aside and skipped", "record", c, "dir", q.dir)
 	}
 	if o.Bus != nil {
-		a.sub = o.Bus.Subscribe("alerts/email", BusBuffer, nil)
+		if o.BusBuffer <= 0 {
+			o.BusBuffer = BusBuffer
+		}
+		a.o.BusBuffer = o.BusBuffer
+		a.sub = o.Bus.Subscribe("alerts/email", o.BusBuffer, nil)
 	}
 	return a, nil
 }
@@ -168,7 +177,28 @@ func (a *Alerter) Run(ctx context.Context) error {
 				c = nil
 				continue
 			}
+			a.q.beginBatch()
 			a.handle(ev)
+			// Take what else is already waiting, up to a bound so that
+			// windows still expire on time in a storm.
+		drain:
+			for range maxBatch - 1 {
+				select {
+				case ev, ok := <-c:
+					if !ok {
+						c = nil
+						break drain
+					}
+					a.handle(ev)
+				default:
+					break drain
+				}
+			}
+			if err := a.q.endBatch(); err != nil {
+				a.persistErrs.Add(1)
+				a.setErr(err)
+				a.log.Error("alert queue: fsync", "err", err)
+			}
 		case <-timer.C:
 		case <-busCheck.C:
 			a.checkBusDrops()
@@ -199,21 +229,21 @@ func (a *Alerter) handle(ev events.Event) {
 			subj = string(ev.Kind)
 		}
 		rec := &eventRecord{Rule: rule.Name, To: rule.To, Key: rule.Name + "\x00" + subj, Window: rule.Window(), Event: ev}
-		if err := a.q.addEvent(rec); err != nil {
-			// Keep going in memory: a mail without a durable copy beats
-			// no mail.
-			a.persistErrs.Add(1)
-			a.setErr(err)
-			a.log.Error("alert queue: cannot persist event", "err", err, "event", ev.Kind, "subject", ev.Subject)
-		}
 		w := a.windows[rec.Key]
 		switch {
 		case rec.Window <= 0:
-			a.flush([]*eventRecord{rec})
+			a.flush([]*eventRecord{rec}) // the mail record is the durable copy
 		case w == nil:
 			a.windows[rec.Key] = &window{end: now.Add(rec.Window)}
 			a.flush([]*eventRecord{rec})
 		default:
+			if err := a.q.addEvent(rec); err != nil {
+				// Keep going in memory: a mail without a durable copy
+				// beats no mail.
+				a.persistErrs.Add(1)
+				a.setErr(err)
+				a.log.Error("alert queue: cannot persist event", "err", err, "event", ev.Kind, "subject", ev.Subject)
+			}
 			w.held = append(w.held, rec)
 		}
 	}
@@ -367,7 +397,7 @@ func (a *Alerter) checkBusDrops() {
 	a.busSeen = d
 	a.mu.Unlock()
 	if n > 0 {
-		a.notify(int(n), fmt.Sprintf("%d event(s) were lost on the event bus before the alerter could persist them (subscriber buffer of %d full)", n, BusBuffer), nil)
+		a.notify(int(n), fmt.Sprintf("%d event(s) were lost on the event bus before the alerter could persist them (subscriber buffer of %d full)", n, a.o.BusBuffer), nil)
 	}
 }
 

@@ -452,3 +452,42 @@ func TestTestMailersReportsSteps(t *testing.T) {
 		t.Errorf("test mail: %+v", mta.messages())
 	}
 }
+
+func TestBusOverflowIsReported(t *testing.T) {
+	mta := newFakeMTA(t)
+	bus := events.New("gw1", "dc1")
+	a, err := New(Options{Bus: bus, DataDir: t.TempDir(), Node: "gw1", DC: "dc1", BusBuffer: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Published before Run: the first four wait in the buffer, the rest
+	// are lost on the bus.
+	for i := range 10 {
+		bus.Publish(downEvent("b", fmt.Sprintf("s%d", i), "x"))
+	}
+	c := clusterDoc(t, mta.addr, `
+  rules:
+    - to: ops@example.test
+      coalesce: 0
+`)
+	if err := a.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 5*time.Second, "four mails and the loss notice", func() bool { return len(mta.messages()) == 5 })
+	var notice string
+	for _, m := range mta.messages() {
+		if strings.Contains(m.Subject, "dropped") {
+			notice = m.Body
+		}
+	}
+	if !strings.Contains(notice, "6 event(s) were lost on the event bus") {
+		t.Errorf("notice body %q", notice)
+	}
+	if s := a.Stats(); s.BusDropped != 6 || s.Dropped != 6 || s.Subscribers["alerts/email"] != 6 {
+		t.Errorf("stats %+v", s)
+	}
+}

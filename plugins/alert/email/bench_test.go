@@ -2,6 +2,7 @@ package email
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -53,6 +54,29 @@ func BenchmarkHandleMatched(b *testing.B) {
 	for b.Loop() {
 		a.handle(ev) // first one mails, the rest are held in the window
 	}
+}
+
+// BenchmarkHandleBurst is 100 events of an outage arriving together: one
+// directory fsync for the batch.
+func BenchmarkHandleBurst(b *testing.B) {
+	a, err := New(Options{DataDir: b.TempDir(), Node: "gw1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.Apply(benchConfig(b))
+	evs := make([]events.Event, 100)
+	for i := range evs {
+		evs[i] = downEvent("exchange", fmt.Sprintf("s%d", i), "down")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.q.beginBatch()
+		for _, ev := range evs {
+			a.handle(ev)
+		}
+		a.q.endBatch()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }
 
 func BenchmarkRender(b *testing.B) {

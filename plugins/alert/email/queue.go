@@ -74,7 +74,10 @@ type queue struct {
 	// inflight is the mail being delivered: the cap never drops it and the
 	// drop notice is not updated under it (the update would be lost).
 	inflight uint64
-	corrupt  []string // names moved aside at open, for reporting
+	// batch defers directory fsyncs to endBatch: a burst of events costs
+	// one directory sync instead of one per record.
+	batch, dirty bool
+	corrupt      []string // names moved aside at open, for reporting
 }
 
 func openQueue(dir string) (*queue, error) {
@@ -219,6 +222,28 @@ func (q *queue) write(kind string, seq uint64, v any) error {
 		os.Remove(tmp)
 		return fmt.Errorf("alert queue: writing %s: %w", filepath.Base(final), err)
 	}
+	if q.batch {
+		q.dirty = true
+		return nil
+	}
+	return q.syncDir()
+}
+
+func (q *queue) beginBatch() {
+	q.mu.Lock()
+	q.batch = true
+	q.mu.Unlock()
+}
+
+// endBatch makes the batch's renames durable.
+func (q *queue) endBatch() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batch = false
+	if !q.dirty {
+		return nil
+	}
+	q.dirty = false
 	return q.syncDir()
 }
 
