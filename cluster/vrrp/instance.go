@@ -56,7 +56,7 @@ type Status struct {
 	Tracks         []TrackStatus `json:"tracks,omitempty"`
 	Received       uint64        `json:"adverts_received"`
 	Sent           uint64        `json:"adverts_sent"`
-	Dropped        map[string]uint64
+	Dropped        map[string]uint64 `json:"dropped,omitempty"`
 }
 
 // Instance drives one Machine from the network, its tracks and its clock.
