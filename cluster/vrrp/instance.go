@@ -43,19 +43,19 @@ type NetIO interface {
 
 // Status is one instance in `vipgate status`.
 type Status struct {
-	Name           string        `json:"name"`
-	VRID           int           `json:"vrid"`
-	Interface      string        `json:"interface"`
-	State          State         `json:"state"`
-	Priority       int           `json:"priority"`
-	BasePriority   int           `json:"base_priority"`
-	Master         string        `json:"master,omitempty"`
-	LastTransition time.Time     `json:"last_transition"`
-	LastReason     string        `json:"last_reason,omitempty"`
-	VIPs           []string      `json:"vips"`
-	Tracks         []TrackStatus `json:"tracks,omitempty"`
-	Received       uint64        `json:"adverts_received"`
-	Sent           uint64        `json:"adverts_sent"`
+	Name           string            `json:"name"`
+	VRID           int               `json:"vrid"`
+	Interface      string            `json:"interface"`
+	State          State             `json:"state"`
+	Priority       int               `json:"priority"`
+	BasePriority   int               `json:"base_priority"`
+	Master         string            `json:"master,omitempty"`
+	LastTransition time.Time         `json:"last_transition"`
+	LastReason     string            `json:"last_reason,omitempty"`
+	VIPs           []string          `json:"vips"`
+	Tracks         []TrackStatus     `json:"tracks,omitempty"`
+	Received       uint64            `json:"adverts_received"`
+	Sent           uint64            `json:"adverts_sent"`
 	Dropped        map[string]uint64 `json:"dropped,omitempty"`
 }
 
