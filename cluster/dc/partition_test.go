@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,9 +154,14 @@ func TestPartitionWithWitness(t *testing.T) {
 	}
 	s.faults.Heal()
 	testenv.Eventually(t, 20*time.Second, "one history after healing", func() bool {
-		a, b := a1.State(), b1.State()
-		return a.ActiveDatacenter() == "dc2" && a.Active == b.Active && a.Version == b.Version
+		a, b, c := a1.State(), b1.State(), w.State()
+		return a.ActiveDatacenter() == "dc2" && a.Index == b.Index && b.Index == c.Index &&
+			a.Active == b.Active && a.Version == b.Version && reflect.DeepEqual(a.Health, b.Health)
 	})
+	// The minority's log holds the majority's decision at the same index.
+	if a, b := a1.State().Active, b1.State().Active; a.Index != b.Index || a.Index == 0 {
+		t.Errorf("decision index %d on a1, %d on b1", a.Index, b.Index)
+	}
 }
 
 // The minority side (dc2 alone) does nothing; the majority keeps dc1.

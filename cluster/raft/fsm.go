@@ -240,6 +240,9 @@ func Validate(s *State, cmd Command) error {
 		if c.IfVersion != 0 && c.IfVersion != s.Version {
 			return fmt.Errorf("the configuration changed meanwhile (now version %d, expected %d): review the diff again", s.Version, c.IfVersion)
 		}
+		if err := SelfContained(c.Source); err != nil {
+			return err
+		}
 		if _, err := config.Parse(docName, c.Source); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,12 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Separate processes, real timeouts: the full run covers these.
+		fmt.Println("skipping the multi-process tests in -short mode")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "vipgate-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
