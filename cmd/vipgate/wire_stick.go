@@ -13,6 +13,7 @@ import (
 
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/proxy"
 	"github.com/vipgate/vipgate/core/stick"
 	"github.com/vipgate/vipgate/core/stick/peers"
 )
@@ -30,7 +31,16 @@ func newStickSync(e *env) (subsystem, error) {
 	if e.Proxy == nil {
 		return nil, nil
 	}
-	s := &stickSub{m: stick.NewManager(stick.Options{Log: e.Log.With("sub", "stick")})}
+	// Lua-computed keys run as route hooks (txn:set_var("stick_key", ...)).
+	// The resolver is the one the Lua subsystem installed in the proxy,
+	// read when a backend's rule is built.
+	keys := stick.KeysFromHooks(func() proxy.HookResolver {
+		if hp, ok := any(e.Proxy).(interface{ HookResolver() proxy.HookResolver }); ok {
+			return hp.HookResolver()
+		}
+		return nil
+	})
+	s := &stickSub{m: stick.NewManager(stick.Options{Log: e.Log.With("sub", "stick"), Keys: keys})}
 	e.Proxy.SetPersistFactory(s.m.Factory())
 	if np := e.Node.Peers; np.Listen != "" {
 		cfg := peers.Config{Node: e.Node.Name, Listen: np.Listen, Secret: []byte(np.Secret), Log: e.Log.With("sub", "peers")}

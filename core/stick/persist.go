@@ -214,3 +214,32 @@ func (p *persister) NeedsInspection() bool {
 	}
 	return false
 }
+
+// StickKeyVar is the transaction variable a Lua function sets to give the
+// stick key: txn:set_var("stick_key", ...).
+const StickKeyVar = "stick_key"
+
+// KeysFromHooks adapts Lua route hooks to key functions: the function runs
+// as a route hook on a tcp transaction (frontend, client, SNI) and the key
+// is what it stored in the stick_key variable; its routing decision is
+// ignored. resolver is read at each resolution, so it may be installed
+// after the Manager is built.
+func KeysFromHooks(resolver func() proxy.HookResolver) KeyResolver {
+	return func(name string) (KeyFunc, error) {
+		r := resolver()
+		if r == nil {
+			return nil, fmt.Errorf("no Lua runtime on this node")
+		}
+		h, err := r(name)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *proxy.ConnInfo) (string, error) {
+			t := &proxy.Txn{Frontend: c.Frontend, Client: c.Client, SNI: c.SNI}
+			if _, err := h.Route(ctx, t); err != nil {
+				return "", err
+			}
+			return t.Vars[StickKeyVar], nil
+		}, nil
+	}
+}
