@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
+
+	"github.com/vipgate/vipgate/cluster/raft"
 )
 
 // defaultAuthor names who made a change, for the audit trail.
@@ -55,6 +58,15 @@ func cmdApply(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "vipgate apply: %v\n", err)
 		return 1
 	}
+	// Lua files are local to this machine: carry their code in the document.
+	base := "."
+	if *file != "-" {
+		base = filepath.Dir(*file)
+	}
+	if data, err = raft.InlineFiles(data, base); err != nil {
+		fmt.Fprintf(os.Stderr, "vipgate apply: %s: %v\n", *file, err)
+		return 1
+	}
 	var resp configResponse
 	err = client().do(ctx, "POST", "/api/v1/config", configRequest{Author: *author, YAML: string(data), DryRun: *dry, Comment: *comment}, &resp)
 	if err != nil {
@@ -75,6 +87,10 @@ func reportAPIError(cmd, file string, err error) {
 			msg = strings.ReplaceAll(msg, "cluster.yaml:", file+":")
 		}
 		fmt.Fprintf(os.Stderr, "vipgate %s: the cluster refused the configuration (nothing was changed):\n%s\n", cmd, msg)
+		return
+	}
+	if errors.As(err, &ae) && ae.Status == 404 {
+		fmt.Fprintf(os.Stderr, "vipgate %s: this node runs standalone (no raft section in its node file): edit its config file and send it SIGHUP instead\n", cmd)
 		return
 	}
 	fmt.Fprintf(os.Stderr, "vipgate %s: %v\n", cmd, err)

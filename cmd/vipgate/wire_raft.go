@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,7 +36,9 @@ func newRaftSource(e *env) (configSource, error) {
 		if _, err := config.Parse(e.Node.Config, data); err != nil {
 			return nil, fmt.Errorf("seed config %s:\n%w", e.Node.Config, err)
 		}
-		seed = data
+		if seed, err = raft.InlineFiles(data, filepath.Dir(e.Node.Config)); err != nil {
+			return nil, fmt.Errorf("seed config %s: %w", e.Node.Config, err)
+		}
 	}
 	n, err := raft.New(raft.Options{
 		ID: e.Node.Name, Datacenter: e.Node.Datacenter, Role: e.Node.Role, Admin: e.Node.Admin.Listen,
@@ -302,6 +305,9 @@ func writeErr(w http.ResponseWriter, err error) {
 // putConfig diffs against the committed document and, unless dry, commits.
 func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment string, ifVersion uint64, dry bool) (*configResponse, error) {
 	st := s.n.State()
+	if err := raft.SelfContained(src); err != nil {
+		return nil, &raft.InvalidError{Err: err}
+	}
 	if _, err := config.Parse("cluster.yaml", src); err != nil {
 		return nil, &raft.InvalidError{Err: err}
 	}
