@@ -6,7 +6,7 @@ BENCH_TARGETS += bench-alerts
 FUZZ_TARGETS += fuzz-alerts
 
 bench-alerts:
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./plugins/alert/email/ | grep -E '^(Benchmark|ok)'
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./plugins/alert/email/ ./core/events/ | grep -E '^(Benchmark|ok)'
 
 fuzz-alerts:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./plugins/alert/email/
