@@ -151,7 +151,9 @@ func TestInstanceDropsMismatched(t *testing.T) {
 		ttl    int
 		reason string
 	}{
-		{"auth", func(c *config.VRRPInstance) { c.Version, c.AdvertInterval, c.AuthPass = 2, config.Duration(time.Second), "other" }, TTL, "auth"},
+		{"auth", func(c *config.VRRPInstance) {
+			c.Version, c.AdvertInterval, c.AuthPass = 2, config.Duration(time.Second), "other"
+		}, TTL, "auth"},
 		{"addresses", func(c *config.VRRPInstance) { c.VIPs = config.StringList{"198.18.1.200/24"} }, TTL, "addresses"},
 		{"version", func(c *config.VRRPInstance) { c.Version, c.AdvertInterval = 2, config.Duration(time.Second) }, TTL, "version"},
 		{"ttl", func(c *config.VRRPInstance) {}, 64, "ttl"},

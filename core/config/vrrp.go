@@ -227,9 +227,8 @@ func (c *Cluster) validateVRRP(p *Problems) {
 		iface string
 		vrid  int
 		v6    bool
-		dc    string
 	}
-	seen := map[key]string{}
+	seen := map[key][]int{}
 	for i := range c.VRRP.Instances {
 		in := &c.VRRP.Instances[i]
 		at := func(k ...any) string { return Path(append([]any{"vrrp", "instances", i}, k...)...) }
@@ -338,11 +337,16 @@ func (c *Cluster) validateVRRP(p *Problems) {
 				p.Addf(at("unicast_peers", j), "unicast peer %s is not of the VIPs' address family", a)
 			}
 		}
-		k := key{in.Interface, in.VRID, fam == 6, in.Datacenter}
-		if prev, dup := seen[k]; dup && in.VRID > 0 {
-			p.Addf(at("vrid"), "vrid %d on %s is already used by instance %q", in.VRID, in.Interface, prev)
+		// One VRID per link, unless the instances run on different nodes
+		// (then they are the same virtual router seen from each node).
+		k := key{in.Interface, in.VRID, fam == 6}
+		for _, o := range seen[k] {
+			if in.VRID > 0 && vrrpNodesOverlap(in, &c.VRRP.Instances[o]) {
+				p.Addf(at("vrid"), "vrid %d on %s is already used by instance %q on the same nodes", in.VRID, in.Interface, c.VRRP.Instances[o].Name)
+				break
+			}
 		}
-		seen[k] = in.Name
+		seen[k] = append(seen[k], i)
 		for j, s := range []string{in.NotifyMaster, in.NotifyBackup, in.NotifyFault, in.NotifyStop, in.Notify} {
 			if s != "" && strings.TrimSpace(s) == "" {
 				p.Addf(at([]string{"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"}[j]), "empty notify command")
@@ -418,4 +422,25 @@ func (c *Cluster) validateVRRP(p *Problems) {
 			inGroup[n] = g.Name
 		}
 	}
+}
+
+// vrrpNodesOverlap reports whether two instances certainly share a node.
+func vrrpNodesOverlap(a, b *VRRPInstance) bool {
+	everywhere := func(x *VRRPInstance) bool { return len(x.Nodes) == 0 && x.Datacenter == "" }
+	switch {
+	case everywhere(a) || everywhere(b):
+		return true
+	case len(a.Nodes) > 0 && len(b.Nodes) > 0:
+		for _, x := range a.Nodes {
+			for _, y := range b.Nodes {
+				if x == y {
+					return true
+				}
+			}
+		}
+		return false
+	case len(a.Nodes) == 0 && len(b.Nodes) == 0:
+		return a.Datacenter == b.Datacenter
+	}
+	return false // nodes vs datacenter: a node's datacenter is in its own file
 }

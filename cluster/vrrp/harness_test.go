@@ -1,0 +1,451 @@
+package vrrp_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/cluster/vrrp"
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/internal/testenv"
+	"github.com/vipgate/vipgate/internal/testnet"
+	"github.com/vipgate/vipgate/plugins/track"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// The namespace tests run every node as a real process in its own network
+// namespace: the test binary re-executes itself (TestHelperVRRPNode) with
+// the cluster document and node name in the environment, and keepalived
+// runs beside it from the Debian package for the interop tests.
+
+const echoPort = 7007
+
+// TestHelperVRRPNode is not a test: it is a vipgate VRRP node when the
+// harness starts this binary with VIPGATE_VRRP_HELPER set.
+func TestHelperVRRPNode(t *testing.T) {
+	cfgFile := os.Getenv("VIPGATE_VRRP_HELPER")
+	if cfgFile == "" {
+		t.Skip("helper process only")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := config.LoadFile(cfgFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "config:", err)
+		os.Exit(2)
+	}
+	node := &config.Node{Name: os.Getenv("VIPGATE_VRRP_NODE"), Datacenter: "dc1", Role: config.RoleGateway}
+	bus := events.New(node.Name, node.Datacenter)
+	m := vrrp.NewManager(vrrp.Options{Node: node, Log: log, Bus: bus, Tracks: track.Factory(track.Options{Checks: health.NewRegistry()})})
+	if err := m.Apply(c); err != nil {
+		fmt.Fprintln(os.Stderr, "apply:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go echo(ctx)
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestHelperEcho is a UDP echo server for keepalived nodes.
+func TestHelperEcho(t *testing.T) {
+	if os.Getenv("VIPGATE_ECHO_HELPER") == "" {
+		t.Skip("helper process only")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	echo(ctx)
+	os.Exit(0)
+}
+
+// echo answers UDP probes on every address (so on the VIP while held).
+func echo(ctx context.Context) {
+	pc, err := net.ListenPacket("udp4", fmt.Sprintf(":%d", echoPort))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		return
+	}
+	go func() { <-ctx.Done(); pc.Close() }()
+	buf := make([]byte, 64)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		pc.WriteTo(buf[:n], from)
+	}
+}
+
+// proc is one node process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuf
+	done chan struct{}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, out: &syncBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() || testing.Verbose() {
+			t.Logf("--- output of %s ---\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM (clean shutdown) and waits.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// kill is a crash: SIGKILL, no resignation, no cleanup.
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+func selfExe(t *testing.T) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// startVipgate runs a vipgate VRRP node for doc in host h.
+func startVipgate(t *testing.T, h *testnet.Host, node, doc string) *proc {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(f, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.LoadFile(f); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	cmd := h.Command(selfExe(t), "-test.run=^TestHelperVRRPNode$")
+	cmd.Env = append(os.Environ(), "VIPGATE_VRRP_HELPER="+f, "VIPGATE_VRRP_NODE="+node)
+	return startProc(t, "vipgate "+node, cmd)
+}
+
+// startKeepalived runs keepalived (VRRP only, foreground, console log)
+// with conf in host h, plus an echo responder.
+func startKeepalived(t *testing.T, h *testnet.Host, conf string) *proc {
+	t.Helper()
+	bin := testenv.RequireTool(t, "keepalived")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(bin, "-n", "-l", "-D", "-G", "-P", "-f", f,
+		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"))
+	p := startProc(t, "keepalived "+h.Name, cmd)
+	ec := h.Command(selfExe(t), "-test.run=^TestHelperEcho$")
+	ec.Env = append(os.Environ(), "VIPGATE_ECHO_HELPER=1")
+	startProc(t, "echo "+h.Name, ec)
+	return p
+}
+
+// keepalivedProtocolErrors returns log lines where keepalived complains
+// about what it received.
+func keepalivedProtocolErrors(log string) []string {
+	bad := []string{"invalid", "bad ", "mismatch", "wrong", "error", "not present", "didn't", "unknown", "checksum", "ttl", "auth"}
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		l := strings.ToLower(sc.Text())
+		for _, b := range bad {
+			if strings.Contains(l, b) && !strings.Contains(l, "configuration file") && !strings.Contains(l, "dbus") {
+				out = append(out, sc.Text())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// vipWatch follows the VIP on several hosts through netlink, so that a
+// moment when two hold it is seen, with its length.
+type vipWatch struct {
+	mu      sync.Mutex
+	vip     net.IP
+	holds   map[string]bool
+	ignore  map[string]bool
+	multi   time.Time // when more than one started holding, zero otherwise
+	maxDual time.Duration
+	changes int
+}
+
+func watchVIP(t *testing.T, vip string, hosts ...*testnet.Host) *vipWatch {
+	t.Helper()
+	w := &vipWatch{vip: net.ParseIP(vip), holds: map[string]bool{}, ignore: map[string]bool{}}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	for _, h := range hosts {
+		ns, err := netns.GetFromName(h.NS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan netlink.AddrUpdate, 64)
+		if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns, ListExisting: true}); err != nil {
+			t.Fatal(err)
+		}
+		name := h.Name
+		go func() {
+			defer ns.Close()
+			for u := range ch {
+				if u.LinkAddress.IP.Equal(w.vip) {
+					w.set(name, u.NewAddr)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *vipWatch) set(host string, has bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.holds[host] = has
+	w.changes++
+	w.update()
+}
+
+func (w *vipWatch) update() {
+	n := 0
+	for h, v := range w.holds {
+		if v && !w.ignore[h] {
+			n++
+		}
+	}
+	now := time.Now()
+	if n > 1 && w.multi.IsZero() {
+		w.multi = now
+	} else if n <= 1 && !w.multi.IsZero() {
+		w.maxDual = max(w.maxDual, now.Sub(w.multi))
+		w.multi = time.Time{}
+	}
+}
+
+// crashed excludes a killed host: a SIGKILLed process cannot remove its
+// addresses (nor can keepalived's), its namespace is as good as powered off.
+func (w *vipWatch) crashed(host string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ignore[host] = true
+	w.update()
+}
+
+func (w *vipWatch) revive(host string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.ignore, host)
+	w.update()
+}
+
+// holder is the one host holding the VIP ("" for none, "a+b" for several).
+func (w *vipWatch) holder() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var hs []string
+	for h, v := range w.holds {
+		if v && !w.ignore[h] {
+			hs = append(hs, h)
+		}
+	}
+	if len(hs) > 1 {
+		slicesSort(hs)
+	}
+	return strings.Join(hs, "+")
+}
+
+func (w *vipWatch) dual() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.maxDual
+	if !w.multi.IsZero() {
+		d = max(d, time.Since(w.multi))
+	}
+	return d
+}
+
+func slicesSort(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func waitHolder(t *testing.T, w *vipWatch, want string, d time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, d, "VIP held by "+want+" only", func() bool { return w.holder() == want })
+}
+
+// prober sends a numbered UDP probe to the VIP every interval from the
+// client namespace and records when answers come back, to measure the
+// client-visible gap of a failover.
+type prober struct {
+	mu      sync.Mutex
+	replies []time.Time
+	conn    *net.UDPConn
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startProber(t *testing.T, client *testnet.Host, vip string, every time.Duration) *prober {
+	t.Helper()
+	conn := udpInNS(t, client.NS, vip)
+	p := &prober{conn: conn, stop: make(chan struct{})}
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		var seq uint64
+		b := make([]byte, 8)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tk.C:
+			}
+			seq++
+			binary.BigEndian.PutUint64(b, seq)
+			conn.Write(b) // errors (no route yet, ICMP) are gaps too
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		b := make([]byte, 64)
+		for {
+			conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			_, err := conn.Read(b)
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			if err == nil {
+				p.mu.Lock()
+				p.replies = append(p.replies, time.Now())
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *prober) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.wg.Wait()
+	p.conn.Close()
+}
+
+func (p *prober) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.replies)
+}
+
+// gapAfter is the longest time without a reply after `from`.
+func (p *prober) gapAfter(from time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var gap time.Duration
+	last := from
+	for _, r := range p.replies {
+		if r.Before(from) {
+			continue
+		}
+		gap = max(gap, r.Sub(last))
+		last = r
+	}
+	return gap
+}
+
+// udpInNS opens a UDP socket inside a named namespace; the socket keeps
+// belonging to it after the thread returns to the test's namespace.
+func udpInNS(t *testing.T, ns, vip string) *net.UDPConn {
+	t.Helper()
+	type res struct {
+		c   *net.UDPConn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread()
+		// This thread's namespace is changed for good: never unlock it,
+		// so the runtime retires the thread instead of reusing it.
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- res{err: err}
+			return
+		}
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(vip), Port: echoPort})
+		ch <- res{c, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("udp socket in %s: %v", ns, r.err)
+	}
+	return r.c
+}

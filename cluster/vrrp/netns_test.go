@@ -1,0 +1,279 @@
+package vrrp_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
+	"github.com/vipgate/vipgate/internal/testnet"
+)
+
+const vip = "198.18.0.200"
+
+// opts describe one VRRP instance as both vipgate and keepalived see it.
+type opts struct {
+	version  int
+	interval time.Duration
+	auth     string
+	unicast  []string          // node addresses; empty = multicast
+	prio     map[string]int    // node name → priority
+	preempt  map[string]bool   // node name → preempt (default true)
+	track    string            // exec track command (vipgate), weight -150
+	extra    map[string]string // extra YAML lines per instance
+}
+
+func (o opts) ivl() string {
+	if o.version == 2 {
+		return fmt.Sprintf("%ds", int(o.interval/time.Second))
+	}
+	return fmt.Sprintf("%dms", o.interval.Milliseconds())
+}
+
+// vipgateDoc is the one cluster document every vipgate node reads: an
+// instance per node (by `nodes:`) so nodes may differ in preempt.
+func vipgateDoc(o opts) string {
+	var b strings.Builder
+	b.WriteString("vrrp:\n  instances:\n")
+	for node, prio := range o.prio {
+		fmt.Fprintf(&b, "    - name: vi-%s\n      nodes: [%s]\n      interface: eth0\n      vrid: 51\n      version: %d\n      priority: %d\n      advert_interval: %s\n      garp_master_delay: 1s\n      vips: [\"%s/24\"]\n",
+			node, node, o.version, prio, o.ivl(), vip)
+		if p, ok := o.preempt[node]; ok && !p {
+			b.WriteString("      preempt: false\n")
+		}
+		if o.auth != "" {
+			fmt.Fprintf(&b, "      auth_pass: %s\n", o.auth)
+		}
+		if len(o.unicast) > 0 {
+			fmt.Fprintf(&b, "      unicast_peers: [%s]\n", strings.Join(o.unicast, ", "))
+		}
+		if o.track != "" {
+			fmt.Fprintf(&b, "      track:\n        - kind: exec\n          name: script\n          command: [sh, -c, %q]\n          interval: 50ms\n          weight: -150\n", o.track)
+		}
+	}
+	return b.String()
+}
+
+func keepalivedConf(o opts, node, self string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_garp_master_delay 1\n}\n", node)
+	fmt.Fprintf(&b, "vrrp_instance VI {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  version %d\n", o.prio[node], o.version)
+	if o.version == 2 {
+		fmt.Fprintf(&b, "  advert_int %d\n", int(o.interval/time.Second))
+	} else {
+		fmt.Fprintf(&b, "  advert_int %.2f\n", o.interval.Seconds())
+	}
+	if p, ok := o.preempt[node]; ok && !p {
+		b.WriteString("  nopreempt\n")
+	}
+	if o.auth != "" {
+		fmt.Fprintf(&b, "  authentication {\n    auth_type PASS\n    auth_pass %s\n  }\n", o.auth)
+	}
+	if len(o.unicast) > 0 {
+		fmt.Fprintf(&b, "  unicast_src_ip %s\n  unicast_peer {\n", self)
+		for _, u := range o.unicast {
+			if u != self {
+				fmt.Fprintf(&b, "    %s\n", u)
+			}
+		}
+		b.WriteString("  }\n")
+	}
+	fmt.Fprintf(&b, "  virtual_ipaddress {\n    %s/24\n  }\n}\n", vip)
+	return b.String()
+}
+
+type bed struct {
+	n      *testnet.Net
+	hosts  map[string]*testnet.Host
+	addrs  map[string]string
+	client *testnet.Host
+	w      *vipWatch
+}
+
+// newBed makes hosts a, b, c… (198.18.0.1, .2, …) and a client (.100).
+func newBed(t *testing.T, names ...string) *bed {
+	t.Helper()
+	testenv.Short(t)
+	n := testnet.New(t)
+	b := &bed{n: n, hosts: map[string]*testnet.Host{}, addrs: map[string]string{}}
+	var hs []*testnet.Host
+	for i, name := range names {
+		b.addrs[name] = fmt.Sprintf("198.18.0.%d", i+1)
+		b.hosts[name] = n.AddHost(name, b.addrs[name]+"/24")
+		hs = append(hs, b.hosts[name])
+	}
+	b.client = n.AddHost("client", "198.18.0.100/24")
+	b.w = watchVIP(t, vip, hs...)
+	return b
+}
+
+// checkDual fails when two nodes held the VIP longer than one advert
+// interval (plus scheduling slack of the 2-core CI machine).
+func (b *bed) checkDual(t *testing.T, o opts) {
+	t.Helper()
+	if d := b.w.dual(); d > o.interval+50*time.Millisecond {
+		t.Fatalf("VIP held by two nodes for %s (advert interval %s)", d, o.interval)
+	}
+}
+
+func TestNetnsFailover(t *testing.T) {
+	b := newBed(t, "a", "b")
+	dir := t.TempDir()
+	o := opts{version: 3, interval: 100 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100},
+		track: "test ! -e " + dir + "/fail-$(ip netns identify)"}
+	doc := vipgateDoc(o)
+	pa := startVipgate(t, b.hosts["a"], "a", doc)
+	startVipgate(t, b.hosts["b"], "b", doc)
+	long := 10 * time.Second
+	waitHolder(t, b.w, "a", long)
+
+	t.Log("link down on the master")
+	b.n.Cable(b.hosts["a"], false)
+	waitHolder(t, b.w, "b", long)
+	b.n.Cable(b.hosts["a"], true)
+	waitHolder(t, b.w, "a", long) // preempts back
+	b.checkDual(t, o)
+
+	t.Log("track script fails on the master")
+	fail := filepath.Join(dir, "fail-"+b.hosts["a"].NS)
+	os.WriteFile(fail, nil, 0o644)
+	waitHolder(t, b.w, "b", long)
+	os.Remove(fail)
+	waitHolder(t, b.w, "a", long)
+	b.checkDual(t, o)
+
+	t.Log("master process killed")
+	pa.kill()
+	b.w.crashed("a")
+	waitHolder(t, b.w, "b", long)
+	b.hosts["a"].Run("ip", "addr", "del", vip+"/24", "dev", "eth0") // the crashed box reboots clean
+	b.w.revive("a")
+	pa = startVipgate(t, b.hosts["a"], "a", doc)
+	waitHolder(t, b.w, "a", long)
+	b.checkDual(t, o)
+
+	t.Log("clean shutdown of the master")
+	pa.stop()
+	waitHolder(t, b.w, "b", long)
+	b.checkDual(t, o)
+	if out := pa.out.String(); !strings.Contains(out, "to=STOP") {
+		t.Fatalf("no STOP transition logged:\n%s", out)
+	}
+}
+
+func TestNetnsThreeNodes(t *testing.T) {
+	b := newBed(t, "a", "b", "c")
+	o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 100, "b": 150, "c": 200}}
+	doc := vipgateDoc(o)
+	p := map[string]*proc{}
+	for _, n := range []string{"a", "b", "c"} {
+		p[n] = startVipgate(t, b.hosts[n], n, doc)
+	}
+	waitHolder(t, b.w, "c", 10*time.Second)
+	p["c"].stop()
+	waitHolder(t, b.w, "b", 10*time.Second)
+	b.n.Cable(b.hosts["b"], false)
+	waitHolder(t, b.w, "a", 10*time.Second)
+	b.n.Cable(b.hosts["b"], true)
+	waitHolder(t, b.w, "b", 10*time.Second)
+	b.checkDual(t, o)
+}
+
+func TestNetnsPreempt(t *testing.T) {
+	for _, preempt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("preempt=%v", preempt), func(t *testing.T) {
+			b := newBed(t, "a", "b")
+			o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, preempt: map[string]bool{"a": preempt}}
+			doc := vipgateDoc(o)
+			startVipgate(t, b.hosts["b"], "b", doc)
+			waitHolder(t, b.w, "b", 10*time.Second)
+			pa := startVipgate(t, b.hosts["a"], "a", doc)
+			if preempt {
+				waitHolder(t, b.w, "a", 10*time.Second)
+				return
+			}
+			testenv.Eventually(t, 10*time.Second, "a backup", func() bool { return strings.Contains(pa.out.String(), "to=BACKUP") })
+			// Master_Down_Interval is ~0.2s: after ten of them a would have
+			// preempted if it were going to.
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				if h := b.w.holder(); h != "b" {
+					t.Fatalf("nopreempt: VIP moved to %q", h)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestNetnsUnicast(t *testing.T) {
+	b := newBed(t, "a", "b")
+	// Multicast is dropped on the segment: only unicast can elect.
+	o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, unicast: []string{"198.18.0.1", "198.18.0.2"}}
+	doc := vipgateDoc(o)
+	pa := startVipgate(t, b.hosts["a"], "a", doc)
+	startVipgate(t, b.hosts["b"], "b", doc)
+	waitHolder(t, b.w, "a", 10*time.Second)
+	pa.stop()
+	waitHolder(t, b.w, "b", 10*time.Second)
+	b.checkDual(t, o)
+}
+
+// TestKeepalivedInterop pairs a vipgate node with the Debian keepalived on
+// one segment, each side master in turn, for v2 with PASS, v3 and unicast.
+func TestKeepalivedInterop(t *testing.T) {
+	modes := []struct {
+		name string
+		o    opts
+	}{
+		{"v2-pass-multicast", opts{version: 2, interval: time.Second, auth: "s3cret"}},
+		{"v3-multicast", opts{version: 3, interval: 100 * time.Millisecond}},
+		{"v2-unicast", opts{version: 2, interval: time.Second, unicast: []string{"198.18.0.1", "198.18.0.2"}}},
+		{"v3-unicast", opts{version: 3, interval: 100 * time.Millisecond, unicast: []string{"198.18.0.1", "198.18.0.2"}}},
+	}
+	for _, m := range modes {
+		for _, vipgateMaster := range []bool{true, false} {
+			name := m.name + "/keepalived-master"
+			if vipgateMaster {
+				name = m.name + "/vipgate-master"
+			}
+			t.Run(name, func(t *testing.T) {
+				testenv.RequireTool(t, "keepalived")
+				b := newBed(t, "v", "k") // v = vipgate 198.18.0.1, k = keepalived .2
+				o := m.o
+				o.prio = map[string]int{"v": 100, "k": 200}
+				master, backup := "k", "v"
+				if vipgateMaster {
+					o.prio = map[string]int{"v": 200, "k": 100}
+					master, backup = "v", "k"
+				}
+				docO := o
+				docO.prio = map[string]int{"v": o.prio["v"]}
+				pv := startVipgate(t, b.hosts["v"], "v", vipgateDoc(docO))
+				pk := startKeepalived(t, b.hosts["k"], keepalivedConf(o, "k", "198.18.0.2"))
+				procs := map[string]*proc{"v": pv, "k": pk}
+				long := 15 * time.Second
+				waitHolder(t, b.w, master, long)
+
+				b.n.Cable(b.hosts[master], false)
+				waitHolder(t, b.w, backup, long)
+				b.n.Cable(b.hosts[master], true)
+				waitHolder(t, b.w, master, long)
+
+				procs[master].stop()
+				waitHolder(t, b.w, backup, long)
+				b.checkDual(t, o)
+
+				if errs := keepalivedProtocolErrors(pk.out.String()); len(errs) > 0 {
+					t.Fatalf("keepalived complained about vipgate:\n%s", strings.Join(errs, "\n"))
+				}
+				if out := pv.out.String(); strings.Contains(out, "dropped advertisement") {
+					t.Fatalf("vipgate dropped keepalived's adverts:\n%s", out)
+				}
+			})
+		}
+	}
+}
