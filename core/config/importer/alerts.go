@@ -4,13 +4,17 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
 // mailerSet is a haproxy `mailers` section.
 type mailerSet struct {
 	head    hline
-	mailers []string
-	timeout string
+	mailers []config.Mailer
+	lines   []hline
+	timeout config.Duration
+	used    bool
 }
 
 func (t *translator) mailers(s *hsection) {
@@ -22,10 +26,24 @@ func (t *translator) mailers(s *hsection) {
 				t.warn(l, "mailer", "want mailer NAME ADDRESS:PORT")
 				continue
 			}
-			ms.mailers = append(ms.mailers, l.args[2])
+			addr, hasPort, bad := parseServerAddr(l.args[2])
+			if bad != "" || !hasPort {
+				if bad == "" {
+					bad = "missing :port"
+				}
+				t.warn(l, "mailer "+l.args[1], bad)
+				continue
+			}
+			ms.mailers = append(ms.mailers, config.Mailer{Name: t.cleanName(l, "mailer", l.args[1]), Address: addr})
+			ms.lines = append(ms.lines, l)
 		case "timeout":
 			if len(l.args) >= 3 && l.args[1] == "mail" {
-				ms.timeout = l.args[2]
+				d, err := config.ParseDuration(l.args[2])
+				if err != nil {
+					t.warn(l, "timeout mail", err.Error())
+					continue
+				}
+				ms.timeout = d
 			} else {
 				t.warn(l, "timeout", "only `timeout mail` belongs in a mailers section")
 			}
@@ -36,38 +54,186 @@ func (t *translator) mailers(s *hsection) {
 	t.mailerSets[s.name] = ms
 }
 
-func (t *translator) emailAlert(l hline) {
-	t.alertLines = append(t.alertLines, l)
+func (t *translator) emailAlert(l hline) {}
+
+// haproxyLevel maps HAProxy's email-alert level to vipgate's min_level.
+// HAProxy logs a server going down at alert and up at notice, a backend
+// without servers at emerg; vipgate publishes server.down at warning,
+// server.up at notice and backend.empty at alert. The mapping keeps which
+// of those transitions are mailed.
+func haproxyLevel(l string) (string, bool) {
+	switch l {
+	case "emerg":
+		return "alert", true
+	case "alert", "crit", "err", "warning":
+		return "warning", true
+	case "notice", "info", "debug":
+		return l, true
+	}
+	return "", false
 }
 
-// finishAlerts reports haproxy e-mail alerting. The alerts section of the
-// cluster schema is not available in this build: the settings are kept as
-// comments (one warning per directive) for the operator to carry over.
+func (t *translator) addMailer(m config.Mailer, l hline) {
+	for _, o := range t.c.Alerts.Mailers {
+		if o.Address == m.Address {
+			return
+		}
+	}
+	for _, o := range t.c.Alerts.Mailers {
+		if o.Name == m.Name {
+			m.Name = fmt.Sprintf("%s-%d", m.Name, len(t.c.Alerts.Mailers)+1)
+		}
+	}
+	t.c.Alerts.Mailers = append(t.c.Alerts.Mailers, m)
+	t.src.mailers = append(t.src.mailers, l)
+}
+
+func (t *translator) setFrom(from string, l hline, directive string) {
+	switch a := &t.c.Alerts; {
+	case a.From == "":
+		a.From = from
+	case a.From != from:
+		t.warn(l, directive, fmt.Sprintf("vipgate sends every alert from one address; keeping %q", a.From))
+	}
+}
+
+// finishAlerts turns haproxy's email-alert settings, per proxy, into
+// cluster-wide alert rules: one per distinct (recipients, level).
 func (t *translator) finishAlerts() {
-	if len(t.alertLines) == 0 && len(t.mailerSets) == 0 {
+	type key struct{ to, level string }
+	rules := map[key][]string{}
+	var order []key
+	first := map[key]hline{}
+	for _, p := range t.proxies {
+		if len(p.emailAlert) == 0 {
+			continue
+		}
+		var mailers, from, to, level string
+		var head hline
+		ok := true
+		for _, l := range p.emailAlert {
+			head = l
+			if len(l.args) < 3 {
+				t.warn(l, "email-alert", "want email-alert mailers|from|to|level|myhostname VALUE")
+				ok = false
+				continue
+			}
+			switch l.args[1] {
+			case "mailers":
+				mailers = l.args[2]
+			case "from":
+				from = l.args[2]
+			case "to":
+				to = l.args[2]
+			case "level":
+				lv, good := haproxyLevel(l.args[2])
+				if !good {
+					t.warn(l, "email-alert level", fmt.Sprintf("%q is not a syslog level", l.args[2]))
+					ok = false
+				}
+				level = lv
+			case "myhostname":
+				t.warn(l, "email-alert myhostname", "set helo on the mailers by hand if the relay needs it (default: the node name)")
+			default:
+				t.warn(l, "email-alert "+l.args[1], "unknown email-alert keyword")
+			}
+		}
+		if !ok {
+			continue
+		}
+		if mailers == "" || from == "" || to == "" {
+			t.warn(head, "email-alert", fmt.Sprintf("%s %s: HAProxy sends alerts only with mailers, from and to all set; skipped", p.kind, p.name))
+			continue
+		}
+		ms := t.mailerSets[mailers]
+		if ms == nil {
+			t.warn(head, "email-alert mailers "+mailers, "no mailers section of that name")
+			continue
+		}
+		if len(ms.mailers) == 0 {
+			t.warn(head, "email-alert mailers "+mailers, "the mailers section has no usable mailer")
+			continue
+		}
+		if !ms.used {
+			ms.used = true
+			for i, m := range ms.mailers {
+				if ms.timeout > 0 {
+					m.ConnectTimeout, m.SendTimeout = ms.timeout, ms.timeout
+				}
+				t.addMailer(m, ms.lines[i])
+			}
+		}
+		t.setFrom(from, head, "email-alert from")
+		if level == "" {
+			level = "warning" // HAProxy's default level is alert
+		}
+		k := key{to, level}
+		if _, seen := rules[k]; !seen {
+			order = append(order, k)
+			first[k] = head
+		}
+		rules[k] = append(rules[k], p.name)
+	}
+	for i, k := range order {
+		name := "haproxy"
+		if len(order) > 1 {
+			name = fmt.Sprintf("haproxy-%d", i+1)
+		}
+		var to []string
+		for _, s := range strings.Split(k.to, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				to = append(to, s)
+			}
+		}
+		t.c.Alerts.Rules = append(t.c.Alerts.Rules, config.AlertRule{
+			Name: name, Events: config.StringList{"server.*", "backend.*"}, MinLevel: k.level, To: to,
+		})
+		t.src.rules = append(t.src.rules, first[k])
+		t.note("alerts", fmt.Sprintf("rule %s: HAProxy mailed server state changes of %s; vipgate rules are cluster-wide (every backend).", name, strings.Join(rules[k], ", ")))
+	}
+	var unused []string
+	for name, ms := range t.mailerSets {
+		if !ms.used {
+			unused = append(unused, name)
+		}
+	}
+	sort.Strings(unused)
+	for _, name := range unused {
+		t.warn(t.mailerSets[name].head, "mailers "+name, "no proxy uses it with email-alert; not carried over")
+	}
+}
+
+// keepalivedAlerts turns global_defs' notification settings into a rule
+// for VRRP transitions, when an instance or sync group has smtp_alert.
+func (t *translator) keepalivedAlerts(files []*kaFile, smtp bool) {
+	var f *kaFile
+	for _, x := range files {
+		if len(x.emails) > 0 || x.smtp != "" {
+			f = x
+			break
+		}
+	}
+	if f == nil {
 		return
 	}
-	t.footer = append(t.footer, "", "E-mail alerts from haproxy.cfg (this build's cluster schema has no alerts section yet):")
-	names := make([]string, 0, len(t.mailerSets))
-	for name := range t.mailerSets {
-		names = append(names, name)
+	at := hline{file: f.name}
+	if f.smtpLine != nil {
+		at = hline{file: f.smtpLine.file, num: f.smtpLine.line}
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		ms := t.mailerSets[name]
-		t.warn(ms.head, "mailers "+name, "e-mail alerting is not part of this build's cluster schema; kept as a comment")
-		t.footer = append(t.footer, fmt.Sprintf("  mailers %s (%s:%d): smtp servers %s, timeout %s", name, ms.head.file, ms.head.num,
-			strings.Join(ms.mailers, ", "), orDash(ms.timeout)))
+	if !smtp {
+		t.note("alerts", fmt.Sprintf("%s sets notification_email but no instance has smtp_alert: no rule for VRRP transitions.", f.name))
+		return
 	}
-	for _, l := range t.alertLines {
-		t.warn(l, strings.Join(l.args[:min(2, len(l.args))], " "), "e-mail alerting is not part of this build's cluster schema; kept as a comment")
-		t.footer = append(t.footer, fmt.Sprintf("  %s:%d: %s", l.file, l.num, strings.Join(l.args, " ")))
+	if f.smtp == "" || len(f.emails) == 0 || f.from == "" {
+		t.warn(at, "smtp_alert", "needs smtp_server, notification_email and notification_email_from in global_defs; skipped")
+		return
 	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	m := config.Mailer{Name: "keepalived-smtp", Address: f.smtp, ConnectTimeout: f.smtpTO}
+	t.addMailer(m, at)
+	t.setFrom(f.from, at, "notification_email_from")
+	t.c.Alerts.Rules = append(t.c.Alerts.Rules, config.AlertRule{
+		Name: "keepalived", Events: config.StringList{"vrrp.transition"}, MinLevel: "notice", To: config.StringList(f.emails),
+	})
+	t.src.rules = append(t.src.rules, at)
+	t.note("alerts", "rule keepalived: smtp_alert mailed every VRRP state change; vipgate publishes them as vrrp.transition at notice (FAULT at warning).")
 }

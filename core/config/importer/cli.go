@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // RunCLI is `vipgate import`: it translates haproxy.cfg and/or
@@ -18,34 +19,41 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	haproxy := fs.String("haproxy", "", "haproxy.cfg to translate")
-	keepalived := fs.String("keepalived", "", "keepalived.conf to translate")
+	var keepalived stringsFlag
+	fs.Var(&keepalived, "keepalived", "keepalived.conf to translate; repeat it with each node's file to merge their priorities")
 	out := fs.String("o", "", "write the cluster document to this file (default: stdout)")
 	strict := fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy haproxy.cfg] [--keepalived keepalived.conf] [-o cluster.yaml] [--strict]\n\n")
+		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy haproxy.cfg] [--keepalived keepalived.conf ...] [-o cluster.yaml] [--strict]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || (*haproxy == "" && *keepalived == "") {
+	if fs.NArg() > 0 || (*haproxy == "" && len(keepalived) == 0) {
 		fs.Usage()
 		return 2
 	}
 	var opts Options
-	for _, in := range []struct {
-		name string
-		dst  **Input
-	}{{*haproxy, &opts.HAProxy}, {*keepalived, &opts.Keepalived}} {
-		if in.name == "" {
-			continue
-		}
-		data, err := os.ReadFile(in.name)
+	read := func(name string) *Input {
+		data, err := os.ReadFile(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "vipgate import: %v\n", err)
+			return nil
+		}
+		return &Input{Name: name, Data: data}
+	}
+	if *haproxy != "" {
+		if opts.HAProxy = read(*haproxy); opts.HAProxy == nil {
 			return 1
 		}
-		*in.dst = &Input{Name: in.name, Data: data}
+	}
+	for _, k := range keepalived {
+		in := read(k)
+		if in == nil {
+			return 1
+		}
+		opts.Keepalived = append(opts.Keepalived, in)
 	}
 	res, err := Import(opts)
 	if err != nil {
@@ -101,3 +109,9 @@ func writeFileAtomic(name string, data []byte) error {
 	}
 	return err
 }
+
+// stringsFlag collects a repeated flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }

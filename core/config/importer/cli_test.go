@@ -20,7 +20,7 @@ func TestRunCLI(t *testing.T) {
 	clean := write("clean.cfg", "frontend f\n  bind :80\n  default_backend b\nbackend b\n  server s 198.18.1.1:80 check\n")
 	warny := write("warny.cfg", "frontend f\n  bind :80\n  compression algo gzip\n  default_backend b\nbackend b\n  server s 198.18.1.1:80\n")
 	broken := write("broken.cfg", "frontend f\n  bind \"oops\n")
-	ka := write("k.conf", "vrrp_instance V {\n virtual_router_id 5\n}\n")
+	ka := write("k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  198.18.0.10/24\n }\n}\n")
 	kaBroken := write("kb.conf", "vrrp_instance V {\n")
 	out := filepath.Join(dir, "out.yaml")
 
@@ -42,7 +42,7 @@ func TestRunCLI(t *testing.T) {
 		{name: "strict passes a clean file", args: []string{"--strict", "--haproxy", clean, "-o", out}, code: 0, outFile: true, noStdout: true},
 		{name: "parse error is positioned", args: []string{"--haproxy", broken}, code: 1, noStdout: true, stderr: []string{broken + ":2: unterminated double quote"}},
 		{name: "keepalived parse error", args: []string{"--keepalived", kaBroken}, code: 1, noStdout: true, stderr: []string{kaBroken + ":1: block \"vrrp_instance\" is not closed"}},
-		{name: "both inputs", args: []string{"--haproxy", clean, "--keepalived", ka}, code: 0, stdout: "vrrp_instance V", stderr: []string{ka + ":1: vrrp_instance V:"}},
+		{name: "both inputs", args: []string{"--haproxy", clean, "--keepalived", ka}, code: 0, stdout: "name: V", stderr: []string{ka + ":1: vrrp_instance V: this file describes one node"}},
 		{name: "missing file", args: []string{"--haproxy", filepath.Join(dir, "nope.cfg")}, code: 1, stderr: []string{"no such file"}},
 		{name: "no input", args: nil, code: 2, stderr: []string{"usage: vipgate import"}},
 		{name: "stray argument", args: []string{"x.cfg"}, code: 2, stderr: []string{"usage: vipgate import"}},
@@ -83,7 +83,7 @@ func TestRunCLI(t *testing.T) {
 func TestRunCLIExample(t *testing.T) {
 	t.Chdir(exampleDir)
 	var so, se bytes.Buffer
-	if code := RunCLI([]string{"--haproxy", "haproxy.cfg", "--keepalived", "keepalived.conf"}, &so, &se); code != 0 {
+	if code := RunCLI([]string{"--haproxy", "haproxy.cfg", "--keepalived", "keepalived.conf", "--keepalived", "keepalived.gw2-a.conf"}, &so, &se); code != 0 {
 		t.Fatalf("exit %d: %s", code, se.String())
 	}
 	want, err := os.ReadFile("cluster.yaml")

@@ -54,7 +54,7 @@ func FuzzKeepalived(f *testing.F) {
 	}
 	fsys := mapFS{"x.conf": "vrrp_sync_group G { group { V } }\n", "loop.conf": "include loop.conf\n"}
 	f.Fuzz(func(t *testing.T, cfg string) {
-		r, err := Import(Options{Keepalived: &Input{Name: "k.conf", Data: []byte(cfg)}, FS: fsys})
+		r, err := Import(Options{Keepalived: []*Input{{Name: "k.conf", Data: []byte(cfg)}}, FS: fsys})
 		checkFuzzResult(t, r, err)
 	})
 }

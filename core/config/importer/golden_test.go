@@ -16,19 +16,24 @@ var update = flag.Bool("update", false, "rewrite examples/migration/cluster.yaml
 const exampleDir = "../../../examples/migration"
 
 // importExample translates the reference deployment's files as
-// `vipgate import --haproxy haproxy.cfg --keepalived keepalived.conf`
-// run in examples/migration would.
+// `vipgate import --haproxy haproxy.cfg --keepalived keepalived.conf
+// --keepalived keepalived.gw2-a.conf` run in examples/migration would.
 func importExample(t testing.TB) *Result {
 	t.Helper()
 	h, err := os.ReadFile(filepath.Join(exampleDir, "haproxy.cfg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := os.ReadFile(filepath.Join(exampleDir, "keepalived.conf"))
+	k1, err := os.ReadFile(filepath.Join(exampleDir, "keepalived.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Import(Options{HAProxy: &Input{Name: "haproxy.cfg", Data: h}, Keepalived: &Input{Name: "keepalived.conf", Data: k}, FS: mapFS{}})
+	k2, err := os.ReadFile(filepath.Join(exampleDir, "keepalived.gw2-a.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Import(Options{HAProxy: &Input{Name: "haproxy.cfg", Data: h},
+		Keepalived: []*Input{{Name: "keepalived.conf", Data: k1}, {Name: "keepalived.gw2-a.conf", Data: k2}}, FS: mapFS{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +105,7 @@ func TestExampleContent(t *testing.T) {
 		t.Errorf("redirect frontend = %+v", redirect)
 	}
 	y := string(importExample(t).YAML)
-	for _, want := range []string{"stick on payload_lv(43,1) if clienthello", "vrrp_instance VI_EXCHANGE", "per node"} {
+	for _, want := range []string{"TLS session ID", "per node"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -112,7 +117,7 @@ func BenchmarkImportExample(b *testing.B) {
 	k, _ := os.ReadFile(filepath.Join(exampleDir, "keepalived.conf"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Import(Options{HAProxy: &Input{Name: "haproxy.cfg", Data: h}, Keepalived: &Input{Name: "keepalived.conf", Data: k}}); err != nil {
+		if _, err := Import(Options{HAProxy: &Input{Name: "haproxy.cfg", Data: h}, Keepalived: []*Input{{Name: "keepalived.conf", Data: k}}}); err != nil {
 			b.Fatal(err)
 		}
 	}

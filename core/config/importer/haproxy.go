@@ -70,6 +70,9 @@ type proxy struct {
 	tlsFrontend   bool
 	comments      []string
 	stick         []hline
+	table         *config.StickTable
+	tableLine     hline
+	stickLine     hline
 	emailAlert    []hline
 }
 

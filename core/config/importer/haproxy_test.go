@@ -362,10 +362,65 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:6: defaults: several defaults sections"},
 		},
 		{
-			name:  "peers and mailers",
+			name:  "peers and incomplete email-alert",
 			cfg:   "peers p\n  peer a 198.18.0.1:1024\nmailers m\n  mailer s 198.18.0.25:25\n" + "backend b\n  email-alert mailers m\n  email-alert to a@b\n  server s 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {},
-			warns: []string{"h.cfg:1: peers p: stick-table peers are node-local", "h.cfg:3: mailers m:", "h.cfg:6: email-alert mailers:", "h.cfg:7: email-alert to:"},
+			warns: []string{"h.cfg:1: peers p: stick-table peers are node-local", "h.cfg:3: mailers m: no proxy uses it", "h.cfg:7: email-alert: backend b: HAProxy sends alerts only with mailers, from and to all set"},
+		},
+		{
+			name: "mailers and email-alert",
+			cfg: "mailers m\n  mailer relay1 198.18.0.25:25\n  mailer relay2 smtp.example.com:587\n  timeout mail 20s\n" +
+				"defaults\n  email-alert mailers m\n  email-alert from lb@example.com\n  email-alert to ops@example.com\n" +
+				"backend a\n  server s 198.18.1.1:80\n" +
+				"backend b\n  email-alert level notice\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				a := c.Alerts
+				if len(a.Mailers) != 2 || a.Mailers[1].Address != "smtp.example.com:587" || a.Mailers[0].SendTimeout != d("20s") || a.From != "lb@example.com" {
+					t.Errorf("alerts = %+v", a)
+				}
+				if len(a.Rules) != 2 || a.Rules[0].MinLevel != "warning" || a.Rules[1].MinLevel != "notice" || a.Rules[0].To[0] != "ops@example.com" {
+					t.Errorf("rules = %+v", a.Rules)
+				}
+			},
+		},
+		{
+			name: "stick on src and the SSL session ID recipe",
+			cfg: "backend a\n  stick-table type ip size 1m expire 30m\n  stick on src\n  server s 198.18.1.1:80\n" +
+				"backend b\n  stick-table type binary len 32 size 30k expire 10s peers p\n  acl clienthello req_ssl_hello_type 1\n  acl serverhello rep_ssl_hello_type 2\n" +
+				"  stick on payload_lv(43,1) if clienthello\n  stick store-response payload_lv(43,1) if serverhello\n  server s 198.18.1.1:443\n" +
+				"backend c\n  stick on src table a\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if st := c.StickTable("a"); st == nil || st.Type != "ip" || st.Size != 1<<20 || st.Expire != d("30m") {
+					t.Errorf("table a = %+v", st)
+				}
+				if st := c.StickTable("b"); st == nil || st.Type != "binary" || st.Len != 32 || st.Size != 30*1024 || !st.Peers {
+					t.Errorf("table b = %+v", st)
+				}
+				if r := c.Backend("a").Stick; r == nil || r.On != "src" || r.Table != "a" {
+					t.Errorf("a stick = %+v", r)
+				}
+				if r := c.Backend("b").Stick; r == nil || r.On != "ssl_session_id" || r.Table != "b" {
+					t.Errorf("b stick = %+v", r)
+				}
+				if r := c.Backend("c").Stick; r == nil || r.On != "src" || r.Table != "a" {
+					t.Errorf("c stick = %+v", r)
+				}
+			},
+		},
+		{
+			name: "stick problems",
+			cfg: "backend a\n  mode http\n  stick-table type ip\n  stick on src\n  server s 198.18.1.1:80\n" +
+				"backend b\n  stick-table type string len 64 store gpc0\n  stick on req.cook(x)\n  server s 198.18.1.1:80\n" +
+				"backend c\n  stick on src table nope\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				for _, b := range c.Backends {
+					if b.Stick != nil {
+						t.Errorf("backend %s kept stick %+v", b.Name, b.Stick)
+					}
+				}
+			},
+			warns: []string{"h.cfg:4: stick on: stick rules apply to tcp-mode backends", "h.cfg:7: stick-table store gpc0: not supported",
+				"h.cfg:8: stick on req.cook(x): vipgate persists on", `h.cfg:10: stick on: dropped: no stick table "nope"`},
 		},
 	}
 	for _, tt := range tests {

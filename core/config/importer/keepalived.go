@@ -3,129 +3,227 @@ package importer
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
-// The keepalived model: what keepalived.conf says, checked for meaning.
-// The cluster schema's vrrp and alerts sections are placeholders in this
-// build, so the model is rendered as a commented summary (and each block
-// is a warning) instead of YAML keys.
+// keepalived.conf describes one node; the cluster document describes all
+// of them. Each imported file is read into a kaFile, then instances of the
+// same name are merged: the shared settings once, each file's priority
+// under its router_id (the node's name) in `priorities`, every node's
+// unicast address in `unicast_peers`.
 
 type kaScript struct {
 	node               *kanode
 	name, script       string
-	interval, timeout  string
+	interval, timeout  config.Duration
 	weight, rise, fall int
-	hasWeight          bool
 }
 
-type kaVIP struct {
-	addr  netip.Prefix
-	dev   string
-	label string
+type kaTrackRef struct {
+	node   *kanode
+	name   string
+	weight *int
 }
 
 type kaInstance struct {
-	node         *kanode
-	name         string
-	state        string
-	iface        string
-	vrid         int
-	priority     int
-	advert       string
-	nopreempt    bool
-	preemptDelay string
-	authPass     string
-	unicastSrc   string
-	peers        []string
-	vips         []kaVIP
-	trackScripts []string
-	trackIfaces  []string
-	notify       []string
-	smtpAlert    bool
-	useVmac      bool
-	accept       string
+	node     *kanode
+	file     *kaFile
+	name     string
+	state    string
+	iface    string
+	vrid     int
+	version  int
+	priority int
+	advert   config.Duration
+	fracAdv  bool
+	preempt  *bool
+	pdelay   config.Duration
+	authPass string
+	src      string
+	peers    []string
+	vips4    []string
+	vips6    []string
+	scripts  []kaTrackRef
+	ifaces   []kaTrackRef
+	notify   map[string]string
+	smtp     bool
+	vmac     bool
+	accept   bool
+	garp     kaGARP
 }
 
-type kaGlobal struct {
-	emails      []string
-	from        string
-	smtpServer  string
-	smtpTimeout string
-	routerID    string
-	version     int
+type kaGARP struct {
+	delay   *config.Duration
+	repeat  int
+	refresh config.Duration
 }
 
-func (t *translator) translateKeepalived(nodes []*kanode) {
-	var g kaGlobal
-	var scripts []*kaScript
-	var insts []*kaInstance
-	var groups []*kanode
+type kaGroup struct {
+	node    *kanode
+	name    string
+	members []string
+	smtp    bool
+}
+
+type kaFile struct {
+	name     string
+	routerID string
+	version  int
+	garp     kaGARP
+	emails   []string
+	from     string
+	smtp     string // host:port
+	smtpTO   config.Duration
+	smtpLine *kanode
+	scripts  map[string]*kaScript
+	insts    []*kaInstance
+	groups   []*kaGroup
+}
+
+// nodeName is the vipgate node a file describes: its router_id, else the
+// file name.
+func (f *kaFile) nodeName() string {
+	if f.routerID != "" {
+		return f.routerID
+	}
+	return strings.TrimSuffix(filepath.Base(f.name), filepath.Ext(f.name))
+}
+
+func secs(c *kanode, t *translator, i int) (config.Duration, bool) {
+	v, err := strconv.ParseFloat(c.arg(i), 64)
+	if err != nil || v < 0 || v > 1e6 {
+		t.warnKA(c, c.keyword(), fmt.Sprintf("%q is not a number of seconds", c.arg(i)))
+		return 0, false
+	}
+	return config.Duration(v * 1e9), true
+}
+
+func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
+	f := &kaFile{name: name, scripts: map[string]*kaScript{}}
 	for _, n := range nodes {
 		switch n.keyword() {
 		case "global_defs":
-			t.kaGlobal(n, &g)
+			t.kaGlobal(n, f)
 		case "vrrp_script":
 			if s := t.kaScript(n); s != nil {
-				scripts = append(scripts, s)
+				if _, dup := f.scripts[s.name]; dup {
+					t.warnKA(n, "vrrp_script "+s.name, "defined twice; the last one counts")
+				}
+				f.scripts[s.name] = s
 			}
 		case "vrrp_instance":
-			if in := t.kaInstance(n); in != nil {
-				insts = append(insts, in)
+			if in := t.kaInstance(n, f); in != nil {
+				f.insts = append(f.insts, in)
 			}
 		case "vrrp_sync_group":
-			groups = append(groups, n)
-			t.warnKA(n, "vrrp_sync_group "+n.arg(1), "VRRP is not part of this build's cluster schema; kept as a comment")
-		case "virtual_server", "virtual_server_group", "real_server":
-			t.warnKA(n, n.keyword(), "IPVS load balancing is done by vipgate's proxy: describe it as frontends and backends (or import haproxy.cfg)")
+			g := &kaGroup{node: n, name: n.arg(1)}
+			for _, c := range n.children {
+				switch c.keyword() {
+				case "group":
+					for _, m := range c.children {
+						g.members = append(g.members, m.args...)
+					}
+				case "smtp_alert":
+					g.smtp = true
+				case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
+					t.warnKA(c, c.keyword(), "sync group notify scripts are not supported: set them on the instances")
+				default:
+					t.warnKA(c, c.keyword(), "unknown vrrp_sync_group keyword")
+				}
+			}
+			f.groups = append(f.groups, g)
+		case "virtual_server", "virtual_server_group":
+			t.warnKA(n, n.keyword(), "IPVS load balancing is vipgate's proxy: describe it as frontends and backends (or import haproxy.cfg)")
 		case "static_ipaddress", "static_routes", "static_rules":
 			t.warnKA(n, n.keyword(), "static addresses and routes belong to the host's network configuration")
 		default:
 			t.warnKA(n, n.keyword(), "unknown or unsupported keyword")
 		}
 	}
-	t.renderKeepalived(&g, scripts, insts, groups)
+	return f
 }
 
-func (t *translator) kaGlobal(n *kanode, g *kaGlobal) {
+func (t *translator) kaGlobal(n *kanode, f *kaFile) {
 	for _, c := range n.children {
 		k := c.keyword()
 		switch k {
 		case "notification_email":
 			for _, e := range c.children {
-				g.emails = append(g.emails, e.args...)
+				f.emails = append(f.emails, e.args...)
 			}
-			t.warnKA(c, k, "e-mail alerting is not part of this build's cluster schema; kept as a comment")
-		case "notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_helo_name":
-			v := strings.Join(c.args[1:], " ")
-			switch k {
-			case "notification_email_from":
-				g.from = v
-			case "smtp_server":
-				g.smtpServer = v
-			case "smtp_connect_timeout":
-				g.smtpTimeout = v
+			f.emails = append(f.emails, c.args[1:]...)
+		case "notification_email_from":
+			f.from = c.arg(1)
+		case "smtp_server":
+			host, port := c.arg(1), c.arg(2)
+			if port == "" {
+				port = "25"
 			}
-			t.warnKA(c, k, "e-mail alerting is not part of this build's cluster schema; kept as a comment")
+			if !validHost(host) {
+				t.warnKA(c, k, fmt.Sprintf("%q is neither an IP address nor a host name", host))
+				continue
+			}
+			if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+				t.warnKA(c, k, fmt.Sprintf("port %q out of range 1-65535", port))
+				continue
+			}
+			f.smtp = joinHostPort(host, port)
+			f.smtpLine = c
+		case "smtp_connect_timeout":
+			if d, ok := secs(c, t, 1); ok {
+				f.smtpTO = d
+			}
+		case "smtp_helo_name":
+			t.warnKA(c, k, "set helo on the mailer by hand if the relay needs it")
 		case "router_id":
-			g.routerID = c.arg(1)
+			f.routerID = c.arg(1)
+			if !config.ValidName(f.routerID) {
+				t.warnKA(c, k, fmt.Sprintf("%q is not a valid vipgate node name; using the file name", f.routerID))
+				f.routerID = ""
+			}
 		case "vrrp_version":
 			v, err := strconv.Atoi(c.arg(1))
 			if err != nil || (v != 2 && v != 3) {
 				t.warnKA(c, k, "want 2 or 3")
 				continue
 			}
-			g.version = v
-		case "enable_script_security", "script_user", "max_auto_priority", "vrrp_skip_check_adv_addr", "vrrp_strict",
-			"vrrp_garp_master_delay", "vrrp_garp_master_repeat", "vrrp_garp_master_refresh", "vrrp_garp_master_refresh_repeat",
-			"vrrp_garp_interval", "vrrp_gna_interval", "vrrp_iptables", "lvs_id", "lvs_sync_daemon", "dynamic_interfaces",
-			"vrrp_no_swap", "checker_no_swap", "vrrp_priority", "checker_priority", "vrrp_mcast_group4", "vrrp_mcast_group6":
-			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (kept with the VRRP notes below)", c.file, c.line, strings.Join(c.args, " ")))
+			f.version = v
+		case "vrrp_garp_master_delay":
+			if d, ok := secs(c, t, 1); ok {
+				f.garp.delay = &d
+			}
+		case "vrrp_garp_master_repeat":
+			if v, err := strconv.Atoi(c.arg(1)); err == nil && v >= 1 && v <= 100 {
+				f.garp.repeat = v
+			} else {
+				t.warnKA(c, k, "want 1-100")
+			}
+		case "vrrp_garp_master_refresh":
+			if d, ok := secs(c, t, 1); ok {
+				f.garp.refresh = d
+			}
+		case "enable_script_security", "script_user":
+			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (vipgate runs track and notify commands as its own user, without a shell)", c.file, c.line, strings.Join(c.args, " ")))
+		case "vrrp_skip_check_adv_addr", "vrrp_strict", "vrrp_iptables", "max_auto_priority", "vrrp_no_swap", "checker_no_swap",
+			"vrrp_priority", "checker_priority", "lvs_id", "lvs_sync_daemon", "dynamic_interfaces", "vrrp_garp_interval",
+			"vrrp_gna_interval", "vrrp_garp_master_refresh_repeat", "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_check_unicast_src":
+			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (no vipgate equivalent needed)", c.file, c.line, strings.Join(c.args, " ")))
 		default:
 			t.warnKA(c, k, "unknown or unsupported global_defs keyword")
 		}
 	}
+}
+
+func joinHostPort(h, p string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]:" + p
+	}
+	return h + ":" + p
 }
 
 func (t *translator) kaScript(n *kanode) *kaScript {
@@ -136,10 +234,10 @@ func (t *translator) kaScript(n *kanode) *kaScript {
 	}
 	for _, c := range n.children {
 		k := c.keyword()
-		num := func() (int, bool) {
+		num := func(lo, hi int) (int, bool) {
 			v, err := strconv.Atoi(c.arg(1))
-			if err != nil {
-				t.warnKA(c, k, fmt.Sprintf("%q is not a number", c.arg(1)))
+			if err != nil || v < lo || v > hi {
+				t.warnKA(c, k, fmt.Sprintf("%q: want %d..%d", c.arg(1), lo, hi))
 				return 0, false
 			}
 			return v, true
@@ -148,44 +246,48 @@ func (t *translator) kaScript(n *kanode) *kaScript {
 		case "script":
 			s.script = strings.Join(c.args[1:], " ")
 		case "interval":
-			s.interval = c.arg(1) + "s"
+			if d, ok := secs(c, t, 1); ok {
+				s.interval = d
+			}
 		case "timeout":
-			s.timeout = c.arg(1) + "s"
+			if d, ok := secs(c, t, 1); ok {
+				s.timeout = d
+			}
 		case "weight":
-			if v, ok := num(); ok {
-				if v < -253 || v > 253 {
-					t.warnKA(c, k, "weight must be -253..253")
-					continue
-				}
-				s.weight, s.hasWeight = v, true
+			if v, ok := num(-253, 253); ok {
+				s.weight = v
+			}
+			if c.arg(2) == "reverse" {
+				t.warnKA(c, "weight reverse", "not supported")
 			}
 		case "rise":
-			s.rise, _ = num()
+			s.rise, _ = num(1, 1000)
 		case "fall":
-			s.fall, _ = num()
+			s.fall, _ = num(1, 1000)
 		case "user", "init_fail":
-			t.warnKA(c, k, "not supported: vipgate runs track scripts as its own user")
+			t.warnKA(c, k, "not supported: vipgate runs track commands as its own user and starts them as failed")
 		default:
 			t.warnKA(c, k, "unknown vrrp_script keyword")
 		}
 	}
-	if s.script == "" {
-		t.warnKA(n, "vrrp_script "+s.name, "no script")
+	if strings.TrimSpace(s.script) == "" {
+		t.warnKA(n, "vrrp_script "+s.name, "no script; skipped")
+		return nil
 	}
-	t.warnKA(n, "vrrp_script "+s.name, "VRRP track scripts are not part of this build's cluster schema; kept as a comment")
 	return s
 }
 
-func (t *translator) kaInstance(n *kanode) *kaInstance {
-	in := &kaInstance{node: n, name: n.arg(1)}
+func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
+	in := &kaInstance{node: n, file: f, name: n.arg(1), notify: map[string]string{}}
+	if !config.ValidName(in.name) {
+		t.warnKA(n, "vrrp_instance "+in.name, "instance names use letters, digits, '_', '.', '-'; skipped")
+		return nil
+	}
 	for _, c := range n.children {
 		k := c.keyword()
 		switch k {
 		case "state":
 			in.state = strings.ToUpper(c.arg(1))
-			if in.state != "MASTER" && in.state != "BACKUP" {
-				t.warnKA(c, k, "want MASTER or BACKUP")
-			}
 		case "interface":
 			in.iface = c.arg(1)
 		case "virtual_router_id":
@@ -202,198 +304,459 @@ func (t *translator) kaInstance(n *kanode) *kaInstance {
 				continue
 			}
 			in.priority = v
+		case "version":
+			v, err := strconv.Atoi(c.arg(1))
+			if err != nil || (v != 2 && v != 3) {
+				t.warnKA(c, k, "want 2 or 3")
+				continue
+			}
+			in.version = v
 		case "advert_int":
-			in.advert = c.arg(1) + "s"
+			if d, ok := secs(c, t, 1); ok {
+				in.advert = d
+			}
 		case "nopreempt":
-			in.nopreempt = true
+			f := false
+			in.preempt = &f
+		case "preempt":
+			tr := true
+			in.preempt = &tr
 		case "preempt_delay":
-			in.preemptDelay = c.arg(1) + "s"
+			if d, ok := secs(c, t, 1); ok {
+				in.pdelay = d
+			}
 		case "authentication":
 			for _, a := range c.children {
 				switch a.keyword() {
 				case "auth_type":
 					if a.arg(1) != "PASS" {
-						t.warnKA(a, "auth_type "+a.arg(1), "only PASS is interoperable (AH is not supported)")
+						t.warnKA(a, "auth_type "+a.arg(1), "only PASS is supported (AH is not); authentication dropped")
+						in.authPass = ""
 					}
 				case "auth_pass":
 					in.authPass = a.arg(1)
+					if len(in.authPass) > 8 {
+						t.warnKA(a, "auth_pass", "longer than 8 characters: keepalived sends only the first 8, and so does vipgate")
+						in.authPass = in.authPass[:8]
+					}
 				default:
 					t.warnKA(a, a.keyword(), "unknown authentication keyword")
 				}
 			}
 		case "unicast_src_ip":
-			in.unicastSrc = c.arg(1)
+			if validAddr(c.arg(1)) {
+				in.src = c.arg(1)
+			} else {
+				t.warnKA(c, k, fmt.Sprintf("%q is not an IP address", c.arg(1)))
+			}
 		case "unicast_peer":
 			for _, p := range c.children {
-				in.peers = append(in.peers, p.arg(0))
-				if !validAddr(p.arg(0)) {
+				if validAddr(p.arg(0)) {
+					in.peers = append(in.peers, p.arg(0))
+				} else {
 					t.warnKA(p, "unicast_peer", fmt.Sprintf("%q is not an IP address", p.arg(0)))
+				}
+				if len(p.args) > 1 {
+					t.warnKA(p, "unicast_peer "+p.arg(1), "per-peer options are not supported")
 				}
 			}
 		case "virtual_ipaddress", "virtual_ipaddress_excluded":
 			for _, v := range c.children {
-				if vip, ok := t.kaVIP(v); ok {
-					in.vips = append(in.vips, vip)
-				}
-			}
-			if k == "virtual_ipaddress_excluded" {
-				t.warnKA(c, k, "excluded addresses are carried like the others (vipgate always sends them in adverts only up to the protocol limit)")
+				t.kaVIP(v, in)
 			}
 		case "track_script":
 			for _, s := range c.children {
-				in.trackScripts = append(in.trackScripts, strings.Join(s.args, " "))
+				in.scripts = append(in.scripts, t.trackRef(s))
 			}
 		case "track_interface":
 			for _, s := range c.children {
-				in.trackIfaces = append(in.trackIfaces, strings.Join(s.args, " "))
+				in.ifaces = append(in.ifaces, t.trackRef(s))
 			}
 		case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
-			in.notify = append(in.notify, k+" "+strings.Join(c.args[1:], " "))
+			in.notify[k] = strings.Join(c.args[1:], " ")
 		case "smtp_alert":
-			in.smtpAlert = c.arg(1) == "" || c.arg(1) == "true" || c.arg(1) == "yes" || c.arg(1) == "on"
+			in.smtp = c.arg(1) == "" || c.arg(1) == "true" || c.arg(1) == "yes" || c.arg(1) == "on"
 		case "use_vmac":
-			in.useVmac = true
-		case "accept", "no_accept":
-			in.accept = k
-		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_lower_prio_repeat", "dont_track_primary", "debug", "version", "mcast_src_ip", "native_ipv6", "vmac_xmit_base", "strict_mode", "skip_check_adv_addr", "track_process", "track_file":
-			in.notify = append(in.notify, strings.Join(c.args, " "))
+			in.vmac = true
+			if c.arg(1) != "" {
+				t.warnKA(c, k, "the macvlan's name is chosen by vipgate")
+			}
+		case "accept":
+			in.accept = true
+		case "no_accept":
+			in.accept = false
+		case "garp_master_delay":
+			if d, ok := secs(c, t, 1); ok {
+				in.garp.delay = &d
+			}
+		case "garp_master_repeat":
+			if v, err := strconv.Atoi(c.arg(1)); err == nil && v >= 1 && v <= 100 {
+				in.garp.repeat = v
+			} else {
+				t.warnKA(c, k, "want 1-100")
+			}
+		case "garp_master_refresh":
+			if d, ok := secs(c, t, 1); ok {
+				in.garp.refresh = d
+			}
+		case "dont_track_primary", "debug", "native_ipv6", "strict_mode", "skip_check_adv_addr", "check_unicast_src":
+			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (no vipgate equivalent needed)", c.file, c.line, strings.Join(c.args, " ")))
 		default:
-			t.warnKA(c, k, "unknown vrrp_instance keyword")
+			t.warnKA(c, k, "unknown or unsupported vrrp_instance keyword")
 		}
 	}
 	if in.vrid == 0 {
-		t.warnKA(n, "vrrp_instance "+in.name, "no virtual_router_id")
+		t.warnKA(n, "vrrp_instance "+in.name, "no virtual_router_id; skipped")
+		return nil
 	}
-	t.warnKA(n, "vrrp_instance "+in.name, "VRRP is not part of this build's cluster schema; kept as a comment")
+	if in.iface == "" {
+		t.warnKA(n, "vrrp_instance "+in.name, "no interface; skipped")
+		return nil
+	}
+	if len(in.vips4)+len(in.vips6) == 0 {
+		t.warnKA(n, "vrrp_instance "+in.name, "no virtual_ipaddress; skipped")
+		return nil
+	}
 	return in
 }
 
-func (t *translator) kaVIP(v *kanode) (kaVIP, bool) {
-	vip := kaVIP{}
-	a := v.arg(0)
-	if !strings.Contains(a, "/") {
-		ad, err := netip.ParseAddr(a)
-		if err != nil {
-			t.warnKA(v, "virtual_ipaddress", fmt.Sprintf("%q is not an address", a))
-			return vip, false
+func (t *translator) trackRef(n *kanode) kaTrackRef {
+	r := kaTrackRef{node: n, name: n.arg(0)}
+	if n.arg(1) == "weight" {
+		if w, err := strconv.Atoi(n.arg(2)); err == nil && w >= -253 && w <= 253 {
+			r.weight = &w
+		} else {
+			t.warnKA(n, "weight", "want -253..253")
 		}
-		vip.addr = netip.PrefixFrom(ad, ad.BitLen())
-	} else {
+	}
+	return r
+}
+
+func (t *translator) kaVIP(v *kanode, in *kaInstance) {
+	a := v.arg(0)
+	s := a
+	var addr netip.Addr
+	if strings.Contains(a, "/") {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
 			t.warnKA(v, "virtual_ipaddress", fmt.Sprintf("%q is not an address/prefix", a))
-			return vip, false
+			return
 		}
-		vip.addr = p
-	}
-	for i := 1; i < len(v.args); i++ {
-		switch v.args[i] {
-		case "dev":
-			i++
-			vip.dev = v.arg(i)
-		case "label":
-			i++
-			vip.label = v.arg(i)
-		case "brd", "scope", "broadcast":
-			i++
-		case "no_track":
-		default:
-			t.warnKA(v, "virtual_ipaddress "+v.args[i], "option not supported")
+		addr = p.Addr()
+	} else {
+		ad, err := netip.ParseAddr(a)
+		if err != nil {
+			t.warnKA(v, "virtual_ipaddress", fmt.Sprintf("%q is not an address", a))
+			return
 		}
+		addr = ad
 	}
-	return vip, true
-}
-
-// renderKeepalived writes the commented summary, with how keepalived's
-// per-node settings map to one shared document.
-func (t *translator) renderKeepalived(g *kaGlobal, scripts []*kaScript, insts []*kaInstance, groups []*kanode) {
-	f := &t.footer
-	add := func(format string, args ...any) { *f = append(*f, fmt.Sprintf(format, args...)) }
-	if len(insts) == 0 && len(scripts) == 0 && len(g.emails) == 0 && g.smtpServer == "" {
+	if addr.Zone() != "" || addr.Is4In6() {
+		t.warnKA(v, "virtual_ipaddress", fmt.Sprintf("%q: zones and IPv4-mapped addresses are not supported", a))
 		return
 	}
-	add("")
-	add("keepalived (this build's cluster schema has no vrrp or alerts section yet; carry these over by hand)")
-	add("")
-	add("keepalived.conf is per node: each gateway has its own file with `state MASTER|BACKUP` and its own")
-	add("`priority`. The cluster document is shared by every node, so vipgate keeps the VIP, VRID, timers,")
-	add("authentication and track sources here once, and each node's priority either per node name in the")
-	add("instance or in that node's bootstrap file. `state MASTER` only means \"start as master\": the node")
-	add("with the highest priority wins the election either way (unless nopreempt). Import the")
-	add("keepalived.conf of each node and take the priorities from each.")
-	if g.routerID != "" {
-		add("")
-		add("router_id %s: this node's name (the `name:` of its node file).", g.routerID)
-	}
-	if g.version != 0 {
-		add("vrrp_version %d", g.version)
-	}
-	if len(g.emails) > 0 || g.smtpServer != "" {
-		add("")
-		add("E-mail alerts: to %s, from %s, smtp server %s (connect timeout %ss)", strings.Join(g.emails, ", "), orDash(g.from), orDash(g.smtpServer), orDash(g.smtpTimeout))
-	}
-	for _, s := range scripts {
-		add("")
-		add("vrrp_script %s (%s:%d): track source, command %q, every %s, timeout %s, weight %d, rise %d, fall %d",
-			s.name, s.node.file, s.node.line, s.script, orDash(s.interval), orDash(s.timeout), s.weight, s.rise, s.fall)
-		if strings.Contains(s.script, "killall -0 haproxy") || strings.Contains(s.script, "pidof haproxy") {
-			add("  (it checks that haproxy runs: in vipgate the proxy is the same process as VRRP, so this")
-			add("   becomes a track on vipgate's own backends' health, or can be dropped)")
-		}
-	}
-	for _, in := range insts {
-		add("")
-		add("vrrp_instance %s (%s:%d): vrid %d, interface %s, advert_int %s, this node: state %s priority %d",
-			in.name, in.node.file, in.node.line, in.vrid, orDash(in.iface), orDash(in.advert), orDash(in.state), in.priority)
-		for _, v := range in.vips {
-			s := "  VIP " + v.addr.String()
-			if v.dev != "" {
-				s += " dev " + v.dev
+	for i := 1; i < len(v.args); i++ {
+		switch o := v.args[i]; o {
+		case "dev", "label":
+			if i+1 >= len(v.args) || strings.ContainsAny(v.args[i+1], " \t") {
+				t.warnKA(v, "virtual_ipaddress "+o, "missing value")
+				return
 			}
-			if v.label != "" {
-				s += " label " + v.label
-			}
-			add("%s", s)
-		}
-		if in.nopreempt {
-			add("  nopreempt")
-		}
-		if in.preemptDelay != "" {
-			add("  preempt_delay %s", in.preemptDelay)
-		}
-		if in.authPass != "" {
-			add("  authentication PASS (password kept out of this file: set it again)")
-		}
-		if in.unicastSrc != "" || len(in.peers) > 0 {
-			add("  unicast from %s to %s", orDash(in.unicastSrc), strings.Join(in.peers, ", "))
-		}
-		for _, s := range in.trackScripts {
-			add("  track_script %s", s)
-		}
-		for _, s := range in.trackIfaces {
-			add("  track_interface %s", s)
-		}
-		for _, s := range in.notify {
-			add("  %s", s)
-		}
-		if in.smtpAlert {
-			add("  smtp_alert: e-mail on every state change")
-		}
-		if in.useVmac {
-			add("  use_vmac")
-		}
-		if in.accept != "" {
-			add("  %s", in.accept)
+			i++
+			s += " " + o + " " + v.args[i]
+		case "brd", "broadcast", "scope":
+			i++
+		case "no_track", "home", "nodad", "noprefixroute", "autojoin":
+		default:
+			t.warnKA(v, "virtual_ipaddress "+o, "option not supported")
 		}
 	}
-	for _, gr := range groups {
-		add("")
-		add("vrrp_sync_group %s (%s:%d):", gr.arg(1), gr.file, gr.line)
-		for _, c := range gr.children {
-			add("  %s", strings.Join(c.args, " "))
-			for _, cc := range c.children {
-				add("    %s", strings.Join(cc.args, " "))
+	if addr.Is4() {
+		in.vips4 = append(in.vips4, s)
+	} else {
+		in.vips6 = append(in.vips6, s)
+	}
+}
+
+// translateKeepalived merges the files into the vrrp and alerts sections.
+func (t *translator) translateKeepalived(files []*kaFile) {
+	type merged struct {
+		first *kaInstance
+		all   []*kaInstance
+	}
+	var order []string
+	byName := map[string]*merged{}
+	for _, f := range files {
+		for _, in := range f.insts {
+			m := byName[in.name]
+			if m == nil {
+				m = &merged{first: in}
+				byName[in.name] = m
+				order = append(order, in.name)
+			}
+			m.all = append(m.all, in)
+		}
+	}
+	groupOf := map[string]string{}
+	var groups []config.VRRPSyncGroup
+	var groupSrc []hline
+	groupSeen := map[string]bool{}
+	for _, f := range files {
+		for _, g := range f.groups {
+			if groupSeen[g.name] {
+				continue
+			}
+			groupSeen[g.name] = true
+			if !config.ValidName(g.name) {
+				t.warnKA(g.node, "vrrp_sync_group "+g.name, "invalid name; skipped")
+				continue
+			}
+			var members []string
+			for _, m := range g.members {
+				if byName[m] == nil {
+					t.warnKA(g.node, "vrrp_sync_group "+g.name, fmt.Sprintf("instance %q is not defined (or was skipped)", m))
+					continue
+				}
+				if _, in := groupOf[m]; in {
+					t.warnKA(g.node, "vrrp_sync_group "+g.name, fmt.Sprintf("instance %q is already in a sync group", m))
+					continue
+				}
+				members = append(members, m)
+				groupOf[m] = g.name
+			}
+			groups = append(groups, config.VRRPSyncGroup{Name: g.name, Instances: members})
+			groupSrc = append(groupSrc, hline{file: g.node.file, num: g.node.line})
+			if g.smtp {
+				for _, m := range members {
+					for _, in := range byName[m].all {
+						in.smtp = true
+					}
+				}
 			}
 		}
 	}
+	nodes := map[string]bool{}
+	var notes []string
+	smtp := false
+	for _, name := range order {
+		m := byName[name]
+		in := m.first
+		f := in.file
+		version := in.version
+		if version == 0 {
+			version = f.version
+		}
+		base := config.VRRPInstance{
+			Name: name, Interface: in.iface, VRID: in.vrid, Version: version,
+			AdvertInterval: in.advert, Preempt: in.preempt, PreemptDelay: in.pdelay, AcceptMode: in.accept,
+			AuthPass: in.authPass, UseVMAC: in.vmac,
+			NotifyMaster: in.notify["notify_master"], NotifyBackup: in.notify["notify_backup"],
+			NotifyFault: in.notify["notify_fault"], NotifyStop: in.notify["notify_stop"], Notify: in.notify["notify"],
+		}
+		garp := f.garp
+		if in.garp.delay != nil {
+			garp.delay = in.garp.delay
+		}
+		if in.garp.repeat != 0 {
+			garp.repeat = in.garp.repeat
+		}
+		if in.garp.refresh != 0 {
+			garp.refresh = in.garp.refresh
+		}
+		base.GARPMasterDelay, base.GARPMasterRepeat, base.GARPMasterRefresh = garp.delay, garp.repeat, garp.refresh
+		if r := base.GARPMasterRefresh.D(); r != 0 && r < 1e8 {
+			base.GARPMasterRefresh = 0
+		}
+		if base.PreemptDelay > 0 && !base.PreemptOn() {
+			t.warnKA(in.node, "preempt_delay", "has no effect with nopreempt (as in keepalived); dropped")
+			base.PreemptDelay = 0
+		}
+		// Priorities and unicast addresses come from every file.
+		var peers []string
+		seenPeer := map[string]bool{}
+		addPeer := func(a string) {
+			if a != "" && !seenPeer[a] {
+				seenPeer[a] = true
+				peers = append(peers, a)
+			}
+		}
+		base.Priorities = map[string]int{}
+		for _, o := range m.all {
+			node := o.file.nodeName()
+			nodes[node] = true
+			prio := o.priority
+			if prio == 0 {
+				prio = 100 // keepalived's default
+			}
+			base.Priorities[node] = prio
+			base.Nodes = append(base.Nodes, node)
+			addPeer(o.src)
+			for _, p := range o.peers {
+				addPeer(p)
+			}
+			if o.smtp {
+				smtp = true
+			}
+			if o == in {
+				continue
+			}
+			if o.vrid != in.vrid || o.iface != in.iface || strings.Join(o.vips4, ",") != strings.Join(in.vips4, ",") || strings.Join(o.vips6, ",") != strings.Join(in.vips6, ",") {
+				t.warnKA(o.node, "vrrp_instance "+name, fmt.Sprintf("differs from %s:%d in virtual_router_id, interface or addresses; the first file's are used", in.node.file, in.node.line))
+			}
+		}
+		if len(m.all) == 1 && len(files) == 1 {
+			t.warnKA(in.node, "vrrp_instance "+name, fmt.Sprintf("this file describes one node (%s, priority %d): add the other nodes to `nodes` and `priorities`, or import every node's keepalived.conf (--keepalived repeated)", in.file.nodeName(), base.Priorities[in.file.nodeName()]))
+		}
+		base.UnicastPeers = peers
+		// Tracks: the file's vrrp_script definitions, with the instance's weights.
+		for _, r := range in.scripts {
+			s := f.scripts[r.name]
+			if s == nil {
+				t.warnKA(r.node, "track_script "+r.name, "no vrrp_script of that name")
+				continue
+			}
+			tr := config.VRRPTrack{Name: s.name, Interval: s.interval, Timeout: s.timeout, Rise: s.rise, Fall: s.fall, Weight: s.weight}
+			if r.weight != nil {
+				tr.Weight = *r.weight
+			}
+			if tr.Interval == 0 {
+				tr.Interval = config.Duration(1e9) // keepalived's default
+			}
+			if tr.Interval.D() < 1e7 {
+				tr.Interval = config.Duration(1e7)
+			}
+			if tr.Timeout > tr.Interval*10 {
+				tr.Timeout = tr.Interval * 10
+				t.warnKA(s.node, "vrrp_script "+s.name+" timeout", "more than 10 intervals; capped")
+			}
+			if proxyCheck(s.script) {
+				tr.Kind = "proxy"
+				notes = append(notes, fmt.Sprintf("vrrp_script %s (%q) checked that HAProxy runs: vipgate's proxy is the same process, so it becomes a `proxy` track (the local frontends are up).", s.name, s.script))
+			} else {
+				tr.Kind = "exec"
+				tr.Command = strings.Fields(s.script)
+			}
+			base.Track = append(base.Track, tr)
+		}
+		for _, r := range in.ifaces {
+			tr := config.VRRPTrack{Kind: "interface", Name: "interface-" + r.name, Interface: r.name}
+			if r.weight != nil {
+				tr.Weight = *r.weight
+			}
+			base.Track = append(base.Track, tr)
+		}
+		// One address family per instance: IPv6 addresses get their own
+		// VRRPv3 instance with the same VRID, synced with the IPv4 one.
+		variants := []struct {
+			suffix string
+			vips   []string
+			v6     bool
+		}{{"", in.vips4, false}, {"-v6", in.vips6, true}}
+		if len(in.vips4) == 0 {
+			variants = variants[1:]
+			variants[0].suffix = ""
+		}
+		var made []string
+		for _, v := range variants {
+			if len(v.vips) == 0 {
+				continue
+			}
+			inst := base
+			inst.Name = name + v.suffix
+			inst.VIPs = v.vips
+			inst.Track = append([]config.VRRPTrack(nil), base.Track...)
+			if !v.v6 {
+				inst.UnicastPeers = familyOnly(base.UnicastPeers, false)
+			}
+			if v.v6 {
+				if inst.Version == 2 {
+					t.warnKA(in.node, "vrrp_instance "+name, "IPv6 addresses need VRRPv3: their instance uses version 3")
+				}
+				inst.Version = 3
+				inst.UnicastPeers = familyOnly(base.UnicastPeers, true)
+				if len(inst.UnicastPeers) < len(base.UnicastPeers) {
+					t.warnKA(in.node, "vrrp_instance "+inst.Name+" unicast_peer", "the IPv6 instance cannot advertise to IPv4 peers: it uses IPv6 multicast unless you list the nodes' IPv6 addresses in unicast_peers")
+				}
+				if inst.AuthPass != "" {
+					t.warnKA(in.node, "vrrp_instance "+inst.Name+" authentication", "VRRPv3 has no authentication; dropped for the IPv6 instance")
+					inst.AuthPass = ""
+				}
+			}
+			if inst.Version != 3 && inst.AdvertInterval.D()%1e9 != 0 {
+				t.warnKA(in.node, "advert_int", "VRRPv2 adverts are whole seconds; rounded up (use vrrp_version 3 for sub-second adverts)")
+				inst.AdvertInterval = config.Duration((inst.AdvertInterval.D()/1e9 + 1) * 1e9)
+			}
+			sort.Strings(inst.Nodes)
+			t.c.VRRP.Instances = append(t.c.VRRP.Instances, inst)
+			t.vrrpInstSrc = append(t.vrrpInstSrc, hline{file: in.node.file, num: in.node.line})
+			made = append(made, inst.Name)
+		}
+		if len(made) == 2 {
+			if g, ok := groupOf[name]; ok {
+				for i := range groups {
+					if groups[i].Name == g {
+						groups[i].Instances = append(groups[i].Instances, made[1])
+					}
+				}
+			} else {
+				groups = append(groups, config.VRRPSyncGroup{Name: name + "-sync", Instances: made})
+				groupSrc = append(groupSrc, hline{file: in.node.file, num: in.node.line})
+			}
+		}
+	}
+	for i, g := range groups {
+		if len(g.Instances) >= 2 {
+			t.c.VRRP.SyncGroups = append(t.c.VRRP.SyncGroups, g)
+			t.vrrpSrc = append(t.vrrpSrc, groupSrc[i])
+		} else {
+			t.warn(groupSrc[i], "vrrp_sync_group "+g.Name, "fewer than two usable instances; skipped")
+		}
+	}
+	if len(t.c.VRRP.Instances) > 0 {
+		var names []string
+		for n := range nodes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		t.note("vrrp", "keepalived.conf is per node (state MASTER/BACKUP, priority, unicast_src_ip); this document is")
+		t.note("vrrp", "shared by every node. Each instance runs on `nodes` (the router_id of each imported file, else")
+		t.note("vrrp", "its file name: "+strings.Join(names, ", ")+"; they must be the `name:` of the node files) with each")
+		t.note("vrrp", "node's priority in `priorities`. `state MASTER` only meant \"start as master\": the highest")
+		t.note("vrrp", "priority wins the election (unless preempt: false). unicast_peers lists every node's address;")
+		t.note("vrrp", "each node sends from its own address in that list to the others.")
+		for _, n := range notes {
+			t.note("vrrp", n)
+		}
+	}
+	t.keepalivedAlerts(files, smtp)
+}
+
+// proxyCheck reports whether a track script only checks that HAProxy runs.
+func proxyCheck(s string) bool {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return false
+	}
+	cmd := filepath.Base(f[0])
+	rest := strings.Join(f[1:], " ")
+	switch cmd {
+	case "killall":
+		return rest == "-0 haproxy"
+	case "pidof", "pgrep":
+		return rest == "haproxy" || rest == "-x haproxy"
+	case "systemctl":
+		return rest == "is-active haproxy" || rest == "is-active --quiet haproxy" || rest == "is-active -q haproxy"
+	}
+	return false
+}
+
+// familyOnly keeps the addresses of one family.
+func familyOnly(addrs []string, v6 bool) config.StringList {
+	var out config.StringList
+	for _, a := range addrs {
+		if ad, err := netip.ParseAddr(a); err == nil && ad.Is6() == v6 {
+			out = append(out, a)
+		}
+	}
+	return out
 }

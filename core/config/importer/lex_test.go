@@ -158,7 +158,7 @@ func TestParseKeepalivedErrors(t *testing.T) {
 			if tt.fsys == nil {
 				fsys = mapFS{}
 			}
-			_, err := Import(Options{Keepalived: &Input{Name: "k.conf", Data: []byte(tt.in)}, FS: fsys})
+			_, err := Import(Options{Keepalived: []*Input{{Name: "k.conf", Data: []byte(tt.in)}}, FS: fsys})
 			var pe *ParseError
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want a *ParseError", err)

@@ -222,10 +222,13 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 		if beOnly() {
 			t.cookie(p, l)
 		}
-	case "stick-table", "stick", "stick-on":
-		if beOnly() || (k == "stick-table" && fe != nil) {
+	case "stick-table":
+		if beOnly() {
+			t.stickTable(p, l)
+		}
+	case "stick":
+		if beOnly() {
 			p.stick = append(p.stick, l)
-			t.warn(l, k, "persistence (stick tables) is not part of this build's cluster schema; kept as a comment on the backend")
 		}
 	case "tcp-request":
 		t.tcpRequest(p, l)
@@ -277,7 +280,6 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 		}
 	case "email-alert":
 		p.emailAlert = append(p.emailAlert, l)
-		t.emailAlert(l)
 	case "disabled":
 		if fe != nil {
 			fe.Disabled = true
@@ -723,9 +725,16 @@ func (t *translator) finishProxies() {
 			continue
 		}
 		backends[p.name] = true
+		t.stickRules(p)
 		t.c.Backends = append(t.c.Backends, *p.be)
 		t.src.be = append(t.src.be, beSrc{head: p.head, servers: p.serverLines})
 		t.addProxyComments("backend:"+p.name, p)
+	}
+	for _, p := range t.proxies {
+		if p.table != nil {
+			t.c.StickTables = append(t.c.StickTables, *p.table)
+			t.src.tables = append(t.src.tables, p.tableLine)
+		}
 	}
 	for _, p := range t.proxies {
 		if p.fe == nil {
@@ -778,11 +787,9 @@ func (t *translator) addProxyComments(key string, p *proxy) {
 	var cs []string
 	cs = append(cs, fmt.Sprintf("%s %s (%s:%d)", p.kind, p.name, p.head.file, p.head.num))
 	cs = append(cs, p.comments...)
-	if len(p.stick) > 0 && p.be != nil && key == "backend:"+p.name {
-		cs = append(cs, "Persistence to translate when stick rules are available in the schema:")
-		for _, l := range p.stick {
-			cs = append(cs, fmt.Sprintf("  %s:%d: %s", l.file, l.num, strings.Join(l.args, " ")))
-		}
+	if p.be != nil && p.be.Stick != nil && key == "backend:"+p.name && p.be.Stick.On == "ssl_session_id" {
+		cs = append(cs, "stick on payload_lv(43,1) / store-response: persistence on the TLS session ID, learned from the",
+			"ServerHello; TLS 1.3 clients (random session IDs) fall back to plain balancing, as in HAProxy.")
 	}
 	t.comments[key] = append(t.comments[key], cs...)
 }

@@ -13,8 +13,11 @@ import (
 // bind address, rule, backend and server, so that a translated element the
 // cluster schema rejects can be dropped with a warning at its source.
 type provenance struct {
-	fe []feSrc
-	be []beSrc
+	fe      []feSrc
+	be      []beSrc
+	mailers []hline
+	rules   []hline
+	tables  []hline
 }
 
 type feSrc struct {
@@ -192,10 +195,78 @@ func (t *translator) repair(p config.Problem) bool {
 		case "send_proxy":
 			t.warn(src.head, "send-proxy", why)
 			b.SendProxy = ""
+		case "stick":
+			t.warn(src.head, "stick on", why)
+			b.Stick = nil
 		default:
 			return dropBE()
 		}
 		return true
+	case "stick_tables":
+		i, ok := idx(1)
+		if !ok || i >= len(t.c.StickTables) || i >= len(t.src.tables) {
+			return false
+		}
+		t.warn(t.src.tables[i], "stick-table", why)
+		t.c.StickTables = append(t.c.StickTables[:i], t.c.StickTables[i+1:]...)
+		t.src.tables = append(t.src.tables[:i], t.src.tables[i+1:]...)
+		return true
+	case "alerts":
+		a := &t.c.Alerts
+		if len(path) >= 3 && path[1] == "mailers" {
+			i, ok := idx(2)
+			if !ok || i >= len(a.Mailers) || i >= len(t.src.mailers) {
+				return false
+			}
+			t.warn(t.src.mailers[i], "mailer "+a.Mailers[i].Name, why)
+			a.Mailers = append(a.Mailers[:i], a.Mailers[i+1:]...)
+			t.src.mailers = append(t.src.mailers[:i], t.src.mailers[i+1:]...)
+			return true
+		}
+		if len(path) >= 3 && path[1] == "rules" {
+			i, ok := idx(2)
+			if !ok || i >= len(a.Rules) || i >= len(t.src.rules) {
+				return false
+			}
+			t.warn(t.src.rules[i], "e-mail alert rule "+a.Rules[i].Name, why)
+			a.Rules = append(a.Rules[:i], a.Rules[i+1:]...)
+			t.src.rules = append(t.src.rules[:i], t.src.rules[i+1:]...)
+			return true
+		}
+		// A problem with the whole section (no sender, no mailer): drop it.
+		at := hline{file: "import"}
+		if len(t.src.rules) > 0 {
+			at = t.src.rules[0]
+		}
+		t.warn(at, "e-mail alerts", why)
+		t.c.Alerts = config.Alerts{}
+		t.src.mailers, t.src.rules = nil, nil
+		return true
+	case "vrrp":
+		if len(path) < 3 {
+			return false
+		}
+		i, ok := idx(2)
+		switch path[1] {
+		case "instances":
+			in := &t.c.VRRP
+			if !ok || i >= len(in.Instances) || i >= len(t.vrrpInstSrc) {
+				return false
+			}
+			t.warn(t.vrrpInstSrc[i], "vrrp_instance "+in.Instances[i].Name, why)
+			in.Instances = append(in.Instances[:i], in.Instances[i+1:]...)
+			t.vrrpInstSrc = append(t.vrrpInstSrc[:i], t.vrrpInstSrc[i+1:]...)
+			return true
+		case "sync_groups":
+			g := &t.c.VRRP
+			if !ok || i >= len(g.SyncGroups) || i >= len(t.vrrpSrc) {
+				return false
+			}
+			t.warn(t.vrrpSrc[i], "vrrp_sync_group "+g.SyncGroups[i].Name, why)
+			g.SyncGroups = append(g.SyncGroups[:i], g.SyncGroups[i+1:]...)
+			t.vrrpSrc = append(t.vrrpSrc[:i], t.vrrpSrc[i+1:]...)
+			return true
+		}
 	}
 	return false
 }
