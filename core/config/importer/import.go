@@ -41,7 +41,7 @@ type Input struct {
 
 // Options selects the inputs. Either or both may be set.
 type Options struct {
-	HAProxy    *Input
+	HAProxy *Input
 	// Keepalived are keepalived.conf files, one per node of the same
 	// VRRP instances: they are merged (priorities per router_id).
 	Keepalived []*Input
