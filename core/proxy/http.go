@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -224,7 +223,6 @@ type session struct {
 	sbuf         []byte // write buffer toward the server
 	breq         balance.Request
 	acts         []*config.Rule // matching rules with actions (reused)
-	hdrs         []outHeader
 	txn          Txn
 	htxn         HTTPTxn
 	logb         []byte
@@ -993,5 +991,3 @@ func redirectLocation(rd *config.Redirect, isTLS bool, host, target, path, query
 		return rd.Scheme + "://" + string(host) + p
 	}
 }
-
-var _ = io.EOF

@@ -12,9 +12,6 @@ import (
 	"github.com/vipgate/vipgate/core/upstream"
 )
 
-// outHeader is a header to write (unused placeholder for reuse).
-type outHeader struct{ name, value []byte }
-
 // hopOrFraming reports headers the proxy never forwards as received:
 // hop-by-hop ones (RFC 9110 7.6.1) and the framing/host fields it rewrites
 // itself from the parsed values.

@@ -105,10 +105,9 @@ func (e *bodyError) Unwrap() error { return e.err }
 
 // idleDeadline refreshes an inactivity deadline on both connections.
 type idleDeadline struct {
-	src, dst   net.Conn
-	d          time.Duration
-	last       time.Time
-	srcIsClint bool
+	src, dst net.Conn
+	d        time.Duration
+	last     time.Time
 }
 
 func (t *idleDeadline) touch() {
