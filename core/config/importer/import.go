@@ -143,10 +143,17 @@ func Import(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Warnings in input order: files as given, lines ascending.
+	fileOrder := map[string]int{}
+	for _, w := range t.warnings {
+		if _, ok := fileOrder[w.File]; !ok {
+			fileOrder[w.File] = len(fileOrder)
+		}
+	}
 	sort.SliceStable(t.warnings, func(i, j int) bool {
 		a, b := t.warnings[i], t.warnings[j]
 		if a.File != b.File {
-			return false
+			return fileOrder[a.File] < fileOrder[b.File]
 		}
 		return a.Line < b.Line
 	})

@@ -468,7 +468,8 @@ func (t *translator) kaVIP(v *kanode, in *kaInstance) {
 			i++
 		case "no_track", "home", "nodad", "noprefixroute", "autojoin":
 		default:
-			t.warnKA(v, "virtual_ipaddress "+o, "option not supported")
+			t.warnKA(v, "virtual_ipaddress "+o, "option not supported; the rest of the line is ignored")
+			i = len(v.args)
 		}
 	}
 	if addr.Is4() {

@@ -1,0 +1,238 @@
+package importer
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+func importKA(t *testing.T, files ...string) *Result {
+	t.Helper()
+	var in []*Input
+	for i, f := range files {
+		in = append(in, &Input{Name: []string{"k1.conf", "k2.conf", "k3.conf"}[i], Data: []byte(f)})
+	}
+	r, err := Import(Options{Keepalived: in, FS: mapFS{}})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	return r
+}
+
+const kaInst = `vrrp_instance VI {
+  interface eth1
+  virtual_router_id 42
+  priority 150
+  virtual_ipaddress {
+    198.18.5.10/24
+  }
+}
+`
+
+func TestKeepalivedTranslation(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		check func(t *testing.T, c *config.Cluster)
+		warns []string
+	}{
+		{
+			name: "full instance",
+			files: []string{`global_defs {
+  router_id gw1
+  vrrp_garp_master_delay 2
+  vrrp_garp_master_refresh 30
+}
+vrrp_script chk_web {
+  script "/usr/local/bin/check-web --port 443"
+  interval 3
+  timeout 2
+  weight -30
+  rise 3
+  fall 2
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 7
+  priority 90
+  advert_int 2
+  nopreempt
+  authentication {
+    auth_type PASS
+    auth_pass secret
+  }
+  unicast_src_ip 198.18.0.2
+  unicast_peer {
+    198.18.0.3
+    198.18.0.4
+  }
+  virtual_ipaddress {
+    198.18.0.10/24 dev eth0 label eth0:1
+    198.18.0.11
+  }
+  track_script {
+    chk_web weight -50
+  }
+  track_interface {
+    eth1 weight -10
+  }
+  notify_master "/bin/n master"
+  notify "/bin/n all"
+  use_vmac
+  accept
+}
+`},
+			check: func(t *testing.T, c *config.Cluster) {
+				in := c.VRRP.Instances[0]
+				f := false
+				want := config.VRRPInstance{
+					Name: "VI_1", Interface: "eth0", VRID: 7, Version: 2, Nodes: config.StringList{"gw1"},
+					Priority: 100, Priorities: map[string]int{"gw1": 90}, AdvertInterval: d("2s"), Preempt: &f,
+					AuthPass: "secret", UnicastPeers: config.StringList{"198.18.0.2", "198.18.0.3", "198.18.0.4"},
+					VIPs: config.StringList{"198.18.0.10/24 dev eth0 label eth0:1", "198.18.0.11"},
+					Track: []config.VRRPTrack{
+						{Kind: "exec", Name: "chk_web", Interval: d("3s"), Timeout: d("2s"), Rise: 3, Fall: 2, Weight: -50, Command: []string{"/usr/local/bin/check-web", "--port", "443"}},
+						{Kind: "interface", Name: "interface-eth1", Interface: "eth1", Weight: -10, Interval: d("1s"), Timeout: d("1s"), Rise: 1, Fall: 1},
+					},
+					NotifyMaster: "/bin/n master", Notify: "/bin/n all", UseVMAC: true, AcceptMode: true,
+					GARPMasterRepeat: 5, GARPMasterRefresh: d("30s"),
+				}
+				gd := d("2s")
+				want.GARPMasterDelay = &gd
+				if !reflect.DeepEqual(in, want) {
+					t.Errorf("instance:\n got %+v\nwant %+v", in, want)
+				}
+			},
+			warns: []string{"k1.conf:14: vrrp_instance VI_1: this file describes one node (gw1, priority 90)"},
+		},
+		{
+			name:  "haproxy liveness script becomes a proxy track",
+			files: []string{"vrrp_script chk { \n script \"killall -0 haproxy\"\n}\n" + `vrrp_instance VI { interface eth0
+virtual_router_id 1
+virtual_ipaddress {
+198.18.0.1
+}
+track_script {
+chk
+}
+}`, "vrrp_instance VI { interface eth0\nvirtual_router_id 1\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				in := c.VRRP.Instances[0]
+				if len(in.Track) != 1 || in.Track[0].Kind != "proxy" {
+					t.Errorf("track = %+v", in.Track)
+				}
+				if !reflect.DeepEqual(in.Priorities, map[string]int{"k1": 100, "k2": 100}) || !reflect.DeepEqual([]string(in.Nodes), []string{"k1", "k2"}) {
+					t.Errorf("priorities %v nodes %v", in.Priorities, in.Nodes)
+				}
+			},
+		},
+		{
+			name: "two nodes merge",
+			files: []string{"global_defs {\n router_id a\n}\n" + kaInst,
+				"global_defs {\n router_id b\n}\n" + `vrrp_instance VI {
+  interface eth1
+  virtual_router_id 43
+  priority 100
+  virtual_ipaddress {
+    198.18.5.10/24
+  }
+}`},
+			check: func(t *testing.T, c *config.Cluster) {
+				in := c.VRRP.Instances[0]
+				if in.VRID != 42 || !reflect.DeepEqual(in.Priorities, map[string]int{"a": 150, "b": 100}) {
+					t.Errorf("instance = %+v", in)
+				}
+			},
+			warns: []string{"k2.conf:4: vrrp_instance VI: differs from k1.conf:4"},
+		},
+		{
+			name:  "nopreempt drops preempt_delay",
+			files: []string{"vrrp_instance VI {\n interface e\n virtual_router_id 1\n nopreempt\n preempt_delay 10\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n", kaInstNamed("VI")},
+			check: func(t *testing.T, c *config.Cluster) {
+				if in := c.VRRP.Instances[0]; in.PreemptDelay != 0 || in.PreemptOn() {
+					t.Errorf("instance = %+v", in)
+				}
+			},
+			warns: []string{"k1.conf:1: preempt_delay: has no effect with nopreempt", "k2.conf:1: vrrp_instance VI: differs"},
+		},
+		{
+			name:  "long auth_pass is cut to 8",
+			files: []string{"vrrp_instance VI {\n interface e\n virtual_router_id 1\n authentication {\n auth_type PASS\n auth_pass 0123456789\n }\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n", kaInstNamed("VI")},
+			check: func(t *testing.T, c *config.Cluster) {
+				if in := c.VRRP.Instances[0]; in.AuthPass != "01234567" {
+					t.Errorf("auth_pass = %q", in.AuthPass)
+				}
+			},
+			warns: []string{"k1.conf:6: auth_pass: longer than 8", "k2.conf:1: vrrp_instance VI: differs"},
+		},
+		{
+			name:  "sub-second adverts",
+			files: []string{"global_defs {\n vrrp_version 3\n}\nvrrp_instance A {\n interface e\n virtual_router_id 1\n advert_int 0.5\n virtual_ipaddress {\n 198.18.0.1\n }\n}\nvrrp_instance B {\n interface e\n virtual_router_id 2\n version 2\n advert_int 0.5\n virtual_ipaddress {\n 198.18.0.2\n }\n}\n", kaInstNamed("A") + kaInstNamed("B")},
+			check: func(t *testing.T, c *config.Cluster) {
+				a, b := c.VRRP.Instances[0], c.VRRP.Instances[1]
+				if a.Version != 3 || a.AdvertInterval != d("500ms") || b.Version != 2 || b.AdvertInterval != d("1s") {
+					t.Errorf("a %d %v, b %d %v", a.Version, a.AdvertInterval, b.Version, b.AdvertInterval)
+				}
+			},
+			warns: []string{"k1.conf:12: advert_int: VRRPv2 adverts are whole seconds", "vrrp_instance A: differs", "vrrp_instance B: differs"},
+		},
+		{
+			name:  "IPv6 only instance is VRRPv3",
+			files: []string{"vrrp_instance V6 {\n interface e\n virtual_router_id 9\n virtual_ipaddress {\n 2001:db8::10/64\n }\n}\n", kaInstNamed("V6")},
+			check: func(t *testing.T, c *config.Cluster) {
+				in := c.VRRP.Instances[0]
+				if in.Name != "V6" || in.Version != 3 || in.VIPs[0] != "2001:db8::10/64" {
+					t.Errorf("instance = %+v", in)
+				}
+			},
+			warns: []string{"vrrp_instance V6: differs"},
+		},
+		{
+			name: "sync group and alerts",
+			files: []string{"global_defs {\n notification_email {\n ops@example.com\n }\n notification_email_from ka@example.com\n smtp_server 198.18.0.25 587\n smtp_connect_timeout 15\n}\n" +
+				kaInstNamed("A") + kaInstNamed("B") + "vrrp_sync_group G {\n group {\n A\n B\n }\n smtp_alert\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				g := c.VRRP.SyncGroups
+				if len(g) != 1 || g[0].Name != "G" || !reflect.DeepEqual([]string(g[0].Instances), []string{"A", "B"}) {
+					t.Errorf("sync groups = %+v", g)
+				}
+				a := c.Alerts
+				if len(a.Mailers) != 1 || a.Mailers[0].Address != "198.18.0.25:587" || a.Mailers[0].ConnectTimeout != d("15s") || a.From != "ka@example.com" {
+					t.Errorf("alerts = %+v", a)
+				}
+				if len(a.Rules) != 1 || a.Rules[0].Events[0] != "vrrp.transition" || a.Rules[0].To[0] != "ops@example.com" {
+					t.Errorf("rules = %+v", a.Rules)
+				}
+			},
+			warns: []string{"k1.conf:9: vrrp_instance A: this file describes one node", "k1.conf:16: vrrp_instance B: this file describes one node"},
+		},
+		{
+			name:  "broken pieces are positioned",
+			files: []string{"global_defs {\n bogus_key 1\n}\nvrrp_instance X {\n interface e\n virtual_router_id 300\n}\nvrrp_instance Y {\n interface e\n virtual_router_id 3\n track_script {\n nope\n }\n virtual_ipaddress {\n 198.18.0.300/24\n 198.18.0.3/24 frob x\n }\n}\nvirtual_server 198.18.0.1 80 {\n}\n", kaInstNamed("Y")},
+			check: func(t *testing.T, c *config.Cluster) {
+				if len(c.VRRP.Instances) != 1 || c.VRRP.Instances[0].Name != "Y" || len(c.VRRP.Instances[0].Track) != 0 {
+					t.Errorf("instances = %+v", c.VRRP.Instances)
+				}
+			},
+			warns: []string{"k1.conf:2: bogus_key: unknown", "k1.conf:6: virtual_router_id: want 1-255", "k1.conf:4: vrrp_instance X: no virtual_router_id; skipped",
+				"k1.conf:12: track_script nope: no vrrp_script", `k1.conf:15: virtual_ipaddress: "198.18.0.300/24" is not`, "k1.conf:16: virtual_ipaddress frob: option not supported",
+				"k1.conf:19: virtual_server: IPVS", "vrrp_instance Y: differs"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := importKA(t, tt.files...)
+			tt.check(t, r.Cluster)
+			wantWarnings(t, r, tt.warns, true)
+		})
+	}
+}
+
+// kaInstNamed is a second node's minimal instance: merging it keeps the
+// "describes one node" warning out of tests about other things.
+func kaInstNamed(name string) string {
+	return "vrrp_instance " + name + " {\n interface e\n virtual_router_id " + fmt.Sprint(200+len(name)+int(name[0])%50) + "\n virtual_ipaddress {\n 198.18.9.9\n }\n}\n"
+}
