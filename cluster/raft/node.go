@@ -357,6 +357,10 @@ func (n *Node) Report(ctx context.Context, r HealthReport) error {
 // toLeader runs req locally when leader, or sends it to the leader,
 // retrying while an election is in progress until ctx ends.
 func (n *Node) toLeader(ctx context.Context, req *rpcRequest) (*rpcResponse, error) {
+	// An election takes about one election timeout; without a leader for
+	// several, there is no quorum and waiting longer only hides that.
+	patience := max(3*n.o.Raft.ElectionTimeout.D(), 2*time.Second)
+	var noLeaderSince time.Time
 	for {
 		var resp *rpcResponse
 		var err error
@@ -369,6 +373,15 @@ func (n *Node) toLeader(ctx context.Context, req *rpcRequest) (*rpcResponse, err
 		}
 		if err == nil || !retryable(err) {
 			return resp, err
+		}
+		if errors.Is(err, ErrNoLeader) {
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			} else if time.Since(noLeaderSince) > patience {
+				return nil, err
+			}
+		} else {
+			noLeaderSince = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
