@@ -109,7 +109,7 @@ vrrp_instance VI_1 {
 			warns: []string{"k1.conf:14: vrrp_instance VI_1: this file describes one node (gw1, priority 90)"},
 		},
 		{
-			name:  "haproxy liveness script becomes a proxy track",
+			name: "haproxy liveness script becomes a proxy track",
 			files: []string{"vrrp_script chk { \n script \"killall -0 haproxy\"\n}\n" + `vrrp_instance VI { interface eth0
 virtual_router_id 1
 virtual_ipaddress {
