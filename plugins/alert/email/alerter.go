@@ -333,8 +333,7 @@ func (a *Alerter) flush(recs []*eventRecord) {
 	if err := a.q.addMail(m); err != nil {
 		a.persistErrs.Add(1)
 		a.setErr(err)
-		a.log.Error("alert queue: cannot persist mail; it is lost unless the disk recovers", "err", err, "subject", subject)
-		return
+		a.log.Error("alert queue: cannot persist mail; delivering it from memory", "err", err, "subject", subject)
 	}
 	if max := cs.a.Queue.Max; max > 0 {
 		if dropped := a.q.enforceCap(max); len(dropped) > 0 {

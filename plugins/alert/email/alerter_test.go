@@ -490,3 +490,29 @@ func TestBusOverflowIsReported(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestDiskFailureStillMails: when the queue cannot be written (here its
+// directory is replaced by a file), the alert is still delivered from
+// memory and the failure is counted.
+func TestDiskFailureStillMails(t *testing.T) {
+	mta := newFakeMTA(t)
+	dir := t.TempDir()
+	bus := events.New("gw1", "dc1")
+	r := startAlerter(t, Options{Bus: bus, DataDir: dir}, clusterDoc(t, mta.addr, `
+  rules:
+    - to: ops@example.test
+      coalesce: 0
+`))
+	qdir := filepath.Join(dir, "alerts")
+	if err := os.RemoveAll(qdir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(qdir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bus.Publish(downEvent("b", "s1", "x"))
+	testenv.Eventually(t, 5*time.Second, "mail delivered from memory", func() bool { return len(mta.messages()) == 1 })
+	if s := r.a.Stats(); s.PersistErrors == 0 || !strings.Contains(s.LastError, "not a directory") {
+		t.Errorf("persist errors %d, last error %q", s.PersistErrors, s.LastError)
+	}
+}

@@ -286,6 +286,10 @@ func (q *queue) addMail(m *mailRecord) error {
 	q.seq++
 	m.Seq = q.seq
 	if err := q.write("mail", m.Seq, m); err != nil {
+		// Still deliver it from memory (a mail without a durable copy
+		// beats no mail); the event records stay on disk, so a restart
+		// before delivery mails them again rather than never.
+		q.mails[m.Seq] = m
 		return err
 	}
 	q.mails[m.Seq] = m
