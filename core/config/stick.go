@@ -53,8 +53,8 @@ type StickRule struct {
 	On string `yaml:"on" json:"on"`
 	// Fallback when there is no usable key (no TLS, empty session ID, TLS
 	// 1.3): src (source-address persistence in FallbackTable) or none
-	// (plain balancing). Default none for src/lua, src for ssl_session_id
-	// and sni_src.
+	// (plain balancing, the default: HAProxy's meaning of a lone
+	// "stick on payload_lv(43,1)").
 	Fallback string `yaml:"fallback,omitempty" json:"fallback,omitempty"`
 	// FallbackTable holds the src fallback's entries (default: Table).
 	FallbackTable string `yaml:"fallback_table,omitempty" json:"fallback_table,omitempty"`
@@ -104,12 +104,7 @@ func (c *Cluster) applyStickDefaults() {
 			continue
 		}
 		if r.Fallback == "" {
-			switch r.On {
-			case StickOnSSLSessionID, StickOnSNISrc:
-				r.Fallback = StickOnSrc
-			default:
-				r.Fallback = "none"
-			}
+			r.Fallback = "none"
 		}
 		if r.FallbackTable == "" {
 			r.FallbackTable = r.Table
@@ -213,6 +208,33 @@ func (c *Cluster) validateStick(p *Problems) {
 		}
 		if b.Mode == ModeHTTP {
 			p.Addf(Path("backends", i, "stick"), "stick rules apply to tcp-mode backends; use cookie persistence or balance source in http mode")
+		}
+	}
+	c.validateStickInspect(p)
+}
+
+// validateStickInspect refuses a tcp frontend without inspect_delay in
+// front of a backend whose rule reads the ClientHello: without the delay
+// the rule would silently never match.
+func (c *Cluster) validateStickInspect(p *Problems) {
+	for i := range c.Frontends {
+		f := &c.Frontends[i]
+		if f.Mode == ModeHTTP || f.InspectDelay > 0 {
+			continue
+		}
+		names := []string{f.DefaultBackend}
+		for _, r := range f.Rules {
+			names = append(names, r.Backend)
+		}
+		for _, bn := range names {
+			b := c.Backend(bn)
+			if b == nil || b.Stick == nil {
+				continue
+			}
+			if on := b.Stick.On; on != StickOnSrc {
+				p.Addf(Path("frontends", i), "backend %q sticks on %s, which reads the client's first bytes: set inspect_delay on frontend %q (HAProxy tcp-request inspect-delay, e.g. 5s)", bn, on, f.Name)
+				break
+			}
 		}
 	}
 }

@@ -18,7 +18,7 @@ frontends:
 backends:
   - name: exchange
     mode: tcp
-    stick: {table: ssl, on: ssl_session_id, fallback_table: srcs}
+    stick: {table: ssl, on: ssl_session_id, fallback: src, fallback_table: srcs}
     servers:
       - {name: a, address: "127.0.0.1:9001"}
 `
@@ -64,7 +64,8 @@ backends:
 		{"session id in ip table", `[{name: t, type: ip}]`, `{table: t, on: ssl_session_id, fallback: none}`, `needs a table of type binary or string`},
 		{"lua without fn", `[{name: t, type: string}]`, `{table: t, on: lua}`, `needs lua: plugin.function`},
 		{"bad fallback", `[{name: t, type: binary}]`, `{table: t, on: ssl_session_id, fallback: cookie}`, `fallback "cookie"`},
-		{"fallback table type", `[{name: t, type: binary}, {name: n, type: integer}]`, `{table: t, on: ssl_session_id, fallback_table: n}`, `the src fallback needs`},
+		{"fallback table type", `[{name: t, type: binary}, {name: n, type: integer}]`, `{table: t, on: ssl_session_id, fallback: src, fallback_table: n}`, `the src fallback needs`},
+		{"no inspect delay", `[{name: t, type: binary}]`, `{table: t, on: ssl_session_id}`, `set inspect_delay on frontend "f"`},
 		{"bad tls13", `[{name: t, type: binary}]`, `{table: t, on: ssl_session_id, tls13: psk}`, `tls13 "psk"`},
 	}
 	for _, tc := range tests {
