@@ -222,7 +222,8 @@ type session struct {
 	out          []byte // request head being built toward the server
 	sbuf         []byte // write buffer toward the server
 	breq         balance.Request
-	acts         []*config.Rule // matching rules with actions (reused)
+	acts         []*config.Rule    // matching rules with actions (reused)
+	vars         map[string]string // set by the route hook, for the log
 	txn          Txn
 	htxn         HTTPTxn
 	logb         []byte
@@ -365,6 +366,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 			t.ALPN = []string{s.tls.NegotiatedProtocol}
 		}
 	}
+	s.vars = nil
 	s.htxn = HTTPTxn{Method: bstr(req.Method), Host: bstr(stripPort(hostB)), Path: bstr(pathB), Query: bstr(queryB)}
 	if h.needHeader {
 		s.htxn.Header = make(http.Header, len(req.Headers))
@@ -399,6 +401,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 			hooked = true
 			s.htxn.Header = hh.Header
 			s.htxn.ResponseHeader = hh.ResponseHeader
+			s.vars = ht.Vars
 		}
 	}
 	if dec.Deny != 0 {

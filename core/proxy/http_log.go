@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"strconv"
 	"time"
 
@@ -83,6 +84,23 @@ func (s *session) logLine(r *logRec) {
 		b = append(b, "<BADREQ>"...)
 	}
 	b = append(b, '"')
+	if len(s.vars) > 0 {
+		keys := make([]string, 0, len(s.vars))
+		for k := range s.vars {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, " {"...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, k...)
+			b = append(b, '=')
+			b = strconv.AppendQuote(b, s.vars[k])
+		}
+		b = append(b, '}')
+	}
 	attrs := []slog.Attr{slog.String("frontend", s.h.f.Name)}
 	if r.err != "" {
 		attrs = append(attrs, slog.String("reason", r.err))

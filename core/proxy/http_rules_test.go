@@ -502,3 +502,77 @@ backends:
 		t.Fatalf("old connection after reload: %d", resp.StatusCode)
 	}
 }
+
+// testHook routes by path, as a Lua route function would.
+type testHook struct{}
+
+func (testHook) Route(ctx context.Context, t *Txn) (Decision, error) {
+	h := t.HTTP
+	switch {
+	case h.Path == "/hook/deny":
+		return Decision{Deny: 451}, nil
+	case h.Path == "/hook/redirect":
+		return Decision{Redirect: "https://elsewhere.example/", RedirectCode: 307}, nil
+	case h.Path == "/hook/fail":
+		return Decision{}, fmt.Errorf("script error")
+	case strings.HasPrefix(h.Path, "/hook/b"):
+		h.Header.Set("X-Hooked", "yes")
+		h.Header.Del("X-Drop")
+		h.ResponseHeader = http.Header{"X-Route": {"b"}}
+		t.Vars = map[string]string{"route": "b"}
+		return Decision{Backend: "b", Server: "s2"}, nil
+	}
+	return Decision{}, nil
+}
+
+func TestHTTPRouteHook(t *testing.T) {
+	a, b1, b2 := newGoBackend(t, "a"), newGoBackend(t, "b1"), newGoBackend(t, "b2")
+	c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+defaults: {mode: http, http: {log: true}}
+frontends:
+  - {name: fe, bind: "127.0.0.1:0", default_backend: a, rules: [{backend: b, path_prefix: [/hook/fail]}]}
+backends:
+  - {name: a, servers: [{name: s1, address: %q}]}
+  - {name: b, servers: [{name: s1, address: %q}, {name: s2, address: %q}]}
+`, a.addr(), b1.addr(), b2.addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Set after validation: the config checks route names against its Lua
+	// plugins, and this hook is Go.
+	c.Frontends[0].Route = "myhook"
+	var out syncBuf
+	p := New(Options{Log: slog.New(slog.NewTextHandler(&out, nil))})
+	p.SetHookResolver(func(name string) (RouteHook, error) { return testHook{}, nil })
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.Eventually(t, 5*time.Second, "listening", func() bool { return len(p.ListenAddrs()["fe"]) > 0 })
+	url := "http://" + p.ListenAddrs()["fe"][0]
+	cl := noRedirect()
+
+	resp, body := get(t, cl, url+"/hook/b", "X-Drop", "1")
+	if field(body, "server") != "b2" || field(body, "h:X-Hooked") != "yes" || field(body, "h:X-Drop") != "" || resp.Header.Get("X-Route") != "b" {
+		t.Fatalf("hook decision not applied: %v\n%s", resp.Header, body)
+	}
+	if resp, _ := get(t, cl, url+"/hook/deny"); resp.StatusCode != 451 {
+		t.Fatalf("deny: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, cl, url+"/hook/redirect"); resp.StatusCode != 307 || resp.Header.Get("Location") != "https://elsewhere.example/" {
+		t.Fatalf("redirect: %d %v", resp.StatusCode, resp.Header)
+	}
+	// A failing hook falls back to the rules.
+	if _, body := get(t, cl, url+"/hook/fail"); !strings.HasPrefix(field(body, "server"), "b") {
+		t.Fatalf("fallback to rules: %q", body)
+	}
+	if _, body := get(t, cl, url+"/other"); field(body, "server") != "a" {
+		t.Fatalf("no opinion: %q", body)
+	}
+	testenv.Eventually(t, 5*time.Second, "hook vars in the access log", func() bool {
+		return strings.Contains(out.String(), `GET /hook/b HTTP/1.1\" {route=\"b\"}`)
+	})
+}
