@@ -1,5 +1,59 @@
 package main
 
-// newDNS wires the dns subsystem into a node. It returns nil when the
-// subsystem is not part of this build or not configured.
-func newDNS(e *env) (subsystem, error) { return nil, nil }
+import (
+	"github.com/vipgate/vipgate/dns"
+)
+
+// newDNS wires the authoritative DNS server into a node: on when the node
+// file lists dns.listen addresses. Answers come from this node's own copy of
+// the cluster state (e.Cluster) and its proxy's view of backend health.
+func newDNS(e *env) (subsystem, error) {
+	if len(e.Node.DNS.Listen) == 0 {
+		return nil, nil
+	}
+	srv := dns.New(dns.Options{
+		Listen:  e.Node.DNS.Listen,
+		Sockets: e.Node.DNS.Sockets,
+		State:   &dnsState{e: e},
+		Log:     e.Log.With("sub", "dns"),
+	})
+	e.Admin.Section("dns", srv.Status)
+	return srv, nil
+}
+
+// dnsState adapts the node's cluster view and proxy to dns.State. It reads
+// e.Cluster on every call: the raft wiring may replace the view.
+type dnsState struct{ e *env }
+
+func (s *dnsState) ActiveDatacenter() string {
+	if s.e.Cluster == nil {
+		return ""
+	}
+	return s.e.Cluster.ActiveDatacenter()
+}
+
+func (s *dnsState) DatacenterHealthy(dc string) (bool, bool) {
+	if s.e.Cluster == nil {
+		return false, false
+	}
+	return s.e.Cluster.DatacenterHealthy(dc)
+}
+
+// BackendHealthy: a backend is healthy in dc when one of its servers there
+// (or without a datacenter) is usable; unknown when it has none there.
+func (s *dnsState) BackendHealthy(backend, dc string) (bool, bool) {
+	if s.e.Proxy == nil {
+		return false, false
+	}
+	known := false
+	for _, sv := range s.e.Proxy.Servers(backend) {
+		if d := sv.Settings().Datacenter; d != "" && d != dc {
+			continue
+		}
+		known = true
+		if sv.Usable() {
+			return true, true
+		}
+	}
+	return false, known
+}

@@ -1,0 +1,297 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// raw sends one packet over UDP and returns the reply (nil on timeout).
+func raw(t *testing.T, addr string, pkt []byte, wait time.Duration) []byte {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
+func packQuery(t *testing.T, mod func(*mdns.Msg)) []byte {
+	t.Helper()
+	m := new(mdns.Msg)
+	m.SetQuestion("mail.example.com.", mdns.TypeA)
+	if mod != nil {
+		mod(m)
+	}
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestMalformedAndOddQueries covers what dig cannot send.
+func TestMalformedAndOddQueries(t *testing.T) {
+	st := &StaticState{}
+	st.SetActive("dc1")
+	srv, addr := startServer(t, st)
+	tests := []struct {
+		name      string
+		pkt       []byte
+		wantReply bool
+		rcode     int
+	}{
+		{"garbage after a header is FORMERR", append([]byte{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0}, 0xff, 0xff), true, mdns.RcodeFormatError},
+		{"too short for a header is dropped", []byte{1, 2, 3}, false, 0},
+		{"a response is not answered", packQuery(t, func(m *mdns.Msg) { m.Response = true }), false, 0},
+		{"two questions is FORMERR", packQuery(t, func(m *mdns.Msg) {
+			m.Question = append(m.Question, mdns.Question{Name: "www.example.com.", Qtype: mdns.TypeA, Qclass: mdns.ClassINET})
+		}), true, mdns.RcodeFormatError},
+		{"no question is FORMERR", packQuery(t, func(m *mdns.Msg) { m.Question = nil }), true, mdns.RcodeFormatError},
+		{"UPDATE is NOTIMP", packQuery(t, func(m *mdns.Msg) { m.Opcode = mdns.OpcodeUpdate }), true, mdns.RcodeNotImplemented},
+		{"NOTIFY is NOTIMP", packQuery(t, func(m *mdns.Msg) { m.Opcode = mdns.OpcodeNotify }), true, mdns.RcodeNotImplemented},
+		{"CHAOS class is REFUSED", packQuery(t, func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS }), true, mdns.RcodeRefused},
+		{"two OPT records is FORMERR", packQuery(t, func(m *mdns.Msg) { m.SetEdns0(1232, false); m.SetEdns0(1232, false) }), true, mdns.RcodeFormatError},
+		{"ECS with bits past the prefix is FORMERR", ecsPastPrefix(t), true, mdns.RcodeFormatError},
+		{"AXFR over UDP is NOTIMP", packQuery(t, func(m *mdns.Msg) { m.Question[0] = mdns.Question{Name: "example.com.", Qtype: mdns.TypeAXFR, Qclass: mdns.ClassINET} }), true, mdns.RcodeNotImplemented},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wait := 2 * time.Second
+			if !tt.wantReply {
+				wait = 300 * time.Millisecond // a reply, if any, comes in well under this on loopback
+			}
+			reply := raw(t, addr, tt.pkt, wait)
+			if !tt.wantReply {
+				if reply != nil {
+					t.Fatalf("got a %d-byte reply, want none", len(reply))
+				}
+				return
+			}
+			if reply == nil {
+				t.Fatal("no reply")
+			}
+			var m mdns.Msg
+			if err := m.Unpack(reply); err != nil {
+				t.Fatalf("unpack reply: %v", err)
+			}
+			if m.Rcode != tt.rcode || !m.Response {
+				t.Errorf("rcode %s qr=%v, want %s", mdns.RcodeToString[m.Rcode], m.Response, mdns.RcodeToString[tt.rcode])
+			}
+			if m.Id != uint16(tt.pkt[0])<<8|uint16(tt.pkt[1]) {
+				t.Errorf("id %#x does not match the query", m.Id)
+			}
+			if m.RecursionAvailable {
+				t.Error("RA set")
+			}
+		})
+	}
+	if srv.Stats().FormErr.Load() < 4 {
+		t.Errorf("FORMERR counted %d times, want >= 4", srv.Stats().FormErr.Load())
+	}
+	// The server still answers after all that.
+	if r := ask(t, addr, "mail.example.com.", mdns.TypeA, nil); !slices.Equal(addrsOf(r.Answer), []string{"198.18.1.100"}) {
+		t.Errorf("after malformed queries: %v", r.Answer)
+	}
+}
+
+// TestRRL limits one client network: of 40 quick queries at most
+// burst+a few are answered fully, and some limited ones slip as TC.
+func TestRRL(t *testing.T) {
+	c := loadTestConfig(t)
+	slip := 2
+	c.DNS.RRL = config.DNSRRL{ResponsesPerSecond: 5, Burst: 5, Slip: &slip, IPv4Prefix: 24, IPv6Prefix: 56}
+	s := New(Options{Listen: []string{"127.0.0.1:0"}, Sockets: 1, State: &StaticState{}})
+	if err := s.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go s.Run(ctx)
+	conn, err := net.Dial("udp", s.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 40
+	for i := 0; i < n; i++ {
+		if _, err := conn.Write(packQuery(t, func(m *mdns.Msg) { m.Id = uint16(i) })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, tc := 0, 0
+	buf := make([]byte, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		k, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		var m mdns.Msg
+		if m.Unpack(buf[:k]) != nil {
+			t.Fatal("bad reply")
+		}
+		if m.Truncated {
+			tc++
+		} else {
+			full++
+		}
+	}
+	// Sending 40 packets takes far less than a second: 5 burst + 5/s refill.
+	if full < 5 || full > 12 {
+		t.Errorf("%d full answers, want about 5 (burst)", full)
+	}
+	if tc == 0 || full+tc >= n {
+		t.Errorf("%d truncated slips and %d full of %d; want some slipped and some dropped", tc, full, n)
+	}
+	if s.Stats().RRLDropped.Load() == 0 || s.Stats().RRLSlipped.Load() == 0 {
+		t.Errorf("counters: dropped=%d slipped=%d", s.Stats().RRLDropped.Load(), s.Stats().RRLSlipped.Load())
+	}
+}
+
+// TestSerial: the serial moves forward on every change and only then.
+func TestSerial(t *testing.T) {
+	s := New(Options{})
+	c := loadTestConfig(t)
+	if err := s.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	s1 := s.Serial("example.com.")
+	if s1 == 0 {
+		t.Fatal("no serial")
+	}
+	if err := s.Apply(loadTestConfig(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s2 := s.Serial("example.com."); s2 != s1 {
+		t.Errorf("serial moved from %d to %d without a change", s1, s2)
+	}
+	prev := s1
+	for i := 0; i < 3; i++ { // several changes within one second still increase it
+		c2 := loadTestConfig(t)
+		c2.DNS.Zones[0].Records[2].Data = config.StringList{netip.AddrFrom4([4]byte{198, 18, 0, byte(50 + i)}).String()}
+		if err := s.Apply(c2); err != nil {
+			t.Fatal(err)
+		}
+		got := s.Serial("example.com.")
+		if !serialGreater(got, prev) {
+			t.Errorf("change %d: serial %d not after %d", i, got, prev)
+		}
+		prev = got
+	}
+	// The other zone did not change.
+	c3 := loadTestConfig(t)
+	s3 := New(Options{})
+	s3.Apply(c3)
+	if s.Serial("example.org.") == 0 {
+		t.Error("example.org has no serial")
+	}
+	// A serial set by the operator wins.
+	c4 := loadTestConfig(t)
+	c4.DNS.Zones[0].SOA.Serial = 2026112201
+	s.Apply(c4)
+	if got := s.Serial("example.com."); got != 2026112201 {
+		t.Errorf("serial %d, want the configured 2026112201", got)
+	}
+}
+
+func TestSerialGreater(t *testing.T) {
+	tests := []struct {
+		a, b uint32
+		want bool
+	}{
+		{2, 1, true}, {1, 2, false}, {1, 1, false}, {0, 0xffffffff, true}, {0xffffffff, 0, false}, {1 << 30, 0, true},
+	}
+	for _, tt := range tests {
+		if got := serialGreater(tt.a, tt.b); got != tt.want {
+			t.Errorf("serialGreater(%d, %d) = %v", tt.a, tt.b, got)
+		}
+	}
+}
+
+// TestHook: a hook may override the answer; its errors, panics and
+// slowness fall back to the policy.
+func TestHook(t *testing.T) {
+	st := &StaticState{}
+	st.SetActive("dc1")
+	srv, addr := startServer(t, st)
+	var mode string
+	var seen Query
+	srv.SetHookResolver(func(name string) (Hook, bool) {
+		if name != "pick" {
+			return nil, false
+		}
+		return func(ctx context.Context, q Query) ([]netip.Addr, bool, error) {
+			seen = q
+			switch mode {
+			case "override":
+				return []netip.Addr{mustAddr("198.18.9.9"), mustAddr("2001:db8::9")}, true, nil
+			case "error":
+				return nil, false, errors.New("script failed")
+			case "panic":
+				panic("boom")
+			case "slow":
+				<-ctx.Done()
+				return nil, false, ctx.Err()
+			}
+			return nil, false, nil
+		}, true
+	})
+	tests := []struct {
+		mode string
+		want []string
+	}{
+		{"override", []string{"198.18.9.9"}},
+		{"pass", []string{"198.18.1.105"}},
+		{"error", []string{"198.18.1.105"}},
+		{"panic", []string{"198.18.1.105"}},
+		{"slow", []string{"198.18.1.105"}},
+	}
+	for _, tt := range tests {
+		mode = tt.mode
+		r := ask(t, addr, "hooked.example.com.", mdns.TypeA, nil)
+		if got := addrsOf(r.Answer); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.mode, got, tt.want)
+		}
+	}
+	if seen.Service != "hooked" || seen.Datacenter != "dc1" || !strings.HasPrefix(seen.Name, "hooked.") || len(seen.Answer) != 1 {
+		t.Errorf("hook saw %+v", seen)
+	}
+	if n := srv.Stats().HookErrors.Load(); n != 3 {
+		t.Errorf("%d hook errors counted, want 3", n)
+	}
+}
+
+// ecsPastPrefix is a query whose ECS /20 address has bits set after the
+// 20th: miekg masks when packing, so the last byte is set by hand.
+func ecsPastPrefix(t *testing.T) []byte {
+	pkt := packQuery(t, func(m *mdns.Msg) {
+		m.SetEdns0(1232, false)
+		o := m.IsEdns0()
+		o.Option = append(o.Option, &mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: 1, SourceNetmask: 20, Address: net.ParseIP("198.18.16.0").To4()})
+	})
+	pkt[len(pkt)-1] |= 0x0f
+	return pkt
+}
