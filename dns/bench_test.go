@@ -31,10 +31,12 @@ func benchHandle(b *testing.B, name string, qtype uint16, edns bool) {
 	}
 }
 
-func BenchmarkHandleServiceA(b *testing.B)     { benchHandle(b, "mail.example.com.", mdns.TypeA, false) }
-func BenchmarkHandleServiceEDNS(b *testing.B)  { benchHandle(b, "mail.example.com.", mdns.TypeA, true) }
-func BenchmarkHandleTopology(b *testing.B)     { benchHandle(b, "vdi.example.com.", mdns.TypeA, true) }
-func BenchmarkHandleStaticA(b *testing.B)      { benchHandle(b, "www.example.com.", mdns.TypeA, false) }
-func BenchmarkHandleNXDOMAIN(b *testing.B)     { benchHandle(b, "nope.example.com.", mdns.TypeA, false) }
-func BenchmarkHandleCNAMEChain(b *testing.B)   { benchHandle(b, "alias2.example.com.", mdns.TypeA, false) }
-func BenchmarkHandleRefused(b *testing.B)      { benchHandle(b, "www.example.net.", mdns.TypeA, false) }
+func BenchmarkHandleServiceA(b *testing.B)    { benchHandle(b, "mail.example.com.", mdns.TypeA, false) }
+func BenchmarkHandleServiceEDNS(b *testing.B) { benchHandle(b, "mail.example.com.", mdns.TypeA, true) }
+func BenchmarkHandleTopology(b *testing.B)    { benchHandle(b, "vdi.example.com.", mdns.TypeA, true) }
+func BenchmarkHandleStaticA(b *testing.B)     { benchHandle(b, "www.example.com.", mdns.TypeA, false) }
+func BenchmarkHandleNXDOMAIN(b *testing.B)    { benchHandle(b, "nope.example.com.", mdns.TypeA, false) }
+func BenchmarkHandleCNAMEChain(b *testing.B) {
+	benchHandle(b, "alias2.example.com.", mdns.TypeA, false)
+}
+func BenchmarkHandleRefused(b *testing.B) { benchHandle(b, "www.example.net.", mdns.TypeA, false) }

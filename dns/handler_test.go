@@ -72,7 +72,9 @@ func TestMalformedAndOddQueries(t *testing.T) {
 		{"CHAOS class is REFUSED", packQuery(t, func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS }), true, mdns.RcodeRefused},
 		{"two OPT records is FORMERR", packQuery(t, func(m *mdns.Msg) { m.SetEdns0(1232, false); m.SetEdns0(1232, false) }), true, mdns.RcodeFormatError},
 		{"ECS with bits past the prefix is FORMERR", ecsPastPrefix(t), true, mdns.RcodeFormatError},
-		{"AXFR over UDP is NOTIMP", packQuery(t, func(m *mdns.Msg) { m.Question[0] = mdns.Question{Name: "example.com.", Qtype: mdns.TypeAXFR, Qclass: mdns.ClassINET} }), true, mdns.RcodeNotImplemented},
+		{"AXFR over UDP is NOTIMP", packQuery(t, func(m *mdns.Msg) {
+			m.Question[0] = mdns.Question{Name: "example.com.", Qtype: mdns.TypeAXFR, Qclass: mdns.ClassINET}
+		}), true, mdns.RcodeNotImplemented},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
