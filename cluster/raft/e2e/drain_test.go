@@ -66,7 +66,9 @@ func TestProcessesClusterDrain(t *testing.T) {
 	n1 := c.add("n1", "dc1", "gateway", backendsDoc(2, 1))
 	n2 := c.add("n2", "dc2", "gateway", "")
 	w := c.add("w", "", "witness", "")
-	c.waitAll("joined", func(p *proc) bool { return p.members() == 3 && p.version() == 1 && (p.role == "witness" || serverAdmin(p, "s1") == "ready") })
+	c.waitAll("joined", func(p *proc) bool {
+		return p.members() == 3 && p.version() == 1 && (p.role == "witness" || serverAdmin(p, "s1") == "ready")
+	})
 
 	if code, body := postJSON(n2.admin, "/api/v1/cluster/servers/app/s1/state", map[string]any{"state": "drain", "author": "bob"}); code != 200 {
 		t.Fatalf("drain: %d %s", code, body)
