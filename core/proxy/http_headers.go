@@ -171,7 +171,8 @@ func (s *session) buildRequestHead(hb *httpBackend, host []byte, absolute bool, 
 	if hooked && s.htxn.Header != nil {
 		for k, vs := range s.htxn.Header {
 			kb := []byte(k)
-			if skip(kb) {
+			// A script's header must not be able to split the head.
+			if !config.ValidHeaderName(k) || skip(kb) {
 				continue
 			}
 			for _, v := range vs {
