@@ -155,6 +155,12 @@ func printAlertStats(w io.Writer, s email.Stats) {
 	if s.LastError != "" {
 		fmt.Fprintf(w, "last error        %s (%s)\n", s.LastError, ts(s.LastErrorAt))
 	}
-	fmt.Fprintf(w, "mailers           %s\n", strings.Join(s.Mailers, "; "))
 	fmt.Fprintf(w, "rules             %d\n", s.Rules)
+	for _, m := range s.Mailers {
+		fmt.Fprintf(w, "mailer %s (%s): sent %d, failed %d, last ok %s", m.Name, m.Address, m.Sent, m.Failed, ts(m.LastOK))
+		if m.LastError != "" {
+			fmt.Fprintf(w, ", last error %s: %s", ts(m.LastErrorAt), m.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 }

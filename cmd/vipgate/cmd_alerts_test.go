@@ -124,7 +124,7 @@ func TestAlertsTestThroughNode(t *testing.T) {
 	if code := runAlerts(context.Background(), []string{"status", "--admin", n.admin}, &out, &errb); code != 0 {
 		t.Fatalf("status exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"queued mails      0", "mailers           down-relay ", "rules             1"} {
+	for _, want := range []string{"queued mails      0", "mailer down-relay (", "rules             1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}

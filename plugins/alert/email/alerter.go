@@ -66,6 +66,7 @@ type Alerter struct {
 	holdUntil   time.Time
 	consecutive int
 	busSeen     uint64 // sub.Dropped() already reported
+	perMailer   map[string]*MailerStats
 
 	windows map[string]*window // owned by Run's goroutine
 }
@@ -488,7 +489,8 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 	}
 	extra := map[string]string{"X-Vipgate-Rule": m.Rule, "X-Vipgate-Node": a.o.Node, "X-Vipgate-Events": strings.Join(m.Kinds, " ")}
 	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, a.o.Node, extra)}
-	_, err := sendVia(ctx, ac.Mailers, a.o.Node, env)
+	reps, err := sendVia(ctx, ac.Mailers, a.o.Node, env)
+	a.countMailers(reps)
 	now := a.o.Now()
 	if err == nil {
 		if err := a.q.doneMail(m.Seq); err != nil {
@@ -525,6 +527,31 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 	if err := a.q.updateMail(m); err != nil {
 		a.persistErrs.Add(1)
 		a.log.Error("alert queue: cannot record the failed attempt", "err", err)
+	}
+}
+
+func (a *Alerter) countMailers(reps []MailerReport) {
+	now := a.o.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perMailer == nil {
+		a.perMailer = map[string]*MailerStats{}
+	}
+	for _, r := range reps {
+		k := r.Mailer + " " + r.Address
+		ms := a.perMailer[k]
+		if ms == nil {
+			ms = &MailerStats{Name: r.Mailer, Address: r.Address}
+			a.perMailer[k] = ms
+		}
+		t := now
+		if r.OK {
+			ms.Sent++
+			ms.LastOK = &t
+		} else {
+			ms.Failed++
+			ms.LastError, ms.LastErrorAt = r.Error, &t
+		}
 	}
 }
 
@@ -569,8 +596,19 @@ type Stats struct {
 	LastError     string            `json:"last_error,omitempty"`
 	LastErrorAt   *time.Time        `json:"last_error_at,omitempty"`
 	LastSent      *time.Time        `json:"last_sent,omitempty"`
-	Mailers       []string          `json:"mailers"`
+	Mailers       []MailerStats     `json:"mailers"`
 	Rules         int               `json:"rules"`
+}
+
+// MailerStats counts one mailer's attempts.
+type MailerStats struct {
+	Name        string     `json:"name"`
+	Address     string     `json:"address"`
+	Sent        uint64     `json:"sent"`
+	Failed      uint64     `json:"failed"`
+	LastOK      *time.Time `json:"last_ok,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
 
 // Stats returns the counters.
@@ -604,10 +642,16 @@ func (a *Alerter) Stats() Stats {
 	}
 	a.mu.Unlock()
 	cs := a.cfg.Load()
-	s.Mailers = []string{}
+	s.Mailers = []MailerStats{}
+	a.mu.Lock()
 	for _, m := range cs.a.Mailers {
-		s.Mailers = append(s.Mailers, m.Name+" "+m.Address)
+		ms := MailerStats{Name: m.Name, Address: m.Address}
+		if p := a.perMailer[m.Name+" "+m.Address]; p != nil {
+			ms = *p
+		}
+		s.Mailers = append(s.Mailers, ms)
 	}
+	a.mu.Unlock()
 	s.Rules = len(cs.a.Rules)
 	return s
 }

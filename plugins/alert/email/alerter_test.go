@@ -249,6 +249,10 @@ func TestMailersTriedInOrder(t *testing.T) {
 	if s := r.a.Stats(); s.Failed != 0 || s.Sent != 1 {
 		t.Errorf("failed %d sent %d: a fallback to the next mailer is not a failed delivery", s.Failed, s.Sent)
 	}
+	ms := r.a.Stats().Mailers
+	if len(ms) != 2 || ms[0].Failed != 1 || ms[0].Sent != 0 || !strings.Contains(ms[0].LastError, "connect") || ms[1].Sent != 1 || ms[1].LastOK == nil {
+		t.Errorf("per-mailer stats %+v", ms)
+	}
 }
 
 // deadAddr is a loopback port with nothing listening.
