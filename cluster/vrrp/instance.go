@@ -38,6 +38,10 @@ type NetIO interface {
 	DelVIPs() error
 	// Announce sends one round of gratuitous ARP / unsolicited NA.
 	Announce() error
+	// Reach makes the unicast peers and us know each other's link-layer
+	// address again (after a link came back, neighbour entries are often
+	// FAILED and adverts would wait seconds in the ARP queue).
+	Reach(peers []netip.Addr) error
 	Close() error
 }
 
@@ -309,6 +313,7 @@ func (in *Instance) Run(ctx context.Context) error {
 	case <-time.After(100 * time.Millisecond):
 	case <-ctx.Done():
 	}
+	in.reach()
 	in.perform(in.m.Start(in.now()))
 
 	timer := time.NewTimer(time.Hour)
@@ -356,12 +361,24 @@ func (in *Instance) Run(ctx context.Context) error {
 				continue
 			}
 			in.linkDown = !up
+			if up {
+				in.reach()
+			}
 			in.applyFaults(in.now())
 		case v := <-in.tracks.out:
 			in.applyVerdict(in.now(), v)
 		case f := <-in.ctl:
 			in.perform(f(in.now()))
 		}
+	}
+}
+
+func (in *Instance) reach() {
+	if len(in.cfg.UnicastPeers) == 0 {
+		return
+	}
+	if err := in.io.Reach(in.dsts); err != nil {
+		in.logLimited("reach", "cannot refresh unicast peers' neighbour entries", "err", err)
 	}
 }
 

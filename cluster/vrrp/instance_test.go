@@ -60,12 +60,13 @@ func (f *fakeIO) Send(b []byte, dst netip.Addr) error {
 	}
 	return nil
 }
-func (f *fakeIO) Recv() <-chan Received { return f.recv }
-func (f *fakeIO) Link() <-chan bool     { return f.link }
-func (f *fakeIO) AddVIPs() error        { f.vips.Store(true); return nil }
-func (f *fakeIO) DelVIPs() error        { f.vips.Store(false); return nil }
-func (f *fakeIO) Announce() error       { f.announce.Add(1); return nil }
-func (f *fakeIO) Close() error          { f.once.Do(func() { close(f.closed) }); return nil }
+func (f *fakeIO) Recv() <-chan Received    { return f.recv }
+func (f *fakeIO) Link() <-chan bool        { return f.link }
+func (f *fakeIO) AddVIPs() error           { f.vips.Store(true); return nil }
+func (f *fakeIO) DelVIPs() error           { f.vips.Store(false); return nil }
+func (f *fakeIO) Announce() error          { f.announce.Add(1); return nil }
+func (f *fakeIO) Reach([]netip.Addr) error { return nil }
+func (f *fakeIO) Close() error             { f.once.Do(func() { close(f.closed) }); return nil }
 
 func instCfg(name string, prio int) config.VRRPInstance {
 	d := config.Duration(0)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
@@ -24,21 +25,23 @@ import (
 // linuxIO is NetIO over a raw IP socket (protocol 112), netlink and
 // ARP / ICMPv6.
 type linuxIO struct {
-	ifi   *net.Interface
-	self  netip.Addr
-	vips  []config.VIP
-	log   *slog.Logger
-	v4    *ipv4.RawConn
-	v6    *ipv6.PacketConn
-	arp   *arp.Client
-	nd    *ipv6.PacketConn // unsolicited NA
-	recv  chan Received
-	link  chan bool
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-	wmu   sync.Mutex
-	hwVIP net.HardwareAddr
+	ifi  *net.Interface
+	self netip.Addr
+	vips []config.VIP
+	log  *slog.Logger
+	v4   *ipv4.RawConn
+	v6   *ipv6.PacketConn
+	arp  *arp.Client
+	nd   *ipv6.PacketConn // unsolicited NA
+	recv chan Received
+	link chan bool
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+	wmu  sync.Mutex
+	// lastProbe rate-limits neighbour checks per unicast peer (under wmu).
+	lastProbe map[netip.Addr]time.Time
+	hwVIP     net.HardwareAddr
 }
 
 // OpenLinux opens the network side of one instance on its interface.
@@ -215,6 +218,9 @@ func (io *linuxIO) Link() <-chan bool     { return io.link }
 func (io *linuxIO) Send(b []byte, dst netip.Addr) error {
 	io.wmu.Lock()
 	defer io.wmu.Unlock()
+	if !dst.IsMulticast() {
+		io.unstick(dst)
+	}
 	if io.v4 != nil {
 		h := &ipv4.Header{
 			Version: 4, Len: ipv4.HeaderLen, TOS: 0xc0, TotalLen: ipv4.HeaderLen + len(b),
@@ -390,6 +396,54 @@ func (io *linuxIO) Announce() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Reach sends a gratuitous ARP for our own address (peers update the
+// entry they have for us and flush what they queued) and an ARP request
+// to each peer (its reply refreshes ours). IPv6 relies on the kernel.
+func (io *linuxIO) Reach(peers []netip.Addr) error {
+	if io.arp == nil || !io.self.Is4() || len(io.ifi.HardwareAddr) != 6 {
+		return nil
+	}
+	p, err := arp.NewPacket(arp.OperationRequest, io.ifi.HardwareAddr, io.self, ethernet.Broadcast, io.self)
+	if err == nil {
+		err = io.arp.WriteTo(p, ethernet.Broadcast)
+	}
+	for _, peer := range peers {
+		if peer.Is4() {
+			if rerr := io.arp.Request(peer); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}
+	return err
+}
+
+// unstick: a unicast peer whose neighbour entry failed (its link was down
+// while we sent) would only be retried by the kernel after seconds, while
+// our adverts queue and the peer takes over. At most every 200ms, look at
+// the entry and, if it is failed or incomplete, ask the peer directly.
+func (io *linuxIO) unstick(dst netip.Addr) {
+	if io.arp == nil || !dst.Is4() {
+		return
+	}
+	now := time.Now()
+	if io.lastProbe == nil {
+		io.lastProbe = map[netip.Addr]time.Time{}
+	}
+	if now.Sub(io.lastProbe[dst]) < 200*time.Millisecond {
+		return
+	}
+	io.lastProbe[dst] = now
+	ns, err := netlink.NeighList(io.ifi.Index, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	for _, n := range ns {
+		if n.IP.Equal(dst.AsSlice()) && n.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) != 0 {
+			_ = io.arp.Request(dst)
+		}
+	}
 }
 
 func (io *linuxIO) closeSockets() {
