@@ -413,6 +413,10 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 		return false
 	}
 	if dec.Redirect != "" {
+		if !validHookValue(dec.Redirect) {
+			s.fail(nil, 500, "PR", start, "route hook redirect location has control characters")
+			return false
+		}
 		return s.redirect(start, dec.Redirect, dec.RedirectCode)
 	}
 
