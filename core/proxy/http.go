@@ -951,7 +951,7 @@ func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *log
 // redirect answers a redirect; the connection stays open when the request
 // had no body.
 func (s *session) redirect(start time.Time, loc string, code int) bool {
-	if code == 0 {
+	if code < 300 || code > 399 {
 		code = 302
 	}
 	f := s.h.f
