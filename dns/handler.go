@@ -179,7 +179,14 @@ func (w *worker) finish(counter *nameStats, ecs *mdns.EDNS0_SUBNET, qtype uint16
 		}
 		resp.Extra = append(resp.Extra, &w.opt)
 	}
+	// Name compression costs a map per message in miekg/dns; most answers
+	// fit without it, so it is used only when the plain form is too big.
+	resp.Compress = false
 	out, err := resp.PackBuffer(w.out[:cap(w.out)])
+	if err == nil && len(out) > size {
+		resp.Compress = true
+		out, err = resp.PackBuffer(w.out[:cap(w.out)])
+	}
 	if err != nil {
 		resp.Answer, resp.Ns, resp.Extra = resp.Answer[:0], resp.Ns[:0], resp.Extra[:0]
 		resp.Rcode = mdns.RcodeServerFailure
