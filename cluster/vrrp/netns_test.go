@@ -211,15 +211,34 @@ func TestNetnsPreempt(t *testing.T) {
 
 func TestNetnsUnicast(t *testing.T) {
 	b := newBed(t, "a", "b")
-	// Multicast is dropped on the segment: only unicast can elect.
+	// Multicast is not forwarded to the nodes: only unicast can elect.
+	b.n.BlockMulticast(b.hosts["a"])
+	b.n.BlockMulticast(b.hosts["b"])
 	o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, unicast: []string{"198.18.0.1", "198.18.0.2"}}
 	doc := vipgateDoc(o)
 	pa := startVipgate(t, b.hosts["a"], "a", doc)
 	startVipgate(t, b.hosts["b"], "b", doc)
 	waitHolder(t, b.w, "a", 10*time.Second)
+	b.n.Cable(b.hosts["a"], false)
+	waitHolder(t, b.w, "b", 10*time.Second)
+	b.n.Cable(b.hosts["a"], true)
+	waitHolder(t, b.w, "a", 10*time.Second)
 	pa.stop()
 	waitHolder(t, b.w, "b", 10*time.Second)
 	b.checkDual(t, o)
+}
+
+// TestNetnsMulticastBlocked proves the segment of TestNetnsUnicast really
+// drops multicast: multicast instances there cannot see each other and
+// both become master.
+func TestNetnsMulticastBlocked(t *testing.T) {
+	b := newBed(t, "a", "b")
+	b.n.BlockMulticast(b.hosts["a"])
+	b.n.BlockMulticast(b.hosts["b"])
+	doc := vipgateDoc(opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}})
+	startVipgate(t, b.hosts["a"], "a", doc)
+	startVipgate(t, b.hosts["b"], "b", doc)
+	waitHolder(t, b.w, "a+b", 10*time.Second)
 }
 
 // TestKeepalivedInterop pairs a vipgate node with the Debian keepalived on

@@ -181,3 +181,10 @@ func (n *Net) Hosts() []*Host {
 	defer n.mu.Unlock()
 	return append([]*Host(nil), n.hosts...)
 }
+
+// BlockMulticast stops the bridge from flooding multicast to the host's
+// port (as on networks that filter it), so only unicast reaches it.
+func (n *Net) BlockMulticast(h *Host) {
+	n.t.Helper()
+	n.must("bridge", "-n", n.Switch, "link", "set", "dev", h.Port, "mcast_flood", "off")
+}
