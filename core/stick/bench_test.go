@@ -4,9 +4,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
 
 	"github.com/vipgate/vipgate/core/proxy/inspect"
 )
@@ -62,13 +67,18 @@ func BenchmarkTCPConns(b *testing.B) {
 	for i := range hellos {
 		hellos[i] = tls12Hello(b, byte(i))
 	}
-	for _, mode := range []string{"off", "on"} {
+	for _, mode := range []string{"off", "on", "haproxy-off", "haproxy-on"} {
 		b.Run(mode, func(b *testing.B) {
-			doc := stickDoc("{table: ssl, on: ssl_session_id}", bes)
-			if mode == "off" {
-				doc = strings.Replace(doc, "    stick: {table: ssl, on: ssl_session_id}\n", "", 1)
+			var h *stickHarness
+			if strings.HasPrefix(mode, "haproxy") {
+				h = &stickHarness{fe: startHAProxy(b, bes, mode == "haproxy-on")}
+			} else {
+				doc := stickDoc("{table: ssl, on: ssl_session_id}", bes)
+				if mode == "off" {
+					doc = strings.Replace(doc, "    stick: {table: ssl, on: ssl_session_id}\n", "", 1)
+				}
+				h = startStickProxy(b, nil, doc)
 			}
-			h := startStickProxy(b, nil, doc)
 			b.ResetTimer()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
@@ -92,7 +102,7 @@ func BenchmarkTCPConns(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
-			if mode == "on" && b.N > 2*len(hellos) {
+			if mode == "on" && b.N > 2*len(hellos) && h.m != nil {
 				tb := h.m.Table("ssl")
 				if tb.Hits.Load() == 0 {
 					b.Fatal("no table hits: persistence not exercised")
@@ -100,4 +110,59 @@ func BenchmarkTCPConns(b *testing.B) {
 			}
 		})
 	}
+}
+
+// startHAProxy runs HAProxy with the reference recipe (stick on
+// payload_lv(43,1) / store-response) or without persistence, for the
+// side-by-side numbers.
+func startHAProxy(tb testing.TB, bes []*opensslBackend, stick bool) string {
+	tb.Helper()
+	bin := testenv.RequireTool(tb, "haproxy")
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb))
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, `global
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind %s
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  default_backend be
+backend be
+  balance roundrobin
+`, addr)
+	if stick {
+		cfg.WriteString(`  stick-table type binary len 32 size 30k expire 1m
+  acl clienthello req.ssl_hello_type 1
+  acl serverhello res.ssl_hello_type 2
+  tcp-response inspect-delay 5s
+  tcp-response content accept if serverhello
+  stick on payload_lv(43,1) if clienthello
+  stick store-response payload_lv(43,1) if serverhello
+`)
+	}
+	for _, be := range bes {
+		fmt.Fprintf(&cfg, "  server %s %s\n", be.name, be.addr)
+	}
+	f := filepath.Join(tb.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(f, []byte(cfg.String()), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-db", "-f", f)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	testenv.Eventually(tb, 10*time.Second, "haproxy listening", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr
 }
