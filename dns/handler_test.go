@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,6 +240,7 @@ func TestHook(t *testing.T) {
 	st := &StaticState{}
 	st.SetActive("dc1")
 	srv, addr := startServer(t, st)
+	var mu sync.Mutex // the hook runs on the server's goroutines
 	var mode string
 	var seen Query
 	srv.SetHookResolver(func(name string) (Hook, bool) {
@@ -246,8 +248,11 @@ func TestHook(t *testing.T) {
 			return nil, false
 		}
 		return func(ctx context.Context, q Query) ([]netip.Addr, bool, error) {
+			mu.Lock()
 			seen = q
-			switch mode {
+			m := mode
+			mu.Unlock()
+			switch m {
 			case "override":
 				return []netip.Addr{mustAddr("198.18.9.9"), mustAddr("2001:db8::9")}, true, nil
 			case "error":
@@ -272,12 +277,16 @@ func TestHook(t *testing.T) {
 		{"slow", []string{"198.18.1.105"}},
 	}
 	for _, tt := range tests {
+		mu.Lock()
 		mode = tt.mode
+		mu.Unlock()
 		r := ask(t, addr, "hooked.example.com.", mdns.TypeA, nil)
 		if got := addrsOf(r.Answer); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.mode, got, tt.want)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if seen.Service != "hooked" || seen.Datacenter != "dc1" || !strings.HasPrefix(seen.Name, "hooked.") || len(seen.Answer) != 1 {
 		t.Errorf("hook saw %+v", seen)
 	}
