@@ -85,6 +85,20 @@ type AlertRule struct {
 	// window are mailed together, with counts, when it ends. 0 mails every
 	// event on its own. Default 1m.
 	Coalesce *Duration `yaml:"coalesce,omitempty"`
+	// Burst bounds the mails a rule sends at once per coalesce window:
+	// beyond it (a whole datacenter's servers going down together), the
+	// events about further subjects are mailed together in one digest when
+	// the window ends. Default 10; 0 means no bound. No effect with
+	// coalesce 0.
+	Burst *int `yaml:"burst,omitempty"`
+}
+
+// BurstLimit returns the burst bound (0: none).
+func (r *AlertRule) BurstLimit() int {
+	if r.Burst == nil {
+		return DefaultAlertBurst
+	}
+	return *r.Burst
 }
 
 // Level returns the parsed MinLevel (valid after validation).
@@ -146,6 +160,7 @@ const (
 	DefaultAlertRetryMin        = 5 * time.Second
 	DefaultAlertRetryMax        = 5 * time.Minute
 	DefaultAlertMinLevel        = "warning"
+	DefaultAlertBurst           = 10
 )
 
 // AlertTemplateFuncs are the functions alert templates may call, beyond
@@ -186,6 +201,10 @@ func (c *Cluster) applyAlertsDefaults() {
 		if r.Coalesce == nil {
 			d := Duration(DefaultAlertCoalesce)
 			r.Coalesce = &d
+		}
+		if r.Burst == nil {
+			b := DefaultAlertBurst
+			r.Burst = &b
 		}
 	}
 	if a.Queue.RetryMin == 0 {
@@ -267,6 +286,9 @@ func (c *Cluster) validateAlerts(p *Problems) {
 		}
 		if len(r.To) == 0 {
 			p.Addf(at("to"), "a rule needs at least one recipient")
+		}
+		if r.Burst != nil && *r.Burst < 0 {
+			p.Addf(at("burst"), "must be 0 (no bound) or positive")
 		}
 		for j, to := range r.To {
 			if _, err := mail.ParseAddress(to); err != nil {

@@ -48,6 +48,9 @@ func TestAlertsParseAndDefaults(t *testing.T) {
 	if r.Name != "rule-2" || r.MinLevel != "warning" || r.Window() != DefaultAlertCoalesce {
 		t.Errorf("rule defaults: name %q level %q window %s", r.Name, r.MinLevel, r.Window())
 	}
+	if a.Rules[0].BurstLimit() != DefaultAlertBurst {
+		t.Errorf("burst default: %d", a.Rules[0].BurstLimit())
+	}
 	if a.Rules[0].Window() != 30*time.Second {
 		t.Errorf("coalesce: %s", a.Rules[0].Window())
 	}
@@ -138,6 +141,12 @@ alerts:
   subject: "{{.Event.Kind"
   template: "{{nosuchfunc .}}"
 `, []string{"alerts.subject: invalid template", "alerts.template: invalid template", "function \"nosuchfunc\" not defined"}},
+		{"burst", `
+alerts:
+  from: a@example.com
+  mailers: [{name: m, address: "h:25"}]
+  rules: [{to: a@example.com, burst: -1}]
+`, []string{"alerts.rules.0.burst: must be 0 (no bound) or positive"}},
 		{"queue", `
 alerts:
   queue: {max: -1, retry_min: 1m, retry_max: 1s}

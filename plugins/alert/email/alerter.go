@@ -69,7 +69,18 @@ type Alerter struct {
 	perMailer   map[string]*MailerStats
 
 	windows map[string]*window // owned by Run's goroutine
+	bursts  map[string]*burst  // per rule, owned by Run's goroutine
 }
+
+// burst counts the mails a rule sent at once in its current window.
+type burst struct {
+	end  time.Time
+	sent int
+}
+
+// overflowSuffix marks a rule's overflow window key (no subject has it:
+// subjects never contain NUL).
+const overflowSuffix = "\x00*"
 
 type cfgState struct {
 	a config.Alerts
@@ -101,7 +112,7 @@ func New(o Options) (*Alerter, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Alerter{o: o, log: o.Log, q: q, kick: make(chan struct{}, 1), windows: map[string]*window{}}
+	a := &Alerter{o: o, log: o.Log, q: q, kick: make(chan struct{}, 1), windows: map[string]*window{}, bursts: map[string]*burst{}}
 	r, _ := newRenderer(&config.Alerts{})
 	a.cfg.Store(&cfgState{r: r})
 	for _, c := range q.corrupt {
@@ -230,24 +241,47 @@ func (a *Alerter) handle(ev events.Event) {
 			subj = string(ev.Kind)
 		}
 		rec := &eventRecord{Rule: rule.Name, To: rule.To, Key: rule.Name + "\x00" + subj, Window: rule.Window(), Event: ev}
-		w := a.windows[rec.Key]
-		switch {
-		case rec.Window <= 0:
+		if rec.Window <= 0 {
 			a.flush([]*eventRecord{rec}) // the mail record is the durable copy
-		case w == nil:
-			a.windows[rec.Key] = &window{end: now.Add(rec.Window)}
-			a.flush([]*eventRecord{rec})
-		default:
-			if err := a.q.addEvent(rec); err != nil {
-				// Keep going in memory: a mail without a durable copy
-				// beats no mail.
-				a.persistErrs.Add(1)
-				a.setErr(err)
-				a.log.Error("alert queue: cannot persist event", "err", err, "event", ev.Kind, "subject", ev.Subject)
-			}
-			w.held = append(w.held, rec)
+			continue
 		}
+		w := a.windows[rec.Key]
+		if w == nil && a.overBurst(rule, now) {
+			// Too many subjects at once: the rule's overflow digest takes
+			// it (and further events about it, while the burst lasts).
+			rec.Key = rule.Name + overflowSuffix
+			if w = a.windows[rec.Key]; w == nil {
+				w = &window{end: a.bursts[rule.Name].end}
+				a.windows[rec.Key] = w
+			}
+		}
+		if w == nil {
+			a.windows[rec.Key] = &window{end: now.Add(rec.Window)}
+			a.bursts[rule.Name].sent++
+			a.flush([]*eventRecord{rec})
+			continue
+		}
+		if err := a.q.addEvent(rec); err != nil {
+			// Keep going in memory: a mail without a durable copy beats
+			// no mail.
+			a.persistErrs.Add(1)
+			a.setErr(err)
+			a.log.Error("alert queue: cannot persist event", "err", err, "event", ev.Kind, "subject", ev.Subject)
+		}
+		w.held = append(w.held, rec)
 	}
+}
+
+// overBurst reports whether rule already sent its burst of immediate mails
+// in its current window, starting a new window if the last one ended. It
+// leaves a current burst entry for the rule either way.
+func (a *Alerter) overBurst(rule *config.AlertRule, now time.Time) bool {
+	b := a.bursts[rule.Name]
+	if b == nil || !now.Before(b.end) {
+		b = &burst{end: now.Add(rule.Window())}
+		a.bursts[rule.Name] = b
+	}
+	return rule.BurstLimit() > 0 && b.sent >= rule.BurstLimit()
 }
 
 // expire closes the windows that ended: held events become one digest and
@@ -255,6 +289,11 @@ func (a *Alerter) handle(ev events.Event) {
 // window); a quiet window just closes.
 func (a *Alerter) expire() {
 	now := a.o.Now()
+	for r, b := range a.bursts {
+		if !now.Before(b.end) {
+			delete(a.bursts, r)
+		}
+	}
 	for k, w := range a.windows {
 		if now.Before(w.end) {
 			continue

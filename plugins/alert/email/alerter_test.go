@@ -520,3 +520,39 @@ func TestDiskFailureStillMails(t *testing.T) {
 		t.Errorf("persist errors %d, last error %q", s.PersistErrors, s.LastError)
 	}
 }
+
+// TestBurstBoundsMailsPerRule: a whole farm going down at once gives
+// `burst` mails, then one digest of the rest, not one mail per server.
+func TestBurstBoundsMailsPerRule(t *testing.T) {
+	mta := newFakeMTA(t)
+	bus := events.New("gw1", "dc1")
+	r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir()}, clusterDoc(t, mta.addr, `
+  rules:
+    - to: ops@example.test
+      coalesce: 1s
+      burst: 3
+`))
+	for i := range 10 {
+		bus.Publish(downEvent("farm", fmt.Sprintf("s%d", i), "dc power loss"))
+	}
+	bus.Publish(downEvent("farm", "s0", "again")) // has its own window: held there
+	testenv.Eventually(t, 10*time.Second, "3 mails, the burst digest and s0's digest", func() bool { return len(mta.messages()) == 5 })
+	testenv.Eventually(t, 5*time.Second, "queue empty", func() bool { s := r.a.Stats(); return s.Queued == 0 && s.PendingEvents == 0 })
+	var singles, burstDigest []string
+	for _, m := range mta.messages() {
+		switch {
+		case strings.Contains(m.Subject, "subjects"):
+			burstDigest = append(burstDigest, m.Subject+"\n"+m.Body)
+		default:
+			singles = append(singles, m.Subject)
+		}
+	}
+	if len(singles) != 4 || len(burstDigest) != 1 {
+		t.Fatalf("singles %q, burst digests %d", singles, len(burstDigest))
+	}
+	for _, want := range []string{"7 events about 7 subjects (farm/s3, farm/s4, farm/s5, …): 7x server.down", "farm/s9 is DOWN: dc power loss"} {
+		if !strings.Contains(burstDigest[0], want) {
+			t.Errorf("burst digest lacks %q:\n%s", want, burstDigest[0])
+		}
+	}
+}

@@ -34,16 +34,18 @@ type MailData struct {
 	Rule    string
 	Node    string // the node that sends the mail
 	DC      string
-	Subject string         // what the events are about, e.g. "exchange/ex1"
-	Event   events.Event   // the latest event
-	First   events.Event   // the earliest event
-	Events  []events.Event // all of them, oldest first
-	Count   int
-	Counts  []KindCount // per kind, most frequent first
-	Digest  bool        // more than one event
-	Window  time.Duration
-	Now     time.Time
-	State   []string // "what is up now", one line each
+	Subject string // what the events are about, e.g. "exchange/ex1"
+	// Subjects lists them when a digest is about several (a burst).
+	Subjects []string
+	Event    events.Event   // the latest event
+	First    events.Event   // the earliest event
+	Events   []events.Event // all of them, oldest first
+	Count    int
+	Counts   []KindCount // per kind, most frequent first
+	Digest   bool        // more than one event
+	Window   time.Duration
+	Now      time.Time
+	State    []string // "what is up now", one line each
 }
 
 // Level is the most severe level among the events.
@@ -168,6 +170,23 @@ func mailData(rule string, evs []events.Event, window time.Duration, node, dc st
 	d.Subject = d.Event.Subject
 	if d.Subject == "" {
 		d.Subject = string(d.Event.Kind)
+	}
+	// A burst digest is about several subjects: name a few.
+	var subjects []string
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if !seen[e.Subject] {
+			seen[e.Subject] = true
+			subjects = append(subjects, e.Subject)
+		}
+	}
+	if len(subjects) > 1 {
+		d.Subjects = subjects
+		shown := subjects
+		if len(shown) > 3 {
+			shown = append(shown[:3:3], "…")
+		}
+		d.Subject = fmt.Sprintf("%d subjects (%s)", len(subjects), strings.Join(shown, ", "))
 	}
 	counts := map[events.Kind]int{}
 	for _, e := range evs {
