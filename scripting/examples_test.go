@@ -122,7 +122,7 @@ func TestExampleStickyUser(t *testing.T) {
 	}
 	for u, s := range first {
 		if server(u) != s {
-			t.Fatalf("user %s moved without a reason", u)
+			t.Fatalf("user %s moved without a reason: %s then %s (stats %+v)", u, s, server(u), rt.Stats())
 		}
 	}
 	for _, s := range []string{"ex1", "ex2", "ex3"} {
@@ -144,7 +144,7 @@ func TestExampleStickyUser(t *testing.T) {
 	ex2.SetHealth(upstream.Up, "test")
 	for u, s := range first {
 		if server(u) != s {
-			t.Errorf("user %s did not return to %s", u, s)
+			t.Errorf("user %s did not return to %s (now %q)", u, s, server(u))
 		}
 	}
 	// From the cookie or the query parameter too; no user: no opinion.

@@ -75,6 +75,7 @@ func eventTable(L *lua.LState, e events.Event) *lua.LTable {
 // bounded by handler_timeout) and, when the buffer fills, the bus counts
 // the events this subscriber lost.
 func (r *Runtime) Run(ctx context.Context) error {
+	go r.guard.run(ctx)
 	if r.bus == nil {
 		<-ctx.Done()
 		return nil

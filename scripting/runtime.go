@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -56,6 +57,8 @@ type Runtime struct {
 	errMu sync.Mutex
 	errs  map[string]*errWindow // "plugin.function" → recent failures
 
+	guard memGuard
+
 	calls    atomic.Uint64
 	failures atomic.Uint64
 	timeouts atomic.Uint64
@@ -72,6 +75,8 @@ func New(o Options) *Runtime {
 		o.Now = time.Now
 	}
 	r := &Runtime{log: o.Log, bus: o.Bus, live: o.Live, now: o.Now, errs: map[string]*errWindow{}}
+	r.guard.states = map[*callGuard]struct{}{}
+	r.guard.limit.Store(config.DefaultLuaMaxAlloc)
 	empty := &config.Lua{}
 	fillDefaults(&empty.Defaults)
 	g, _ := r.compile(empty)
@@ -104,6 +109,9 @@ func fillDefaults(d *config.LuaDefaults) {
 	if d.ErrorThreshold <= 0 {
 		d.ErrorThreshold = config.DefaultLuaErrorThreshold
 	}
+	if d.MaxAlloc <= 0 {
+		d.MaxAlloc = config.DefaultLuaMaxAlloc
+	}
 }
 
 // plugin is one compiled script of a generation.
@@ -124,6 +132,14 @@ type generation struct {
 	pool     chan *state
 	retired  atomic.Bool
 	rt       *Runtime
+	src      *config.Lua // what was applied, to skip unchanged re-applies
+}
+
+// cloneLua copies the parts Apply compares (the caller may reuse c).
+func cloneLua(c *config.Lua) *config.Lua {
+	cp := &config.Lua{Defaults: c.Defaults, Plugins: make([]config.LuaPlugin, len(c.Plugins))}
+	copy(cp.Plugins, c.Plugins)
+	return cp
 }
 
 // LoadError is a plugin that failed to compile or to run its top level.
@@ -144,6 +160,10 @@ func (e *LoadError) Error() string {
 // Apply compiles the plugins of c and, when all of them load, makes them
 // the current generation. On error the previous scripts stay in use.
 func (r *Runtime) Apply(c *config.Lua) error {
+	// An unchanged section keeps its warm states (and their caches).
+	if old := r.gen.Load(); old != nil && old.src != nil && reflect.DeepEqual(old.src, c) {
+		return nil
+	}
 	g, err := r.compile(c)
 	if err != nil {
 		return err
@@ -155,6 +175,8 @@ func (r *Runtime) Apply(c *config.Lua) error {
 		return err
 	}
 	g.put(s)
+	g.src = cloneLua(c)
+	r.guard.limit.Store(uint64(g.defaults.MaxAlloc))
 	old := r.gen.Swap(g)
 	if old != nil {
 		old.retire()
@@ -354,12 +376,14 @@ func (r *Runtime) call(ctx context.Context, g *generation, kind callKind, pname,
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	r.guard.begin(&s.guard, &cancel)
 	L := s.L
 	s.kind, s.plugin, s.ctx = kind, p, cctx
 	L.SetContext(cctx)
 	L.Push(f)
 	n := push(s)
 	perr := safePCall(L, n, nret)
+	r.guard.end(&s.guard)
 	L.RemoveContext()
 	s.ctx = nil
 	s.closeConns()
@@ -371,7 +395,10 @@ func (r *Runtime) call(ctx context.Context, g *generation, kind callKind, pname,
 		// The state may be mid-way through anything: drop it.
 		s.close()
 		se := &ScriptError{Function: pname + "." + fn, Msg: luaErrMsg(perr)}
-		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		switch {
+		case s.guard.killed.Load():
+			se.Msg = fmt.Sprintf("%s (stopped: the heap grew by more than %d bytes during the call, lua.defaults.max_alloc)", se.Msg, g.defaults.MaxAlloc)
+		case errors.Is(cctx.Err(), context.DeadlineExceeded):
 			se.Timeout = true
 			se.Msg = fmt.Sprintf("%s (timeout %s)", se.Msg, timeout)
 		}
@@ -473,6 +500,7 @@ type Stats struct {
 	StatesCreated uint64                   `json:"states_created"`
 	StatesClosed  uint64                   `json:"states_closed"`
 	StatesIdle    int                      `json:"states_idle"`
+	MemoryKills   uint64                   `json:"memory_kills"`
 	Functions     map[string]FunctionStats `json:"functions,omitempty"`
 }
 
@@ -481,7 +509,7 @@ func (r *Runtime) Stats() Stats {
 	g := r.gen.Load()
 	st := Stats{
 		Plugins: r.Plugins(), Calls: r.calls.Load(), Failures: r.failures.Load(), Timeouts: r.timeouts.Load(),
-		StatesCreated: r.created.Load(), StatesClosed: r.closed.Load(), StatesIdle: len(g.pool),
+		StatesCreated: r.created.Load(), StatesClosed: r.closed.Load(), StatesIdle: len(g.pool), MemoryKills: r.guard.kills.Load(),
 		Functions: map[string]FunctionStats{},
 	}
 	r.errMu.Lock()

@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -143,7 +144,7 @@ func TestLimits(t *testing.T) {
 		{"concat table", `local s = string.rep("x", 1e6) local t = {} for i = 1, 100 do t[i] = s end local r = table.concat(t)`, "table.concat result over"},
 		{"gsub blowup", `local s = string.rep("x", 1e5) local r = s:gsub(".", s)`, "string.gsub result over"},
 		{"table growth", `local t = {} local i = 0 while true do i = i + 1 t[i] = i end`, "deadline"},
-		{"string doubling", `local s = "x" while true do s = s .. s end`, ""},
+		{"string doubling", `local s = "x" while true do s = s .. s end`, ""}, // the deadline, or the guard (TestMemoryGuard…)
 		{"unpack huge", `local x = unpack({}, 1, 1e8)`, "too many results"},
 		{"string.byte huge", `local s = string.rep("x", 1e6) local x = s:byte(1, -1)`, "string slice too long"},
 		{"pcall cannot swallow timeout", `while true do pcall(function() while true do end end) end`, "deadline"},
@@ -180,5 +181,41 @@ func TestTimeoutIsFlaggedAndCounted(t *testing.T) {
 	}
 	if st := r.rt.Stats(); st.Timeouts != 1 || st.Functions["p.f"].Timeouts != 1 {
 		t.Errorf("stats = %+v", st)
+	}
+}
+
+// TestMemoryGuardStopsStringDoubling: `s = s .. s` is one VM instruction
+// per doubling, so only the memory guard (running with Run) can stop it
+// long before its generous deadline.
+func TestMemoryGuardStopsStringDoubling(t *testing.T) {
+	r := newRig(t, "function f()\n local s = 'x'\n while true do s = s .. s end\nend", func(c *config.Lua) {
+		c.Defaults.Timeout = config.Duration(60 * time.Second)
+		c.Defaults.MaxAlloc = 16 << 20
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.rt.Run(ctx)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res := r.rt.Check(context.Background(), "p.f", CheckTarget{})
+	runtime.ReadMemStats(&after)
+	if res.OK || !strings.Contains(res.Reason, "lua.defaults.max_alloc") || !strings.Contains(res.Reason, "p:3:") {
+		t.Fatalf("doubling not stopped by the guard: %+v", res)
+	}
+	// Overshoot is bounded by a few doublings past the limit, far from
+	// what 60s of doubling would reach.
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 2<<30 {
+		t.Errorf("allocated %d MB before being stopped", grew>>20)
+	}
+	if k := r.rt.Stats().MemoryKills; k != 1 {
+		t.Errorf("memory kills %d, want 1", k)
+	}
+	// Ordinary calls are not affected.
+	r2 := newRig(t, "function f() local t = {} for i = 1, 1000 do t[i] = ('x'):rep(100) end return true end")
+	go r2.rt.Run(ctx)
+	for i := 0; i < 100; i++ {
+		if res := r2.rt.Check(context.Background(), "p.f", CheckTarget{}); !res.OK {
+			t.Fatalf("ordinary call failed: %+v", res)
+		}
 	}
 }

@@ -26,6 +26,7 @@ type state struct {
 	txnUD  *lua.LUserData
 	connMT *lua.LTable // metatable of net.tcp connections
 	maxS   int
+	guard  callGuard
 }
 
 // pluginEnv is a plugin's global environment: an empty table whose reads
@@ -46,6 +47,7 @@ func (g *generation) newState() (*state, error) {
 	})
 	s := &state{L: L, g: g, envs: map[string]*pluginEnv{}, maxS: d.MaxString}
 	g.rt.created.Add(1)
+	g.rt.guard.add(&s.guard)
 	ok := false
 	defer func() {
 		if !ok {
@@ -138,6 +140,7 @@ func (s *state) closeConns() {
 }
 
 func (s *state) close() {
+	s.g.rt.guard.remove(&s.guard)
 	s.closeConns()
 	s.L.Close()
 	s.g.rt.closed.Add(1)

@@ -32,7 +32,9 @@ type Lua struct {
 // LuaDefaults are the limits and the failure policy of every Lua call;
 // a plugin may override timeout and fallback.
 type LuaDefaults struct {
-	// Timeout bounds one routing-hook or event-handler call (default 50ms).
+	// Timeout bounds one routing-hook or DNS-hook call (default 1s). It is
+	// wall-clock time: it cuts off runaway scripts, and must leave room for
+	// GC pauses and CPU starvation on a busy node.
 	// Checks and track scripts run under the check's own timeout.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// HandlerTimeout bounds one event-handler call (default 5s): handlers
@@ -47,6 +49,10 @@ type LuaDefaults struct {
 	// MaxString caps any string a single library call may build
 	// (string.rep, string.format, table.concat, string.gsub), default 1MiB.
 	MaxString int `yaml:"max_string,omitempty" json:"max_string,omitempty"`
+	// MaxAlloc stops a call that has run for more than a few milliseconds
+	// while the heap grew by more than this many bytes (default 64MiB): a
+	// loop doubling a string is one VM instruction per step.
+	MaxAlloc int `yaml:"max_alloc,omitempty" json:"max_alloc,omitempty"`
 	// CallStack bounds the Lua call depth (default 200).
 	CallStack int `yaml:"call_stack,omitempty" json:"call_stack,omitempty"`
 	// Registry bounds the Lua value stack in slots (default 65536).
@@ -87,10 +93,11 @@ type LuaHandler struct {
 
 // Built-in Lua defaults.
 const (
-	DefaultLuaTimeout        = 50 * time.Millisecond
+	DefaultLuaTimeout        = time.Second
 	DefaultLuaHandlerTimeout = 5 * time.Second
 	DefaultLuaPoolSize       = 16
 	DefaultLuaMaxString      = 1 << 20
+	DefaultLuaMaxAlloc       = 64 << 20
 	DefaultLuaCallStack      = 200
 	DefaultLuaRegistry       = 1 << 16
 	DefaultLuaErrorThreshold = 10
@@ -190,6 +197,9 @@ func (c *Cluster) applyLuaDefaults() {
 	if d.MaxString == 0 {
 		d.MaxString = DefaultLuaMaxString
 	}
+	if d.MaxAlloc == 0 {
+		d.MaxAlloc = DefaultLuaMaxAlloc
+	}
 	if d.CallStack == 0 {
 		d.CallStack = DefaultLuaCallStack
 	}
@@ -230,6 +240,9 @@ func (c *Cluster) validateLua(p *Problems) {
 	}
 	if d.MaxString < 1024 || d.MaxString > 1<<30 {
 		p.Addf(Path("lua", "defaults", "max_string"), "max_string %d out of range 1024-1073741824", d.MaxString)
+	}
+	if d.MaxAlloc < 1<<20 || d.MaxAlloc > 1<<34 {
+		p.Addf(Path("lua", "defaults", "max_alloc"), "max_alloc %d out of range 1MiB-16GiB", d.MaxAlloc)
 	}
 	if d.CallStack < 16 || d.CallStack > 100000 {
 		p.Addf(Path("lua", "defaults", "call_stack"), "call_stack %d out of range 16-100000", d.CallStack)
