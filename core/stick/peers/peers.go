@@ -192,6 +192,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}()
 	}
 	var conns sync.WaitGroup
+	// Bounds the connections (and their buffers) strangers can hold open.
+	slots := make(chan struct{}, 4*len(s.links)+4)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -202,9 +204,16 @@ func (s *Syncer) Run(ctx context.Context) error {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
+			defer func() { <-slots }()
 			if err := s.serveInbound(ctx, c); err != nil && ctx.Err() == nil {
 				s.log.Info("peers: inbound link ended", "remote", c.RemoteAddr().String(), "err", err)
 			}
@@ -225,6 +234,9 @@ type conn struct {
 	sendSeq  uint64
 	recvSeq  uint64
 	peerName string
+	// limit bounds an incoming frame; small until the peer is
+	// authenticated, so that strangers cannot make us allocate.
+	limit int
 }
 
 func (c *conn) writeFrame(typ byte, payload []byte) error {
@@ -262,7 +274,7 @@ func (c *conn) readFrame() (byte, []byte, error) {
 	if c.recvKey != nil {
 		least += tagLen
 	}
-	if n < least || n > maxFrame {
+	if n < least || n > c.limit {
 		return 0, nil, fmt.Errorf("frame of %d bytes", n)
 	}
 	body := make([]byte, n-1)
@@ -323,7 +335,8 @@ func parseHello(b []byte) (name string, nonce, proof []byte, err error) {
 func (s *Syncer) handshake(raw net.Conn, dialer bool, want string) (*conn, error) {
 	_ = raw.SetDeadline(time.Now().Add(handshakeMax))
 	defer raw.SetDeadline(time.Time{})
-	c := &conn{c: raw, r: bufio.NewReaderSize(raw, 64<<10), w: bufio.NewWriterSize(raw, 64<<10)}
+	c := &conn{c: raw, r: bufio.NewReaderSize(raw, 64<<10), w: bufio.NewWriterSize(raw, 64<<10), limit: 1024}
+	defer func() { c.limit = maxFrame }()
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err

@@ -9,7 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -218,4 +220,33 @@ func FuzzDecodeUpdates(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStrangerRefused: garbage and oversized frames from an unauthenticated
+// client close the connection without affecting the node.
+func TestStrangerRefused(t *testing.T) {
+	aAddr, bAddr := addrs(t)
+	a := startNode(t, "a", aAddr, "0123456789abcdef-secret", []Peer{{"b", bAddr}})
+	for _, junk := range [][]byte{
+		{0xff, 0xff, 0xff, 0xff, 1},                     // 4 GiB frame
+		{0, 0, 8, 0, 1},                                 // 2 KiB hello: over the pre-auth limit
+		{0, 0, 0, 9, 1, 'X', 'X', 'X', 'X', 0, 1, 2, 3}, // bad magic
+		[]byte("GET / HTTP/1.1\r\n\r\n"),
+	} {
+		c, err := net.Dial("tcp", a.s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(junk)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.ReadAll(c)
+		c.Close()
+		if err != nil {
+			t.Fatalf("junk %q: connection not closed: %v", junk, err)
+		}
+	}
+	a.m.Table("ssl").Store([]byte("still-works"), "s1")
+	if s, _ := a.m.Table("ssl").Lookup([]byte("still-works")); s != "s1" {
+		t.Fatal("node broken by junk")
+	}
 }
