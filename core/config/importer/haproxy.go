@@ -130,10 +130,7 @@ func (t *translator) translateHAProxy(file string, data []byte) error {
 			t.mailers(s)
 		case "peers":
 			t.warn(s.head, "peers "+s.name, "stick-table peers are node-local in vipgate: list them under `peers:` in each node's bootstrap file; the peers section is not part of the cluster document")
-			t.footer = append(t.footer, fmt.Sprintf("peers %s (%s:%d): configure `peers:` in each node's bootstrap file instead:", s.name, s.head.file, s.head.num))
-			for _, l := range s.body {
-				t.footer = append(t.footer, "  "+strings.Join(l.args, " "))
-			}
+			t.peersHint(s)
 		default:
 			t.warn(s.head, s.kind, fmt.Sprintf("section %s has no vipgate equivalent; skipped", s.kind))
 		}
@@ -962,3 +959,31 @@ var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za
 // validHost mirrors the cluster schema's rule for addresses: an IP literal
 // or a DNS name.
 func validHost(h string) bool { return validAddr(h) || hostRE.MatchString(h) }
+
+// peersHint shows, as a comment, the node-file `peers:` block that
+// replaces a haproxy peers section (for its first peer; each node lists
+// the others).
+func (t *translator) peersHint(s *hsection) {
+	type peer struct{ name, addr string }
+	var ps []peer
+	for _, l := range s.body {
+		if l.keyword() == "peer" && len(l.args) >= 3 {
+			ps = append(ps, peer{l.args[1], l.args[2]})
+		} else if l.keyword() != "peer" {
+			t.skip(l, "stick-table sync settings live in the node files")
+		}
+	}
+	f := &t.footer
+	*f = append(*f, fmt.Sprintf("peers %s (%s:%d) becomes `peers:` in each node's bootstrap file.", s.name, s.head.file, s.head.num))
+	if len(ps) == 0 {
+		return
+	}
+	*f = append(*f, fmt.Sprintf("For %s (each node lists the others):", ps[0].name),
+		"  peers:",
+		"    listen: "+ps[0].addr,
+		"    secret: CHANGE-ME-16+-chars-same-on-every-node",
+		"    nodes:")
+	for _, p := range ps[1:] {
+		*f = append(*f, fmt.Sprintf("      - {name: %s, address: %s}", p.name, p.addr))
+	}
+}

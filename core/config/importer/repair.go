@@ -3,6 +3,7 @@ package importer
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,9 @@ type feSrc struct {
 	head  hline
 	binds []hline
 	rules []hline
+	// unbound: every bind address was dropped (with a warning each), so
+	// dropping the frontend for it needs no other warning.
+	unbound bool
 }
 
 type beSrc struct {
@@ -31,7 +35,11 @@ type beSrc struct {
 	servers []hline
 }
 
-const maxRepairs = 200
+// maxRepairRounds bounds the validate-and-drop rounds: each round drops
+// every element a problem points at, and a drop can only expose problems
+// in elements that refer to it (a rule naming a dropped backend, a sync
+// group naming a dropped instance), so a few rounds always suffice.
+const maxRepairRounds = 20
 
 // renderValid renders the document and reads it back with config.Parse.
 // Every problem the schema finds (a value HAProxy accepts and vipgate does
@@ -50,10 +58,87 @@ func (t *translator) renderValid(from []string) ([]byte, *config.Cluster, error)
 			return out, c, nil
 		}
 		var ce *config.Error
-		if !errors.As(err, &ce) || i >= maxRepairs || !t.repair(ce.Problems[0]) {
+		if !errors.As(err, &ce) || i >= maxRepairRounds || !t.repairAll(ce.Problems) {
 			return nil, nil, fmt.Errorf("the translation is not a valid cluster document (a bug in vipgate import):\n%w\n--- output ---\n%s", err, out)
 		}
 	}
+}
+
+// repairAll drops the element of every problem, each element once, from
+// the last to the first so that indexes stay valid.
+func (t *translator) repairAll(probs []config.Problem) bool {
+	byKey := map[string]config.Problem{}
+	var keys []string
+	for _, p := range probs {
+		k := repairKey(p.Path)
+		if k == "" {
+			return false
+		}
+		if _, ok := byKey[k]; !ok {
+			byKey[k] = p
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return pathLess(keys[j], keys[i]) })
+	for _, k := range keys {
+		p := byKey[k]
+		p.Path = k
+		if !t.repair(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// repairKey is the path of the element repair drops for a problem at path.
+func repairKey(path string) string {
+	e := strings.Split(path, ".")
+	n := len(e)
+	cut := func(k int) string { return strings.Join(e[:min(k, n)], ".") }
+	switch e[0] {
+	case "defaults":
+		return cut(2)
+	case "frontends", "backends":
+		if n >= 4 && (e[2] == "rules" || e[2] == "bind" || e[2] == "servers") {
+			return cut(4)
+		}
+		if n >= 3 {
+			switch e[2] {
+			case "default_backend", "tls", "http", "timeouts", "maxconn", "check", "cookie", "ssl", "balance", "send_proxy", "stick":
+				return cut(3)
+			}
+		}
+		return cut(2)
+	case "stick_tables":
+		return cut(2)
+	case "alerts":
+		if n >= 3 && (e[1] == "mailers" || e[1] == "rules") {
+			return cut(3)
+		}
+		return "alerts"
+	case "vrrp":
+		if n >= 3 {
+			return cut(3)
+		}
+	}
+	return ""
+}
+
+// pathLess orders dotted paths element by element, numbers numerically.
+func pathLess(a, b string) bool {
+	x, y := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(x) && i < len(y); i++ {
+		if x[i] == y[i] {
+			continue
+		}
+		m, err1 := strconv.Atoi(x[i])
+		n, err2 := strconv.Atoi(y[i])
+		if err1 == nil && err2 == nil {
+			return m < n
+		}
+		return x[i] < y[i]
+	}
+	return len(x) < len(y)
 }
 
 // repair drops what problem p is about. It reports whether it could.
@@ -100,7 +185,9 @@ func (t *translator) repair(p config.Problem) bool {
 		}
 		f, src := &t.c.Frontends[i], &t.src.fe[i]
 		dropFE := func() bool {
-			t.warn(src.head, "frontend "+f.Name, why)
+			if !src.unbound || len(f.Bind) > 0 {
+				t.warn(src.head, "frontend "+f.Name, why)
+			}
 			t.c.Frontends = append(t.c.Frontends[:i], t.c.Frontends[i+1:]...)
 			t.src.fe = append(t.src.fe[:i], t.src.fe[i+1:]...)
 			return true
@@ -125,6 +212,7 @@ func (t *translator) repair(p config.Problem) bool {
 			t.warn(src.binds[j], "bind "+f.Bind[j], why)
 			f.Bind = append(f.Bind[:j], f.Bind[j+1:]...)
 			src.binds = append(src.binds[:j], src.binds[j+1:]...)
+			src.unbound = len(f.Bind) == 0
 		case "default_backend":
 			t.warn(src.head, "default_backend "+f.DefaultBackend, why)
 			f.DefaultBackend = ""
