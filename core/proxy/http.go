@@ -189,6 +189,30 @@ func (h *httpHandler) putSession(s *session) {
 	h.sessions.Put(s)
 }
 
+// idleRead waits for the next request of a kept-alive connection without
+// holding the big buffers: they go back to the pools while the client is
+// idle (as HAProxy does), so idle connections cost a couple of kilobytes,
+// not forty. It reports false when the connection is done (closed, reset
+// or idle past timeout http-keep-alive).
+func (s *session) idleRead() bool {
+	h := s.h
+	h.inBufs.put(s.cc.buf)
+	h.bufs16k.put(s.cw.buf)
+	if s.sbuf != nil {
+		h.bufs16k.put(s.sbuf)
+	}
+	s.cc.buf, s.cw.buf, s.sbuf = nil, nil, nil
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = s.cc.Conn.Read(s.idle[:])
+	}
+	s.cc.buf = h.inBufs.get()
+	s.cw.buf = h.bufs16k.get()[:0]
+	s.cc.r, s.cc.w = 0, copy(s.cc.buf, s.idle[:n])
+	return n > 0
+}
+
 // finish releases what the session holds once its connection is done.
 func (s *session) finish() {
 	h := s.h
@@ -224,6 +248,7 @@ type session struct {
 	breq         balance.Request
 	acts         []*config.Rule    // matching rules with actions (reused)
 	vars         map[string]string // set by the route hook, for the log
+	idle         [2048]byte        // the first read after an idle wait lands here
 	txn          Txn
 	htxn         HTTPTxn
 	logb         []byte
@@ -243,6 +268,14 @@ func (s *session) serve(ctx context.Context) {
 		}
 		_ = s.cc.SetReadDeadline(start.Add(wait))
 		restart := waiting
+		if waiting && !s.h2 {
+			if !s.idleRead() {
+				return
+			}
+			if s.h.accessLog {
+				start, restart = time.Now(), false // Tq counts from the first byte
+			}
+		}
 		for {
 			err := httpparse.ParseRequest(s.cc.buffered(), s.h.lim, &s.req)
 			if err == nil {

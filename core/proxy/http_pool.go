@@ -35,16 +35,22 @@ func (sc *serverConn) discard(bp *bufPool) {
 }
 
 // bufPool recycles fixed-size buffers (per handler: no package state).
+// Buffers travel in *[]byte holders that are themselves recycled, so a
+// get/put pair allocates nothing once warm.
 type bufPool struct {
-	size int
-	p    sync.Pool
+	size    int
+	p       sync.Pool // *[]byte holding a buffer
+	holders sync.Pool // empty *[]byte
 }
 
 func newBufPool(size int) *bufPool { return &bufPool{size: size} }
 
 func (bp *bufPool) get() []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
-		return (*b)[:bp.size]
+	if h, ok := bp.p.Get().(*[]byte); ok {
+		b := *h
+		*h = nil
+		bp.holders.Put(h)
+		return b[:bp.size]
 	}
 	return make([]byte, bp.size)
 }
@@ -53,8 +59,12 @@ func (bp *bufPool) put(b []byte) {
 	if cap(b) != bp.size {
 		return
 	}
-	b = b[:0]
-	bp.p.Put(&b)
+	h, _ := bp.holders.Get().(*[]byte)
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = b[:0]
+	bp.p.Put(h)
 }
 
 // idlePool holds a server's idle keep-alive connections, most recently used
