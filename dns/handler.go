@@ -31,6 +31,7 @@ type worker struct {
 	ecs  mdns.EDNS0_SUBNET
 	out  []byte
 	idx  []int
+	src  netip.Addr
 	// axfr is set when the question was an allowed zone transfer (TCP).
 	axfr *zone
 }
@@ -44,6 +45,7 @@ func newWorker(s *Server) *worker {
 func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 	st := w.srv.stats
 	w.axfr = nil
+	w.src = src.Unmap()
 	if len(in) < 12 || in[2]&0x80 != 0 {
 		// No header to answer, or a response: answering responses would
 		// let two servers ping-pong forever.
@@ -332,25 +334,43 @@ func (w *worker) service(svc *service, name string, qtype uint16, cl clientInfo)
 }
 
 func (w *worker) hookAnswer(h Hook, svc *service, name string, qtype uint16, cl clientInfo) bool {
-	q := Query{Name: name, Type: qtype, Client: cl.addr, Service: svc.cfgName, Policy: svc.policy, Answer: svc.addrs(w.idx)}
+	q := Query{Name: name, Type: qtype, Client: w.src, Service: svc.cfgName, Policy: svc.policy, Answer: svc.addrs(w.idx)}
+	if cl.bits < cl.addr.BitLen() || cl.addr != w.src {
+		q.Subnet = netip.PrefixFrom(cl.addr, cl.bits)
+	}
 	if len(w.idx) == 1 {
 		q.Datacenter = svc.dcs[w.idx[0]].name
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
 	defer cancel()
-	addrs, ok, err := callHook(ctx, h, q)
+	ans, ok, err := callHook(ctx, h, q)
+	if err == nil && ok && ans.Datacenter != "" && len(ans.Addrs) == 0 {
+		found := false
+		for i := range svc.dcs {
+			if svc.dcs[i].name == ans.Datacenter {
+				ans.Addrs, found = svc.dcs[i].addrs, true
+			}
+		}
+		if !found {
+			err = fmt.Errorf("hook chose datacenter %q, which has no VIPs for this service", ans.Datacenter)
+		}
+	}
 	if err != nil {
 		w.srv.stats.HookErrors.Add(1)
-		w.srv.log.Warn("dns hook failed; answering by policy", "service", svc.cfgName, "hook", svc.hook, "err", err)
+		w.srv.logHookError(svc, err)
 		return false
 	}
 	if !ok {
 		return false
 	}
-	for _, a := range addrs {
+	ttl := svc.ttl
+	if ans.TTL > 0 {
+		ttl = ans.TTL
+	}
+	for _, a := range ans.Addrs {
 		a = a.Unmap()
 		if (qtype == mdns.TypeA) == a.Is4() && a.IsValid() {
-			w.resp.Answer = append(w.resp.Answer, addrRR(name, svc.ttl, a))
+			w.resp.Answer = append(w.resp.Answer, addrRR(name, ttl, a))
 		}
 	}
 	return true
@@ -358,10 +378,10 @@ func (w *worker) hookAnswer(h Hook, svc *service, name string, qtype uint16, cl 
 
 // callHook turns a panicking hook into an error: bad scripts must not take
 // the server down.
-func callHook(ctx context.Context, h Hook, q Query) (addrs []netip.Addr, ok bool, err error) {
+func callHook(ctx context.Context, h Hook, q Query) (a Answer, ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			addrs, ok, err = nil, false, &hookPanic{r}
+			a, ok, err = Answer{}, false, &hookPanic{r}
 		}
 	}()
 	return h(ctx, q)

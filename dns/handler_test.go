@@ -247,23 +247,27 @@ func TestHook(t *testing.T) {
 		if name != "pick" {
 			return nil, false
 		}
-		return func(ctx context.Context, q Query) ([]netip.Addr, bool, error) {
+		return func(ctx context.Context, q Query) (Answer, bool, error) {
 			mu.Lock()
 			seen = q
 			m := mode
 			mu.Unlock()
 			switch m {
 			case "override":
-				return []netip.Addr{mustAddr("198.18.9.9"), mustAddr("2001:db8::9")}, true, nil
+				return Answer{Addrs: []netip.Addr{mustAddr("198.18.9.9"), mustAddr("2001:db8::9")}}, true, nil
+			case "datacenter":
+				return Answer{Datacenter: "dc2", TTL: 3}, true, nil
+			case "no such datacenter":
+				return Answer{Datacenter: "dc9"}, true, nil
 			case "error":
-				return nil, false, errors.New("script failed")
+				return Answer{}, false, errors.New("script failed")
 			case "panic":
 				panic("boom")
 			case "slow":
 				<-ctx.Done()
-				return nil, false, ctx.Err()
+				return Answer{}, false, ctx.Err()
 			}
-			return nil, false, nil
+			return Answer{}, false, nil
 		}, true
 	})
 	tests := []struct {
@@ -271,6 +275,8 @@ func TestHook(t *testing.T) {
 		want []string
 	}{
 		{"override", []string{"198.18.9.9"}},
+		{"datacenter", []string{"198.18.2.105"}},
+		{"no such datacenter", []string{"198.18.1.105"}},
 		{"pass", []string{"198.18.1.105"}},
 		{"error", []string{"198.18.1.105"}},
 		{"panic", []string{"198.18.1.105"}},
@@ -284,14 +290,22 @@ func TestHook(t *testing.T) {
 		if got := addrsOf(r.Answer); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.mode, got, tt.want)
 		}
+		wantTTL := uint32(10)
+		if tt.mode == "datacenter" {
+			wantTTL = 3 // the hook's
+		}
+		if len(r.Answer) > 0 && r.Answer[0].Header().Ttl != wantTTL {
+			t.Errorf("%s: TTL %d, want %d", tt.mode, r.Answer[0].Header().Ttl, wantTTL)
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if seen.Service != "hooked" || seen.Datacenter != "dc1" || !strings.HasPrefix(seen.Name, "hooked.") || len(seen.Answer) != 1 {
+	if seen.Service != "hooked" || seen.Datacenter != "dc1" || !strings.HasPrefix(seen.Name, "hooked.") || len(seen.Answer) != 1 ||
+		seen.Client != mustAddr("127.0.0.1") || seen.Subnet.IsValid() {
 		t.Errorf("hook saw %+v", seen)
 	}
-	if n := srv.Stats().HookErrors.Load(); n != 3 {
-		t.Errorf("%d hook errors counted, want 3", n)
+	if n := srv.Stats().HookErrors.Load(); n != 4 {
+		t.Errorf("%d hook errors counted, want 4", n)
 	}
 }
 

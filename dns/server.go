@@ -45,6 +45,9 @@ type Server struct {
 	snap    atomic.Pointer[snapshot]
 	hooks   atomic.Pointer[HookResolver]
 
+	// hookLogged rate-limits hook error logs (unix nanoseconds).
+	hookLogged atomic.Int64
+
 	mu      sync.Mutex
 	serials map[string]serialState
 	rrlCfg  config.DNSRRL
@@ -137,6 +140,17 @@ func rrlEqual(a, b config.DNSRRL) bool {
 		sb = *b.Slip
 	}
 	return a.ResponsesPerSecond == b.ResponsesPerSecond && a.Burst == b.Burst && sa == sb && a.IPv4Prefix == b.IPv4Prefix && a.IPv6Prefix == b.IPv6Prefix
+}
+
+// logHookError logs at most one hook failure per 10 seconds: a broken
+// script must not flood the log at query rate (hook_errors counts them all).
+func (s *Server) logHookError(svc *service, err error) {
+	now := time.Now().UnixNano()
+	last := s.hookLogged.Load()
+	if now-last < int64(10*time.Second) || !s.hookLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("dns hook failed; answering by policy", "service", svc.cfgName, "hook", svc.hook, "err", err, "errors_total", s.stats.HookErrors.Load())
 }
 
 // Serial returns the current serial of zone apex (for tests and status).

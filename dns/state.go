@@ -88,22 +88,34 @@ type Query struct {
 	Name string
 	// Type is the question type (dns.TypeA or dns.TypeAAAA).
 	Type uint16
-	// Client is the address the answer is for: the EDNS Client Subnet
-	// address when the query carried one, else the packet's source.
+	// Client is the packet's source address.
 	Client netip.Addr
+	// Subnet is the EDNS Client Subnet when the query carried one with a
+	// non-zero source prefix (the zero Prefix otherwise).
+	Subnet netip.Prefix
 	// Service is the service's name as configured; Policy its policy.
 	Service string
 	Policy  string
 	// Datacenter is the datacenter the policy chose ("" for several).
 	Datacenter string
-	// Answer is the policy's answer (all families), which the hook may keep.
+	// Answer is the policy's answer (both families), which the hook may keep.
 	Answer []netip.Addr
 }
 
+// Answer is a hook's override: either addresses, or the name of a
+// datacenter whose VIPs (for this service) to answer with; TTL 0 keeps the
+// service's TTL.
+type Answer struct {
+	Addrs      []netip.Addr
+	Datacenter string
+	TTL        uint32
+}
+
 // Hook may override the answer for a service name. ok=false keeps the
-// policy's answer; so does an error (which is logged). Addresses of the
-// other family than the question's are left out of the reply.
-type Hook func(ctx context.Context, q Query) (answers []netip.Addr, ok bool, err error)
+// policy's answer; so does an error (counted and logged) or a panic.
+// Addresses of the other family than the question's are left out of the
+// reply.
+type Hook func(ctx context.Context, q Query) (a Answer, ok bool, err error)
 
 // HookResolver finds the hook a service names (its `hook:` value); ok is
 // false when there is no such hook.

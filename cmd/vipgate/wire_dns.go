@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+
+	mdns "github.com/miekg/dns"
+
 	"github.com/vipgate/vipgate/dns"
+	"github.com/vipgate/vipgate/scripting"
 )
 
 // newDNS wires the authoritative DNS server into a node: on when the node
@@ -56,4 +61,22 @@ func (s *dnsState) BackendHealthy(backend, dc string) (bool, bool) {
 		}
 	}
 	return false, known
+}
+
+// luaDNSHooks resolves service hooks (`hook: plugin.function`) to the Lua
+// runtime. A name the runtime does not know fails at query time, which the
+// server counts and answers by policy.
+func luaDNSHooks(rt *scripting.Runtime) dns.HookResolver {
+	return func(ref string) (dns.Hook, bool) {
+		return func(ctx context.Context, q dns.Query) (dns.Answer, bool, error) {
+			a, err := rt.DNSAnswer(ctx, ref, scripting.DNSQuestion{
+				Name: q.Name, Type: mdns.TypeToString[q.Type], Client: q.Client, Subnet: q.Subnet,
+				Datacenter: q.Datacenter, Default: q.Answer,
+			})
+			if err != nil || !a.Handled {
+				return dns.Answer{}, false, err
+			}
+			return dns.Answer{Addrs: a.Addrs, Datacenter: a.Datacenter, TTL: a.TTL}, true, nil
+		}, true
+	}
 }
