@@ -114,6 +114,15 @@ func (s *stickSub) registerAdmin(e *env) {
 		}
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "table": r.PathValue("table"), "entries": entries})
 	})
+	e.Admin.HandleFunc("DELETE /api/v1/stick/{table}", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("table")
+		t := s.m.Table(name)
+		if t == nil {
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("no stick table %q", name))
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "table": name, "cleared": t.Clear()})
+	})
 	// Clearing is node-local (HAProxy's "clear table ... key"): peers keep
 	// their copy until it expires or is overwritten.
 	e.Admin.HandleFunc("DELETE /api/v1/stick/{table}/{key}", admin.Write, func(w http.ResponseWriter, r *http.Request) {

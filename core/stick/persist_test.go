@@ -280,3 +280,56 @@ func TestKeysFromHooks(t *testing.T) {
 		t.Fatalf("key %q, %v", k, err)
 	}
 }
+
+func TestTableClear(t *testing.T) {
+	tb := NewTable(config.StickTable{Name: "t", Type: "string", Len: 8, Size: 5000, Expire: config.Duration(time.Minute)})
+	for i := 0; i < 100; i++ {
+		tb.Store([]byte{byte(i)}, "s")
+	}
+	if n := tb.Clear(); n != 100 || tb.Len() != 0 {
+		t.Fatalf("cleared %d, len %d", n, tb.Len())
+	}
+	tb.Store([]byte("again"), "s")
+	if _, ok := tb.Lookup([]byte("again")); !ok {
+		t.Fatal("table unusable after Clear")
+	}
+}
+
+// BenchmarkPersisterLookup is the data-path cost of session-ID persistence
+// per connection: parse the ClientHello, look it up, store it.
+func BenchmarkPersisterLookup(b *testing.B) {
+	doc := `stick_tables: [{name: t, type: binary, len: 32, size: 30000}]
+frontends:
+  - {name: f, bind: ["127.0.0.1:0"], inspect_delay: 1s, default_backend: b}
+backends:
+  - name: b
+    stick: {table: t, on: ssl_session_id}
+    servers: [{name: s1, address: "127.0.0.1:1"}, {name: s2, address: "127.0.0.1:2"}]
+`
+	c, err := config.Parse("t.yaml", []byte(doc))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := NewManager(Options{})
+	_ = m.Apply(c)
+	fb := newFakeBackend("s1", "s2")
+	p, _ := m.Factory()(c.Backend("b"), fb.lookup)
+	cis := make([]*proxy.ConnInfo, 256)
+	for i := range cis {
+		cis[i] = conn("192.0.2.1:1000", tls12Hello(b, byte(i)))
+		p.StoreRequest(cis[i], fb["s1"])
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			ci := cis[i%len(cis)]
+			if p.Lookup(ci) == nil {
+				b.Error("miss")
+				return
+			}
+			p.StoreRequest(ci, fb["s1"])
+			i++
+		}
+	})
+}

@@ -401,3 +401,17 @@ func (t *Table) FormatKey(k []byte) string {
 	}
 	return hex.EncodeToString(k)
 }
+
+// Clear removes every entry; it returns how many there were.
+func (t *Table) Clear() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		clear(s.m)
+		s.root.next, s.root.prev = &s.root, &s.root
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -122,6 +122,7 @@ func parseHello(b []byte, want byte) (*Hello, error) {
 // many bytes of b those records took.
 func firstHandshake(b []byte) (msg []byte, used int, err error) {
 	var hs []byte
+	rlen0 := 0
 	need := -1 // total message length once the 4-byte header is in
 	for off := 0; ; {
 		if len(b)-off < 5 {
@@ -148,11 +149,20 @@ func firstHandshake(b []byte) (msg []byte, used int, err error) {
 			return nil, 0, fmt.Errorf("tls: record length %d", rlen)
 		}
 		// Use what has arrived of this record even if it is incomplete:
-		// the message may already be whole (it never is for a valid
-		// stream, but the header tells us early whether it is plausible).
+		// the message header tells early whether it is plausible.
 		end := off + 5 + rlen
 		avail := min(end, len(b))
-		hs = append(hs, b[off+5:avail]...)
+		if off == 0 {
+			hs = b[5:avail] // the common case, one record: no copy
+		} else {
+			if off == 5+rlen0 {
+				hs = append([]byte(nil), hs...)
+			}
+			hs = append(hs, b[off+5:avail]...)
+		}
+		if off == 0 {
+			rlen0 = rlen
+		}
 		if need < 0 && len(hs) >= 4 {
 			need = 4 + (int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3]))
 			if need > maxHandshakeBytes {
@@ -202,7 +212,7 @@ func (r *reader) u16() int {
 }
 
 // vec reads a vector with an n-byte length prefix as a sub-reader.
-func (r *reader) vec(n int) *reader {
+func (r *reader) vec(n int) reader {
 	var l int
 	switch n {
 	case 1:
@@ -210,7 +220,7 @@ func (r *reader) vec(n int) *reader {
 	case 2:
 		l = r.u16()
 	}
-	return &reader{b: r.bytes(l), bad: r.bad}
+	return reader{b: r.bytes(l), bad: r.bad}
 }
 
 func decodeHello(body []byte, server bool) (*Hello, error) {
@@ -251,18 +261,22 @@ func decodeHello(body []byte, server bool) (*Hello, error) {
 	if r.bad || len(r.b) != 0 {
 		return nil, errors.New("tls: malformed extensions block")
 	}
-	seen := map[int]bool{}
+	// Duplicates are refused (RFC 8446 4.2) for the extensions that
+	// matter here; a bitmask avoids a map per hello.
+	var seen uint64
 	for len(exts.b) > 0 {
 		typ := exts.u16()
 		data := exts.vec(2)
 		if exts.bad {
 			return nil, errors.New("tls: truncated extension")
 		}
-		if seen[typ] {
-			return nil, fmt.Errorf("tls: extension %d repeated", typ)
+		if typ < 64 {
+			if seen&(1<<typ) != 0 {
+				return nil, fmt.Errorf("tls: extension %d repeated", typ)
+			}
+			seen |= 1 << typ
 		}
-		seen[typ] = true
-		if err := h.extension(typ, data); err != nil {
+		if err := h.extension(typ, &data); err != nil {
 			return nil, err
 		}
 	}
