@@ -38,6 +38,7 @@ func loadExamples(t *testing.T, live LiveState, mod func(*config.Lua)) (*Runtime
 	if err != nil {
 		t.Fatalf("examples/lua/cluster.yaml: %v", err)
 	}
+	c.Lua.Defaults.Timeout = config.Duration(10 * time.Second) // see newRig
 	if mod != nil {
 		mod(&c.Lua)
 	}

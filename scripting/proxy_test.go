@@ -98,7 +98,7 @@ backends:
   - name: canary
     servers: [{name: c1, address: %q}]
 lua:
-  defaults: {fallback: "503"}
+  defaults: {fallback: "503", timeout: 10s}
   plugins:
     - name: canary
       source: %q
@@ -228,7 +228,7 @@ backends:
   - {name: a, servers: [{name: a1, address: %q}]}
   - {name: b, servers: [{name: b1, address: %q}]}
 lua:
-  defaults: {pool_size: 1}
+  defaults: {pool_size: 1, timeout: 10s}
   plugins:
     - name: sni
       source: |

@@ -53,7 +53,9 @@ func newRig(t testing.TB, src string, mod ...func(*config.Lua)) *rig {
 	lb := &syncBuf{}
 	bus := events.New("n1", "dc1")
 	rt := New(Options{Log: slog.New(slog.NewTextHandler(lb, nil)), Bus: bus, Live: fakeLive{}})
-	c := &config.Lua{Plugins: []config.LuaPlugin{{Name: "p", Source: src}}}
+	// A generous deadline: the shared CI machine may stall a goroutine for
+	// longer than the production default. Tests about deadlines set theirs.
+	c := &config.Lua{Defaults: config.LuaDefaults{Timeout: config.Duration(10 * time.Second)}, Plugins: []config.LuaPlugin{{Name: "p", Source: src}}}
 	for _, m := range mod {
 		m(c)
 	}
