@@ -578,7 +578,9 @@ func (s *session) exchange(ctx context.Context, hb *httpBackend, breq *balance.R
 attempts:
 	for {
 		attempt++
-		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer)
+		// A retry goes to a fresh connection: another idle one may be just
+		// as dead as the one that failed.
+		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer, attempt > 1)
 		rec.tw = s.stamp()
 		if err != nil {
 			status := 503
@@ -597,7 +599,7 @@ attempts:
 		}
 		// Writes toward the server are small heads (bodies arm their own
 		// deadlines): the read deadline is what timeout server bounds.
-		_ = sc.SetReadDeadline(rec.now.Add(b.Cfg.Timeouts.Server.D()))
+		_ = sc.SetReadDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
 		if s.sbuf == nil {
 			s.sbuf = s.h.bufs16k.get()[:0]
 		}
@@ -860,17 +862,17 @@ func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 
 // serverConn gets a connection for this request: the session's own, an
 // idle pooled one (http-reuse) or a new one (with retries/redispatch).
-func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server) (*serverConn, *Lease, bool, error) {
+func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh bool) (*serverConn, *Lease, bool, error) {
 	b := hb.b
 	// Balancing runs for every request; a connection is reused only when
 	// it goes to the server that was picked.
 	a := s.attached
 	s.attached = nil
-	if a != nil && s.attachedBack != hb {
+	if a != nil && (s.attachedBack != hb || fresh) {
 		a.discard(s.h.bufs16k)
 		a = nil
 	}
-	usePool := hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1)
+	usePool := !fresh && (hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1))
 	if a != nil || usePool {
 		lease, err := b.Acquire(ctx, breq, prefer)
 		if err != nil {
