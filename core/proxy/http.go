@@ -526,7 +526,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	// deadline themselves (idleDeadline) when they have to wait.
 	now := time.Now()
 	_ = s.cc.SetWriteDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
-	rec := logRec{start: start, reqDone: now, backend: hb, now: now}
+	rec := logRec{start: start, reqDone: now, backend: hb}
 	return s.exchange(ctx, hb, breq, prefer, &ck, hasBody, upgrade, clientKeep, acts, &rec)
 }
 

@@ -13,7 +13,6 @@ import (
 // logRec collects one request's access-log fields.
 type logRec struct {
 	start, reqDone, tw, tc, tr, end time.Time
-	now                             time.Time // when the request was routed (deadlines)
 	status                          int
 	bytes                           int64
 	term                            string
