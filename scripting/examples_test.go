@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -281,5 +283,35 @@ func TestExampleNotifyHandler(t *testing.T) {
 	defer mu.Unlock()
 	if !strings.Contains(bodies[0], `"text":"[err] n1 server.down: ex1 is DOWN"`) || !strings.Contains(bodies[0], `"subject":"exchange/ex1"`) {
 		t.Errorf("webhook body %s", bodies[0])
+	}
+}
+
+// TestExampleSMTPCheckAgainstExim runs the shipped SMTP check against a
+// real Exim speaking SMTP on a loopback socket (socat hands each
+// connection to `exim4 -bs`).
+func TestExampleSMTPCheckAgainstExim(t *testing.T) {
+	testenv.RequireTool(t, "exim4")
+	testenv.RequireTool(t, "socat")
+	port := testenv.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", port), "EXEC:exim4 -bs")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	testenv.Eventually(t, 10*time.Second, "socat listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	rt, _ := loadExamples(t, nil, nil)
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	res := rt.Check(cctx, "smtp.check", CheckTarget{Backend: "smtp", Server: "mx1", Addr: addr, Params: map[string]string{"helo": "gw.example.com"}})
+	if !res.OK || !strings.Contains(res.Reason, "ESMTP Exim") {
+		t.Fatalf("exim: %+v", res)
 	}
 }
