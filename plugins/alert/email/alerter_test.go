@@ -281,17 +281,23 @@ func TestQueueCapDropsOldestAndSaysSo(t *testing.T) {
 	if err := r.a.Apply(clusterDoc(t, mta.addr, rules+"  queue: {max: 3, retry_min: 20ms, retry_max: 50ms}\n")); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 5*time.Second, "all four delivered", func() bool { return len(mta.messages()) == 4 })
+	testenv.Eventually(t, 5*time.Second, "everything delivered", func() bool { return len(mta.messages()) >= 4 && r.a.Stats().Queued == 0 })
 	var notice, servers []string
+	reported := 0
 	for _, m := range mta.messages() {
 		if strings.Contains(m.Subject, "dropped") {
+			// Usually one notice; a drop while the notice itself was
+			// being attempted starts a second one.
+			var n int
+			fmt.Sscanf(m.Subject, "[vipgate] ERR: %d alert(s)", &n)
+			reported += n
 			notice = append(notice, m.Subject+"\n"+m.Body)
 		} else {
 			servers = append(servers, m.Subject)
 		}
 	}
-	if len(notice) != 1 || !strings.Contains(notice[0], "3 alert(s) were dropped") || !strings.Contains(notice[0], "queue.max 3") {
-		t.Errorf("drop notice: %q", notice)
+	if reported != 3 || len(notice) == 0 || !strings.Contains(notice[0], "queue.max 3") {
+		t.Errorf("drop notices report %d drops: %q", reported, notice)
 	}
 	// The oldest are dropped, except one that was being sent at that
 	// moment (the cap never drops a mail in flight): the newest survive.
