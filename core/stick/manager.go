@@ -85,7 +85,7 @@ func (m *Manager) SetNotify(f func(Update)) {
 }
 
 func (m *Manager) setNotify(t *Table) {
-	if t.Peers && m.notify != nil {
+	if t.Peers() && m.notify != nil {
 		t.SetNotify(m.notify)
 	} else {
 		t.SetNotify(nil)
@@ -182,7 +182,7 @@ func (m *Manager) Status() []TableStatus {
 	var out []TableStatus
 	for _, t := range m.Tables() {
 		out = append(out, TableStatus{
-			Name: t.Name, Type: t.Type, Len: t.KeyLen, Size: t.Size(), Expire: t.Expire().String(), Peers: t.Peers,
+			Name: t.Name, Type: t.Type, Len: t.KeyLen, Size: t.Size(), Expire: t.Expire().String(), Peers: t.Peers(),
 			Entries: t.Len(), Lookups: t.Lookups.Load(), Hits: t.Hits.Load(), Stores: t.Stores.Load(),
 			Evictions: t.Evictions.Load(), Expired: t.Expired.Load(), Synced: t.Synced.Load(),
 		})

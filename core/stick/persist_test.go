@@ -333,3 +333,38 @@ backends:
 		}
 	})
 }
+
+// TestApplyWhileServing: config changes race with the data path and with
+// the notify hook (run under -race).
+func TestApplyWhileServing(t *testing.T) {
+	p, m, fb := persisterFor(t, `[{name: t, type: binary, len: 32, size: 100, peers: true}]`, `{table: t, on: ssl_session_id}`, nil)
+	m.SetNotify(func(Update) {})
+	h := tls12Hello(t, 9)
+	docs := []string{
+		"stick_tables: [{name: t, type: binary, len: 32, size: 50, peers: false}]\nfrontends: []\nbackends: []\n",
+		"stick_tables: [{name: t, type: binary, len: 32, size: 200, peers: true}]\nfrontends: []\nbackends: []\n",
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			c, err := config.Parse("t.yaml", []byte(docs[i%2]))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = m.Apply(c)
+			_ = m.Status()
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		ci := conn("192.0.2.1:1000", h)
+		p.Lookup(ci)
+		p.StoreRequest(ci, fb["s1"])
+	}
+}

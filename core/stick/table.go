@@ -43,8 +43,9 @@ type Table struct {
 	Name   string
 	Type   string
 	KeyLen int // string/binary: at most this many bytes are kept
-	Peers  bool
 	Counters
+
+	peers atomic.Bool
 
 	expire atomic.Int64 // ns
 	shards []shard
@@ -70,8 +71,9 @@ type entry struct {
 
 // NewTable builds an empty table from its (defaulted, validated) config.
 func NewTable(c config.StickTable) *Table {
-	t := &Table{Name: c.Name, Type: c.Type, KeyLen: c.Len, Peers: c.Peers, seed: maphash.MakeSeed(),
+	t := &Table{Name: c.Name, Type: c.Type, KeyLen: c.Len, seed: maphash.MakeSeed(),
 		now: func() int64 { return time.Now().UnixNano() }}
+	t.peers.Store(c.Peers)
 	// Small tables use one shard so that size is an exact LRU bound; big
 	// ones spread the lock over 32 shards (the size bound stays exact: the
 	// shard limits add up to size).
@@ -100,7 +102,7 @@ func (t *Table) Compatible(c config.StickTable) bool {
 // new size are evicted.
 func (t *Table) Reconfigure(c config.StickTable) {
 	t.expire.Store(int64(c.Expire.D()))
-	t.Peers = c.Peers
+	t.peers.Store(c.Peers)
 	t.resize(c.Size)
 }
 
@@ -132,6 +134,9 @@ func (t *Table) Size() int {
 	}
 	return n
 }
+
+// Peers reports whether the table is synced with the node's peers.
+func (t *Table) Peers() bool { return t.peers.Load() }
 
 // Expire is how long an unused entry lives.
 func (t *Table) Expire() time.Duration { return time.Duration(t.expire.Load()) }

@@ -588,7 +588,7 @@ func (s *Syncer) serveInbound(ctx context.Context, raw net.Conn) error {
 // table is copied out first so that no table lock is held while writing.
 func (s *Syncer) dump(c *conn, l *link) error {
 	for _, t := range s.src.Tables() {
-		if !t.Peers {
+		if !t.Peers() {
 			continue
 		}
 		var all []stick.Update
@@ -689,7 +689,7 @@ func (s *Syncer) readLoop(c *conn, l *link) error {
 				return fmt.Errorf("peer %s: %w", c.peerName, err)
 			}
 			for _, u := range us {
-				if t := s.src.Table(u.Table); t != nil && t.Peers {
+				if t := s.src.Table(u.Table); t != nil && t.Peers() {
 					t.Apply(u)
 				}
 			}
