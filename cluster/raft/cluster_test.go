@@ -235,3 +235,26 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+func TestNonvoterReplicatesWithoutVoting(t *testing.T) {
+	c := newTCluster(t)
+	nodes := c.boot(3)
+	o := c.options("nv", "dc2", config.RoleGateway, []string{nodes[2].Addr()})
+	o.Raft.Nonvoter = true
+	nv := c.start(o)
+	all := append(nodes, nv)
+	c.waitMembers(all, 4)
+	propose(t, nv, putDoc(11))
+	c.waitVersion(all, 2)
+	ms, _ := nodes[0].Members()
+	for _, m := range ms {
+		if want := map[bool]string{true: "nonvoter", false: "voter"}[m.ID == "nv"]; m.Suffrage != want {
+			t.Errorf("%s is %s, want %s", m.ID, m.Suffrage, want)
+		}
+	}
+	// Two voters down of three: the nonvoter does not make a quorum.
+	c.stop("n2")
+	c.stop("n3")
+	testenv.Eventually(t, 10*time.Second, "no quorum", func() bool { return !nodes[0].VerifyQuorum() && !nv.IsLeader() })
+}
+

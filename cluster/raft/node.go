@@ -191,6 +191,13 @@ func (n *Node) closeStores() {
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		// Hand leadership over first: a planned restart then costs no
+		// election timeout of write unavailability.
+		if n.IsLeader() && n.voters() > 1 {
+			if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
+				n.log.Debug("leadership transfer before shutdown", "err", terr)
+			}
+		}
 		err = n.raft.Shutdown().Error()
 		n.closeStores()
 	})
@@ -262,6 +269,20 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		n.housekeep(ctx)
 	}
+}
+
+func (n *Node) voters() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	k := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == hraft.Voter {
+			k++
+		}
+	}
+	return k
 }
 
 func (n *Node) isMember() bool {
