@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // goBackend is a real net/http server on loopback that reports what it saw.
@@ -492,5 +494,29 @@ func TestHTTPExpectIgnoredByServer(t *testing.T) {
 	}
 	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "got" {
 		t.Fatalf("%d %q", resp.StatusCode, b)
+	}
+}
+
+// TestHTTPTunnelKilled: shutdown-sessions / admin kills end WebSocket
+// tunnels like tcp sessions.
+func TestHTTPTunnelKilled(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	h := startProxy(t, httpDoc("", "", oneBackend(g.addr())))
+	c, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v", err)
+	}
+	br.ReadString('\n')
+	srv := h.p.Server("be", "s1")
+	testenv.Eventually(t, 5*time.Second, "tunnel tracked", func() bool { return srv.KillSessions() > 0 })
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("tunnel still open after kill")
 	}
 }
