@@ -88,6 +88,7 @@ run() { # name wrk-args...
     "$(awk -v a="$bv" -v b="$bh" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')"
 }
 echo "== HTTP mode, one core each (haproxy $(haproxy -v | awk 'NR==1{print $3}'), best of $ROUNDS x $DUR, $CONNS connections) =="
+echo "   (load average before: $(cut -d' ' -f1-3 /proc/loadavg); other load on these cores skews both sides)"
 curl -fsS "http://127.0.0.1:$VIP/" >/dev/null || { echo "vipgate does not answer"; cat "$T/vipgate.log"; exit 1; }
 run "keep-alive GET"
 run "close per request" -H "Connection: close"
