@@ -73,6 +73,7 @@ type proxy struct {
 	table         *config.StickTable
 	tableLine     hline
 	stickLine     hline
+	beInspect     config.Duration
 	emailAlert    []hline
 }
 

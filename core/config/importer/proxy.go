@@ -539,7 +539,10 @@ func (t *translator) tcpRequest(p *proxy, l hline) {
 			return
 		}
 		if p.fe == nil {
-			t.skip(l, "vipgate's persistence waits for the TLS hello on its own")
+			// HAProxy waits in the backend; vipgate waits in the
+			// frontends that lead to it (set in finishProxies).
+			p.beInspect = d
+			t.skip(l, "moved to the frontends that use this backend (inspect_delay)")
 			return
 		}
 		p.fe.InspectDelay = d
@@ -715,10 +718,12 @@ func (t *translator) finishProxies() {
 		}
 	}
 	backends := map[string]bool{}
+	beByName := map[string]*proxy{}
 	for _, p := range t.proxies {
 		if p.be == nil {
 			continue
 		}
+		beByName[p.name] = p
 		t.finishBackend(p, bePorts[p.name])
 		if len(p.be.Servers) == 0 {
 			t.warn(p.head, p.kind+" "+p.name, "backend without servers: vipgate needs at least one; skipped (rules that use it are dropped)")
@@ -747,6 +752,7 @@ func (t *translator) finishProxies() {
 			}
 			fe.DefaultBackend = ""
 		}
+		t.inspectForStick(p, beByName)
 		fe.Rules = append(fe.Rules, p.actionRules...)
 		ruleLines := append([]hline(nil), p.actionLines...)
 		for _, r := range p.backendRules {
@@ -931,4 +937,31 @@ func mergeTimeouts(dst *config.Timeouts, src config.Timeouts, side string) bool 
 		set(&dst.ServerFin, src.ServerFin)
 	}
 	return used
+}
+
+// inspectForStick gives a tcp frontend the inspect delay that a backend it
+// uses needs for persistence on the ClientHello: HAProxy has the backend
+// wait, vipgate the frontend.
+func (t *translator) inspectForStick(p *proxy, bes map[string]*proxy) {
+	fe := p.fe
+	if fe.InspectDelay > 0 || p.mode(t) == config.ModeHTTP {
+		return
+	}
+	names := []string{fe.DefaultBackend}
+	for _, r := range p.backendRules {
+		names = append(names, r.backend)
+	}
+	for _, n := range names {
+		b := bes[n]
+		if b == nil || b.be.Stick == nil || b.be.Stick.On == config.StickOnSrc {
+			continue
+		}
+		d := b.beInspect
+		if d == 0 {
+			d = config.Duration(5e9)
+		}
+		fe.InspectDelay = d
+		t.note("frontend:"+p.name, fmt.Sprintf("inspect_delay %s: backend %s persists on the TLS session ID, which needs the ClientHello", d.D(), n))
+		return
+	}
 }
