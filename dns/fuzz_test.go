@@ -65,3 +65,46 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastParse checks the allocation-free parser against miekg/dns's:
+// whatever it accepts must decode to the same header, question and OPT.
+func FuzzFastParse(f *testing.F) {
+	for _, q := range []struct {
+		name string
+		t    uint16
+		edns bool
+	}{{"mail.example.com.", mdns.TypeA, false}, {"www.example.com.", mdns.TypeAAAA, true}, {"example.com.", mdns.TypeSOA, true}} {
+		m := new(mdns.Msg)
+		m.SetQuestion(q.name, q.t)
+		if q.edns {
+			m.SetEdns0(1232, true)
+		}
+		b, _ := m.Pack()
+		f.Add(b)
+	}
+	s := New(Options{})
+	if err := s.Apply(loadTestConfig(f)); err != nil {
+		f.Fatal(err)
+	}
+	w := newWorker(s)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		if !w.fastParse(pkt, s.snap.Load()) {
+			return
+		}
+		var ref mdns.Msg
+		if err := ref.Unpack(pkt); err != nil {
+			t.Fatalf("fast parser accepted what miekg rejects: %v", err)
+		}
+		got := &w.req
+		if got.MsgHdr != ref.MsgHdr {
+			t.Fatalf("header %+v, want %+v", got.MsgHdr, ref.MsgHdr)
+		}
+		if len(ref.Question) != 1 || got.Question[0] != ref.Question[0] {
+			t.Fatalf("question %v, want %v", got.Question, ref.Question)
+		}
+		ro, go_ := ref.IsEdns0(), got.IsEdns0()
+		if (ro == nil) != (go_ == nil) || ro != nil && (ro.Hdr.Class != go_.Hdr.Class || ro.Hdr.Ttl != go_.Hdr.Ttl || len(ro.Option) != 0) {
+			t.Fatalf("OPT %v, want %v", go_, ro)
+		}
+	})
+}

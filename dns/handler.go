@@ -32,12 +32,15 @@ type worker struct {
 	out  []byte
 	idx  []int
 	src  netip.Addr
+	// name and reqOpt back the fast parser's results.
+	name   []byte
+	reqOpt mdns.OPT
 	// axfr is set when the question was an allowed zone transfer (TCP).
 	axfr *zone
 }
 
 func newWorker(s *Server) *worker {
-	return &worker{srv: s, out: make([]byte, 0, 65535), idx: make([]int, 0, 8)}
+	return &worker{srv: s, out: make([]byte, 0, 65535), idx: make([]int, 0, 8), name: make([]byte, 0, 256)}
 }
 
 // handle answers one query packet from src. It returns nil when nothing
@@ -52,10 +55,13 @@ func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 		st.Dropped.Add(1)
 		return nil
 	}
-	w.req = mdns.Msg{Question: w.req.Question[:0], Answer: w.req.Answer[:0], Ns: w.req.Ns[:0], Extra: w.req.Extra[:0]}
-	if err := w.req.Unpack(in); err != nil {
-		st.FormErr.Add(1)
-		return w.rawError(in, mdns.RcodeFormatError)
+	snap := w.srv.snap.Load()
+	if !w.fastParse(in, snap) {
+		w.req = mdns.Msg{Question: w.req.Question[:0], Answer: w.req.Answer[:0], Ns: w.req.Ns[:0], Extra: w.req.Extra[:0]}
+		if err := w.req.Unpack(in); err != nil {
+			st.FormErr.Add(1)
+			return w.rawError(in, mdns.RcodeFormatError)
+		}
 	}
 	req := &w.req
 	resp := &w.resp
@@ -114,7 +120,6 @@ func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 		st.Refused.Add(1)
 		return w.finish(nil, nil, q.Qtype, mdns.RcodeRefused, tcp, size, opt)
 	}
-	snap := w.srv.snap.Load()
 	name := strings.ToLower(q.Name)
 	var z *zone
 	if snap != nil {

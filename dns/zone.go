@@ -17,6 +17,9 @@ import (
 type snapshot struct {
 	zones []*zone // longest apex first, so the first suffix match wins
 	rrl   *rrl
+	// intern maps every owner name to itself, so that the fast parser can
+	// use a stored string instead of allocating one per query.
+	intern map[string]string
 }
 
 type zone struct {
@@ -93,6 +96,12 @@ func compile(c *config.Cluster, st *Stats) (*snapshot, error) {
 		snap.zones = append(snap.zones, z)
 	}
 	sort.SliceStable(snap.zones, func(i, j int) bool { return len(snap.zones[i].apex) > len(snap.zones[j].apex) })
+	snap.intern = map[string]string{}
+	for _, z := range snap.zones {
+		for n := range z.nodes {
+			snap.intern[n] = n
+		}
+	}
 	return snap, nil
 }
 
