@@ -250,3 +250,14 @@ func TestStrangerRefused(t *testing.T) {
 		t.Fatal("node broken by junk")
 	}
 }
+
+func TestPacer(t *testing.T) {
+	p := pacer{rate: 1000}
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		p.wait(50) // 500 entries at 1000/s: ~0.5s minus the 0.1s burst
+	}
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Fatalf("500 entries at 1000/s took %s", el)
+	}
+}
