@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,11 @@ func (s *state) logAt(lvl int) lua.LGFunction {
 		if top >= 2 && top%2 == 0 {
 			attrs = append(attrs, "extra", fromLua(L.Get(top), 0))
 		}
-		s.g.rt.log.Log(s.ctx, level, "lua: "+msg, attrs...)
+		ctx := s.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		s.g.rt.log.Log(ctx, level, "lua: "+msg, attrs...)
 		return 0
 	}
 }

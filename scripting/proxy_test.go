@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +275,49 @@ lua:
 	}
 	if got, err := get("denied.example.com"); err == nil {
 		t.Errorf("denied SNI answered %q", got)
+	}
+}
+
+// TestProxyReloadKeepsConnections: new scripts apply to the next request
+// of an established keep-alive connection; the connection survives.
+func TestProxyReloadKeepsConnections(t *testing.T) {
+	doc := luaProxyDoc(nameServer(t, "s1"), nameServer(t, "s2"), nameServer(t, "c1"))
+	h := startLuaProxy(t, doc)
+	tr := &http.Transport{MaxIdleConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	url := h.url(t, "fe") + "/"
+	get := func() (string, bool) {
+		reused := false
+		req, _ := http.NewRequest("GET", url, nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b), reused
+	}
+	if body, _ := get(); !strings.HasPrefix(body, "server=s1") {
+		t.Fatalf("before reload: %q", body)
+	}
+	c2, err := config.Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new version sends everything to the canary.
+	c2.Lua.Plugins[0].Source += "\nfunction route(txn) return 'canary' end\n"
+	if err := h.rt.Apply(&c2.Lua); err != nil {
+		t.Fatal(err)
+	}
+	body, reused := get()
+	if !strings.HasPrefix(body, "server=c1") {
+		t.Errorf("after reload: %q, want the new script's choice", body)
+	}
+	if !reused {
+		t.Errorf("the client connection was not kept across the reload")
 	}
 }
