@@ -257,4 +257,3 @@ func TestNonvoterReplicatesWithoutVoting(t *testing.T) {
 	c.stop("n3")
 	testenv.Eventually(t, 10*time.Second, "no quorum", func() bool { return !nodes[0].VerifyQuorum() && !nv.IsLeader() })
 }
-
