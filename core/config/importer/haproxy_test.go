@@ -362,6 +362,21 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:6: defaults: several defaults sections"},
 		},
 		{
+			name: "stats listener is dropped without warnings",
+			cfg:  "listen stats\n  bind :8404\n  mode http\n  stats enable\n  stats uri /stats\n  stats refresh 10s\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if len(c.Frontends) != 0 || c.Backend("stats") != nil {
+					t.Errorf("stats section translated: %+v", c.Frontends)
+				}
+			},
+		},
+		{
+			name:  "http-request in a backend",
+			cfg:   "backend b\n  mode http\n  http-request set-header X-A b\n  server s 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {},
+			warns: []string{"h.cfg:3: http-request: rules in a backend are not supported"},
+		},
+		{
 			name:  "peers and incomplete email-alert",
 			cfg:   "peers p\n  peer a 198.18.0.1:1024\nmailers m\n  mailer s 198.18.0.25:25\n" + "backend b\n  email-alert mailers m\n  email-alert to a@b\n  server s 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {},

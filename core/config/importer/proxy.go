@@ -42,6 +42,12 @@ func (t *translator) proxySection(s *hsection, defs *haproxyDefaults) {
 	if s.kind == "listen" {
 		p.fe.DefaultBackend = p.name
 	}
+	if statsOnly(s) {
+		for _, l := range s.body {
+			t.skip(l, "the stats page is served by vipgate's admin listener (node file admin.listen)")
+		}
+		return
+	}
 	var body []hline
 	if defs != nil {
 		p.check = defs.check
@@ -238,14 +244,14 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 		} else if !fromDefaults {
 			t.warn(l, k, "not supported")
 		}
-	case "http-request":
-		if feOnly() {
-			t.httpRequest(p, l, false)
+	case "http-request", "http-response":
+		if fe == nil {
+			if !fromDefaults {
+				t.warn(l, k, "rules in a backend are not supported: vipgate applies http rules in frontends; move it to the frontends that use this backend")
+			}
+			return
 		}
-	case "http-response":
-		if feOnly() {
-			t.httpRequest(p, l, true)
-		}
+		t.httpRequest(p, l, k == "http-response")
 	case "redirect":
 		if feOnly() {
 			t.httpRequest(p, hline{file: l.file, num: l.num, env: l.env, args: append([]string{"http-request"}, l.args...)}, false)
@@ -964,4 +970,21 @@ func (t *translator) inspectForStick(p *proxy, bes map[string]*proxy) {
 		t.note("frontend:"+p.name, fmt.Sprintf("inspect_delay %s: backend %s persists on the TLS session ID, which needs the ClientHello", d.D(), n))
 		return
 	}
+}
+
+// statsOnly reports whether a section only serves HAProxy's stats page
+// (`stats enable` or `stats uri`, no servers, no backend to use).
+func statsOnly(s *hsection) bool {
+	stats := false
+	for _, l := range s.body {
+		switch l.keyword() {
+		case "stats":
+			if l.arg(1) == "enable" || l.arg(1) == "uri" {
+				stats = true
+			}
+		case "server", "default_backend", "use_backend":
+			return false
+		}
+	}
+	return stats
 }
