@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -404,6 +405,9 @@ func (c *Cluster) validateHTTPRule(p *Problems, path string, f *Frontend, r *Rul
 			if !validHeaderValue(v) {
 				p.Addf(Path(path, key), "header %q: value must not contain CR, LF or NUL", k)
 			}
+			if err := checkHeaderTemplate(v); err != nil {
+				p.Addf(Path(path, key), "header %q: %v", k, err)
+			}
 		}
 	}
 	checkHdrs("set_header", r.SetHeader)
@@ -420,6 +424,45 @@ func (c *Cluster) validateHTTPRule(p *Problems, path string, f *Frontend, r *Rul
 			p.Addf(Path(path, "del_response_header", i), "header name %q is not a valid token", k)
 		}
 	}
+}
+
+// KnownHeaderFetch reports whether name is a %[name] token a header value
+// may contain (a small subset of HAProxy's sample fetches, replaced per
+// request; docs/http.md lists them).
+func KnownHeaderFetch(name string) bool {
+	switch name {
+	case "src", "src_port", "dst", "dst_port", "fe_name", "ssl_fc", "ssl_fc_sni", "ssl_fc_protocol",
+		"ssl_c_s_dn", "ssl_c_i_dn", "ssl_c_serial", "ssl_c_used":
+		return true
+	}
+	return false
+}
+
+// checkHeaderTemplate validates the %[name] tokens of a header value; "%%"
+// is a literal percent sign.
+func checkHeaderTemplate(v string) error {
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			continue
+		}
+		if i+1 < len(v) && v[i+1] == '%' {
+			i++
+			continue
+		}
+		if i+1 >= len(v) || v[i+1] != '[' {
+			return fmt.Errorf("lone %%: write %%%% for a percent sign or %%[name] for a value")
+		}
+		end := strings.IndexByte(v[i:], ']')
+		if end < 0 {
+			return fmt.Errorf("unterminated %%[ in %q", v)
+		}
+		name := v[i+2 : i+end]
+		if !KnownHeaderFetch(name) {
+			return fmt.Errorf("unknown %%[%s] (known: src, src_port, dst, dst_port, fe_name, ssl_fc, ssl_fc_sni, ssl_fc_protocol, ssl_c_s_dn, ssl_c_i_dn, ssl_c_serial, ssl_c_used)", name)
+		}
+		i += end
+	}
+	return nil
 }
 
 func (c *Cluster) validateHTTPOptions(p *Problems, path string, o *HTTPOptions) {

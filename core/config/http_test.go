@@ -85,6 +85,8 @@ backends:
 		{"redirect two", "    rules: [{redirect: {location: /a, prefix: /b}}]", "", "", "exactly one of"},
 		{"redirect code", "    rules: [{redirect: {location: /a, code: 200}}]", "", "", "redirect code 200"},
 		{"header crlf", "    rules: [{set_header: {X-A: \"a\\r\\nb\"}}]", "", "", "must not contain CR"},
+		{"header fetch unknown", "    rules: [{set_header: {X-A: \"%[req.hdr(host)]\"}}]", "", "", "unknown %[req.hdr(host)]"},
+		{"header lone percent", "    rules: [{set_header: {X-A: \"50%\"}}]", "", "", "lone %"},
 		{"header name", "    rules: [{set_header: {\"X A\": b}}]", "", "", "not a valid token"},
 		{"forwardfor mode", "    http: {forwardfor: {mode: sometimes}}", "", "", "forwardfor mode"},
 		{"forwardfor except", "    http: {forwardfor: {except: [nonsense]}}", "", "", "forwardfor.except.0"},

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
@@ -101,17 +104,19 @@ func removedByActs(acts []*config.Rule, n []byte, resp bool) bool {
 	return false
 }
 
-func appendActs(b []byte, acts []*config.Rule, resp bool) []byte {
+func (s *session) appendActs(b []byte, acts []*config.Rule, resp bool) []byte {
 	for _, r := range acts {
 		set, add := r.SetHeader, r.AddHeader
 		if resp {
 			set, add = r.SetResponseHeader, r.AddResponseHeader
 		}
-		for k, v := range set {
-			b = appendHeaderS(b, k, v)
-		}
-		for k, v := range add {
-			b = appendHeaderS(b, k, v)
+		for _, m := range [2]map[string]string{set, add} {
+			for k, v := range m {
+				b = append(b, k...)
+				b = append(b, ": "...)
+				b = s.appendTemplate(b, v)
+				b = append(b, '\r', '\n')
+			}
 		}
 	}
 	return b
@@ -253,7 +258,7 @@ func (s *session) buildRequestHead(hb *httpBackend, host []byte, absolute bool, 
 		b = append(b, o.Via...)
 		b = append(b, '\r', '\n')
 	}
-	b = appendActs(b, acts, false)
+	b = s.appendActs(b, acts, false)
 	b = append(b, '\r', '\n')
 	s.out = b
 }
@@ -346,7 +351,7 @@ func (s *session) writeResponseHead(hb *httpBackend, clientKeep bool, minor int,
 		b = append(b, o.Via...)
 		b = append(b, '\r', '\n')
 	}
-	b = appendActs(b, acts, true)
+	b = s.appendActs(b, acts, true)
 	for k, vs := range s.htxn.ResponseHeader {
 		for _, v := range vs {
 			if config.ValidHeaderName(k) && validHookValue(v) {
@@ -360,3 +365,92 @@ func (s *session) writeResponseHead(hb *httpBackend, clientKeep bool, minor int,
 
 // unixNow is a seam for cookie date tests.
 func unixNow() int64 { return time.Now().Unix() }
+
+// appendTemplate writes a header value, replacing %[name] tokens (checked
+// at config load) with this connection's values.
+func (s *session) appendTemplate(b []byte, v string) []byte {
+	for {
+		i := strings.IndexByte(v, '%')
+		if i < 0 || i+1 >= len(v) {
+			return append(b, v...)
+		}
+		b = append(b, v[:i]...)
+		if v[i+1] == '%' {
+			b = append(b, '%')
+			v = v[i+2:]
+			continue
+		}
+		end := strings.IndexByte(v[i:], ']')
+		if v[i+1] != '[' || end < 0 {
+			return append(b, v[i:]...)
+		}
+		n := len(b)
+		b = s.appendFetch(b, v[i+2:i+end])
+		// Client-controlled values (SNI, certificate names) must not
+		// break the head.
+		for j := n; j < len(b); j++ {
+			if b[j] < 0x20 || b[j] == 0x7f {
+				b[j] = '?'
+			}
+		}
+		v = v[i+end+1:]
+	}
+}
+
+func (s *session) appendFetch(b []byte, name string) []byte {
+	flag := func(on bool) []byte {
+		if on {
+			return append(b, '1')
+		}
+		return append(b, '0')
+	}
+	var cert *x509.Certificate
+	if s.isTLS && len(s.tls.PeerCertificates) > 0 {
+		cert = s.tls.PeerCertificates[0]
+	}
+	switch name {
+	case "src":
+		return s.clientAddr.Addr().AppendTo(b)
+	case "src_port":
+		return strconv.AppendUint(b, uint64(s.clientAddr.Port()), 10)
+	case "dst":
+		return s.local.Addr().AppendTo(b)
+	case "dst_port":
+		return strconv.AppendUint(b, uint64(s.local.Port()), 10)
+	case "fe_name":
+		return append(b, s.h.f.Name...)
+	case "ssl_fc":
+		return flag(s.isTLS)
+	case "ssl_fc_sni":
+		return append(b, s.tls.ServerName...)
+	case "ssl_fc_protocol":
+		if s.isTLS {
+			return append(b, tlsVersionName(s.tls.Version)...)
+		}
+	case "ssl_c_used":
+		return flag(cert != nil)
+	case "ssl_c_s_dn":
+		if cert != nil {
+			return append(b, cert.Subject.String()...)
+		}
+	case "ssl_c_i_dn":
+		if cert != nil {
+			return append(b, cert.Issuer.String()...)
+		}
+	case "ssl_c_serial":
+		if cert != nil {
+			return append(b, cert.SerialNumber.Text(16)...)
+		}
+	}
+	return b
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	}
+	return "TLS"
+}

@@ -224,3 +224,30 @@ backends: [{name: be, ssl: %s, servers: [{name: s1, address: %q}]}]
 		})
 	}
 }
+
+// TestHTTPHeaderFetches: %[...] values in header actions, including the
+// client certificate, reach the server.
+func TestHTTPHeaderFetches(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	sc, sk := ca.issue(t, dir, "srv", 10, false, "a.example")
+	cc, ck := ca.issue(t, dir, "cli", 11, true, "client1")
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, ca.pem, 0o600)
+	h := startProxy(t, httpDoc(fmt.Sprintf(`    tls: {certificates: [{cert: %q, key: %q}], client_ca: %q, client_auth: optional}`, sc, sk, caFile),
+		`    rules: [{set_header: {X-Client: "%[src]:%[src_port]", X-TLS: "%[ssl_fc] %[ssl_fc_sni] %[ssl_fc_protocol] 100%%", X-Cert: "%[ssl_c_used] %[ssl_c_s_dn] %[ssl_c_serial]"}}]`,
+		oneBackend(g.addr())))
+	cert, _ := tls.LoadX509KeyPair(cc, ck)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool(), ServerName: "a.example", Certificates: []tls.Certificate{cert}}}}
+	_, body := get(t, c, "https://"+h.addr("fe")+"/")
+	if got := field(body, "h:X-Client"); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("X-Client %q", got)
+	}
+	if got := field(body, "h:X-Tls"); got != "1 a.example TLSv1.3 100%" {
+		t.Errorf("X-TLS %q", got)
+	}
+	if got := field(body, "h:X-Cert"); got != "1 CN=client1 b" {
+		t.Errorf("X-Cert %q", got)
+	}
+}
