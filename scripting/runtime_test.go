@@ -425,6 +425,8 @@ function f(txn)
   txn:set_var("one", vipgate.server("app", "b").address)
   txn:set_var("none", tostring(vipgate.server("app", "zz")))
   txn:set_var("empty", #vipgate.servers("nope"))
+  local ok, why = vipgate.local_healthy({"web"})
+  txn:set_var("local", tostring(ok) .. ":" .. why)
 end`}}})
 	if err != nil {
 		t.Fatal(err)
@@ -437,6 +439,7 @@ end`}}})
 	want := map[string]string{
 		"servers": "a:true:true:ready:1:7 b:false:false:ready:2:0 c:true:false:drain:1:0",
 		"up":      "1", "one": "198.18.1.2:80", "none": "nil", "empty": "0",
+		"local": "false:no local proxy on this node", // fakeLive has no LocalHealthy
 	}
 	for k, v := range want {
 		if txn.Vars[k] != v {
