@@ -344,6 +344,7 @@ func startProber(t *testing.T, client *testnet.Host, vip string, every time.Dura
 	t.Helper()
 	conn := udpInNS(t, client.NS, vip)
 	p := &prober{conn: conn, stop: make(chan struct{})}
+	dst := &net.UDPAddr{IP: net.ParseIP(vip), Port: echoPort}
 	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
@@ -359,7 +360,7 @@ func startProber(t *testing.T, client *testnet.Host, vip string, every time.Dura
 			}
 			seq++
 			binary.BigEndian.PutUint64(b, seq)
-			conn.Write(b) // errors (no route yet, ICMP) are gaps too
+			conn.WriteToUDP(b, dst) // errors (no route yet, ICMP) are gaps too
 		}
 	}()
 	go func() {
@@ -367,7 +368,7 @@ func startProber(t *testing.T, client *testnet.Host, vip string, every time.Dura
 		b := make([]byte, 64)
 		for {
 			conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			_, err := conn.Read(b)
+			_, _, err := conn.ReadFromUDP(b)
 			select {
 			case <-p.stop:
 				return
@@ -440,7 +441,9 @@ func udpInNS(t *testing.T, ns, vip string) *net.UDPConn {
 			ch <- res{err: err}
 			return
 		}
-		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(vip), Port: echoPort})
+		// Unconnected: the echo server answers from the node's primary
+		// address (it is bound to 0.0.0.0), not from the VIP.
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{})
 		ch <- res{c, err}
 	}()
 	r := <-ch
