@@ -22,6 +22,11 @@ func TestRunCLI(t *testing.T) {
 	broken := write("broken.cfg", "frontend f\n  bind \"oops\n")
 	ka := write("k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  198.18.0.10/24\n }\n}\n")
 	kaBroken := write("kb.conf", "vrrp_instance V {\n")
+	if err := os.Mkdir(filepath.Join(dir, "conf.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("conf.d/vi.conf", "vrrp_instance INC {\n interface eth0\n virtual_router_id 6\n virtual_ipaddress {\n  198.18.0.11\n }\n}\n")
+	kaInclude := write("ki.conf", "global_defs {\n router_id gw9\n}\ninclude conf.d/*.conf\n")
 	out := filepath.Join(dir, "out.yaml")
 
 	tests := []struct {
@@ -43,6 +48,8 @@ func TestRunCLI(t *testing.T) {
 		{name: "parse error is positioned", args: []string{"--haproxy", broken}, code: 1, noStdout: true, stderr: []string{broken + ":2: unterminated double quote"}},
 		{name: "keepalived parse error", args: []string{"--keepalived", kaBroken}, code: 1, noStdout: true, stderr: []string{kaBroken + ":1: block \"vrrp_instance\" is not closed"}},
 		{name: "both inputs", args: []string{"--haproxy", clean, "--keepalived", ka}, code: 0, stdout: "name: V", stderr: []string{ka + ":1: vrrp_instance V: this file describes one node"}},
+		{name: "keepalived include from the file's directory", args: []string{"--keepalived", kaInclude}, code: 0, stdout: "name: INC",
+			stderr: []string{filepath.Join(dir, "conf.d/vi.conf") + ":1: vrrp_instance INC: this file describes one node (gw9, priority 100)"}},
 		{name: "missing file", args: []string{"--haproxy", filepath.Join(dir, "nope.cfg")}, code: 1, stderr: []string{"no such file"}},
 		{name: "no input", args: nil, code: 2, stderr: []string{"usage: vipgate import"}},
 		{name: "stray argument", args: []string{"x.cfg"}, code: 2, stderr: []string{"usage: vipgate import"}},
