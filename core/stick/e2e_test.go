@@ -158,7 +158,13 @@ backends:
 // answered and whether the TLS session was resumed.
 func sClient(t testing.TB, addr, sessIn, sessOut string, extra ...string) (backend string, reused bool) {
 	t.Helper()
-	args := []string{"s_client", "-connect", addr, "-tls1_2", "-no_ticket", "-ign_eof"}
+	return sClientArgs(t, addr, sessIn, sessOut, append([]string{"-tls1_2"}, extra...)...)
+}
+
+// sClientArgs is sClient without the TLS 1.2 pin.
+func sClientArgs(t testing.TB, addr, sessIn, sessOut string, extra ...string) (backend string, reused bool) {
+	t.Helper()
+	args := []string{"s_client", "-connect", addr, "-no_ticket", "-ign_eof"}
 	if sessIn != "" {
 		args = append(args, "-sess_in", sessIn)
 	}
@@ -327,5 +333,22 @@ func TestTLS13SNISrc(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Fatalf("two new names went to %v, want both servers", seen)
+	}
+}
+
+// TestTLS13CapableClientToTLS12Servers: a client offering TLS 1.3 to
+// TLS 1.2-only servers (a modern client, an older Exchange) resumes with
+// its real TLS 1.2 session ID, which is looked up although the client
+// offers TLS 1.3.
+func TestTLS13CapableClientToTLS12Servers(t *testing.T) {
+	bes := startOpenSSLBackends(t, []string{"ex1", "ex2", "ex3"}, "-no_tls1_3")
+	h := startStickProxy(t, nil, stickDoc("{table: ssl, on: ssl_session_id}", bes))
+	sess := filepath.Join(t.TempDir(), "sess")
+	first, _ := sClientArgs(t, h.fe, "", sess)
+	for i := 0; i < 4; i++ {
+		got, reused := sClientArgs(t, h.fe, sess, "")
+		if got != first || !reused {
+			t.Fatalf("resumption %d went to %s (reused %v), want %s resumed", i, got, reused, first)
+		}
 	}
 }
