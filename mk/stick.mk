@@ -9,8 +9,9 @@ FUZZ_TARGETS += fuzz-stick
 
 bench-stick:
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkTCPConns' -benchtime 3s ./core/stick/ | grep -E '^(Benchmark|ok)'
-	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkTable' -benchmem ./core/stick/ | grep -E '^(Benchmark|ok)'
+	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkTable|BenchmarkPersister' -benchmem ./core/stick/ | grep -E '^(Benchmark|ok)'
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./core/proxy/inspect/ | grep -E '^(Benchmark|ok)'
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./core/stick/peers/ | grep -E '^(Benchmark|ok)'
 
 fuzz-stick:
 	$(GO) test -run '^$$' -fuzz '^FuzzHello$$' -fuzztime $(FUZZTIME) ./core/proxy/inspect/

@@ -1,6 +1,8 @@
 package peers
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -261,3 +263,30 @@ func TestPacer(t *testing.T) {
 		t.Fatalf("500 entries at 1000/s took %s", el)
 	}
 }
+
+// BenchmarkDecodeUpdates is the receive side of a full batch.
+func BenchmarkDecodeUpdates(b *testing.B) {
+	var buf bytes.Buffer
+	c := &conn{w: bufio.NewWriter(&buf), pace: pacer{rate: 1e12}, c: nopDeadline{}}
+	batch := make([]stick.Update, batchMax)
+	for i := range batch {
+		batch[i] = stick.Update{Table: "ssl", Key: bytes.Repeat([]byte{byte(i)}, 32), Server: "exch1-dc1", TTL: time.Minute}
+	}
+	s := &Syncer{}
+	if err := s.sendBatch(c, nil, batch); err != nil {
+		b.Fatal(err)
+	}
+	_ = c.w.Flush()
+	payload := buf.Bytes()[5:]
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if us, err := DecodeUpdates(payload); err != nil || len(us) != batchMax {
+			b.Fatal(len(us), err)
+		}
+	}
+}
+
+type nopDeadline struct{ net.Conn }
+
+func (nopDeadline) SetWriteDeadline(time.Time) error { return nil }
