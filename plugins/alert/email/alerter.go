@@ -532,10 +532,10 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 	a.countMailers(reps)
 	now := a.o.Now()
 	if err == nil {
+		a.sent.Add(1) // before it leaves the queue: queued 0 implies counted
 		if err := a.q.doneMail(m.Seq); err != nil {
 			a.log.Error("alert queue: delivered mail not removed (it may be sent again)", "err", err)
 		}
-		a.sent.Add(1)
 		a.mu.Lock()
 		a.consecutive = 0
 		a.holdUntil = time.Time{}

@@ -323,8 +323,14 @@ func TestEximServerDownAndUp(t *testing.T) {
 	go serve(backend)
 	testenv.Eventually(t, 10*time.Second, "UP mail in the maildir", func() bool { return len(mta.messages()) == 2 })
 
-	msgs := mta.messages()
-	down, up := msgs[0], msgs[1]
+	var down, up received
+	for _, m := range mta.messages() {
+		if strings.Contains(m.Subject, "is DOWN") {
+			down = m
+		} else {
+			up = m
+		}
+	}
 	if !strings.HasPrefix(down.Subject, "[vipgate] WARNING: server exchange/ex1 is DOWN") {
 		t.Errorf("down subject %q", down.Subject)
 	}
