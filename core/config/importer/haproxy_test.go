@@ -276,7 +276,7 @@ func TestHAProxyDirectives(t *testing.T) {
 			name: "header actions and deny",
 			cfg: "frontend f\n  mode http\n  bind :80\n  acl bad src 198.18.66.0/24\n  http-request deny deny_status 429 if bad\n" +
 				"  http-request set-header X-Proto https\n  http-request del-header X-Debug\n  http-response set-header Strict-Transport-Security max-age=31536000\n" +
-				"  http-request set-header X-Client %[src]\n  default_backend b\nbackend b\n  mode http\n  server s 198.18.1.1:80\n",
+				"  default_backend b\nbackend b\n  mode http\n  server s 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {
 				r := c.Frontend("f").Rules
 				if len(r) != 4 {
@@ -287,7 +287,6 @@ func TestHAProxyDirectives(t *testing.T) {
 					t.Errorf("rules = %+v", r)
 				}
 			},
-			warns: []string{"h.cfg:9: http-request set-header: log-format expressions"},
 		},
 		{
 			name: "forwardfor httplog errorfile reuse",
@@ -460,4 +459,26 @@ func TestHAProxyDefaultTimeoutsUnset(t *testing.T) {
 	if r.Cluster.Defaults.Timeouts.Connect.D() != 5*time.Second {
 		t.Errorf("connect = %v", r.Cluster.Defaults.Timeouts.Connect)
 	}
+}
+
+// %[fetch] in header values is carried over when the schema knows header
+// templates, and refused (with a warning) when it does not; a fetch vipgate
+// does not know never yields a rule.
+func TestHeaderTemplates(t *testing.T) {
+	cfg := "frontend f\n  mode http\n  bind :80\n  http-request set-header X-Client %[src]\n  http-request set-header X-Cookie %[req.cook(x)]\n" +
+		"  http-request set-header X-Pct 100%%\n  default_backend b\nbackend b\n  mode http\n  server s 198.18.1.1:80\n"
+	r := importHA(t, cfg)
+	rules := r.Cluster.Frontend("f").Rules
+	tr := &translator{}
+	if tr.headerTemplates() {
+		if len(rules) != 2 || rules[0].SetHeader["X-Client"] != "%[src]" || rules[1].SetHeader["X-Pct"] != "100%%" {
+			t.Errorf("rules = %+v", rules)
+		}
+		wantWarnings(t, r, []string{"h.cfg:5: http-request set-header: dropped: header \"X-Cookie\""}, true)
+		return
+	}
+	if len(rules) != 1 || rules[0].SetHeader["X-Pct"] != "100%" {
+		t.Errorf("rules = %+v", rules)
+	}
+	wantWarnings(t, r, []string{"h.cfg:4: http-request set-header: log-format expressions", "h.cfg:5: http-request set-header: log-format expressions"}, true)
 }

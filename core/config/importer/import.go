@@ -83,6 +83,7 @@ type translator struct {
 	vrrpInstSrc   []hline
 	vrrpSrc       []hline
 	defaultsHead  hline
+	templates     *bool
 	firstDefaults *haproxyDefaults
 	globalMaxConn int
 	mailerSets    map[string]*mailerSet

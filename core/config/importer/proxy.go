@@ -597,12 +597,25 @@ func (t *translator) httpRequest(p *proxy, l hline, response bool) {
 	}
 	args, condWords := rest[:condAt], rest[condAt:]
 	var r config.Rule
-	fmtExpr := func(v string) bool {
-		if strings.Contains(v, "%[") || strings.Contains(v, "%{") {
-			t.warn(l, dir, "log-format expressions (%[...]) are not supported in header values")
-			return false
+	// fmtExpr reports whether a value can be carried over. Header values
+	// are HAProxy log-format strings: %[fetch] is kept when this build's
+	// schema knows header templates (then "%%" means "%" there too).
+	fmtExpr := func(v string, header bool) (string, bool) {
+		if !strings.Contains(v, "%") {
+			return v, true
 		}
-		return true
+		if header && t.headerTemplates() && !strings.Contains(v, "%{") {
+			return v, true
+		}
+		if strings.Contains(v, "%[") || strings.Contains(v, "%{") {
+			what := "header values"
+			if !header {
+				what = "redirects"
+			}
+			t.warn(l, dir, "log-format expressions (%[...]) are not supported in "+what)
+			return "", false
+		}
+		return strings.ReplaceAll(v, "%%", "%"), true
 	}
 	switch {
 	case !response && act == "redirect":
@@ -627,7 +640,7 @@ func (t *translator) httpRequest(p *proxy, l hline, response bool) {
 				i-- // flags take no value
 			}
 		}
-		if !fmtExpr(rd.Location + rd.Prefix + rd.Scheme) {
+		if _, ok := fmtExpr(rd.Location+rd.Prefix+rd.Scheme, false); !ok {
 			return
 		}
 		r.Redirect = rd
@@ -649,8 +662,8 @@ func (t *translator) httpRequest(p *proxy, l hline, response bool) {
 			t.warn(l, dir, "want NAME VALUE")
 			return
 		}
-		v := strings.Join(args[1:], " ")
-		if !fmtExpr(v) {
+		v, ok := fmtExpr(strings.Join(args[1:], " "), true)
+		if !ok {
 			return
 		}
 		m := map[string]string{args[0]: v}
@@ -987,4 +1000,18 @@ func statsOnly(s *hsection) bool {
 		}
 	}
 	return stats
+}
+
+// headerTemplates reports whether the cluster schema validates %[fetch]
+// templates in header values (asked once per import: a document with an
+// unknown fetch is refused only by a schema that knows templates).
+func (t *translator) headerTemplates() bool {
+	if t.templates == nil {
+		doc := "frontends:\n- name: f\n  bind: [':1']\n  mode: http\n  rules:\n  - set_header: {X-A: '%[no-such-fetch]'}\n    backend: b\n" +
+			"backends:\n- name: b\n  mode: http\n  servers: [{name: s, address: '127.0.0.1:1'}]\n"
+		_, err := config.Parse("probe", []byte(doc))
+		v := err != nil
+		t.templates = &v
+	}
+	return *t.templates
 }
