@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -409,4 +410,57 @@ func TestDigFailover(t *testing.T) {
 	testenv.Eventually(t, time.Second, "mail back to dc1", func() bool {
 		return slices.Equal(answer(), []string{"198.18.1.100"})
 	})
+}
+
+// TestDigApplyLive: a config change is served at once, with a new serial,
+// and counters of names that remain survive it.
+func TestDigApplyLive(t *testing.T) {
+	testenv.RequireTool(t, "dig")
+	st := &StaticState{}
+	srv, addr := startServer(t, st)
+	before := srv.Serial("example.com")
+	dig(t, "dig", addr, "mail.example.com", "A")
+	c := loadTestConfig(t)
+	c.DNS.Zones[0].Records[2].Data = []string{"198.18.0.77"}
+	if err := srv.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	r := dig(t, "dig", addr, "www.example.com", "A")
+	expectRRs(t, "answer after apply", r.answer, "www.example.com. A 198.18.0.77")
+	soa := dig(t, "dig", addr, "example.com", "SOA")
+	if len(soa.answer) != 1 || !serialGreater(soa.answer[0].(*mdns.SOA).Serial, before) {
+		t.Errorf("SOA after a change: %v, want a serial after %d", soa.answer, before)
+	}
+	if n := srv.Stats().Count("mail.example.com.", mdns.TypeA, mdns.RcodeSuccess); n != 1 {
+		t.Errorf("counter after apply: %d, want 1", n)
+	}
+	names, _ := srv.Status().(map[string]any)["names"].([]NameCount)
+	if len(names) == 0 {
+		t.Errorf("status has no per-name counters: %+v", srv.Status())
+	}
+}
+
+// TestDigIPv6 serves on [::1] and answers AAAA over UDP and TCP.
+func TestDigIPv6(t *testing.T) {
+	testenv.RequireTool(t, "dig")
+	if ln, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	s := New(Options{Listen: []string{"[::1]:0"}, Sockets: 2, State: &StaticState{}})
+	if err := s.Apply(loadTestConfig(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go s.Run(ctx)
+	addr := s.Addrs()[0].String()
+	for _, proto := range []string{"+notcp", "+tcp"} {
+		r := dig(t, "dig", addr, "mail.example.com", "AAAA", proto)
+		expectRRs(t, "answer "+proto, r.answer, "mail.example.com. AAAA 2001:db8:1::100")
+	}
 }
