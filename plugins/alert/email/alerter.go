@@ -183,6 +183,16 @@ func (a *Alerter) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Persist what the bus already handed over, so that a clean
+			// shutdown loses nothing: it is mailed after the restart.
+			if a.sub != nil {
+				a.sub.Close()
+				a.q.beginBatch()
+				for ev := range a.sub.C {
+					a.handle(ev)
+				}
+				a.q.endBatch()
+			}
 			return nil
 		case ev, ok := <-c:
 			if !ok {

@@ -563,3 +563,36 @@ func TestBurstBoundsMailsPerRule(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownPersistsBufferedEvents: events the bus handed over but the
+// alerter had not processed when it was stopped are kept and mailed by the
+// next run.
+func TestShutdownPersistsBufferedEvents(t *testing.T) {
+	mta := newFakeMTA(t)
+	dir := t.TempDir()
+	c := clusterDoc(t, mta.addr, `
+  rules:
+    - to: ops@example.test
+      coalesce: 0
+`)
+	bus := events.New("gw1", "dc1")
+	a, err := New(Options{Bus: bus, DataDir: dir, Node: "gw1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Apply(c)
+	for i := range 3 {
+		bus.Publish(downEvent("b", fmt.Sprintf("s%d", i), "x"))
+	}
+	// Stopped before it ever ran: the three events sit in the buffer.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.Stats().Queued; q != 3 {
+		t.Fatalf("queued %d after shutdown, want 3", q)
+	}
+	startAlerter(t, Options{Bus: events.New("gw1", "dc1"), DataDir: dir}, c)
+	testenv.Eventually(t, 5*time.Second, "the three mails after the restart", func() bool { return len(mta.messages()) == 3 })
+}
