@@ -881,7 +881,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 			}
 			return nil, nil, false, err
 		}
-		if a != nil && a.srv == lease.Server {
+		if a != nil && a.srv == lease.Server && a.idleOK() {
 			return a, lease, true, nil
 		}
 		if a != nil {
@@ -919,6 +919,9 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		}
 	}
 	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.bufs16k.get()}, srv: lease.Server}
+	if tc, ok := c.(*net.TCPConn); ok {
+		sc.raw, _ = tc.SyscallConn()
+	}
 	return sc, lease, false, nil
 }
 

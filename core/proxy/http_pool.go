@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
@@ -22,6 +23,33 @@ type serverConn struct {
 	srv       *upstream.Server
 	idleSince time.Time
 	requests  int
+	raw       syscall.RawConn // plain TCP only: for the idle check
+}
+
+// idleOK checks an idle connection before reuse: the server must not have
+// closed it, nor sent anything while no request was pending (a response
+// to nothing would be handed to the next client: response desync). One
+// non-blocking MSG_PEEK; TLS connections are not checked (post-handshake
+// messages are legitimate there).
+func (sc *serverConn) idleOK() bool {
+	if sc.raw == nil {
+		return true
+	}
+	ok := true
+	err := sc.raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		case err == syscall.EINTR:
+			return false // try again
+		default:
+			ok = false // data (n > 0), EOF (n == 0) or an error
+			_ = n
+		}
+		return true
+	})
+	return ok && err == nil
 }
 
 // discard closes the connection and recycles its buffer; only the owner
@@ -109,7 +137,12 @@ func (cp *connPools) get(s *upstream.Server) *serverConn {
 		p.conns = p.conns[:len(p.conns)-1]
 		if now.Sub(sc.idleSince) < cp.idle {
 			p.mu.Unlock()
-			return sc
+			if sc.idleOK() {
+				return sc
+			}
+			sc.discard(cp.bufs)
+			p.mu.Lock()
+			continue
 		}
 		sc.discard(cp.bufs)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -234,5 +235,61 @@ func TestHTTPLimitsAndTimeouts(t *testing.T) {
 	io.Copy(io.Discard, resp.Body)
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("idle keep-alive connection: want EOF, got %v", err)
+	}
+}
+
+// TestHTTPResponseDesync: a server that sends more than its response (an
+// extra "response" on an idle keep-alive connection) must not get that
+// data delivered as the answer to another request.
+func TestHTTPResponseDesync(t *testing.T) {
+	extraSent := make(chan struct{}, 1)
+	firstDone := make(chan struct{})
+	var conns atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+					if n == 1 {
+						// Later, once the proxy has parked the connection,
+						// out of turn: a poisoned response.
+						<-firstDone
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+						extraSent <- struct{}{}
+					}
+				}
+			}()
+		}
+	}()
+	h := startProxy(t, httpDoc("", "", oneBackend(ln.Addr().String())+"    http: {reuse: always}\n"))
+	url := "http://" + h.addr("fe")
+	if _, body := get(t, http.DefaultClient, url+"/1"); body != "good" {
+		t.Fatalf("first: %q", body)
+	}
+	close(firstDone)
+	// Loopback delivers into the proxy's socket buffer within the write.
+	<-extraSent
+	for i := 0; i < 3; i++ {
+		c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+		if _, body := get(t, c, url+"/next"); body != "good" {
+			t.Fatalf("request %d got %q: a stale response was delivered", i, body)
+		}
 	}
 }
