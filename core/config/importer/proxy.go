@@ -148,6 +148,10 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 				t.warn(l, k, "missing backend name")
 				return
 			}
+			if strings.Contains(l.args[1], "%[") {
+				t.warn(l, "use_backend "+l.args[1], "dynamic backend names (log-format, maps) are not supported: write one rule per backend, or route with a Lua hook (route:)")
+				return
+			}
 			conds, bad := parseCond(l.args[2:], t.condCtx(p))
 			if bad != "" {
 				t.warn(l, "use_backend "+l.args[1], bad)
