@@ -50,6 +50,8 @@ type Server struct {
 	// hookLogged rate-limits hook error logs (unix nanoseconds).
 	hookLogged atomic.Int64
 
+	tcpPool sync.Pool
+
 	mu      sync.Mutex
 	serials map[string]serialState
 	rrlCfg  config.DNSRRL
@@ -373,9 +375,14 @@ func (s *Server) serveUDP(ctx context.Context, c *net.UDPConn) {
 // suggests seconds, not minutes).
 const tcpIdle = 10 * time.Second
 
+// maxTCPConns bounds concurrent TCP connections per listener, so that
+// idle or slow clients cannot exhaust memory; past it new ones are closed.
+const maxTCPConns = 1024
+
 func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	slots := make(chan struct{}, maxTCPConns)
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -386,9 +393,17 @@ func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.stats.Dropped.Add(1)
+			c.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			stop := context.AfterFunc(ctx, func() { c.Close() })
 			defer stop()
 			defer c.Close()
@@ -397,36 +412,52 @@ func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
 	}
 }
 
+// tcpScratch is a worker with its input buffer, borrowed per TCP message
+// so that idle connections hold no 64 KB buffers.
+type tcpScratch struct {
+	w  *worker
+	in []byte
+}
+
 func (s *Server) serveConn(c net.Conn) {
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
-	w := newWorker(s)
-	in := make([]byte, 65535)
 	var hdr [2]byte
 	for {
 		c.SetDeadline(time.Now().Add(tcpIdle))
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			return
 		}
-		n := int(binary.BigEndian.Uint16(hdr[:]))
-		if _, err := io.ReadFull(c, in[:n]); err != nil {
-			return
-		}
-		s.stats.TCP.Add(1)
-		out := w.handle(in[:n], src, true)
-		if w.axfr != nil {
-			if err := s.transfer(c, w); err != nil {
-				s.log.Warn("dns zone transfer failed", "zone", w.axfr.apex, "client", src, "err", err)
-				return
-			}
-			continue
-		}
-		if out == nil {
-			continue
-		}
-		if err := writeTCP(c, out); err != nil {
+		if !s.serveTCPMessage(c, src, int(binary.BigEndian.Uint16(hdr[:]))) {
 			return
 		}
 	}
+}
+
+// serveTCPMessage reads, answers and writes one message; false ends the
+// connection.
+func (s *Server) serveTCPMessage(c net.Conn, src netip.Addr, n int) bool {
+	sc, _ := s.tcpPool.Get().(*tcpScratch)
+	if sc == nil {
+		sc = &tcpScratch{w: newWorker(s), in: make([]byte, 65535)}
+	}
+	defer s.tcpPool.Put(sc)
+	if _, err := io.ReadFull(c, sc.in[:n]); err != nil {
+		return false
+	}
+	s.stats.TCP.Add(1)
+	w := sc.w
+	out := w.handle(sc.in[:n], src, true)
+	if w.axfr != nil {
+		if err := s.transfer(c, w); err != nil {
+			s.log.Warn("dns zone transfer failed", "zone", w.axfr.apex, "client", src, "err", err)
+			return false
+		}
+		return true
+	}
+	if out == nil {
+		return true
+	}
+	return writeTCP(c, out) == nil
 }
 
 func writeTCP(c net.Conn, msg []byte) error {
