@@ -293,3 +293,25 @@ func TestHTTPResponseDesync(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPBadResponses: responses with ambiguous framing are not relayed.
+func TestHTTPBadResponses(t *testing.T) {
+	for _, tc := range []struct{ name, resp string }{
+		{"CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"CL differ", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd"},
+		{"TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabcd"},
+		{"obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n"},
+		{"bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n"},
+		{"bad status", "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"},
+		{"NUL", "HTTP/1.1 200 OK\r\nX: a\x00\r\nContent-Length: 0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := rawBackend(t, func(c net.Conn, _ []byte) { io.WriteString(c, tc.resp) })
+			h := startProxy(t, httpDoc("", "", oneBackend(addr)))
+			got := rawExchange(t, h.addr("fe"), "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if !strings.HasPrefix(got, "HTTP/1.1 502 ") || strings.Contains(got, "abcd") {
+				t.Fatalf("got %q", got)
+			}
+		})
+	}
+}
