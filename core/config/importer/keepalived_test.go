@@ -210,6 +210,34 @@ chk
 			warns: []string{"k1.conf:9: vrrp_instance A: this file describes one node", "k1.conf:16: vrrp_instance B: this file describes one node"},
 		},
 		{
+			name: "dual-stack instance in a sync group",
+			files: []string{"vrrp_instance A {\n interface eth0\n virtual_router_id 10\n virtual_ipaddress {\n 198.18.0.1/24\n 2001:db8::1/64\n }\n}\n" +
+				kaInstNamed("B") + "vrrp_sync_group G {\n group {\n A\n B\n }\n}\n", kaInstNamed("A") + kaInstNamed("B")},
+			check: func(t *testing.T, c *config.Cluster) {
+				var names []string
+				for _, in := range c.VRRP.Instances {
+					names = append(names, fmt.Sprintf("%s/v%d/%s", in.Name, in.Version, in.VIPs[0]))
+				}
+				if want := []string{"A/v2/198.18.0.1/24", "A-v6/v3/2001:db8::1/64", "B/v2/198.18.9.9"}; !reflect.DeepEqual(names, want) {
+					t.Errorf("instances = %v, want %v", names, want)
+				}
+				if g := c.VRRP.SyncGroups; len(g) != 1 || !reflect.DeepEqual([]string(g[0].Instances), []string{"A", "B", "A-v6"}) {
+					t.Errorf("sync groups = %+v", g)
+				}
+			},
+			warns: []string{"vrrp_instance A: differs"},
+		},
+		{
+			name:  "schema refusals drop the instance at its line",
+			files: []string{"vrrp_instance LONG {\n interface averyveryverylonginterfacename\n virtual_router_id 10\n virtual_ipaddress {\n 198.18.0.1/24\n }\n}\n", kaInstNamed("LONG")},
+			check: func(t *testing.T, c *config.Cluster) {
+				if len(c.VRRP.Instances) != 0 {
+					t.Errorf("instances = %+v", c.VRRP.Instances)
+				}
+			},
+			warns: []string{"vrrp_instance LONG: differs", `k1.conf:1: vrrp_instance LONG: dropped: interface "averyveryverylonginterfacename" is not a valid interface name`},
+		},
+		{
 			name:  "broken pieces are positioned",
 			files: []string{"global_defs {\n bogus_key 1\n}\nvrrp_instance X {\n interface e\n virtual_router_id 300\n}\nvrrp_instance Y {\n interface e\n virtual_router_id 3\n track_script {\n nope\n }\n virtual_ipaddress {\n 198.18.0.300/24\n 198.18.0.3/24 frob x\n }\n}\nvirtual_server 198.18.0.1 80 {\n}\n", kaInstNamed("Y")},
 			check: func(t *testing.T, c *config.Cluster) {
