@@ -71,6 +71,8 @@ func TestACLTranslation(t *testing.T) {
 		{"bad network", "tcp", "acl f src 10.0.0.300\nuse_backend a if f", nil, "line 3: acl f: network"},
 		{"bad regex", "http", "acl r path_reg (?<=x)\nuse_backend a if r", nil, "line 3: acl r: path: regular expression"},
 		{"FALSE never matches", "http", "use_backend a if FALSE\nuse_backend b if TRUE", []string{"b:"}, ""},
+		{"redirect unless ssl_fc on plain http", "http", "http-request redirect scheme https unless { ssl_fc }", []string{":"}, ""},
+		{"clienthello holds where vipgate inspects", "tcp", "tcp-request inspect-delay 5s\nacl clienthello req.ssl_hello_type 1\nuse_backend a if clienthello", []string{"a:"}, ""},
 		{"dynamic backend", "http", "use_backend %[req.hdr(host),lower,map(/etc/haproxy/hosts.map)]", nil, "line 3: use_backend %[req.hdr(host),lower,map(/etc/haproxy/hosts.map)]: dynamic backend names"},
 		{"http condition in tcp mode", "tcp", "use_backend a if { path_beg /x }", nil, "line 3: use_backend a: dropped: http conditions and actions need mode http"},
 	}
