@@ -54,8 +54,6 @@ func (t *translator) mailers(s *hsection) {
 	t.mailerSets[s.name] = ms
 }
 
-func (t *translator) emailAlert(l hline) {}
-
 // haproxyLevel maps HAProxy's email-alert level to vipgate's min_level.
 // HAProxy logs a server going down at alert and up at notice, a backend
 // without servers at emerg; vipgate publishes server.down at warning,

@@ -72,9 +72,8 @@ func (t *translator) proxySection(s *hsection, defs *haproxyDefaults) {
 			}
 		}
 	}
-	for i, l := range body {
+	for _, l := range body {
 		t.proxyLine(p, l, true)
-		_ = i
 	}
 	for _, l := range s.body {
 		t.proxyLine(p, l, false)
