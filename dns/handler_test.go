@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipgate/vipgate/core/config"
 )
@@ -363,5 +364,43 @@ func TestTCPPipelining(t *testing.T) {
 	want := map[uint16]int{100: mdns.RcodeSuccess, 101: mdns.RcodeSuccess, 102: mdns.RcodeNameError}
 	if !maps.Equal(got, want) {
 		t.Errorf("answers by id %v, want %v", got, want)
+	}
+}
+
+// TestCollector: the Prometheus collector exposes what was counted.
+func TestCollector(t *testing.T) {
+	srv, addr := startServer(t, &StaticState{})
+	ask(t, addr, "mail.example.com.", mdns.TypeA, nil)
+	ask(t, addr, "www.example.net.", mdns.TypeA, nil)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(srv))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			if c := m.GetCounter(); c != nil {
+				got[key] = c.GetValue()
+			} else {
+				got[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"vipgate_dns_queries_total,transport=udp":                                 2,
+		"vipgate_dns_responses_total,name=mail.example.com.,rcode=NOERROR,type=A": 1,
+		"vipgate_dns_events_total,event=refused":                                  1,
+		"vipgate_dns_zone_serial,zone=example.com.":                               float64(srv.Serial("example.com")),
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
 	}
 }

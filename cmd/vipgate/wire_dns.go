@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	mdns "github.com/miekg/dns"
 
@@ -23,6 +24,11 @@ func newDNS(e *env) (subsystem, error) {
 		Log:     e.Log.With("sub", "dns"),
 	})
 	e.Admin.Section("dns", srv.Status)
+	if e.Metrics != nil {
+		if err := e.Metrics.Register(dns.NewCollector(srv)); err != nil {
+			return nil, fmt.Errorf("dns metrics: %w", err)
+		}
+	}
 	return srv, nil
 }
 
