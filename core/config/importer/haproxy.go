@@ -72,7 +72,6 @@ type proxy struct {
 	stick         []hline
 	table         *config.StickTable
 	tableLine     hline
-	stickLine     hline
 	beInspect     config.Duration
 	emailAlert    []hline
 }
@@ -124,7 +123,6 @@ func (t *translator) translateHAProxy(file string, data []byte) error {
 			defs = &haproxyDefaults{}
 			t.defaultsHead = s.head
 			t.defaultsSection(s, defs)
-			t.firstDefaults = defs
 		case "frontend", "backend", "listen":
 			t.proxySection(s, defs)
 		case "mailers":

@@ -84,10 +84,8 @@ type translator struct {
 	vrrpSrc       []hline
 	defaultsHead  hline
 	templates     *bool
-	firstDefaults *haproxyDefaults
 	globalMaxConn int
 	mailerSets    map[string]*mailerSet
-	alertLines    []hline
 }
 
 func (t *translator) warn(l hline, directive, why string) {

@@ -40,7 +40,6 @@ type kaInstance struct {
 	version  int
 	priority int
 	advert   config.Duration
-	fracAdv  bool
 	preempt  *bool
 	pdelay   config.Duration
 	authPass string

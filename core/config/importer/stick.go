@@ -170,5 +170,4 @@ func (t *translator) stickRules(p *proxy) {
 		return
 	}
 	p.be.Stick = &config.StickRule{Table: table, On: on}
-	p.stickLine = line
 }
