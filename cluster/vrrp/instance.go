@@ -330,7 +330,7 @@ func (in *Instance) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			in.perform(in.m.Stop(in.now(), "shutdown"))
+			in.resign(recv)
 			return nil
 		case <-timer.C:
 			now := in.now()
@@ -371,6 +371,46 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.perform(f(in.now()))
 		}
 	}
+}
+
+// resign stops the instance. A master sends priority 0 but keeps the
+// addresses until the successor's first advertisement arrives (or a
+// Master_Down_Interval passes): until the backup has taken over, the VIP
+// keeps answering here, so a clean handover loses nothing. The two hold it
+// together only for the flight time of that one advertisement.
+func (in *Instance) resign(recv <-chan Received) {
+	wasMaster := in.m.State() == Master
+	acts := in.m.Stop(in.now(), "shutdown")
+	if !wasMaster {
+		in.perform(acts)
+		return
+	}
+	var rest []Action
+	for i, a := range acts {
+		if a.Kind != SendAdvert {
+			rest = acts[i:]
+			break
+		}
+		in.send(a.Priority)
+	}
+	iv := in.cfg.AdvertInterval.D()
+	deadline := time.NewTimer(4*iv + 100*time.Millisecond)
+	defer deadline.Stop()
+wait:
+	for recv != nil {
+		select {
+		case <-deadline.C:
+			break wait
+		case r, ok := <-recv:
+			if !ok {
+				break wait
+			}
+			if p, ok := in.accept(r); ok && p.Priority > 0 {
+				break wait
+			}
+		}
+	}
+	in.perform(rest)
 }
 
 func (in *Instance) reach() {
