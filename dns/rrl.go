@@ -60,6 +60,9 @@ func (r *rrl) check(a netip.Addr, now time.Time) rrlVerdict {
 	if r == nil {
 		return rrlSend
 	}
+	// Sockets may report IPv4 clients as ::ffff:a.b.c.d; grouped as IPv6
+	// they would all share one bucket.
+	a = a.Unmap()
 	bits := r.v6bits
 	if a.Is4() {
 		bits = r.v4bits

@@ -6,7 +6,7 @@ BENCH_TARGETS += bench-go-dns bench-dns
 FUZZ_TARGETS += fuzz-dns
 
 bench-go-dns:
-	$(GO) test -run '^$$' -bench . -benchmem ./dns/ | grep -E '^(Benchmark|ok|PASS)'
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200000x ./dns/ | grep -E '^(Benchmark|ok|PASS)'
 
 bench-dns: build
 	BIN=$(BIN) ./dns/testdata/bench-dns.sh
