@@ -59,7 +59,11 @@ func TestHelperVRRPNode(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go echo(ctx)
+	// The service outlives the VRRP shutdown, as a draining proxy would:
+	// the timing harness measures the VIP handover, not a dead service.
+	ectx, ecancel := context.WithCancel(context.Background())
+	defer ecancel()
+	go echo(ectx)
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "run:", err)
 		os.Exit(1)

@@ -305,3 +305,27 @@ func TestKeepalivedInterop(t *testing.T) {
 		}
 	}
 }
+
+// TestNetnsIPv6 runs VRRPv3 over IPv6 (ff02::12, link-local sources) with
+// a link-local VIP, so no address outside the test's own link is used.
+func TestNetnsIPv6(t *testing.T) {
+	b := newBed(t, "a", "b")
+	const vip6 = "fe80::200"
+	w := watchVIP(t, vip6, b.hosts["a"], b.hosts["b"])
+	doc := strings.ReplaceAll(vipgateDoc(opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}}), vip+"/24", vip6+"/64")
+	pa := startVipgate(t, b.hosts["a"], "a", doc)
+	startVipgate(t, b.hosts["b"], "b", doc)
+	waitHolder(t, w, "a", 10*time.Second)
+	b.n.Cable(b.hosts["a"], false)
+	waitHolder(t, w, "b", 10*time.Second)
+	b.n.Cable(b.hosts["a"], true)
+	waitHolder(t, w, "a", 10*time.Second)
+	pa.stop()
+	waitHolder(t, w, "b", 10*time.Second)
+	if d := w.dual(); d > 100*time.Millisecond {
+		t.Fatalf("VIP held by two nodes for %s", d)
+	}
+	if out := pa.out.String(); strings.Contains(out, "dropped advertisement") || strings.Contains(out, "cannot") {
+		t.Fatalf("errors in a's log:\n%s", out)
+	}
+}

@@ -73,6 +73,11 @@ func (n *Net) addNS(name string) {
 	n.must("ip", "netns", "add", name)
 	n.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 	n.must("ip", "-n", name, "link", "set", "lo", "up")
+	// IPv6 link-local addresses usable at once: no duplicate address
+	// detection on a segment the test built itself.
+	for _, k := range []string{"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"} {
+		n.must("ip", "netns", "exec", name, "sysctl", "-q", "-w", k)
+	}
 }
 
 func (n *Net) must(args ...string) string {
