@@ -81,7 +81,6 @@ vrrp_instance VI_1 {
   }
   notify_master "/bin/n master"
   notify "/bin/n all"
-  use_vmac
   accept
 }
 `},
@@ -97,7 +96,7 @@ vrrp_instance VI_1 {
 						{Kind: "exec", Name: "chk_web", Interval: d("3s"), Timeout: d("2s"), Rise: 3, Fall: 2, Weight: -50, Command: []string{"/usr/local/bin/check-web", "--port", "443"}},
 						{Kind: "interface", Name: "interface-eth1", Interface: "eth1", Weight: -10, Interval: d("1s"), Timeout: d("1s"), Rise: 1, Fall: 1},
 					},
-					NotifyMaster: "/bin/n master", Notify: "/bin/n all", UseVMAC: true, AcceptMode: true,
+					NotifyMaster: "/bin/n master", Notify: "/bin/n all", AcceptMode: true,
 					GARPMasterRepeat: 5, GARPMasterRefresh: d("30s"),
 				}
 				gd := d("2s")
@@ -261,6 +260,20 @@ chk
 
 // kaInstNamed is a second node's minimal instance: merging it keeps the
 // "describes one node" warning out of tests about other things.
+// use_vmac is carried over while the schema accepts it, and left out of
+// the instance (not the instance left out) with a warning when it does not.
+func TestKeepalivedUseVMAC(t *testing.T) {
+	r := importKA(t, "vrrp_instance V {\n interface eth0\n virtual_router_id 3\n use_vmac\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n", kaInstNamed("V"))
+	if len(r.Cluster.VRRP.Instances) != 1 {
+		t.Fatalf("instances = %+v", r.Cluster.VRRP.Instances)
+	}
+	if r.Cluster.VRRP.Instances[0].UseVMAC {
+		wantWarnings(t, r, []string{"vrrp_instance V: differs"}, true)
+	} else {
+		wantWarnings(t, r, []string{"vrrp_instance V: differs", "k1.conf:1: vrrp_instance V use_vmac: dropped: use_vmac"}, true)
+	}
+}
+
 func kaInstNamed(name string) string {
 	return "vrrp_instance " + name + " {\n interface e\n virtual_router_id " + fmt.Sprint(200+len(name)+int(name[0])%50) + "\n virtual_ipaddress {\n 198.18.9.9\n }\n}\n"
 }

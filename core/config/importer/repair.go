@@ -117,11 +117,25 @@ func repairKey(path string) string {
 		}
 		return "alerts"
 	case "vrrp":
+		if n >= 5 && e[1] == "instances" && (e[3] == "track" || e[3] == "unicast_peers") {
+			return cut(5)
+		}
+		if n >= 4 && e[1] == "instances" && vrrpOptional[e[3]] {
+			return cut(4)
+		}
 		if n >= 3 {
 			return cut(3)
 		}
 	}
 	return ""
+}
+
+// vrrpOptional are instance settings that can be left out (with a
+// warning) rather than losing the whole instance.
+var vrrpOptional = map[string]bool{
+	"use_vmac": true, "preempt_delay": true, "auth_pass": true, "garp_master_delay": true, "garp_master_repeat": true,
+	"garp_master_refresh": true, "unicast_src_ip": true, "notify_master": true, "notify_backup": true,
+	"notify_fault": true, "notify_stop": true, "notify": true, "accept_mode": true,
 }
 
 // pathLess orders dotted paths element by element, numbers numerically.
@@ -341,6 +355,9 @@ func (t *translator) repair(p config.Problem) bool {
 			if !ok || i >= len(in.Instances) || i >= len(t.vrrpInstSrc) {
 				return false
 			}
+			if len(path) >= 4 {
+				return t.repairVRRPField(&in.Instances[i], t.vrrpInstSrc[i], path[3:], why)
+			}
 			t.warn(t.vrrpInstSrc[i], "vrrp_instance "+in.Instances[i].Name, why)
 			in.Instances = append(in.Instances[:i], in.Instances[i+1:]...)
 			t.vrrpInstSrc = append(t.vrrpInstSrc[:i], t.vrrpInstSrc[i+1:]...)
@@ -364,4 +381,59 @@ func ruleDirective(l hline) string {
 		return l.args[0] + " " + l.args[1]
 	}
 	return l.keyword()
+}
+
+// repairVRRPField leaves out one optional setting of an instance.
+func (t *translator) repairVRRPField(in *config.VRRPInstance, at hline, rest []string, why string) bool {
+	dir := "vrrp_instance " + in.Name + " " + rest[0]
+	j := -1
+	if len(rest) >= 2 {
+		if n, err := strconv.Atoi(rest[1]); err == nil {
+			j = n
+		}
+	}
+	switch rest[0] {
+	case "track":
+		if j < 0 || j >= len(in.Track) {
+			return false
+		}
+		dir = "track " + in.Track[j].Name
+		in.Track = append(in.Track[:j], in.Track[j+1:]...)
+	case "unicast_peers":
+		if j < 0 || j >= len(in.UnicastPeers) {
+			return false
+		}
+		dir = "unicast_peer " + in.UnicastPeers[j]
+		in.UnicastPeers = append(in.UnicastPeers[:j], in.UnicastPeers[j+1:]...)
+	case "use_vmac":
+		in.UseVMAC = false
+	case "preempt_delay":
+		in.PreemptDelay = 0
+	case "auth_pass":
+		in.AuthPass = ""
+	case "garp_master_delay":
+		in.GARPMasterDelay = nil
+	case "garp_master_repeat":
+		in.GARPMasterRepeat = 0
+	case "garp_master_refresh":
+		in.GARPMasterRefresh = 0
+	case "unicast_src_ip":
+		in.UnicastSrcIP = ""
+	case "notify_master":
+		in.NotifyMaster = ""
+	case "notify_backup":
+		in.NotifyBackup = ""
+	case "notify_fault":
+		in.NotifyFault = ""
+	case "notify_stop":
+		in.NotifyStop = ""
+	case "notify":
+		in.Notify = ""
+	case "accept_mode":
+		in.AcceptMode = false
+	default:
+		return false
+	}
+	t.warn(at, dir, why)
+	return true
 }
