@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,4 +247,35 @@ func TestTrackRiseFall(t *testing.T) {
 	if v.Delta != 10-20-5 || v.Fault != "track c: boom" {
 		t.Fatalf("verdict %+v", v)
 	}
+}
+
+func TestSyncGroup(t *testing.T) {
+	seg := &fakeSeg{}
+	c1, c2 := instCfg("one", 200), instCfg("two", 200)
+	c2.VRID = 52
+	x1 := startNode(t, seg, "198.18.0.1", c1, nil)
+	x2 := startNode(t, seg, "198.18.0.1", c2, nil)
+	g := &syncGroup{name: "g", members: []*Instance{x1.in, x2.in}}
+	x1.in.group.Store(g)
+	x2.in.group.Store(g)
+	// A peer router that backs up both instances.
+	p1 := startNode(t, seg, "198.18.0.2", instCfg("one", 100), nil)
+	c4 := instCfg("two", 100)
+	c4.VRID = 52
+	p2 := startNode(t, seg, "198.18.0.2", c4, nil)
+	testenv.Eventually(t, 5*time.Second, "x masters both", func() bool {
+		return x1.state() == Master && x2.state() == Master && p1.state() == Backup && p2.state() == Backup
+	})
+	// Only instance one's link fails; the group takes two down with it.
+	x1.io.link <- false
+	testenv.Eventually(t, 5*time.Second, "both x in FAULT, peer master of both", func() bool {
+		return x1.state() == Fault && x2.state() == Fault && p1.state() == Master && p2.state() == Master
+	})
+	if got := x2.in.Status().LastReason; !strings.HasPrefix(got, "sync group g: one") {
+		t.Fatalf("two's reason %q", got)
+	}
+	x1.io.link <- true
+	testenv.Eventually(t, 5*time.Second, "x masters both again", func() bool {
+		return x1.state() == Master && x2.state() == Master && p1.state() == Backup && p2.state() == Backup
+	})
 }

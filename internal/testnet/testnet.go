@@ -75,9 +75,9 @@ func (n *Net) addNS(name string) {
 	n.must("ip", "-n", name, "link", "set", "lo", "up")
 	// IPv6 link-local addresses usable at once: no duplicate address
 	// detection on a segment the test built itself.
-	for _, k := range []string{"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"} {
-		n.must("ip", "netns", "exec", name, "sysctl", "-q", "-w", k)
-	}
+	// (/proc/sys/net is the reader's namespace; no procps needed.)
+	n.must("ip", "netns", "exec", name, "sh", "-c",
+		"echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad && echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad")
 }
 
 func (n *Net) must(args ...string) string {
