@@ -2,9 +2,12 @@ package dns
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
 // FuzzHandle feeds arbitrary packets to the query handler, over the UDP and
@@ -105,6 +108,44 @@ func FuzzFastParse(f *testing.F) {
 		ro, go_ := ref.IsEdns0(), got.IsEdns0()
 		if (ro == nil) != (go_ == nil) || ro != nil && (ro.Hdr.Class != go_.Hdr.Class || ro.Hdr.Ttl != go_.Hdr.Ttl || len(ro.Option) != 0) {
 			t.Fatalf("OPT %v, want %v", go_, ro)
+		}
+	})
+}
+
+// FuzzConfigToAnswers: every dns section the config accepts compiles, and
+// the server answers questions about its names without panicking.
+func FuzzConfigToAnswers(f *testing.F) {
+	f.Add("www", "A", "198.18.0.1", "mail")
+	f.Add("*.dev", "CNAME", "www", "x.dev")
+	f.Add("sub", "NS", "ns.sub", "a.sub")
+	f.Add("@", "MX", "10 @", "@")
+	f.Add("_s._tcp", "SRV", "1 2 3 .", "_s._tcp")
+	f.Fuzz(func(t *testing.T, name, typ, data, qname string) {
+		doc := "datacenters: [{name: dc1, networks: [198.18.0.0/16]}, {name: dc2}]\ndns:\n  zones:\n    - name: example.com\n      ns: [ns1.example.com]\n" +
+			"      records: [{name: " + strconv.Quote(name) + ", type: " + strconv.Quote(typ) + ", data: " + strconv.Quote(data) + "}]\n" +
+			"      services: [{name: svc, policy: topology, vips: {dc1: [198.18.1.1], dc2: [\"2001:db8::1\"]}}]\n"
+		c, err := config.Parse("fuzz.yaml", []byte(doc))
+		if err != nil {
+			return
+		}
+		s := New(Options{})
+		if err := s.Apply(c); err != nil {
+			t.Fatalf("config accepted but not compiled: %v\n%s", err, doc)
+		}
+		w := newWorker(s)
+		for _, qt := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeANY, mdns.TypeMX, mdns.TypeNS, mdns.TypeCNAME} {
+			m := new(mdns.Msg)
+			m.SetQuestion(config.DNSFQDN(qname, "example.com"), qt)
+			pkt, err := m.Pack()
+			if err != nil {
+				return
+			}
+			if out := w.handle(pkt, netip.MustParseAddr("198.18.3.3"), false); out != nil {
+				var r mdns.Msg
+				if err := r.Unpack(out); err != nil {
+					t.Fatalf("reply does not parse: %v", err)
+				}
+			}
 		}
 	})
 }

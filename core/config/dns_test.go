@@ -179,3 +179,23 @@ func TestNodeDNS(t *testing.T) {
 		t.Errorf("want dns.listen.0 and dns.sockets problems, got %v", err)
 	}
 }
+
+// FuzzDNSSection: any dns section is either accepted or rejected with
+// problems; validation never panics.
+func FuzzDNSSection(f *testing.F) {
+	f.Add(`  zones:
+    - name: example.com
+      ns: [ns1.example.com]
+      records:
+        - {name: www, type: A, data: [198.18.0.1]}
+        - {name: "*.dev", type: CNAME, data: www}
+        - {name: "@", type: MX, data: "10 mx"}
+      services: [{name: mail, policy: topology, vips: {dc1: [198.18.1.1]}, backends: [exchange]}]
+  rrl: {responses_per_second: 5, slip: 0}
+`)
+	f.Add("  zones: [{name: ., ns: [a.]}]\n")
+	f.Add("  zones: [{name: \"a..b\", ns: [\"\"], records: [{name: \"@\", type: TXT, data: \"\\\"\"}]}]\n")
+	f.Fuzz(func(t *testing.T, dns string) {
+		_, _ = Parse("dns.yaml", []byte(dnsBase+"dns:\n"+dns))
+	})
+}
