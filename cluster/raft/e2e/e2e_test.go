@@ -59,6 +59,7 @@ type proc struct {
 	logFile      string
 	cmd          *exec.Cmd
 	done         chan struct{}
+	stopped      bool // stopped by the test (not a crash)
 }
 
 type cluster struct {
@@ -147,6 +148,7 @@ func (c *cluster) start(p *proc) {
 		c.t.Fatal(err)
 	}
 	p.done = make(chan struct{})
+	p.stopped = false
 	go func() { _ = p.cmd.Wait(); lf.Close(); close(p.done) }()
 	c.mu.Lock()
 	c.procs[p.id] = p
@@ -157,6 +159,9 @@ func (c *cluster) stop(p *proc, sig syscall.Signal) {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
+	c.mu.Lock()
+	p.stopped = true
+	c.mu.Unlock()
 	select {
 	case <-p.done:
 		return
@@ -237,6 +242,10 @@ func (c *cluster) waitAll(what string, cond func(p *proc) bool) {
 		for _, p := range c.procs {
 			select {
 			case <-p.done:
+				if !p.stopped {
+					b, _ := os.ReadFile(p.logFile)
+					c.t.Fatalf("%s exited on its own (%v):\n%s", p.id, p.cmd.ProcessState, tail(b, 3000))
+				}
 				continue
 			default:
 			}
