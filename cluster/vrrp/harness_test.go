@@ -456,3 +456,31 @@ func udpInNS(t *testing.T, ns, vip string) *net.UDPConn {
 	}
 	return r.c
 }
+
+// TestKeepalivedErrorFilter keeps the interop tests' log check honest:
+// keepalived's complaints about a peer are caught, its normal chatter not.
+func TestKeepalivedErrorFilter(t *testing.T) {
+	bad := []string{
+		"(VI) received an invalid passwd!",
+		"(VI) Invalid checksum",
+		"(VI) advertisement interval mismatch mine=1000000 rcv'd=2000000",
+		"(VI) ip address associated with VRID 51 not present in MASTER advert : 198.18.0.200",
+		"(VI) wrong TTL",
+	}
+	good := []string{
+		"(VI) Entering MASTER STATE",
+		"(VI) received lower priority (100) advert from 198.18.0.1 - discarding",
+		"(VI) Sending/queueing gratuitous ARPs on eth0 for 198.18.0.200",
+		"(VI) Receive advertisement timeout",
+	}
+	for _, l := range bad {
+		if len(keepalivedProtocolErrors(l)) != 1 {
+			t.Errorf("not caught: %q", l)
+		}
+	}
+	for _, l := range good {
+		if e := keepalivedProtocolErrors(l); len(e) != 0 {
+			t.Errorf("false alarm: %q", l)
+		}
+	}
+}

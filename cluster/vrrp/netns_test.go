@@ -166,7 +166,7 @@ func TestNetnsFailover(t *testing.T) {
 
 func TestNetnsThreeNodes(t *testing.T) {
 	b := newBed(t, "a", "b", "c")
-	o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 100, "b": 150, "c": 200}}
+	o := opts{version: 3, interval: 100 * time.Millisecond, prio: map[string]int{"a": 100, "b": 150, "c": 200}}
 	doc := vipgateDoc(o)
 	p := map[string]*proc{}
 	for _, n := range []string{"a", "b", "c"} {
@@ -186,7 +186,9 @@ func TestNetnsPreempt(t *testing.T) {
 	for _, preempt := range []bool{true, false} {
 		t.Run(fmt.Sprintf("preempt=%v", preempt), func(t *testing.T) {
 			b := newBed(t, "a", "b")
-			o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, preempt: map[string]bool{"a": preempt}}
+			// 200ms adverts: a loaded CI machine can starve a process for
+			// longer than a 50ms Master_Down_Interval.
+			o := opts{version: 3, interval: 200 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, preempt: map[string]bool{"a": preempt}}
 			doc := vipgateDoc(o)
 			startVipgate(t, b.hosts["b"], "b", doc)
 			waitHolder(t, b.w, "b", 10*time.Second)
@@ -196,9 +198,9 @@ func TestNetnsPreempt(t *testing.T) {
 				return
 			}
 			testenv.Eventually(t, 10*time.Second, "a backup", func() bool { return strings.Contains(pa.out.String(), "to=BACKUP") })
-			// Master_Down_Interval is ~0.2s: after ten of them a would have
-			// preempted if it were going to.
-			deadline := time.Now().Add(2 * time.Second)
+			// Master_Down_Interval is ~0.65s: after four of them a would
+			// have preempted if it were going to.
+			deadline := time.Now().Add(3 * time.Second)
 			for time.Now().Before(deadline) {
 				if h := b.w.holder(); h != "b" {
 					t.Fatalf("nopreempt: VIP moved to %q", h)
@@ -214,7 +216,7 @@ func TestNetnsUnicast(t *testing.T) {
 	// Multicast is not forwarded to the nodes: only unicast can elect.
 	b.n.BlockMulticast(b.hosts["a"])
 	b.n.BlockMulticast(b.hosts["b"])
-	o := opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, unicast: []string{"198.18.0.1", "198.18.0.2"}}
+	o := opts{version: 3, interval: 100 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}, unicast: []string{"198.18.0.1", "198.18.0.2"}}
 	doc := vipgateDoc(o)
 	pa := startVipgate(t, b.hosts["a"], "a", doc)
 	startVipgate(t, b.hosts["b"], "b", doc)
@@ -312,7 +314,7 @@ func TestNetnsIPv6(t *testing.T) {
 	b := newBed(t, "a", "b")
 	const vip6 = "fe80::200"
 	w := watchVIP(t, vip6, b.hosts["a"], b.hosts["b"])
-	doc := strings.ReplaceAll(vipgateDoc(opts{version: 3, interval: 50 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}}), vip+"/24", vip6+"/64")
+	doc := strings.ReplaceAll(vipgateDoc(opts{version: 3, interval: 100 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}}), vip+"/24", vip6+"/64")
 	pa := startVipgate(t, b.hosts["a"], "a", doc)
 	startVipgate(t, b.hosts["b"], "b", doc)
 	waitHolder(t, w, "a", 10*time.Second)
@@ -322,7 +324,7 @@ func TestNetnsIPv6(t *testing.T) {
 	waitHolder(t, w, "a", 10*time.Second)
 	pa.stop()
 	waitHolder(t, w, "b", 10*time.Second)
-	if d := w.dual(); d > 100*time.Millisecond {
+	if d := w.dual(); d > 150*time.Millisecond {
 		t.Fatalf("VIP held by two nodes for %s", d)
 	}
 	if out := pa.out.String(); strings.Contains(out, "dropped advertisement") || strings.Contains(out, "cannot") {
