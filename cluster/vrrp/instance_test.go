@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,4 +280,42 @@ func TestSyncGroup(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "x masters both again", func() bool {
 		return x1.state() == Master && x2.state() == Master && p1.state() == Backup && p2.state() == Backup
 	})
+}
+
+func TestInstanceNotifyScripts(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	script := filepath.Join(dir, "notify.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"generic $*\" >> "+out+"\n"), 0o755)
+	cfg := instCfg("vi", 100)
+	cfg.NotifyMaster = "echo master >> " + out
+	cfg.NotifyBackup = "echo backup >> " + out
+	cfg.NotifyStop = "echo stop >> " + out
+	cfg.Notify = script
+	seg := &fakeSeg{}
+	n := startNode(t, seg, "198.18.0.1", cfg, nil)
+	testenv.Eventually(t, 5*time.Second, "master", func() bool { return n.state() == Master })
+	n.cancel()
+	<-n.done
+	b, _ := os.ReadFile(out)
+	want := "backup\ngeneric INSTANCE vi BACKUP 100\nmaster\ngeneric INSTANCE vi MASTER 100\nstop\ngeneric INSTANCE vi STOP 100\n"
+	if string(b) != want {
+		t.Fatalf("notify output:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+func TestInstanceGARPDelayAndRefresh(t *testing.T) {
+	cfg := instCfg("vi", 100)
+	d := config.Duration(30 * time.Millisecond)
+	cfg.GARPMasterDelay = &d
+	cfg.GARPMasterRepeat = 2
+	cfg.GARPMasterRefresh = config.Duration(30 * time.Millisecond)
+	n := startNode(t, &fakeSeg{}, "198.18.0.1", cfg, nil)
+	// First burst on takeover, the delayed burst, then refresh bursts.
+	testenv.Eventually(t, 5*time.Second, "at least four bursts", func() bool { return n.io.announce.Load() >= 8 })
+	n.cancel()
+	<-n.done
+	if c := n.io.announce.Load(); c%2 != 0 {
+		t.Fatalf("%d gratuitous ARPs: bursts are garp_master_repeat=2 packets", c)
+	}
 }
