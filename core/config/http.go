@@ -414,6 +414,36 @@ func (c *Cluster) validateHTTPRule(p *Problems, path string, f *Frontend, r *Rul
 	checkHdrs("add_header", r.AddHeader)
 	checkHdrs("set_response_header", r.SetResponseHeader)
 	checkHdrs("add_response_header", r.AddResponseHeader)
+	// Framing and hop-by-hop fields are the proxy's own business: letting
+	// a rule write them would let it desynchronise the connection.
+	framing := func(key, name string, hostOK bool) {
+		switch strings.ToLower(name) {
+		case "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection":
+			p.Addf(Path(path, key), "header %q is managed by the proxy and cannot be edited", name)
+		case "host":
+			if !hostOK {
+				p.Addf(Path(path, key), "Host can only be replaced (set_header), not added or deleted")
+			}
+		}
+	}
+	for k := range r.SetHeader {
+		framing("set_header", k, true)
+	}
+	for k := range r.AddHeader {
+		framing("add_header", k, false)
+	}
+	for _, k := range r.DelHeader {
+		framing("del_header", k, false)
+	}
+	for k := range r.SetResponseHeader {
+		framing("set_response_header", k, true)
+	}
+	for k := range r.AddResponseHeader {
+		framing("add_response_header", k, true)
+	}
+	for _, k := range r.DelResponseHeader {
+		framing("del_response_header", k, true)
+	}
 	for i, k := range r.DelHeader {
 		if !tokenRE.MatchString(k) {
 			p.Addf(Path(path, "del_header", i), "header name %q is not a valid token", k)

@@ -112,6 +112,9 @@ func (s *session) appendActs(b []byte, acts []*config.Rule, resp bool) []byte {
 		}
 		for _, m := range [2]map[string]string{set, add} {
 			for k, v := range m {
+				if !resp && strings.EqualFold(k, "host") {
+					continue // written in place of the request's Host
+				}
 				b = append(b, k...)
 				b = append(b, ": "...)
 				b = s.appendTemplate(b, v)
@@ -120,6 +123,19 @@ func (s *session) appendActs(b []byte, acts []*config.Rule, resp bool) []byte {
 		}
 	}
 	return b
+}
+
+// setHostValue is the last set_header Host of the matching rules.
+func setHostValue(acts []*config.Rule) (string, bool) {
+	v, ok := "", false
+	for _, r := range acts {
+		for k, x := range r.SetHeader {
+			if strings.EqualFold(k, "host") {
+				v, ok = x, true
+			}
+		}
+	}
+	return v, ok
 }
 
 // buildRequestHead serialises the request toward the server into s.out.
@@ -139,7 +155,11 @@ func (s *session) buildRequestHead(hb *httpBackend, host []byte, absolute bool, 
 		b = append(b, req.Target...)
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, host...)
+	if v, ok := setHostValue(acts); ok {
+		b = s.appendTemplate(b, v)
+	} else {
+		b = append(b, host...)
+	}
 	b = append(b, '\r', '\n')
 
 	ff := o.ForwardFor

@@ -37,6 +37,7 @@ frontends:
       - {redirect: {location: "https://example.org/new", code: 301}, path_prefix: [/old]}
       - {redirect: {scheme: https}, host: [secure.example]}
       - {redirect: {prefix: "https://mirror.example"}, path_prefix: [/mirror]}
+      - {set_header: {Host: "internal.example"}, path_prefix: [/rehost]}
       - set_header: {X-Set: "one"}
         add_header: {X-Added: "two"}
         del_header: [X-Remove-Me]
@@ -105,6 +106,10 @@ backends:
 				t.Fatalf("Location %q, want %q", resp.Header.Get("Location"), tt.location)
 			}
 		})
+	}
+	// set_header Host replaces the Host line (one Host reaches the server).
+	if _, body := get(t, c, url+"/rehost"); field(body, "host") != "internal.example" {
+		t.Errorf("set_header Host: server saw host %q", field(body, "host"))
 	}
 	// Header actions apply to every request (the rule has no condition).
 	req, _ := http.NewRequest("GET", url+"/", nil)
