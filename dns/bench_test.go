@@ -10,6 +10,14 @@ import (
 )
 
 func benchHandle(b *testing.B, name string, qtype uint16, edns bool) {
+	benchHandleMsg(b, name, qtype, func(m *mdns.Msg) {
+		if edns {
+			m.SetEdns0(1232, false)
+		}
+	})
+}
+
+func benchHandleMsg(b *testing.B, name string, qtype uint16, mod func(*mdns.Msg)) {
 	st := &StaticState{}
 	st.SetActive("dc1")
 	s := New(Options{State: st})
@@ -18,9 +26,7 @@ func benchHandle(b *testing.B, name string, qtype uint16, edns bool) {
 	}
 	m := new(mdns.Msg)
 	m.SetQuestion(name, qtype)
-	if edns {
-		m.SetEdns0(1232, false)
-	}
+	mod(m)
 	pkt, _ := m.Pack()
 	w := newWorker(s)
 	src := netip.MustParseAddr("198.18.20.7")
@@ -36,8 +42,20 @@ func benchHandle(b *testing.B, name string, qtype uint16, edns bool) {
 func BenchmarkHandleServiceA(b *testing.B)    { benchHandle(b, "mail.example.com.", mdns.TypeA, false) }
 func BenchmarkHandleServiceEDNS(b *testing.B) { benchHandle(b, "mail.example.com.", mdns.TypeA, true) }
 func BenchmarkHandleTopology(b *testing.B)    { benchHandle(b, "vdi.example.com.", mdns.TypeA, true) }
-func BenchmarkHandleStaticA(b *testing.B)     { benchHandle(b, "www.example.com.", mdns.TypeA, false) }
-func BenchmarkHandleNXDOMAIN(b *testing.B)    { benchHandle(b, "nope.example.com.", mdns.TypeA, false) }
+
+// BenchmarkHandleResolverLike: what BIND-like resolvers send (EDNS with a
+// cookie) and public resolvers add (ECS), to a topology name.
+func BenchmarkHandleResolverLike(b *testing.B) {
+	benchHandleMsg(b, "vdi.example.com.", mdns.TypeA, func(m *mdns.Msg) {
+		m.SetEdns0(1232, true)
+		o := m.IsEdns0()
+		o.Option = append(o.Option, &mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0123456789abcdef"},
+			&mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: netip.MustParseAddr("198.18.20.0").AsSlice()})
+	})
+}
+
+func BenchmarkHandleStaticA(b *testing.B)  { benchHandle(b, "www.example.com.", mdns.TypeA, false) }
+func BenchmarkHandleNXDOMAIN(b *testing.B) { benchHandle(b, "nope.example.com.", mdns.TypeA, false) }
 func BenchmarkHandleCNAMEChain(b *testing.B) {
 	benchHandle(b, "alias2.example.com.", mdns.TypeA, false)
 }

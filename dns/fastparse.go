@@ -64,12 +64,18 @@ func (w *worker) fastParse(in []byte, snap *snapshot) bool {
 	hasOpt := false
 	if ar == 1 {
 		// OPT: root name, type 41, class = UDP size, TTL = ext-rcode,
-		// version, flags; no options (or we take the slow path).
-		if off+11 != len(in) || in[off] != 0 || binary.BigEndian.Uint16(in[off+1:]) != mdns.TypeOPT || binary.BigEndian.Uint16(in[off+9:]) != 0 {
+		// version, flags; options COOKIE (ignored: we do not implement
+		// RFC 7873, which a server may) and ECS only.
+		if off+11 > len(in) || in[off] != 0 || binary.BigEndian.Uint16(in[off+1:]) != mdns.TypeOPT {
 			return false
 		}
+		rdlen := int(binary.BigEndian.Uint16(in[off+9:]))
 		w.reqOpt = mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT, Class: binary.BigEndian.Uint16(in[off+3:]), Ttl: binary.BigEndian.Uint32(in[off+5:])}}
 		off += 11
+		if off+rdlen != len(in) || !w.fastOptions(in[off:off+rdlen]) {
+			return false
+		}
+		off += rdlen
 		hasOpt = true
 	}
 	if off != len(in) {
@@ -96,6 +102,63 @@ func (w *worker) fastParse(in []byte, snap *snapshot) bool {
 		req.Extra = append(req.Extra, &w.reqOpt)
 		// As miekg/dns does: the OPT's extended rcode bits join the header's.
 		req.Rcode |= int(w.reqOpt.Hdr.Ttl>>24) << 4
+	}
+	return true
+}
+
+// fastOptions accepts EDNS options the fast path understands: COOKIE
+// (skipped) and at most one well-formed ECS, decoded into w.ecsIn the way
+// miekg/dns does (IPv4 addresses in 16-byte form).
+func (w *worker) fastOptions(b []byte) bool {
+	w.optList = w.optList[:0]
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code, l := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if 4+l > len(b) {
+			return false
+		}
+		data := b[4 : 4+l]
+		b = b[4+l:]
+		switch code {
+		case mdns.EDNS0COOKIE:
+		case mdns.EDNS0SUBNET:
+			if len(w.optList) > 0 || len(data) < 4 {
+				return false
+			}
+			e := &w.ecsIn
+			*e = mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: binary.BigEndian.Uint16(data), SourceNetmask: data[2], SourceScope: data[3]}
+			addr := w.ecsAddr[:]
+			clear(addr)
+			switch e.Family {
+			case 0:
+				if e.SourceNetmask != 0 {
+					return false
+				}
+				addr[10], addr[11] = 0xff, 0xff
+			case 1:
+				if e.SourceNetmask > 32 || e.SourceScope > 32 {
+					return false
+				}
+				addr[10], addr[11] = 0xff, 0xff
+				copy(addr[12:], data[4:])
+			case 2:
+				if e.SourceNetmask > 128 || e.SourceScope > 128 {
+					return false
+				}
+				copy(addr, data[4:])
+			default:
+				return false
+			}
+			e.Address = addr
+			w.optList = append(w.optList, e)
+		default:
+			return false
+		}
+	}
+	if len(w.optList) > 0 {
+		w.reqOpt.Option = w.optList
 	}
 	return true
 }

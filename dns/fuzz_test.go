@@ -1,8 +1,11 @@
 package dns
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -48,10 +51,17 @@ func FuzzHandle(f *testing.F) {
 		f.Fatal(err)
 	}
 	w := newWorker(s)
+	slow := newWorker(s)
+	slow.noFast = true
 	src := netip.MustParseAddr("127.0.0.1")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		for _, tcp := range []bool{false, true} {
 			out := w.handle(pkt, src, tcp)
+			// The fast parser must not change any answer.
+			ref := slow.handle(pkt, src, tcp)
+			if (out == nil) != (ref == nil) || out != nil && canonical(t, out) != canonical(t, ref) {
+				t.Fatalf("fast and full parser answer differently:\n%v\n%v", out, ref)
+			}
 			if out == nil {
 				continue
 			}
@@ -81,6 +91,9 @@ func FuzzFastParse(f *testing.F) {
 		m.SetQuestion(q.name, q.t)
 		if q.edns {
 			m.SetEdns0(1232, true)
+			o := m.IsEdns0()
+			o.Option = append(o.Option, &mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0123456789abcdef"},
+				&mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: netip.MustParseAddr("198.18.20.0").AsSlice()})
 		}
 		b, _ := m.Pack()
 		f.Add(b)
@@ -106,8 +119,23 @@ func FuzzFastParse(f *testing.F) {
 			t.Fatalf("question %v, want %v", got.Question, ref.Question)
 		}
 		ro, go_ := ref.IsEdns0(), got.IsEdns0()
-		if (ro == nil) != (go_ == nil) || ro != nil && (ro.Hdr.Class != go_.Hdr.Class || ro.Hdr.Ttl != go_.Hdr.Ttl || len(ro.Option) != 0) {
+		if (ro == nil) != (go_ == nil) || ro != nil && (ro.Hdr.Class != go_.Hdr.Class || ro.Hdr.Ttl != go_.Hdr.Ttl) {
 			t.Fatalf("OPT %v, want %v", go_, ro)
+		}
+		if ro != nil {
+			// Cookies are skipped by the fast path; ECS must match.
+			ecs := func(o *mdns.OPT) []string {
+				var out []string
+				for _, e := range o.Option {
+					if s, ok := e.(*mdns.EDNS0_SUBNET); ok {
+						out = append(out, fmt.Sprintf("%d %d %d %s", s.Family, s.SourceNetmask, s.SourceScope, s.Address))
+					}
+				}
+				return out
+			}
+			if a, b := ecs(go_), ecs(ro); !slices.Equal(a, b) {
+				t.Fatalf("ECS %v, want %v", a, b)
+			}
 		}
 	})
 }
@@ -148,4 +176,15 @@ func FuzzConfigToAnswers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// canonical renders a reply with its answer section sorted (weighted and
+// all-healthy answers are shuffled per query).
+func canonical(t *testing.T, b []byte) string {
+	var m mdns.Msg
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("reply does not parse: %v", err)
+	}
+	slices.SortFunc(m.Answer, func(a, b mdns.RR) int { return strings.Compare(a.String(), b.String()) })
+	return m.String()
 }

@@ -33,8 +33,13 @@ type worker struct {
 	idx  []int
 	src  netip.Addr
 	// name and reqOpt back the fast parser's results.
-	name   []byte
-	reqOpt mdns.OPT
+	name    []byte
+	reqOpt  mdns.OPT
+	optList []mdns.EDNS0
+	ecsIn   mdns.EDNS0_SUBNET
+	ecsAddr [16]byte
+	// noFast forces the full parser (tests compare both paths).
+	noFast bool
 	// axfr is set when the question was an allowed zone transfer (TCP).
 	axfr *zone
 }
@@ -56,7 +61,7 @@ func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 		return nil
 	}
 	snap := w.srv.snap.Load()
-	if !w.fastParse(in, snap) {
+	if w.noFast || !w.fastParse(in, snap) {
 		w.req = mdns.Msg{Question: w.req.Question[:0], Answer: w.req.Answer[:0], Ns: w.req.Ns[:0], Extra: w.req.Extra[:0]}
 		if err := w.req.Unpack(in); err != nil {
 			st.FormErr.Add(1)
