@@ -580,8 +580,10 @@ attempts:
 		attempt++
 		// A retry goes to a fresh connection: another idle one may be just
 		// as dead as the one that failed.
-		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer, attempt > 1)
-		rec.tw = s.stamp()
+		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer, attempt > 1, rec)
+		if rec.tw.IsZero() {
+			rec.tw = s.stamp()
+		}
 		if err != nil {
 			status := 503
 			term := "SC"
@@ -862,7 +864,7 @@ func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 
 // serverConn gets a connection for this request: the session's own, an
 // idle pooled one (http-reuse) or a new one (with retries/redispatch).
-func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh bool) (*serverConn, *Lease, bool, error) {
+func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh bool, rec *logRec) (*serverConn, *Lease, bool, error) {
 	b := hb.b
 	// Balancing runs for every request; a connection is reused only when
 	// it goes to the server that was picked.
@@ -875,6 +877,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	usePool := !fresh && (hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1))
 	if a != nil || usePool {
 		lease, err := b.Acquire(ctx, breq, prefer)
+		rec.tw = s.stamp() // Tw: waiting for a server slot (queue)
 		if err != nil {
 			if a != nil {
 				a.discard(s.h.bufs16k)
