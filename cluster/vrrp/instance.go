@@ -76,6 +76,7 @@ type Instance struct {
 	dsts     []netip.Addr
 	auth     [8]byte
 	vips     map[netip.Addr]bool
+	addrs    []netip.Addr // VIPs in config order, as advertised
 	group    atomic.Pointer[syncGroup]
 	ctl      chan func(time.Time) []Action
 	buf      []byte
@@ -128,6 +129,7 @@ func NewInstance(cfg config.VRRPInstance, o InstanceOptions) (*Instance, error) 
 			return nil, fmt.Errorf("vip %q: %w", s, err)
 		}
 		in.vips[v.Prefix.Addr()] = true
+		in.addrs = append(in.addrs, v.Prefix.Addr())
 	}
 	self := o.IO.Self()
 	if len(cfg.UnicastPeers) > 0 {
@@ -178,10 +180,7 @@ func (in *Instance) packet(prio uint8) Packet {
 	if in.cfg.AuthPass != "" {
 		p.AuthType, p.Auth = AuthPass, in.auth
 	}
-	for _, s := range in.cfg.VIPs {
-		v, _ := config.ParseVIP(s)
-		p.Addrs = append(p.Addrs, v.Prefix.Addr())
-	}
+	p.Addrs = in.addrs
 	return p
 }
 

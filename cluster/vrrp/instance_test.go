@@ -319,3 +319,23 @@ func TestInstanceGARPDelayAndRefresh(t *testing.T) {
 		t.Fatalf("%d gratuitous ARPs: bursts are garp_master_repeat=2 packets", c)
 	}
 }
+
+// BenchmarkInstanceAccept is the receive hot path: validate and decode one
+// advertisement against the instance.
+func BenchmarkInstanceAccept(b *testing.B) {
+	seg := &fakeSeg{}
+	cfg := instCfg("vi", 100)
+	in, err := NewInstance(cfg, InstanceOptions{IO: seg.port("198.18.0.1"), Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := in.packet(150)
+	data, _ := p.AppendMarshal(nil, netip.MustParseAddr("198.18.0.2"), Group4)
+	r := Received{Data: data, Src: netip.MustParseAddr("198.18.0.2"), Dst: Group4, TTL: TTL}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := in.accept(r); !ok {
+			b.Fatal("rejected")
+		}
+	}
+}

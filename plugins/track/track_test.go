@@ -2,6 +2,8 @@ package track
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +126,32 @@ func BenchmarkProcess(b *testing.B) {
 	p := Process{Name: "no-such-process-xyz"}
 	for b.Loop() {
 		p.Check(context.Background())
+	}
+}
+
+func TestFactoryHTTP(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" || r.URL.RawQuery != "deep=1" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	reg := health.NewRegistry()
+	builtin.Register(reg)
+	src, err := Factory(Options{Checks: reg})(&config.VRRPTrack{Kind: "http", URL: srv.URL + "/health?deep=1", Timeout: config.Duration(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if r := src.Check(ctx); !r.OK {
+		t.Fatalf("healthy URL: %s", r.Reason)
+	}
+	status = http.StatusServiceUnavailable
+	if r := src.Check(ctx); r.OK || !strings.Contains(r.Reason, "503") {
+		t.Fatalf("503 URL: %+v", r)
 	}
 }
