@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -82,8 +83,28 @@ func TestHelperEcho(t *testing.T) {
 	os.Exit(0)
 }
 
-// echo answers UDP probes on every address (so on the VIP while held).
+// echo answers UDP probes and TCP connections on every address (so on
+// the VIP while held).
 func echo(ctx context.Context) {
+	if ln, err := net.Listen("tcp4", fmt.Sprintf(":%d", echoPort)); err == nil {
+		go func() { <-ctx.Done(); ln.Close() }()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					b := make([]byte, 64)
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					if n, err := c.Read(b); err == nil {
+						c.Write(b[:n])
+					}
+				}()
+			}
+		}()
+	}
 	pc, err := net.ListenPacket("udp4", fmt.Sprintf(":%d", echoPort))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "echo:", err)
@@ -483,4 +504,94 @@ func TestKeepalivedErrorFilter(t *testing.T) {
 			t.Errorf("false alarm: %q", l)
 		}
 	}
+}
+
+// connProber opens a TCP connection to the VIP every interval from the
+// client namespace, sends a byte and waits for the echo; it counts the
+// connections that failed and those slower than 200ms (a lost SYN costs
+// a 1s retransmission).
+type connProber struct {
+	stop             chan struct{}
+	done             chan struct{}
+	mu               sync.Mutex
+	ok, failed, slow int
+}
+
+func startConnProber(t *testing.T, client *testnet.Host, vip string, every time.Duration) *connProber {
+	t.Helper()
+	p := &connProber{stop: make(chan struct{}), done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go func() {
+		defer close(p.done)
+		runtime.LockOSThread() // never unlocked: the thread stays in the namespace
+		ns, err := netns.GetFromName(client.NS)
+		if err == nil {
+			err = netns.Set(ns)
+			ns.Close()
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		addr := fmt.Sprintf("%s:%d", vip, echoPort)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(every):
+			}
+			start := time.Now()
+			err := probeTCP(addr)
+			d := time.Since(start)
+			p.mu.Lock()
+			switch {
+			case err != nil:
+				p.failed++
+			case d > 200*time.Millisecond:
+				p.slow++
+			default:
+				p.ok++
+			}
+			p.mu.Unlock()
+		}
+	}()
+	if err := <-ready; err != nil {
+		t.Fatalf("client namespace: %v", err)
+	}
+	t.Cleanup(p.close)
+	return p
+}
+
+// probeTCP runs on the namespaced thread: a raw socket connect would be
+// handed to another thread by the runtime, so connect with a syscall-free
+// dialer is not possible; net.Dial creates the socket on this thread
+// (socket creation is synchronous), which is what decides its namespace.
+func probeTCP(addr string) error {
+	c, err := net.DialTimeout("tcp4", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte("x")); err != nil {
+		return err
+	}
+	b := make([]byte, 1)
+	_, err = io.ReadFull(c, b)
+	return err
+}
+
+func (p *connProber) counts() (ok, failed, slow int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ok, p.failed, p.slow
+}
+
+func (p *connProber) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
 }

@@ -64,6 +64,10 @@ func measureGap(t *testing.T, impl, event string, version int, interval time.Dur
 		}
 		waitHolder(t, b.w, "a", 15*time.Second)
 		pr := startProber(t, b.client, vip, 2*time.Millisecond)
+		var cp *connProber
+		if event == "clean-stop" {
+			cp = startConnProber(t, b.client, vip, 5*time.Millisecond)
+		}
 		testenv.Eventually(t, 10*time.Second, "answers from the VIP", func() bool { return pr.count() > 50 })
 		at := time.Now()
 		if event == "link-down" {
@@ -75,6 +79,13 @@ func measureGap(t *testing.T, impl, event string, version int, interval time.Dur
 		n := pr.count()
 		testenv.Eventually(t, 10*time.Second, "answers from the new master", func() bool { return pr.count() > n+50 })
 		gap = pr.gapAfter(at)
+		if cp != nil {
+			cp.close()
+			ok, failed, slow := cp.counts()
+			line := fmt.Sprintf("vrrp-timing: v%d advert=%-6s %-10s %-10s tcp connections ok=%d failed=%d slow(>200ms)=%d", version, interval, event, impl, ok, failed, slow)
+			t.Log(line)
+			fmt.Println(line)
+		}
 	})
 	return gap
 }
