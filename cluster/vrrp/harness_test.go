@@ -562,10 +562,9 @@ func startConnProber(t *testing.T, client *testnet.Host, vip string, every time.
 	return p
 }
 
-// probeTCP runs on the namespaced thread: a raw socket connect would be
-// handed to another thread by the runtime, so connect with a syscall-free
-// dialer is not possible; net.Dial creates the socket on this thread
-// (socket creation is synchronous), which is what decides its namespace.
+// probeTCP runs on the thread locked into the client namespace: net.Dial
+// creates the socket synchronously on the calling thread, and the thread's
+// namespace at socket creation is the socket's for good.
 func probeTCP(addr string) error {
 	c, err := net.DialTimeout("tcp4", addr, 3*time.Second)
 	if err != nil {
