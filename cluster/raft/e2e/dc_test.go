@@ -74,7 +74,11 @@ func TestProcessesDatacenterFailover(t *testing.T) {
 	// Take dc1's only gateway out of service.
 	post(t, n1, "/api/v1/frontends/web/state", map[string]any{"enabled": false}, 200)
 	testenv.Eventually(t, 30*time.Second, "failover to dc2", func() bool { return n2.dcState().Active == "dc2" })
-	v := n1.dcState()
+	var v dcView
+	testenv.Eventually(t, 10*time.Second, "the decision replicated to n1", func() bool {
+		v = n1.dcState()
+		return v.Active == "dc2"
+	})
 	if v.Decision.Author != "auto" || !strings.Contains(v.Decision.Reason, "frontend web is disabled") {
 		t.Errorf("decision %+v", v.Decision)
 	}

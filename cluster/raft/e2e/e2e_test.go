@@ -116,7 +116,7 @@ func (c *cluster) add(id, dc, role string, seed string) *proc {
 		fmt.Fprintf(&b, "datacenter: %s\n", dc)
 	}
 	fmt.Fprintf(&b, "raft:\n  listen: %q\n  tls: {ca: %q, cert: %q, key: %q}\n", p.raft, tlsf.CA, tlsf.Cert, tlsf.Key)
-	b.WriteString("  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n  leader_lease_timeout: 250ms\n  report_interval: 250ms\n")
+	b.WriteString("  heartbeat_timeout: 1s\n  election_timeout: 1s\n  leader_lease_timeout: 500ms\n  report_interval: 250ms\n")
 	if c.first == "" {
 		seedFile := filepath.Join(c.dir, "seed.yaml")
 		if err := os.WriteFile(seedFile, []byte(seed), 0o600); err != nil {

@@ -73,7 +73,7 @@ func TestNetnsPartitionWithWitness(t *testing.T) {
 			y += "datacenter: " + s.dc + "\n"
 		}
 		y += fmt.Sprintf("raft:\n  listen: \"%s:9901\"\n  tls: {ca: %q, cert: %q, key: %q}\n", s.ip, tlsf.CA, tlsf.Cert, tlsf.Key)
-		y += "  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n  leader_lease_timeout: 250ms\n  report_interval: 250ms\n"
+		y += "  heartbeat_timeout: 1s\n  election_timeout: 1s\n  leader_lease_timeout: 500ms\n  report_interval: 250ms\n"
 		if i == 0 {
 			y += fmt.Sprintf("  bootstrap: true\nconfig: %q\n", seed)
 		} else {
