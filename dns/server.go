@@ -185,7 +185,7 @@ func (s *Server) Listen() error {
 	lc := net.ListenConfig{Control: reusePort}
 	for _, a := range s.listen {
 		var err error
-		for try := 0; try < 5; try++ {
+		for try := 0; try < 20; try++ {
 			err = s.listenOne(lc, a)
 			if err == nil || !errors.Is(err, errPortRace) {
 				break
@@ -199,39 +199,32 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-var errPortRace = errors.New("port taken between UDP and TCP bind")
+var errPortRace = errors.New("port free for TCP is taken for UDP")
 
 func (s *Server) listenOne(lc net.ListenConfig, a string) error {
 	ctx := context.Background()
-	pc, err := lc.ListenPacket(ctx, "udp", a)
+	// TCP first: with port 0 the kernel then picks a port free for TCP,
+	// where ephemeral ports of busy client connections live; UDP ports
+	// are rarely taken. Every other socket binds the port it got.
+	ln, err := lc.Listen(ctx, "tcp", a)
 	if err != nil {
-		return fmt.Errorf("dns listen udp %s: %w", a, err)
+		return fmt.Errorf("dns listen tcp %s: %w", a, err)
 	}
-	first := pc.(*net.UDPConn)
-	// Every other socket binds the port the first one got (a may say :0).
-	bound := first.LocalAddr().String()
-	udp := []*net.UDPConn{first}
-	closeAll := func() {
-		for _, c := range udp {
-			c.Close()
-		}
-	}
-	for i := 1; i < s.sockets; i++ {
+	bound := ln.Addr().String()
+	var udp []*net.UDPConn
+	for i := 0; i < s.sockets; i++ {
 		pc, err := lc.ListenPacket(ctx, "udp", bound)
 		if err != nil {
-			closeAll()
+			ln.Close()
+			for _, c := range udp {
+				c.Close()
+			}
+			if _, port, _ := net.SplitHostPort(a); port == "0" && i == 0 {
+				return errPortRace
+			}
 			return fmt.Errorf("dns listen udp %s (socket %d): %w", bound, i+1, err)
 		}
 		udp = append(udp, pc.(*net.UDPConn))
-	}
-	ln, err := lc.Listen(ctx, "tcp", bound)
-	if err != nil {
-		closeAll()
-		_, port, _ := net.SplitHostPort(a)
-		if port == "0" {
-			return errPortRace
-		}
-		return fmt.Errorf("dns listen tcp %s: %w", a, err)
 	}
 	s.udp = append(s.udp, udp...)
 	s.tcp = append(s.tcp, ln)
