@@ -49,7 +49,8 @@ func newWorker(s *Server) *worker {
 }
 
 // handle answers one query packet from src. It returns nil when nothing
-// must be sent (too short to answer, a response, or a rate-limited drop).
+// must be sent (too short to answer, or a response); TCP zone transfers
+// set w.axfr instead. Rate limiting is the caller's (UDP only).
 func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 	st := w.srv.stats
 	w.axfr = nil
