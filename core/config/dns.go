@@ -341,6 +341,11 @@ func (c *Cluster) validateDNS(p *Problems) {
 					}
 				}
 			}
+			// A bare function name is resolved by the Lua section's own
+			// checks (which run after this one); a plugin must exist.
+			if pl, _, ok := strings.Cut(s.Hook, "."); ok && (pl == "" || c.Lua.Plugin(pl) == nil) {
+				p.Addf(Path(sp, "hook"), "hook %q: no lua plugin %q (write plugin.function)", s.Hook, pl)
+			}
 			for k, b := range s.Backends {
 				if c.Backend(b) == nil {
 					p.Addf(Path(sp, "backends", k), "backend %q is not defined", b)

@@ -138,6 +138,11 @@ func TestDNSProblemsArePositioned(t *testing.T) {
       ns: [ns1.example.com]
       services: [{name: mail, backends: [owa], vips: {dc1: [198.18.1.1]}}]
 `, "backend \"owa\" is not defined"},
+		{"hook of an unknown plugin", `  zones:
+    - name: example.com
+      ns: [ns1.example.com]
+      services: [{name: mail, hook: geo.pick, vips: {dc1: [198.18.1.1]}}]
+`, "dns.zones.0.services.0.hook: hook \"geo.pick\": no lua plugin \"geo\""},
 		{"duplicate zone", `  zones:
     - {name: example.com, ns: [a.example.com]}
     - {name: EXAMPLE.com., ns: [a.example.com]}
