@@ -307,7 +307,8 @@ func (in *Instance) Run(ctx context.Context) error {
 	select {
 	case up, ok := <-link:
 		if ok && !up {
-			in.m.SetFault(in.now(), "interface "+in.cfg.Interface+" is down")
+			in.linkDown = true
+			in.applyFaults(in.now())
 		}
 	case <-time.After(100 * time.Millisecond):
 	case <-ctx.Done():

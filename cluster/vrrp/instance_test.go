@@ -339,3 +339,33 @@ func BenchmarkInstanceAccept(b *testing.B) {
 		}
 	}
 }
+
+func TestInstanceStartsInFaultWithLinkDown(t *testing.T) {
+	seg := &fakeSeg{}
+	io := seg.port("198.18.0.1")
+	<-io.link // replace the initial "up"
+	io.link <- false
+	var ok atomic.Bool
+	ok.Store(true)
+	in, err := NewInstance(instCfg("vi", 255), InstanceOptions{IO: io, Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil)),
+		Tracks: []Track{{Name: "t", Source: TrackFunc(func(context.Context) health.Result { return health.Result{OK: ok.Load()} }), Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1, Weight: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); in.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 5*time.Second, "FAULT at start", func() bool { return in.Status().State == Fault })
+	// A track change must not clear the link fault.
+	ok.Store(false)
+	testenv.Eventually(t, 5*time.Second, "track seen down", func() bool {
+		ts := in.Status().Tracks
+		return len(ts) == 1 && !ts[0].Up
+	})
+	if s := in.Status().State; s != Fault || io.vips.Load() {
+		t.Fatalf("state %s, vips %v: the link is still down", s, io.vips.Load())
+	}
+	io.link <- true
+	testenv.Eventually(t, 5*time.Second, "owner master once the link is up", func() bool { return in.Status().State == Master && io.vips.Load() })
+}
