@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // raw sends one packet over UDP and returns the reply (nil on timeout).
@@ -403,4 +404,58 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
+}
+
+// TestNotify: a secondary listed in notify gets a NOTIFY with the new SOA
+// when the zone changes.
+func TestNotify(t *testing.T) {
+	sec, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sec.Close()
+	c := loadTestConfig(t)
+	c.DNS.Zones[0].Notify = config.StringList{sec.LocalAddr().String()}
+	s := New(Options{Listen: []string{"127.0.0.1:0"}, Sockets: 1})
+	if err := s.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	// receive answers one NOTIFY and returns the serial it announced.
+	receive := func() uint32 {
+		t.Helper()
+		buf := make([]byte, 4096)
+		sec.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, from, err := sec.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no NOTIFY: %v", err)
+		}
+		var m mdns.Msg
+		if err := m.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if m.Opcode != mdns.OpcodeNotify || !m.Authoritative || len(m.Question) != 1 || m.Question[0].Name != "example.com." || m.Question[0].Qtype != mdns.TypeSOA || len(m.Answer) != 1 {
+			t.Fatalf("not a NOTIFY for example.com: %v", &m)
+		}
+		ack := new(mdns.Msg)
+		ack.SetReply(&m)
+		b, _ := ack.Pack()
+		sec.WriteTo(b, from)
+		return m.Answer[0].(*mdns.SOA).Serial
+	}
+	if got, want := receive(), s.Serial("example.com"); got != want {
+		t.Errorf("first NOTIFY serial %d, want %d", got, want)
+	}
+	c2 := loadTestConfig(t)
+	c2.DNS.Zones[0].Notify = c.DNS.Zones[0].Notify
+	c2.DNS.Zones[0].Records[2].Data = config.StringList{"198.18.0.88"}
+	if err := s.Apply(c2); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := receive(), s.Serial("example.com"); got != want {
+		t.Errorf("NOTIFY after a change: serial %d, want %d", got, want)
+	}
+	testenv.Eventually(t, 5*time.Second, "notifies acknowledged", func() bool { return s.Stats().Notifies.Load() == 2 })
 }

@@ -51,6 +51,8 @@ type Server struct {
 	hookLogged atomic.Int64
 
 	tcpPool sync.Pool
+	// notifyCh carries zones whose serial changed to the notifier (Run).
+	notifyCh chan string
 
 	mu      sync.Mutex
 	serials map[string]serialState
@@ -76,7 +78,7 @@ func New(o Options) *Server {
 	if o.State == nil {
 		o.State = &StaticState{}
 	}
-	return &Server{log: o.Log, state: o.State, listen: o.Listen, sockets: o.Sockets, stats: newStats(), serials: map[string]serialState{}}
+	return &Server{log: o.Log, state: o.State, listen: o.Listen, sockets: o.Sockets, stats: newStats(), serials: map[string]serialState{}, notifyCh: make(chan string, 64)}
 }
 
 // Name implements the node's subsystem interface.
@@ -104,6 +106,7 @@ func (s *Server) Apply(c *config.Cluster) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := uint32(time.Now().Unix())
+	var notify []string
 	for _, z := range snap.zones {
 		prev, had := s.serials[z.apex]
 		serial := z.soa.Serial
@@ -125,6 +128,9 @@ func (s *Server) Apply(c *config.Cluster) error {
 		neg.Hdr.Ttl = min(z.soa.Hdr.Ttl, z.soa.Minttl)
 		z.negSOA = &neg
 		s.serials[z.apex] = serialState{hash: z.hash, serial: serial}
+		if (!had || prev.serial != serial) && len(z.notify) > 0 {
+			notify = append(notify, z.apex)
+		}
 	}
 	if s.rrl == nil || !rrlEqual(s.rrlCfg, c.DNS.RRL) {
 		s.rrl, s.rrlCfg = newRRL(c.DNS.RRL), c.DNS.RRL
@@ -132,6 +138,13 @@ func (s *Server) Apply(c *config.Cluster) error {
 	snap.rrl = s.rrl
 	s.snap.Store(snap)
 	s.stats.retain(snap)
+	for _, apex := range notify {
+		select {
+		case s.notifyCh <- apex:
+		default:
+			s.log.Warn("dns notify queue full; secondaries will poll", "zone", apex)
+		}
+	}
 	return nil
 }
 
@@ -276,6 +289,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.serveTCP(ctx, l)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.notifier(ctx)
+	}()
 	s.log.Info("dns serving", "addrs", s.Addrs(), "udp_sockets", len(udp))
 	<-ctx.Done()
 	s.mu.Lock()
@@ -530,4 +548,61 @@ func (s *Server) Status() any {
 	out["zones"] = zones
 	out["listen"] = s.Addrs()
 	return out
+}
+
+// notifier sends NOTIFY (RFC 1996) to a zone's secondaries after its serial
+// changed, so that they transfer it at once instead of at `refresh`.
+func (s *Server) notifier(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case apex := <-s.notifyCh:
+			snap := s.snap.Load()
+			var z *zone
+			if snap != nil {
+				z = snap.zoneFor(apex)
+			}
+			if z == nil || z.apex != apex {
+				continue
+			}
+			for _, target := range z.notify {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := s.sendNotify(ctx, z, target); err != nil && ctx.Err() == nil {
+						s.log.Warn("dns notify failed", "zone", apex, "secondary", target, "err", err)
+					}
+				}()
+			}
+		}
+	}
+}
+
+// sendNotify tries a few times, as RFC 1996 §3.6 asks, until the secondary
+// acknowledges.
+func (s *Server) sendNotify(ctx context.Context, z *zone, target netip.AddrPort) error {
+	m := new(mdns.Msg)
+	m.SetNotify(z.apex)
+	m.Authoritative = true
+	m.Answer = []mdns.RR{z.soa}
+	c := &mdns.Client{Timeout: 2 * time.Second}
+	var err error
+	for try := 0; try < 3; try++ {
+		var r *mdns.Msg
+		r, _, err = c.ExchangeContext(ctx, m, target.String())
+		if err == nil {
+			if r.Rcode != mdns.RcodeSuccess {
+				return fmt.Errorf("answered %s", mdns.RcodeToString[r.Rcode])
+			}
+			s.stats.Notifies.Add(1)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return err
 }

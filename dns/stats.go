@@ -84,6 +84,7 @@ type Stats struct {
 	HookErrors    atomic.Uint64
 	Transfers     atomic.Uint64
 	TransfersDeny atomic.Uint64
+	Notifies      atomic.Uint64 // NOTIFY messages acknowledged by secondaries
 }
 
 func newStats() *Stats { return &Stats{names: map[string]*nameStats{}} }
@@ -182,7 +183,7 @@ func (s *Stats) Snapshot() map[string]any {
 		"queries_udp": s.UDP.Load(), "queries_tcp": s.TCP.Load(),
 		"refused": s.Refused.Load(), "formerr": s.FormErr.Load(), "dropped": s.Dropped.Load(),
 		"truncated": s.Truncated.Load(), "rrl_dropped": s.RRLDropped.Load(), "rrl_slipped": s.RRLSlipped.Load(),
-		"hook_errors": s.HookErrors.Load(), "transfers": s.Transfers.Load(), "transfers_refused": s.TransfersDeny.Load(),
+		"hook_errors": s.HookErrors.Load(), "transfers": s.Transfers.Load(), "transfers_refused": s.TransfersDeny.Load(), "notifies": s.Notifies.Load(),
 		"names": s.Names(),
 	}
 }

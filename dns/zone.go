@@ -29,6 +29,7 @@ type zone struct {
 	ns       []mdns.RR
 	nodes    map[string]*node
 	transfer []netip.Prefix
+	notify   []netip.AddrPort
 	hash     [32]byte
 	// other counts questions for names that do not exist.
 	other   *nameStats
@@ -224,6 +225,11 @@ func compileZone(c *config.Cluster, zc *config.DNSZone, st *Stats) (*zone, error
 				parent.wild = n
 				z.hasWild = true
 			}
+		}
+	}
+	for _, n := range zc.Notify {
+		if ap, err := config.ParseDNSNotify(n); err == nil {
+			z.notify = append(z.notify, ap)
 		}
 	}
 	for _, t := range zc.Transfer {

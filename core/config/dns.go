@@ -35,6 +35,9 @@ type DNSZone struct {
 	// Transfer lists the networks (secondaries) allowed to AXFR the zone
 	// over TCP. Empty: transfers are refused.
 	Transfer StringList `yaml:"transfer,omitempty" json:"transfer,omitempty"`
+	// Notify lists secondaries (address or address:port, port 53 by
+	// default) sent a NOTIFY (RFC 1996) whenever the zone's serial changes.
+	Notify StringList `yaml:"notify,omitempty" json:"notify,omitempty"`
 }
 
 // DNSSOA is the SOA record at the apex. Timers are in seconds.
@@ -240,6 +243,11 @@ func (c *Cluster) validateDNS(p *Problems) {
 				p.Addf(Path(path, "transfer", j), "%v", err)
 			}
 		}
+		for j, n := range z.Notify {
+			if _, err := ParseDNSNotify(n); err != nil {
+				p.Addf(Path(path, "notify", j), "%v", err)
+			}
+		}
 		// What each owner name holds, to catch CNAME conflicts.
 		owners := map[string]map[string]bool{}
 		note := func(owner, typ, where string) {
@@ -377,6 +385,18 @@ func (c *Cluster) validateDNS(p *Problems) {
 	if r.IPv6Prefix < 1 || r.IPv6Prefix > 128 {
 		p.Addf("dns.rrl.ipv6_prefix", "ipv6_prefix %d: want 1 to 128", r.IPv6Prefix)
 	}
+}
+
+// ParseDNSNotify parses a notify target: an address, or address:port.
+func ParseDNSNotify(s string) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, 53), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("notify %q: want an IP address or address:port ([v6]:port)", s)
+	}
+	return ap, nil
 }
 
 // dnsErr strips the zone-parser's position noise ("dns: bad MX Mx: \"x\" at line: 1:40").

@@ -154,6 +154,9 @@ func TestDNSProblemsArePositioned(t *testing.T) {
 		{"bad transfer network", `  zones:
     - {name: example.com, ns: [a.example.com], transfer: [10.0.0.0/33]}
 `, "network \"10.0.0.0/33\""},
+		{"bad notify target", `  zones:
+    - {name: example.com, ns: [a.example.com], notify: [198.18.5.53, "secondary:53"]}
+`, "dns.zones.0.notify.1: notify \"secondary:53\": want an IP address or address:port"},
 		{"rrl slip", `  rrl: {responses_per_second: 10, slip: 20}
 `, "dns.rrl.slip: slip 20: want 0 to 10"},
 		{"unknown key", `  zones:
