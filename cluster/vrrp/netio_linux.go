@@ -42,6 +42,11 @@ type linuxIO struct {
 	// lastProbe rate-limits neighbour checks per unicast peer (under wmu).
 	lastProbe map[netip.Addr]time.Time
 	hwVIP     net.HardwareAddr
+	// use_vmac (vmac_linux.go)
+	vmac        *net.Interface
+	vmacCreated string
+	vmacArp     *arp.Client
+	v4send      *ipv4.RawConn
 }
 
 // OpenLinux opens the network side of one instance on its interface.
@@ -76,6 +81,12 @@ func OpenLinux(cfg *config.VRRPInstance, log *slog.Logger) (NetIO, error) {
 	if !v6 {
 		if err := io.open4(len(cfg.UnicastPeers) == 0); err != nil {
 			return nil, err
+		}
+		if cfg.UseVMAC {
+			if err := io.openVMAC(cfg); err != nil {
+				io.closeVMAC()
+				return nil, err
+			}
 		}
 		if io.arp, err = arp.Dial(ifi); err != nil {
 			// No ARP (no Ethernet, no address): VIPs still move, switches learn later.
@@ -226,6 +237,9 @@ func (io *linuxIO) Send(b []byte, dst netip.Addr) error {
 			Version: 4, Len: ipv4.HeaderLen, TOS: 0xc0, TotalLen: ipv4.HeaderLen + len(b),
 			TTL: TTL, Protocol: Protocol, Src: io.self.AsSlice(), Dst: dst.AsSlice(),
 		}
+		if io.v4send != nil {
+			return io.v4send.WriteTo(h, b, nil)
+		}
 		return io.v4.WriteTo(h, b, nil)
 	}
 	cm := &ipv6.ControlMessage{HopLimit: TTL, Src: io.self.AsSlice(), IfIndex: io.ifi.Index}
@@ -359,15 +373,23 @@ func (io *linuxIO) Announce() error {
 		hw = io.hwVIP
 	}
 	var errs []error
+	ac := io.arp
+	if io.vmac != nil {
+		c, err := io.vmacARP()
+		if err != nil {
+			return fmt.Errorf("gratuitous ARP on %s: %w", io.vmac.Name, err)
+		}
+		ac = c
+	}
 	for _, v := range io.vips {
 		a := v.Prefix.Addr()
 		if a.Is4() {
-			if io.arp == nil || len(hw) != 6 {
+			if ac == nil || len(hw) != 6 {
 				continue
 			}
 			p, err := arp.NewPacket(arp.OperationRequest, hw, a, ethernet.Broadcast, a)
 			if err == nil {
-				err = io.arp.WriteTo(p, ethernet.Broadcast)
+				err = ac.WriteTo(p, ethernet.Broadcast)
 			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("gratuitous ARP for %s: %w", a, err))
@@ -466,6 +488,9 @@ func (io *linuxIO) Close() error {
 		close(io.stop)
 		io.closeSockets()
 		io.wg.Wait()
+		if err := io.closeVMAC(); err != nil {
+			io.log.Warn("use_vmac: cleanup", "err", err)
+		}
 	})
 	return nil
 }

@@ -331,3 +331,47 @@ func TestNetnsIPv6(t *testing.T) {
 		t.Fatalf("errors in a's log:\n%s", out)
 	}
 }
+
+// TestNetnsVMAC: with use_vmac the VIP answers with the virtual router MAC
+// from whichever node is master, so the client's ARP entry never changes.
+func TestNetnsVMAC(t *testing.T) {
+	b := newBed(t, "a", "b")
+	doc := vipgateDoc(opts{version: 3, interval: 100 * time.Millisecond, prio: map[string]int{"a": 200, "b": 100}})
+	doc = strings.ReplaceAll(doc, "      vips:", "      use_vmac: true\n      vips:")
+	pa := startVipgate(t, b.hosts["a"], "a", doc)
+	startVipgate(t, b.hosts["b"], "b", doc)
+	hostsHold := func(want string) func() bool {
+		return func() bool {
+			out, _ := b.hosts[want].Run("ip", "-o", "addr", "show", "dev", "vrrp.51")
+			return strings.Contains(out, vip+"/24")
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "VIP on a's vrrp.51", hostsHold("a"))
+	lladdr := func() string {
+		b.client.Run("ping", "-c1", "-W1", vip)
+		out, _ := b.client.Run("ip", "neigh", "show", vip)
+		return out
+	}
+	const vmac = "00:00:5e:00:01:33"
+	if n := lladdr(); !strings.Contains(n, vmac) {
+		la, _ := b.hosts["a"].Run("sh", "-c", "ip -br link; cat /proc/sys/net/ipv4/conf/*/arp_ignore; ip -br addr")
+		t.Fatalf("client's neighbour entry for the VIP: %q, want %s\n%s", n, vmac, la)
+	}
+	// The parent interfaces must not answer for the VIP, nor the macvlan for
+	// the node's own address.
+	if out, _ := b.client.Run("ip", "neigh", "show", "198.18.0.1"); strings.Contains(out, vmac) {
+		t.Fatalf("node address resolved to the virtual MAC: %s", out)
+	}
+	pa.stop()
+	testenv.Eventually(t, 10*time.Second, "VIP on b's vrrp.51", hostsHold("b"))
+	testenv.Eventually(t, 10*time.Second, "client reaches the VIP on b", func() bool {
+		_, err := b.client.Run("ping", "-c1", "-W1", vip)
+		return err == nil
+	})
+	if n := lladdr(); !strings.Contains(n, vmac) {
+		t.Fatalf("after failover: %q", n)
+	}
+	if out, _ := b.hosts["a"].Run("ip", "link", "show", "vrrp.51"); !strings.Contains(out, "does not exist") {
+		t.Fatalf("a left its macvlan behind: %s", out)
+	}
+}

@@ -70,8 +70,8 @@ type VRRPInstance struct {
 	GARPMasterRepeat int `yaml:"garp_master_repeat,omitempty" json:"garp_master_repeat,omitempty"`
 	// GARPMasterRefresh: repeat a burst this often while master (0: never).
 	GARPMasterRefresh Duration `yaml:"garp_master_refresh,omitempty" json:"garp_master_refresh,omitempty"`
-	// UseVMAC (keepalived use_vmac: a macvlan with the virtual router MAC)
-	// is reserved; validation rejects it until it is implemented.
+	// UseVMAC puts the VIPs on a macvlan "vrrp.<vrid>" with the virtual
+	// router MAC 00:00:5e:00:01:<vrid> (keepalived use_vmac; IPv4 only).
 	UseVMAC bool `yaml:"use_vmac,omitempty" json:"use_vmac,omitempty"`
 }
 
@@ -285,9 +285,6 @@ func (c *Cluster) validateVRRP(p *Problems) {
 		if in.PreemptDelay > 0 && !in.PreemptOn() {
 			p.Addf(at("preempt_delay"), "preempt_delay has no effect with preempt: false")
 		}
-		if in.UseVMAC {
-			p.Addf(at("use_vmac"), "use_vmac is not supported yet: the VIPs go on the interface itself (remove use_vmac)")
-		}
 		if in.GARPMasterRepeat < 1 || in.GARPMasterRepeat > 100 {
 			p.Addf(at("garp_master_repeat"), "garp_master_repeat %d: must be 1..100", in.GARPMasterRepeat)
 		}
@@ -316,6 +313,9 @@ func (c *Cluster) validateVRRP(p *Problems) {
 				fam = f
 			} else if f != fam {
 				p.Addf(at("vips", j), "vip %s: an instance is IPv4 or IPv6, not both (use two instances)", v.Prefix.Addr())
+			}
+			if f == 6 && in.UseVMAC {
+				p.Addf(at("use_vmac"), "use_vmac is IPv4 only in vipgate")
 			}
 			if f == 6 && in.Version == 2 {
 				p.Addf(at("vips", j), "vip %s: IPv6 needs version: 3", v.Prefix.Addr())

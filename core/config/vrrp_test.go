@@ -124,7 +124,7 @@ func TestVRRPValidation(t *testing.T) {
 		{"track proxy unknown frontend", "vrrp:\n  instances:\n    - name: a\n      interface: eth0\n      vrid: 1\n      vips: [198.18.0.9]\n      track:\n        - {kind: proxy, frontends: [web]}\n", "unknown frontend \"web\""},
 		{"sync group unknown", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9]}\n  sync_groups:\n    - {name: g, instances: [a, zz]}\n", "unknown instance \"zz\""},
 		{"unknown key", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9], virtual_router_id: 3}\n", "virtual_router_id"},
-		{"use_vmac", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, use_vmac: true, vips: [198.18.0.9]}\n", "use_vmac is not supported yet"},
+		{"use_vmac ipv6", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, version: 3, use_vmac: true, vips: [\"2001:db8::1\"]}\n", "use_vmac is IPv4 only"},
 		{"priority range", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, priority: 300, vips: [198.18.0.9]}\n", "priority 300: must be 1..255"},
 	}
 	for _, tc := range tests {
