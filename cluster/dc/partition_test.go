@@ -66,8 +66,8 @@ func newSite(t *testing.T, doc []byte, ids []string, dcs map[string]string) *sit
 		o := raft.Options{ID: id, Datacenter: dcs[id], Role: role, DataDir: filepath.Join(dir, id),
 			Faults: s.faults, Log: slog.New(slog.DiscardHandler),
 			Raft: config.NodeRaft{Listen: addr, TLS: tlsf,
-				HeartbeatTimeout: config.Duration(400 * time.Millisecond), ElectionTimeout: config.Duration(400 * time.Millisecond),
-				LeaderLeaseTimeout: config.Duration(200 * time.Millisecond), CommitTimeout: config.Duration(10 * time.Millisecond)}}
+				HeartbeatTimeout: config.Duration(time.Second), ElectionTimeout: config.Duration(time.Second),
+				LeaderLeaseTimeout: config.Duration(500 * time.Millisecond), CommitTimeout: config.Duration(10 * time.Millisecond)}}
 		if first == "" {
 			o.Raft.Bootstrap, o.Seed, first = true, doc, addr
 		} else {

@@ -82,8 +82,8 @@ func (c *tcluster) options(id, dc, role string, join []string) Options {
 		DataDir: filepath.Join(c.dir, id), Faults: c.faults, Log: testLogger(c.t).With("node", id),
 		Raft: config.NodeRaft{
 			Listen: addr, Bootstrap: len(join) == 0, Join: join, TLS: tlsf,
-			HeartbeatTimeout: config.Duration(500 * time.Millisecond), ElectionTimeout: config.Duration(500 * time.Millisecond),
-			LeaderLeaseTimeout: config.Duration(250 * time.Millisecond), CommitTimeout: config.Duration(10 * time.Millisecond),
+			HeartbeatTimeout: config.Duration(time.Second), ElectionTimeout: config.Duration(time.Second),
+			LeaderLeaseTimeout: config.Duration(500 * time.Millisecond), CommitTimeout: config.Duration(10 * time.Millisecond),
 			SnapshotThreshold: 1024, SnapshotInterval: config.Duration(time.Hour), TrailingLogs: 1024,
 		},
 	}

@@ -412,12 +412,20 @@ func (n *Node) toLeader(ctx context.Context, req *rpcRequest) (*rpcResponse, err
 	}
 }
 
+// transientError is a retryable failure reported by a remote node
+// (leadership lost, election in progress).
+type transientError struct{ msg string }
+
+func (e *transientError) Error() string { return e.msg }
+
 func retryable(err error) bool {
 	var inv *InvalidError
 	if errors.As(err, &inv) {
 		return false
 	}
-	return errors.Is(err, ErrNoLeader) || errors.Is(err, hraft.ErrNotLeader) ||
+	var tr *transientError
+	return errors.As(err, &tr) || errors.Is(err, ErrNoLeader) ||
+		errors.Is(err, hraft.ErrLeadershipTransferInProgress) || errors.Is(err, hraft.ErrEnqueueTimeout) || errors.Is(err, hraft.ErrNotLeader) ||
 		errors.Is(err, hraft.ErrLeadershipLost) || strings.Contains(err.Error(), "not the leader") ||
 		isNetErr(err)
 }
@@ -580,6 +588,7 @@ type rpcResponse struct {
 	Version uint64 `json:"version,omitempty"`
 	Error   string `json:"error,omitempty"`
 	Invalid bool   `json:"invalid,omitempty"`
+	Retry   bool   `json:"retry,omitempty"` // transient: the sender may try again
 }
 
 const maxRPC = 16 << 20
@@ -606,7 +615,7 @@ func (n *Node) serveRPC(c net.Conn) {
 	}
 	if err != nil {
 		var inv *InvalidError
-		resp = &rpcResponse{Error: err.Error(), Invalid: errors.As(err, &inv)}
+		resp = &rpcResponse{Error: err.Error(), Invalid: errors.As(err, &inv), Retry: retryable(err)}
 	}
 	_ = json.NewEncoder(c).Encode(resp)
 }
@@ -632,6 +641,9 @@ func (n *Node) call(ctx context.Context, addr string, req *rpcRequest) (*rpcResp
 	if resp.Error != "" {
 		if resp.Invalid {
 			return nil, &InvalidError{errors.New(resp.Error)}
+		}
+		if resp.Retry {
+			return nil, &transientError{resp.Error}
 		}
 		return nil, errors.New(resp.Error)
 	}
