@@ -30,7 +30,7 @@ func BenchmarkCommitToAppliedAllNodes(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		a, err := via.Propose(ctx, putDoc(i+2))
+		a, err := via.Propose(ctx, putDoc(1+(i+1)%256))
 		if err != nil {
 			b.Fatal(err)
 		}
