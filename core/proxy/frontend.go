@@ -15,6 +15,7 @@ import (
 	"github.com/vipgate/vipgate/core/balance"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/proxy/inspect"
 	"github.com/vipgate/vipgate/core/upstream"
 )
 
@@ -244,9 +245,12 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	local := addrPort(c.LocalAddr())
 
 	var peeked []byte
-	var hello *clientHello
+	var hello *inspect.Hello
 	if f.inspect {
-		peeked, hello = peekClientHello(c, f.Cfg.InspectDelay.D())
+		var ok bool
+		if peeked, hello, ok = peekClientHello(c, f.Cfg.InspectDelay.D()); !ok {
+			return
+		}
 	}
 	txn := &Txn{Frontend: f.Name, Client: client, Local: local}
 	if hello != nil {

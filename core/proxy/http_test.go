@@ -443,22 +443,12 @@ func rawBackend(t testing.TB, fn func(c net.Conn, got []byte)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 65536)
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, _ := c.Read(buf)
-				fn(c, buf[:n])
-			}()
-		}
-	}()
+	acceptLoop(t, ln, func(c net.Conn) {
+		buf := make([]byte, 65536)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _ := c.Read(buf)
+		fn(c, buf[:n])
+	})
 	return ln.Addr().String()
 }
 

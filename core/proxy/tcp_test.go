@@ -97,8 +97,18 @@ func startProxy(t testing.TB, doc string) *harness {
 	if err != nil {
 		t.Fatalf("config:\n%v", err)
 	}
+	return startProxyWith(t, c, nil)
+}
+
+// startProxyWith runs a proxy on c; setup, when given, runs before the
+// first Apply (hook resolvers, persistence).
+func startProxyWith(t testing.TB, c *config.Cluster, setup func(*Proxy)) *harness {
+	t.Helper()
 	bus := events.New("test", "dc1")
 	p := New(Options{Bus: bus})
+	if setup != nil {
+		setup(p)
+	}
 	if err := p.Apply(c); err != nil {
 		t.Fatal(err)
 	}
