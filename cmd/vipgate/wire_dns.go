@@ -69,6 +69,25 @@ func (s *dnsState) BackendHealthy(backend, dc string) (bool, bool) {
 	return false, known
 }
 
+// wireLuaDNS points the DNS server's service hooks at the node's Lua
+// runtime. Both are built before the first snapshot is applied, so a
+// service naming a hook is answered by it from the first query.
+func wireLuaDNS(subs []subsystem) {
+	var srv *dns.Server
+	var lua *luaSubsystem
+	for _, s := range subs {
+		switch s := s.(type) {
+		case *dns.Server:
+			srv = s
+		case *luaSubsystem:
+			lua = s
+		}
+	}
+	if srv != nil && lua != nil {
+		srv.SetHookResolver(luaDNSHooks(lua.rt))
+	}
+}
+
 // luaDNSHooks resolves service hooks (`hook: plugin.function`) to the Lua
 // runtime. A name the runtime does not know fails at query time, which the
 // server counts and answers by policy.
