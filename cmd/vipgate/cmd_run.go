@@ -161,12 +161,12 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	if e.Proxy != nil {
 		registerProxyAdmin(e)
 	}
+	wireLuaDNS(subs)
 
 	ln, err := net.Listen("tcp", node.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin api on %s: %w", node.Admin.Listen, err)
 	}
-	wireLuaDNS(subs)
 	if !adm.AuthEnabled() && !isLoopback(ln.Addr()) {
 		ln.Close()
 		return fmt.Errorf("admin api on %s: without tokens the admin API may only listen on loopback", node.Admin.Listen)
