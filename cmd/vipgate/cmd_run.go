@@ -37,13 +37,14 @@ func cmdRun(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	node, err := loadNode(*nodeFile)
+	role := ""
+	if *witness {
+		role = config.RoleWitness
+	}
+	node, err := loadNodeAs(*nodeFile, role)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vipgate run: %v\n", err)
 		return 1
-	}
-	if *witness {
-		node.Role = config.RoleWitness
 	}
 	if *cfgFile != "" {
 		node.Config = *cfgFile
@@ -63,16 +64,20 @@ func cmdRun(ctx context.Context, args []string) int {
 }
 
 // loadNode reads the bootstrap file, or makes a local one for standalone use.
-func loadNode(file string) (*config.Node, error) {
+func loadNode(file string) (*config.Node, error) { return loadNodeAs(file, "") }
+
+// loadNodeAs is loadNode with the role overridden (when not empty) before
+// the file is validated, so that --witness judges the file as a witness's.
+func loadNodeAs(file, role string) (*config.Node, error) {
 	if file == "" {
 		host, _ := os.Hostname()
 		if host == "" || !config.ValidName(host) {
 			host = "node1"
 		}
-		return config.ParseNode("(defaults)", []byte(fmt.Sprintf(
-			"name: %s\ndatacenter: dc1\ndata_dir: %s\n", host, filepath.Join(os.TempDir(), "vipgate-"+host))))
+		return config.ParseNodeAs("(defaults)", []byte(fmt.Sprintf(
+			"name: %s\ndatacenter: dc1\ndata_dir: %s\n", host, filepath.Join(os.TempDir(), "vipgate-"+host))), role)
 	}
-	return config.LoadNodeFile(file)
+	return config.LoadNodeFileAs(file, role)
 }
 
 func newLogger(c config.NodeLog) (*slog.Logger, *slog.LevelVar) {
@@ -259,7 +264,9 @@ func isLoopback(a net.Addr) bool {
 }
 
 // staticView is the cluster view without raft: the primary datacenter is
-// active; this node's datacenter is healthy when its proxy is.
+// active; this node's datacenter is judged from this gateway alone (its
+// proxy when frontends are configured, its VRRP state when VRRP runs
+// here); other datacenters are unknown.
 type staticView struct{ e *env }
 
 func (v *staticView) ActiveDatacenter() string {
@@ -273,8 +280,7 @@ func (v *staticView) DatacenterHealthy(dc string) (bool, bool) {
 	if dc != v.e.Node.Datacenter {
 		return false, false
 	}
-	ok, _ := v.e.Proxy.LocalHealthy(nil)
-	return ok, true
+	return gatewayHealth(v.e, v.e.Proxy.Config()).Alone().Healthy, true
 }
 
 // ensure proxy is referenced for the witness build path.

@@ -66,12 +66,32 @@ func LoadNodeFile(name string) (*Node, error) {
 	return ParseNode(name, data)
 }
 
+// LoadNodeFileAs reads a node bootstrap file as ParseNodeAs does.
+func LoadNodeFileAs(name, role string) (*Node, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return ParseNodeAs(name, data, role)
+}
+
 // ParseNode decodes and validates a node bootstrap file.
 func ParseNode(name string, data []byte) (*Node, error) {
+	return ParseNodeAs(name, data, "")
+}
+
+// ParseNodeAs decodes a node bootstrap file, sets its role to role (unless
+// role is empty) and only then validates it. The override must come before
+// validation: `vipgate run --witness` with a file that says nothing about
+// a datacenter is a valid witness, not an invalid gateway.
+func ParseNodeAs(name string, data []byte, role string) (*Node, error) {
 	n := &Node{}
 	p, err := decodeStrict(name, data, n)
 	if err != nil {
 		return nil, err
+	}
+	if role != "" {
+		n.Role = role
 	}
 	n.applyDefaults()
 	n.validate(p)
@@ -113,6 +133,9 @@ func (n *Node) validate(p *Problems) {
 	}
 	if n.Datacenter == "" && n.Role == RoleGateway {
 		p.Addf("datacenter", "a gateway node needs a datacenter")
+	}
+	if n.Role == RoleWitness && !n.Raft.Enabled() {
+		p.Addf("raft", "a witness runs only raft: set raft.listen, raft.join (or bootstrap) and raft.tls")
 	}
 	if err := checkHostPort(n.Admin.Listen, true); err != nil {
 		p.Addf("admin.listen", "listen %q: %v", n.Admin.Listen, err)

@@ -111,7 +111,12 @@ func (c *cluster) add(id, dc, role string, seed string) *proc {
 		admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(c.t)),
 		raft:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(c.t))}
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\nrole: %s\ndata_dir: %s\nadmin: {listen: %q}\nlog: {level: debug}\n", id, role, filepath.Join(c.dir, id), p.admin)
+	fmt.Fprintf(&b, "name: %s\ndata_dir: %s\nadmin: {listen: %q}\nlog: {level: debug}\n", id, filepath.Join(c.dir, id), p.admin)
+	// A witness's file says nothing about its role or datacenter: it
+	// runs with --witness, the way docs/operations.md starts one.
+	if role != "witness" {
+		fmt.Fprintf(&b, "role: %s\n", role)
+	}
 	if dc != "" {
 		fmt.Fprintf(&b, "datacenter: %s\n", dc)
 	}
@@ -142,7 +147,11 @@ func (c *cluster) start(p *proc) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, "run", "--node", p.nodeFile)
+	args := []string{"run", "--node", p.nodeFile}
+	if p.role == "witness" {
+		args = append(args, "--witness")
+	}
+	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = lf, lf
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// A witness's node file need not say anything a gateway needs (datacenter,
+// proxy or DNS settings): `vipgate run --witness` validates it as a witness.
+func TestLoadNodeAsWitness(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "witness.yaml")
+	doc := "name: w\ndata_dir: /tmp/w\nraft:\n  listen: 127.0.0.1:9901\n  join: [127.0.0.1:9902]\n  tls: {ca: c, cert: a, key: b}\n"
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadNode(f); err == nil || !strings.Contains(err.Error(), "datacenter") {
+		t.Fatalf("as a gateway the file lacks a datacenter; got %v", err)
+	}
+	n, err := loadNodeAs(f, config.RoleWitness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Role != config.RoleWitness {
+		t.Fatalf("role %q", n.Role)
+	}
+	// Without a file, --witness has no raft to run: said at load time.
+	if _, err := loadNodeAs("", config.RoleWitness); err == nil || !strings.Contains(err.Error(), "raft") {
+		t.Fatalf("witness without a node file: got %v", err)
+	}
+}
