@@ -272,10 +272,33 @@ func (m *Manager) propose(ctx context.Context, cmd raft.Command) {
 
 // Local is this node's own view, gathered by the caller.
 type Local struct {
+	// Healthy: the local proxy serves (frontends listening, each backend
+	// with a usable server), or there are no frontends to serve.
 	Healthy bool
-	Master  bool
-	VRRP    bool
-	Reason  string
+	// VRRP: VRRP instances run here; Master: one of them holds its VIPs;
+	// Backup: one of them is a backup, so it hears a master elsewhere.
+	VRRP, Master, Backup bool
+	Reason               string
+}
+
+// Alone judges the datacenter from this gateway's view only, as a node
+// without raft must (no other gateway reports to it). It is Rollup's rule
+// with one report, except that a VRRP backup counts: a backup hears a
+// master's adverts (or it would have taken over), so the VIP is held in
+// this datacenter. A VRRP instance in FAULT or not yet started holds
+// nothing and hears nobody: unhealthy.
+func (l Local) Alone() Health {
+	switch {
+	case !l.Healthy:
+		return Health{Reason: orDefault(l.Reason, "unhealthy")}
+	case l.VRRP && l.Master:
+		return Health{Healthy: true, Reason: "VRRP master here; " + orDefault(l.Reason, "healthy")}
+	case l.VRRP && l.Backup:
+		return Health{Healthy: true, Reason: "VRRP master elsewhere; " + orDefault(l.Reason, "healthy")}
+	case l.VRRP:
+		return Health{Reason: "no VRRP master: no instance here is master or backup"}
+	}
+	return Health{Healthy: true, Reason: orDefault(l.Reason, "healthy")}
 }
 
 // Reporter sends this gateway's health to the leader every interval.

@@ -104,3 +104,29 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// Without raft, one gateway's view decides: a VRRP backup hears a master,
+// so the VIP is held; FAULT (neither master nor backup) is not.
+func TestLocalAlone(t *testing.T) {
+	tests := []struct {
+		name string
+		l    Local
+		want bool
+		why  string
+	}{
+		{"proxy down", Local{Reason: "backend web has no server up", VRRP: true, Master: true}, false, "backend web has no server up"},
+		{"no vrrp, proxy up", Local{Healthy: true, Reason: "ok"}, true, "ok"},
+		{"master", Local{Healthy: true, VRRP: true, Master: true}, true, "VRRP master here"},
+		{"backup", Local{Healthy: true, VRRP: true, Backup: true}, true, "VRRP master elsewhere"},
+		{"fault", Local{Healthy: true, VRRP: true}, false, "no VRRP master"},
+		{"no frontends, master", Local{Healthy: true, VRRP: true, Master: true, Reason: "no frontends"}, true, "no frontends"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.l.Alone()
+			if h.Healthy != tt.want || !strings.Contains(h.Reason, tt.why) {
+				t.Fatalf("%+v → %+v, want healthy=%v reason with %q", tt.l, h, tt.want, tt.why)
+			}
+		})
+	}
+}

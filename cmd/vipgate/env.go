@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 
+	"github.com/vipgate/vipgate/cluster/vrrp"
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
@@ -26,6 +27,9 @@ type env struct {
 	// Cluster answers "which datacenter is active, which are healthy". The
 	// raft wiring replaces the static view taken from the config.
 	Cluster clusterView
+	// VRRPStatus lists this node's VRRP instances (nil when VRRP is not
+	// wired, as on a witness). Set before any subsystem runs.
+	VRRPStatus func() []vrrp.Status
 	// IsLeader reports whether this node reports cluster-wide events (the
 	// raft leader; always true without raft).
 	IsLeader func() bool

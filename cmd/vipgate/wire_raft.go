@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -64,9 +63,6 @@ type raftSource struct {
 	mgr     *dc.Manager
 	updates chan *config.Cluster
 
-	mu     sync.Mutex
-	master map[string]bool // VRRP instance → is master (from events)
-
 	applied map[string]string // server overrides applied to the proxy
 }
 
@@ -102,8 +98,6 @@ func (s *raftSource) Run(ctx context.Context) error {
 	goRun(s.n.Run)
 	goRun(s.mgr.Run)
 	if s.e.Node.Role != config.RoleWitness && s.e.Proxy != nil {
-		sub := s.e.Bus.Subscribe("raft-vrrp", 64, func(ev events.Event) bool { return ev.Kind == events.VRRPTransition })
-		goRun(func(ctx context.Context) error { s.watchVRRP(ctx, sub); return nil })
 		rep := &dc.Reporter{Node: s.e.Node.Name, Datacenter: s.e.Node.Datacenter, Interval: s.e.Node.Raft.ReportInterval.D(),
 			Local: s.local, Send: s.n.Report, Log: s.e.Log}
 		goRun(rep.Run)
@@ -118,45 +112,8 @@ func (s *raftSource) Run(ctx context.Context) error {
 	}
 }
 
-func (s *raftSource) watchVRRP(ctx context.Context, sub *events.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-sub.C:
-			if !ok {
-				return
-			}
-			s.mu.Lock()
-			if s.master == nil {
-				s.master = map[string]bool{}
-			}
-			s.master[ev.Attr("instance")] = ev.Attr("to") == "MASTER"
-			s.mu.Unlock()
-		}
-	}
-}
-
-// local is this gateway's own health: frontends and backends usable, and
-// VRRP mastership when VRRP instances run here.
-func (s *raftSource) local() dc.Local {
-	ok, reason := s.e.Proxy.LocalHealthy(nil)
-	l := dc.Local{Healthy: ok, Reason: reason}
-	if c := s.n.State().Config; c != nil {
-		for _, in := range c.VRRP.Instances {
-			if (in.Datacenter == "" && len(in.Nodes) == 0) || in.Datacenter == s.e.Node.Datacenter || slices.Contains(in.Nodes, s.e.Node.Name) {
-				l.VRRP = true
-			}
-		}
-	}
-	s.mu.Lock()
-	for _, m := range s.master {
-		l.Master = l.Master || m
-	}
-	s.mu.Unlock()
-	return l
-}
+// local is this gateway's own health report (see gatewayHealth).
+func (s *raftSource) local() dc.Local { return gatewayHealth(s.e, s.n.State().Config) }
 
 // watch turns state changes into snapshots, events and proxy overrides.
 func (s *raftSource) watch(ctx context.Context) error {

@@ -23,5 +23,6 @@ func newVRRP(e *env) (subsystem, error) {
 	if e.Admin != nil {
 		e.Admin.Section("vrrp", func() any { return m.Status() })
 	}
+	e.VRRPStatus = m.Status
 	return m, nil
 }
