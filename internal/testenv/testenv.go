@@ -5,9 +5,12 @@
 package testenv
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -55,15 +58,58 @@ func Short(t testing.TB) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that this process has not handed out before.
+//
+// It deliberately avoids the kernel's ephemeral range: a port taken from
+// 127.0.0.1:0 is exactly what the next outgoing connection or ":0" listener
+// of a parallel test binary may get before the caller binds it again, which
+// made tests that start processes on "free" ports flaky under load. Ports
+// below the ephemeral range are only used by whoever asks for them by number.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := portRange()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 200 {
+		p := lo + rand.IntN(hi-lo)
+		if portsGiven[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		// UDP too: DNS tests bind both on the same number.
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("testenv: no free port found below the ephemeral range")
+	return 0
+}
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// portRange is the span below the ephemeral range (ip_local_port_range) that
+// FreePort draws from.
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var first, last int
+		if n, _ := fmt.Sscan(string(b), &first, &last); n == 2 && first > lo+1000 {
+			hi = first
+		}
+	}
+	return lo, hi
 }
 
 // Eventually polls cond every 10ms until it is true or the deadline passes.
