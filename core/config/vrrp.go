@@ -39,7 +39,15 @@ type VRRPInstance struct {
 	// Preempt defaults to true (keepalived); false is `nopreempt`.
 	Preempt      *bool    `yaml:"preempt,omitempty" json:"preempt,omitempty"`
 	PreemptDelay Duration `yaml:"preempt_delay,omitempty" json:"preempt_delay,omitempty"`
-	AcceptMode   bool     `yaml:"accept_mode,omitempty" json:"accept_mode,omitempty"`
+	// AcceptMode (RFC 5798 Accept_Mode): whether a master that is not the
+	// address owner accepts packets addressed to the VIPs. vipgate always
+	// does — its own proxy listens there — as keepalived does by default
+	// outside vrrp_strict; so nil and true are the same and false is
+	// refused (see validateVRRP).
+	AcceptMode *bool `yaml:"accept_mode,omitempty" json:"accept_mode,omitempty"`
+	// AuthType is keepalived's auth_type: PASS (implied by auth_pass) or
+	// empty. AH is refused with an explanation rather than as an unknown key.
+	AuthType string `yaml:"auth_type,omitempty" json:"auth_type,omitempty"`
 	// AuthPass enables VRRPv2 PASS authentication (at most 8 characters).
 	AuthPass string `yaml:"auth_pass,omitempty" json:"auth_pass,omitempty"`
 
@@ -270,6 +278,20 @@ func (c *Cluster) validateVRRP(p *Problems) {
 			if iv%(10*time.Millisecond) != 0 || iv < 10*time.Millisecond || iv > 40950*time.Millisecond {
 				p.Addf(at("advert_interval"), "advert_interval %s: VRRPv3 needs whole centiseconds from 10ms to 40.95s", iv)
 			}
+		}
+		switch strings.ToUpper(in.AuthType) {
+		case "":
+		case "PASS":
+			if in.AuthPass == "" {
+				p.Addf(at("auth_type"), "auth_type PASS needs auth_pass")
+			}
+		case "AH":
+			p.Addf(at("auth_type"), "auth_type AH is not supported: IPsec AH authentication was removed from VRRP by RFC 3768 and is deprecated in keepalived; use auth_pass (PASS, VRRPv2) or no authentication")
+		default:
+			p.Addf(at("auth_type"), "auth_type %q: want PASS (AH is not supported)", in.AuthType)
+		}
+		if in.AcceptMode != nil && !*in.AcceptMode {
+			p.Addf(at("accept_mode"), "accept_mode: false is not supported: vipgate does not filter traffic to a VIP (its own proxy listens there), so a master always accepts it, as keepalived does without vrrp_strict; remove the line")
 		}
 		if in.AuthPass != "" {
 			if in.Version != 2 {

@@ -126,6 +126,10 @@ func TestVRRPValidation(t *testing.T) {
 		{"unknown key", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9], virtual_router_id: 3}\n", "virtual_router_id"},
 		{"use_vmac ipv6", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, version: 3, use_vmac: true, vips: [\"2001:db8::1\"]}\n", "use_vmac is IPv4 only"},
 		{"priority range", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, priority: 300, vips: [198.18.0.9]}\n", "priority 300: must be 1..255"},
+		{"auth_type AH", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: AH, vips: [198.18.0.9]}\n", "x.yaml:3:54: vrrp.instances.0.auth_type: auth_type AH is not supported"},
+		{"auth_type PASS without a password", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: PASS, vips: [198.18.0.9]}\n", "auth_type PASS needs auth_pass"},
+		{"auth_type unknown", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: md5, vips: [198.18.0.9]}\n", "auth_type \"md5\": want PASS"},
+		{"accept_mode false", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, accept_mode: false, vips: [198.18.0.9]}\n", "x.yaml:3:56: vrrp.instances.0.accept_mode: accept_mode: false is not supported"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,5 +141,18 @@ func TestVRRPValidation(t *testing.T) {
 				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+// What is accepted of accept_mode and auth_type: keepalived's spellings.
+func TestVRRPAcceptAndAuthType(t *testing.T) {
+	for _, doc := range []string{
+		"vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, accept_mode: true, vips: [198.18.0.9]}\n",
+		"vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: PASS, auth_pass: s3cret, vips: [198.18.0.9]}\n",
+		"vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: pass, auth_pass: s3cret, vips: [198.18.0.9]}\n",
+	} {
+		if _, err := Parse("x.yaml", []byte(doc)); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
 	}
 }

@@ -52,7 +52,7 @@ type kaInstance struct {
 	notify   map[string]string
 	smtp     bool
 	vmac     bool
-	accept   bool
+	accept   *bool // nil: not said (vipgate accepts)
 	garp     kaGARP
 }
 
@@ -380,10 +380,9 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 			if c.arg(1) != "" {
 				t.warnKA(c, k, "the macvlan's name is chosen by vipgate")
 			}
-		case "accept":
-			in.accept = true
-		case "no_accept":
-			in.accept = false
+		case "accept", "no_accept":
+			on := k == "accept"
+			in.accept = &on
 		case "garp_master_delay":
 			if d, ok := secs(c, t, 1); ok {
 				in.garp.delay = &d

@@ -86,7 +86,7 @@ vrrp_instance VI_1 {
 `},
 			check: func(t *testing.T, c *config.Cluster) {
 				in := c.VRRP.Instances[0]
-				f := false
+				f, tr := false, true
 				want := config.VRRPInstance{
 					Name: "VI_1", Interface: "eth0", VRID: 7, Version: 2, Nodes: config.StringList{"gw1"},
 					Priority: 100, Priorities: map[string]int{"gw1": 90}, AdvertInterval: d("2s"), Preempt: &f,
@@ -96,7 +96,7 @@ vrrp_instance VI_1 {
 						{Kind: "exec", Name: "chk_web", Interval: d("3s"), Timeout: d("2s"), Rise: 3, Fall: 2, Weight: -50, Command: []string{"/usr/local/bin/check-web", "--port", "443"}},
 						{Kind: "interface", Name: "interface-eth1", Interface: "eth1", Weight: -10, Interval: d("1s"), Timeout: d("1s"), Rise: 1, Fall: 1},
 					},
-					NotifyMaster: "/bin/n master", Notify: "/bin/n all", AcceptMode: true,
+					NotifyMaster: "/bin/n master", Notify: "/bin/n all", AcceptMode: &tr,
 					GARPMasterRepeat: 5, GARPMasterRefresh: d("30s"),
 				}
 				gd := d("2s")
@@ -276,4 +276,14 @@ func TestKeepalivedUseVMAC(t *testing.T) {
 
 func kaInstNamed(name string) string {
 	return "vrrp_instance " + name + " {\n interface e\n virtual_router_id " + fmt.Sprint(200+len(name)+int(name[0])%50) + "\n virtual_ipaddress {\n 198.18.9.9\n }\n}\n"
+}
+
+// no_accept asks for filtering vipgate does not do: the setting is left out
+// with a warning that says why, and the instance stays.
+func TestKeepalivedNoAccept(t *testing.T) {
+	r := importKA(t, "vrrp_instance V {\n interface eth0\n virtual_router_id 3\n no_accept\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n", kaInstNamed("V"))
+	if len(r.Cluster.VRRP.Instances) != 1 || r.Cluster.VRRP.Instances[0].AcceptMode != nil {
+		t.Fatalf("instances = %+v", r.Cluster.VRRP.Instances)
+	}
+	wantWarnings(t, r, []string{"vrrp_instance V: differs", "k1.conf:1: vrrp_instance V accept_mode: dropped: accept_mode: false is not supported"}, true)
 }

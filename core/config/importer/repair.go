@@ -430,7 +430,7 @@ func (t *translator) repairVRRPField(in *config.VRRPInstance, at hline, rest []s
 	case "notify":
 		in.Notify = ""
 	case "accept_mode":
-		in.AcceptMode = false
+		in.AcceptMode = nil
 	default:
 		return false
 	}
