@@ -82,7 +82,8 @@ var _ proxy.RouteHook = (*RouteHook)(nil)
 
 // Route calls the function with the txn. A failure is counted and logged;
 // the request then gets the plugin's fallback: "continue" returns the error
-// (the proxy goes on with the frontend's rules), "500"/"503" deny.
+// as it is (the proxy goes on with the frontend's rules), "500"/"503" wrap
+// it in a *proxy.HookFailure with that status.
 func (h *RouteHook) Route(ctx context.Context, t *proxy.Txn) (proxy.Decision, error) {
 	g := h.rt.gen.Load()
 	var dec proxy.Decision
@@ -108,9 +109,9 @@ func (h *RouteHook) Route(ctx context.Context, t *proxy.Txn) (proxy.Decision, er
 		}
 		switch fb {
 		case "500":
-			return proxy.Decision{Deny: 500}, nil
+			return proxy.Decision{}, &proxy.HookFailure{Status: 500, Err: err}
 		case "503":
-			return proxy.Decision{Deny: 503}, nil
+			return proxy.Decision{}, &proxy.HookFailure{Status: 503, Err: err}
 		}
 		return proxy.Decision{}, err
 	}

@@ -5,63 +5,137 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 )
 
-const ctlUsage = `usage: vipgate ctl [--admin ADDR] [--token TOKEN] [--json] ACTION ARGS
+const ctlUsage = `usage: vipgate ctl ACTION ARGS [--admin ADDR] [--token TOKEN] [--json]
 
-actions (node-local unless noted):
-  server ready|drain|maint BACKEND/SERVER   operator state (drain: no new sessions; maint: none, no checks)
-  server weight BACKEND/SERVER N            set the weight (0-256)
-  server check enable|disable BACKEND/SERVER
-  frontend enable|disable FRONTEND          stop or resume accepting (established connections stay)
-  log level debug|info|warn|error           change the node's log level at runtime
+Scope: "node" actions change this node only and last until it restarts or the
+operator changes them back; "cluster" actions are committed through raft and
+hold on every node, across restarts and config changes.
+
+actions                                           scope
+  server ready|drain|maint BACKEND/SERVER         node (drain: no new sessions; maint: none, no checks)
+  server ready|drain|maint BACKEND/SERVER --cluster
+                                                  cluster (needs raft)
+  server weight BACKEND/SERVER N                  node (0-256; 0 takes no new sessions)
+  server check enable|disable BACKEND/SERVER      node (disabled: the server counts as up)
+  server shutdown-sessions BACKEND/SERVER         node (ends the server's established sessions)
+  frontend enable|disable FRONTEND                node (stop or resume accepting; connections stay)
+  stick show TABLE [--limit N]                    (read) entries of a stick table
+  stick clear TABLE [KEY]                         node (one entry, or the whole table; peers keep theirs)
+  dc failover DATACENTER [--reason T] [--force]   cluster (same as vipgate dc failover)
+  log level debug|info|warn|error                 node
+
 `
 
 // cmdCtl runs runtime actions through the admin API.
 func cmdCtl(ctx context.Context, args []string) int {
+	return runCtl(ctx, args, os.Stdout, os.Stderr)
+}
+
+// ctlOpts are the flags that shape an action's request.
+type ctlOpts struct {
+	cluster bool
+	limit   int
+	reason  string
+	force   bool
+	author  string
+}
+
+func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	client := adminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API answer as JSON")
+	var o ctlOpts
+	fs.BoolVar(&o.cluster, "cluster", false, "server ready|drain|maint: commit through raft for every node")
+	fs.IntVar(&o.limit, "limit", 100, "stick show: at most this many entries")
+	fs.StringVar(&o.reason, "reason", "", "dc failover: why (recorded with the decision)")
+	fs.BoolVar(&o.force, "force", false, "dc failover: even to a datacenter the cluster sees as unhealthy")
+	fs.StringVar(&o.author, "author", defaultAuthor(), "cluster actions: who decides (audit trail)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), ctlUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	a, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
-	a := fs.Args()
-	method, path, body, err := ctlRequest(a)
+	method, path, body, err := ctlRequest(a, o)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate ctl: %v\n\n", err)
+		fmt.Fprintf(stderr, "vipgate ctl: %v\n\n", err)
 		fs.Usage()
 		return 2
 	}
 	var out json.RawMessage
 	if err := client().do(ctx, method, path, body, &out); err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate ctl: %v\n", err)
+		fmt.Fprintf(stderr, "vipgate ctl: %v\n", err)
 		return 1
 	}
 	if *asJSON {
-		os.Stdout.Write(out)
+		stdout.Write(out)
 		return 0
 	}
 	var m map[string]any
 	_ = json.Unmarshal(out, &m)
-	fmt.Printf("ok (%s scope): %s\n", scalar(m["scope"]), strings.Join(a, " "))
+	if a[0] == "stick" && a[1] == "show" {
+		printStickEntries(stdout, m)
+		return 0
+	}
+	detail := ""
+	switch {
+	case m["cleared"] != nil:
+		detail = fmt.Sprintf(" (%s entries removed)", scalar(m["cleared"]))
+	case m["sessions"] != nil:
+		detail = fmt.Sprintf(" (%s sessions ended)", scalar(m["sessions"]))
+	case m["index"] != nil:
+		detail = fmt.Sprintf(" (committed at raft index %s)", scalar(m["index"]))
+	}
+	fmt.Fprintf(stdout, "ok (%s scope): %s%s\n", scalar(m["scope"]), strings.Join(a, " "), detail)
 	return 0
+}
+
+func printStickEntries(w io.Writer, m map[string]any) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tSERVER\tEXPIRES IN")
+	entries, _ := m["entries"].([]any)
+	for _, e := range entries {
+		if em, ok := e.(map[string]any); ok {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", scalar(em["key"]), scalar(em["server"]), scalar(em["ttl"]))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d entries shown (node-local view of table %s)\n", len(entries), scalar(m["table"]))
 }
 
 func splitServer(s string) (string, string, error) {
 	b, srv, ok := strings.Cut(s, "/")
-	if !ok || b == "" || srv == "" {
+	if !ok || b == "" || srv == "" || strings.Contains(srv, "/") {
 		return "", "", fmt.Errorf("want BACKEND/SERVER, got %q", s)
 	}
 	return b, srv, nil
 }
 
-func ctlRequest(a []string) (method, path string, body any, err error) {
+// serverPath is the API path of a server action (names are escaped: they
+// are validated by the config, but a typo must not become another path).
+func serverPath(prefix, bs, action string) (string, error) {
+	b, s, err := splitServer(bs)
+	if err != nil {
+		return "", err
+	}
+	return prefix + "/servers/" + url.PathEscape(b) + "/" + url.PathEscape(s) + "/" + action, nil
+}
+
+// ctlRequest maps an action to its admin API call.
+func ctlRequest(a []string, o ctlOpts) (method, path string, body any, err error) {
 	if len(a) < 2 {
 		return "", "", nil, fmt.Errorf("missing action")
+	}
+	if o.cluster && (a[0] != "server" || (a[1] != "ready" && a[1] != "drain" && a[1] != "maint")) {
+		return "", "", nil, fmt.Errorf("--cluster applies to server ready|drain|maint only")
 	}
 	switch a[0] {
 	case "server":
@@ -70,41 +144,60 @@ func ctlRequest(a []string) (method, path string, body any, err error) {
 			if len(a) != 3 {
 				return "", "", nil, fmt.Errorf("server %s needs BACKEND/SERVER", a[1])
 			}
-			b, s, err := splitServer(a[2])
-			if err != nil {
-				return "", "", nil, err
+			if o.cluster {
+				p, err := serverPath("/api/v1/cluster", a[2], "state")
+				return "POST", p, map[string]string{"state": a[1], "author": o.author}, err
 			}
-			return "POST", "/api/v1/servers/" + b + "/" + s + "/state", map[string]string{"state": a[1]}, nil
+			p, err := serverPath("/api/v1", a[2], "state")
+			return "POST", p, map[string]string{"state": a[1]}, err
 		case "weight":
 			if len(a) != 4 {
 				return "", "", nil, fmt.Errorf("server weight needs BACKEND/SERVER N")
-			}
-			b, s, err := splitServer(a[2])
-			if err != nil {
-				return "", "", nil, err
 			}
 			n, err := strconv.Atoi(a[3])
 			if err != nil {
 				return "", "", nil, fmt.Errorf("weight %q is not a number", a[3])
 			}
-			return "POST", "/api/v1/servers/" + b + "/" + s + "/weight", map[string]int{"weight": n}, nil
+			p, err := serverPath("/api/v1", a[2], "weight")
+			return "POST", p, map[string]int{"weight": n}, err
 		case "check":
 			if len(a) != 4 || (a[2] != "enable" && a[2] != "disable") {
 				return "", "", nil, fmt.Errorf("server check needs enable|disable BACKEND/SERVER")
 			}
-			b, s, err := splitServer(a[3])
-			if err != nil {
-				return "", "", nil, err
+			p, err := serverPath("/api/v1", a[3], "check")
+			return "POST", p, map[string]bool{"enabled": a[2] == "enable"}, err
+		case "shutdown-sessions":
+			if len(a) != 3 {
+				return "", "", nil, fmt.Errorf("server shutdown-sessions needs BACKEND/SERVER")
 			}
-			return "POST", "/api/v1/servers/" + b + "/" + s + "/check", map[string]bool{"enabled": a[2] == "enable"}, nil
+			p, err := serverPath("/api/v1", a[2], "shutdown-sessions")
+			return "POST", p, struct{}{}, err
 		}
+	case "stick":
+		switch {
+		case a[1] == "show" && len(a) == 3:
+			if o.limit < 1 {
+				return "", "", nil, fmt.Errorf("--limit must be positive")
+			}
+			return "GET", "/api/v1/stick/" + url.PathEscape(a[2]) + "?limit=" + strconv.Itoa(o.limit), nil, nil
+		case a[1] == "clear" && len(a) == 3:
+			return "DELETE", "/api/v1/stick/" + url.PathEscape(a[2]), nil, nil
+		case a[1] == "clear" && len(a) == 4:
+			return "DELETE", "/api/v1/stick/" + url.PathEscape(a[2]) + "/" + url.PathEscape(a[3]), nil, nil
+		}
+		return "", "", nil, fmt.Errorf("stick needs show TABLE, or clear TABLE [KEY]")
+	case "dc":
+		if a[1] == "failover" && len(a) == 3 {
+			return "POST", "/api/v1/dc/failover", map[string]any{"datacenter": a[2], "reason": o.reason, "force": o.force, "author": o.author}, nil
+		}
+		return "", "", nil, fmt.Errorf("dc needs failover DATACENTER")
 	case "log":
 		if len(a) == 3 && a[1] == "level" {
 			return "PUT", "/api/v1/log", map[string]string{"level": a[2]}, nil
 		}
 	case "frontend":
 		if len(a) == 3 && (a[1] == "enable" || a[1] == "disable") {
-			return "POST", "/api/v1/frontends/" + a[2] + "/state", map[string]bool{"enabled": a[1] == "enable"}, nil
+			return "POST", "/api/v1/frontends/" + url.PathEscape(a[2]) + "/state", map[string]bool{"enabled": a[1] == "enable"}, nil
 		}
 	}
 	return "", "", nil, fmt.Errorf("unknown action %q", strings.Join(a, " "))

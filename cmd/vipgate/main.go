@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -17,28 +18,30 @@ var version = "dev"
 
 type command struct {
 	summary string
-	run     func(ctx context.Context, args []string) int
+	// subs lists the subcommands (or actions), for the usage summary.
+	subs string
+	run  func(ctx context.Context, args []string) int
 }
 
 // commands lists every subcommand. Each lives in cmd_<name>.go.
 func commands() map[string]command {
 	return map[string]command{
-		"run":     {"run a node (proxy, VRRP, raft, DNS, alerts)", cmdRun},
-		"check":   {"validate a cluster or node file and print every problem", cmdCheck},
-		"status":  {"show the node's state as tables (like HAProxy show stat)", cmdStatus},
-		"ctl":     {"runtime actions: server drain/maint/ready/weight, checks, stick tables", cmdCtl},
-		"version": {"print the version", cmdVersion},
-		"apply":   {"send a cluster config to the cluster (prints the diff)", cmdApply},
-		"cluster": {"raft membership: members, join, leave, remove, recover", cmdCluster},
-		"config":  {"config history and rollback", cmdConfig},
-		"dc":      {"datacenters: status, failover", cmdDC},
-		"alerts":  {"alerting: test", cmdAlerts},
-		"import":  {"translate haproxy.cfg / keepalived.conf into a cluster config", cmdImport},
+		"run":     {"run a node (proxy, VRRP, raft, DNS, alerts)", "", cmdRun},
+		"check":   {"validate cluster or node files and print every problem", "", cmdCheck},
+		"status":  {"show the node's state as tables (like HAProxy show stat)", "", cmdStatus},
+		"ctl":     {"runtime actions", "server ready|drain|maint|weight|check|shutdown-sessions, frontend enable|disable, stick show|clear, dc failover, log level", cmdCtl},
+		"version": {"print the version", "", cmdVersion},
+		"apply":   {"send a cluster config to the cluster (prints the diff)", "", cmdApply},
+		"cluster": {"raft membership", "members, join, leave, remove, recover", cmdCluster},
+		"config":  {"the committed config", "show, history, rollback", cmdConfig},
+		"dc":      {"datacenters", "status, failover", cmdDC},
+		"alerts":  {"alerting", "test, status", cmdAlerts},
+		"import":  {"translate haproxy.cfg / keepalived.conf into a cluster config", "", cmdImport},
 	}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: vipgate COMMAND [options]\n\ncommands:\n")
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: vipgate COMMAND [options]\n\ncommands:\n")
 	cmds := commands()
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
@@ -46,20 +49,25 @@ func usage() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, cmds[n].summary)
+		c := cmds[n]
+		line := c.summary
+		if c.subs != "" {
+			line += ": " + c.subs
+		}
+		fmt.Fprintf(w, "  %-8s %s\n", n, line)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'vipgate COMMAND -h' for a command's options.\n")
+	fmt.Fprintf(w, "\nRun 'vipgate COMMAND -h' for a command's options.\n")
 }
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
 	c, ok := commands()[os.Args[1]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "vipgate: unknown command %q\n\n", os.Args[1])
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -105,12 +105,19 @@ func startNode(t *testing.T, cluster string) *node {
 // section, e.g. `tokens: [...]`.
 func startNodeWith(t *testing.T, cluster, adminExtra string) *node {
 	t.Helper()
+	return startNodeFile(t, cluster, adminExtra, "")
+}
+
+// startNodeFile adds nodeExtra (YAML lines, e.g. a raft section) to the
+// node file; the cluster document is its config (the seed, with raft).
+func startNodeFile(t *testing.T, cluster, adminExtra, nodeExtra string) *node {
+	t.Helper()
 	dir := t.TempDir()
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	if adminExtra != "" {
 		adminExtra = ", " + adminExtra
 	}
-	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q%s}\nlog: {level: debug}\n", filepath.Join(dir, "data"), admin, adminExtra)
+	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q%s}\nlog: {level: debug}\n%s", filepath.Join(dir, "data"), admin, adminExtra, nodeExtra)
 	if err := os.WriteFile(filepath.Join(dir, "node.yaml"), []byte(nodeYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +140,15 @@ func startNodeWith(t *testing.T, cluster, adminExtra string) *node {
 		}
 	}
 	t.Cleanup(nd.stop)
-	testenv.Eventually(t, 10*time.Second, "admin API", func() bool {
+	// The admin API answers before the first snapshot is applied: wait
+	// for the proxy to hold the document's frontends too.
+	want := 0
+	if c, err := config.Parse("cluster.yaml", []byte(cluster)); err == nil {
+		want = len(c.Frontends)
+	}
+	testenv.Eventually(t, 10*time.Second, "admin API and the first config applied", func() bool {
 		var s stats.Snapshot
-		return nd.get("/api/v1/stats", &s) == nil
+		return nd.get("/api/v1/stats", &s) == nil && len(s.Frontends) >= want
 	})
 	return nd
 }
@@ -177,13 +190,22 @@ func (n *node) serverRow(backend, server string) (string, bool) {
 	return "missing", false
 }
 
-func dialName(addr string) (string, error) {
+func dialName(addr string) (string, error) { return dialSay(addr, "") }
+
+// dialSay connects, sends first (when not empty: persistence that needs
+// the client's first bytes waits for them) and returns the greeter's name.
+func dialSay(addr, first string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if first != "" {
+		if _, err := c.Write([]byte(first)); err != nil {
+			return "", err
+		}
+	}
 	l, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(l), err
 }

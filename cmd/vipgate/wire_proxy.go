@@ -175,6 +175,20 @@ func registerProxyAdmin(e *env) {
 		e.checksEnabled(s.Key(), *b.Enabled)
 		return map[string]any{"checks": *b.Enabled}, nil
 	})
+	// HAProxy's "shutdown sessions server": established sessions end now
+	// (tcp and http tunnels; keep-alive http clients reconnect elsewhere).
+	serverAction("shutdown-sessions", func(s *upstream.Server, b *serverActionBody) (map[string]any, error) {
+		return map[string]any{"sessions": s.KillSessions()}, nil
+	})
+	if !e.Node.Raft.Enabled() {
+		// Without raft there is no cluster to commit to: say so, and name
+		// the node-local action, rather than a bare 404.
+		e.Admin.HandleFunc("POST /api/v1/cluster/servers/{backend}/{server}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+			admin.WriteError(w, http.StatusConflict, fmt.Errorf("this node runs standalone (no raft section in its node file): "+
+				"cluster-wide actions need a cluster; POST /api/v1/servers/%s/%s/state (vipgate ctl server STATE B/S without --cluster) acts on this node",
+				r.PathValue("backend"), r.PathValue("server")))
+		})
+	}
 	e.Admin.HandleFunc("POST /api/v1/frontends/{frontend}/state", admin.Write, func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Enabled *bool `json:"enabled"`

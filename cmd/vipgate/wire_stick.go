@@ -13,7 +13,6 @@ import (
 
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
-	"github.com/vipgate/vipgate/core/proxy"
 	"github.com/vipgate/vipgate/core/stick"
 	"github.com/vipgate/vipgate/core/stick/peers"
 )
@@ -34,12 +33,7 @@ func newStickSync(e *env) (subsystem, error) {
 	// Lua-computed keys run as route hooks (txn:set_var("stick_key", ...)).
 	// The resolver is the one the Lua subsystem installed in the proxy,
 	// read when a backend's rule is built.
-	keys := stick.KeysFromHooks(func() proxy.HookResolver {
-		if hp, ok := any(e.Proxy).(interface{ HookResolver() proxy.HookResolver }); ok {
-			return hp.HookResolver()
-		}
-		return nil
-	})
+	keys := stick.KeysFromHooks(e.Proxy.HookResolver)
 	s := &stickSub{m: stick.NewManager(stick.Options{Log: e.Log.With("sub", "stick"), Keys: keys})}
 	e.Proxy.SetPersistFactory(s.m.Factory())
 	if np := e.Node.Peers; np.Listen != "" {

@@ -110,7 +110,29 @@ type listener struct {
 	done    chan struct{}
 }
 
+// bindNetwork picks the socket family for a bind address. An IPv4 host
+// ("0.0.0.0:443") takes IPv4 only: Go would otherwise make a wildcard
+// dual-stack socket. An IPv6 host ("[::]:443", "[2001:db8::1]:443") takes
+// IPv6 only (v6only), so that the same port can also be bound on 0.0.0.0,
+// as with HAProxy. A bind without a host (":443") or with a name stays
+// "tcp": dual-stack for the wildcard.
+func bindNetwork(addr string) (network string, v6only bool) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "tcp", false
+	}
+	a, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return "tcp", false
+	case a.Is4() || a.Is4In6():
+		return "tcp4", false
+	}
+	return "tcp6", true
+}
+
 func listen(p *Proxy, addr string, f *Frontend) (*listener, error) {
+	network, only6 := bindNetwork(addr)
 	// KeepAlive -1: no TCP keepalive on client connections (HAProxy's
 	// clitcpka is off by default), which also saves four setsockopt calls
 	// per accepted connection.
@@ -118,16 +140,20 @@ func listen(p *Proxy, addr string, f *Frontend) (*listener, error) {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			// SO_REUSEADDR: rebind at once after a restart while old
-			// connections sit in TIME_WAIT. IPV6_V6ONLY on [::] binds keeps
-			// a separate 0.0.0.0 bind possible, like HAProxy's v6only.
+			// connections sit in TIME_WAIT.
 			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			if serr == nil && only6 {
+				// Go makes [::] sockets dual-stack; the option must be set
+				// before bind(), which is when Control runs.
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 1)
+			}
 		})
 		if err != nil {
 			return err
 		}
 		return serr
 	}}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +289,12 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		d, err := f.hook.Route(hctx, txn)
 		cancel()
 		if err != nil {
-			f.p.log.Warn("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
+			if hookFallback(err) != 0 {
+				f.Counters.Denied.Add(1)
+				f.p.log.Debug("route hook failed; closing", "frontend", f.Name, "client", client, "err", err)
+				return
+			}
+			f.p.log.Debug("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
 		} else {
 			dec = d
 		}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 
@@ -49,9 +51,38 @@ type Decision struct {
 
 // RouteHook decides per connection or request. It must honour ctx (its
 // deadline) and be safe for concurrent use. An error means the hook failed:
-// the proxy applies the frontend's configured fallback.
+// a *HookFailure carries the hook's fallback status; any other error is the
+// "continue" fallback (the frontend's rules and default backend apply).
 type RouteHook interface {
 	Route(ctx context.Context, t *Txn) (Decision, error)
+}
+
+// HookFailure is the error of a failed hook whose fallback stops the
+// request (Lua `fallback: "500"` or `"503"`): an HTTP request is answered
+// with Status by the proxy, a tcp connection is closed. Unlike a hook's
+// deliberate Decision.Deny, it is logged as an internal error (termination
+// state PI) so a broken script is told apart from a policy.
+type HookFailure struct {
+	Status int
+	Err    error
+}
+
+func (e *HookFailure) Error() string {
+	return fmt.Sprintf("route hook failed (fallback %d): %v", e.Status, e.Err)
+}
+
+func (e *HookFailure) Unwrap() error { return e.Err }
+
+// hookFallback returns the status a hook error asks for, 0 for "continue".
+func hookFallback(err error) int {
+	var hf *HookFailure
+	if errors.As(err, &hf) && hf.Status != 0 {
+		if hf.Status < 500 || hf.Status > 599 {
+			return 500
+		}
+		return hf.Status
+	}
+	return 0
 }
 
 // HookResolver finds a hook by the name a frontend's `route` gives.

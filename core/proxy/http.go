@@ -428,7 +428,14 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 		ht.HTTP = &hh
 		d, err := f.hook.Route(ctx, &ht)
 		if err != nil {
-			h.log.Warn("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
+			// The hook's runtime counts and logs (rate-limited) its own
+			// failures; set_var values are kept for the access log.
+			s.vars = ht.Vars
+			if status := hookFallback(err); status != 0 {
+				s.fail(nil, status, "PI", start, "route hook failed")
+				return false
+			}
+			h.log.Debug("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
 		} else {
 			dec = d
 			hooked = true

@@ -520,6 +520,12 @@ func (testHook) Route(ctx context.Context, t *Txn) (Decision, error) {
 		return Decision{Redirect: "https://elsewhere.example/", RedirectCode: 307}, nil
 	case h.Path == "/hook/fail":
 		return Decision{}, fmt.Errorf("script error")
+	case h.Path == "/hook/fail500", h.Path == "/hook/fail503":
+		// What a Lua hook with fallback "500"/"503" returns; its header
+		// edits are not applied, its variables are logged.
+		h.Header.Set("X-Hooked", "yes")
+		t.Vars = map[string]string{"step": "before-error"}
+		return Decision{}, &HookFailure{Status: map[string]int{"/hook/fail500": 500, "/hook/fail503": 503}[h.Path], Err: fmt.Errorf("script error")}
 	case strings.HasPrefix(h.Path, "/hook/b"):
 		h.Header.Set("X-Hooked", "yes")
 		h.Header.Del("X-Drop")
@@ -570,9 +576,19 @@ backends:
 	if resp, _ := get(t, cl, url+"/hook/redirect"); resp.StatusCode != 307 || resp.Header.Get("Location") != "https://elsewhere.example/" {
 		t.Fatalf("redirect: %d %v", resp.StatusCode, resp.Header)
 	}
-	// A failing hook falls back to the rules.
+	// A failing hook gets its fallback: continue (the rules), 500 or 503.
 	if _, body := get(t, cl, url+"/hook/fail"); !strings.HasPrefix(field(body, "server"), "b") {
-		t.Fatalf("fallback to rules: %q", body)
+		t.Fatalf("fallback continue: %q", body)
+	}
+	for _, status := range []int{500, 503} {
+		path := fmt.Sprintf("/hook/fail%d", status)
+		if resp, body := get(t, cl, url+path); resp.StatusCode != status || field(body, "server") != "" {
+			t.Fatalf("fallback %d: got %d %q", status, resp.StatusCode, body)
+		}
+		line := regexp.MustCompile(fmt.Sprintf(` %d \d+ PI \\"GET %s HTTP/1.1\\" \{step=\\"before-error\\"\}`, status, path))
+		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("fallback %d logged as PI with the hook's vars", status), func() bool {
+			return line.MatchString(out.String())
+		})
 	}
 	if _, body := get(t, cl, url+"/other"); field(body, "server") != "a" {
 		t.Fatalf("no opinion: %q", body)

@@ -85,6 +85,16 @@ func New(opts Options) *Proxy {
 // SetHookResolver installs the routing-hook lookup (Lua). Call before Apply.
 func (p *Proxy) SetHookResolver(r HookResolver) { p.hooks.Store(&r) }
 
+// HookResolver returns the routing-hook lookup installed by
+// SetHookResolver, or nil. Stick rules with `on: lua` resolve their key
+// functions through it.
+func (p *Proxy) HookResolver() HookResolver {
+	if h := p.hooks.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
+
 // SetPersistFactory installs the stick-rule implementation. Call before Apply.
 func (p *Proxy) SetPersistFactory(f PersistFactory) { p.persist.Store(&f) }
 
@@ -183,10 +193,7 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 	p.servers = keep
 	p.cfgDisabled = cfgDisabled
 
-	var hooks HookResolver
-	if h := p.hooks.Load(); h != nil {
-		hooks = *h
-	}
+	hooks := p.HookResolver()
 	for fi := range c.Frontends {
 		fc := &c.Frontends[fi]
 		f, err := newFrontend(p, fc, ns, hooks)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
 )
 
 // tlsNameServer is a TLS backend on loopback that answers every handshake
@@ -181,13 +182,15 @@ func (sniHook) Route(_ context.Context, t *Txn) (Decision, error) {
 		return Decision{Backend: "a"}, nil
 	case t.SNI == "fail.example":
 		return Decision{}, fmt.Errorf("script error")
+	case t.SNI == "fail503.example":
+		return Decision{}, &HookFailure{Status: 503, Err: fmt.Errorf("script error")}
 	}
 	return Decision{}, nil
 }
 
 // TestTCPRouteHookSeesHello: a tcp-mode route hook gets the SNI and ALPN of
-// a real TLS ClientHello; "no opinion" and a failing hook fall back to the
-// frontend's rules.
+// a real TLS ClientHello; "no opinion" and a failing hook with fallback
+// continue go on with the frontend's rules; fallback 500/503 closes.
 func TestTCPRouteHookSeesHello(t *testing.T) {
 	cert := testTLSCert(t)
 	a, b, def := tlsNameServer(t, "A", cert), tlsNameServer(t, "B", cert), tlsNameServer(t, "D", cert)
@@ -215,13 +218,103 @@ func TestTCPRouteHookSeesHello(t *testing.T) {
 			t.Errorf("SNI %s ALPN %v: %q, want %q", tc.sni, tc.alpn, got, tc.want)
 		}
 	}
-	// Deny closes the connection before any server sees it.
-	dc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: "deny.example", InsecureSkipVerify: true})
-	if err == nil {
-		dc.Close()
-		t.Fatal("denied connection completed a handshake")
+	// Deny, and a failure whose fallback is 500/503, close the connection
+	// before any server sees it.
+	for i, sni := range []string{"deny.example", "fail503.example"} {
+		dc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+		if err == nil {
+			dc.Close()
+			t.Fatalf("%s: connection completed a handshake", sni)
+		}
+		if n := h.p.Frontend("fe").Counters.Denied.Load(); n != uint64(i+1) {
+			t.Fatalf("%s: denied counter %d, want %d", sni, n, i+1)
+		}
 	}
-	if n := h.p.Frontend("fe").Counters.Denied.Load(); n != 1 {
-		t.Fatalf("denied counter %d, want 1", n)
+}
+
+func TestBindNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		addr, network string
+		v6only        bool
+	}{
+		{"[::]:443", "tcp6", true},
+		{"[2001:db8::1]:443", "tcp6", true},
+		{"[::ffff:198.18.0.1]:443", "tcp4", false},
+		{"0.0.0.0:443", "tcp4", false},
+		{"198.18.0.1:443", "tcp4", false},
+		{":443", "tcp", false},
+		{"localhost:443", "tcp", false},
+	} {
+		if n, only := bindNetwork(tc.addr); n != tc.network || only != tc.v6only {
+			t.Errorf("bindNetwork(%q) = %s, %v; want %s, %v", tc.addr, n, only, tc.network, tc.v6only)
+		}
+	}
+}
+
+// TestTCPDualBinds: one frontend on 0.0.0.0:P and [::]:P (the usual
+// "IPv4 and IPv6 on 443"): both bind, and each family is served.
+func TestTCPDualBinds(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	srv := newTestServer(t, "s")
+	var h *harness
+	var port int
+	// The port must be free in both families; retry if another process
+	// took it between the probe and the bind.
+	for try := 0; ; try++ {
+		port = freeDualPort(t)
+		c, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+frontends: [{name: fe, bind: ["0.0.0.0:%d", "[::]:%d"], default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, port, port, srv.addr())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bus := events.New("test", "dc1")
+		p := New(Options{Bus: bus})
+		err = p.Apply(c)
+		if err == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = p.Run(ctx); close(done) }()
+			t.Cleanup(func() { cancel(); <-done })
+			h = &harness{t: t, p: p, bus: bus, ctx: ctx}
+			break
+		}
+		if try == 5 {
+			t.Fatalf("binding 0.0.0.0:%d and [::]:%d together: %v", port, port, err)
+		}
+		p.Apply(&config.Cluster{}) // close what did bind
+	}
+	if got := len(h.p.ListenAddrs()["fe"]); got != 2 {
+		t.Fatalf("listening on %v, want both binds", h.p.ListenAddrs())
+	}
+	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("[::1]:%d", port)} {
+		if name, err := greet(t, addr); err != nil || name != "s" {
+			t.Errorf("client to %s: %q, %v", addr, name, err)
+		}
+	}
+	if ok, why := h.p.LocalHealthy(nil); !ok {
+		t.Errorf("LocalHealthy: %s", why)
+	}
+}
+
+// freeDualPort returns a port that was free on 0.0.0.0 and [::] a moment ago.
+func freeDualPort(t *testing.T) int {
+	t.Helper()
+	for {
+		l4, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l4.Close()
+		if l6, err := net.Listen("tcp6", fmt.Sprintf("[::]:%d", port)); err == nil {
+			l6.Close()
+			return port
+		}
 	}
 }

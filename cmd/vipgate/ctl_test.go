@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/cluster/raft/rafttest"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+func TestCtlRequest(t *testing.T) {
+	o := ctlOpts{limit: 100, author: "ann@gw"}
+	cl := o
+	cl.cluster = true
+	for _, tc := range []struct {
+		args   string
+		o      ctlOpts
+		method string
+		path   string
+		body   any
+		err    string
+	}{
+		{"server drain be/a", o, "POST", "/api/v1/servers/be/a/state", map[string]string{"state": "drain"}, ""},
+		{"server maint be/a", cl, "POST", "/api/v1/cluster/servers/be/a/state", map[string]string{"state": "maint", "author": "ann@gw"}, ""},
+		{"server weight be/a 7", o, "POST", "/api/v1/servers/be/a/weight", map[string]int{"weight": 7}, ""},
+		{"server weight be/a x", o, "", "", nil, `weight "x" is not a number`},
+		{"server check disable be/a", o, "POST", "/api/v1/servers/be/a/check", map[string]bool{"enabled": false}, ""},
+		{"server shutdown-sessions be/a", o, "POST", "/api/v1/servers/be/a/shutdown-sessions", struct{}{}, ""},
+		{"server drain be", o, "", "", nil, "want BACKEND/SERVER"},
+		{"server drain be/a/b", o, "", "", nil, "want BACKEND/SERVER"},
+		{"server weight be/a 7", cl, "", "", nil, "--cluster applies to server ready|drain|maint only"},
+		{"frontend disable web", o, "POST", "/api/v1/frontends/web/state", map[string]bool{"enabled": false}, ""},
+		{"stick show ssl", o, "GET", "/api/v1/stick/ssl?limit=100", nil, ""},
+		{"stick clear ssl", o, "DELETE", "/api/v1/stick/ssl", nil, ""},
+		{"stick clear t a/b c", o, "DELETE", "/api/v1/stick/t/a%2Fb%20c", nil, ""},
+		{"stick drop t", o, "", "", nil, "stick needs show TABLE, or clear TABLE [KEY]"},
+		{"dc failover dc2", o, "POST", "/api/v1/dc/failover", map[string]any{"datacenter": "dc2", "reason": "", "force": false, "author": "ann@gw"}, ""},
+		{"log level warn", o, "PUT", "/api/v1/log", map[string]string{"level": "warn"}, ""},
+		{"server", o, "", "", nil, "missing action"},
+		{"reboot now", o, "", "", nil, `unknown action "reboot now"`},
+	} {
+		a := strings.Fields(tc.args)
+		if tc.args == "stick clear t a/b c" {
+			a = []string{"stick", "clear", "t", "a/b c"}
+		}
+		m, p, b, err := ctlRequest(a, tc.o)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || m != tc.method || p != tc.path || !reflect.DeepEqual(b, tc.body) {
+			t.Errorf("%s: %s %s %#v %v; want %s %s %#v", tc.args, m, p, b, err, tc.method, tc.path, tc.body)
+		}
+	}
+}
+
+// ctl runs `vipgate ctl` in-process against n and returns the exit status
+// and what it printed.
+func (n *node) ctl(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	args = append(args, "--admin", n.admin)
+	if n.token != "" {
+		args = append(args, "--token", n.token)
+	}
+	code := runCtl(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// talkName speaks first: the Lua stick key is computed once the client's
+// first bytes are in.
+func talkName(addr string) (string, error) { return dialSay(addr, "hello\n") }
+
+// TestCtlNodeActions: the CLI against a real node: stick tables filled by a
+// Lua key function (on: lua, through the proxy's hook resolver), shown and
+// cleared; node-local drain; shutdown-sessions; refusals of --cluster on a
+// standalone node, of a bad token, and an unreachable API.
+func TestCtlNodeActions(t *testing.T) {
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	b := startGreeter(t, "b", "127.0.0.1:0")
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startNodeWith(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: %q, default_backend: be, inspect_delay: 5s}]
+stick_tables: [{name: tenants, type: string, len: 32, size: 1000}]
+backends:
+  - name: be
+    stick: {table: tenants, on: lua, lua: keys.tenant}
+    servers:
+      - {name: a, address: %q}
+      - {name: b, address: %q}
+lua:
+  plugins:
+    - name: keys
+      source: |
+        function tenant(txn)
+          txn:set_var("stick_key", "tenant/" .. txn:client_ip())
+        end
+`, fe, a.addr, b.addr), "tokens: ["+writeTok+"]")
+
+	// Every connection sticks to the server the first one got.
+	first, err := talkName(fe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		if name, err := talkName(fe); err != nil || name != first {
+			t.Fatalf("connection %d: %q %v, want %q (stuck)", i, name, err, first)
+		}
+	}
+	code, out, errs := n.ctl("stick", "show", "tenants")
+	if code != 0 || !strings.Contains(out, "tenant/127.0.0.1") || !strings.Contains(out, first) || !strings.Contains(out, "1 entries shown") {
+		t.Fatalf("stick show: %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = n.ctl("stick", "clear", "tenants", "tenant/127.0.0.1")
+	if code != 0 || !strings.Contains(out, "ok (node scope): stick clear tenants tenant/127.0.0.1") {
+		t.Fatalf("stick clear key: %d\n%s%s", code, out, errs)
+	}
+	code, _, errs = n.ctl("stick", "clear", "tenants", "tenant/127.0.0.1")
+	if code != 1 || !strings.Contains(errs, `has no entry tenant/127.0.0.1 (HTTP 404)`) {
+		t.Fatalf("clearing a missing key: %d %s", code, errs)
+	}
+	if code, _, errs = n.ctl("stick", "clear", "nosuch"); code != 1 || !strings.Contains(errs, `no stick table "nosuch" (HTTP 404)`) {
+		t.Fatalf("clearing an unknown table: %d %s", code, errs)
+	}
+	talkName(fe)
+	if code, out, _ = n.ctl("stick", "clear", "tenants"); code != 0 || !strings.Contains(out, "(1 entries removed)") {
+		t.Fatalf("stick clear table: %d %s", code, out)
+	}
+
+	// Node-local drain: a persistent client keeps its server (HAProxy's
+	// drain), a new key is balanced away from it.
+	other := map[string]string{"a": "b", "b": "a"}[first]
+	talkName(fe) // re-learn the entry
+	if code, out, errs = n.ctl("server", "drain", "be/"+first); code != 0 || !strings.Contains(out, "ok (node scope)") {
+		t.Fatalf("drain: %d %s %s", code, out, errs)
+	}
+	if name, _ := talkName(fe); name != first {
+		t.Fatalf("persistent client after drain went to %q, want %q", name, first)
+	}
+	n.ctl("stick", "clear", "tenants")
+	if name, _ := talkName(fe); name != other {
+		t.Fatalf("new client after drain went to %q, want %q", name, other)
+	}
+	n.ctl("server", "ready", "be/"+first)
+
+	// shutdown-sessions ends established connections.
+	c, err := net.Dial("tcp", fe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("x\n"))
+	r := bufio.NewReader(c)
+	name, _ := r.ReadString('\n')
+	name = strings.TrimSpace(name)
+	if code, out, errs = n.ctl("server", "shutdown-sessions", "be/"+name); code != 0 || !strings.Contains(out, "(1 sessions ended)") {
+		t.Fatalf("shutdown-sessions: %d %s %s", code, out, errs)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("session still open after shutdown-sessions")
+	}
+
+	// Refusals are clear.
+	if code, _, errs = n.ctl("server", "drain", "be/a", "--cluster"); code != 1 || !strings.Contains(errs, "runs standalone") || !strings.Contains(errs, "HTTP 409") {
+		t.Fatalf("--cluster on a standalone node: %d %s", code, errs)
+	}
+	var o, e bytes.Buffer
+	if code := runCtl(context.Background(), []string{"server", "drain", "be/a", "--admin", n.admin, "--token", "not-the-token-0123"}, &o, &e); code != 1 || !strings.Contains(e.String(), "the token was refused") {
+		t.Fatalf("bad token: %d %s", code, e.String())
+	}
+	e.Reset()
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if code := runCtl(context.Background(), []string{"server", "drain", "be/a", "--admin", dead}, &o, &e); code != 1 || !strings.Contains(e.String(), "cannot reach the admin API at "+dead) {
+		t.Fatalf("unreachable API: %d %s", code, e.String())
+	}
+	e.Reset()
+	if code := runCtl(context.Background(), []string{"server", "nap", "be/a"}, &o, &e); code != 2 || !strings.Contains(e.String(), `unknown action "server nap be/a"`) {
+		t.Fatalf("unknown action: %d %s", code, e.String())
+	}
+	// --json prints the API's answer, scope included.
+	o.Reset()
+	if code := runCtl(context.Background(), []string{"--json", "server", "weight", "be/a", "3", "--admin", n.admin, "--token", writeTok}, &o, &e); code != 0 {
+		t.Fatalf("--json: %d %s", code, e.String())
+	}
+	var ans map[string]any
+	if err := json.Unmarshal(o.Bytes(), &ans); err != nil || ans["scope"] != "node" || ans["weight"] != float64(3) {
+		t.Fatalf("--json answer %q: %v", o.String(), err)
+	}
+}
+
+// TestCtlClusterDrain: `ctl server drain --cluster` commits the override
+// through raft (a one-node cluster here; the multi-node propagation is in
+// cluster/raft/e2e), the proxy applies it, and ready lifts it.
+func TestCtlClusterDrain(t *testing.T) {
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	ca, err := rafttest.NewCA(t.TempDir(), "ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err := ca.Issue("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startNodeFile(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: a, address: %q}]}]
+`, a.addr), "tokens: ["+writeTok+"]", fmt.Sprintf(`raft:
+  listen: %q
+  bootstrap: true
+  tls: {ca: %q, cert: %q, key: %q}
+  heartbeat_timeout: 200ms
+  election_timeout: 200ms
+  leader_lease_timeout: 100ms
+`, raftAddr, tf.CA, filepath.Clean(tf.Cert), tf.Key))
+
+	var code int
+	var out, errs string
+	testenv.Eventually(t, 20*time.Second, "cluster drain committed (once there is a leader)", func() bool {
+		code, out, errs = n.ctl("server", "drain", "be/a", "--cluster")
+		return code == 0
+	})
+	if !strings.Contains(out, "ok (cluster scope): server drain be/a") || !strings.Contains(out, "committed at raft index") {
+		t.Fatalf("cluster drain: %s %s", out, errs)
+	}
+	testenv.Eventually(t, 10*time.Second, "server DRAIN on the node", func() bool { return n.serverStatus("be", "a") == "DRAIN" })
+	if code, _, errs = n.ctl("server", "drain", "be/zz", "--cluster"); code != 1 || !strings.Contains(errs, `backend "be" has no server "zz" (HTTP 422)`) {
+		t.Fatalf("unknown server: %d %s", code, errs)
+	}
+	if code, out, errs = n.ctl("server", "ready", "be/a", "--cluster"); code != 0 {
+		t.Fatalf("cluster ready: %d %s %s", code, out, errs)
+	}
+	testenv.Eventually(t, 10*time.Second, "server UP again", func() bool { return n.serverStatus("be", "a") == "UP" })
+}
