@@ -163,6 +163,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 			subs = append(subs, s)
 		}
 	}
+	subs = append(subs, newCertWatch(e))
 	if e.Proxy != nil {
 		registerProxyAdmin(e)
 	}

@@ -29,6 +29,10 @@ type Alerts struct {
 	// lists the fields they see).
 	Subject  string `yaml:"subject,omitempty"`
 	Template string `yaml:"template,omitempty"`
+	// CertExpiry: a certificate this node serves or presents (TLS
+	// frontends, admin API, raft, stick peers) that expires within this
+	// publishes cert.expiring, at load and daily (default 30d).
+	CertExpiry Duration `yaml:"cert_expiry,omitempty"`
 }
 
 // Mailer is one SMTP relay.
@@ -161,6 +165,7 @@ const (
 	DefaultAlertRetryMax        = 5 * time.Minute
 	DefaultAlertMinLevel        = "warning"
 	DefaultAlertBurst           = 10
+	DefaultCertExpiry           = 30 * 24 * time.Hour
 )
 
 // AlertTemplateFuncs are the functions alert templates may call, beyond
@@ -206,6 +211,9 @@ func (c *Cluster) applyAlertsDefaults() {
 			b := DefaultAlertBurst
 			r.Burst = &b
 		}
+	}
+	if a.CertExpiry == 0 {
+		a.CertExpiry = Duration(DefaultCertExpiry)
 	}
 	if a.Queue.RetryMin == 0 {
 		a.Queue.RetryMin = Duration(DefaultAlertRetryMin)
