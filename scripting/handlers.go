@@ -29,8 +29,13 @@ func handlerWants(minLevel string, kinds []string, e events.Event) bool {
 // Dispatch calls every handler of the current generation that subscribed
 // to e's kind, one after another, each under the handler timeout. It
 // returns how many handlers ran and how many failed. Run calls it for
-// every event of the bus.
+// every event of the bus. A cluster-wide event (datacenter failover,
+// config applied...) reaches the handlers of the raft leader only, so that
+// a webhook fires once for the cluster, not once per node.
 func (r *Runtime) Dispatch(ctx context.Context, e events.Event) (ran, failed int) {
+	if e.EffectiveScope() == events.Cluster && !r.isLeader() {
+		return 0, 0
+	}
 	g := r.gen.Load()
 	for _, p := range g.order {
 		for _, h := range p.handlers {

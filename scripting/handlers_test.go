@@ -52,6 +52,32 @@ function report() return true, table.concat(seen, ",") end`
 	}
 }
 
+// TestHandlersSeeClusterEventsOnLeaderOnly: like alert mails, a
+// cluster-wide event reaches the handlers of the raft leader only.
+func TestHandlersSeeClusterEventsOnLeaderOnly(t *testing.T) {
+	r := newRig(t, `function h(ev) end`, func(c *config.Lua) {
+		c.Plugins[0].Handlers = []config.LuaHandler{{Events: config.StringList{"*"}, Function: "h"}}
+	})
+	var leader bool
+	r.rt.isLeader = func() bool { return leader }
+	for _, tc := range []struct {
+		e      events.Event
+		leader bool
+		ran    int
+	}{
+		{events.Event{Kind: events.DCFailover}, false, 0},
+		{events.Event{Kind: events.ConfigApplied}, false, 0},
+		{events.Event{Kind: events.ServerDown, Scope: events.Cluster}, false, 0},
+		{events.Event{Kind: events.ServerDown}, false, 1},
+		{events.Event{Kind: events.DCFailover}, true, 1},
+	} {
+		leader = tc.leader
+		if ran, _ := r.rt.Dispatch(context.Background(), tc.e); ran != tc.ran {
+			t.Errorf("%s (scope %s) on a leader=%v: %d handler(s) ran, want %d", tc.e.Kind, tc.e.EffectiveScope(), tc.leader, ran, tc.ran)
+		}
+	}
+}
+
 func TestHandlerEventFields(t *testing.T) {
 	r := newRig(t, `
 function h(ev)

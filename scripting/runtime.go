@@ -42,15 +42,20 @@ type Options struct {
 	Live LiveState
 	// Now is the clock for error windows (tests); time.Now when nil.
 	Now func() time.Time
+	// IsLeader reports whether this node is the raft leader: event
+	// handlers see cluster-wide events on the leader only, as alert mails
+	// do. nil: always (a standalone node).
+	IsLeader func() bool
 }
 
 // Runtime runs the cluster's Lua plugins. Apply swaps the scripts; calls in
 // flight finish on the generation they started with.
 type Runtime struct {
-	log  *slog.Logger
-	bus  *events.Bus
-	live LiveState
-	now  func() time.Time
+	log      *slog.Logger
+	bus      *events.Bus
+	live     LiveState
+	now      func() time.Time
+	isLeader func() bool
 
 	gen atomic.Pointer[generation]
 
@@ -74,7 +79,10 @@ func New(o Options) *Runtime {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Runtime{log: o.Log, bus: o.Bus, live: o.Live, now: o.Now, errs: map[string]*errWindow{}}
+	if o.IsLeader == nil {
+		o.IsLeader = func() bool { return true }
+	}
+	r := &Runtime{log: o.Log, bus: o.Bus, live: o.Live, now: o.Now, isLeader: o.IsLeader, errs: map[string]*errWindow{}}
 	r.guard.states = map[*callGuard]struct{}{}
 	r.guard.limit.Store(config.DefaultLuaMaxAlloc)
 	empty := &config.Lua{}
