@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,12 +27,18 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	usage := func() {
 		fmt.Fprintf(stderr, `usage: vipgate alerts test [-f cluster.yaml] [--to ADDR,...] [--node NAME] [--admin ADDR] [--token TOKEN]
        vipgate alerts status [--json] [--admin ADDR] [--token TOKEN]
+       vipgate alerts retry [--id N,...] [--admin ADDR] [--token TOKEN]
+       vipgate alerts discard (--id N,... | --all) [--admin ADDR] [--token TOKEN]
 
 test   sends a test mail through each configured mailer and reports every step
        (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA). With -f it reads the mailers
        from a cluster file and sends from this machine, so a config can be tested
        before it is applied; without -f it asks a running node to send.
-status shows the alert queue and counters of a running node.
+status shows the alert queue and counters of a running node, and its dead
+       letters: mails a recipient refused for good (5xx), kept until
+retry  puts dead letters (all, or --id) back into the queue for the recipients
+       that refused them, or
+discard deletes them.
 `)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
@@ -43,6 +52,8 @@ status shows the alert queue and counters of a running node.
 	to := fs.String("to", "", "test: comma-separated recipients (default: every rule's recipients)")
 	node := fs.String("node", "", "test -f: the node name to announce in EHLO and the mail (default: this host's name)")
 	asJSON := fs.Bool("json", false, "print the raw JSON answer")
+	ids := fs.String("id", "", "retry/discard: comma-separated dead-letter ids (default: all for retry)")
+	all := fs.Bool("all", false, "discard: every dead letter")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -106,6 +117,31 @@ status shows the alert queue and counters of a running node.
 		}
 		printAlertStats(stdout, s)
 		return 0
+	case "retry", "discard":
+		req := deadLetterRequest{Action: args[0], All: *all}
+		for _, f := range strings.Split(*ids, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			id, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				fmt.Fprintf(stderr, "vipgate alerts %s: --id %q: not a number\n", args[0], f)
+				return 2
+			}
+			req.IDs = append(req.IDs, id)
+		}
+		if args[0] == "discard" && len(req.IDs) == 0 && !req.All {
+			fmt.Fprintf(stderr, "vipgate alerts discard: name the dead letters (--id) or give --all\n")
+			return 2
+		}
+		var res struct{ Count int }
+		if err := client().do(ctx, "POST", "/api/v1/alerts/dead", req, &res); err != nil {
+			fmt.Fprintf(stderr, "vipgate alerts %s: %v\n", args[0], err)
+			return 1
+		}
+		verb := map[string]string{"retry": "requeued", "discard": "discarded"}[args[0]]
+		fmt.Fprintf(stdout, "%d dead letter(s) %s\n", res.Count, verb)
+		return 0
 	}
 	usage()
 	return 2
@@ -145,6 +181,7 @@ func printAlertStats(w io.Writer, s email.Stats) {
 	fmt.Fprintf(w, "sent              %d\n", s.Sent)
 	fmt.Fprintf(w, "failed attempts   %d\n", s.Failed)
 	fmt.Fprintf(w, "dropped           %d\n", s.Dropped)
+	fmt.Fprintf(w, "refused (5xx)     %d recipient(s), %d dead letter(s) kept\n", s.Rejected, s.DeadLetters)
 	fmt.Fprintf(w, "corrupt records   %d\n", s.Corrupt)
 	fmt.Fprintf(w, "bus drops         %d\n", s.BusDropped)
 	fmt.Fprintf(w, "not leader (skip) %d\n", s.NotLeader)
@@ -156,6 +193,15 @@ func printAlertStats(w io.Writer, s email.Stats) {
 		fmt.Fprintf(w, "last error        %s (%s)\n", s.LastError, ts(s.LastErrorAt))
 	}
 	fmt.Fprintf(w, "rules             %d\n", s.Rules)
+	for _, d := range s.Dead {
+		fmt.Fprintf(w, "dead letter %d (%s) %q\n", d.ID, d.DeadAt.Local().Format(time.DateTime), d.Subject)
+		for _, to := range slices.Sorted(maps.Keys(d.Rejected)) {
+			fmt.Fprintf(w, "  %s: %s\n", to, d.Rejected[to])
+		}
+	}
+	if len(s.Dead) > 0 {
+		fmt.Fprintf(w, "(vipgate alerts retry [--id N] once the addresses work; vipgate alerts discard --id N to give up)\n")
+	}
 	for _, m := range s.Mailers {
 		fmt.Fprintf(w, "mailer %s (%s): sent %d, failed %d, last ok %s", m.Name, m.Address, m.Sent, m.Failed, ts(m.LastOK))
 		if m.LastError != "" {

@@ -4,61 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/vipgate/vipgate/internal/testenv"
+	"github.com/vipgate/vipgate/internal/testsmtp"
 )
-
-// smtpSink is a minimal in-process SMTP server recording what it gets.
-type smtpSink struct {
-	addr string
-	mu   sync.Mutex
-	msgs []string
-}
-
-func newSMTPSink(t *testing.T) *smtpSink {
-	t.Helper()
-	k := &smtpSink{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{k: k}, nil }))
-	s.Domain = "sink.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.addr = ln.Addr().String()
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return k
-}
-
-func (k *smtpSink) messages() []string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]string(nil), k.msgs...)
-}
-
-type sinkSession struct{ k *smtpSink }
-
-func (s *sinkSession) Reset()                               {}
-func (s *sinkSession) Logout() error                        { return nil }
-func (s *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *sinkSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	s.k.mu.Lock()
-	s.k.msgs = append(s.k.msgs, string(b))
-	s.k.mu.Unlock()
-	return err
-}
 
 func alertsCluster(sink, dead string) string {
 	return fmt.Sprintf(`
@@ -73,10 +27,10 @@ alerts:
 }
 
 func TestAlertsTestFromFile(t *testing.T) {
-	sink := newSMTPSink(t)
+	sink := testsmtp.Start(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	f := filepath.Join(t.TempDir(), "cluster.yaml")
-	os.WriteFile(f, []byte(alertsCluster(sink.addr, dead)), 0o600)
+	os.WriteFile(f, []byte(alertsCluster(sink.Addr, dead)), 0o600)
 	var out, errb bytes.Buffer
 	code := runAlerts(context.Background(), []string{"test", "-f", f, "--node", "gw9"}, &out, &errb)
 	if code != 1 {
@@ -86,7 +40,7 @@ func TestAlertsTestFromFile(t *testing.T) {
 		"mailer down-relay (" + dead + ", tls none)",
 		"connect  FAILED",
 		"=> NOT delivered: connect:",
-		"mailer sink (" + sink.addr + ", tls none)",
+		"mailer sink (" + sink.Addr + ", tls none)",
 		"rcpt     ok",
 		"data     ok",
 		"=> delivered",
@@ -95,7 +49,7 @@ func TestAlertsTestFromFile(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if m := sink.messages(); len(m) != 1 || !strings.Contains(m[0], "test mail from vipgate alerts test") || !strings.Contains(m[0], "gw9") {
+	if m := sink.Messages(); len(m) != 1 || !strings.Contains(m[0].Raw, "test mail from vipgate alerts test") || !strings.Contains(m[0].Raw, "gw9") {
 		t.Errorf("sink got %q", m)
 	}
 
@@ -109,14 +63,14 @@ func TestAlertsTestFromFile(t *testing.T) {
 }
 
 func TestAlertsTestThroughNode(t *testing.T) {
-	sink := newSMTPSink(t)
-	n := startNode(t, alertsCluster(sink.addr, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))))
+	sink := testsmtp.Start(t)
+	n := startNode(t, alertsCluster(sink.Addr, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))))
 	var out, errb bytes.Buffer
 	code := runAlerts(context.Background(), []string{"test", "--admin", n.admin, "--to", "someone@example.test"}, &out, &errb)
 	if code != 1 || !strings.Contains(out.String(), "to someone@example.test") || !strings.Contains(out.String(), "=> delivered") {
 		t.Errorf("exit %d:\n%s%s", code, out.String(), errb.String())
 	}
-	if m := sink.messages(); len(m) != 1 || !strings.Contains(m[0], "To: someone@example.test") || !strings.Contains(m[0], "X-Vipgate-Mailer: sink") {
+	if m := sink.Messages(); len(m) != 1 || !strings.Contains(m[0].Raw, "To: someone@example.test") || !strings.Contains(m[0].Raw, "X-Vipgate-Mailer: sink") {
 		t.Errorf("sink got %q", m)
 	}
 
@@ -138,7 +92,7 @@ func TestAlertsTestThroughNode(t *testing.T) {
 // TestNodeMailsServerDown: the whole node (health checks, bus, alerter,
 // proxy state in the body) mails a backend server going down.
 func TestNodeMailsServerDown(t *testing.T) {
-	sink := newSMTPSink(t)
+	sink := testsmtp.Start(t)
 	a := startGreeter(t, "a", "127.0.0.1:0")
 	b := startGreeter(t, "b", "127.0.0.1:0")
 	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -155,17 +109,64 @@ alerts:
   mailers: [{name: sink, address: %q}]
   rules:
     - {events: [server.down], to: ops@example.test, coalesce: 0}
-`, fe, a.addr, b.addr, sink.addr))
+`, fe, a.addr, b.addr, sink.Addr))
 	testenv.Eventually(t, 10*time.Second, "b UP and checked", func() bool {
 		st, ok := n.serverRow("be", "b")
 		return st == "UP" && ok
 	})
 	b.kill()
-	testenv.Eventually(t, 10*time.Second, "the DOWN mail", func() bool { return len(sink.messages()) == 1 })
-	m := sink.messages()[0]
+	testenv.Eventually(t, 10*time.Second, "the DOWN mail", func() bool { return len(sink.Messages()) == 1 })
+	m := sink.Messages()[0].Raw
 	for _, want := range []string{"server be/b is DOWN", "node t1, datacenter dc1", "backend be: 1 of 2 servers usable"} {
 		if !strings.Contains(strings.ReplaceAll(m, "=\r\n", ""), want) {
 			t.Errorf("mail lacks %q:\n%s", want, m)
 		}
+	}
+}
+
+// TestAlertsDeadLettersThroughNode: a recipient the relay refuses (550)
+// shows up as a dead letter in `alerts status`; `alerts retry` tries it
+// again, `alerts discard` needs ids or --all.
+func TestAlertsDeadLettersThroughNode(t *testing.T) {
+	sink := testsmtp.Start(t)
+	sink.Answer("nobody@example.test", 550)
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	n := startNode(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: a, address: %q}]}]
+alerts:
+  from: vipgate@example.test
+  mailers: [{name: sink, address: %q}]
+  rules:
+    - {events: [server.admin], min_level: notice, to: [ops@example.test, nobody@example.test], coalesce: 0}
+`, a.addr, sink.Addr))
+	if code, body := n.do(t, call{method: "POST", path: "/api/v1/servers/be/a/state", body: `{"state": "drain"}`}); code != 200 {
+		t.Fatalf("drain: %d %s", code, body)
+	}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := runAlerts(context.Background(), append(args, "--admin", n.admin), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	testenv.Eventually(t, 10*time.Second, "a dead letter for nobody@", func() bool {
+		_, out := run("status")
+		return strings.Contains(out, "1 dead letter(s) kept") && strings.Contains(out, "nobody@example.test: sink: SMTP error 550: answer 550 for nobody@example.test")
+	})
+	if code, out := run("retry"); code != 0 || !strings.Contains(out, "1 dead letter(s) requeued") {
+		t.Errorf("retry: %d %s", code, out)
+	}
+	// Refused again: a dead letter again.
+	testenv.Eventually(t, 10*time.Second, "dead again", func() bool {
+		_, out := run("status")
+		return strings.Contains(out, "2 recipient(s), 1 dead letter(s) kept")
+	})
+	if code, out := run("discard"); code != 2 || !strings.Contains(out, "--all") {
+		t.Errorf("discard without ids: %d %s", code, out)
+	}
+	if code, out := run("discard", "--all"); code != 0 || !strings.Contains(out, "1 dead letter(s) discarded") {
+		t.Errorf("discard --all: %d %s", code, out)
+	}
+	if _, out := run("status"); !strings.Contains(out, "0 dead letter(s) kept") {
+		t.Errorf("after discard:\n%s", out)
 	}
 }

@@ -41,10 +41,42 @@ func newAlerts(e *env) (subsystem, error) {
 		}
 		admin.WriteJSON(w, http.StatusOK, a.Test(r.Context(), req.To))
 	})
+	e.Admin.HandleFunc("GET /api/v1/alerts/dead", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, a.DeadLetters(0))
+	})
+	e.Admin.HandleFunc("POST /api/v1/alerts/dead", admin.Write, func(w http.ResponseWriter, r *http.Request) {
+		var req deadLetterRequest
+		if err := admin.DecodeJSON(r, &req); err != nil {
+			admin.WriteError(w, http.StatusBadRequest, err)
+			return
+		}
+		if req.Action != "retry" && req.Action != "discard" {
+			admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("action %q: want retry or discard", req.Action))
+			return
+		}
+		if req.Action == "discard" && len(req.IDs) == 0 && !req.All {
+			admin.WriteError(w, http.StatusBadRequest, errors.New("discard needs ids or all: true"))
+			return
+		}
+		n, err := a.RetryDead(req.IDs, req.Action == "discard")
+		if err != nil {
+			admin.WriteError(w, http.StatusInternalServerError, err)
+			return
+		}
+		admin.WriteJSON(w, http.StatusOK, map[string]int{"count": n})
+	})
 	if e.Metrics != nil {
 		registerAlertMetrics(e.Metrics, a)
 	}
 	return a, nil
+}
+
+// deadLetterRequest is the body of POST /api/v1/alerts/dead.
+type deadLetterRequest struct {
+	Action string   `json:"action"` // retry | discard
+	IDs    []uint64 `json:"ids,omitempty"`
+	// All is required to discard every dead letter (none named).
+	All bool `json:"all,omitempty"`
 }
 
 // alertTestRequest is the body of POST /api/v1/alerts/test.
@@ -64,7 +96,9 @@ func registerAlertMetrics(reg *prometheus.Registry, a *email.Alerter) {
 		gauge("vipgate_alerts_queued", "Alert mails waiting for delivery.", func(s email.Stats) float64 { return float64(s.Queued) }),
 		gauge("vipgate_alerts_pending_events", "Events held in coalescing windows.", func(s email.Stats) float64 { return float64(s.PendingEvents) }),
 		counter("vipgate_alerts_sent_total", "Alert mails delivered.", func(s email.Stats) float64 { return float64(s.Sent) }),
-		counter("vipgate_alerts_failed_total", "Failed delivery attempts (retried).", func(s email.Stats) float64 { return float64(s.Failed) }),
+		counter("vipgate_alerts_failed_total", "Delivery attempts that left a recipient without the mail.", func(s email.Stats) float64 { return float64(s.Failed) }),
+		counter("vipgate_alerts_rejected_total", "Recipients that refused an alert for good (5xx); each is kept as a dead letter.", func(s email.Stats) float64 { return float64(s.Rejected) }),
+		gauge("vipgate_alerts_dead_letters", "Alert mails kept for recipients that refused them (retry or discard them).", func(s email.Stats) float64 { return float64(s.DeadLetters) }),
 		counter("vipgate_alerts_dropped_total", "Alerts dropped (queue cap, corrupt records, bus overflow); each drop is itself mailed.", func(s email.Stats) float64 { return float64(s.Dropped) }),
 		counter("vipgate_alerts_bus_dropped_total", "Events the bus could not hand to the alerter.", func(s email.Stats) float64 { return float64(s.BusDropped) }),
 	} {

@@ -39,7 +39,8 @@ const (
 	LuaErrors        Kind = "lua.errors"     // attrs: script, count, last_error
 	FrontendState    Kind = "frontend.state" // attrs: frontend, state
 	AlertTest        Kind = "alert.test"
-	AlertDropped     Kind = "alert.dropped" // attrs: count, reason
+	AlertDropped     Kind = "alert.dropped"  // attrs: count, reason
+	AlertRejected    Kind = "alert.rejected" // attrs: to, reason, subject — refused for good (5xx)
 )
 
 // Level is a syslog severity (RFC 5424): smaller is more severe.
@@ -250,7 +251,7 @@ func Kinds() []Kind {
 	return []Kind{
 		ServerUp, ServerDown, ServerAdmin, BackendEmpty, BackendAvailable, VRRPTransition,
 		DCFailover, DCFailback, RaftLeader, QuorumLost, QuorumRegained,
-		ConfigApplied, CertExpiring, LuaErrors, FrontendState, AlertTest, AlertDropped,
+		ConfigApplied, CertExpiring, LuaErrors, FrontendState, AlertTest, AlertDropped, AlertRejected,
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +28,11 @@ import (
 // see every event; each is persisted as soon as it arrives.
 const BusBuffer = 65536
 
+// DefaultLeaderGrace: a leader change within this time after a
+// cluster-wide event has the new leader mail it too (a possible duplicate
+// rather than a possible loss).
+const DefaultLeaderGrace = 30 * time.Second
+
 // maxBatch bounds how many waiting events share one directory fsync.
 const maxBatch = 256
 
@@ -38,7 +45,12 @@ type Options struct {
 	// IsLeader reports whether this node reports cluster-wide events. nil:
 	// always.
 	IsLeader func() bool
-	Node, DC string
+	// LeaderGrace is how long a node that is not the leader keeps a
+	// cluster-wide event in case it becomes the leader (default
+	// DefaultLeaderGrace): the leader that saw it may have died before
+	// its mail left, the very moment leadership moves.
+	LeaderGrace time.Duration
+	Node, DC    string
 	// State describes backends in mails ("what is up now"); may be nil.
 	State StateView
 	// Now is the clock (tests); nil means time.Now.
@@ -57,7 +69,7 @@ type Alerter struct {
 	cfg  atomic.Pointer[cfgState]
 	kick chan struct{}
 
-	received, sent, failed, dropped, corrupt, notLeader, persistErrs atomic.Uint64
+	received, sent, failed, dropped, rejected, corrupt, notLeader, persistErrs atomic.Uint64
 
 	mu          sync.Mutex
 	lastErr     string
@@ -69,7 +81,16 @@ type Alerter struct {
 	perMailer   map[string]*MailerStats
 
 	windows map[string]*window // owned by Run's goroutine
-	bursts  map[string]*burst  // per rule, owned by Run's goroutine
+	// awaiting holds cluster-wide events seen while not the leader, for
+	// LeaderGrace (owned by Run's goroutine).
+	awaiting []awaited
+	nAwait   atomic.Int64
+	bursts   map[string]*burst // per rule, owned by Run's goroutine
+}
+
+type awaited struct {
+	ev    events.Event
+	until time.Time
 }
 
 // burst counts the mails a rule sent at once in its current window.
@@ -105,6 +126,9 @@ func New(o Options) (*Alerter, error) {
 	if o.IsLeader == nil {
 		o.IsLeader = func() bool { return true }
 	}
+	if o.LeaderGrace <= 0 {
+		o.LeaderGrace = DefaultLeaderGrace
+	}
 	if o.DataDir == "" {
 		return nil, errors.New("alerts: the node has no data_dir for the alert queue")
 	}
@@ -138,11 +162,18 @@ func (a *Alerter) Apply(c *config.Cluster) error {
 	if err != nil {
 		return err
 	}
-	a.cfg.Store(&cfgState{a: c.Alerts, r: r})
+	old := a.cfg.Swap(&cfgState{a: c.Alerts, r: r})
 	// New mailers may well fix what made the queue wait: try again now.
 	a.mu.Lock()
 	a.holdUntil, a.consecutive = time.Time{}, 0
 	a.mu.Unlock()
+	// They may also fix what made relays refuse mails for good (a sender
+	// address, credentials): the dead letters get one more try.
+	if len(old.a.Mailers) > 0 && (old.a.From != c.Alerts.From || !reflect.DeepEqual(old.a.Mailers, c.Alerts.Mailers)) {
+		if n, err := a.q.requeueDead(nil, false); n > 0 || err != nil {
+			a.log.Warn("mailers changed: dead letters requeued", "count", n, "err", err)
+		}
+	}
 	a.wake()
 	return nil
 }
@@ -224,6 +255,7 @@ func (a *Alerter) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-busCheck.C:
 			a.checkBusDrops()
+			a.checkAwaiting()
 		}
 		a.expire()
 		timer.Reset(a.nextWindowEnd())
@@ -232,18 +264,29 @@ func (a *Alerter) Run(ctx context.Context) error {
 
 func (a *Alerter) handle(ev events.Event) {
 	a.received.Add(1)
-	if ev.Kind == events.AlertDropped && ev.Attr("source") == "alerts/email" {
-		return // our own report; the drop notice mail already carries it
+	if (ev.Kind == events.AlertDropped || ev.Kind == events.AlertRejected) && ev.Attr("source") == "alerts/email" {
+		return // our own report; the notice mail already carries it
 	}
+	a.route(ev)
+}
+
+// route selects ev with the rules and queues or holds it.
+func (a *Alerter) route(ev events.Event) {
 	cs := a.cfg.Load()
 	now := a.o.Now()
+	if ev.EffectiveScope() == events.Cluster && !a.o.IsLeader() {
+		for i := range cs.a.Rules {
+			if cs.a.Rules[i].Matches(ev.Kind, ev.Level) {
+				a.awaiting = append(a.awaiting, awaited{ev: ev, until: now.Add(a.o.LeaderGrace)})
+				a.nAwait.Store(int64(len(a.awaiting)))
+				break
+			}
+		}
+		return
+	}
 	for i := range cs.a.Rules {
 		rule := &cs.a.Rules[i]
 		if !rule.Matches(ev.Kind, ev.Level) {
-			continue
-		}
-		if ev.EffectiveScope() == events.Cluster && !a.o.IsLeader() {
-			a.notLeader.Add(1)
 			continue
 		}
 		subj := ev.Subject
@@ -280,6 +323,39 @@ func (a *Alerter) handle(ev events.Event) {
 		}
 		w.held = append(w.held, rec)
 	}
+}
+
+// checkAwaiting settles the cluster-wide events held while not the
+// leader: mailed if this node has become the leader since, left to the
+// leader once their grace ends.
+func (a *Alerter) checkAwaiting() {
+	if len(a.awaiting) == 0 {
+		return
+	}
+	if a.o.IsLeader() {
+		held := a.awaiting
+		a.awaiting = nil
+		a.log.Info("became the leader: mailing the cluster-wide events seen shortly before", "count", len(held))
+		a.q.beginBatch()
+		for _, w := range held {
+			a.route(w.ev)
+		}
+		if err := a.q.endBatch(); err != nil {
+			a.persistErrs.Add(1)
+		}
+	} else {
+		now := a.o.Now()
+		keep := a.awaiting[:0]
+		for _, w := range a.awaiting {
+			if now.Before(w.until) {
+				keep = append(keep, w)
+			} else {
+				a.notLeader.Add(1)
+			}
+		}
+		a.awaiting = keep
+	}
+	a.nAwait.Store(int64(len(a.awaiting)))
 }
 
 // overBurst reports whether rule already sent its burst of immediate mails
@@ -406,28 +482,43 @@ func (a *Alerter) notify(n int, reason string, to []string) {
 		a.o.Bus.Publish(events.Event{Kind: events.AlertDropped, Level: events.Err, Subject: "alerts",
 			Message: reason, Attrs: map[string]string{"count": strconv.Itoa(n), "reason": reason, "source": "alerts/email"}})
 	}
+	a.addToNotice(reason, to, nil, func(m *mailRecord) { m.Dropped += n })
+}
+
+// addToNotice adds a line to the notice mail ("alerts were dropped or
+// refused") and its recipients: to plus every rule's, except the addresses
+// in not (those that refuse mail).
+func (a *Alerter) addToNotice(line string, to, not []string, count func(m *mailRecord)) {
 	cs := a.cfg.Load()
-	to = uniq(append(to, allRecipients(&cs.a)...))
-	if len(to) == 0 {
+	var rcpt []string
+	for _, t := range uniq(append(to, allRecipients(&cs.a)...)) {
+		if !slices.Contains(not, addrOnly(t)) {
+			rcpt = append(rcpt, t)
+		}
+	}
+	if len(rcpt) == 0 {
 		return
 	}
 	now := a.o.Now()
-	m := a.q.notice()
-	if m == nil {
-		m = &mailRecord{Created: now, Rule: "(alerts)", Notice: true}
-	}
-	m.Dropped += n
-	m.To = uniq(append(m.To, to...))
-	m.Kinds = []string{string(events.AlertDropped)}
-	m.Subject = fmt.Sprintf("[vipgate] ERR: %d alert(s) were dropped on %s", m.Dropped, a.o.Node)
-	m.Body += fmt.Sprintf("%s  %s\n", now.UTC().Format("2006-01-02 15:04:05 UTC"), reason)
-	if m.Seq == 0 {
-		m.Body = fmt.Sprintf("Alerts were lost on node %s (datacenter %s); every loss is listed below.\n\n", a.o.Node, a.o.DC) + m.Body
-		if err := a.q.addMail(m); err != nil {
-			a.persistErrs.Add(1)
-			a.setErr(err)
+	err := a.q.updateNotice(func() *mailRecord {
+		return &mailRecord{Created: now, Rule: "(alerts)", Notice: true,
+			Body: fmt.Sprintf("Alerts were lost or refused on node %s (datacenter %s); every case is listed below.\n\n", a.o.Node, a.o.DC)}
+	}, func(m *mailRecord) {
+		count(m)
+		m.To = uniq(append(m.To, rcpt...))
+		m.To = slices.DeleteFunc(m.To, func(t string) bool { return slices.Contains(not, addrOnly(t)) })
+		m.Kinds = []string{string(events.AlertDropped)}
+		var what []string
+		if m.Dropped > 0 {
+			what = append(what, fmt.Sprintf("%d alert(s) were dropped", m.Dropped))
 		}
-	} else if err := a.q.replaceMail(m); err != nil {
+		if m.Refused > 0 {
+			what = append(what, fmt.Sprintf("%d recipient(s) refused alerts", m.Refused))
+		}
+		m.Subject = fmt.Sprintf("[vipgate] ERR: %s on %s", strings.Join(what, ", "), a.o.Node)
+		m.Body += fmt.Sprintf("%s  %s\n", now.UTC().Format("2006-01-02 15:04:05 UTC"), line)
+	})
+	if err != nil {
 		a.persistErrs.Add(1)
 		a.setErr(err)
 	}
@@ -538,44 +629,91 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 	}
 	extra := map[string]string{"X-Vipgate-Rule": m.Rule, "X-Vipgate-Node": a.o.Node, "X-Vipgate-Events": strings.Join(m.Kinds, " ")}
 	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, a.o.Node, extra)}
-	reps, err := sendVia(ctx, ac.Mailers, a.o.Node, env)
-	a.countMailers(reps)
-	now := a.o.Now()
-	if err == nil {
-		a.sent.Add(1) // before it leaves the queue: queued 0 implies counted
-		if err := a.q.doneMail(m.Seq); err != nil {
-			a.log.Error("alert queue: delivered mail not removed (it may be sent again)", "err", err)
-		}
-		a.mu.Lock()
-		a.consecutive = 0
-		a.holdUntil = time.Time{}
-		a.lastSent = now
-		a.mu.Unlock()
-		a.log.Info("alert mailed", "subject", m.Subject, "to", strings.Join(m.To, ","), "attempts", m.Attempts+1)
-		return
-	}
-	if ctx.Err() != nil {
+	o := sendVia(ctx, ac.Mailers, a.o.Node, env)
+	a.countMailers(o.reps)
+	if ctx.Err() != nil && len(o.delivered) == 0 {
 		return // shutting down: not a delivery failure
 	}
-	a.failed.Add(1)
-	a.setErr(err)
-	m.Attempts++
-	m.LastErr = err.Error()
-	var rej *rejectedError
-	if errors.As(err, &rej) {
-		m.NextTry = now.Add(a.backoff(&cs.a, m.Attempts))
-		a.log.Error("alert refused by every mailer; will retry", "err", err, "subject", m.Subject, "attempt", m.Attempts, "next", m.NextTry)
-	} else {
+	now := a.o.Now()
+	// Mail headers name recipients as configured; outcomes use addresses.
+	byAddr := map[string]string{}
+	for _, t := range m.To {
+		byAddr[addrOnly(t)] = t
+	}
+	var delivered []string
+	for _, d := range o.delivered {
+		delivered = append(delivered, byAddr[d])
+	}
+	rejected := map[string]string{}
+	for r, why := range o.rejected {
+		rejected[byAddr[r]] = why
+	}
+	if o.err != nil {
+		a.failed.Add(1)
+		a.setErr(o.err)
+		m.Attempts++
+		m.LastErr = o.err.Error()
+		if !o.unreached {
+			// Some recipients deferred (4xx): this mail waits on its own.
+			m.NextTry = now.Add(a.backoff(&cs.a, m.Attempts))
+		}
+	}
+	done, err := a.q.settle(m, delivered, rejected, now)
+	if err != nil {
+		a.persistErrs.Add(1)
+		a.log.Error("alert queue: cannot record the attempt (it may be repeated)", "err", err)
+	}
+	if len(o.delivered) > 0 {
+		a.mu.Lock()
+		a.consecutive, a.holdUntil, a.lastSent = 0, time.Time{}, now
+		a.mu.Unlock()
+	}
+	if done && len(o.delivered) > 0 {
+		a.sent.Add(1)
+		a.log.Info("alert mailed", "subject", m.Subject, "to", strings.Join(delivered, ","), "attempts", m.Attempts+1)
+	}
+	if len(rejected) > 0 {
+		a.deadLetter(m, rejected)
+	}
+	switch {
+	case done:
+	case o.unreached:
+		// No relay got as far as the recipients: every mail would fail the
+		// same way, so the whole queue waits.
 		a.mu.Lock()
 		a.consecutive++
 		a.holdUntil = now.Add(a.backoff(&cs.a, a.consecutive))
 		hold := a.holdUntil
 		a.mu.Unlock()
-		a.log.Warn("alert delivery failed; queue held back", "err", err, "subject", m.Subject, "attempt", m.Attempts, "retry_at", hold)
+		a.log.Warn("alert delivery failed; queue held back", "err", o.err, "subject", m.Subject, "attempt", m.Attempts, "retry_at", hold)
+	default:
+		a.log.Warn("alert not delivered to every recipient; will retry", "err", o.err, "subject", m.Subject, "attempt", m.Attempts, "next", m.NextTry)
 	}
-	if err := a.q.updateMail(m); err != nil {
-		a.persistErrs.Add(1)
-		a.log.Error("alert queue: cannot record the failed attempt", "err", err)
+}
+
+// deadLetter reports recipients that refused mail m for good: counted,
+// logged, published (alert.rejected) and listed in the notice mail to the
+// other recipients. A refused notice is not itself noticed (no loop).
+func (a *Alerter) deadLetter(m *mailRecord, rejected map[string]string) {
+	a.rejected.Add(uint64(len(rejected)))
+	var to, not []string
+	for r := range rejected {
+		to = append(to, r)
+		not = append(not, addrOnly(r))
+	}
+	sort.Strings(to)
+	for _, r := range to {
+		reason := rejected[r]
+		a.log.Error("alert refused permanently; kept as a dead letter", "to", r, "reason", reason, "subject", m.Subject, "mail", m.Seq)
+		if a.o.Bus != nil {
+			a.o.Bus.Publish(events.Event{Kind: events.AlertRejected, Level: events.Err, Subject: "alerts",
+				Message: fmt.Sprintf("alert %q was refused for %s: %s", m.Subject, r, reason),
+				Attrs:   map[string]string{"to": r, "reason": reason, "subject": m.Subject, "source": "alerts/email"}})
+		}
+		if !m.Notice {
+			a.addToNotice(fmt.Sprintf("%q was refused for %s: %s (kept as a dead letter: vipgate alerts retry)", m.Subject, r, reason),
+				nil, not, func(n *mailRecord) { n.Refused++ })
+		}
 	}
 }
 
@@ -594,11 +732,15 @@ func (a *Alerter) countMailers(reps []MailerReport) {
 			a.perMailer[k] = ms
 		}
 		t := now
-		if r.OK {
+		// A relay that took the mail for some recipients works; the
+		// others' refusals are still its last error.
+		if len(r.Delivered) > 0 {
 			ms.Sent++
 			ms.LastOK = &t
 		} else {
 			ms.Failed++
+		}
+		if r.Error != "" {
 			ms.LastError, ms.LastErrorAt = r.Error, &t
 		}
 	}
@@ -629,25 +771,44 @@ func (a *Alerter) setErr(err error) {
 
 // Stats is the alerter's state for `vipgate status` and the stats page.
 type Stats struct {
-	Queued        int               `json:"queued"`
-	PendingEvents int               `json:"pending_events"`
-	Received      uint64            `json:"events_received"`
-	Sent          uint64            `json:"sent"`
-	Failed        uint64            `json:"failed_attempts"`
-	Dropped       uint64            `json:"dropped"`
-	Corrupt       uint64            `json:"corrupt_records"`
-	NotLeader     uint64            `json:"skipped_not_leader"`
-	PersistErrors uint64            `json:"persist_errors"`
-	BusDropped    uint64            `json:"bus_dropped"`
-	Subscribers   map[string]uint64 `json:"bus_subscriber_drops,omitempty"`
-	OldestQueued  *time.Time        `json:"oldest_queued,omitempty"`
-	RetryAt       *time.Time        `json:"retry_at,omitempty"`
-	LastError     string            `json:"last_error,omitempty"`
-	LastErrorAt   *time.Time        `json:"last_error_at,omitempty"`
-	LastSent      *time.Time        `json:"last_sent,omitempty"`
-	Mailers       []MailerStats     `json:"mailers"`
-	Rules         int               `json:"rules"`
+	Queued        int          `json:"queued"`
+	PendingEvents int          `json:"pending_events"`
+	Received      uint64       `json:"events_received"`
+	Sent          uint64       `json:"sent"`
+	Failed        uint64       `json:"failed_attempts"`
+	Dropped       uint64       `json:"dropped"`
+	Rejected      uint64       `json:"rejected"`     // recipients that refused a mail for good
+	DeadLetters   int          `json:"dead_letters"` // mails kept for them
+	Dead          []DeadLetter `json:"dead,omitempty"`
+	Corrupt       uint64       `json:"corrupt_records"`
+	NotLeader     uint64       `json:"skipped_not_leader"`
+	// AwaitingLeader: cluster-wide events held in case this node becomes
+	// the leader within the grace period.
+	AwaitingLeader int               `json:"awaiting_leader"`
+	PersistErrors  uint64            `json:"persist_errors"`
+	BusDropped     uint64            `json:"bus_dropped"`
+	Subscribers    map[string]uint64 `json:"bus_subscriber_drops,omitempty"`
+	OldestQueued   *time.Time        `json:"oldest_queued,omitempty"`
+	RetryAt        *time.Time        `json:"retry_at,omitempty"`
+	LastError      string            `json:"last_error,omitempty"`
+	LastErrorAt    *time.Time        `json:"last_error_at,omitempty"`
+	LastSent       *time.Time        `json:"last_sent,omitempty"`
+	Mailers        []MailerStats     `json:"mailers"`
+	Rules          int               `json:"rules"`
 }
+
+// DeadLetter is a mail some recipients refused for good (5xx). It stays
+// until `vipgate alerts retry` or `discard`.
+type DeadLetter struct {
+	ID       uint64            `json:"id"`
+	Subject  string            `json:"subject"`
+	Created  time.Time         `json:"created"`
+	DeadAt   time.Time         `json:"dead_at"`
+	Rejected map[string]string `json:"rejected"` // recipient → refusal
+}
+
+// maxDeadShown bounds the dead letters listed in Stats (the count is exact).
+const maxDeadShown = 20
 
 // MailerStats counts one mailer's attempts.
 type MailerStats struct {
@@ -662,9 +823,11 @@ type MailerStats struct {
 
 // Stats returns the counters.
 func (a *Alerter) Stats() Stats {
-	mails, evs := a.q.lens()
+	mails, evs, dead := a.q.lens()
 	s := Stats{Queued: mails, PendingEvents: evs, Received: a.received.Load(), Sent: a.sent.Load(), Failed: a.failed.Load(),
-		Dropped: a.dropped.Load(), Corrupt: a.corrupt.Load(), NotLeader: a.notLeader.Load(), PersistErrors: a.persistErrs.Load()}
+		Dropped: a.dropped.Load(), Rejected: a.rejected.Load(), DeadLetters: dead,
+		Corrupt: a.corrupt.Load(), NotLeader: a.notLeader.Load(), AwaitingLeader: int(a.nAwait.Load()), PersistErrors: a.persistErrs.Load()}
+	s.Dead = a.DeadLetters(maxDeadShown)
 	if a.sub != nil {
 		s.BusDropped = a.sub.Dropped()
 	}
@@ -703,6 +866,36 @@ func (a *Alerter) Stats() Stats {
 	a.mu.Unlock()
 	s.Rules = len(cs.a.Rules)
 	return s
+}
+
+// DeadLetters lists up to n dead letters (all when n <= 0), newest first.
+func (a *Alerter) DeadLetters(n int) []DeadLetter {
+	l := a.q.deadList()
+	slices.Reverse(l)
+	if n > 0 && len(l) > n {
+		l = l[:n]
+	}
+	out := make([]DeadLetter, len(l))
+	for i, d := range l {
+		out[i] = DeadLetter{ID: d.Seq, Subject: d.Subject, Created: d.Created, DeadAt: d.DeadAt, Rejected: d.Rejected}
+	}
+	return out
+}
+
+// RetryDead puts dead letters (ids; none = all) back into the queue for
+// their refused recipients, or deletes them with discard; it returns how
+// many. Discarding is an operator's explicit decision, logged.
+func (a *Alerter) RetryDead(ids []uint64, discard bool) (int, error) {
+	n, err := a.q.requeueDead(ids, discard)
+	if n > 0 {
+		verb := "requeued"
+		if discard {
+			verb = "discarded"
+		}
+		a.log.Warn("dead letters "+verb+" by an operator", "count", n)
+		a.wake()
+	}
+	return n, err
 }
 
 // Test sends a test mail through every configured mailer with the current

@@ -111,8 +111,8 @@ func TestSingleEventMail(t *testing.T) {
 `))
 	bus.Publish(downEvent("exchange", "ex1", "Layer4 connection problem"))
 	bus.Publish(upEvent("exchange", "ex1", "Layer4 check passed")) // notice < warning: not mailed
-	testenv.Eventually(t, 5*time.Second, "one mail", func() bool { return len(mta.messages()) == 1 })
-	m := mta.messages()[0]
+	testenv.Eventually(t, 5*time.Second, "one mail", func() bool { return len(mta.Messages()) == 1 })
+	m := mta.Messages()[0]
 	if m.From != "vipgate@example.test" || strings.Join(m.To, ",") != "ops@example.test,oncall@example.test" {
 		t.Errorf("envelope from %q to %q", m.From, m.To)
 	}
@@ -157,19 +157,19 @@ func TestFlapIsCoalescedIntoDigest(t *testing.T) {
 	}
 	// Another server's event is its own subject: not folded in.
 	bus.Publish(downEvent("exchange", "ex2", "other"))
-	testenv.Eventually(t, 10*time.Second, "first mails and the digest", func() bool { return len(mta.messages()) == 3 })
+	testenv.Eventually(t, 10*time.Second, "first mails and the digest", func() bool { return len(mta.Messages()) == 3 })
 	testenv.Eventually(t, 5*time.Second, "queue empty", func() bool {
 		s := r.a.Stats()
 		return s.Queued == 0 && s.PendingEvents == 0
 	})
 	var digest *received
-	for _, m := range mta.messages() {
+	for _, m := range mta.Messages() {
 		if strings.Contains(m.Subject, "events about") {
 			digest = &m
 		}
 	}
 	if digest == nil {
-		t.Fatalf("no digest among %v", mta.messages())
+		t.Fatalf("no digest among %v", mta.Messages())
 	}
 	if want := "[vipgate] 49 events about exchange/ex1: 25x server.up, 24x server.down (now: server.up) [gw1/dc1]"; digest.Subject != want {
 		t.Errorf("digest subject %q, want %q", digest.Subject, want)
@@ -184,39 +184,83 @@ func TestFlapIsCoalescedIntoDigest(t *testing.T) {
 	}
 }
 
+// TestClusterEventsOnlyFromLeader: a cluster-wide event (by kind, or by
+// the producer's Scope) is mailed by the leader only; a node that is not
+// the leader holds it for the grace period and mails it if it becomes the
+// leader meanwhile (the old leader may have died with it), else leaves it.
+// Local events are mailed by the node that saw them, leader or not.
 func TestClusterEventsOnlyFromLeader(t *testing.T) {
-	mta := newFakeMTA(t)
-	bus := events.New("gw1", "dc1")
-	var leader atomic.Bool
-	r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir(), IsLeader: leader.Load}, clusterDoc(t, mta.addr, `
+	failover := events.Event{Kind: events.DCFailover, Level: events.Alert, Subject: "dc1->dc2", Message: "datacenter failover dc1 -> dc2"}
+	for _, tt := range []struct {
+		name       string
+		ev         events.Event
+		leader     bool          // at the event
+		promote    bool          // becomes the leader after it
+		grace      time.Duration // LeaderGrace
+		wantMailed bool
+	}{
+		{"leader mails dc.failover", failover, true, false, time.Hour, true},
+		{"follower leaves dc.failover", failover, false, false, 50 * time.Millisecond, false},
+		{"follower promoted within the grace mails it", failover, false, true, time.Hour, true},
+		{"follower promoted after the grace does not", failover, false, true, 50 * time.Millisecond, false},
+		{"config.applied is cluster-wide by kind", events.Event{Kind: events.ConfigApplied, Level: events.Notice, Subject: "config", Message: "configuration version 7 applied"}, false, false, 50 * time.Millisecond, false},
+		{"raft.leader is cluster-wide by kind", events.Event{Kind: events.RaftLeader, Level: events.Notice, Subject: "n2", Message: "raft leader is n2"}, false, false, 50 * time.Millisecond, false},
+		{"a producer's Scope counts", events.Event{Kind: events.BackendEmpty, Level: events.Alert, Scope: events.Cluster, Subject: "web", Message: "backend web has no server"}, false, false, 50 * time.Millisecond, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mta := newFakeMTA(t)
+			bus := events.New("gw1", "dc1")
+			var leader atomic.Bool
+			leader.Store(tt.leader)
+			r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir(), IsLeader: leader.Load, LeaderGrace: tt.grace}, clusterDoc(t, mta.addr, `
   rules:
     - events: ["*"]
       min_level: notice
       to: ops@example.test
       coalesce: 0
 `))
-	failover := events.Event{Kind: events.DCFailover, Level: events.Alert, Subject: "dc1->dc2", Message: "datacenter failover dc1 -> dc2",
-		Attrs: map[string]string{"from": "dc1", "to": "dc2"}}
-	bus.Publish(failover) // no Scope set: dc.failover is cluster-wide by nature
-	bus.Publish(events.Event{Kind: events.VRRPTransition, Level: events.Notice, Scope: events.Local, Subject: "vi1", Message: "vi1 BACKUP -> MASTER"})
-	testenv.Eventually(t, 5*time.Second, "the local event", func() bool { return len(mta.messages()) == 1 })
-	if s := r.a.Stats(); s.NotLeader != 1 {
-		t.Errorf("skipped_not_leader %d, want 1", s.NotLeader)
-	}
-	if !strings.Contains(mta.messages()[0].Subject, "vi1 BACKUP -> MASTER") {
-		t.Errorf("subject %q", mta.messages()[0].Subject)
-	}
-	leader.Store(true)
-	bus.Publish(failover)
-	testenv.Eventually(t, 5*time.Second, "the failover mail from the leader", func() bool { return len(mta.messages()) == 2 })
-	if m := mta.messages()[1]; !strings.Contains(m.Subject, "ALERT: datacenter failover dc1 -> dc2") {
-		t.Errorf("subject %q", m.Subject)
+			bus.Publish(tt.ev)
+			if !tt.leader {
+				testenv.Eventually(t, 5*time.Second, "the event held for the leader", func() bool {
+					s := r.a.Stats()
+					return s.AwaitingLeader == 1 || s.NotLeader == 1
+				})
+			}
+			if tt.promote && tt.grace < time.Second {
+				testenv.Eventually(t, 5*time.Second, "the grace over", func() bool { return r.a.Stats().NotLeader == 1 })
+			}
+			if tt.promote {
+				leader.Store(true)
+			}
+			// A local event after it: once it is mailed, the cluster
+			// event has been dealt with one way or the other.
+			bus.Publish(events.Event{Kind: events.VRRPTransition, Level: events.Notice, Scope: events.Local, Subject: "vi1", Message: "vi1 BACKUP -> MASTER"})
+			want := 1
+			if tt.wantMailed {
+				want = 2
+			}
+			testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%d mail(s)", want), func() bool {
+				s := r.a.Stats()
+				return len(mta.Messages()) == want && s.AwaitingLeader == 0 && s.Queued == 0
+			})
+			var subjects []string
+			for _, m := range mta.Messages() {
+				subjects = append(subjects, m.Subject)
+			}
+			all := strings.Join(subjects, "\n")
+			if strings.Contains(all, tt.ev.Message) != tt.wantMailed || !strings.Contains(all, "vi1 BACKUP -> MASTER") {
+				t.Errorf("mails: %q", subjects)
+			}
+			if s := r.a.Stats(); (s.NotLeader == 1) == tt.wantMailed {
+				t.Errorf("skipped_not_leader %d", s.NotLeader)
+			}
+		})
 	}
 }
 
 func TestRetryAfterTemporaryFailure(t *testing.T) {
 	mta := newFakeMTA(t)
-	mta.reject.Store(4)
+	mta.AnswerAll(451)
 	bus := events.New("gw1", "dc1")
 	r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir()}, clusterDoc(t, mta.addr, `
   rules:
@@ -229,8 +273,8 @@ func TestRetryAfterTemporaryFailure(t *testing.T) {
 	if s.Queued != 1 || !strings.Contains(s.LastError, "451") {
 		t.Errorf("queued %d, last error %q", s.Queued, s.LastError)
 	}
-	mta.reject.Store(0)
-	testenv.Eventually(t, 5*time.Second, "delivery after the server recovers", func() bool { return len(mta.messages()) == 1 })
+	mta.AnswerAll(0)
+	testenv.Eventually(t, 5*time.Second, "delivery after the server recovers", func() bool { return len(mta.Messages()) == 1 })
 	testenv.Eventually(t, 5*time.Second, "queue empty", func() bool { return r.a.Stats().Queued == 0 })
 }
 
@@ -245,7 +289,7 @@ func TestMailersTriedInOrder(t *testing.T) {
 `)
 	r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir()}, c)
 	bus.Publish(downEvent("b", "s1", "x"))
-	testenv.Eventually(t, 5*time.Second, "mail through the second mailer", func() bool { return len(mta.messages()) == 1 })
+	testenv.Eventually(t, 5*time.Second, "mail through the second mailer", func() bool { return len(mta.Messages()) == 1 })
 	testenv.Eventually(t, 5*time.Second, "counted as sent", func() bool { return r.a.Stats().Sent == 1 })
 	if s := r.a.Stats(); s.Failed != 0 || s.Sent != 1 {
 		t.Errorf("failed %d sent %d: a fallback to the next mailer is not a failed delivery", s.Failed, s.Sent)
@@ -282,10 +326,10 @@ func TestQueueCapDropsOldestAndSaysSo(t *testing.T) {
 	if err := r.a.Apply(clusterDoc(t, mta.addr, rules+"  queue: {max: 3, retry_min: 20ms, retry_max: 50ms}\n")); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 5*time.Second, "everything delivered", func() bool { return len(mta.messages()) >= 4 && r.a.Stats().Queued == 0 })
+	testenv.Eventually(t, 5*time.Second, "everything delivered", func() bool { return len(mta.Messages()) >= 4 && r.a.Stats().Queued == 0 })
 	var notice, servers []string
 	reported := 0
-	for _, m := range mta.messages() {
+	for _, m := range mta.Messages() {
 		if strings.Contains(m.Subject, "dropped") {
 			// Usually one notice; a drop while the notice itself was
 			// being attempted starts a second one.
@@ -329,8 +373,8 @@ func TestQueueSurvivesRestart(t *testing.T) {
 
 	bus2 := events.New("gw1", "dc1")
 	r2 := startAlerter(t, Options{Bus: bus2, DataDir: dir}, clusterDoc(t, mta.addr, rules))
-	testenv.Eventually(t, 5*time.Second, "both mails delivered after the restart", func() bool { return len(mta.messages()) == 2 })
-	msgs := mta.messages()
+	testenv.Eventually(t, 5*time.Second, "both mails delivered after the restart", func() bool { return len(mta.Messages()) == 2 })
+	msgs := mta.Messages()
 	if !strings.Contains(msgs[0].Subject, "DOWN: first") {
 		t.Errorf("first mail %q", msgs[0].Subject)
 	}
@@ -376,16 +420,16 @@ func TestCorruptRecordIsReportedAndSkipped(t *testing.T) {
   rules:
     - to: ops@example.test
 `))
-	testenv.Eventually(t, 5*time.Second, "the good mail and the corruption notice", func() bool { return len(mta.messages()) == 2 })
+	testenv.Eventually(t, 5*time.Second, "the good mail and the corruption notice", func() bool { return len(mta.Messages()) == 2 })
 	var sawGood, sawNotice bool
-	for _, m := range mta.messages() {
+	for _, m := range mta.Messages() {
 		sawGood = sawGood || m.Subject == "queued before the crash"
 		if strings.Contains(m.Subject, "dropped") {
 			sawNotice = strings.Contains(m.Body, "2 corrupt alert queue record(s)") && strings.Contains(m.Body, "checksum mismatch")
 		}
 	}
 	if !sawGood || !sawNotice {
-		t.Errorf("good %v notice %v: %+v", sawGood, sawNotice, mta.messages())
+		t.Errorf("good %v notice %v: %+v", sawGood, sawNotice, mta.Messages())
 	}
 	if s := r.a.Stats(); s.Corrupt != 2 || s.Dropped != 2 {
 		t.Errorf("corrupt %d dropped %d", s.Corrupt, s.Dropped)
@@ -412,8 +456,8 @@ func TestCustomTemplates(t *testing.T) {
       coalesce: 0
 `))
 	bus.Publish(downEvent("b", "s1", "refused"))
-	testenv.Eventually(t, 5*time.Second, "mail", func() bool { return len(mta.messages()) == 1 })
-	m := mta.messages()[0]
+	testenv.Eventually(t, 5*time.Second, "mail", func() bool { return len(mta.Messages()) == 1 })
+	m := mta.Messages()[0]
 	if m.Subject != "SERVER.DOWN on gw1: b/s1" {
 		t.Errorf("subject %q", m.Subject)
 	}
@@ -458,8 +502,8 @@ func TestTestMailersReportsSteps(t *testing.T) {
 	if got := strings.Join(steps, ","); got != "connect,ehlo,mail,rcpt,data,quit" {
 		t.Errorf("steps %s", got)
 	}
-	if len(mta.messages()) != 1 || !strings.Contains(mta.messages()[0].Body, "relay2") {
-		t.Errorf("test mail: %+v", mta.messages())
+	if len(mta.Messages()) != 1 || !strings.Contains(mta.Messages()[0].Body, "relay2") {
+		t.Errorf("test mail: %+v", mta.Messages())
 	}
 }
 
@@ -487,9 +531,9 @@ func TestBusOverflowIsReported(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	testenv.Eventually(t, 5*time.Second, "four mails and the loss notice", func() bool { return len(mta.messages()) == 5 })
+	testenv.Eventually(t, 5*time.Second, "four mails and the loss notice", func() bool { return len(mta.Messages()) == 5 })
 	var notice string
-	for _, m := range mta.messages() {
+	for _, m := range mta.Messages() {
 		if strings.Contains(m.Subject, "dropped") {
 			notice = m.Body
 		}
@@ -522,7 +566,7 @@ func TestDiskFailureStillMails(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus.Publish(downEvent("b", "s1", "x"))
-	testenv.Eventually(t, 5*time.Second, "mail delivered from memory", func() bool { return len(mta.messages()) == 1 })
+	testenv.Eventually(t, 5*time.Second, "mail delivered from memory", func() bool { return len(mta.Messages()) == 1 })
 	if s := r.a.Stats(); s.PersistErrors == 0 || !strings.Contains(s.LastError, "not a directory") {
 		t.Errorf("persist errors %d, last error %q", s.PersistErrors, s.LastError)
 	}
@@ -543,10 +587,10 @@ func TestBurstBoundsMailsPerRule(t *testing.T) {
 		bus.Publish(downEvent("farm", fmt.Sprintf("s%d", i), "dc power loss"))
 	}
 	bus.Publish(downEvent("farm", "s0", "again")) // has its own window: held there
-	testenv.Eventually(t, 10*time.Second, "3 mails, the burst digest and s0's digest", func() bool { return len(mta.messages()) == 5 })
+	testenv.Eventually(t, 10*time.Second, "3 mails, the burst digest and s0's digest", func() bool { return len(mta.Messages()) == 5 })
 	testenv.Eventually(t, 5*time.Second, "queue empty", func() bool { s := r.a.Stats(); return s.Queued == 0 && s.PendingEvents == 0 })
 	var singles, burstDigest []string
-	for _, m := range mta.messages() {
+	for _, m := range mta.Messages() {
 		switch {
 		case strings.Contains(m.Subject, "subjects"):
 			burstDigest = append(burstDigest, m.Subject+"\n"+m.Body)
@@ -594,5 +638,5 @@ func TestShutdownPersistsBufferedEvents(t *testing.T) {
 		t.Fatalf("queued %d after shutdown, want 3", q)
 	}
 	startAlerter(t, Options{Bus: events.New("gw1", "dc1"), DataDir: dir}, c)
-	testenv.Eventually(t, 5*time.Second, "the three mails after the restart", func() bool { return len(mta.messages()) == 3 })
+	testenv.Eventually(t, 5*time.Second, "the three mails after the restart", func() bool { return len(mta.Messages()) == 3 })
 }

@@ -3,21 +3,15 @@ package email
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -27,6 +21,7 @@ import (
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/health"
 	"github.com/vipgate/vipgate/core/upstream"
+	"github.com/vipgate/vipgate/internal/testcert"
 	"github.com/vipgate/vipgate/internal/testenv"
 	"github.com/vipgate/vipgate/plugins/check/builtin"
 )
@@ -38,6 +33,9 @@ import (
 type eximOpts struct {
 	tls  bool // STARTTLS on the plain port, implicit TLS on tlsPort
 	auth bool // PLAIN and LOGIN; RCPT refused unless authenticated
+	// refuse: RCPT TO nobody@ gets 550; later@ gets 450 while the file
+	// deferFlag() exists.
+	refuse bool
 }
 
 type eximMTA struct {
@@ -80,7 +78,9 @@ func newExim(t *testing.T, opts eximOpts) *eximMTA {
 	if opts.tls {
 		e.tlsPort = testenv.FreePort(t)
 		e.certFile = filepath.Join(dir, "cert.pem")
-		writeSelfSigned(t, e.certFile, filepath.Join(dir, "key.pem"))
+		// Readable by exim's unprivileged processes; a throwaway test key.
+		testcert.Write(t, testcert.Cert{CN: "mx.vipgate.test", DNS: []string{"mx.vipgate.test", "localhost"},
+			IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, CA: true}, e.certFile, filepath.Join(dir, "key.pem"))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "exim.conf"), []byte(e.config()), 0o644); err != nil {
 		t.Fatal(err)
@@ -122,6 +122,14 @@ acl_smtp_rcpt = acl_check_rcpt
 	b.WriteString("begin acl\nacl_check_rcpt:\n")
 	if e.opts.auth {
 		b.WriteString("  deny message = authentication required\n       !authenticated = *\n")
+	}
+	if e.opts.refuse {
+		fmt.Fprintf(&b, `  deny message = no such user here
+       local_parts = nobody
+  defer message = mailbox busy, try again later
+       local_parts = later
+       condition = ${if exists{%s}}
+`, e.deferFlag())
 	}
 	fmt.Fprintf(&b, `  accept
 begin routers
@@ -201,6 +209,8 @@ func (e *eximMTA) stop() {
 	e.cmd = nil
 }
 
+func (e *eximMTA) deferFlag() string { return filepath.Join(e.dir, "defer-later") }
+
 func (e *eximMTA) addr() string    { return fmt.Sprintf("127.0.0.1:%d", e.port) }
 func (e *eximMTA) tlsAddr() string { return fmt.Sprintf("127.0.0.1:%d", e.tlsPort) }
 
@@ -241,32 +251,6 @@ func (e *eximMTA) messages() []received {
 			Subject: decodeHeader(m.Header.Get("Subject")), Header: m.Header, Body: strings.ReplaceAll(string(body), "\r\n", "\n")})
 	}
 	return out
-}
-
-func writeSelfSigned(t *testing.T, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mx.vipgate.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"mx.vipgate.test", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Readable by exim's unprivileged processes; a throwaway test key.
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o644)
 }
 
 // TestEximServerDownAndUp: a real backend behind a real TCP health check
@@ -500,5 +484,54 @@ func TestEximFlapDigest(t *testing.T) {
 	}
 	if !strings.Contains(digest.Body, "   25 x server.up") || !strings.Contains(digest.Body, "   24 x server.down") {
 		t.Errorf("digest body:\n%s", digest.Body)
+	}
+}
+
+// TestEximRefusals: exim refuses one recipient for good (550) and defers
+// another (450). The others get the alert at once; the 550 becomes a dead
+// letter reported to the others; the deferred one is retried until exim
+// takes it, without copies to those who have it.
+func TestEximRefusals(t *testing.T) {
+	mta := newExim(t, eximOpts{refuse: true})
+	if err := os.WriteFile(mta.deferFlag(), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mta.start()
+	bus := events.New("gw1", "dc1")
+	r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir()}, clusterDoc(t, mta.addr(), `
+  rules:
+    - to: [ops@example.test, nobody@example.test, later@example.test]
+      coalesce: 0
+`))
+	bus.Publish(downEvent("exchange", "ex1", "Layer4 connection problem"))
+	delivered := func(to string) (subjects []string) {
+		for _, m := range mta.messages() {
+			if slices.Contains(m.To, to) {
+				subjects = append(subjects, m.Subject)
+			}
+		}
+		return subjects
+	}
+	// ops gets the alert and the notice; both wait for later@.
+	testenv.Eventually(t, 10*time.Second, "ops served, nobody@ dead, later@ waiting", func() bool {
+		s := r.a.Stats()
+		return len(delivered("ops@example.test")) == 2 && s.DeadLetters == 1 && s.Queued == 2
+	})
+	s := r.a.Stats()
+	if s.Rejected != 1 || !strings.Contains(s.Dead[0].Rejected["nobody@example.test"], "550") || s.RetryAt != nil {
+		t.Errorf("rejected %d, dead %+v, retry_at %v", s.Rejected, s.Dead, s.RetryAt)
+	}
+	ops := strings.Join(delivered("ops@example.test"), "\n")
+	if !strings.Contains(ops, "exchange/ex1 is DOWN") || !strings.Contains(ops, "refused") {
+		t.Errorf("ops got %q", ops)
+	}
+	if err := os.Remove(mta.deferFlag()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "later@ served once exim takes it", func() bool {
+		return len(delivered("later@example.test")) == 2 && r.a.Stats().Queued == 0
+	})
+	if n, d := len(delivered("ops@example.test")), delivered("nobody@example.test"); n != 2 || len(d) != 0 {
+		t.Errorf("ops got %d mails (want 2), nobody@ got %q", n, d)
 	}
 }

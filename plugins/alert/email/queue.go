@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +27,10 @@ import (
 //   - ev-<seq>: an event a rule selected, waiting in its coalescing window;
 //   - mail-<seq>: a rendered mail waiting for delivery (with the ev-
 //     records it was built from, so that a crash between writing the mail
-//     and removing them does not mail those events twice).
+//     and removing them does not mail those events twice);
+//   - dead-<seq>: the dead letters of mail <seq>: the recipients that
+//     refused it for good (5xx) and why. They are kept until an operator
+//     retries or discards them, never dropped on their own.
 //
 // Each file starts with a header line "VGQ1 <crc32> <length>" so that a
 // damaged record (disk, manual edit) is detected, reported, moved aside as
@@ -61,6 +66,13 @@ type mailRecord struct {
 	// cap (or the cap would drop its own report).
 	Notice  bool `json:"notice,omitempty"`
 	Dropped int  `json:"dropped,omitempty"`
+	Refused int  `json:"refused,omitempty"` // recipients that refused mails, in a notice
+	// Delivered lists the recipients that already have the mail; To keeps
+	// only those still to try.
+	Delivered []string `json:"delivered,omitempty"`
+	// Rejected (dead letters only): recipient → the permanent refusal.
+	Rejected map[string]string `json:"rejected,omitempty"`
+	DeadAt   time.Time         `json:"dead_at,omitzero"`
 }
 
 // queue is the on-disk store with an in-memory index of it.
@@ -71,6 +83,7 @@ type queue struct {
 	seq   uint64
 	evs   map[uint64]*eventRecord
 	mails map[uint64]*mailRecord
+	dead  map[uint64]*mailRecord
 	// inflight is the mail being delivered: the cap never drops it and the
 	// drop notice is not updated under it (the update would be lost).
 	inflight uint64
@@ -84,7 +97,7 @@ func openQueue(dir string) (*queue, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("alert queue: %w", err)
 	}
-	q := &queue{dir: dir, evs: map[uint64]*eventRecord{}, mails: map[uint64]*mailRecord{}}
+	q := &queue{dir: dir, evs: map[uint64]*eventRecord{}, mails: map[uint64]*mailRecord{}, dead: map[uint64]*mailRecord{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("alert queue: %w", err)
@@ -105,6 +118,8 @@ func openQueue(dir string) (*queue, error) {
 			kind = "ev"
 		case strings.HasPrefix(name, "mail-"):
 			kind = "mail"
+		case strings.HasPrefix(name, "dead-"):
+			kind = "dead"
 		default:
 			continue
 		}
@@ -131,7 +146,11 @@ func openQueue(dir string) (*queue, error) {
 				var r mailRecord
 				if derr = json.Unmarshal(payload, &r); derr == nil {
 					r.Seq = seq
-					q.mails[seq] = &r
+					if kind == "dead" {
+						q.dead[seq] = &r
+					} else {
+						q.mails[seq] = &r
+					}
 				}
 			}
 		}
@@ -323,6 +342,109 @@ func (q *queue) doneMail(seq uint64) error {
 	return q.remove("mail", seq)
 }
 
+// settle records the outcome of an attempt at mail m in one step under the
+// lock: delivered recipients leave it, refused ones move to its dead
+// letters (merged with earlier ones), and the mail is rewritten with the
+// recipients still to try, or removed when none is left. The dead letter is
+// written first: a crash in between tries the refused recipients once
+// more, which refuse again, and the merge keeps one dead letter.
+func (q *queue) settle(m *mailRecord, delivered []string, rejected map[string]string, now time.Time) (done bool, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(rejected) > 0 {
+		d := q.dead[m.Seq]
+		if d == nil {
+			c := *m
+			c.To, c.Delivered, c.Rejected = nil, nil, map[string]string{}
+			d = &c
+		} else {
+			c := *d
+			c.Rejected = maps.Clone(d.Rejected)
+			d = &c
+		}
+		for to, why := range rejected {
+			if _, ok := d.Rejected[to]; !ok {
+				d.To = append(d.To, to)
+			}
+			d.Rejected[to] = why
+		}
+		d.Attempts, d.LastErr, d.DeadAt = m.Attempts, m.LastErr, now
+		if err := q.write("dead", m.Seq, d); err != nil {
+			return false, err
+		}
+		q.dead[m.Seq] = d
+	}
+	var left []string
+	for _, to := range m.To {
+		if !slices.Contains(delivered, to) && rejected[to] == "" {
+			left = append(left, to)
+		}
+	}
+	if _, ok := q.mails[m.Seq]; !ok {
+		return true, nil // dropped meanwhile
+	}
+	if len(left) == 0 {
+		delete(q.mails, m.Seq)
+		return true, q.remove("mail", m.Seq)
+	}
+	c := *m
+	c.To = left
+	c.Delivered = append(slices.Clone(m.Delivered), delivered...)
+	if err := q.write("mail", m.Seq, &c); err != nil {
+		return false, err
+	}
+	q.mails[m.Seq] = &c
+	return false, nil
+}
+
+// deadList returns copies of the dead letters, oldest first.
+func (q *queue) deadList() []mailRecord {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return sortedCopies(q.dead)
+}
+
+// requeueDead puts dead letters back into the queue for their refused
+// recipients (an operator fixed the address or the relay), or, with
+// discard, deletes them. seqs selects some; none means all. It returns how
+// many it handled.
+func (q *queue) requeueDead(seqs []uint64, discard bool) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for seq, d := range q.dead {
+		if len(seqs) > 0 && !slices.Contains(seqs, seq) {
+			continue
+		}
+		if !discard {
+			m := *d
+			m.Rejected, m.DeadAt, m.Attempts, m.NextTry, m.Delivered = nil, time.Time{}, 0, time.Time{}, nil
+			if cur := q.mails[seq]; cur != nil {
+				// Still queued for other recipients: add these back.
+				m = *cur
+				for _, to := range d.To {
+					if !slices.Contains(m.To, to) {
+						m.To = append(m.To, to)
+					}
+				}
+			}
+			if err := q.write("mail", seq, &m); err != nil {
+				return n, err
+			}
+			q.mails[seq] = &m
+		}
+		delete(q.dead, seq)
+		if err := q.remove("dead", seq); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n > 0 && !q.batch {
+		return n, q.syncDir()
+	}
+	return n, nil
+}
+
 // pendingEvents returns the event records not yet in a mail, oldest first.
 func (q *queue) pendingEvents() []*eventRecord {
 	q.mu.Lock()
@@ -339,18 +461,22 @@ func (q *queue) pendingEvents() []*eventRecord {
 func (q *queue) mailList() []mailRecord {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]mailRecord, 0, len(q.mails))
-	for _, m := range q.mails {
-		out = append(out, *m)
+	return sortedCopies(q.mails)
+}
+
+func sortedCopies(m map[uint64]*mailRecord) []mailRecord {
+	out := make([]mailRecord, 0, len(m))
+	for _, r := range m {
+		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out
 }
 
-func (q *queue) lens() (mails, evs int) {
+func (q *queue) lens() (mails, evs, dead int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.mails), len(q.evs)
+	return len(q.mails), len(q.evs), len(q.dead)
 }
 
 // claim marks a mail as being delivered and returns its current content;
@@ -405,28 +531,28 @@ func (q *queue) enforceCap(max int) []mailRecord {
 	return dropped
 }
 
-// notice returns the queued drop notice, if any, unless it is being sent
-// (then a new one is needed: updating it would lose the update).
-func (q *queue) notice() *mailRecord {
+// updateNotice applies f to the queued notice mail, or to a new one from
+// fresh() when there is none or it is being sent (an update under a mail in
+// flight would be lost when its delivery removes it), and stores it, all
+// under the lock so that a send cannot claim the notice in between.
+func (q *queue) updateNotice(fresh func() *mailRecord, f func(m *mailRecord)) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, m := range q.mails {
-		if m.Notice && m.Seq != q.inflight {
-			c := *m
-			return &c
+	var m *mailRecord
+	for _, cur := range q.mails {
+		if cur.Notice && cur.Seq != q.inflight {
+			c := *cur
+			m = &c
+			break
 		}
 	}
-	return nil
-}
-
-// replaceMail rewrites an existing mail's content in place.
-func (q *queue) replaceMail(m *mailRecord) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.write("mail", m.Seq, m); err != nil {
-		return err
+	if m == nil {
+		m = fresh()
+		q.seq++
+		m.Seq = q.seq
 	}
-	c := *m
-	q.mails[m.Seq] = &c
-	return nil
+	f(m)
+	// Stored in memory even when the write fails: the notice is still sent.
+	q.mails[m.Seq] = m
+	return q.write("mail", m.Seq, m)
 }

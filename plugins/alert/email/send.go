@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,11 +33,15 @@ type MailerReport struct {
 	Mailer  string `json:"mailer"`
 	Address string `json:"address"`
 	TLS     string `json:"tls"`
-	OK      bool   `json:"ok"`
+	OK      bool   `json:"ok"` // every recipient accepted the mail
 	Error   string `json:"error,omitempty"`
 	Steps   []Step `json:"steps"`
-
-	perm bool // the failure was a 5xx answer to MAIL, RCPT or DATA
+	// Per recipient: who has the mail, who refused it for good (a 5xx
+	// answer to MAIL, RCPT or DATA) and who may take it later (4xx). A
+	// recipient in none of them was not reached (connection, TLS, AUTH).
+	Delivered []string          `json:"delivered,omitempty"`
+	Rejected  map[string]string `json:"rejected,omitempty"`
+	Deferred  map[string]string `json:"deferred,omitempty"`
 }
 
 // envelope is one message to deliver.
@@ -114,7 +119,6 @@ func deliver(ctx context.Context, m *config.Mailer, helo string, env envelope) (
 				s.Detail += " (" + ctx.Err().Error() + ")"
 			}
 			rep.Error = fmt.Sprintf("%s: %s", name, s.Detail)
-			rep.perm = (name == "mail" || name == "rcpt" || name == "data") && permanentError(err)
 		}
 		rep.Steps = append(rep.Steps, s)
 		return err == nil
@@ -229,14 +233,37 @@ func deliver(ctx context.Context, m *config.Mailer, helo string, env envelope) (
 	if !isASCII(env.From) || !allASCII(env.To) {
 		opts = &smtp.MailOptions{UTF8: true}
 	}
-	if !step("mail", c.Mail(env.From, opts), "FROM:<"+env.From+">") {
+	if err := c.Mail(env.From, opts); !step("mail", err, "FROM:<"+env.From+">") {
+		if permanentError(err) {
+			rep.refuse(env.To, "MAIL FROM: "+err.Error())
+		}
 		return rep
 	}
+	var accepted []string
 	for _, to := range env.To {
 		begin()
-		if !step("rcpt", c.Rcpt(to, nil), "TO:<"+to+">") {
+		err := c.Rcpt(to, nil)
+		step("rcpt", err, "TO:<"+to+">")
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			accepted = append(accepted, to)
+		case permanentError(err):
+			rep.refuse([]string{to}, err.Error())
+		case errors.As(err, &se) && se.Code != 421:
+			// A 4xx about this recipient (mailbox busy, greylisting): the
+			// others may still take the mail.
+			rep.defer_([]string{to}, err.Error())
+		default:
+			// 421 or a broken connection: the session is over.
 			return rep
 		}
+	}
+	if len(accepted) == 0 {
+		begin()
+		qerr := c.Quit()
+		rep.Steps = append(rep.Steps, Step{Step: "quit", OK: qerr == nil, Detail: errString(qerr), Took: time.Since(last)})
+		return rep
 	}
 	begin()
 	w, err := c.Data()
@@ -247,14 +274,45 @@ func deliver(ctx context.Context, m *config.Mailer, helo string, env envelope) (
 		}
 	}
 	if !step("data", err, fmt.Sprintf("%d bytes", len(env.Data))) {
+		var se *smtp.SMTPError
+		switch {
+		case permanentError(err):
+			rep.refuse(accepted, "DATA: "+err.Error())
+		case errors.As(err, &se):
+			rep.defer_(accepted, "DATA: "+err.Error())
+		}
 		return rep
 	}
-	rep.OK = true
+	rep.Delivered = accepted
+	rep.OK = len(accepted) == len(env.To)
+	if !rep.OK {
+		rep.Error = fmt.Sprintf("delivered to %d of %d recipients; %s", len(accepted), len(env.To), rep.Error)
+	}
 	begin()
 	// The message is accepted; a failing QUIT does not undo that.
 	qerr := c.Quit()
 	rep.Steps = append(rep.Steps, Step{Step: "quit", OK: qerr == nil, Detail: errString(qerr), Took: time.Since(last)})
 	return rep
+}
+
+// refuse records recipients the server refused for good.
+func (r *MailerReport) refuse(to []string, why string) {
+	if r.Rejected == nil {
+		r.Rejected = map[string]string{}
+	}
+	for _, t := range to {
+		r.Rejected[t] = why
+	}
+}
+
+// defer_ records recipients the server may take later.
+func (r *MailerReport) defer_(to []string, why string) {
+	if r.Deferred == nil {
+		r.Deferred = map[string]string{}
+	}
+	for _, t := range to {
+		r.Deferred[t] = why
+	}
 }
 
 func tlsDetail(tc *tls.Conn) string {
@@ -305,43 +363,80 @@ func addrOnly(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// sendVia tries each mailer in order until one accepts the message; the
-// reports say what happened on each one tried.
-func sendVia(ctx context.Context, mailers []config.Mailer, helo string, env envelope) ([]MailerReport, error) {
-	if len(mailers) == 0 {
-		return nil, errors.New("no mailer configured")
-	}
-	var reps []MailerReport
-	var errs []string
-	permanent := true
-	for i := range mailers {
-		if ctx.Err() != nil {
-			break
-		}
-		r := deliver(ctx, &mailers[i], helo, env)
-		reps = append(reps, r)
-		if r.OK {
-			return reps, nil
-		}
-		errs = append(errs, fmt.Sprintf("%s: %s", mailers[i].Name, r.Error))
-		if !r.perm {
-			permanent = false
-		}
-	}
-	err := fmt.Errorf("no mailer accepted the message: %s", strings.Join(errs, "; "))
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", err, ctx.Err())
-		permanent = false
-	}
-	if permanent {
-		return reps, &rejectedError{err}
-	}
-	return reps, err
+// outcome is what one delivery attempt through the mailers achieved, per
+// recipient.
+type outcome struct {
+	reps      []MailerReport
+	delivered []string
+	// rejected: refused with a 5xx by every mailer that answered about
+	// the recipient (and none of the others could be reached or deferred
+	// it): retrying cannot help.
+	rejected map[string]string
+	// pending: not delivered, may succeed later.
+	pending []string
+	// unreached: no mailer got as far as the recipients (connect, TLS,
+	// EHLO, AUTH, a 4xx to MAIL): every mail would fail the same way now.
+	unreached bool
+	err       error // a summary when not everything was delivered
 }
 
-// rejectedError means every mailer was reachable and refused this message
-// with a permanent (5xx) answer.
-type rejectedError struct{ err error }
-
-func (e *rejectedError) Error() string { return e.err.Error() }
-func (e *rejectedError) Unwrap() error { return e.err }
+// sendVia tries the mailers in order; each takes the recipients the ones
+// before it did not (a relay that refuses a recipient may not be the only
+// way to it).
+func sendVia(ctx context.Context, mailers []config.Mailer, helo string, env envelope) outcome {
+	var o outcome
+	if len(mailers) == 0 {
+		o.pending, o.unreached, o.err = env.To, true, errors.New("no mailer configured")
+		return o
+	}
+	left := env.To
+	refused := map[string][]string{} // recipient → each mailer's refusal
+	retry := map[string]bool{}       // a mailer could not settle it
+	var errs []string
+	reached := false
+	for i := range mailers {
+		if ctx.Err() != nil || len(left) == 0 {
+			break
+		}
+		e := env
+		e.To = left
+		r := deliver(ctx, &mailers[i], helo, e)
+		o.reps = append(o.reps, r)
+		if r.Error != "" {
+			errs = append(errs, fmt.Sprintf("%s: %s", mailers[i].Name, r.Error))
+		}
+		o.delivered = append(o.delivered, r.Delivered...)
+		reached = reached || len(r.Delivered)+len(r.Rejected)+len(r.Deferred) > 0
+		var next []string
+		for _, to := range left {
+			switch {
+			case slices.Contains(r.Delivered, to):
+			case r.Rejected[to] != "":
+				refused[to] = append(refused[to], mailers[i].Name+": "+r.Rejected[to])
+				next = append(next, to)
+			default:
+				retry[to] = true
+				next = append(next, to)
+			}
+		}
+		left = next
+	}
+	for _, to := range left {
+		if len(refused[to]) > 0 && !retry[to] && ctx.Err() == nil {
+			if o.rejected == nil {
+				o.rejected = map[string]string{}
+			}
+			o.rejected[to] = strings.Join(refused[to], "; ")
+		} else {
+			o.pending = append(o.pending, to)
+		}
+	}
+	o.unreached = !reached
+	if len(left) > 0 {
+		o.err = fmt.Errorf("not delivered to %s: %s", strings.Join(left, ", "), strings.Join(errs, "; "))
+		if ctx.Err() != nil {
+			o.err = fmt.Errorf("%w (%v)", o.err, ctx.Err())
+		}
+	}
+	return o
+}
