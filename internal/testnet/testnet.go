@@ -93,23 +93,38 @@ func (n *Net) must(args ...string) string {
 // addresses (CIDR, inside 198.18.0.0/15) on its eth0.
 func (n *Net) AddHost(name string, addrs ...string) *Host {
 	n.t.Helper()
+	ns := n.ID + "-" + name
+	n.addNS(ns)
+	return n.plug(&Host{Name: name, NS: ns}, "eth0", addrs)
+}
+
+// Attach plugs a host that already exists (made by this or another Net)
+// into this segment too, with a further interface: a router joining
+// segments, a multi-homed server. The returned Host shares h's namespace;
+// its Iface and Port are the new leg, so Cable and HasAddr act on it.
+func (n *Net) Attach(h *Host, iface string, addrs ...string) *Host {
+	n.t.Helper()
+	return n.plug(&Host{Name: h.Name, NS: h.NS}, iface, addrs)
+}
+
+// plug gives h's namespace an interface on the bridge.
+func (n *Net) plug(h *Host, iface string, addrs []string) *Host {
+	n.t.Helper()
 	n.mu.Lock()
 	idx := len(n.hosts)
 	n.mu.Unlock()
-	h := &Host{Name: name, NS: n.ID + "-" + name, Iface: "eth0", Port: fmt.Sprintf("p%d", idx), net: n}
-	n.addNS(h.NS)
+	h.Iface, h.Port, h.net = iface, fmt.Sprintf("p%d", idx), n
 	tmp := fmt.Sprintf("%s%d", n.ID, idx) // unique in the root namespace for a moment
 	n.must("ip", "link", "add", tmp, "netns", h.NS, "type", "veth", "peer", "name", h.Port, "netns", n.Switch)
-	n.must("ip", "-n", h.NS, "link", "set", tmp, "name", h.Iface)
+	n.must("ip", "-n", h.NS, "link", "set", tmp, "name", iface)
 	n.must("ip", "-n", n.Switch, "link", "set", h.Port, "master", "br0", "up")
 	for _, a := range addrs {
-		n.t.Helper()
 		if err := CheckTestAddr(a); err != nil {
 			n.t.Fatal(err)
 		}
-		n.must("ip", "-n", h.NS, "addr", "add", a, "dev", h.Iface)
+		n.must("ip", "-n", h.NS, "addr", "add", a, "dev", iface)
 	}
-	n.must("ip", "-n", h.NS, "link", "set", h.Iface, "up")
+	n.must("ip", "-n", h.NS, "link", "set", iface, "up")
 	n.mu.Lock()
 	n.hosts = append(n.hosts, h)
 	n.mu.Unlock()

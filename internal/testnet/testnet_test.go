@@ -34,3 +34,23 @@ func TestSegment(t *testing.T) {
 		t.Fatalf("no carrier loss seen:\n%s", out)
 	}
 }
+
+// A router namespace attached to two segments forwards between them.
+func TestAttachRouter(t *testing.T) {
+	left, right := New(t), New(t)
+	a := left.AddHost("a", "198.18.10.2/24")
+	b := right.AddHost("b", "198.18.11.2/24")
+	r := left.AddHost("r", "198.18.10.1/24")
+	leg := right.Attach(r, "eth1", "198.18.11.1/24")
+	r.MustRun(t, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+	a.MustRun(t, "ip", "route", "add", "default", "via", "198.18.10.1")
+	b.MustRun(t, "ip", "route", "add", "default", "via", "198.18.11.1")
+	a.MustRun(t, "ping", "-c1", "-W2", "198.18.11.2")
+	if !leg.HasAddr("198.18.11.1") || leg.NS != r.NS {
+		t.Fatal("the attached leg is not the router's eth1")
+	}
+	right.Cable(leg, false)
+	if out, err := a.Run("ping", "-c1", "-W1", "198.18.11.2"); err == nil {
+		t.Fatalf("ping worked with the router's leg pulled:\n%s", out)
+	}
+}
