@@ -495,7 +495,9 @@ func (s *scenario) dcBackendsDie(st *step) {
 	_, okV := l.wait(20*time.Second, func() bool { return answer(vdi1, s.gw("gw-a1").ip) == vip["dc2"] })
 	dV := time.Since(t0)
 	st.check("DNS for dc1's VDI client → dc2 VIP", okV, "%s after the kill", ms(dV))
-	_, ok = l.wait(5*time.Second, func() bool { return !s.inet.firstOK(t0, func(p probe) bool { return strings.HasPrefix(p.target, vip["dc2"]) }).IsZero() })
+	_, ok = l.wait(5*time.Second, func() bool {
+		return !s.inet.firstOK(t0, func(p probe) bool { return strings.HasPrefix(p.target, vip["dc2"]) }).IsZero()
+	})
 	okAt := s.inet.firstOK(t0, func(p probe) bool { return strings.HasPrefix(p.target, vip["dc2"]) })
 	n, failed, e, sv := s.inet.stats(t0, time.Now())
 	st.check("internet client served by dc2", ok, "first request through dc2 %s after the kill; %d ok %d failed %s; %s; resolver now %s",
