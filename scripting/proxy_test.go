@@ -164,54 +164,74 @@ func TestProxyRoutesThroughLua(t *testing.T) {
 	}
 }
 
-// BenchmarkHTTPLuaOverhead measures requests through the real HTTP proxy
+// BenchmarkHTTPLuaOverhead measures requests/s through the real HTTP proxy
 // over loopback keep-alive connections, with and without a trivial Lua
-// route hook, interleaved in one run so that machine noise hits both.
-// It reports both rates and the overhead in percent.
+// route hook, in one run: batches alternate between the two frontends so
+// that machine noise hits both. clients-1 is one client (latency bound);
+// clients-8 keeps eight requests in flight (the state pool under
+// contention). It reports both rates and the overhead in percent.
 func BenchmarkHTTPLuaOverhead(b *testing.B) {
 	h := startLuaProxy(b, luaProxyDoc(nameServer(b, "s1"), nameServer(b, "s2"), nameServer(b, "c1")))
 	plain, hooked := h.url(b, "plain")+"/", h.url(b, "trivial")+"/"
-	tr := &http.Transport{MaxIdleConnsPerHost: 4}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	one := func(url string) {
-		resp, err := c.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
-	one(plain)
-	one(hooked)
-	const batch = 200
-	var tPlain, tHooked time.Duration
-	var n int
-	b.ResetTimer()
-	for n < b.N {
-		start := time.Now()
-		for i := 0; i < batch; i++ {
-			one(plain)
-		}
-		tPlain += time.Since(start)
-		start = time.Now()
-		for i := 0; i < batch; i++ {
-			one(hooked)
-		}
-		tHooked += time.Since(start)
-		n += batch
-	}
-	b.StopTimer()
-	rp := float64(n) / tPlain.Seconds()
-	rh := float64(n) / tHooked.Seconds()
-	b.ReportMetric(rp, "req/s-plain")
-	b.ReportMetric(rh, "req/s-lua")
-	b.ReportMetric((rp/rh-1)*100, "overhead-%")
-	if !strings.Contains(h.url(b, "plain"), "127.0.0.") {
+	if !strings.Contains(plain, "127.0.0.") {
 		b.Fatal("not on loopback")
+	}
+	for _, clients := range []int{1, 8} {
+		b.Run(fmt.Sprintf("clients-%d", clients), func(b *testing.B) {
+			tr := &http.Transport{MaxIdleConnsPerHost: clients}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			one := func(url string) error {
+				resp, err := c.Get(url)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			}
+			// phase sends batch requests from each client to url.
+			phase := func(url string, batch int) time.Duration {
+				start := time.Now()
+				errs := make(chan error, clients)
+				for range clients {
+					go func() {
+						for range batch {
+							if err := one(url); err != nil {
+								errs <- err
+								return
+							}
+						}
+						errs <- nil
+					}()
+				}
+				for range clients {
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+				}
+				return time.Since(start)
+			}
+			phase(plain, 2)
+			phase(hooked, 2)
+			const batch = 100
+			var tPlain, tHooked time.Duration
+			n := 0
+			b.ResetTimer()
+			for n < b.N {
+				tPlain += phase(plain, batch)
+				tHooked += phase(hooked, batch)
+				n += batch * clients
+			}
+			b.StopTimer()
+			rp, rh := float64(n)/tPlain.Seconds(), float64(n)/tHooked.Seconds()
+			b.ReportMetric(rp, "req/s-plain")
+			b.ReportMetric(rh, "req/s-lua")
+			b.ReportMetric((rp/rh-1)*100, "overhead-%")
+		})
 	}
 }
 
