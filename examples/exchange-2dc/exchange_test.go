@@ -93,7 +93,9 @@ func TestExchange2DC(t *testing.T) {
 
 	l := newLab(ctx, t, bin)
 	s := &scenario{lab: l, rep: rep, example: exampleDir}
-	s.setup()
+	if !s.guard(s.setup) {
+		t.FailNow()
+	}
 	s.run("1 backend dies", s.backendDies)
 	s.run("2 master killed", s.masterKilled)
 	s.run("3 proxy wedged", s.proxyWedged)
@@ -114,37 +116,54 @@ type scenario struct {
 	vdi1, vdi2, inet *prober
 	res              *resolver
 	sessDir          string
+	broken           bool // no steady state: the remaining disasters are not run
 }
 
+// run runs one disaster once the cluster is steady. A cluster that does
+// not get back to its steady state ends the scenario: later disasters
+// would only measure the wreck.
 func (s *scenario) run(name string, f func(st *step)) {
 	st := &step{name: name, rep: s.rep, lab: s.lab}
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(stepAborted); !ok {
-					panic(r)
-				}
-			}
-		}()
-		s.steady(st)
+	if s.broken {
+		st.check("not run", false, "the cluster did not get back to its steady state")
+		return
+	}
+	s.guard(func() {
+		if !s.steady(st) {
+			s.broken = true
+			return
+		}
 		f(st)
-	}()
+	})
 	s.lab.t.Logf("%s: done at %s", name, time.Now().Format("15:04:05.000"))
+}
+
+// guard runs f; a failed require ends f only. It reports whether f finished.
+func (s *scenario) guard(f func()) (finished bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(stepAborted); !ok {
+				panic(r)
+			}
+		}
+	}()
+	f()
+	return true
 }
 
 // steady waits for the normal state before a disaster: dc1 active and both
 // datacenters healthy on every node, the VIPs on their preferred masters,
 // every server UP on every gateway, every name server answering dc1's VIP
 // to the internet client.
-func (s *scenario) steady(st *step) {
+func (s *scenario) steady(st *step) bool {
 	start := time.Now()
 	why := ""
 	_, ok := s.lab.wait(60*time.Second, func() bool {
 		why = s.notSteady()
 		return why == ""
 	})
-	st.require("steady state first", ok, "%s after %s", orDefault(why, "steady"), ms(time.Since(start)))
 	s.lab.t.Logf("%s: starts at %s", st.name, time.Now().Format("15:04:05.000"))
+	return st.check("steady state first", ok, "%s after %s", orDefault(why, "steady"), ms(time.Since(start)))
 }
 
 func (s *scenario) notSteady() string {
@@ -205,6 +224,7 @@ func (s *scenario) members() []*gateway { return append(s.gateways(), s.lab.gws[
 func (s *scenario) setup() {
 	l := s.lab
 	st := &step{name: "0 set-up", rep: s.rep, lab: l}
+	l.t.Logf("set-up starts at %s", time.Now().Format("15:04:05.000"))
 	t0 := time.Now()
 	st.note("WAN between the sites", "%s", l.wan)
 	l.writeCert()
