@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,5 +351,50 @@ func TestTLS13CapableClientToTLS12Servers(t *testing.T) {
 		if got != first || !reused {
 			t.Fatalf("resumption %d went to %s (reused %v), want %s resumed", i, got, reused, first)
 		}
+	}
+}
+
+// TestSSLSessionTableLimitsOpenSSL: with real TLS sessions, the table's
+// size and expire hold: a third session in a table of two evicts the least
+// recently used one, whose resumption then misses and is balanced; after
+// expire nothing is found; a resumption after a miss is learned again.
+func TestSSLSessionTableLimitsOpenSSL(t *testing.T) {
+	bes := startOpenSSLBackends(t, []string{"ex1", "ex2", "ex3"})
+	doc := strings.Replace(stickDoc("{table: ssl, on: ssl_session_id}", bes), "size: 30000, expire: 1m", "size: 2, expire: 1m", 1)
+	h := startStickProxy(t, nil, doc)
+	tb := h.m.Table("ssl")
+	// Set before the first connection; moved forward to expire entries.
+	var skew atomic.Int64
+	tb.now = func() int64 { return time.Now().UnixNano() + skew.Load() }
+	dir := t.TempDir()
+	sess := func(i int) string { return filepath.Join(dir, fmt.Sprintf("sess%d", i)) }
+	home := map[int]string{}
+	for i := 0; i < 3; i++ {
+		home[i], _ = sClient(t, h.fe, "", sess(i))
+	}
+	if tb.Len() != 2 || tb.Evictions.Load() != 1 {
+		t.Fatalf("3 sessions in a table of 2: %d entries, %d evictions", tb.Len(), tb.Evictions.Load())
+	}
+	for i := 1; i < 3; i++ {
+		if got, reused := sClient(t, h.fe, sess(i), ""); got != home[i] || !reused {
+			t.Fatalf("session %d went to %s (reused %v), want %s", i, got, reused, home[i])
+		}
+	}
+	hits := tb.Hits.Load()
+	sClient(t, h.fe, sess(0), sess(0)) // evicted: a miss, balanced anywhere
+	if tb.Hits.Load() != hits {
+		t.Fatalf("the evicted session was found in the table")
+	}
+	// Learned again: it now sticks to where it landed.
+	again, _ := sClient(t, h.fe, sess(0), "")
+	if got, reused := sClient(t, h.fe, sess(0), ""); got != again || !reused {
+		t.Fatalf("relearned session went to %s (reused %v), want %s", got, reused, again)
+	}
+
+	skew.Store(int64(2 * time.Minute))
+	hits, expired := tb.Hits.Load(), tb.Expired.Load()
+	sClient(t, h.fe, sess(1), "")
+	if tb.Hits.Load() != hits || tb.Expired.Load() == expired {
+		t.Fatalf("after expire: hits %d → %d, expired %d → %d", hits, tb.Hits.Load(), expired, tb.Expired.Load())
 	}
 }
