@@ -169,16 +169,18 @@ func (b *Backend) full() bool {
 }
 
 // Lease is a granted slot on a server: the caller must call Release once
-// the session ends.
+// the session ends. Callers keep it in their session state (Acquire and
+// Connect fill it in) so that no allocation is made per session.
 type Lease struct {
 	Server *upstream.Server
 	b      *Backend
 	done   bool
 }
 
-// Release frees the slot and wakes one queued connection.
+// Release frees the slot and wakes one queued connection. Releasing twice,
+// or a Lease that holds nothing, does nothing.
 func (l *Lease) Release() {
-	if l == nil || l.done {
+	if l == nil || l.b == nil || l.done {
 		return
 	}
 	l.done = true
@@ -187,31 +189,31 @@ func (l *Lease) Release() {
 	l.b.wakeOne()
 }
 
-// Acquire picks a server and reserves a session slot on it, queueing up to
-// timeout queue while every usable server (or the backend) is at maxconn.
-// prefer, when usable, wins over balancing (persistence, routing hooks).
-func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstream.Server) (*Lease, error) {
+// Acquire picks a server and reserves a session slot on it into l, queueing
+// up to timeout queue while every usable server (or the backend) is at
+// maxconn. prefer, when usable, wins over balancing (persistence, routing
+// hooks).
+func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstream.Server, l *Lease) error {
 	var deadline <-chan time.Time
 	var queuedAt time.Time
 	for {
-		s := b.tryPick(r, prefer)
-		if s != nil {
+		if b.tryPick(r, prefer, l) {
 			if !queuedAt.IsZero() {
 				b.Counters.QueueTime.Observe(time.Since(queuedAt))
 			}
-			return s, nil
+			return nil
 		}
 		ex := (*upstream.Server)(nil)
 		if r != nil {
 			ex = r.Exclude
 		}
 		if !b.anyUsable(ex) && (prefer == nil || !prefer.UsableForPersistence()) {
-			return nil, ErrNoServer
+			return ErrNoServer
 		}
 		// Everyone usable is full: queue.
 		if mq := b.Cfg.MaxQueue; mq > 0 && b.Counters.Queued.Load() >= int64(mq) {
 			b.Counters.Denied.Add(1)
-			return nil, ErrQueueFull
+			return ErrQueueFull
 		}
 		if deadline == nil {
 			t := time.NewTimer(b.Cfg.Timeouts.Queue.D())
@@ -239,19 +241,19 @@ func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstr
 			b.Counters.Queued.Add(-1)
 			b.dropWaiter(ch)
 			b.Counters.QueueTimeouts.Add(1)
-			return nil, ErrQueueTimeout
+			return ErrQueueTimeout
 		case <-ctx.Done():
 			b.Counters.Queued.Add(-1)
 			b.dropWaiter(ch)
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
 
-// tryPick reserves a slot without waiting.
-func (b *Backend) tryPick(r *balance.Request, prefer *upstream.Server) *Lease {
+// tryPick reserves a slot into l without waiting.
+func (b *Backend) tryPick(r *balance.Request, prefer *upstream.Server, l *Lease) bool {
 	if b.full() {
-		return nil
+		return false
 	}
 	var s *upstream.Server
 	if prefer != nil && prefer.UsableForPersistence() && !prefer.Full() && (r == nil || prefer != r.Exclude) {
@@ -260,17 +262,19 @@ func (b *Backend) tryPick(r *balance.Request, prefer *upstream.Server) *Lease {
 		s = b.pick(r)
 	}
 	if s == nil {
-		return nil
+		return false
 	}
 	// Reserve; a race past maxconn by a few concurrent pickers is undone.
-	n := s.Counters.SessionStart()
+	now := time.Now().UnixNano()
+	n := s.Counters.SessionStartAt(now)
 	if m := s.Settings().MaxConn; m > 0 && n > int64(m) {
 		s.Counters.SessionEnd()
 		s.Counters.TotalSessions.Add(^uint64(0))
-		return nil
+		return false
 	}
-	b.Counters.SessionStart()
-	return &Lease{Server: s, b: b}
+	b.Counters.SessionStartAt(now)
+	*l = Lease{Server: s, b: b}
+	return true
 }
 
 func (b *Backend) wakeOne() {
@@ -309,11 +313,12 @@ func (b *Backend) dropWaiter(ch chan struct{}) {
 	b.wakeOne()
 }
 
-// Connect acquires a server and dials it, with HAProxy's retries and
-// redispatch: a failed connect is retried `retries` times; with redispatch,
-// the last retry goes to another server (persistence is given up). It
-// returns the connection and the lease; the caller releases the lease.
-func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Request, prefer *upstream.Server) (net.Conn, *Lease, error) {
+// Connect acquires a server into l and dials it, with HAProxy's retries
+// and redispatch: a failed connect is retried `retries` times; with
+// redispatch, the last retry goes to another server (persistence is given
+// up). On success the caller releases l once the session ends; on error l
+// holds nothing.
+func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Request, prefer *upstream.Server, l *Lease) (net.Conn, error) {
 	if r == nil {
 		r = &balance.Request{Client: client}
 	}
@@ -324,30 +329,27 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 	redispatch := b.Cfg.Redispatch != nil && *b.Cfg.Redispatch
 	var lastErr error
 	for attempt := 0; attempt <= retries; attempt++ {
-		lease, err := b.Acquire(ctx, r, prefer)
-		if err != nil {
+		if err := b.Acquire(ctx, r, prefer, l); err != nil {
 			if lastErr != nil && errors.Is(err, ErrNoServer) {
-				return nil, nil, lastErr
+				return nil, lastErr
 			}
-			return nil, nil, err
+			return nil, err
 		}
-		s := lease.Server
-		dctx, cancel := context.WithTimeout(ctx, b.Cfg.Timeouts.Connect.D())
+		s := l.Server
 		t0 := time.Now()
-		c, err := b.dialer.DialContext(dctx, "tcp", s.Addr)
-		cancel()
+		c, err := b.dial(s, t0)
 		if err == nil {
 			tc := time.Since(t0)
 			s.Counters.ConnectTime.Observe(tc)
 			b.Counters.ConnectTime.Observe(tc)
-			return c, lease, nil
+			return c, nil
 		}
-		lease.Release()
+		l.Release()
 		s.Counters.ConnErrors.Add(1)
 		b.Counters.ConnErrors.Add(1)
 		lastErr = fmt.Errorf("connecting to %s/%s (%s): %w", b.Name, s.Name, s.Addr, err)
 		if ctx.Err() != nil {
-			return nil, nil, lastErr
+			return nil, lastErr
 		}
 		if attempt == retries {
 			break
@@ -365,5 +367,19 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 			prefer = s // retry the same server, as HAProxy does
 		}
 	}
-	return nil, nil, lastErr
+	return nil, lastErr
+}
+
+// dial connects to s within timeout connect, under a deadline context of
+// its own rather than one derived from ctx: deriving would register every
+// dial with the proxy's long-lived context (a shared lock and a map entry
+// per connection). A proxy shutting down therefore lets a dial run out its
+// connect timeout. (Dialer.DialTCP with a netip.AddrPort would skip parsing
+// the address, but with no local address it binds to 0.0.0.0:0 before
+// connecting: one more syscall, and bind's port allocation cannot share a
+// source port between destinations, so busy proxies run out of ports.)
+func (b *Backend) dial(s *upstream.Server, now time.Time) (net.Conn, error) {
+	dctx, cancel := context.WithDeadline(context.Background(), now.Add(b.Cfg.Timeouts.Connect.D()))
+	defer cancel()
+	return b.dialer.DialContext(dctx, "tcp", s.Addr)
 }

@@ -263,12 +263,25 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
+// tcpSession is the state of one tcp-mode session, allocated once: the
+// routing transaction, the persistence view, the balancing request, the
+// server slot and the relay would otherwise each escape to the heap on
+// their own (they go through interfaces).
+type tcpSession struct {
+	txn   Txn
+	ci    ConnInfo
+	breq  balance.Request
+	lease Lease
+	relay relay
+}
+
 // serveTCP is the tcp-mode session: inspect (optional), route, persist,
 // connect with retries, relay.
 func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	client := addrPort(c.RemoteAddr())
 	local := addrPort(c.LocalAddr())
+	ss := &tcpSession{}
 
 	var peeked []byte
 	var hello *inspect.Hello
@@ -278,7 +291,8 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 			return
 		}
 	}
-	txn := &Txn{Frontend: f.Name, Client: client, Local: local}
+	txn := &ss.txn
+	*txn = Txn{Frontend: f.Name, Client: client, Local: local}
 	if hello != nil {
 		txn.SNI, txn.ALPN = hello.SNI, hello.ALPN
 	}
@@ -318,12 +332,15 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	if dec.Server != "" {
 		prefer = b.ServerByName(dec.Server)
 	}
-	ci := &ConnInfo{Frontend: f.Name, Backend: b.Name, Client: client, Peeked: peeked, SNI: txn.SNI}
+	ci := &ss.ci
+	*ci = ConnInfo{Frontend: f.Name, Backend: b.Name, Client: client, Peeked: peeked, SNI: txn.SNI}
 	if prefer == nil && b.persist != nil {
 		prefer = b.persist.Lookup(ci)
 	}
 
-	sc, lease, err := b.Connect(ctx, client.Addr(), &balance.Request{Client: client.Addr()}, prefer)
+	ss.breq = balance.Request{Client: client.Addr()}
+	lease := &ss.lease
+	sc, err := b.Connect(ctx, client.Addr(), &ss.breq, prefer, lease)
 	if err != nil {
 		f.p.log.Debug("no server", "frontend", f.Name, "backend", b.Name, "client", client, "err", err)
 		return
@@ -381,7 +398,8 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		f.Counters.SessionTime.Observe(d)
 	}()
 	tunnel := b.Cfg.Timeouts.Tunnel.D()
-	r := &relay{
+	r := &ss.relay
+	*r = relay{
 		client: raw, server: sc,
 		clientIdle: f.Cfg.Timeouts.Client.D(), serverIdle: b.Cfg.Timeouts.Server.D(),
 		clientFinIdle: f.Cfg.Timeouts.ClientFin.D(), serverFinIdle: b.Cfg.Timeouts.ServerFin.D(),

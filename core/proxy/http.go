@@ -246,12 +246,15 @@ type session struct {
 	out          []byte // request head being built toward the server
 	sbuf         []byte // write buffer toward the server
 	breq         balance.Request
-	acts         []*config.Rule    // matching rules with actions (reused)
-	vars         map[string]string // set by the route hook, for the log
-	idle         [2048]byte        // the first read after an idle wait lands here
-	txn          Txn
-	htxn         HTTPTxn
-	logb         []byte
+	// lease is the server slot of the request in flight (one at a time:
+	// a retry releases the previous one first).
+	lease Lease
+	acts  []*config.Rule    // matching rules with actions (reused)
+	vars  map[string]string // set by the route hook, for the log
+	idle  [2048]byte        // the first read after an idle wait lands here
+	txn   Txn
+	htxn  HTTPTxn
+	logb  []byte
 }
 
 func (s *session) serve(ctx context.Context) {
@@ -882,8 +885,9 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		a = nil
 	}
 	usePool := !fresh && (hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1))
+	lease := &s.lease
 	if a != nil || usePool {
-		lease, err := b.Acquire(ctx, breq, prefer)
+		err := b.Acquire(ctx, breq, prefer, lease)
 		rec.tw = s.stamp() // Tw: waiting for a server slot (queue)
 		if err != nil {
 			if a != nil {
@@ -905,7 +909,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		prefer = lease.Server
 		lease.Release()
 	}
-	c, lease, err := b.Connect(ctx, s.clientAddr.Addr(), breq, prefer)
+	c, err := b.Connect(ctx, s.clientAddr.Addr(), breq, prefer, lease)
 	if err != nil {
 		return nil, nil, false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,12 @@ type relay struct {
 	halfClosed                   atomic.Bool
 	// Counters to add bytes to; "in" is client → server.
 	srv, fe, be *upstream.Counters
+
+	// Kept here rather than in run's frame: the second goroutine shares
+	// them, and fields of a relay that is already on the heap cost no
+	// allocation.
+	wg  sync.WaitGroup
+	res relayResult
 }
 
 // result says how a relay ended, for the log's termination state.
@@ -47,33 +54,81 @@ type relayResult struct {
 
 func (r *relay) run() relayResult {
 	r.lastActive.Store(time.Now().UnixNano())
-	var res relayResult
 	// One direction runs on the caller's goroutine: one goroutine fewer
 	// per connection.
-	done := make(chan struct{})
-	go func() {
-		res.bytesOut, res.serverErr = r.pipe(r.client, r.server, r.serverIdle, r.serverFinIdle, false)
-		close(done)
-	}()
-	res.bytesIn, res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
-	<-done
-	return res
+	r.wg.Add(1)
+	go r.serverToClient()
+	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
+	r.wg.Wait()
+	return r.res
 }
 
+func (r *relay) serverToClient() {
+	defer r.wg.Done()
+	r.res.bytesOut, r.res.serverErr = r.pipe(r.client, r.server, r.serverIdle, r.serverFinIdle, false)
+}
+
+// smallBuf is the size of a direction's first buffer. Small messages
+// (requests, responses, interactive traffic) go through it with one read
+// and one write, cheaper than splice's two calls through a pipe; a read
+// that fills it means a bulk transfer, and the direction switches to
+// splice for good (HAProxy's splice-auto).
+const smallBuf = 4096
+
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+
 // pipe moves src → dst. It returns nil on a clean EOF.
+//
+// Deadlines are re-armed lazily: only when less than half of the timeout
+// is left (or the timeout shrank, after a half-close), not per message.
+// A deadline that fires early is checked against the real idle time and
+// moved to lastActive + timeout, so the connection is cut exactly when it
+// has been idle for the timeout in both directions.
 func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (int64, error) {
 	var total int64
+	var armed time.Time
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			relayBufs.Put(bp)
+		}
+	}()
+	spliced := false
 	for {
 		d := idle
 		if r.halfClosed.Load() && finIdle > 0 {
 			d = finIdle
 		}
-		now := time.Now()
 		if d > 0 {
-			_ = src.SetReadDeadline(now.Add(d))
-			_ = dst.SetWriteDeadline(now.Add(d))
+			now := time.Now()
+			if left := armed.Sub(now); left < d/2 || left > d {
+				armed = now.Add(d)
+				_ = src.SetReadDeadline(armed)
+				_ = dst.SetWriteDeadline(armed)
+			}
 		}
-		n, err := io.CopyN(dst, src, spliceChunk)
+		var n int64
+		var err error
+		if spliced {
+			n, err = io.CopyN(dst, src, spliceChunk)
+		} else {
+			if bp == nil {
+				bp = relayBufs.Get().(*[]byte)
+			}
+			m, rerr := src.Read(*bp)
+			err = rerr
+			if m > 0 {
+				w, werr := dst.Write((*bp)[:m])
+				n = int64(w)
+				if werr != nil {
+					err = werr
+				} else if m == len(*bp) {
+					spliced = true
+					relayBufs.Put(bp)
+					bp = nil
+				}
+			}
+		}
 		total += n
 		if n > 0 {
 			r.lastActive.Store(time.Now().UnixNano())
@@ -89,8 +144,17 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 			r.halfClosed.Store(true)
 			return total, nil
 		case isTimeout(err) && d > 0:
-			if n > 0 || time.Since(time.Unix(0, r.lastActive.Load())) < d {
-				continue // the other direction is alive: a tunnel idle one way is fine
+			last := time.Unix(0, r.lastActive.Load())
+			if n > 0 || time.Since(last) < d {
+				// The other direction (or this one) was active: a tunnel
+				// idle one way is fine. Wait until idle for d since then.
+				armed = last.Add(d)
+				if n > 0 {
+					armed = time.Now().Add(d)
+				}
+				_ = src.SetReadDeadline(armed)
+				_ = dst.SetWriteDeadline(armed)
+				continue
 			}
 			r.abort()
 			return total, err

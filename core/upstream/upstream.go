@@ -96,7 +96,11 @@ type Counters struct {
 }
 
 // SessionStart counts a new session and returns the current count.
-func (c *Counters) SessionStart() int64 {
+func (c *Counters) SessionStart() int64 { return c.SessionStartAt(time.Now().UnixNano()) }
+
+// SessionStartAt is SessionStart with the time already read (unix nano):
+// a caller counting one session at several levels reads the clock once.
+func (c *Counters) SessionStartAt(now int64) int64 {
 	n := c.CurSessions.Add(1)
 	c.TotalSessions.Add(1)
 	for {
@@ -105,7 +109,7 @@ func (c *Counters) SessionStart() int64 {
 			break
 		}
 	}
-	c.LastSession.Store(time.Now().UnixNano())
+	c.LastSession.Store(now)
 	return n
 }
 

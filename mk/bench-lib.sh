@@ -1,0 +1,102 @@
+# Shared by mk/bench-tcp.sh and mk/bench-http.sh (source it): vipgate and
+# HAProxy (Debian package) side by side in front of the same nginx, on the
+# same core, interleaved rounds, with wrk as the client.
+#
+# Both proxies get cpu 0 (vipgate GOMAXPROCS=1, haproxy nbthread 1); wrk and
+# nginx share cpu 1. The caller sets MODE (tcp|http) and BASE (a port base:
+# nginx BASE, haproxy BASE+1, vipgate BASE+2, vipgate admin BASE+9), may set
+# HAP_EXTRA / VIP_DEFAULTS, then calls bench_start and bench_run.
+set -euo pipefail
+BIN=${BIN:-bin/vipgate}
+DUR=${DUR:-6s}
+ROUNDS=${ROUNDS:-2}
+CONNS=${CONNS:-64}
+HAP_EXTRA=${HAP_EXTRA:-}
+T=$(mktemp -d)
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+PATH=$PATH:/usr/sbin
+for t in haproxy nginx wrk taskset curl; do
+  command -v $t >/dev/null || { echo "bench-$MODE: $t not installed (apt-get install haproxy nginx-light wrk curl util-linux)"; exit 1; }
+done
+NGX=$BASE HAP=$((BASE + 1)) VIP=$((BASE + 2)) ADM=$((BASE + 9))
+
+bench_start() {
+  mkdir -p "$T/ngx"
+  cat > "$T/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $T/nginx.pid;
+error_log $T/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  server { listen 127.0.0.1:$NGX; location / { return 200 "hello from nginx\n"; } }
+}
+NGX
+  cat > "$T/haproxy.cfg" <<HAP
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode $MODE
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+$HAP_EXTRA
+frontend fe
+  bind 127.0.0.1:$HAP
+  default_backend be
+backend be
+  server s1 127.0.0.1:$NGX
+HAP
+  cat > "$T/cluster.yaml" <<VIPC
+defaults: {mode: $MODE, maxconn: 20000, timeouts: {connect: 5s, client: 30s, server: 30s${VIP_TIMEOUTS:-}}}
+frontends: [{name: fe, bind: "127.0.0.1:$VIP", default_backend: be}]
+backends: [{name: be, servers: [{name: s1, address: "127.0.0.1:$NGX"}]}]
+VIPC
+  cat > "$T/node.yaml" <<NODE
+name: bench
+datacenter: dc1
+data_dir: $T/data
+admin: {listen: "127.0.0.1:$ADM"}
+log: {level: warn}
+NODE
+  taskset -c 1 nginx -c "$T/nginx.conf" -p "$T/ngx" &
+  taskset -c 0 haproxy -f "$T/haproxy.cfg" -db >"$T/haproxy.log" 2>&1 &
+  GOMAXPROCS=1 taskset -c 0 "$BIN" run --node "$T/node.yaml" --config "$T/cluster.yaml" >"$T/vipgate.log" 2>&1 &
+  local p i
+  for p in $NGX $HAP $VIP; do
+    for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
+  done
+  for p in $VIP $HAP; do
+    curl -fsS "http://127.0.0.1:$p/" >/dev/null || { echo "bench-$MODE: the proxy on :$p does not answer"; cat "$T/vipgate.log" "$T/haproxy.log"; exit 1; }
+  done
+  echo "== $MODE mode, one core each (haproxy $(haproxy -v | awk 'NR==1{print $3}'), best of $ROUNDS x $DUR, $CONNS connections) =="
+  echo "   (load average before: $(cut -d' ' -f1-3 /proc/loadavg); other load on these cores skews both sides)"
+}
+
+# bench_one PORT WRK-ARGS... -> "rps p99ms"
+bench_one() {
+  local port=$1; shift
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency "$@" "http://127.0.0.1:$port/" 2>&1 | awk '
+    /Requests\/sec/ {rps=int($2)}
+    /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; p99=v}
+    END {printf "%d %.2f\n", rps, p99}'
+}
+
+# bench_run NAME WRK-ARGS...: ROUNDS interleaved rounds, the best of each
+# side, one line with the ratio (make bench's summary greps "ratio").
+bench_run() {
+  local name=$1; shift
+  local bv=0 bh=0 pv=0 ph=0 r v h pvr phr
+  for r in $(seq "$ROUNDS"); do
+    read -r v pvr < <(bench_one "$VIP" "$@"); read -r h phr < <(bench_one "$HAP" "$@")
+    if [ "$v" -gt "$bv" ]; then bv=$v; pv=$pvr; fi
+    if [ "$h" -gt "$bh" ]; then bh=$h; ph=$phr; fi
+  done
+  printf '%-4s %-26s vipgate %7s req/s p99 %6sms   haproxy %7s req/s p99 %6sms   ratio %s\n' "$MODE" "$name" "$bv" "$pv" "$bh" "$ph" \
+    "$(awk -v a="$bv" -v b="$bh" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')"
+}
