@@ -57,12 +57,19 @@ func TestAlertsParseAndDefaults(t *testing.T) {
 	if a.Queue.Max != 1000 || a.Queue.RetryMin.D() != 2*time.Second || a.Queue.RetryMax.D() != time.Minute {
 		t.Errorf("queue: %+v", a.Queue)
 	}
+	if a.CertExpiry.D() != DefaultCertExpiry {
+		t.Errorf("cert_expiry default: %s", a.CertExpiry.D())
+	}
 	zero, err := Parse("z.yaml", []byte("alerts:\n  from: a@b.c\n  mailers: [{name: m, address: 'h:25'}]\n  rules: [{to: x@y.z, coalesce: 0}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w := zero.Alerts.Rules[0].Window(); w != 0 {
 		t.Errorf("coalesce: 0 must stay 0 (mail every event), got %s", w)
+	}
+	days, err := Parse("d.yaml", []byte("alerts:\n  cert_expiry: 14d\n"))
+	if err != nil || days.Alerts.CertExpiry.D() != 14*24*time.Hour {
+		t.Errorf("cert_expiry: 14d: %v, %v", days.Alerts.CertExpiry.D(), err)
 	}
 }
 
