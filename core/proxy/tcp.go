@@ -139,11 +139,17 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 			continue
 		case errors.Is(err, io.EOF):
 			// Forward the FIN; from now on the other direction uses its
-			// fin timeout.
+			// fin timeout. It is blocked in a read armed with its long
+			// timeout: move its deadline now, or the fin timeout would
+			// only apply after that.
 			closeWrite(dst)
 			r.halfClosed.Store(true)
+			r.armOther(dst, src, up)
 			return total, nil
 		case isTimeout(err) && d > 0:
+			if r.halfClosed.Load() && finIdle > 0 {
+				d = finIdle // the other side closed while this read waited
+			}
 			last := time.Unix(0, r.lastActive.Load())
 			if n > 0 || time.Since(last) < d {
 				// The other direction (or this one) was active: a tunnel
@@ -163,6 +169,23 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 			return total, err
 		}
 	}
+}
+
+// armOther bounds the remaining direction (reading otherSrc, writing
+// otherDst) by its fin timeout, counted from the last activity. up is the
+// direction that just ended: after the client's FIN the server side is
+// waited for (server_fin), after the server's the client side (client_fin).
+func (r *relay) armOther(otherSrc, otherDst net.Conn, up bool) {
+	d := r.clientFinIdle
+	if up {
+		d = r.serverFinIdle
+	}
+	if d <= 0 {
+		return
+	}
+	at := time.Unix(0, r.lastActive.Load()).Add(d)
+	_ = otherSrc.SetReadDeadline(at)
+	_ = otherDst.SetWriteDeadline(at)
 }
 
 func (r *relay) count(n int64, up bool) {
