@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -249,12 +250,19 @@ type session struct {
 	// lease is the server slot of the request in flight (one at a time:
 	// a retry releases the previous one first).
 	lease Lease
-	acts  []*config.Rule    // matching rules with actions (reused)
-	vars  map[string]string // set by the route hook, for the log
-	idle  [2048]byte        // the first read after an idle wait lands here
-	txn   Txn
-	htxn  HTTPTxn
-	logb  []byte
+	// The request in flight is registered with its server so that
+	// shutdown-sessions (on_marked_down, the admin action) can end it:
+	// killConn is what kill closes; kill is made once per session.
+	killConn   atomic.Pointer[serverConn]
+	kill       func()
+	trackedSrv *upstream.Server
+	trackID    uint64
+	acts       []*config.Rule    // matching rules with actions (reused)
+	vars       map[string]string // set by the route hook, for the log
+	idle       [2048]byte        // the first read after an idle wait lands here
+	txn        Txn
+	htxn       HTTPTxn
+	logb       []byte
 }
 
 func (s *session) serve(ctx context.Context) {
@@ -606,6 +614,7 @@ attempts:
 		rec.tc = s.stamp()
 		rec.server = lease.Server
 		srv := lease.Server
+		s.track(srv, sc)
 		if ck.srv != nil && ck.srv != srv {
 			ck.redispatched = true
 		}
@@ -939,7 +948,29 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	return sc, lease, false, nil
 }
 
+// track registers the request in flight on srv (see session.kill).
+func (s *session) track(srv *upstream.Server, sc *serverConn) {
+	if s.kill == nil {
+		s.kill = func() {
+			if c := s.killConn.Load(); c != nil {
+				_ = c.Conn.Close()
+			}
+		}
+	}
+	s.killConn.Store(sc)
+	s.trackedSrv, s.trackID = srv, srv.TrackID(s.kill)
+}
+
+func (s *session) untrack() {
+	if s.trackedSrv != nil {
+		s.trackedSrv.Untrack(s.trackID)
+		s.trackedSrv = nil
+		s.killConn.Store(nil)
+	}
+}
+
 func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
+	s.untrack()
 	// The stale deadline is harmless: the next user sets its own first.
 	lease.Release()
 	sc.requests++
@@ -951,6 +982,7 @@ func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 }
 
 func (s *session) dropServer(sc *serverConn, lease *Lease) {
+	s.untrack()
 	sc.discard(s.h.bufs16k)
 	lease.Release()
 }
@@ -958,6 +990,7 @@ func (s *session) dropServer(sc *serverConn, lease *Lease) {
 // tunnel switches to a bidirectional relay after 101 Switching Protocols.
 func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *logRec, acts []*config.Rule, ck *cookieState) bool {
 	f, b := s.h.f, hb.b
+	s.untrack() // the tunnel tracks itself, client side included
 	defer lease.Release()
 	defer sc.discard(s.h.bufs16k)
 	srv := lease.Server

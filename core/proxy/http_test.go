@@ -510,3 +510,46 @@ func TestHTTPTunnelKilled(t *testing.T) {
 		t.Fatal("tunnel still open after kill")
 	}
 }
+
+// TestHTTPRequestKilled: shutdown-sessions (on_marked_down, the admin
+// action) also ends a plain request waiting on the server: the client gets
+// a 502 at once instead of waiting for timeout server.
+func TestHTTPRequestKilled(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer ts.Close()
+	h := startProxy(t, httpDoc("", "", oneBackend(ts.Listener.Addr().String())))
+	c, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+	srv := h.p.Server("be", "s1")
+	testenv.Eventually(t, 5*time.Second, "request tracked on its server", func() bool { return srv.KillSessions() > 0 })
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 502 {
+		t.Fatalf("killed request: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	// Like HAProxy's error pages, the 502 closes the client connection;
+	// the server itself is still up and serves the next client.
+	if resp, body := get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+h.addr("fe")+"/ok"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("next request: %d %q", resp.StatusCode, body)
+	}
+	if n := srv.KillSessions(); n != 0 {
+		t.Fatalf("%d sessions still tracked after the requests ended", n)
+	}
+}

@@ -353,6 +353,13 @@ func (s *Server) DownTransitions() uint64 {
 // shutdown-sessions and admin kill). It returns the function to call when
 // the session ends by itself.
 func (s *Server) Track(kill func()) (untrack func()) {
+	id := s.TrackID(kill)
+	return func() { s.Untrack(id) }
+}
+
+// TrackID is Track for hot paths: the caller keeps the id and calls
+// Untrack, so no closure is made per session.
+func (s *Server) TrackID(kill func()) uint64 {
 	s.mu.Lock()
 	if s.killers == nil {
 		s.killers = map[uint64]func(){}
@@ -361,11 +368,14 @@ func (s *Server) Track(kill func()) (untrack func()) {
 	s.nextKiller++
 	s.killers[id] = kill
 	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		delete(s.killers, id)
-		s.mu.Unlock()
-	}
+	return id
+}
+
+// Untrack forgets a session registered with TrackID.
+func (s *Server) Untrack(id uint64) {
+	s.mu.Lock()
+	delete(s.killers, id)
+	s.mu.Unlock()
 }
 
 // KillSessions ends every tracked session and returns how many.
