@@ -46,7 +46,8 @@ type received struct {
 // datacenter is healthy when at least one of its gateways reports its
 // frontends and backends usable and — where VRRP runs — holds the VIP as
 // master. No fresh report means unhealthy (a datacenter that went silent is
-// as good as down from the cluster's point of view).
+// as good as down from the cluster's point of view). A report is fresh for
+// three of its sender's intervals; stale applies to reports that carry none.
 func Rollup(dcs []string, reports []raft.HealthReport, at []time.Time, now time.Time, stale time.Duration) map[string]Health {
 	out := make(map[string]Health, len(dcs))
 	why := map[string][]string{}
@@ -57,7 +58,11 @@ func Rollup(dcs []string, reports []raft.HealthReport, at []time.Time, now time.
 		if _, ok := out[r.Datacenter]; !ok {
 			continue
 		}
-		if now.Sub(at[i]) > stale {
+		limit := stale
+		if r.Interval > 0 {
+			limit = 3 * r.Interval
+		}
+		if now.Sub(at[i]) > limit {
 			why[r.Datacenter] = append(why[r.Datacenter], r.Node+": report too old")
 			continue
 		}
@@ -319,7 +324,7 @@ func (r *Reporter) Run(ctx context.Context) error {
 		l := r.Local()
 		cctx, cancel := context.WithTimeout(ctx, r.Interval)
 		err := r.Send(cctx, raft.HealthReport{Node: r.Node, Datacenter: r.Datacenter, Healthy: l.Healthy,
-			Master: l.Master, VRRP: l.VRRP, Reason: l.Reason, Time: time.Now().UTC()})
+			Master: l.Master, VRRP: l.VRRP, Reason: l.Reason, Time: time.Now().UTC(), Interval: r.Interval})
 		cancel()
 		if err != nil && ctx.Err() == nil && r.Log != nil {
 			r.Log.Debug("health report not delivered", "err", err)

@@ -40,6 +40,10 @@ func TestRollup(t *testing.T) {
 		{"unhealthy", []raft.HealthReport{{Node: "a", Datacenter: "dc1", Reason: "backend web has no server up"}}, []time.Time{fresh}, false, "a: backend web has no server up"},
 		{"vrrp but no master", []raft.HealthReport{{Node: "a", Datacenter: "dc1", Healthy: true, VRRP: true}, {Node: "b", Datacenter: "dc1", Healthy: true, VRRP: true}}, []time.Time{fresh, fresh}, false, "no VRRP master: a: healthy, VRRP backup; b: healthy, VRRP backup"},
 		{"one master healthy", []raft.HealthReport{{Node: "a", Datacenter: "dc1", Healthy: true, VRRP: true}, {Node: "b", Datacenter: "dc1", Healthy: true, VRRP: true, Master: true}}, []time.Time{fresh, fresh}, true, "b healthy"},
+		// The sender's interval decides, not the leader's (a witness leader
+		// with the default 2s must not wait 6s for 500ms reporters).
+		{"stale by the sender's interval", []raft.HealthReport{{Node: "a", Datacenter: "dc1", Healthy: true, Interval: 200 * time.Millisecond}}, []time.Time{fresh}, false, "a: report too old"},
+		{"fresh by the sender's interval", []raft.HealthReport{{Node: "a", Datacenter: "dc1", Healthy: true, Interval: time.Second}}, []time.Time{fresh}, true, "a healthy"},
 		{"other dc ignored", []raft.HealthReport{{Node: "c", Datacenter: "dcX", Healthy: true}}, []time.Time{fresh}, false, "no report from any gateway"},
 	}
 	for _, tt := range tests {

@@ -53,6 +53,10 @@ type HealthReport struct {
 	VRRP       bool      `json:"vrrp"`   // VRRP is configured on this node
 	Reason     string    `json:"reason,omitempty"`
 	Time       time.Time `json:"time"`
+	// Interval is the sender's report interval: the leader counts the
+	// report stale after three of them, whatever its own setting (the
+	// leader may be a witness whose node file never set one).
+	Interval time.Duration `json:"interval,omitempty"`
 }
 
 // Applied is the result of a committed command.
