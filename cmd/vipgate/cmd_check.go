@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/vipgate/vipgate/core/config"
@@ -12,8 +13,11 @@ import (
 // cmdCheck validates files without starting anything: a cluster document
 // (default) or a node bootstrap file (--node). Every problem is printed with
 // its position; the exit status is 1 if there was any.
-func cmdCheck(ctx context.Context, args []string) int {
+func cmdCheck(ctx context.Context, args []string) int { return runCheck(args, os.Stdout, os.Stderr) }
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	node := fs.Bool("node", false, "the files are node bootstrap files")
 	quiet := fs.Bool("q", false, "print nothing when the files are valid")
 	fs.Usage = func() {
@@ -38,17 +42,17 @@ func cmdCheck(ctx context.Context, args []string) int {
 		if err != nil {
 			if ce, ok := err.(*config.Error); ok {
 				for _, p := range ce.Problems {
-					fmt.Fprintln(os.Stderr, p.String())
+					fmt.Fprintln(stderr, p.String())
 				}
-				fmt.Fprintf(os.Stderr, "%s: %d problem(s)\n", f, len(ce.Problems))
+				fmt.Fprintf(stderr, "%s: %d problem(s)\n", f, len(ce.Problems))
 			} else {
-				fmt.Fprintf(os.Stderr, "%s: %v\n", f, err)
+				fmt.Fprintf(stderr, "%s: %v\n", f, err)
 			}
 			status = 1
 			continue
 		}
 		if !*quiet {
-			fmt.Printf("%s: ok\n", f)
+			fmt.Fprintf(stdout, "%s: ok\n", f)
 		}
 	}
 	return status

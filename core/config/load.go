@@ -153,7 +153,10 @@ func Parse(name string, data []byte) (*Cluster, error) {
 }
 
 // decodeStrict decodes data into out, reporting unknown keys and type errors
-// with their positions. It returns the position index for later validation.
+// with their positions. Only a YAML syntax error stops it (an error);
+// unknown keys and type errors are collected in the returned Problems, so
+// that validation runs too and `vipgate check` reports everything at once
+// (a misspelt key and what its absence breaks).
 func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 	probs := &Problems{file: name, pos: map[string]Position{}}
 	var root yaml.Node
@@ -175,9 +178,6 @@ func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 		} else {
 			probs.list = append(probs.list, Problem{Pos: yamlErrPos(name, err), Msg: yamlErrMsg(err)})
 		}
-	}
-	if err := probs.Err(); err != nil {
-		return nil, err
 	}
 	return probs, nil
 }
