@@ -13,10 +13,10 @@ FUZZ_TARGETS += fuzz-stick
 bench-stick:
 	@mkdir -p bin
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkTCPConns' -benchtime 3s ./core/stick/ | grep -E '^(Benchmark|ok)' | tee bin/bench-stick.log
-	@awk '/^BenchmarkTCPConns\// { split($$1, n, "/"); sub(/-[0-9]+$$/, "", n[2]); \
-		for (i = 2; i < NF; i++) if ($$(i+1) == "conns/s") r[n[2]] = $$i } \
+	@awk '/^BenchmarkTCPConns/ { for (i = 2; i < NF; i++) if ($$(i+1) ~ /^conns\/s-/) { m = $$(i+1); sub(/^conns\/s-/, "", m); r[m] = $$i } } \
 		END { if (r["on"] && r["off"]) printf "stick ssl_session_id: %d conns/s with persistence, %d without (%.1f%% cost)\n", r["on"], r["off"], (1 - r["on"] / r["off"]) * 100; \
-		      if (r["on"] && r["haproxy-on"]) printf "stick ssl_session_id: vipgate %d conns/s, haproxy %d conns/s with persistence: ratio %.2f\n", r["on"], r["haproxy-on"], r["on"] / r["haproxy-on"] }' bin/bench-stick.log
+		      if (r["on"] && r["haproxy-on"]) printf "stick ssl_session_id: vipgate %d conns/s, haproxy %d conns/s with persistence: ratio %.2f\n", r["on"], r["haproxy-on"], r["on"] / r["haproxy-on"]; \
+		      if (r["off"] && r["haproxy-off"]) printf "stick tcp without persistence: vipgate %d conns/s, haproxy %d conns/s: ratio %.2f\n", r["off"], r["haproxy-off"], r["off"] / r["haproxy-off"] }' bin/bench-stick.log
 	set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkTable|BenchmarkPersister' -benchmem ./core/stick/ | grep -E '^(Benchmark|ok)'
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./core/proxy/inspect/ | grep -E '^(Benchmark|ok)'
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem ./core/stick/peers/ | grep -E '^(Benchmark|ok)'
