@@ -21,8 +21,9 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vipgate
 
 run: build
-	@echo "vipgate demo: curl http://127.0.0.1:8080/  (several times: web1/web2 take turns 1:2)"
-	@echo "              ./bin/vipgate status      (the show-stat table; Ctrl-C to stop)"
+	@echo "vipgate demo: curl http://127.0.0.1:8080/      (tcp mode, several times: web1/web2 take turns 1:2)"
+	@echo "              curl -i http://127.0.0.1:8088/   (http mode: SRV cookie persistence, access log below)"
+	@echo "              ./bin/vipgate status           (the show-stat table; http://127.0.0.1:9900/stats; Ctrl-C to stop)"
 	./$(BIN) run --node examples/quickstart/node.yaml --config examples/quickstart/cluster.yaml --demo-backends 127.0.0.1:8081,127.0.0.1:8082
 
 lint:
