@@ -46,7 +46,7 @@ func (n *node) do(t *testing.T, c call) (int, string) {
 	if c.body != "" {
 		body = strings.NewReader(c.body)
 	}
-	req, err := http.NewRequest(c.method, "http://"+n.admin+c.path, body)
+	req, err := http.NewRequest(c.method, n.url()+c.path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func (n *node) do(t *testing.T, c call) (int, string) {
 	for k, v := range c.header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +113,17 @@ func TestAdminAPI(t *testing.T) {
 		{"frontend unknown", call{method: "POST", path: "/api/v1/frontends/zz/state", token: writeTok, body: `{"enabled":true}`}, 404, `no frontend \"zz\"`},
 		{"log set", call{method: "PUT", path: "/api/v1/log", token: writeTok, body: `{"level":"warn"}`}, 200, `"level": "warn"`},
 		{"log bad", call{method: "PUT", path: "/api/v1/log", token: writeTok, body: `{"level":"loud"}`}, 400, `want debug, info, warn or error`},
+		{"shutdown-sessions", call{method: "POST", path: "/api/v1/servers/be/a/shutdown-sessions", token: writeTok, body: `{}`}, 200, `"sessions": 0`},
+		{"shutdown-sessions unknown server", call{method: "POST", path: "/api/v1/servers/be/zz/shutdown-sessions", token: writeTok, body: `{}`}, 404, `no server be/zz`},
+		{"cluster action on a standalone node", call{method: "POST", path: "/api/v1/cluster/servers/be/a/state", token: writeTok, body: `{"state":"drain"}`}, 409, `runs standalone`},
+		{"stick tables", call{method: "GET", path: "/api/v1/stick", token: readTok}, 200, `"tables"`},
+		{"stick unknown table", call{method: "GET", path: "/api/v1/stick/nope", token: readTok}, 404, `no stick table \"nope\"`},
+		{"stick bad limit", call{method: "GET", path: "/api/v1/stick/nope?limit=0", token: readTok}, 400, `want a positive number`},
+		{"stick clear needs write", call{method: "DELETE", path: "/api/v1/stick/nope", token: readTok}, 403, `may only read`},
+		{"stick clear unknown table", call{method: "DELETE", path: "/api/v1/stick/nope", token: writeTok}, 404, `no stick table \"nope\"`},
+		{"stick clear key unknown table", call{method: "DELETE", path: "/api/v1/stick/nope/k", token: writeTok}, 404, `no stick table \"nope\"`},
+		{"lua", call{method: "GET", path: "/api/v1/lua", token: readTok}, 200, `{`},
+		{"unknown endpoint", call{method: "GET", path: "/api/v1/nope", token: readTok}, 404, ``},
 		{"stats page anonymous shows login", call{method: "GET", path: "/stats"}, 401, `id="login"`},
 		{"stats page with token", call{method: "GET", path: "/stats", cookie: readTok}, 200, `<title>vipgate statistics</title>`},
 	}

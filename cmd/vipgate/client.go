@@ -6,6 +6,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,16 +25,30 @@ type adminClient struct {
 	addr  string // host:port or a full URL (https://host:port)
 	token string
 	http  *http.Client
+	err   error // a bad --cacert, reported by the first call
 }
 
-// adminFlags registers --admin and --token on fs (defaults from
-// VIPGATE_ADMIN / VIPGATE_TOKEN) and returns a constructor to call after
-// fs.Parse.
+// adminFlags registers --admin, --token and --cacert on fs (defaults from
+// VIPGATE_ADMIN / VIPGATE_TOKEN / VIPGATE_CACERT) and returns a constructor
+// to call after fs.Parse.
 func adminFlags(fs *flag.FlagSet) func() *adminClient {
-	addr := fs.String("admin", envOr("VIPGATE_ADMIN", "127.0.0.1:9900"), "admin API address of a node (env VIPGATE_ADMIN)")
+	addr := fs.String("admin", envOr("VIPGATE_ADMIN", "127.0.0.1:9900"), "admin API address of a node, https://host:port for TLS (env VIPGATE_ADMIN)")
 	token := fs.String("token", os.Getenv("VIPGATE_TOKEN"), "admin API bearer token (env VIPGATE_TOKEN)")
+	cacert := fs.String("cacert", os.Getenv("VIPGATE_CACERT"), "PEM file of the CA that signed the admin API's TLS certificate (env VIPGATE_CACERT; default: system roots)")
 	return func() *adminClient {
-		return &adminClient{addr: *addr, token: *token, http: &http.Client{Timeout: 30 * time.Second}}
+		c := &adminClient{addr: *addr, token: *token, http: &http.Client{Timeout: 30 * time.Second}}
+		if *cacert != "" {
+			pem, err := os.ReadFile(*cacert)
+			pool := x509.NewCertPool()
+			if err == nil && !pool.AppendCertsFromPEM(pem) {
+				err = fmt.Errorf("%s holds no PEM certificate", *cacert)
+			}
+			if err != nil {
+				c.err = fmt.Errorf("--cacert: %w", err)
+			}
+			c.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		}
+		return c
 	}
 }
 
@@ -60,6 +76,9 @@ func (e *apiError) Error() string { return fmt.Sprintf("admin API: %s (HTTP %d)"
 
 // do sends in (JSON, may be nil) and decodes the answer into out (may be nil).
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	if c.err != nil {
+		return c.err
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -80,6 +99,10 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ue x509.UnknownAuthorityError
+		if errors.As(err, &ue) {
+			return fmt.Errorf("the admin API at %s presents a certificate this client does not trust (give its CA with --cacert or VIPGATE_CACERT): %w", c.addr, err)
+		}
 		var oe *net.OpError
 		if errors.As(err, &oe) {
 			return fmt.Errorf("cannot reach the admin API at %s (is vipgate running? set --admin or VIPGATE_ADMIN): %v", c.addr, oe.Err)

@@ -69,7 +69,10 @@ func TestCtlRequest(t *testing.T) {
 // and what it printed.
 func (n *node) ctl(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	args = append(args, "--admin", n.admin)
+	args = append(args, "--admin", n.url())
+	if n.caFile != "" {
+		args = append(args, "--cacert", n.caFile)
+	}
 	if n.token != "" {
 		args = append(args, "--token", n.token)
 	}
@@ -242,4 +245,39 @@ backends: [{name: be, servers: [{name: a, address: %q}]}]
 		t.Fatalf("cluster ready: %d %s %s", code, out, errs)
 	}
 	testenv.Eventually(t, 10*time.Second, "server UP again", func() bool { return n.serverStatus("be", "a") == "UP" })
+}
+
+// TestAdminTLS: the admin API over TLS (admin.tls in the node file); the
+// CLI trusts it with --cacert and says what is wrong without it.
+func TestAdminTLS(t *testing.T) {
+	ca, err := rafttest.NewCA(t.TempDir(), "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err := ca.Issue("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNodeTLS(t, `
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: a, address: "127.0.0.1:1"}]}]
+`, fmt.Sprintf("tokens: [%s], tls: {cert: %q, key: %q}", writeTok, tf.Cert, tf.Key), "", tf.CA)
+	if code, out, errs := n.ctl("server", "drain", "be/a"); code != 0 || !strings.Contains(out, "ok (node scope)") {
+		t.Fatalf("ctl over TLS: %d %s %s", code, out, errs)
+	}
+	if code, body := n.do(t, call{method: "GET", path: "/api/v1/status/node", token: n.token}); code != 200 || !strings.Contains(body, `"name"`) {
+		t.Fatalf("status over TLS: %d %s", code, body)
+	}
+	var o, e bytes.Buffer
+	if code := runCtl(context.Background(), []string{"server", "ready", "be/a", "--admin", n.url(), "--token", writeTok}, &o, &e); code != 1 || !strings.Contains(e.String(), "give its CA with --cacert") {
+		t.Fatalf("without --cacert: %d %s", code, e.String())
+	}
+	e.Reset()
+	if code := runCtl(context.Background(), []string{"server", "ready", "be/a", "--admin", n.url(), "--cacert", "/nonexistent.pem"}, &o, &e); code != 1 || !strings.Contains(e.String(), "--cacert:") {
+		t.Fatalf("bad --cacert: %d %s", code, e.String())
+	}
+	// Plain HTTP to the TLS port is refused by the server.
+	if code := runCtl(context.Background(), []string{"server", "ready", "be/a", "--admin", n.admin, "--token", writeTok}, &o, &e); code != 1 {
+		t.Fatalf("plain http to the TLS API: exit %d", code)
+	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -83,6 +85,24 @@ type node struct {
 	admin string
 	token string // a write token, when the node has tokens
 	stop  func()
+	// With admin TLS: the https client and the CA file for the CLI.
+	hc     *http.Client
+	caFile string
+}
+
+// url is the admin API's base URL.
+func (n *node) url() string {
+	if n.hc != nil {
+		return "https://" + n.admin
+	}
+	return "http://" + n.admin
+}
+
+func (n *node) client() *http.Client {
+	if n.hc != nil {
+		return n.hc
+	}
+	return http.DefaultClient
 }
 
 // adminToken extracts the first token from `tokens: [X, ...]`.
@@ -112,6 +132,13 @@ func startNodeWith(t *testing.T, cluster, adminExtra string) *node {
 // node file; the cluster document is its config (the seed, with raft).
 func startNodeFile(t *testing.T, cluster, adminExtra, nodeExtra string) *node {
 	t.Helper()
+	return startNodeTLS(t, cluster, adminExtra, nodeExtra, "")
+}
+
+// startNodeTLS serves the admin API over TLS when caFile is set (adminExtra
+// then holds the tls: entry); the test's clients trust caFile.
+func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *node {
+	t.Helper()
 	dir := t.TempDir()
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	if adminExtra != "" {
@@ -132,7 +159,16 @@ func startNodeFile(t *testing.T, cluster, adminExtra, nodeExtra string) *node {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil)), new(slog.LevelVar)) }()
-	nd := &node{t: t, admin: admin, token: adminToken(adminExtra)}
+	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		nd.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
 	nd.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -154,11 +190,11 @@ func startNodeFile(t *testing.T, cluster, adminExtra, nodeExtra string) *node {
 }
 
 func (n *node) get(path string, out any) error {
-	req, _ := http.NewRequest("GET", "http://"+n.admin+path, nil)
+	req, _ := http.NewRequest("GET", n.url()+path, nil)
 	if n.token != "" {
 		req.Header.Set("Authorization", "Bearer "+n.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client().Do(req)
 	if err != nil {
 		return err
 	}
