@@ -553,3 +553,30 @@ func TestHTTPRequestKilled(t *testing.T) {
 		t.Fatalf("%d sessions still tracked after the requests ended", n)
 	}
 }
+
+// TestHTTPTunnelTimeout: after 101 Switching Protocols the connection is a
+// tunnel bounded by timeout tunnel, not by the (here much longer) client
+// and server timeouts.
+func TestHTTPTunnelTimeout(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	h := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 2s, client: 1h, server: 1h}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, timeouts: {tunnel: 300ms}, servers: [{name: s1, address: %q}]}]
+`, g.addr()))
+	c, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if l, _ := br.ReadString('\n'); l != "hello-web1\n" {
+		t.Fatalf("server-first bytes %q", l)
+	}
+	expectClosedBy(t, c, 250*time.Millisecond, 10*time.Second)
+}
