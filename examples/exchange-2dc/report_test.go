@@ -31,6 +31,11 @@ type stepAborted struct{}
 
 // check records an assertion.
 func (s *step) check(what string, ok bool, format string, args ...any) bool {
+	for i, a := range args {
+		if e, isErr := a.(error); isErr || a == nil {
+			args[i] = errText(e)
+		}
+	}
 	s.rep.rows = append(s.rep.rows, row{step: s.name, check: what, measured: fmt.Sprintf(format, args...), ok: ok})
 	if !ok {
 		s.lab.t.Errorf("%s: %s: FAILED (%s)", s.name, what, fmt.Sprintf(format, args...))
@@ -79,7 +84,7 @@ func (l *lab) must(d time.Duration, what string, cond func() bool) {
 func (r *report) print(w io.Writer, wall time.Duration) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tASSERTION\tMEASURED\tRESULT")
+	fmt.Fprintln(tw, "STEP\tASSERTION\tRESULT\tMEASURED")
 	last := ""
 	failed := 0
 	for _, r := range r.rows {
@@ -93,7 +98,7 @@ func (r *report) print(w io.Writer, wall time.Duration) {
 			res = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, r.check, r.measured, res)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, r.check, res, r.measured)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d assertions, %d failed, wall time %s\n", len(r.rows), failed, wall.Round(time.Second))
@@ -112,4 +117,12 @@ func servers(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// errText is an error for the table: nothing when there is none.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
