@@ -141,6 +141,9 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: cmd, out: &syncBuf{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	// Its own process group, so that kill reaches keepalived's VRRP child
+	// in the same instant as its parent (see kill).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -170,9 +173,11 @@ func (p *proc) stop() {
 	}
 }
 
-// kill is a crash: SIGKILL, no resignation, no cleanup.
+// kill is a crash: SIGKILL to the whole process group, no resignation,
+// no cleanup. keepalived runs its VRRP speaker in a child that the parent
+// would otherwise stop cleanly (priority 0) or respawn.
 func (p *proc) kill() {
-	p.cmd.Process.Kill()
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 

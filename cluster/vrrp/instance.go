@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,13 +66,15 @@ type Status struct {
 
 // Instance drives one Machine from the network, its tracks and its clock.
 type Instance struct {
-	cfg      config.VRRPInstance
-	prio     int // base priority on this node
+	name     string
+	node     string
+	cfg      config.VRRPInstance // owned by the Run goroutine (Update)
+	prio     int                 // base priority on this node
 	io       NetIO
 	m        *Machine
 	log      *slog.Logger
 	bus      *events.Bus
-	tracks   *trackRunner
+	tracks   atomic.Pointer[trackRunner] // replaced by Update, read by Status
 	now      func() time.Time
 	dsts     []netip.Addr
 	auth     [8]byte
@@ -93,6 +96,7 @@ type Instance struct {
 	linkDown   bool
 	verdict    TrackVerdict
 	groupFault string
+	stopTracks func() // stops the running track runner
 }
 
 // InstanceOptions are an instance's collaborators.
@@ -117,12 +121,13 @@ func NewInstance(cfg config.VRRPInstance, o InstanceOptions) (*Instance, error) 
 		o.Now = time.Now
 	}
 	in := &Instance{
-		cfg: cfg, io: o.IO, log: o.Log.With("vrrp", cfg.Name), bus: o.Bus, now: o.Now,
+		name: cfg.Name, node: o.Node, cfg: cfg, io: o.IO, log: o.Log.With("vrrp", cfg.Name), bus: o.Bus, now: o.Now,
 		prio: cfg.PriorityFor(o.Node), vips: map[netip.Addr]bool{},
-		tracks: newTrackRunner(o.Tracks), ctl: make(chan func(time.Time) []Action, 8),
+		ctl:   make(chan func(time.Time) []Action, 8),
 		drops: map[string]uint64{}, lastLog: map[string]time.Time{}, notifyCh: make(chan []string, 16),
 		done: make(chan struct{}),
 	}
+	in.tracks.Store(newTrackRunner(o.Tracks))
 	for _, s := range cfg.VIPs {
 		v, err := config.ParseVIP(s)
 		if err != nil {
@@ -150,16 +155,18 @@ func NewInstance(cfg config.VRRPInstance, o InstanceOptions) (*Instance, error) 
 	if cfg.AuthPass != "" {
 		in.auth = PassAuth(cfg.AuthPass)
 	}
-	in.m = NewMachine(Params{
-		Version: cfg.Version, Interval: cfg.AdvertInterval.D(), Preempt: cfg.PreemptOn(),
-		PreemptDelay: cfg.PreemptDelay.D(), Self: self,
-	}, in.prio)
+	in.m = NewMachine(params(cfg, self), in.prio)
 	in.st = Status{Name: cfg.Name, VRID: cfg.VRID, Interface: cfg.Interface, State: Init, Priority: in.prio, BasePriority: in.prio, VIPs: cfg.VIPs}
 	return in, nil
 }
 
+func params(cfg config.VRRPInstance, self netip.Addr) Params {
+	return Params{Version: cfg.Version, Interval: cfg.AdvertInterval.D(), Preempt: cfg.PreemptOn(),
+		PreemptDelay: cfg.PreemptDelay.D(), Self: self}
+}
+
 // Name is the instance name.
-func (in *Instance) Name() string { return in.cfg.Name }
+func (in *Instance) Name() string { return in.name }
 
 // Status is a snapshot for `vipgate status`.
 func (in *Instance) Status() Status {
@@ -170,7 +177,7 @@ func (in *Instance) Status() Status {
 		s.Dropped[k] = v
 	}
 	in.mu.Unlock()
-	s.Tracks = in.tracks.status()
+	s.Tracks = in.tracks.Load().status()
 	s.Sent, s.Received = in.sent.Load(), in.recv.Load()
 	return s
 }
@@ -209,6 +216,10 @@ func (in *Instance) drop(reason string, args ...any) {
 }
 
 func (in *Instance) logLimited(key, msg string, args ...any) {
+	in.logLimitedAt(slog.LevelWarn, key, msg, args...)
+}
+
+func (in *Instance) logLimitedAt(level slog.Level, key, msg string, args ...any) {
 	now := in.now()
 	in.mu.Lock()
 	last, n := in.lastLog[key], in.drops[key]
@@ -218,7 +229,7 @@ func (in *Instance) logLimited(key, msg string, args ...any) {
 	}
 	in.mu.Unlock()
 	if ok {
-		in.log.Warn(msg, append(args, "count", n)...)
+		in.log.Log(context.Background(), level, msg, append(args, "count", n)...)
 	}
 }
 
@@ -229,7 +240,13 @@ func (in *Instance) accept(r Received) (Packet, bool) {
 		return Packet{}, false // our own, looped back
 	}
 	if len(r.Data) >= 2 && int(r.Data[1]) != in.cfg.VRID {
-		return Packet{}, false // another virtual router on the same link
+		// Another virtual router on the same link: normal with several
+		// instances per interface, so counted but logged at debug only.
+		in.mu.Lock()
+		in.drops["other_vrid"]++
+		in.mu.Unlock()
+		in.logLimitedAt(slog.LevelDebug, "other_vrid", "ignored advertisement of another virtual router", "from", r.Src, "vrid", r.Data[1])
+		return Packet{}, false
 	}
 	if r.TTL != TTL {
 		in.drop("ttl", "from", r.Src, "ttl", r.TTL)
@@ -283,9 +300,8 @@ func (in *Instance) sameAddrs(a []netip.Addr) bool {
 func (in *Instance) Run(ctx context.Context) error {
 	defer close(in.done)
 	defer in.io.Close()
-	tctx, tcancel := context.WithCancel(context.Background())
-	var twg sync.WaitGroup
-	defer func() { tcancel(); twg.Wait() }()
+	in.stopTracks = func() {}
+	defer func() { in.stopTracks() }()
 	nctx, ncancel := context.WithCancel(context.Background())
 	var nwg sync.WaitGroup
 	nwg.Add(1)
@@ -294,11 +310,9 @@ func (in *Instance) Run(ctx context.Context) error {
 
 	// Never hold a VIP we did not take: a previous crash may have left one.
 	_ = in.io.DelVIPs()
-	if len(in.tracks.tracks) > 0 {
-		v := in.tracks.initial(ctx)
-		in.applyVerdict(in.now(), v)
-		twg.Add(1)
-		go func() { defer twg.Done(); in.tracks.run(tctx) }()
+	if tr := in.tracks.Load(); len(tr.tracks) > 0 {
+		in.applyVerdict(in.now(), tr.initial(ctx))
+		in.startTracks(tr, false)
 	}
 	link := in.io.Link()
 	recv := in.io.Recv()
@@ -365,7 +379,7 @@ func (in *Instance) Run(ctx context.Context) error {
 				in.reach()
 			}
 			in.applyFaults(in.now())
-		case v := <-in.tracks.out:
+		case v := <-in.tracks.Load().out:
 			in.applyVerdict(in.now(), v)
 		case f := <-in.ctl:
 			in.perform(f(in.now()))
@@ -374,8 +388,8 @@ func (in *Instance) Run(ctx context.Context) error {
 }
 
 // resign stops the instance. A master sends priority 0 but keeps the
-// addresses until the successor's first advertisement arrives (or a
-// Master_Down_Interval passes): until the backup has taken over, the VIP
+// addresses until the successor's first advertisement arrives (or
+// resignWait passes): until the backup has taken over, the VIP
 // keeps answering here, so a clean handover loses nothing. The two hold it
 // together only for the flight time of that one advertisement.
 func (in *Instance) resign(recv <-chan Received) {
@@ -393,8 +407,7 @@ func (in *Instance) resign(recv <-chan Received) {
 		}
 		in.send(a.Priority)
 	}
-	iv := in.cfg.AdvertInterval.D()
-	deadline := time.NewTimer(4*iv + 100*time.Millisecond)
+	deadline := time.NewTimer(resignWait(in.cfg.Version, in.cfg.AdvertInterval.D()))
 	defer deadline.Stop()
 wait:
 	for recv != nil {
@@ -411,6 +424,98 @@ wait:
 		}
 	}
 	in.perform(rest)
+}
+
+// startTracks runs tr's checks until the instance stops or Update replaces
+// them. With first, the runner checks every track once and reports that
+// verdict before its interval loop (Update does not block the instance on
+// a check; until the verdict comes the old one stands).
+func (in *Instance) startTracks(tr *trackRunner, first bool) {
+	in.stopTracks()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if first {
+			tr.publish(tr.initial(ctx))
+		}
+		tr.run(ctx)
+	}()
+	in.stopTracks = func() { cancel(); wg.Wait() }
+}
+
+// Update applies a changed configuration of the same virtual router
+// without leaving the current state: a master stays master (and keeps its
+// VIPs and the connections to them) through a change of priority,
+// preemption, interval, authentication, notify scripts, GARP settings or
+// tracks. The manager calls it only when LiveChange says the change needs
+// no restart. tracks are the built track sources of cfg; with
+// tracksChanged they replace the running ones.
+func (in *Instance) Update(cfg config.VRRPInstance, tracks []Track, tracksChanged bool) {
+	in.do(func(now time.Time) []Action {
+		in.cfg = cfg
+		in.prio = cfg.PriorityFor(in.node)
+		in.auth = [8]byte{}
+		if cfg.AuthPass != "" {
+			in.auth = PassAuth(cfg.AuthPass)
+		}
+		// A refresh turned off fires at most once more (a pending burst is
+		// not told apart from a refresh); one turned on starts now.
+		if r := cfg.GARPMasterRefresh.D(); r > 0 && in.m.State() == Master && in.garpAt.IsZero() {
+			in.garpAt = now.Add(r)
+		}
+		in.mu.Lock()
+		in.st.BasePriority = in.prio
+		in.mu.Unlock()
+		acts := in.m.SetParams(now, params(cfg, in.io.Self()))
+		if tracksChanged {
+			tr := newTrackRunner(tracks)
+			in.tracks.Store(tr)
+			if len(tracks) == 0 {
+				in.stopTracks()
+				in.stopTracks = func() {}
+				in.verdict = TrackVerdict{}
+			} else {
+				in.startTracks(tr, true)
+			}
+		}
+		in.perform(acts)
+		in.applyVerdict(now, in.verdict)
+		in.log.Info("vrrp instance updated in place", "state", in.m.State(), "priority", in.m.Priority())
+		return nil
+	})
+}
+
+// LiveChange reports whether an instance configured as old can become new
+// with Update, without a restart: the same virtual router (name,
+// interface, VRID, version), the same addresses and the same peers.
+func LiveChange(old, new config.VRRPInstance) bool {
+	clear := func(c config.VRRPInstance) config.VRRPInstance {
+		c.Datacenter, c.Nodes = "", nil
+		c.Priority, c.Priorities = 0, nil
+		c.AdvertInterval, c.Preempt, c.PreemptDelay = 0, nil, 0
+		c.AcceptMode, c.AuthType, c.AuthPass = nil, "", ""
+		c.Track = nil
+		c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop, c.Notify = "", "", "", "", ""
+		c.GARPMasterDelay, c.GARPMasterRepeat, c.GARPMasterRefresh = nil, 0, 0
+		return c
+	}
+	return reflect.DeepEqual(clear(old), clear(new))
+}
+
+// resignWait is how long a resigning master keeps its VIPs waiting for its
+// successor's first advert. A backup that hears priority 0 takes over after
+// its Skew_Time, at most 1s (v2) or one advert interval (v3); twice that
+// covers a busy backup. At least 500ms, so that very short adverts still
+// leave a loaded backup time to act; at most 5s, so that the node's
+// shutdown budget (10s) always removes the addresses before exit.
+func resignWait(version int, iv time.Duration) time.Duration {
+	skew := iv
+	if version == 2 {
+		skew = time.Second
+	}
+	return min(max(2*skew, 500*time.Millisecond), 5*time.Second) + 100*time.Millisecond
 }
 
 func (in *Instance) reach() {

@@ -33,8 +33,10 @@ type fakeIO struct {
 	vips     atomic.Bool
 	announce atomic.Int64
 	ttl      atomic.Int32
-	closed   chan struct{}
-	once     sync.Once
+	// sentInterval is the interval field of the last advert sent.
+	sentInterval atomic.Int64
+	closed       chan struct{}
+	once         sync.Once
 }
 
 func (s *fakeSeg) port(addr string) *fakeIO {
@@ -49,6 +51,9 @@ func (s *fakeSeg) port(addr string) *fakeIO {
 
 func (f *fakeIO) Self() netip.Addr { return f.self }
 func (f *fakeIO) Send(b []byte, dst netip.Addr) error {
+	if p, err := Parse(b, f.self, dst); err == nil {
+		f.sentInterval.Store(int64(p.Interval))
+	}
 	f.seg.mu.Lock()
 	defer f.seg.mu.Unlock()
 	for _, p := range f.seg.ports {
@@ -89,8 +94,14 @@ type node struct {
 
 func startNode(t *testing.T, seg *fakeSeg, addr string, cfg config.VRRPInstance, bus *events.Bus, tracks ...Track) *node {
 	t.Helper()
+	return startNodeLog(t, seg, addr, cfg, ioDiscard{}, bus, tracks...)
+}
+
+// startNodeLog is startNode with the instance's log (debug level) in w.
+func startNodeLog(t *testing.T, seg *fakeSeg, addr string, cfg config.VRRPInstance, w io.Writer, bus *events.Bus, tracks ...Track) *node {
+	t.Helper()
 	io := seg.port(addr)
-	in, err := NewInstance(cfg, InstanceOptions{IO: io, Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil)), Bus: bus, Tracks: tracks})
+	in, err := NewInstance(cfg, InstanceOptions{IO: io, Log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), Bus: bus, Tracks: tracks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,27 +172,55 @@ func TestInstanceDropsMismatched(t *testing.T) {
 		{"addresses", func(c *config.VRRPInstance) { c.VIPs = config.StringList{"198.18.1.200/24"} }, TTL, "addresses"},
 		{"version", func(c *config.VRRPInstance) { c.Version, c.AdvertInterval = 2, config.Duration(time.Second) }, TTL, "version"},
 		{"ttl", func(c *config.VRRPInstance) {}, 64, "ttl"},
+		{"interval", func(c *config.VRRPInstance) { c.Version, c.AdvertInterval = 2, config.Duration(2*time.Second) }, TTL, "interval"},
+		{"other_vrid", func(c *config.VRRPInstance) { c.VRID = 52 }, TTL, "other_vrid"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			seg := &fakeSeg{}
 			mine := instCfg("vi", 100)
-			if tc.name == "auth" {
+			switch tc.name {
+			case "auth":
 				mine.Version, mine.AdvertInterval, mine.AuthPass = 2, config.Duration(time.Second), "secret"
+			case "interval":
+				mine.Version, mine.AdvertInterval = 2, config.Duration(time.Second)
 			}
-			a := startNode(t, seg, "198.18.0.1", mine, nil)
-			other := instCfg("vi", 200)
+			var log syncLog
+			a := startNodeLog(t, seg, "198.18.0.1", mine, &log, nil)
+			// The address owner is master at once: no Master_Down_Interval
+			// of whole seconds (v2) to wait before its first advert.
+			other := instCfg("vi", 255)
 			tc.mod(&other)
 			b := startNode(t, seg, "198.18.0.2", other, nil)
 			b.io.ttl.Store(int32(tc.ttl))
-			testenv.Eventually(t, 5*time.Second, "drops counted as "+tc.reason, func() bool {
-				return a.in.Status().Dropped[tc.reason] > 0
+			testenv.Eventually(t, 15*time.Second, "three drops counted as "+tc.reason, func() bool {
+				return a.in.Status().Dropped[tc.reason] >= 3
 			})
 			// The dropped master does not hold a back: a becomes master too.
 			testenv.Eventually(t, 10*time.Second, "a master despite b", func() bool { return a.state() == Master })
+			// Several drops, one log line (rate-limited to one per 10s and
+			// reason); another virtual router's adverts are normal on a
+			// shared link: debug level, never a warning.
+			lines := strings.Count(log.String(), "level=WARN msg=\"dropped advertisement: "+tc.reason+"\"")
+			if tc.reason == "other_vrid" {
+				if lines != 0 || strings.Count(log.String(), "level=DEBUG msg=\"ignored advertisement of another virtual router\"") != 1 {
+					t.Fatalf("log:\n%s", log.String())
+				}
+			} else if lines != 1 {
+				t.Fatalf("%d warnings for %d drops, want 1:\n%s", lines, a.in.Status().Dropped[tc.reason], log.String())
+			}
 		})
 	}
 }
+
+// syncLog is a log sink read while the instance writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func TestInstanceTrackWeightAndFault(t *testing.T) {
 	seg := &fakeSeg{}
@@ -368,4 +407,27 @@ func TestInstanceStartsInFaultWithLinkDown(t *testing.T) {
 	}
 	io.link <- true
 	testenv.Eventually(t, 5*time.Second, "owner master once the link is up", func() bool { return in.Status().State == Master && io.vips.Load() })
+}
+
+// A resigning master waits for its successor no longer than the node's
+// shutdown budget allows, and long enough for a busy backup.
+func TestResignWait(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		version int
+		iv      time.Duration
+		want    time.Duration
+	}{
+		{2, time.Second, 2100 * ms},
+		{2, 10 * time.Second, 2100 * ms}, // v2 Skew_Time is at most 1s whatever the interval
+		{3, 10 * ms, 600 * ms},
+		{3, 100 * ms, 600 * ms},
+		{3, time.Second, 2100 * ms},
+		{3, 40 * time.Second, 5100 * ms},
+	}
+	for _, tt := range tests {
+		if got := resignWait(tt.version, tt.iv); got != tt.want {
+			t.Errorf("v%d %s: %s, want %s", tt.version, tt.iv, got, tt.want)
+		}
+	}
 }

@@ -31,6 +31,17 @@ func (s State) String() string {
 // MarshalText makes states readable in JSON status.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a state name back (clients of the status API).
+func (s *State) UnmarshalText(b []byte) error {
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown VRRP state %q", b)
+}
+
 // Params are what the machine needs from the configuration.
 type Params struct {
 	Version      int
@@ -265,6 +276,33 @@ func (m *Machine) SetPriority(now time.Time, prio int) []Action {
 	if m.running && m.state == Master {
 		m.emit(Action{Kind: SendAdvert, Priority: uint8(prio)})
 		m.timer = now.Add(m.p.Interval)
+	}
+	return m.flush()
+}
+
+// SetParams changes preemption and the advertisement interval of a
+// running machine without a transition (a config change applied in
+// place). Version and Self are fixed for a machine's life. A master with
+// a new interval advertises at once so that v3 backups learn it.
+func (m *Machine) SetParams(now time.Time, p Params) []Action {
+	p.Version, p.Self = m.p.Version, m.p.Self
+	old := m.p
+	m.p = p
+	if !p.Preempt || p.PreemptDelay != old.PreemptDelay {
+		m.preemptAt = time.Time{}
+	}
+	if p.Interval != old.Interval && m.running {
+		switch m.state {
+		case Master:
+			m.masterIv = p.Interval
+			m.emit(Action{Kind: SendAdvert, Priority: uint8(m.prio)})
+			m.timer = now.Add(p.Interval)
+		case Backup:
+			if p.Version == 2 {
+				// v2 routers share one configured interval.
+				m.masterIv = p.Interval
+			}
+		}
 	}
 	return m.flush()
 }

@@ -256,3 +256,17 @@ func BenchmarkMachineAdvert(b *testing.B) {
 		m.Advert(now, upper, 150, time.Second)
 	}
 }
+
+func TestStateTextRoundTrip(t *testing.T) {
+	for s := Init; s <= Stopped; s++ {
+		b, _ := s.MarshalText()
+		var back State
+		if err := back.UnmarshalText(b); err != nil || back != s {
+			t.Errorf("%s: got %v, %v", s, back, err)
+		}
+	}
+	var x State
+	if err := x.UnmarshalText([]byte("PRIMARY")); err == nil {
+		t.Error("unknown state accepted")
+	}
+}

@@ -27,7 +27,10 @@ type Options struct {
 
 // Manager runs the instances of the `vrrp` section that belong to this
 // node and reconciles them on every config change: unchanged instances
-// keep running untouched; a changed one is restarted (resigning first).
+// keep running untouched; a change that keeps the virtual router and its
+// addresses (priority, preemption, interval, tracks, notify, GARP) is
+// applied in place; any other change restarts the instance (resigning
+// first).
 type Manager struct {
 	o       Options
 	mu      sync.Mutex
@@ -93,8 +96,26 @@ func (m *Manager) Apply(c *config.Cluster) error {
 func (m *Manager) reconcileLocked() error {
 	keep := map[string]bool{}
 	var stop []*runningInst
+	var errs []error
 	for _, w := range m.want {
-		if r, ok := m.running[w.Name]; ok && reflect.DeepEqual(r.cfg, w) && reflect.DeepEqual(r.group, m.groups[w.Name]) {
+		r, ok := m.running[w.Name]
+		if !ok || !reflect.DeepEqual(r.group, m.groups[w.Name]) {
+			continue
+		}
+		switch {
+		case reflect.DeepEqual(r.cfg, w):
+			keep[w.Name] = true
+		case LiveChange(r.cfg, w):
+			// Same virtual router, same addresses: change it in place, so
+			// a master keeps its VIPs and the connections to them.
+			tracks, err := buildTracks(m.o.Tracks, w.Track)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("vrrp instance %s: %w (kept its previous configuration)", w.Name, err))
+				keep[w.Name] = true
+				continue
+			}
+			r.inst.Update(w, tracks, !reflect.DeepEqual(r.cfg.Track, w.Track))
+			r.cfg = w
 			keep[w.Name] = true
 		}
 	}
@@ -111,7 +132,6 @@ func (m *Manager) reconcileLocked() error {
 	for _, r := range stop {
 		<-r.done
 	}
-	var errs []error
 	started := map[string]*Instance{}
 	for i := range m.want {
 		w := m.want[i]

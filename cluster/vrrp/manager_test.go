@@ -3,10 +3,13 @@ package vrrp
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/health"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -54,17 +57,113 @@ func TestManagerReconcile(t *testing.T) {
 	if opened["a"] != 1 || opened["b"] != 1 || opened["elsewhere"] != 0 {
 		t.Fatalf("opens after a no-op apply: %v", opened)
 	}
-	// a changes, b goes away.
+	// a's priority changes (in place), b goes away.
 	if err := m.Apply(doc(150, false)); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 5*time.Second, "only a, restarted with priority 150", func() bool {
+	testenv.Eventually(t, 5*time.Second, "only a, priority 150", func() bool {
 		s := m.Status()
-		return len(s) == 1 && s[0].Name == "a" && s[0].BasePriority == 150 && s[0].State == Master
+		return len(s) == 1 && s[0].Name == "a" && s[0].BasePriority == 150 && s[0].Priority == 150 && s[0].State == Master
+	})
+	if opened["a"] != 1 {
+		t.Fatalf("a reopened (%d) for a priority change", opened["a"])
+	}
+	// Another address is another virtual router: a restarts.
+	c := doc(150, false)
+	c.VRRP.Instances[0].VIPs = config.StringList{"198.18.1.101/24"}
+	if err := m.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "a restarted with the new VIP", func() bool {
+		s := m.Status()
+		return len(s) == 1 && s[0].VIPs[0] == "198.18.1.101/24" && s[0].State == Master
 	})
 	if opened["a"] != 2 {
 		t.Fatalf("a opened %d times, want 2", opened["a"])
 	}
 	cancel()
 	<-done
+}
+
+// A config change that keeps the virtual router and its addresses is
+// applied in place: the master stays master and keeps its VIPs (and so the
+// connections to them) through a new priority, tracks added and removed,
+// preemption, interval and notify changes — no transition, no reopen.
+func TestManagerUpdatesInPlace(t *testing.T) {
+	seg := &fakeSeg{}
+	var ports []*fakeIO
+	opened := 0
+	var trackOK atomic.Bool
+	node := &config.Node{Name: "gw1", Datacenter: "dc1", Role: config.RoleGateway}
+	bus := events.New("gw1", "dc1")
+	sub := bus.Subscribe("t", 64, func(e events.Event) bool { return e.Kind == events.VRRPTransition })
+	defer sub.Close()
+	m := NewManager(Options{Node: node, Bus: bus, Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil)),
+		Open: func(c *config.VRRPInstance, _ *slog.Logger) (NetIO, error) {
+			opened++
+			p := seg.port("198.18.0.1")
+			ports = append(ports, p)
+			return p, nil
+		},
+		Tracks: func(*config.VRRPTrack) (TrackSource, error) {
+			return TrackFunc(func(context.Context) health.Result {
+				return health.Result{OK: trackOK.Load(), Reason: "switched off"}
+			}), nil
+		}})
+	base := instCfg("a", 100)
+	apply := func(mod func(*config.VRRPInstance)) {
+		t.Helper()
+		in := base
+		mod(&in)
+		if err := m.Apply(&config.Cluster{VRRP: config.VRRP{Instances: []config.VRRPInstance{in}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(func(*config.VRRPInstance) {})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	st := func() Status { return m.Status()[0] }
+	testenv.Eventually(t, 5*time.Second, "a master", func() bool { return len(m.Status()) == 1 && st().State == Master })
+	for len(sub.C) > 0 {
+		<-sub.C // INIT → BACKUP → MASTER
+	}
+
+	steps := []struct {
+		name string
+		mod  func(*config.VRRPInstance)
+		ok   func(Status) bool
+	}{
+		{"priority", func(c *config.VRRPInstance) { c.Priorities = map[string]int{"gw1": 180} }, func(s Status) bool { return s.Priority == 180 }},
+		{"tracks added (weight -30, failing)", func(c *config.VRRPInstance) {
+			c.Priorities = map[string]int{"gw1": 180}
+			c.Track = []config.VRRPTrack{{Kind: "exec", Name: "t", Command: []string{"x"}, Interval: config.Duration(20 * time.Millisecond), Timeout: config.Duration(20 * time.Millisecond), Rise: 1, Fall: 1, Weight: -30}}
+		}, func(s Status) bool { return s.Priority == 150 && len(s.Tracks) == 1 && !s.Tracks[0].Up }},
+		{"preempt, interval, notify, garp", func(c *config.VRRPInstance) {
+			f := false
+			c.Priorities = map[string]int{"gw1": 180}
+			c.Preempt, c.AdvertInterval, c.Notify, c.GARPMasterRepeat = &f, config.Duration(40*time.Millisecond), "true", 1
+		}, func(s Status) bool { return s.Priority == 180 && len(s.Tracks) == 0 }},
+	}
+	for _, step := range steps {
+		apply(step.mod)
+		testenv.Eventually(t, 5*time.Second, step.name+" applied", func() bool { return step.ok(st()) })
+		if s := st(); s.State != Master || !ports[0].vips.Load() {
+			t.Fatalf("after %s: state %s, VIPs held %v", step.name, s.State, ports[0].vips.Load())
+		}
+	}
+	if opened != 1 {
+		t.Fatalf("opened %d times, want 1: every change was in place", opened)
+	}
+	select {
+	case e := <-sub.C:
+		t.Fatalf("transition during in-place changes: %s", e.Message)
+	default:
+	}
+	// The new interval is what the master advertises now.
+	sent := ports[0].sentInterval.Load()
+	if time.Duration(sent) != 40*time.Millisecond {
+		t.Fatalf("advertised interval %s, want 40ms", time.Duration(sent))
+	}
 }

@@ -23,6 +23,7 @@ type opts struct {
 	prio     map[string]int    // node name → priority
 	preempt  map[string]bool   // node name → preempt (default true)
 	track    string            // exec track command (vipgate), weight -150
+	kaTrack  string            // keepalived: vrrp_script file with the same check, weight -150
 	extra    map[string]string // extra YAML lines per instance
 }
 
@@ -51,7 +52,10 @@ func vipgateDoc(o opts) string {
 			fmt.Fprintf(&b, "      unicast_peers: [%s]\n", strings.Join(o.unicast, ", "))
 		}
 		if o.track != "" {
-			fmt.Fprintf(&b, "      track:\n        - kind: exec\n          name: script\n          command: [sh, -c, %q]\n          interval: 50ms\n          weight: -150\n", o.track)
+			// The timeout is generous: on a loaded 2-core machine sh + ip
+			// can take longer than the interval, and a timed-out check is a
+			// failure — the priority would flap between adverts.
+			fmt.Fprintf(&b, "      track:\n        - kind: exec\n          name: script\n          command: [sh, -c, %q]\n          interval: 200ms\n          timeout: 2s\n          weight: -150\n", o.track)
 		}
 	}
 	return b.String()
@@ -59,7 +63,10 @@ func vipgateDoc(o opts) string {
 
 func keepalivedConf(o opts, node, self string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_garp_master_delay 1\n}\n", node)
+	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_garp_master_delay 1\n  script_user root\n}\n", node)
+	if o.kaTrack != "" {
+		fmt.Fprintf(&b, "vrrp_script chk {\n  script %q\n  interval 1\n  weight -150\n}\n", o.kaTrack)
+	}
 	fmt.Fprintf(&b, "vrrp_instance VI {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority %d\n  version %d\n", o.prio[node], o.version)
 	if o.version == 2 {
 		fmt.Fprintf(&b, "  advert_int %d\n", int(o.interval/time.Second))
@@ -80,6 +87,9 @@ func keepalivedConf(o opts, node, self string) string {
 			}
 		}
 		b.WriteString("  }\n")
+	}
+	if o.kaTrack != "" {
+		b.WriteString("  track_script {\n    chk\n  }\n")
 	}
 	fmt.Fprintf(&b, "  virtual_ipaddress {\n    %s/24\n  }\n}\n", vip)
 	return b.String()
@@ -245,6 +255,10 @@ func TestNetnsMulticastBlocked(t *testing.T) {
 
 // TestKeepalivedInterop pairs a vipgate node with the Debian keepalived on
 // one segment, each side master in turn, for v2 with PASS, v3 and unicast.
+// The master fails in each way of TestNetnsFailover — link down, track
+// script failing (weight -150), crash, clean shutdown — and the other
+// implementation must take over each time (and the master take back what
+// preemption gives it).
 func TestKeepalivedInterop(t *testing.T) {
 	modes := []struct {
 		name string
@@ -271,19 +285,53 @@ func TestKeepalivedInterop(t *testing.T) {
 					o.prio = map[string]int{"v": 200, "k": 100}
 					master, backup = "v", "k"
 				}
+				dir := t.TempDir()
+				o.track = "test ! -e " + dir + "/fail-$(ip netns identify)"
+				o.kaTrack = filepath.Join(dir, "track.sh")
+				if err := os.WriteFile(o.kaTrack, []byte("#!/bin/sh\n"+o.track+"\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
 				docO := o
 				docO.prio = map[string]int{"v": o.prio["v"]}
-				pv := startVipgate(t, b.hosts["v"], "v", vipgateDoc(docO))
-				pk := startKeepalived(t, b.hosts["k"], keepalivedConf(o, "k", "198.18.0.2"))
+				vDoc, kConf := vipgateDoc(docO), keepalivedConf(o, "k", "198.18.0.2")
+				pv := startVipgate(t, b.hosts["v"], "v", vDoc)
+				pk := startKeepalived(t, b.hosts["k"], kConf)
 				procs := map[string]*proc{"v": pv, "k": pk}
+				var logs []*proc // every keepalived and vipgate process, restarted ones too
+				logs = append(logs, pv, pk)
 				long := 15 * time.Second
 				waitHolder(t, b.w, master, long)
 
+				t.Log("link down on the master")
 				b.n.Cable(b.hosts[master], false)
 				waitHolder(t, b.w, backup, long)
 				b.n.Cable(b.hosts[master], true)
 				waitHolder(t, b.w, master, long)
 
+				t.Log("track script fails on the master")
+				fail := filepath.Join(dir, "fail-"+b.hosts[master].NS)
+				if err := os.WriteFile(fail, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				waitHolder(t, b.w, backup, long)
+				os.Remove(fail)
+				waitHolder(t, b.w, master, long)
+
+				t.Log("master crashes")
+				procs[master].kill()
+				b.w.crashed(master)
+				waitHolder(t, b.w, backup, long)
+				b.hosts[master].Run("ip", "addr", "del", vip+"/24", "dev", "eth0") // the crashed box reboots clean
+				b.w.revive(master)
+				if master == "v" {
+					procs["v"] = startVipgate(t, b.hosts["v"], "v", vDoc)
+				} else {
+					procs["k"] = startKeepalived(t, b.hosts["k"], kConf)
+				}
+				logs = append(logs, procs[master])
+				waitHolder(t, b.w, master, long)
+
+				t.Log("clean shutdown of the master")
 				procs[master].stop()
 				waitHolder(t, b.w, backup, long)
 				if len(o.unicast) > 0 && !vipgateMaster {
@@ -297,11 +345,15 @@ func TestKeepalivedInterop(t *testing.T) {
 					b.checkDual(t, o)
 				}
 
-				if errs := keepalivedProtocolErrors(pk.out.String()); len(errs) > 0 {
-					t.Fatalf("keepalived complained about vipgate:\n%s", strings.Join(errs, "\n"))
-				}
-				if out := pv.out.String(); strings.Contains(out, "dropped advertisement") {
-					t.Fatalf("vipgate dropped keepalived's adverts:\n%s", out)
+				for _, p := range logs {
+					out := p.out.String()
+					if strings.HasPrefix(p.name, "keepalived") {
+						if errs := keepalivedProtocolErrors(out); len(errs) > 0 {
+							t.Fatalf("keepalived complained about vipgate:\n%s", strings.Join(errs, "\n"))
+						}
+					} else if strings.Contains(out, "dropped advertisement") {
+						t.Fatalf("vipgate dropped keepalived's adverts:\n%s", out)
+					}
 				}
 			})
 		}
@@ -373,5 +425,48 @@ func TestNetnsVMAC(t *testing.T) {
 	}
 	if out, _ := b.hosts["a"].Run("ip", "link", "show", "vrrp.51"); !strings.Contains(out, "does not exist") {
 		t.Fatalf("a left its macvlan behind: %s", out)
+	}
+}
+
+// TestNetnsTwoInstancesOneInterface: two virtual routers share eth0, each
+// with its own master (active/active, as two VIPs of one datacenter often
+// are). Each ignores the other's adverts without complaint; a link down
+// moves both VIPs to the surviving node and they split again after it. The
+// VIP keeps the label its `vips` line gives it.
+func TestNetnsTwoInstancesOneInterface(t *testing.T) {
+	b := newBed(t, "a", "b")
+	const vip2 = "198.18.0.201"
+	w2 := watchVIP(t, vip2, b.hosts["a"], b.hosts["b"])
+	doc := fmt.Sprintf(`vrrp:
+  instances:
+    - {name: vi51, interface: eth0, vrid: 51, version: 3, advert_interval: 100ms, priorities: {a: 200, b: 100},
+       vips: ["%s/24 dev eth0 label eth0:vip51"]}
+    - {name: vi52, interface: eth0, vrid: 52, version: 3, advert_interval: 100ms, priorities: {a: 100, b: 200},
+       vips: ["%s/24"]}
+`, vip, vip2)
+	pa := startVipgate(t, b.hosts["a"], "a", doc)
+	pb := startVipgate(t, b.hosts["b"], "b", doc)
+	long := 10 * time.Second
+	waitHolder(t, b.w, "a", long)
+	waitHolder(t, w2, "b", long)
+	if out := b.hosts["a"].MustRun(t, "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, vip+"/24") || !strings.Contains(out, "eth0:vip51") {
+		t.Fatalf("VIP without its label on a:\n%s", out)
+	}
+
+	b.n.Cable(b.hosts["a"], false)
+	waitHolder(t, b.w, "b", long)
+	waitHolder(t, w2, "b", long)
+	b.n.Cable(b.hosts["a"], true)
+	waitHolder(t, b.w, "a", long)
+	waitHolder(t, w2, "b", long)
+	o := opts{interval: 100 * time.Millisecond}
+	b.checkDual(t, o)
+	if d := w2.dual(); d > o.interval+50*time.Millisecond {
+		t.Fatalf("%s held by two nodes for %s", vip2, d)
+	}
+	for _, p := range []*proc{pa, pb} {
+		if out := p.out.String(); strings.Contains(out, "dropped advertisement") {
+			t.Fatalf("%s dropped adverts:\n%s", p.name, out)
+		}
 	}
 }

@@ -179,20 +179,25 @@ func (r *trackRunner) run(ctx context.Context) {
 					r.mu.Lock()
 					v := verdict(r.tracks, r.st)
 					r.mu.Unlock()
-					// Latest verdict wins: replace an unread one.
-					select {
-					case <-r.out:
-					default:
-					}
-					select {
-					case r.out <- v:
-					default:
-					}
+					r.publish(v)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// publish hands v to the instance; the latest verdict wins over an unread
+// one.
+func (r *trackRunner) publish(v TrackVerdict) {
+	select {
+	case <-r.out:
+	default:
+	}
+	select {
+	case r.out <- v:
+	default:
+	}
 }
 
 // TrackStatus is one track in `vipgate status`.
