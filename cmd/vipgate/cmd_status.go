@@ -88,6 +88,9 @@ func printSection(w io.Writer, name string, raw json.RawMessage) int {
 		return 0
 	}
 	fmt.Fprintf(w, "== %s ==\n", name)
+	if name == "vrrp" && printVRRP(w, raw) == nil {
+		return 0
+	}
 	printGeneric(w, raw)
 	return 0
 }
