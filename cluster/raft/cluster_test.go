@@ -2,8 +2,10 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -269,4 +271,63 @@ func TestNonvoterReplicatesWithoutVoting(t *testing.T) {
 	c.stop("n2")
 	c.stop("n3")
 	testenv.Eventually(t, 10*time.Second, "no quorum", func() bool { return !nodes[0].VerifyQuorum() && !nv.IsLeader() })
+}
+
+// The raft port speaks only to holders of a cluster certificate: plaintext,
+// TLS without a client certificate, and a certificate of another CA are
+// all cut off before a byte of raft or RPC is read, and the cluster stays
+// as it was.
+func TestRaftPortRefusesUnauthenticated(t *testing.T) {
+	c := newTCluster(t)
+	nodes := c.boot(1)
+	addr := nodes[0].Addr()
+	rogue, err := rafttest.NewCA(t.TempDir(), "rogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := rogue.Issue("rogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := tls.LoadX509KeyPair(rf.Cert, rf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a raft peer sends first (the RPC type byte) then some payload.
+	probe := []byte{0, 1, 2, 3, 4, 5, 6, 7}
+	tests := []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"plaintext", func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 3*time.Second) }},
+		{"tls without a client certificate", func() (net.Conn, error) {
+			return tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+		}},
+		{"certificate of another CA", func() (net.Conn, error) {
+			return tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{foreign}})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := tt.dial()
+			if err != nil {
+				return // refused during the handshake
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = conn.Write(probe)
+			b := make([]byte, 64)
+			n, err := conn.Read(b)
+			if err == nil {
+				t.Fatalf("the raft port answered %d bytes: %x", n, b[:n])
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the connection was left open instead of refused")
+			}
+		})
+	}
+	if ms, _ := nodes[0].Members(); len(ms) != 1 {
+		t.Errorf("members %v", ms)
+	}
 }

@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // dcDoc: every gateway runs a frontend on an ephemeral loopback port (so
-// several processes share the host) in front of one HTTP backend.
+// several processes share the host) in front of one HTTP backend, and
+// answers mail.example.com with the VIP of the datacenter to use.
 func dcDoc(backend string) string {
 	return fmt.Sprintf(`datacenters:
   - {name: dc1, role: primary}
@@ -27,7 +30,38 @@ backends:
   - name: app
     mode: http
     servers: [{name: a1, address: %q}]
-`, backend)
+dns:
+  zones:
+    - name: example.com
+      ns: [ns1.example.com]
+      records: [{name: ns1, type: A, data: 198.18.1.53}]
+      services: [{name: mail, policy: failover, vips: {dc1: [%s], dc2: [%s]}}]
+`, backend, vipDC1, vipDC2)
+}
+
+const vipDC1, vipDC2 = "198.18.1.100", "198.18.2.100"
+
+// resolve asks the node's own DNS server for mail.example.com ("" on error).
+func (p *proc) resolve() string {
+	m := new(mdns.Msg)
+	m.SetQuestion("mail.example.com.", mdns.TypeA)
+	cl := &mdns.Client{Timeout: time.Second}
+	r, _, err := cl.Exchange(m, p.dns)
+	if err != nil || len(r.Answer) != 1 {
+		return ""
+	}
+	if a, ok := r.Answer[0].(*mdns.A); ok {
+		return a.A.String()
+	}
+	return ""
+}
+
+// answersWithin: once cond holds on p (the state change is visible in its
+// replicated state), p's DNS answers want within one second.
+func answersWithin(t *testing.T, p *proc, what string, cond func(dcView) bool, want string) {
+	t.Helper()
+	testenv.Eventually(t, 40*time.Second, what+" on "+p.id, func() bool { return cond(p.dcState()) })
+	testenv.Eventually(t, time.Second, fmt.Sprintf("%s answering %s within 1s of %s", p.id, want, what), func() bool { return p.resolve() == want })
 }
 
 type dcView struct {
@@ -71,8 +105,18 @@ func TestProcessesDatacenterFailover(t *testing.T) {
 		v := p.dcState()
 		return p.members() == 3 && v.healthy("dc1") && v.healthy("dc2") && v.Active == "dc1"
 	})
-	// Take dc1's only gateway out of service.
+	for _, p := range []*proc{n1, n2} {
+		if got := p.resolve(); got != vipDC1 {
+			t.Fatalf("%s answers mail with %q, want dc1's %s", p.id, got, vipDC1)
+		}
+	}
+	// Take dc1's only gateway out of service. Every gateway's DNS moves
+	// clients to dc2 as soon as it knows dc1 is down (before the hold-down),
+	// and stays there once dc2 is active.
 	post(t, n1, "/api/v1/frontends/web/state", map[string]any{"enabled": false}, 200)
+	for _, p := range []*proc{n1, n2} {
+		answersWithin(t, p, "dc1 unhealthy", func(v dcView) bool { return !v.healthy("dc1") }, vipDC2)
+	}
 	testenv.Eventually(t, 30*time.Second, "failover to dc2", func() bool { return n2.dcState().Active == "dc2" })
 	var v dcView
 	testenv.Eventually(t, 10*time.Second, "the decision replicated to n1", func() bool {
@@ -104,6 +148,9 @@ func TestProcessesDatacenterFailover(t *testing.T) {
 		v := p.dcState()
 		return v.Active == "dc1" && v.Decision.Author == "alice" && strings.Contains(v.Decision.Reason, "maintenance over")
 	})
+	for _, p := range []*proc{n1, n2} {
+		answersWithin(t, p, "dc1 active again", func(v dcView) bool { return v.Active == "dc1" }, vipDC1)
+	}
 }
 
 func post(t *testing.T, p *proc, path string, body any, want int) {

@@ -56,6 +56,7 @@ type proc struct {
 	nodeFile     string
 	admin        string // host:port
 	raft         string
+	dns          string // host:port of its DNS server (gateways only)
 	logFile      string
 	cmd          *exec.Cmd
 	done         chan struct{}
@@ -119,6 +120,10 @@ func (c *cluster) add(id, dc, role string, seed string) *proc {
 	}
 	if dc != "" {
 		fmt.Fprintf(&b, "datacenter: %s\n", dc)
+	}
+	if role == "gateway" {
+		p.dns = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(c.t))
+		fmt.Fprintf(&b, "dns: {listen: [%q], sockets: 1}\n", p.dns)
 	}
 	fmt.Fprintf(&b, "raft:\n  listen: %q\n  tls: {ca: %q, cert: %q, key: %q}\n", p.raft, tlsf.CA, tlsf.Cert, tlsf.Key)
 	b.WriteString("  heartbeat_timeout: 1s\n  election_timeout: 1s\n  leader_lease_timeout: 500ms\n  report_interval: 250ms\n")
