@@ -92,4 +92,5 @@ for r in $(seq "$ROUNDS"); do
   nsd_total=$((nsd_total + n)); vip_total=$((vip_total + v))
 done
 n=$((nsd_total / ROUNDS)); v=$((vip_total / ROUNDS))
-echo "bench-dns: nsd ${n} q/s, vipgate ${v} q/s, vipgate/nsd = $(awk -v a="$v" -v b="$n" 'BEGIN {printf "%.2f", (b ? a/b : 0)}')"
+# "ratio" is what make bench's summary picks up.
+echo "bench-dns: nsd ${n} q/s, vipgate ${v} q/s: ratio $(awk -v a="$v" -v b="$n" 'BEGIN {printf "%.2f", (b ? a/b : 0)}') (vipgate/nsd)"
