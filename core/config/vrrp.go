@@ -403,6 +403,11 @@ func (c *Cluster) validateVRRP(p *Problems) {
 					p.Addf(tat("url"), "http track needs url: http(s)://…, got %q", t.URL)
 				}
 			case "proxy":
+				if len(c.Frontends) == 0 {
+					// It would fail forever: FAULT (weight 0) or a lowered
+					// priority for nothing.
+					p.Addf(tat("kind"), "proxy track: the configuration has no frontends to track")
+				}
 				for k, f := range t.Frontends {
 					if c.Frontend(f) == nil {
 						p.Addf(at("track", j, "frontends", k), "unknown frontend %q", f)

@@ -126,6 +126,7 @@ func TestVRRPValidation(t *testing.T) {
 		{"unknown key", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9], virtual_router_id: 3}\n", "virtual_router_id"},
 		{"use_vmac ipv6", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, version: 3, use_vmac: true, vips: [\"2001:db8::1\"]}\n", "use_vmac is IPv4 only"},
 		{"priority range", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, priority: 300, vips: [198.18.0.9]}\n", "priority 300: must be 1..255"},
+		{"track proxy without frontends", "vrrp:\n  instances:\n    - name: a\n      interface: eth0\n      vrid: 1\n      vips: [198.18.0.9]\n      track:\n        - {kind: proxy}\n", "x.yaml:8:18: vrrp.instances.0.track.0.kind: proxy track: the configuration has no frontends to track"},
 		{"auth_type AH", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: AH, vips: [198.18.0.9]}\n", "x.yaml:3:54: vrrp.instances.0.auth_type: auth_type AH is not supported"},
 		{"auth_type PASS without a password", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: PASS, vips: [198.18.0.9]}\n", "auth_type PASS needs auth_pass"},
 		{"auth_type unknown", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, auth_type: md5, vips: [198.18.0.9]}\n", "auth_type \"md5\": want PASS"},

@@ -628,10 +628,16 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 				tr.Timeout = tr.Interval * 10
 				t.warnKA(s.node, "vrrp_script "+s.name+" timeout", "more than 10 intervals; capped")
 			}
-			if proxyCheck(s.script) {
+			switch {
+			case proxyCheck(s.script) && len(t.c.Frontends) > 0:
 				tr.Kind = "proxy"
 				notes = append(notes, fmt.Sprintf("vrrp_script %s (%q) checked that HAProxy runs: vipgate's proxy is the same process, so it becomes a `proxy` track (the local frontends are up).", s.name, s.script))
-			} else {
+			case proxyCheck(s.script):
+				// keepalived alone is being replaced: HAProxy keeps running
+				// beside vipgate, and a proxy track would have nothing to check.
+				tr.Kind, tr.Process = "process", "haproxy"
+				notes = append(notes, fmt.Sprintf("vrrp_script %s (%q) checked that HAProxy runs; without a haproxy.cfg in this import it stays a check of the haproxy process (a `process` track). Import haproxy.cfg too to make it a `proxy` track.", s.name, s.script))
+			default:
 				tr.Kind = "exec"
 				tr.Command = strings.Fields(s.script)
 			}

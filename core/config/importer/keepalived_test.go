@@ -108,7 +108,7 @@ vrrp_instance VI_1 {
 			warns: []string{"k1.conf:14: vrrp_instance VI_1: this file describes one node (gw1, priority 90)"},
 		},
 		{
-			name: "haproxy liveness script becomes a proxy track",
+			name: "haproxy liveness script without haproxy.cfg becomes a process track",
 			files: []string{"vrrp_script chk { \n script \"killall -0 haproxy\"\n}\n" + `vrrp_instance VI { interface eth0
 virtual_router_id 1
 virtual_ipaddress {
@@ -120,7 +120,9 @@ chk
 }`, "vrrp_instance VI { interface eth0\nvirtual_router_id 1\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n"},
 			check: func(t *testing.T, c *config.Cluster) {
 				in := c.VRRP.Instances[0]
-				if len(in.Track) != 1 || in.Track[0].Kind != "proxy" {
+				// Without a haproxy.cfg there is no vipgate proxy to track:
+				// the HAProxy process that keeps running is.
+				if len(in.Track) != 1 || in.Track[0].Kind != "process" || in.Track[0].Process != "haproxy" {
 					t.Errorf("track = %+v", in.Track)
 				}
 				if !reflect.DeepEqual(in.Priorities, map[string]int{"k1": 100, "k2": 100}) || !reflect.DeepEqual([]string(in.Nodes), []string{"k1", "k2"}) {
