@@ -185,3 +185,43 @@ func TestMailerChangeRequeuesDeadLetters(t *testing.T) {
 		return len(good.To("ops@example.test")) == 1 && r.a.Stats().DeadLetters == 0 && r.a.Stats().Queued == 0
 	})
 }
+
+// TestRequeueWhileInFlight: a dead letter requeued while its mail is being
+// sent to its other recipients is not lost when that attempt settles.
+func TestRequeueWhileInFlight(t *testing.T) {
+	q, err := openQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	m := &mailRecord{Created: now, Rule: "r", To: []string{"a@x.test", "b@x.test", "c@x.test"}, Subject: "s"}
+	if err := q.addMail(m); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := q.claim(m.Seq)
+	// First attempt: a delivered, b refused for good, c deferred.
+	if done, err := q.settle(&cur, []string{"a@x.test"}, map[string]string{"b@x.test": "550"}, now); done || err != nil {
+		t.Fatalf("settle: %v %v", done, err)
+	}
+	q.release()
+	cur, _ = q.claim(m.Seq) // the retry for c is in flight...
+	if n, err := q.requeueDead(nil, false); n != 1 || err != nil {
+		t.Fatalf("requeue: %d %v", n, err) // ...when the operator retries b
+	}
+	if done, _ := q.settle(&cur, []string{"c@x.test"}, nil, now); done {
+		t.Fatal("the mail was settled with b still to try")
+	}
+	q.release()
+	l := q.mailList()
+	if len(l) != 1 || strings.Join(l[0].To, ",") != "b@x.test" {
+		t.Fatalf("queued: %+v", l)
+	}
+	// And it is all on disk.
+	q2, err := openQueue(q.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := q2.mailList(); len(l) != 1 || strings.Join(l[0].To, ",") != "b@x.test" || len(q2.deadList()) != 0 {
+		t.Fatalf("after reopen: %+v, dead %d", l, len(q2.deadList()))
+	}
+}

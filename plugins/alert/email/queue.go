@@ -374,14 +374,17 @@ func (q *queue) settle(m *mailRecord, delivered []string, rejected map[string]st
 		}
 		q.dead[m.Seq] = d
 	}
+	cur, ok := q.mails[m.Seq]
+	if !ok {
+		return true, nil // dropped meanwhile
+	}
+	// The stored recipients, not m's: a dead letter requeued while m was
+	// in flight added its recipients there.
 	var left []string
-	for _, to := range m.To {
+	for _, to := range cur.To {
 		if !slices.Contains(delivered, to) && rejected[to] == "" {
 			left = append(left, to)
 		}
-	}
-	if _, ok := q.mails[m.Seq]; !ok {
-		return true, nil // dropped meanwhile
 	}
 	if len(left) == 0 {
 		delete(q.mails, m.Seq)
