@@ -19,9 +19,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	node := fs.Bool("node", false, "the files are node bootstrap files")
+	witness := fs.Bool("witness", false, "with --node: check them as a witness's, as `vipgate run --witness` does")
 	quiet := fs.Bool("q", false, "print nothing when the files are valid")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate check [--node] FILE...\n\n")
+		fmt.Fprintf(fs.Output(), "usage: vipgate check [--node [--witness]] FILE...\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -35,7 +36,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, f := range fs.Args() {
 		var err error
 		if *node {
-			_, err = config.LoadNodeFile(f)
+			role := ""
+			if *witness {
+				role = config.RoleWitness
+			}
+			_, err = config.LoadNodeFileAs(f, role)
 		} else {
 			_, err = config.LoadFile(f)
 		}

@@ -32,3 +32,22 @@ func TestLoadNodeAsWitness(t *testing.T) {
 		t.Fatalf("witness without a node file: got %v", err)
 	}
 }
+
+// `vipgate check --node --witness` judges a node file as `run --witness`
+// will.
+func TestCheckNodeAsWitness(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "witness.yaml")
+	doc := "name: w\ndata_dir: /tmp/w\nraft:\n  listen: 127.0.0.1:9901\n  join: [127.0.0.1:9902]\n  tls: {ca: c, cert: a, key: b}\n"
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if code := runCheck([]string{"--node", f}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "needs a datacenter") {
+		t.Fatalf("as a gateway: exit %d\n%s", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := runCheck([]string{"--node", "--witness", f}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("as a witness: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
