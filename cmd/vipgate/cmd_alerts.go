@@ -158,10 +158,19 @@ func printTestReport(w io.Writer, rep email.TestReport) {
 			}
 			fmt.Fprintf(w, "  %-8s %-6s %8s  %s\n", s.Step, st, s.Took.Round(time.Millisecond), s.Detail)
 		}
-		if m.OK {
+		switch {
+		case m.OK:
 			fmt.Fprintf(w, "  => delivered\n")
-		} else {
+		case len(m.Delivered) > 0:
+			fmt.Fprintf(w, "  => delivered to %s only\n", strings.Join(m.Delivered, ", "))
+		default:
 			fmt.Fprintf(w, "  => NOT delivered: %s\n", m.Error)
+		}
+		for _, to := range slices.Sorted(maps.Keys(m.Rejected)) {
+			fmt.Fprintf(w, "     refused for good: %s: %s\n", to, m.Rejected[to])
+		}
+		for _, to := range slices.Sorted(maps.Keys(m.Deferred)) {
+			fmt.Fprintf(w, "     deferred (try later): %s: %s\n", to, m.Deferred[to])
 		}
 	}
 	if rep.Error != "" {

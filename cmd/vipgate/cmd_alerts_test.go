@@ -152,6 +152,12 @@ alerts:
 		_, out := run("status")
 		return strings.Contains(out, "1 dead letter(s) kept") && strings.Contains(out, "nobody@example.test: sink: SMTP error 550: answer 550 for nobody@example.test")
 	})
+	// alerts test names the refused recipient and its answer.
+	code, out := run("test", "--to", "ops@example.test,nobody@example.test")
+	if code != 1 || !strings.Contains(out, "=> delivered to ops@example.test only") || !strings.Contains(out, "refused for good: nobody@example.test: SMTP error 550") ||
+		!strings.Contains(out, "to every recipient") {
+		t.Errorf("alerts test: %d\n%s", code, out)
+	}
 	if code, out := run("retry"); code != 0 || !strings.Contains(out, "1 dead letter(s) requeued") {
 		t.Errorf("retry: %d %s", code, out)
 	}

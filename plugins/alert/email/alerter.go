@@ -957,6 +957,11 @@ func TestMailers(ctx context.Context, ac *config.Alerts, node, dc string, to []s
 	}
 	if !rep.OK {
 		rep.Error = "no mailer delivered the test mail"
+		for _, mr := range rep.Mailers {
+			if len(mr.Delivered) > 0 {
+				rep.Error = "no mailer delivered the test mail to every recipient"
+			}
+		}
 	}
 	return rep
 }
