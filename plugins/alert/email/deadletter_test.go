@@ -2,10 +2,12 @@ package email
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
@@ -223,5 +225,40 @@ func TestRequeueWhileInFlight(t *testing.T) {
 	}
 	if l := q2.mailList(); len(l) != 1 || strings.Join(l[0].To, ",") != "b@x.test" || len(q2.deadList()) != 0 {
 		t.Fatalf("after reopen: %+v, dead %d", l, len(q2.deadList()))
+	}
+}
+
+// TestStalledRelayTimesOut: a relay that accepts the connection and never
+// answers costs send_timeout, then the next relay delivers.
+func TestStalledRelayTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, silent
+		}
+	}()
+	mta := newFakeMTA(t)
+	bus := events.New("gw1", "dc1")
+	c := clusterDocMailers(t, ln.Addr().String(), fmt.Sprintf("    - {name: relay2, address: %s}\n", mta.addr), `
+  rules:
+    - to: ops@example.test
+      coalesce: 0
+`)
+	c.Alerts.Mailers[0].SendTimeout = config.Duration(200 * time.Millisecond)
+	r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir()}, c)
+	bus.Publish(downEvent("b", "s1", "x"))
+	// Within the default send_timeout (30s): relay1's own 200ms applied.
+	testenv.Eventually(t, 20*time.Second, "delivered through relay2", func() bool { return len(mta.Messages()) == 1 })
+	ms := r.a.Stats().Mailers
+	if ms[0].Failed != 1 || !strings.Contains(ms[0].LastError, "timeout") {
+		t.Errorf("relay1 stats %+v", ms[0])
 	}
 }
