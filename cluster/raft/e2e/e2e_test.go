@@ -430,3 +430,50 @@ func TestProcessesRefuseForeignCertificate(t *testing.T) {
 		t.Errorf("the rogue node received config version %d", v)
 	}
 }
+
+// `vipgate cluster remove` takes a member out through any node; `vipgate
+// cluster leave` takes the node it talks to out. The cluster keeps
+// committing with the members left, and a removed node that still runs
+// receives nothing more.
+func TestProcessesLeaveAndRemove(t *testing.T) {
+	c := newCluster(t)
+	n1 := c.add("n1", "dc1", "gateway", backendsDoc(1, 1))
+	n2 := c.add("n2", "dc2", "gateway", "")
+	n3 := c.add("n3", "dc1", "gateway", "")
+	n4 := c.add("n4", "dc2", "gateway", "")
+	c.waitAll("four members", func(p *proc) bool { return p.members() == 4 && p.version() == 1 })
+
+	if out, err := cli(t, n1, "cluster", "remove", "n4"); err != nil || !strings.Contains(out, "n4 removed") {
+		t.Fatalf("remove: %v\n%s", err, out)
+	}
+	rest := []*proc{n1, n2, n3}
+	waitSome := func(what string, ps []*proc, cond func(*proc) bool) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, what, func() bool {
+			for _, p := range ps {
+				if !cond(p) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	waitSome("three members", rest, func(p *proc) bool { return p.members() == 3 })
+
+	if out, err := cli(t, n3, "cluster", "leave"); err != nil || !strings.Contains(out, "left the cluster") {
+		t.Fatalf("leave: %v\n%s", err, out)
+	}
+	rest = []*proc{n1, n2}
+	waitSome("two members", rest, func(p *proc) bool { return p.members() == 2 })
+	c.stop(n3, syscall.SIGTERM)
+
+	if out, err := cli(t, n2, "apply", "-f", c.writeDoc("v2.yaml", backendsDoc(1, 2))); err != nil || !strings.Contains(out, "committed version 2") {
+		t.Fatalf("apply with two members: %v\n%s", err, out)
+	}
+	waitSome("version 2 on the members", rest, func(p *proc) bool { return p.version() == 2 })
+	// n4 still runs but is no member: it did not get version 2 (the
+	// members already have it, so a replication would have happened).
+	if v := n4.version(); v != 1 {
+		t.Errorf("the removed node has version %d", v)
+	}
+}
