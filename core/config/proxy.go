@@ -119,6 +119,8 @@ type Defaults struct {
 	Timeouts   Timeouts    `yaml:"timeouts,omitempty" json:"timeouts,omitempty"`
 	Check      Check       `yaml:"check,omitempty" json:"check,omitempty"`
 	HTTP       HTTPOptions `yaml:"http,omitempty" json:"http,omitempty"`
+	// Log turns on the tcp-mode access log of frontends (option tcplog).
+	Log *bool `yaml:"log,omitempty" json:"log,omitempty"`
 }
 
 // Frontend accepts client connections and hands them to a backend.
@@ -140,6 +142,9 @@ type Frontend struct {
 	InspectDelay Duration `yaml:"inspect_delay,omitempty" json:"inspect_delay,omitempty"`
 	// Route names a Lua routing hook ("plugin.function" or "function").
 	Route string `yaml:"route,omitempty" json:"route,omitempty"`
+	// Log writes one access-log line per tcp connection (HAProxy option
+	// tcplog); http mode has http.log, one line per request.
+	Log *bool `yaml:"log,omitempty" json:"log,omitempty"`
 
 	// HTTP mode options (headers, TLS, rules) live in HTTPFrontend.
 	HTTPFrontend `yaml:",inline"`
@@ -291,6 +296,9 @@ func (c *Cluster) applyProxyDefaults() {
 			f.MaxConn = d.MaxConn
 		}
 		f.Timeouts.inherit(d.Timeouts)
+		if f.Log == nil {
+			f.Log = d.Log
+		}
 		c.applyHTTPFrontendDefaults(f)
 	}
 	for i := range c.Backends {

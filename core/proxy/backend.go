@@ -173,6 +173,8 @@ func (b *Backend) full() bool {
 // Connect fill it in) so that no allocation is made per session.
 type Lease struct {
 	Server *upstream.Server
+	// Queued is how long the connection waited for the slot (Tw).
+	Queued time.Duration
 	b      *Backend
 	done   bool
 }
@@ -199,7 +201,8 @@ func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstr
 	for {
 		if b.tryPick(r, prefer, l) {
 			if !queuedAt.IsZero() {
-				b.Counters.QueueTime.Observe(time.Since(queuedAt))
+				l.Queued = time.Since(queuedAt)
+				b.Counters.QueueTime.Observe(l.Queued)
 			}
 			return nil
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,6 +275,14 @@ type tcpSession struct {
 	breq  balance.Request
 	lease Lease
 	relay relay
+	// Access-log fields (option tcplog).
+	start     time.Time
+	tw, tc    time.Duration // queue wait, connect (-1: not reached)
+	bytesOut  int64
+	term      string
+	backend   string
+	killed    atomic.Bool
+	logClient netip.AddrPort
 }
 
 // serveTCP is the tcp-mode session: inspect (optional), route, persist,
@@ -281,7 +291,10 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	client := addrPort(c.RemoteAddr())
 	local := addrPort(c.LocalAddr())
-	ss := &tcpSession{}
+	ss := &tcpSession{start: time.Now(), tw: -1, tc: -1, term: "--", logClient: client}
+	if config.Flag(f.Cfg.Log) {
+		defer f.logTCP(ss)
+	}
 
 	var peeked []byte
 	var hello *inspect.Hello
@@ -305,6 +318,7 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		if err != nil {
 			if hookFallback(err) != 0 {
 				f.Counters.Denied.Add(1)
+				ss.term = "PI"
 				f.p.log.Debug("route hook failed; closing", "frontend", f.Name, "client", client, "err", err)
 				return
 			}
@@ -315,6 +329,7 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	}
 	if dec.Deny != 0 {
 		f.Counters.Denied.Add(1)
+		ss.term = "PR"
 		return
 	}
 	bname := dec.Backend
@@ -324,9 +339,11 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	b := f.backends[bname]
 	if b == nil {
 		f.Counters.Denied.Add(1)
+		ss.term = "PR"
 		f.p.log.Debug("no backend for connection", "frontend", f.Name, "client", client)
 		return
 	}
+	ss.backend = b.Name
 
 	var prefer *upstream.Server
 	if dec.Server != "" {
@@ -340,11 +357,18 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 
 	ss.breq = balance.Request{Client: client.Addr()}
 	lease := &ss.lease
+	t0 := time.Now()
 	sc, err := b.Connect(ctx, client.Addr(), &ss.breq, prefer, lease)
 	if err != nil {
+		ss.term = "SC"
+		if errors.Is(err, ErrQueueTimeout) || errors.Is(err, ErrQueueFull) {
+			ss.term = "sQ"
+		}
 		f.p.log.Debug("no server", "frontend", f.Name, "backend", b.Name, "client", client, "err", err)
 		return
 	}
+	ss.tw = lease.Queued
+	ss.tc = time.Since(t0) - lease.Queued
 	defer lease.Release()
 	defer sc.Close()
 	srv := lease.Server
@@ -353,12 +377,13 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	}
 
 	// on_marked_down shutdown-sessions and admin kills end the session here.
-	untrack := srv.Track(func() { _ = c.Close(); _ = sc.Close() })
-	defer untrack()
+	id := srv.TrackID(func() { ss.killed.Store(true); _ = c.Close(); _ = sc.Close() })
+	defer srv.Untrack(id)
 
 	if sp := b.Cfg.SendProxy; sp != "" {
 		if err := writeProxyHeader(sc, sp, c.RemoteAddr(), c.LocalAddr()); err != nil {
 			srv.Counters.ConnErrors.Add(1)
+			ss.term = "SC"
 			return
 		}
 	}
@@ -366,6 +391,7 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		_ = sc.SetWriteDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
 		if _, err := sc.Write(peeked); err != nil {
 			srv.Counters.ConnErrors.Add(1)
+			ss.term = "SC"
 			return
 		}
 		srv.Counters.BytesIn.Add(uint64(len(peeked)))
@@ -379,13 +405,19 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 			b.persist.StoreResponse(ci, srv, first)
 			_ = raw.SetWriteDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
 			if _, werr := raw.Write(first); werr != nil {
+				ss.term = "CD"
 				return
 			}
+			ss.bytesOut += int64(len(first))
 			srv.Counters.BytesOut.Add(uint64(len(first)))
 			f.Counters.BytesOut.Add(uint64(len(first)))
 			b.Counters.BytesOut.Add(uint64(len(first)))
 		}
 		if err != nil {
+			ss.term = "SD"
+			if isTimeout(err) {
+				ss.term = "sD"
+			}
 			return
 		}
 	}
@@ -408,7 +440,66 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 	if tunnel > 0 {
 		r.clientIdle, r.serverIdle = tunnel, tunnel
 	}
-	r.run()
+	res := r.run()
+	ss.bytesOut += res.bytesOut
+	ss.term = relayTerm(res, ss.killed.Load())
+}
+
+// relayTerm is the termination state of a relayed session (HAProxy's two
+// letters: who ended it, in the data phase).
+func relayTerm(res relayResult, killed bool) string {
+	switch {
+	case killed:
+		return "KD" // shutdown-sessions: killed by the operator or a check
+	case res.abortedBy == 1 && isTimeout(res.clientErr):
+		return "cD"
+	case res.abortedBy == 1:
+		return "CD"
+	case res.abortedBy == 2 && isTimeout(res.serverErr):
+		return "sD"
+	case res.abortedBy == 2:
+		return "SD"
+	}
+	return "--"
+}
+
+// logTCP writes the session's access-log line (option tcplog):
+//
+//	client:port [date] frontend backend/server Tw/Tc/Tt bytes term
+func (f *Frontend) logTCP(ss *tcpSession) {
+	b := make([]byte, 0, 160)
+	b = ss.logClient.AppendTo(b)
+	b = append(b, " ["...)
+	b = ss.start.UTC().AppendFormat(b, "02/Jan/2006:15:04:05.000")
+	b = append(b, "] "...)
+	b = append(b, f.Name...)
+	b = append(b, ' ')
+	if ss.backend != "" {
+		b = append(b, ss.backend...)
+	} else {
+		b = append(b, f.Name...)
+	}
+	b = append(b, '/')
+	if srv := ss.lease.Server; srv != nil {
+		b = append(b, srv.Name...)
+	} else {
+		b = append(b, "<NOSRV>"...)
+	}
+	b = append(b, ' ')
+	for _, d := range [...]time.Duration{ss.tw, ss.tc} {
+		if d < 0 {
+			b = append(b, "-1"...)
+		} else {
+			b = strconv.AppendInt(b, d.Milliseconds(), 10)
+		}
+		b = append(b, '/')
+	}
+	b = strconv.AppendInt(b, time.Since(ss.start).Milliseconds(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, ss.bytesOut, 10)
+	b = append(b, ' ')
+	b = append(b, ss.term...)
+	f.p.log.LogAttrs(context.Background(), slog.LevelInfo, string(b), slog.String("frontend", f.Name))
 }
 
 // matchRules returns the first matching rule's backend, or the default.

@@ -77,7 +77,7 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 			MaxRequestLine: fc.HTTP.MaxRequestLine, MaxHeaderBytes: fc.HTTP.MaxHeaderBytes, MaxHeaders: fc.HTTP.MaxHeaders,
 		},
 		backends:  map[string]*httpBackend{},
-		accessLog: config.Flag(fc.HTTP.Log),
+		accessLog: config.Flag(fc.HTTP.Log) || config.Flag(fc.Log),
 	}
 	// The read buffer holds a whole head plus slack for pipelined bytes.
 	h.bufSize = max(fc.HTTP.MaxHeaderBytes+fc.HTTP.MaxRequestLine, 16<<10)

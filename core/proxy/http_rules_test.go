@@ -553,15 +553,9 @@ backends:
 	// plugins, and this hook is Go.
 	c.Frontends[0].Route = "myhook"
 	var out syncBuf
-	p := New(Options{Log: slog.New(slog.NewTextHandler(&out, nil))})
-	p.SetHookResolver(func(name string) (RouteHook, error) { return testHook{}, nil })
-	if err := p.Apply(c); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	p := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(&out, nil))}, func(p *Proxy) {
+		p.SetHookResolver(func(name string) (RouteHook, error) { return testHook{}, nil })
+	}).p
 	testenv.Eventually(t, 5*time.Second, "listening", func() bool { return len(p.ListenAddrs()["fe"]) > 0 })
 	url := "http://" + p.ListenAddrs()["fe"][0]
 	cl := noRedirect()

@@ -35,6 +35,13 @@ type relay struct {
 	clientFinIdle, serverFinIdle time.Duration
 	lastActive                   atomic.Int64
 	halfClosed                   atomic.Bool
+	// aborted: one direction gave up (error, or idle past its timeout);
+	// the other must stop too instead of taking the forced deadline for
+	// its own timeout and waiting on.
+	aborted atomic.Bool
+	// abortedBy says which read ended the session: 1 the client's, 2 the
+	// server's (for the log's termination state).
+	abortedBy atomic.Int32
 	// Counters to add bytes to; "in" is client → server.
 	srv, fe, be *upstream.Counters
 
@@ -50,6 +57,9 @@ type relayResult struct {
 	bytesIn, bytesOut int64
 	clientErr         error // error reading the client (timeout, reset)
 	serverErr         error
+	// abortedBy: 1 the client side ended the session, 2 the server side
+	// (the other side's error is then only the consequence), 0 neither.
+	abortedBy int32
 }
 
 func (r *relay) run() relayResult {
@@ -60,6 +70,7 @@ func (r *relay) run() relayResult {
 	go r.serverToClient()
 	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
 	r.wg.Wait()
+	r.res.abortedBy = r.abortedBy.Load()
 	return r.res
 }
 
@@ -137,6 +148,8 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 		switch {
 		case err == nil:
 			continue
+		case r.aborted.Load():
+			return total, err
 		case errors.Is(err, io.EOF):
 			// Forward the FIN; from now on the other direction uses its
 			// fin timeout. It is blocked in a read armed with its long
@@ -162,10 +175,10 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 				_ = dst.SetWriteDeadline(armed)
 				continue
 			}
-			r.abort()
+			r.abort(up)
 			return total, err
 		default:
-			r.abort()
+			r.abort(up)
 			return total, err
 		}
 	}
@@ -201,7 +214,13 @@ func (r *relay) count(n int64, up bool) {
 }
 
 // abort ends both directions at once (error or timeout: no half-close).
-func (r *relay) abort() {
+func (r *relay) abort(up bool) {
+	by := int32(2)
+	if up {
+		by = 1
+	}
+	r.abortedBy.CompareAndSwap(0, by)
+	r.aborted.Store(true)
 	_ = r.client.SetDeadline(time.Unix(1, 0))
 	_ = r.server.SetDeadline(time.Unix(1, 0))
 }

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -107,4 +110,82 @@ backends: [{name: be, timeouts: {server: 1h}, servers: [{name: s, address: %q}]}
 		fe := h.p.Frontend("fe")
 		testenv.Eventually(t, 10*time.Second, "session ended by client_fin", func() bool { return fe.Counters.CurSessions.Load() == 0 })
 	})
+}
+
+// TestTCPAccessLog: with log: true a tcp frontend writes one HAProxy
+// tcplog-like line per connection, with the termination state.
+func TestTCPAccessLog(t *testing.T) {
+	srv := newTestServer(t, "s")
+	dead := newTestServer(t, "dead")
+	dead.close()
+	c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+defaults: {log: true}
+frontends:
+  - {name: fe, bind: "127.0.0.1:0", default_backend: be, timeouts: {client: 300ms}, rules: [{backend: gone, src: [127.0.0.2]}]}
+backends:
+  - {name: be, servers: [{name: s, address: %q}]}
+  - {name: gone, servers: [{name: d, address: %q}]}
+`, srv.addr(), dead.addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	p := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(&out, nil))}, nil).p
+	addr := p.ListenAddrs()["fe"][0]
+
+	expectLine := func(what, re string) {
+		t.Helper()
+		line := regexp.MustCompile(`msg="127\.0\.0\.\d+:\d+ \[\d\d/\w+/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] ` + re + `"`)
+		testenv.Eventually(t, 5*time.Second, what+" logged", func() bool { return line.MatchString(out.String()) })
+	}
+	// A normal session: the client closes after the greeting.
+	if name, err := greet(t, addr); err != nil || name != "s" {
+		t.Fatalf("greet: %q %v", name, err)
+	}
+	expectLine("normal session", `fe be/s 0/\d+/\d+ 2 --`)
+	// The server refused: logged with the server tried, as HAProxy does.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	if gc, err := d.Dial("tcp", addr); err == nil {
+		_ = gc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = gc.Read(make([]byte, 1)) // EOF: the server refused
+		gc.Close()
+	}
+	expectLine("connect failure", `fe gone/d -1/-1/\d+ 0 SC`)
+	// Client idle past timeout client.
+	cl, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	expectLine("client timeout", `fe be/s 0/\d+/\d+ 2 cD`)
+	// Killed by shutdown-sessions.
+	cl2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	testenv.Eventually(t, 5*time.Second, "session tracked", func() bool { return p.Server("be", "s").KillSessions() > 0 })
+	expectLine("killed session", `fe be/s 0/\d+/\d+ \d+ KD`)
+}
+
+// TestTCPOneSidedTimeouts: an idle connection is cut by the shorter of
+// timeout client and timeout server; the side whose timeout is long does
+// not keep it open (it used to wait out its own timeout).
+func TestTCPOneSidedTimeouts(t *testing.T) {
+	for _, tc := range []struct{ fe, be string }{
+		{"{client: 200ms}", "{server: 1h}"},
+		{"{client: 1h}", "{server: 200ms}"},
+	} {
+		srv := newTestServer(t, "s")
+		h := startProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, timeouts: %s}]
+backends: [{name: be, timeouts: %s, servers: [{name: s, address: %q}]}]
+`, tc.fe, tc.be, srv.addr()))
+		c, err := net.Dial("tcp", h.addr("fe"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectClosedBy(t, c, 150*time.Millisecond, 10*time.Second)
+		c.Close()
+	}
 }

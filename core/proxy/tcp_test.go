@@ -104,8 +104,16 @@ func startProxy(t testing.TB, doc string) *harness {
 // first Apply (hook resolvers, persistence).
 func startProxyWith(t testing.TB, c *config.Cluster, setup func(*Proxy)) *harness {
 	t.Helper()
+	return startProxyOpts(t, c, Options{}, setup)
+}
+
+// startProxyOpts is startProxyWith with options (a logger to read the
+// access log from).
+func startProxyOpts(t testing.TB, c *config.Cluster, opts Options, setup func(*Proxy)) *harness {
+	t.Helper()
 	bus := events.New("test", "dc1")
-	p := New(Options{Bus: bus})
+	opts.Bus = bus
+	p := New(opts)
 	if setup != nil {
 		setup(p)
 	}
