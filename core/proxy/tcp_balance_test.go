@@ -184,3 +184,40 @@ backends:
 		})
 	}
 }
+
+// TestTCPServerDisabled: `disabled: true` is maintenance (no traffic);
+// lifting it in a reload returns the server to service, while an
+// operator's runtime state on another server survives the reload.
+func TestTCPServerDisabled(t *testing.T) {
+	a, b := newTestServer(t, "a"), newTestServer(t, "b")
+	doc := func(disabled bool) string {
+		return fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    servers: [{name: a, address: %q}, {name: b, address: %q, disabled: %v}]
+`, a.addr(), b.addr(), disabled)
+	}
+	h := startProxy(t, doc(true))
+	for i := 0; i < 6; i++ {
+		if name, _ := greet(t, h.addr("fe")); name != "a" {
+			t.Fatalf("connection %d went to %q while b is disabled", i, name)
+		}
+	}
+	if st := h.p.Server("be", "b").Admin(); st != upstream.Maint {
+		t.Fatalf("disabled server's state %s, want maint", st)
+	}
+	h.p.Server("be", "a").SetAdmin(upstream.Drain) // an operator's action
+	addr := h.addr("fe")
+	if err := h.apply(strings.Replace(doc(false), `"127.0.0.1:0"`, fmt.Sprintf("%q", addr), 1)); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.p.Server("be", "a").Admin(); st != upstream.Drain {
+		t.Fatalf("a's runtime drain did not survive the reload: %s", st)
+	}
+	for i := 0; i < 6; i++ {
+		if name, _ := greet(t, addr); name != "b" {
+			t.Fatalf("after enabling b (a drained), connection %d went to %q", i, name)
+		}
+	}
+}
