@@ -92,12 +92,21 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return 
 //
 // Deadlines are re-armed lazily: only when less than half of the timeout
 // is left (or the timeout shrank, after a half-close), not per message.
-// A deadline that fires early is checked against the real idle time and
-// moved to lastActive + timeout, so the connection is cut exactly when it
-// has been idle for the timeout in both directions.
+// A read deadline that fires early is checked against the real idle time
+// and moved to lastActive + timeout, so the connection is cut exactly when
+// it has been idle for the timeout in both directions. Writes get half a
+// timeout more (a lazily armed deadline may be up to half a timeout old
+// when a write starts): a receiver that takes nothing for that long is
+// gone, and a write that timed out ends the session, since the bytes it
+// held cannot be delivered any more.
 func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (int64, error) {
 	var total int64
-	var armed time.Time
+	var armed, wArmed time.Time
+	arm := func(at time.Time, d time.Duration) {
+		armed, wArmed = at, at.Add(d/2)
+		_ = src.SetReadDeadline(armed)
+		_ = dst.SetWriteDeadline(wArmed)
+	}
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -113,15 +122,17 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 		if d > 0 {
 			now := time.Now()
 			if left := armed.Sub(now); left < d/2 || left > d {
-				armed = now.Add(d)
-				_ = src.SetReadDeadline(armed)
-				_ = dst.SetWriteDeadline(armed)
+				arm(now.Add(d), d)
 			}
 		}
 		var n int64
 		var err error
+		writeFailed := false
 		if spliced {
 			n, err = io.CopyN(dst, src, spliceChunk)
+			// CopyN does not say which side timed out: past the write
+			// deadline it was the write (and the pipe's bytes are lost).
+			writeFailed = err != nil && isTimeout(err) && !wArmed.IsZero() && !time.Now().Before(wArmed)
 		} else {
 			if bp == nil {
 				bp = relayBufs.Get().(*[]byte)
@@ -132,7 +143,7 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 				w, werr := dst.Write((*bp)[:m])
 				n = int64(w)
 				if werr != nil {
-					err = werr
+					err, writeFailed = werr, true
 				} else if m == len(*bp) {
 					spliced = true
 					relayBufs.Put(bp)
@@ -159,7 +170,7 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 			r.halfClosed.Store(true)
 			r.armOther(dst, src, up)
 			return total, nil
-		case isTimeout(err) && d > 0:
+		case isTimeout(err) && d > 0 && !writeFailed:
 			if r.halfClosed.Load() && finIdle > 0 {
 				d = finIdle // the other side closed while this read waited
 			}
@@ -167,12 +178,11 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 			if n > 0 || time.Since(last) < d {
 				// The other direction (or this one) was active: a tunnel
 				// idle one way is fine. Wait until idle for d since then.
-				armed = last.Add(d)
+				at := last.Add(d)
 				if n > 0 {
-					armed = time.Now().Add(d)
+					at = time.Now().Add(d)
 				}
-				_ = src.SetReadDeadline(armed)
-				_ = dst.SetWriteDeadline(armed)
+				arm(at, d)
 				continue
 			}
 			r.abort(up)

@@ -189,3 +189,35 @@ backends: [{name: be, timeouts: %s, servers: [{name: s, address: %q}]}]
 		c.Close()
 	}
 }
+
+// TestTCPStalledReceiver: a client that stops reading while the server
+// keeps sending is cut (timeout client bounds writes to it too) instead of
+// the relay dropping what it could not deliver and carrying on.
+func TestTCPStalledReceiver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	acceptLoop(t, ln, func(c net.Conn) {
+		_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	h := startProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, timeouts: {client: 300ms}}]
+backends: [{name: be, timeouts: {server: 1h}, servers: [{name: s, address: %q}]}]
+`, ln.Addr().String()))
+	c, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fe := h.p.Frontend("fe")
+	testenv.Eventually(t, 10*time.Second, "stalled session ended", func() bool {
+		return fe.Counters.CurSessions.Load() == 0 && fe.Counters.TotalSessions.Load() == 1
+	})
+}
