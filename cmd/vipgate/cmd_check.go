@@ -25,15 +25,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), "usage: vipgate check [--node [--witness]] FILE...\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() == 0 {
+	if len(files) == 0 {
 		fs.Usage()
 		return 2
 	}
 	status := 0
-	for _, f := range fs.Args() {
+	for _, f := range files {
 		var err error
 		if *node {
 			role := ""

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -18,36 +19,46 @@ import (
 // cmdStatus prints the node's state: the proxy as a `show stat`-like table,
 // then every other section the node registered (VRRP, raft, DNS, alerts…).
 func cmdStatus(ctx context.Context, args []string) int {
+	return runStatus(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	client := adminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the raw status document as JSON")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: vipgate status [--json] [--admin ADDR] [--token TOKEN] [SECTION]\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 1 {
+		fs.Usage()
 		return 2
 	}
 	c := client()
 	path := "/api/v1/status"
-	if fs.NArg() == 1 {
-		path += "/" + fs.Arg(0)
+	if len(pos) == 1 {
+		path += "/" + url.PathEscape(pos[0])
 	}
 	var raw json.RawMessage
 	if err := c.do(ctx, "GET", path, nil, &raw); err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate status: %v\n", err)
+		fmt.Fprintf(stderr, "vipgate status: %v\n", err)
 		return 1
 	}
 	if *asJSON {
-		os.Stdout.Write(raw)
+		stdout.Write(raw)
 		return 0
 	}
-	if fs.NArg() == 1 {
-		return printSection(os.Stdout, fs.Arg(0), raw)
+	if len(pos) == 1 {
+		return printSection(stdout, pos[0], raw)
 	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate status: %v\n", err)
+		fmt.Fprintf(stderr, "vipgate status: %v\n", err)
 		return 1
 	}
 	names := make([]string, 0, len(doc))
@@ -71,8 +82,8 @@ func cmdStatus(ctx context.Context, args []string) int {
 		return names[i] < names[j]
 	})
 	for _, n := range names {
-		printSection(os.Stdout, n, doc[n])
-		fmt.Println()
+		printSection(stdout, n, doc[n])
+		fmt.Fprintln(stdout)
 	}
 	return 0
 }

@@ -62,7 +62,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("stdout %q", out.String())
 	}
 	out.Reset()
-	if code := runCheck([]string{"-q", good}, &out, &errb); code != 0 || out.Len() != 0 {
+	if code := runCheck([]string{good, "-q"}, &out, &errb); code != 0 || out.Len() != 0 {
 		t.Errorf("-q on a good file: exit %d, %q", code, out.String())
 	}
 }
