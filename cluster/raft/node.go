@@ -226,6 +226,11 @@ func (n *Node) Raft() *hraft.Raft { return n.raft }
 // IsLeader reports whether this node is the leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
 
+// LeaderContact is when this node last heard from a leader (zero if never).
+// raft stops updating it once this node leads, so right after an election
+// it says when the old leader went silent.
+func (n *Node) LeaderContact() time.Time { return n.raft.LastContact() }
+
 // Leader returns the leader's id and raft address ("" when unknown).
 func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()

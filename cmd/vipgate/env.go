@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
@@ -33,6 +35,9 @@ type env struct {
 	// IsLeader reports whether this node reports cluster-wide events (the
 	// raft leader; always true without raft).
 	IsLeader func() bool
+	// LeaderContact is when this node last heard from a raft leader (nil
+	// without raft).
+	LeaderContact func() time.Time
 
 	// Metrics is the node's Prometheus registry (served on /metrics);
 	// subsystems may register their own collectors.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +26,13 @@ func newAlerts(e *env) (subsystem, error) {
 	}
 	a, err := email.New(email.Options{
 		Bus: e.Bus, DataDir: e.Node.DataDir, Log: e.Log.With("sub", "alerts"),
-		IsLeader: e.IsLeader, Node: e.Node.Name, DC: e.Node.Datacenter, State: sv,
+		IsLeader: e.IsLeader, Node: e.Node.Name,
+		LeaderSeen: func() time.Time {
+			if e.LeaderContact == nil {
+				return time.Time{}
+			}
+			return e.LeaderContact()
+		}, DC: e.Node.Datacenter, State: sv,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)

@@ -9,7 +9,10 @@ import (
 // gatewayHealth is this gateway's own view of its datacenter: what it
 // reports to the raft leader (rolled up by dc.Rollup) and, without raft,
 // what the static view judges alone (dc.Local.Alone). One rule for both:
-//   - the proxy is judged only when the config has frontends. A datacenter
+//   - the proxy is judged only when the config has frontends, and by its
+//     own datacenter's servers (Proxy.DatacenterHealthy): a datacenter that
+//     only reaches the other site's servers is failed over after the
+//     hold-down. A datacenter
 //     whose gateways only move a VIP (keepalived without HAProxy) is not
 //     unhealthy for lacking a proxy; its VRRP state decides;
 //   - VRRP counts when an instance of c runs on this node: Master when one
@@ -21,7 +24,7 @@ func gatewayHealth(e *env, c *config.Cluster) dc.Local {
 		return dc.Local{Reason: "no configuration yet"}
 	}
 	if len(c.Frontends) > 0 && e.Proxy != nil {
-		l.Healthy, l.Reason = e.Proxy.LocalHealthy(nil)
+		l.Healthy, l.Reason = e.Proxy.DatacenterHealthy()
 	}
 	here := map[string]bool{}
 	for i := range c.VRRP.Instances {

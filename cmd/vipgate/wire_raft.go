@@ -50,6 +50,7 @@ func newRaftSource(e *env) (configSource, error) {
 	s.mgr = dc.NewManager(n, nr.ReportInterval.D(), e.Log)
 	e.Cluster = s
 	e.IsLeader = n.IsLeader
+	e.LeaderContact = n.LeaderContact
 	s.register()
 	return s, nil
 }

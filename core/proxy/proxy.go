@@ -382,8 +382,25 @@ func (p *Proxy) Server(backend, name string) *upstream.Server {
 
 // LocalHealthy reports whether the named frontends (all when empty) are
 // enabled and listening and each of their backends has a usable server. It
-// is what a VRRP "local proxy" track and the datacenter roll-up ask.
+// is what a VRRP "local proxy" track asks: can this node serve, even through
+// another datacenter's servers?
 func (p *Proxy) LocalHealthy(frontends []string) (bool, string) {
+	return p.healthy(frontends, false)
+}
+
+// DatacenterHealthy is the stricter question the active-datacenter roll-up
+// asks: every frontend listens and each backend can serve from this
+// datacenter's own servers (untagged servers and servers of this
+// datacenter, backups included). A datacenter whose own servers are all
+// down still forwards across the WAN, but it should stop being the active
+// one: that is what an operator failing Exchange over to the standby site
+// means. A backend with no normal server of its own (all elsewhere by
+// design) counts any usable server.
+func (p *Proxy) DatacenterHealthy() (bool, string) {
+	return p.healthy(nil, true)
+}
+
+func (p *Proxy) healthy(frontends []string, ownServers bool) (bool, string) {
 	st := p.state.Load()
 	names := frontends
 	if len(names) == 0 {
@@ -411,6 +428,9 @@ func (p *Proxy) LocalHealthy(frontends []string) (bool, string) {
 			b := st.backends[bn]
 			if b == nil || !b.HasUsableServer() {
 				return false, fmt.Sprintf("backend %s of frontend %s has no server up", bn, n)
+			}
+			if ownServers && !b.hasOwnUsableServer(p.opts.Datacenter) {
+				return false, fmt.Sprintf("backend %s of frontend %s has no server of datacenter %s up", bn, n, p.opts.Datacenter)
 			}
 		}
 	}
@@ -457,3 +477,17 @@ func serverCookie(s *config.Server) string { return cookieOf(s) }
 
 // Frontend returns a live frontend or nil.
 func (p *Proxy) Frontend(name string) *Frontend { return p.state.Load().frontends[name] }
+
+// hasOwnUsableServer reports whether a server of datacenter dc (or one
+// without a datacenter) can take a session. See DatacenterHealthy.
+func (b *Backend) hasOwnUsableServer(dc string) bool {
+	if dc == "" || (len(b.normal) == 0 && len(b.remote) > 0) {
+		return b.HasUsableServer()
+	}
+	for _, s := range b.Servers {
+		if d := s.Settings().Datacenter; (d == "" || d == dc) && s.Usable() {
+			return true
+		}
+	}
+	return false
+}

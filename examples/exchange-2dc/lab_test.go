@@ -406,9 +406,12 @@ type alertMail struct {
 	at                         time.Time
 }
 
-// mails reads the relay's maildir.
+// mails reads the relay's maildir, one entry per mail: the relay
+// delivers a copy per recipient into the one maildir, so copies are
+// recognised by their Message-ID.
 func (l *lab) mails() []alertMail {
 	var out []alertMail
+	seen := map[string]bool{}
 	for _, sub := range []string{"new", "cur"} {
 		files, _ := filepath.Glob(filepath.Join(l.mail, sub, "*"))
 		for _, f := range files {
@@ -419,6 +422,12 @@ func (l *lab) mails() []alertMail {
 			m, err := mail.ReadMessage(bytes.NewReader(data))
 			if err != nil {
 				continue
+			}
+			if id := m.Header.Get("Message-Id"); id != "" {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
 			}
 			st, _ := os.Stat(f)
 			subject, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))

@@ -33,6 +33,11 @@ const BusBuffer = 65536
 // rather than a possible loss).
 const DefaultLeaderGrace = 30 * time.Second
 
+// LeaderSettle is how long a leader may take, at most, to put a
+// cluster-wide event in its durable queue after it applies it: events seen
+// longer than this before the old leader went silent are its to mail.
+const LeaderSettle = 2 * time.Second
+
 // maxBatch bounds how many waiting events share one directory fsync.
 const maxBatch = 256
 
@@ -50,7 +55,13 @@ type Options struct {
 	// DefaultLeaderGrace): the leader that saw it may have died before
 	// its mail left, the very moment leadership moves.
 	LeaderGrace time.Duration
-	Node, DC    string
+	// LeaderSeen is when this node last heard from a live leader (raft's
+	// last contact). A node that becomes the leader mails only the held
+	// events seen less than LeaderSettle before that moment: older ones
+	// were in the old leader's durable queue before it went silent, so
+	// mailing them again would only duplicate (nil: mail every held event).
+	LeaderSeen func() time.Time
+	Node, DC   string
 	// State describes backends in mails ("what is up now"); may be nil.
 	State StateView
 	// Now is the clock (tests); nil means time.Now.
@@ -90,6 +101,7 @@ type Alerter struct {
 
 type awaited struct {
 	ev    events.Event
+	seen  time.Time
 	until time.Time
 }
 
@@ -277,7 +289,7 @@ func (a *Alerter) route(ev events.Event) {
 	if ev.EffectiveScope() == events.Cluster && !a.o.IsLeader() {
 		for i := range cs.a.Rules {
 			if cs.a.Rules[i].Matches(ev.Kind, ev.Level) {
-				a.awaiting = append(a.awaiting, awaited{ev: ev, until: now.Add(a.o.LeaderGrace)})
+				a.awaiting = append(a.awaiting, awaited{ev: ev, seen: now, until: now.Add(a.o.LeaderGrace)})
 				a.nAwait.Store(int64(len(a.awaiting)))
 				break
 			}
@@ -333,9 +345,21 @@ func (a *Alerter) checkAwaiting() {
 		return
 	}
 	if a.o.IsLeader() {
-		held := a.awaiting
+		var held []awaited
+		var alive time.Time
+		if a.o.LeaderSeen != nil {
+			alive = a.o.LeaderSeen()
+		}
+		for _, w := range a.awaiting {
+			if alive.IsZero() || !w.seen.Before(alive.Add(-LeaderSettle)) {
+				held = append(held, w)
+			} else {
+				a.notLeader.Add(1) // the old leader queued it while alive
+			}
+		}
 		a.awaiting = nil
-		a.log.Info("became the leader: mailing the cluster-wide events seen shortly before", "count", len(held))
+		a.log.Info("became the leader: mailing the cluster-wide events seen shortly before the old leader went silent",
+			"count", len(held), "old_leader_last_seen", alive)
 		a.q.beginBatch()
 		for _, w := range held {
 			a.route(w.ev)

@@ -187,32 +187,37 @@ func TestFlapIsCoalescedIntoDigest(t *testing.T) {
 // TestClusterEventsOnlyFromLeader: a cluster-wide event (by kind, or by
 // the producer's Scope) is mailed by the leader only; a node that is not
 // the leader holds it for the grace period and mails it if it becomes the
-// leader meanwhile (the old leader may have died with it), else leaves it.
-// Local events are mailed by the node that saw them, leader or not.
+// leader meanwhile (the old leader may have died with it), else leaves it;
+// an event the old leader outlived by more than LeaderSettle was in its
+// durable queue and is not mailed again. Local events are mailed by the node that saw them, leader or not.
 func TestClusterEventsOnlyFromLeader(t *testing.T) {
 	failover := events.Event{Kind: events.DCFailover, Level: events.Alert, Subject: "dc1->dc2", Message: "datacenter failover dc1 -> dc2"}
 	for _, tt := range []struct {
 		name       string
 		ev         events.Event
-		leader     bool          // at the event
-		promote    bool          // becomes the leader after it
-		grace      time.Duration // LeaderGrace
+		leader     bool             // at the event
+		promote    bool             // becomes the leader after it
+		grace      time.Duration    // LeaderGrace
+		seen       func() time.Time // LeaderSeen: the old leader's last sign of life
 		wantMailed bool
 	}{
-		{"leader mails dc.failover", failover, true, false, time.Hour, true},
-		{"follower leaves dc.failover", failover, false, false, 50 * time.Millisecond, false},
-		{"follower promoted within the grace mails it", failover, false, true, time.Hour, true},
-		{"follower promoted after the grace does not", failover, false, true, 50 * time.Millisecond, false},
-		{"config.applied is cluster-wide by kind", events.Event{Kind: events.ConfigApplied, Level: events.Notice, Subject: "config", Message: "configuration version 7 applied"}, false, false, 50 * time.Millisecond, false},
-		{"raft.leader is cluster-wide by kind", events.Event{Kind: events.RaftLeader, Level: events.Notice, Subject: "n2", Message: "raft leader is n2"}, false, false, 50 * time.Millisecond, false},
-		{"a producer's Scope counts", events.Event{Kind: events.BackendEmpty, Level: events.Alert, Scope: events.Cluster, Subject: "web", Message: "backend web has no server"}, false, false, 50 * time.Millisecond, false},
+		{"leader mails dc.failover", failover, true, false, time.Hour, nil, true},
+		{"follower leaves dc.failover", failover, false, false, 50 * time.Millisecond, nil, false},
+		{"follower promoted within the grace mails it", failover, false, true, time.Hour, nil, true},
+		{"follower promoted after the grace does not", failover, false, true, 50 * time.Millisecond, nil, false},
+		{"old leader went silent right after the event: mailed", failover, false, true, time.Hour, time.Now, true},
+		{"old leader lived on long after the event: its mail, not ours", failover, false, true, time.Hour,
+			func() time.Time { return time.Now().Add(time.Minute) }, false},
+		{"config.applied is cluster-wide by kind", events.Event{Kind: events.ConfigApplied, Level: events.Notice, Subject: "config", Message: "configuration version 7 applied"}, false, false, 50 * time.Millisecond, nil, false},
+		{"raft.leader is cluster-wide by kind", events.Event{Kind: events.RaftLeader, Level: events.Notice, Subject: "n2", Message: "raft leader is n2"}, false, false, 50 * time.Millisecond, nil, false},
+		{"a producer's Scope counts", events.Event{Kind: events.BackendEmpty, Level: events.Alert, Scope: events.Cluster, Subject: "web", Message: "backend web has no server"}, false, false, 50 * time.Millisecond, nil, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mta := newFakeMTA(t)
 			bus := events.New("gw1", "dc1")
 			var leader atomic.Bool
 			leader.Store(tt.leader)
-			r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir(), IsLeader: leader.Load, LeaderGrace: tt.grace}, clusterDoc(t, mta.addr, `
+			r := startAlerter(t, Options{Bus: bus, DataDir: t.TempDir(), IsLeader: leader.Load, LeaderGrace: tt.grace, LeaderSeen: tt.seen}, clusterDoc(t, mta.addr, `
   rules:
     - events: ["*"]
       min_level: notice
