@@ -1,7 +1,6 @@
 package balance
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -212,7 +211,7 @@ func requestKey(r *Request) (uint64, bool) {
 
 // hashed implements the hashing algorithms with either HAProxy's map-based
 // table (each server present weight times; hash modulo the table) or a
-// consistent ring.
+// consistent table (see consistentTable).
 type hashed struct {
 	key        keyFunc
 	consistent bool
@@ -222,17 +221,8 @@ type hashed struct {
 
 type hashState struct {
 	table []*upstream.Server // map-based
-	ring  []ringPoint        // consistent, sorted by h
+	ct    consistentTable
 }
-
-type ringPoint struct {
-	h uint64
-	s *upstream.Server
-}
-
-// pointsPerWeight is how many ring points one unit of weight gets: enough
-// that a few servers of equal weight split keys within a few percent.
-const pointsPerWeight = 40
 
 func newHashed(k keyFunc, consistent bool) *hashed {
 	return &hashed{key: k, consistent: consistent}
@@ -240,32 +230,28 @@ func newHashed(k keyFunc, consistent bool) *hashed {
 
 func (p *hashed) Update(servers []*upstream.Server) {
 	p.fallback.Update(servers)
-	u := usable(servers)
 	st := &hashState{}
 	if p.consistent {
+		// Every weighted member is in the table, up or not: a server going
+		// down must not move anybody else's keys, so its slots stay and a
+		// pick walks past them.
+		st.ct = buildConsistent(servers)
+		p.st.Store(st)
+		return
+	}
+	// Interleave by server order so the table is the same on every node
+	// given the same config: both gateways of a datacenter send a client
+	// to the same server. Static, as HAProxy's map-based: built from the
+	// operator's weights, not the slowstart ramp.
+	u := usable(servers)
+	maxW := 0
+	for _, s := range u {
+		maxW = max(maxW, s.BaseWeight())
+	}
+	for round := 0; round < maxW; round++ {
 		for _, s := range u {
-			n := s.Weight() * pointsPerWeight
-			var buf [8]byte
-			base := hashString(s.Backend + "/" + s.Name)
-			for i := 0; i < n; i++ {
-				binary.LittleEndian.PutUint64(buf[:], base+uint64(i))
-				st.ring = append(st.ring, ringPoint{h: hashBytes(buf[:]), s: s})
-			}
-		}
-		sort.Slice(st.ring, func(i, j int) bool { return st.ring[i].h < st.ring[j].h })
-	} else {
-		// Interleave by server order so the table is the same on every node
-		// given the same config: both gateways of a datacenter send a client
-		// to the same server.
-		maxW := 0
-		for _, s := range u {
-			maxW = max(maxW, s.Weight())
-		}
-		for round := 0; round < maxW; round++ {
-			for _, s := range u {
-				if s.Weight() > round {
-					st.table = append(st.table, s)
-				}
+			if s.BaseWeight() > round {
+				st.table = append(st.table, s)
 			}
 		}
 	}
@@ -286,17 +272,7 @@ func (p *hashed) Pick(r *Request) *upstream.Server {
 		ex = r.Exclude
 	}
 	if p.consistent {
-		n := len(st.ring)
-		if n == 0 {
-			return nil
-		}
-		i := sort.Search(n, func(i int) bool { return st.ring[i].h >= h })
-		for k := 0; k < n; k++ {
-			if s := st.ring[(i+k)%n].s; candidate(s, ex) {
-				return s
-			}
-		}
-		return nil
+		return st.ct.pick(h, ex)
 	}
 	n := len(st.table)
 	if n == 0 {
@@ -309,6 +285,130 @@ func (p *hashed) Pick(r *Request) *upstream.Server {
 		}
 	}
 	return nil
+}
+
+// consistentTable is a Maglev lookup table (Eisenbud et al., NSDI 2016): a
+// prime number of slots, which the members fill by turns, each in the order
+// of its own permutation of the slots (derived from its name, so every
+// gateway builds the same table). Turns are dealt in proportion to weight,
+// so the shares are exact to one slot, where a hash ring is off by several
+// percent unless it holds thousands of points per server. A key is a slot;
+// when the slot's server cannot take it, the following slots (owned at
+// random) decide, which spreads a dead server's keys over the others in
+// proportion to their weights and moves no other key.
+type consistentTable struct {
+	members []*upstream.Server
+	slots   []int32 // member index per slot
+}
+
+// maxConsistentWalk bounds how many slots a pick tries before it scans the
+// members in order (only when nearly every server is down or full).
+const maxConsistentWalk = 64
+
+func buildConsistent(servers []*upstream.Server) consistentTable {
+	var ct consistentTable
+	var weights []int
+	for _, s := range servers {
+		if w := s.BaseWeight(); w > 0 {
+			ct.members = append(ct.members, s)
+			weights = append(weights, w)
+		}
+	}
+	n := len(ct.members)
+	if n == 0 {
+		return ct
+	}
+	m := nextPrime(max(1021, 128*n))
+	ct.slots = make([]int32, m)
+	for i := range ct.slots {
+		ct.slots[i] = -1
+	}
+	offset, skip, next := make([]uint64, n), make([]uint64, n), make([]uint64, n)
+	for i, s := range ct.members {
+		h := hashString(s.Backend + "/" + s.Name)
+		offset[i] = h % uint64(m)
+		skip[i] = mix(h)%uint64(m-1) + 1
+	}
+	// claim gives member i its next preferred free slot.
+	claim := func(i int) {
+		for {
+			c := (offset[i] + next[i]*skip[i]) % uint64(m)
+			next[i]++
+			if ct.slots[c] < 0 {
+				ct.slots[c] = int32(i)
+				return
+			}
+		}
+	}
+	// Whole rounds give every member its weight in turns; the last partial
+	// round is dealt by smooth weighted round robin so that no member gets
+	// more than one slot beyond its share.
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	filled := 0
+	for ; filled+total <= m; filled += total {
+		for i, w := range weights {
+			for range w {
+				claim(i)
+			}
+		}
+	}
+	cur := make([]int, n)
+	for ; filled < m; filled++ {
+		best := 0
+		for i, w := range weights {
+			cur[i] += w
+			if cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		claim(best)
+	}
+	return ct
+}
+
+func (ct *consistentTable) pick(h uint64, ex *upstream.Server) *upstream.Server {
+	m := len(ct.slots)
+	if m == 0 {
+		return nil
+	}
+	i := int(h % uint64(m))
+	for k := 0; k < maxConsistentWalk; k++ {
+		if s := ct.members[ct.slots[(i+k)%m]]; candidate(s, ex) {
+			return s
+		}
+	}
+	n := len(ct.members)
+	start := int(h % uint64(n))
+	for k := 0; k < n; k++ {
+		if s := ct.members[(start+k)%n]; candidate(s, ex) {
+			return s
+		}
+	}
+	return nil
+}
+
+// nextPrime is the smallest prime >= n (trial division: n is small and this
+// runs only when a backend's servers change).
+func nextPrime(n int) int {
+	for ; ; n++ {
+		if n < 2 {
+			continue
+		}
+		prime := true
+		for d := 2; d*d <= n; d++ {
+			if n%d == 0 {
+				prime = false
+				break
+			}
+		}
+		if prime {
+			return n
+		}
+	}
 }
 
 // random draws `draws` servers at random (weighted) and keeps the least
@@ -331,7 +431,7 @@ func (p *random) Update(servers []*upstream.Server) {
 	st := &randState{}
 	total := 0
 	for _, s := range u {
-		if w := s.Weight(); w > 0 {
+		if w := s.BaseWeight(); w > 0 {
 			total += w
 			st.servers = append(st.servers, s)
 			st.cum = append(st.cum, total)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/upstream"
@@ -68,12 +69,7 @@ func TestProportions(t *testing.T) {
 			for i, s := range srv {
 				got := float64(counts[s]) / float64(c.picks)
 				want := float64(i+1) / 6
-				tol := 0.01
-				if c.hashType == "consistent" {
-					// A ring of 40 points per weight unit is within a few
-					// percent, not 1%: that is the price of stability.
-					tol = 0.05
-				}
+				const tol = 0.01
 				if math.Abs(got-want) > tol {
 					t.Errorf("server %s: share %.4f, want %.4f±%.2f", s.Name, got, want, tol)
 				}
@@ -240,6 +236,46 @@ func TestConsistentFewKeysMove(t *testing.T) {
 	_, mtotal := moved("map-based")
 	if mtotal < keys/2 {
 		t.Errorf("map-based: only %d of %d keys moved; expected most (documented trade-off)", mtotal, keys)
+	}
+}
+
+// TestConsistentDeadServerKeysSpread: the keys of a server that went down
+// go to the others in proportion to their weights (1:3 here), not all to
+// one neighbour; and a table built while a server ramps up (slowstart) has
+// its full weight, since the table is static until the next change.
+func TestConsistentDeadServerKeysSpread(t *testing.T) {
+	const keys = 200000
+	srv := servers(1, 2, 3)
+	srv[2].SetSlowStart(time.Hour)
+	srv[2].SetHealth(upstream.Down, "test")
+	srv[2].SetHealth(upstream.Up, "test") // ramping for an hour from here
+	p := mustNew(t, "source", "consistent")
+	p.Update(srv)
+	before := make([]*upstream.Server, keys)
+	share := map[*upstream.Server]int{}
+	for i := range before {
+		before[i] = p.Pick(&Request{Client: clientN(i)})
+		share[before[i]]++
+	}
+	if got := float64(share[srv[2]]) / keys; math.Abs(got-3.0/6) > 0.01 {
+		t.Errorf("s2 in slowstart: share %.4f, want 3/6 (the table ignores the ramp)", got)
+	}
+	srv[1].SetHealth(upstream.Down, "test")
+	p.Update(srv)
+	to := map[*upstream.Server]int{}
+	moved := 0
+	for i := range before {
+		if before[i] != srv[1] {
+			continue
+		}
+		moved++
+		to[p.Pick(&Request{Client: clientN(i)})]++
+	}
+	if to[srv[1]] != 0 {
+		t.Fatalf("%d keys still on the down server", to[srv[1]])
+	}
+	if got := float64(to[srv[0]]) / float64(moved); math.Abs(got-0.25) > 0.03 {
+		t.Errorf("dead server's keys: %.3f went to s0 (weight 1 of 4), want 0.25±0.03", got)
 	}
 }
 

@@ -276,6 +276,11 @@ func (s *Server) SetWeight(w int) error {
 	return nil
 }
 
+// BaseWeight is the operator's weight (configured or set at runtime) without
+// the slowstart ramp: what the static hash tables are built from, since a
+// table built mid-ramp would keep the ramp's weight until the next change.
+func (s *Server) BaseWeight() int { return int(s.weight.Load()) }
+
 // SetSlowStart sets the weight ramp duration after recovery.
 func (s *Server) SetSlowStart(d time.Duration) { s.slowDur.Store(int64(d)) }
 
