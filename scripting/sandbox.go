@@ -5,7 +5,8 @@ import (
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
-	"github.com/yuin/gopher-lua/pm"
+
+	"github.com/vipgate/vipgate/scripting/internal/luapm"
 )
 
 // Globals of the base library that scripts keep. Everything else is
@@ -53,6 +54,11 @@ func (s *state) openSandbox() (*lua.LTable, error) {
 	str.RawSetString("format", L.NewFunction(s.strFormat(str.RawGetString("format").(*lua.LFunction))))
 	str.RawSetString("gsub", L.NewFunction(s.strGsub))
 	str.RawSetString("byte", L.NewFunction(s.strByte(str.RawGetString("byte").(*lua.LFunction))))
+	// Pattern matching that the call's deadline can interrupt (patterns.go).
+	str.RawSetString("find", L.NewFunction(strFind))
+	str.RawSetString("match", L.NewFunction(strMatch))
+	str.RawSetString("gmatch", L.NewFunction(strGmatch))
+	str.RawSetString("gfind", L.NewFunction(strGmatch))
 	strView := frozen(L, str, "string field")
 	base.RawSetString("string", strView)
 	// Methods on string values ("x"):rep(n) go through the same view.
@@ -213,20 +219,17 @@ func (s *state) tabConcat(L *lua.LState) int {
 
 // strGsub is a linear string.gsub with the result capped (gopher-lua's
 // copies the whole string once per match, which a long subject turns into
-// minutes of uninterruptible work).
+// minutes of uninterruptible work); its matching stops at the deadline.
 func (s *state) strGsub(L *lua.LState) int {
 	str := L.CheckString(1)
 	pat := L.CheckString(2)
 	L.CheckTypes(3, lua.LTString, lua.LTTable, lua.LTFunction, lua.LTNumber)
 	repl := L.Get(3)
 	limit := L.OptInt(4, -1)
-	mds, err := pm.Find(pat, []byte(str), 0, limit)
-	if err != nil {
-		L.RaiseError("%s", err.Error())
-	}
+	mds := findPattern(L, pat, str, 0, limit)
 	var b strings.Builder
 	last := 0
-	capture := func(md *pm.MatchData, idx int) lua.LValue {
+	capture := func(md *luapm.MatchData, idx int) lua.LValue {
 		if idx >= md.CaptureLength() {
 			if idx == 2 {
 				idx = 0

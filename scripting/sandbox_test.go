@@ -73,6 +73,19 @@ function f()
   assert(("x=1"):gsub("(%w)=(%w)", "%2=%1") == "1=x")
   assert(unpack({1, 2}) == 1 and xpcall(function() return true end, print))
   assert(select("#", ("abc"):byte(1, -1)) == 3 and ("A"):byte() == 65)
+  -- find/match/gmatch run on vipgate's interruptible matcher: Lua semantics kept.
+  local a, b, c = ("key=val"):find("(%w+)="); assert(a == 1 and b == 4 and c == "key")
+  assert(("a.b"):find(".", 1, true) == 2 and ("abc"):find("b", -2) == 2 and ("abc"):find("x") == nil)
+  assert(("abc"):find("", 10) == nil and select(2, ("abc"):find("")) == 0 and ("abc"):find("c", 4) == nil)
+  assert(("abc"):find("$") == 4 and ("abc"):find("^b") == nil and ("aXb"):find("%u") == 2)
+  local k, v = ("user=alice"):match("(%w+)=(%w+)"); assert(k == "user" and v == "alice")
+  assert(("hello"):match("l+") == "ll" and ("hello"):match("()ll()") == 3 and ("abc"):match("x") == nil)
+  assert(("abab"):match("ab", 2) == "ab" and ("abc"):match("^(a)") == "a" and ("THE (quick) fox"):find("%((%a+)%)") == 5)
+  local words = {} for w in ("one two  three"):gmatch("%a+") do words[#words + 1] = w end
+  assert(#words == 3 and words[3] == "three")
+  local kv = {} for k, v in string.gmatch("a=1, b=2", "(%w+)=(%w+)") do kv[k] = v end
+  assert(kv.a == "1" and kv.b == "2")
+  assert(("f(a(b)c)"):match("%b()") == "(a(b)c)" and ("aa"):match("(a)%1") == "a")
   return true
 end`)
 	if res := run(t, r); !res.OK {
@@ -148,6 +161,13 @@ func TestLimits(t *testing.T) {
 		{"unpack huge", `local x = unpack({}, 1, 1e8)`, "too many results"},
 		{"string.byte huge", `local s = string.rep("x", 1e6) local x = s:byte(1, -1)`, "string slice too long"},
 		{"pcall cannot swallow timeout", `while true do pcall(function() while true do end end) end`, "deadline"},
+		// Backtracking patterns: one Go call each, stopped by the deadline.
+		{"find backtracking", `local s = string.rep("a", 20000) local x = s:find(".-.-.-b")`, "pattern matching stopped"},
+		{"match backtracking", `local s = string.rep("a", 20000) local x = string.match(s, "(.-)(.-)(.-)b")`, "pattern matching stopped"},
+		{"gmatch backtracking", `local s = string.rep("a", 20000) for m in s:gmatch(".-.-.-b") do end`, "pattern matching stopped"},
+		{"gfind backtracking", `local s = string.rep("a", 20000) for m in string.gfind(s, ".-.-.-b") do end`, "pattern matching stopped"},
+		{"gsub backtracking", `local s = string.rep("a", 20000) local x = s:gsub(".-.-.-b", "")`, "pattern matching stopped"},
+		{"pcall cannot swallow pattern timeout", `local s = string.rep("a", 20000) while true do pcall(string.find, s, ".-.-.-b") end`, "deadline"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "function f()\n"+tc.body+"\nreturn true\nend", short)
