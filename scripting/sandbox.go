@@ -47,6 +47,22 @@ func (s *state) openSandbox() (*lua.LTable, error) {
 	// them by the value stack instead of looping until it overflows.
 	base.RawSetString("unpack", L.NewFunction(s.unpack))
 
+	// setmetatable on tables only, as in Lua 5.1: gopher-lua also accepts a
+	// number, boolean or function and then changes the metatable of every
+	// value of that type in the state, for every plugin and every later
+	// call the pooled state serves.
+	setmt := g.RawGetString("setmetatable").(*lua.LFunction)
+	base.RawSetString("setmetatable", L.NewFunction(func(L *lua.LState) int {
+		L.CheckTable(1)
+		top := L.GetTop()
+		L.Push(setmt)
+		for i := 1; i <= top; i++ {
+			L.Push(L.Get(i))
+		}
+		L.Call(top, 1)
+		return 1
+	}))
+
 	// string: capped versions of the functions a deadline cannot interrupt.
 	str := copyTable(L, g.RawGetString("string").(*lua.LTable), nil)
 	str.RawSetString("dump", lua.LNil)

@@ -50,6 +50,43 @@ func TestSandboxRefusesForbidden(t *testing.T) {
 	}
 }
 
+// TestSetmetatableTablesOnly: gopher-lua's setmetatable also takes a
+// number, boolean or function and changes the metatable of that whole type
+// in the state: one plugin could then run its code inside every other
+// plugin's calls served by the same pooled state.
+func TestSetmetatableTablesOnly(t *testing.T) {
+	rt := New(Options{})
+	err := rt.Apply(&config.Lua{Defaults: config.LuaDefaults{PoolSize: 1}, Plugins: []config.LuaPlugin{
+		{Name: "a", Source: `function f()
+  for _, v in ipairs({1, true, print, "s"}) do
+    local ok, err = pcall(setmetatable, v, {__index = function() return "hijacked" end})
+    if ok then return false, "setmetatable accepted a " .. type(v) end
+    if not tostring(err):find("table expected") then return false, tostring(err) end
+  end
+  return true
+end`},
+		{Name: "b", Source: `function g()
+  local ok, v = pcall(function() return (5).x end)
+  local ok2, v2 = pcall(function() return (true).x end)
+  local ok3, v3 = pcall(function() return print.x end)
+  if ok or ok2 or ok3 then return false, "hijacked: " .. tostring(v) .. tostring(v2) .. tostring(v3) end
+  return true
+end`},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rt.Check(context.Background(), "a.f", CheckTarget{}); !r.OK {
+		t.Errorf("a.f: %+v", r)
+	}
+	if r := rt.Check(context.Background(), "b.g", CheckTarget{}); !r.OK {
+		t.Errorf("b.g: %+v", r)
+	}
+	if st := rt.Stats(); st.StatesCreated != 1 {
+		t.Errorf("states created %d: both calls must share the pooled state for this test", st.StatesCreated)
+	}
+}
+
 func TestSandboxAllowed(t *testing.T) {
 	r := newRig(t, `
 function f()
