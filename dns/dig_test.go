@@ -317,6 +317,12 @@ func TestDigAndKdig(t *testing.T) {
 				t.Errorf("ECS %q, want 192.0.2.0/24/24\n%s", r.ecs, r.out)
 			}
 		}},
+		{"topology by ECS too wide for dc2's network", []string{"vdi.example.com", "A", "+subnet=198.18.16.0/21"}, nil, func(t *testing.T, r digResult) {
+			expectRRs(t, "answer", r.answer, "vdi.example.com. A 198.18.1.101")
+			if r.ecs != "198.18.16.0/21/24" {
+				t.Errorf("ECS %q, want 198.18.16.0/21/24 (the /21 holds dc2's /24: not specific enough)\n%s", r.ecs, r.out)
+			}
+		}},
 		{"ECS on a failover name has scope 0", []string{"mail.example.com", "A", "+subnet=198.18.20.0/24"}, nil, func(t *testing.T, r digResult) {
 			if r.ecs != "198.18.20.0/24/0" {
 				t.Errorf("ECS %q, want 198.18.20.0/24/0\n%s", r.ecs, r.out)

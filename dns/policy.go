@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 
@@ -73,13 +74,18 @@ func (s *service) choose(st State, cl clientInfo, dst []int) ([]int, int) {
 		if cl.addr.IsValid() {
 			for _, n := range s.byNet {
 				if n.pfx.Bits() <= cl.bits && n.pfx.Contains(cl.addr) {
+					scope := s.scope(cl, n.pfx.Bits())
 					if s.healthy(st, n.dc) {
-						return append(dst, n.dc), n.pfx.Bits()
+						return append(dst, n.dc), scope
 					}
-					return append(dst, s.failover(st)), n.pfx.Bits()
+					return append(dst, s.failover(st)), scope
 				}
 			}
-			return append(dst, s.failover(st)), -1
+			scope := s.scope(cl, cl.bits)
+			if scope == cl.bits {
+				scope = -1
+			}
+			return append(dst, s.failover(st)), scope
 		}
 		return append(dst, s.failover(st)), 0
 	case config.DNSWeighted, config.DNSAllHealthy:
@@ -97,6 +103,51 @@ func (s *service) choose(st State, cl clientInfo, dst []int) ([]int, int) {
 		return dst, 0
 	}
 	return append(dst, s.failover(st)), 0
+}
+
+// scope is the ECS scope (RFC 7871 §7.2.1) of a topology answer chosen
+// from the first bits of the client's address: the answer holds for every
+// address of client/scope only if no other, more specific network lies
+// inside that prefix. Each such network raises the scope just past the
+// first bit where it and the client differ; one the client's source prefix
+// cannot tell apart (a /64 inside the /56 a resolver sent) raises it to
+// that network's length, which tells the resolver that its prefix was not
+// specific enough, instead of letting it cache one answer for the whole
+// /56, clients of the /64 included.
+func (s *service) scope(cl clientInfo, bits int) int {
+	scope := bits
+	for _, n := range s.byNet {
+		nb := n.pfx.Bits()
+		if nb <= bits || n.pfx.Addr().Is4() != cl.addr.Is4() {
+			continue
+		}
+		p, err := cl.addr.Prefix(bits)
+		if err != nil || !p.Contains(n.pfx.Addr()) {
+			continue // does not overlap client/bits
+		}
+		common := commonBits(cl.addr, n.pfx.Addr())
+		need := nb
+		if common < min(cl.bits, nb) {
+			need = common + 1
+		}
+		scope = max(scope, need)
+	}
+	return scope
+}
+
+// commonBits is the length of the common prefix of a and b (same family).
+func commonBits(a, b netip.Addr) int {
+	x, y := a.As16(), b.As16()
+	n := 0
+	for i := range x {
+		if d := x[i] ^ y[i]; d != 0 {
+			n += bits.LeadingZeros8(d)
+			break
+		}
+		n += 8
+	}
+	// IPv4 addresses share the 96 bits of their ::ffff: mapping.
+	return n - (128 - a.BitLen())
 }
 
 // weightedOrder permutes dcs so that each position is drawn with

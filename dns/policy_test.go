@@ -80,7 +80,15 @@ func TestPolicies(t *testing.T) {
 		{"topology: dc2 client, dc2 down → active", "vdi.example.com.", host("198.18.20.5"), stateSpec{active: "dc1", down: []string{"dc2"}}, mdns.TypeA, []string{"198.18.1.101"}, 24},
 		{"topology: dc2 client, dc2 down, active dc2 → dc1", "vdi.example.com.", host("198.18.20.5"), stateSpec{active: "dc2", down: []string{"dc2"}}, mdns.TypeA, []string{"198.18.1.101"}, 24},
 		{"topology: ECS /24 inside dc2", "vdi.example.com.", ecs("198.18.20.0", 24), stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.2.101"}, 24},
-		{"topology: ECS /16 too wide for dc2's /24", "vdi.example.com.", ecs("198.18.0.0", 16), stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.1.101"}, -1},
+		// A source prefix that holds a datacenter network it cannot tell
+		// apart gets the failover answer with that network's length as
+		// scope (RFC 7871 §7.2.1: "not specific enough"), never a scope
+		// that would cache the answer for the network's clients too.
+		{"topology: ECS /16 too wide for dc2's /24", "vdi.example.com.", ecs("198.18.0.0", 16), stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.1.101"}, 24},
+		{"topology: ECS /21 holding dc2's /24", "vdi.example.com.", ecs("198.18.16.0", 21), stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.1.101"}, 24},
+		{"topology: ECS v6 /32 holding dc1's /48", "vdi.example.com.", ecs("2001:db8::", 32), stateSpec{active: "dc2"}, mdns.TypeA, []string{"198.18.2.101"}, 48},
+		{"topology: ECS /24 holding a dc2 host", "vdi.example.com.", ecs("127.0.0.0", 24), stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.1.101"}, 32},
+		{"topology: ECS /22 beside every network", "vdi.example.com.", ecs("198.18.24.0", 22), stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.1.101"}, -1},
 		{"topology: no client → active", "vdi.example.com.", none, stateSpec{active: "dc2"}, mdns.TypeA, []string{"198.18.2.101"}, 0},
 		{"weighted: dc2 down → only dc1", "web.example.com.", none, stateSpec{active: "dc1", down: []string{"dc2"}}, mdns.TypeA, []string{"198.18.1.102", "198.18.1.103"}, 0},
 		{"weighted: all healthy → every VIP", "web.example.com.", none, stateSpec{active: "dc1"}, mdns.TypeA, []string{"198.18.1.102", "198.18.1.103", "198.18.2.102"}, 0},
@@ -101,6 +109,41 @@ func TestPolicies(t *testing.T) {
 			}
 			if scope != tt.scope {
 				t.Errorf("scope %d, want %d", scope, tt.scope)
+			}
+		})
+	}
+}
+
+// TestTopologyScopeNested: with a datacenter network inside another
+// (dc1 198.18.0.0/16 holding dc2's 198.18.20.0/24), an answer chosen by
+// the wide network is scoped so that it does not cover the narrow one.
+func TestTopologyScopeNested(t *testing.T) {
+	c := loadTestConfig(t)
+	c.Datacenters[0].Networks = append(c.Datacenters[0].Networks, "198.18.0.0/16")
+	snap, err := compile(c, newStats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := svcOf(t, snap, "vdi.example.com.")
+	ecs := func(a string, bits int) clientInfo { return clientInfo{addr: mustAddr(a), bits: bits} }
+	tests := []struct {
+		name   string
+		client clientInfo
+		want   string
+		scope  int
+	}{
+		// 198.18.24.0/21 (24-31) holds neither 198.18.10.0/24 nor .20.0/24.
+		{"wide network, narrow ones excluded", ecs("198.18.30.0", 24), "198.18.1.101", 21},
+		{"wide network, narrow ones not told apart", ecs("198.18.0.0", 16), "198.18.1.101", 24},
+		{"narrow network inside the wide one", ecs("198.18.20.0", 24), "198.18.2.101", 24},
+		{"host in the wide network", clientInfo{addr: mustAddr("198.18.200.1"), bits: 32}, "198.18.1.101", 17},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idx, scope := svc.choose(stateSpec{active: "dc2"}.build(), tt.client, nil)
+			got := addrsOf(svc.appendRRs(nil, idx, mdns.TypeA))
+			if len(got) != 1 || got[0] != tt.want || scope != tt.scope {
+				t.Errorf("answer %v scope %d, want [%s] scope %d", got, scope, tt.want, tt.scope)
 			}
 		})
 	}
