@@ -54,13 +54,7 @@ func (s *state) openSandbox() (*lua.LTable, error) {
 	setmt := g.RawGetString("setmetatable").(*lua.LFunction)
 	base.RawSetString("setmetatable", L.NewFunction(func(L *lua.LState) int {
 		L.CheckTable(1)
-		top := L.GetTop()
-		L.Push(setmt)
-		for i := 1; i <= top; i++ {
-			L.Push(L.Get(i))
-		}
-		L.Call(top, 1)
-		return 1
+		return forward(L, setmt, 1)
 	}))
 
 	// string: capped versions of the functions a deadline cannot interrupt.
@@ -191,13 +185,7 @@ func (s *state) strFormat(orig *lua.LFunction) lua.LGFunction {
 		if n+len(f)+100*L.GetTop() > s.maxS {
 			L.ArgError(1, fmt.Sprintf("string.format result over the %d-byte limit (lua.defaults.max_string)", s.maxS))
 		}
-		top := L.GetTop()
-		L.Push(orig)
-		for i := 1; i <= top; i++ {
-			L.Push(L.Get(i))
-		}
-		L.Call(top, 1)
-		return 1
+		return forward(L, orig, 1)
 	}
 }
 
@@ -367,12 +355,18 @@ func (s *state) strByte(orig *lua.LFunction) lua.LGFunction {
 		if j-i+1 > s.maxResults() {
 			L.RaiseError("string slice too long (%d bytes, limit %d)", j-i+1, s.maxResults())
 		}
-		top := L.GetTop()
-		L.Push(orig)
-		for k := 1; k <= top; k++ {
-			L.Push(L.Get(k))
-		}
-		L.Call(top, lua.MultRet)
-		return L.GetTop() - top
+		return forward(L, orig, lua.MultRet)
 	}
+}
+
+// forward calls fn with this call's arguments and returns its nret results
+// (all of them for lua.MultRet).
+func forward(L *lua.LState, fn *lua.LFunction, nret int) int {
+	top := L.GetTop()
+	L.Push(fn)
+	for i := 1; i <= top; i++ {
+		L.Push(L.Get(i))
+	}
+	L.Call(top, nret)
+	return L.GetTop() - top
 }
