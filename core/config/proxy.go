@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -306,11 +308,22 @@ func (c *Cluster) applyProxyDefaults() {
 		if b.Mode == "" {
 			b.Mode = d.Mode
 		}
+		// Key by key, as HAProxy's balance and hash-type directives: a
+		// backend that only sets hash_type keeps the default algorithm.
 		if b.Balance.Algorithm == "" {
-			b.Balance = d.Balance
+			b.Balance.Algorithm = d.Balance.Algorithm
+			if b.Balance.Param == "" {
+				b.Balance.Param = d.Balance.Param
+			}
+		}
+		if b.Balance.HashType == "" {
+			b.Balance.HashType = d.Balance.HashType
 		}
 		if b.Balance.HashType == "" {
 			b.Balance.HashType = "map-based"
+		}
+		if b.Balance.Draws == 0 {
+			b.Balance.Draws = d.Balance.Draws
 		}
 		if b.Balance.Draws == 0 {
 			b.Balance.Draws = DefaultRandomDraws
@@ -324,20 +337,12 @@ func (c *Cluster) applyProxyDefaults() {
 		b.Timeouts.inherit(d.Timeouts)
 		if b.Check != nil {
 			ch := b.Check
+			ch.inherit(&d.Check)
 			if ch.Kind == "" {
 				ch.Kind = "tcp"
 				if ch.HTTP != nil {
 					ch.Kind = "http"
 				}
-			}
-			if ch.Inter == 0 {
-				ch.Inter = d.Check.Inter
-			}
-			if ch.FastInter == 0 {
-				ch.FastInter = d.Check.FastInter
-			}
-			if ch.DownInter == 0 {
-				ch.DownInter = d.Check.DownInter
 			}
 			// HAProxy: fastinter and downinter default to inter.
 			if ch.FastInter == 0 {
@@ -346,16 +351,13 @@ func (c *Cluster) applyProxyDefaults() {
 			if ch.DownInter == 0 {
 				ch.DownInter = ch.Inter
 			}
-			if ch.Rise == 0 {
-				ch.Rise = d.Check.Rise
-			}
-			if ch.Fall == 0 {
-				ch.Fall = d.Check.Fall
-			}
 			// HAProxy: the check timeout is `timeout check` if set, else inter
 			// (connect is bounded by `timeout connect`). Keep it simple: one bound.
 			if ch.Timeout == 0 {
 				ch.Timeout = b.Timeouts.Check
+			}
+			if ch.Timeout == 0 {
+				ch.Timeout = d.Check.Timeout
 			}
 			if ch.Timeout == 0 {
 				ch.Timeout = min(ch.Inter, b.Timeouts.Connect)
@@ -381,6 +383,49 @@ func (c *Cluster) applyProxyDefaults() {
 	}
 }
 
+// hasProbe reports whether the block says what to probe (kind or one of
+// the kind's own keys), as opposed to only when and how often.
+func (ch *Check) hasProbe() bool {
+	return ch.Kind != "" || ch.HTTP != nil || ch.Send != "" || ch.Expect != "" || ch.ExpectRegex != "" ||
+		ch.SSL || ch.Verify != "" || ch.SNI != "" || ch.CA != "" || ch.Script != "" ||
+		len(ch.Command) > 0 || len(ch.Params) > 0
+}
+
+// inherit completes a backend's check block from defaults.check, as a
+// backend inherits HAProxy's defaults section: the timing keys (inter,
+// fastinter, downinter, rise, fall, port) one by one; the probe
+// (kind, http, send/expect, ssl, verify, sni, ca_file, script, command,
+// params) as a whole, when the backend's block does not describe its own.
+func (ch *Check) inherit(d *Check) {
+	orDefault(&ch.Inter, d.Inter)
+	orDefault(&ch.FastInter, d.FastInter)
+	orDefault(&ch.DownInter, d.DownInter)
+	orDefault(&ch.Rise, d.Rise)
+	orDefault(&ch.Fall, d.Fall)
+	orDefault(&ch.Port, d.Port)
+	if ch.hasProbe() || !d.hasProbe() {
+		return
+	}
+	ch.Kind, ch.Send, ch.Expect, ch.ExpectRegex = d.Kind, d.Send, d.Expect, d.ExpectRegex
+	ch.SSL, ch.Verify, ch.SNI, ch.CA, ch.Script = d.SSL, d.Verify, d.SNI, d.CA, d.Script
+	if d.HTTP != nil {
+		h := *d.HTTP
+		h.Headers = maps.Clone(d.HTTP.Headers)
+		h.ExpectStatus = slices.Clone(d.HTTP.ExpectStatus)
+		ch.HTTP = &h
+	}
+	ch.Command = slices.Clone(d.Command)
+	ch.Params = maps.Clone(d.Params)
+}
+
+// orDefault sets *v to d when *v is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // ValidName reports whether s is usable as a frontend/backend/server name.
@@ -399,6 +444,26 @@ func (c *Cluster) validateProxy(p *Problems) {
 	if c.Defaults.Retries != nil && *c.Defaults.Retries < 0 {
 		p.Addf("defaults.retries", "retries %d must not be negative", *c.Defaults.Retries)
 	}
+	// defaults.check is checked where it is written (backends that inherit
+	// a bad value report it too, at their own block).
+	dch := c.Defaults.Check
+	if dch.Kind == "" {
+		dch.Kind = "tcp"
+		if dch.HTTP != nil {
+			dch.Kind = "http"
+		}
+	}
+	if dch.Verify == "" {
+		dch.Verify = "required"
+	}
+	if dch.HTTP != nil {
+		h := *dch.HTTP
+		if h.Path == "" {
+			h.Path = "/"
+		}
+		dch.HTTP = &h
+	}
+	c.validateCheck(p, "defaults.check", &dch)
 	backends := map[string]int{}
 	for i := range c.Backends {
 		b := &c.Backends[i]

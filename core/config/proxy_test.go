@@ -188,3 +188,116 @@ func TestRecursiveAliasTerminates(t *testing.T) {
 		t.Fatal("Parse did not return")
 	}
 }
+
+// TestDefaultsInheritedKeyByKey: a backend inherits defaults.check and
+// defaults.balance as HAProxy backends inherit the defaults section — the
+// probe (kind, http, ssl...) included, not only the intervals.
+func TestDefaultsInheritedKeyByKey(t *testing.T) {
+	const head = `
+defaults:
+  balance: {algorithm: source, hash_type: consistent, draws: 3}
+  timeouts: {connect: 4s}
+  check:
+    kind: http
+    inter: 3s
+    timeout: 700ms
+    port: 8443
+    ssl: true
+    verify: none
+    http: {path: /ews/healthcheck.htm, host: exch.example.com, expect_status: [200]}
+frontends: [{name: f, bind: "127.0.0.1:8080", default_backend: a}]
+backends:
+`
+	cases := []struct {
+		name, backend string
+		want          func(b *Backend) string
+	}{
+		{"empty block takes the whole probe", "{name: a, check: {}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				ch := b.Check
+				if ch.Kind != "http" || ch.HTTP == nil || ch.HTTP.Path != "/ews/healthcheck.htm" || ch.HTTP.Host != "exch.example.com" ||
+					len(ch.HTTP.ExpectStatus) != 1 || !ch.SSL || ch.Verify != "none" || ch.Port != 8443 ||
+					ch.Inter.D() != 3*time.Second || ch.Timeout.D() != 700*time.Millisecond || ch.Rise != 2 || ch.Fall != 3 {
+					return "probe not inherited"
+				}
+				return ""
+			}},
+		{"own probe kept, timing inherited", "{name: a, check: {kind: tcp, rise: 5}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				ch := b.Check
+				if ch.Kind != "tcp" || ch.HTTP != nil || ch.SSL || ch.Verify != "required" {
+					return "the backend's own probe was mixed with the default one"
+				}
+				if ch.Inter.D() != 3*time.Second || ch.Rise != 5 || ch.Fall != 3 || ch.Port != 8443 {
+					return "timing keys not inherited one by one"
+				}
+				return ""
+			}},
+		{"backend timeouts.check beats defaults.check.timeout", "{name: a, timeouts: {check: 1s}, check: {}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				if b.Check.Timeout.D() != time.Second {
+					return "timeout " + b.Check.Timeout.D().String()
+				}
+				return ""
+			}},
+		{"no block, no checks", "{name: a, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				if b.Check != nil {
+					return "a backend without a check block is checked"
+				}
+				return ""
+			}},
+		{"hash_type alone keeps the default algorithm", "{name: a, balance: {hash_type: map-based}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				if b.Balance.Algorithm != "source" || b.Balance.HashType != "map-based" || b.Balance.Draws != 3 {
+					return "balance"
+				}
+				return ""
+			}},
+		{"algorithm alone takes the default hash_type", "{name: a, balance: {algorithm: roundrobin}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				if b.Balance.Algorithm != "roundrobin" || b.Balance.HashType != "consistent" {
+					return "balance"
+				}
+				return ""
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("d.yaml", []byte(head+"  - "+tc.backend+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := c.Backend("a")
+			if msg := tc.want(b); msg != "" {
+				t.Errorf("%s: check %+v balance %+v", msg, b.Check, b.Balance)
+			}
+		})
+	}
+	// The copy is deep: one backend's block does not alias another's.
+	c, err := Parse("d.yaml", []byte(head+"  - {name: a, check: {}, servers: [{name: s, address: '127.0.0.1:1'}]}\n"+
+		"  - {name: b, check: {}, servers: [{name: s, address: '127.0.0.1:1'}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Backend("a").Check.HTTP.ExpectStatus[0] = 500
+	if c.Backend("b").Check.HTTP.ExpectStatus[0] != 200 || c.Defaults.Check.HTTP.ExpectStatus[0] != 200 {
+		t.Error("backends share the defaults' http check block")
+	}
+}
+
+// TestDefaultsCheckValidated: a bad defaults.check is reported where it is written.
+func TestDefaultsCheckValidated(t *testing.T) {
+	doc := "defaults:\n  check:\n    kind: htp\n    rise: -1\n" +
+		"frontends: [{name: f, bind: '127.0.0.1:8080', default_backend: a}]\n" +
+		"backends: [{name: a, servers: [{name: s, address: '127.0.0.1:1'}]}]\n"
+	_, err := Parse("d.yaml", []byte(doc))
+	if err == nil {
+		t.Fatal("a bad defaults.check was accepted")
+	}
+	for _, want := range []string{`d.yaml:3:11: defaults.check.kind: unknown check kind "htp"`, `d.yaml:4:11: defaults.check.rise: rise -1 must be at least 1`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
