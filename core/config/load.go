@@ -161,7 +161,7 @@ func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 	probs := &Problems{file: name, pos: map[string]Position{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Problems: []Problem{{Pos: yamlErrPos(name, err), Msg: yamlErrMsg(err)}}}
+		return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 	}
 	if len(root.Content) == 0 {
 		return probs, nil // empty document: all defaults
@@ -180,6 +180,41 @@ func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 		}
 	}
 	return probs, nil
+}
+
+// syntaxProblem positions a YAML syntax error. The parser names the line
+// where the enclosing block starts ("frontends:" for a mis-indented key 200
+// lines below); the line that breaks the document is the first one after
+// which the document fails the same way, found by parsing growing prefixes
+// (only on error, so the quadratic cost does not matter).
+func syntaxProblem(name string, data []byte, err error) Problem {
+	pos, msg := yamlErrPos(name, err), yamlErrMsg(err)
+	if pos.Line == 0 || strings.Contains(msg, "end of stream") {
+		return Problem{Pos: pos, Msg: msg}
+	}
+	end := 0
+	for line := 1; end < len(data); line++ {
+		nl := bytes.IndexByte(data[end:], '\n')
+		if nl < 0 {
+			end = len(data)
+		} else {
+			end += nl + 1
+		}
+		if line < pos.Line {
+			continue
+		}
+		var n yaml.Node
+		perr := yaml.Unmarshal(data[:end], &n)
+		if perr == nil || yamlErrMsg(perr) != msg {
+			continue
+		}
+		if line != pos.Line {
+			msg = fmt.Sprintf("%s (in the block that starts at line %d)", msg, pos.Line)
+			pos.Line, pos.Column = line, 0
+		}
+		break
+	}
+	return Problem{Pos: pos, Msg: msg}
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+)(?:, column (\d+))?: `)

@@ -301,3 +301,26 @@ func TestDefaultsCheckValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntaxErrorLine: a YAML syntax error names the line that breaks the
+// document, not the line where the enclosing block starts.
+func TestSyntaxErrorLine(t *testing.T) {
+	cases := []struct{ name, doc, want string }{
+		{"mis-indented key deep in a list",
+			"defaults: {mode: tcp}\nfrontends:\n  - name: f\n    bind: ':80'\n  - name: g\n   bind: ':81'\n",
+			"bad.yaml:6: did not find expected '-' indicator (in the block that starts at line 2)"},
+		{"dedented key", "a:\n  b: 1\n c: 2\n", "bad.yaml:3: did not find expected key (in the block that starts at line 2)"},
+		{"unclosed flow sequence", "a: 1\nb: [1, 2\nc: 3\n", "bad.yaml:2: did not find expected ',' or ']' (in the block that starts at line 1)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tc.doc))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := strings.SplitN(err.Error(), "\n", 2)[0]; got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
