@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vipgate/vipgate/core/proxy/inspect"
 	"github.com/vipgate/vipgate/core/upstream"
 )
 
@@ -252,9 +253,12 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// readFirst reads what the server sends first, up to one complete TLS
-// record when it looks like TLS (so a ServerHello is seen whole), bounded by
-// limit and the deadline. The bytes are returned for forwarding.
+// readFirst reads what the server sends first: when it looks like TLS,
+// until the ServerHello is complete (it may be split across records and
+// reads), bounded by maxFirst bytes and the deadline. The bytes are returned
+// for forwarding.
+const maxFirst = 1 << 16
+
 func readFirst(ctx context.Context, c net.Conn, d time.Duration) ([]byte, error) {
 	buf := make([]byte, 0, 4096)
 	_ = c.SetReadDeadline(time.Now().Add(d))
@@ -269,11 +273,7 @@ func readFirst(ctx context.Context, c net.Conn, d time.Duration) ([]byte, error)
 			}
 			return buf, err
 		}
-		if len(buf) >= 5 && buf[0] == 0x16 {
-			need := 5 + (int(buf[3])<<8 | int(buf[4]))
-			if len(buf) >= need || len(buf) >= 1<<16 {
-				return buf, nil
-			}
+		if len(buf) > 0 && buf[0] == 0x16 && len(buf) < maxFirst && !inspect.ServerHelloComplete(buf) {
 			continue
 		}
 		return buf, nil

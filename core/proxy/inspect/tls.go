@@ -99,6 +99,13 @@ func ClientHelloComplete(b []byte) bool {
 	return err != ErrNeedMore
 }
 
+// ServerHelloComplete is true once b holds a whole ServerHello (however
+// many records and reads it took), or once it is clear that b is not one.
+func ServerHelloComplete(b []byte) bool {
+	_, err := ParseServerHello(b)
+	return err != ErrNeedMore
+}
+
 // parseHello reassembles the first handshake message from the records at
 // the start of b and decodes it.
 func parseHello(b []byte, want byte) (*Hello, error) {
