@@ -330,8 +330,23 @@ func (s *session) serve(ctx context.Context) {
 	}
 }
 
-// fail answers an error page and ends the connection.
+// fail answers an error page and ends the connection; the access log has
+// no timers but Tt (the request head was not complete, or was refused
+// before a server was sought).
 func (s *session) fail(hb *httpBackend, status int, term string, start time.Time, msg string) {
+	s.failRec(hb, &logRec{start: start}, status, term, msg)
+}
+
+// refuse is fail for a complete request head refused before balancing
+// (deny, no backend): the access log has Tq.
+func (s *session) refuse(status int, term string, start, headDone time.Time, msg string) {
+	s.failRec(nil, &logRec{start: start, reqDone: headDone}, status, term, msg)
+}
+
+// failRec is fail for a request that reached balancing: the access log
+// keeps the timers measured so far and the server that was tried (HAProxy
+// logs "be/srv" with Tw/Tc for a 503 SC, a 504 sH, a 502 SH).
+func (s *session) failRec(hb *httpBackend, rec *logRec, status int, term, msg string) {
 	f := s.h.f
 	f.Counters.CountResponse(status)
 	if status < 500 {
@@ -346,7 +361,9 @@ func (s *session) fail(hb *httpBackend, status int, term string, start time.Time
 	_, _ = s.cw.Write(pages.get(status))
 	_ = s.cw.flush()
 	if s.h.accessLog {
-		s.logLine(&logRec{start: start, status: status, term: term, bytes: s.cw.total, backend: hb, err: msg})
+		rec.status, rec.term, rec.bytes, rec.backend, rec.err = status, term, s.cw.total, hb, msg
+		rec.end = time.Time{}
+		s.logLine(rec)
 	}
 	s.h.log.Debug("http request refused", "frontend", f.Name, "client", s.clientAddrString(), "status", status, "reason", msg)
 }
@@ -391,6 +408,7 @@ func isIdempotent(m []byte) bool {
 func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	h, f := s.h, s.h.f
 	req := &s.req
+	headDone := s.stamp() // Tq ends: the head is complete
 	hostB, pathB, queryB := splitTarget(req.Target)
 	absolute := hostB != nil
 	if !absolute {
@@ -443,7 +461,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 			// failures; set_var values are kept for the access log.
 			s.vars = ht.Vars
 			if status := hookFallback(err); status != 0 {
-				s.fail(nil, status, "PI", start, "route hook failed")
+				s.refuse(status, "PI", start, headDone, "route hook failed")
 				return false
 			}
 			h.log.Debug("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
@@ -460,12 +478,12 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 		if status < 200 || status > 599 {
 			status = 403
 		}
-		s.fail(nil, status, "PR", start, "denied by route hook")
+		s.refuse(status, "PR", start, headDone, "denied by route hook")
 		return false
 	}
 	if dec.Redirect != "" {
 		if !validHookValue(dec.Redirect) {
-			s.fail(nil, 500, "PR", start, "route hook redirect location has control characters")
+			s.refuse(500, "PR", start, headDone, "route hook redirect location has control characters")
 			return false
 		}
 		return s.redirect(start, dec.Redirect, dec.RedirectCode)
@@ -480,7 +498,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 				continue
 			}
 			if r.Deny != 0 {
-				s.fail(nil, r.Deny, "PR", start, "denied by rule")
+				s.refuse(r.Deny, "PR", start, headDone, "denied by rule")
 				return false
 			}
 			if rd := r.Redirect; rd != nil {
@@ -496,7 +514,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	}
 	hb := h.backends[bname]
 	if hb == nil {
-		s.fail(nil, 503, "SC", start, "no backend")
+		s.refuse(503, "SC", start, headDone, "no backend")
 		return false
 	}
 	b := hb.b
@@ -605,10 +623,12 @@ attempts:
 		if err != nil {
 			status := 503
 			term := "SC"
-			if errors.Is(err, ErrQueueTimeout) {
+			if errors.Is(err, ErrQueueTimeout) || errors.Is(err, ErrQueueFull) {
 				term = "sQ"
+			} else if !errors.Is(err, ErrNoServer) && ctx.Err() == nil {
+				rec.server = s.lease.Server // the last one tried
 			}
-			s.fail(hb, status, term, rec.start, err.Error())
+			s.failRec(hb, rec, status, term, err.Error())
 			return false
 		}
 		rec.tc = s.stamp()
@@ -636,7 +656,7 @@ attempts:
 			if reused && !hasBody && (idempotent || hb.retryAll) && attempt == 1 {
 				continue attempts
 			}
-			s.fail(hb, 502, "SH", rec.start, err.Error())
+			s.failRec(hb, rec, 502, "SH", err.Error())
 			return false
 		}
 		bodySent := !hasBody
@@ -684,15 +704,15 @@ attempts:
 				case isTimeout(err):
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
-					s.fail(hb, 504, "sH", rec.start, "server timeout")
+					s.failRec(hb, rec, 504, "sH", "server timeout")
 				case errors.As(err, &pe):
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
-					s.fail(hb, 502, "PH", rec.start, pe.Msg)
+					s.failRec(hb, rec, 502, "PH", pe.Msg)
 				default:
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
-					s.fail(hb, 502, "SH", rec.start, err.Error())
+					s.failRec(hb, rec, 502, "SH", err.Error())
 				}
 				return false
 			}
@@ -725,7 +745,7 @@ attempts:
 		if status == 101 {
 			if !upgrade {
 				s.dropServer(sc, lease)
-				s.fail(hb, 502, "PH", rec.start, "101 without an upgrade request")
+				s.failRec(hb, rec, 502, "PH", "101 without an upgrade request")
 				return false
 			}
 			return s.tunnel(hb, sc, lease, rec, acts, ck)
@@ -832,17 +852,17 @@ func (s *session) bodyFailed(hb *httpBackend, rec *logRec, err error) bool {
 	var pe *httpparse.Error
 	switch {
 	case errors.As(err, &pe):
-		s.fail(hb, pe.Status, "PR", rec.start, pe.Msg)
+		s.failRec(hb, rec, pe.Status, "PR", pe.Msg)
 	case errors.As(err, &be) && be.client:
 		if isTimeout(err) {
-			s.fail(hb, 408, "cD", rec.start, "timeout receiving the request body")
+			s.failRec(hb, rec, 408, "cD", "timeout receiving the request body")
 		} else if s.h.accessLog {
 			rec.term = "CD"
 			rec.end = time.Now()
 			s.logLine(rec)
 		}
 	default:
-		s.fail(hb, 502, "SD", rec.start, err.Error())
+		s.failRec(hb, rec, 502, "SD", err.Error())
 	}
 	return false
 }

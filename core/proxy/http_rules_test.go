@@ -351,14 +351,16 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func TestHTTPAccessLog(t *testing.T) {
-	g := newGoBackend(t, "web1")
-	c, err := config.Parse("t.yaml", []byte(httpDoc("    http: {log: true}", "    rules: [{deny: 403, path_prefix: [/no]}]", oneBackend(g.addr()))))
+// startLoggingProxy runs doc and returns frontend fe's address and the
+// proxy's log output.
+func startLoggingProxy(t *testing.T, doc string) (string, *syncBuf) {
+	t.Helper()
+	c, err := config.Parse("t.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuf
-	p := New(Options{Log: slog.New(slog.NewTextHandler(&out, nil))})
+	out := &syncBuf{}
+	p := New(Options{Log: slog.New(slog.NewTextHandler(out, nil))})
 	if err := p.Apply(c); err != nil {
 		t.Fatal(err)
 	}
@@ -367,15 +369,58 @@ func TestHTTPAccessLog(t *testing.T) {
 	go func() { _ = p.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	testenv.Eventually(t, 5*time.Second, "listening", func() bool { return len(p.ListenAddrs()["fe"]) > 0 })
-	url := "http://" + p.ListenAddrs()["fe"][0]
+	return p.ListenAddrs()["fe"][0], out
+}
+
+func TestHTTPAccessLog(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	addr, out := startLoggingProxy(t, httpDoc("    http: {log: true}", "    rules: [{deny: 403, path_prefix: [/no]}]", oneBackend(g.addr())))
+	url := "http://" + addr
 	get(t, http.DefaultClient, url+"/hello?x=1")
 	get(t, http.DefaultClient, url+"/no")
-	rawExchange(t, p.ListenAddrs()["fe"][0], "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+	rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
 	// client:port [date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes term "request"
 	for _, re := range []string{
 		`127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ -- \\"GET /hello\?x=1 HTTP/1\.1\\"`,
 		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 403 \d+ PR \\"GET /no HTTP/1\.1\\"`,
 		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 400 \d+ PR \\"<BADREQ>\\"`,
+	} {
+		rx := regexp.MustCompile(re)
+		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
+	}
+}
+
+// TestHTTPAccessLogErrors: a request that fails at or after balancing is
+// logged as HAProxy does: the server that was tried and the timers measured
+// so far (Tq for a refused head; Tw for a 503; Tw and Tc for a 504).
+func TestHTTPAccessLogErrors(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	doc := fmt.Sprintf(`
+defaults: {mode: http, retries: 1, timeouts: {connect: 1s, client: 5s, server: 300ms}}
+frontends:
+  - name: fe
+    bind: "127.0.0.1:0"
+    default_backend: ok
+    http: {log: true}
+    rules:
+      - {deny: 403, path_prefix: [/no]}
+      - {backend: dead, path_prefix: [/dead]}
+backends:
+  - {name: ok, servers: [{name: s1, address: %q}]}
+  - {name: dead, servers: [{name: d1, address: %q}]}
+`, g.addr(), deadAddr(t))
+	addr, out := startLoggingProxy(t, doc)
+	url := "http://" + addr
+	cl := &http.Client{Timeout: 5 * time.Second}
+	for path, status := range map[string]int{"/slow": 504, "/dead": 503, "/no": 403} {
+		if resp, _ := get(t, cl, url+path); resp.StatusCode != status {
+			t.Fatalf("%s: %d, want %d", path, resp.StatusCode, status)
+		}
+	}
+	for _, re := range []string{
+		`fe ok/s1 \d+/\d+/\d+/-1/\d+ 504 \d+ sH \\"GET /slow HTTP/1\.1\\"`,
+		`fe dead/d1 \d+/\d+/-1/-1/\d+ 503 \d+ SC \\"GET /dead HTTP/1\.1\\"`,
+		`fe fe/<NOSRV> \d+/-1/-1/-1/\d+ 403 \d+ PR \\"GET /no HTTP/1\.1\\"`,
 	} {
 		rx := regexp.MustCompile(re)
 		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
