@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -118,9 +120,16 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		var eb struct {
 			Error string `json:"error"`
 		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+		var msg string
+		switch {
+		case json.Unmarshal(data, &eb) == nil && eb.Error != "":
 			msg = eb.Error
+		case strings.Contains(string(data), "HTTP request to an HTTPS server"):
+			return &apiError{Status: resp.StatusCode, Msg: fmt.Sprintf("the admin API at %s speaks TLS: use --admin https://%s", c.addr, c.addr)}
+		default:
+			// Not vipgate's JSON: another program on that port, or a proxy
+			// in the way. Its page is no use in a terminal.
+			return &apiError{Status: resp.StatusCode, Msg: fmt.Sprintf("%s did not answer as a vipgate admin API (is --admin the right address?): %s", c.addr, firstLine(data))}
 		}
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
@@ -138,9 +147,30 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decoding admin API answer: %w", err)
+		if json.Valid(data) { // vipgate, another version
+			return fmt.Errorf("decoding admin API answer: %w", err)
+		}
+		return fmt.Errorf("%s did not answer as a vipgate admin API (is --admin the right address?): %s", c.addr, firstLine(data))
 	}
 	return nil
+}
+
+var markupRE = regexp.MustCompile(`<[^>]*>`)
+
+// firstLine is a short excerpt of a foreign answer: its first line with
+// text once markup is stripped, at most 100 bytes.
+func firstLine(data []byte) string {
+	for _, l := range strings.Split(markupRE.ReplaceAllString(string(data), ""), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if len(l) > 100 {
+			l = l[:100] + "…"
+		}
+		return strconv.Quote(l)
+	}
+	return "an empty answer"
 }
 
 // parseInterspersed parses flags that may follow positional arguments

@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -279,5 +282,40 @@ backends: [{name: be, servers: [{name: a, address: "127.0.0.1:1"}]}]
 	// Plain HTTP to the TLS port is refused by the server.
 	if code := runCtl(context.Background(), []string{"server", "ready", "be/a", "--admin", n.admin, "--token", writeTok}, &o, &e); code != 1 {
 		t.Fatalf("plain http to the TLS API: exit %d", code)
+	}
+}
+
+// TestClientForeignAnswer: an --admin address where something other than
+// vipgate answers gives a one-line error that says so, not the other
+// program's HTML page; a plain-http call to a TLS admin API says to use https.
+func TestClientForeignAnswer(t *testing.T) {
+	page := "<!DOCTYPE HTML>\n<html>\n<head><title>Error response</title></head>\n<body>\n<h1>Error response</h1>\n<p>Error code: 404</p>\n</body>\n</html>\n"
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/status" {
+			io.WriteString(w, page) // 200, but not JSON
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, page)
+	}))
+	defer foreign.Close()
+	tlsAPI := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer tlsAPI.Close()
+	tlsAddr := strings.TrimPrefix(tlsAPI.URL, "https://")
+	fAddr := strings.TrimPrefix(foreign.URL, "http://")
+	for _, tc := range []struct {
+		addr, method, path string
+		want               string
+	}{
+		{fAddr, "POST", "/api/v1/servers/be/a/state", fAddr + ` did not answer as a vipgate admin API (is --admin the right address?): "Error response" (HTTP 404)`},
+		{fAddr, "GET", "/api/v1/status", fAddr + ` did not answer as a vipgate admin API (is --admin the right address?): "Error response"`},
+		{tlsAddr, "GET", "/api/v1/status", "the admin API at " + tlsAddr + " speaks TLS: use --admin https://" + tlsAddr},
+	} {
+		c := &adminClient{addr: tc.addr, http: &http.Client{Timeout: 5 * time.Second}}
+		var out map[string]any
+		err := c.do(context.Background(), tc.method, tc.path, nil, &out)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "<") {
+			t.Errorf("%s %s: %v\nwant %s", tc.method, tc.path, err, tc.want)
+		}
 	}
 }
