@@ -22,6 +22,8 @@ func FuzzScript(f *testing.F) {
 		`function f(txn) error({}) end`,
 		`function f(txn) return setmetatable({}, {__index = function(t, k) return t[k] end}).x end`,
 		`function f(txn) local t = {} t[t] = t return table.concat({1, 2}, t) end`,
+		`function f(txn) return ("a"):rep(3000):find(".-.-.-b") end`,
+		`function f(txn) for k, v in txn:path():gmatch("(%w+)=(%w*)") do txn:set_var(k, v) end end`,
 	} {
 		f.Add(s)
 	}
