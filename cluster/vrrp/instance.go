@@ -299,6 +299,12 @@ func (in *Instance) sameAddrs(a []netip.Addr) bool {
 // (priority 0 advertisement) and removes its addresses.
 func (in *Instance) Run(ctx context.Context) error {
 	defer close(in.done)
+	defer func() {
+		// The group's last scripts (notify_stop) finish before we return.
+		if g := in.group.Load(); g != nil {
+			g.wait()
+		}
+	}()
 	defer in.io.Close()
 	in.stopTracks = func() {}
 	defer func() { in.stopTracks() }()
@@ -612,17 +618,7 @@ func (in *Instance) transition(a Action) {
 			Attrs:   map[string]string{"instance": in.cfg.Name, "from": a.From.String(), "to": a.To.String(), "reason": a.Reason, "vrid": strconv.Itoa(in.cfg.VRID)},
 		})
 	}
-	var specific string
-	switch a.To {
-	case Master:
-		specific = in.cfg.NotifyMaster
-	case Backup:
-		specific = in.cfg.NotifyBackup
-	case Fault:
-		specific = in.cfg.NotifyFault
-	case Stopped:
-		specific = in.cfg.NotifyStop
-	}
+	specific := notifyFor(a.To, in.cfg.NotifyMaster, in.cfg.NotifyBackup, in.cfg.NotifyFault, in.cfg.NotifyStop)
 	prio := strconv.Itoa(in.m.Priority())
 	if specific != "" {
 		in.queueNotify([]string{specific})
@@ -648,15 +644,7 @@ func (in *Instance) queueNotify(cmd []string) {
 // follow it as $1.. . The last ones (notify_stop) still run after ctx
 // ends, with a short deadline.
 func (in *Instance) notifier(ctx context.Context) {
-	runOne := func(cmd []string) {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		args := append([]string{"-c", cmd[0] + ` "$@"`, "vrrp-notify"}, cmd[1:]...)
-		c := exec.CommandContext(cctx, "/bin/sh", args...)
-		if out, err := c.CombinedOutput(); err != nil {
-			in.log.Warn("notify script failed", "script", cmd[0], "err", err, "output", string(out))
-		}
-	}
+	runOne := func(cmd []string) { runNotify(in.log, cmd) }
 	for {
 		select {
 		case cmd := <-in.notifyCh:
@@ -671,6 +659,32 @@ func (in *Instance) notifier(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// notifyFor picks the state-specific notify script (notify_master …).
+func notifyFor(s State, master, backup, fault, stop string) string {
+	switch s {
+	case Master:
+		return master
+	case Backup:
+		return backup
+	case Fault:
+		return fault
+	case Stopped:
+		return stop
+	}
+	return ""
+}
+
+// runNotify runs one notify command line with its arguments as $1.. .
+func runNotify(log *slog.Logger, cmd []string) {
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := append([]string{"-c", cmd[0] + ` "$@"`, "vrrp-notify"}, cmd[1:]...)
+	c := exec.CommandContext(cctx, "/bin/sh", args...)
+	if out, err := c.CombinedOutput(); err != nil {
+		log.Warn("notify script failed", "script", cmd[0], "err", err, "output", string(out))
 	}
 }
 

@@ -290,6 +290,21 @@ func TestTrackRiseFall(t *testing.T) {
 	}
 }
 
+// groupPeers starts a peer router (priority 100) backing up instances
+// "one" (VRID 51) and "two" (VRID 52), and waits for x1 and x2 (priority
+// 200) to master both.
+func groupPeers(t *testing.T, seg *fakeSeg, x1, x2 *node) (*node, *node) {
+	t.Helper()
+	p1 := startNode(t, seg, "198.18.0.2", instCfg("one", 100), nil)
+	c4 := instCfg("two", 100)
+	c4.VRID = 52
+	p2 := startNode(t, seg, "198.18.0.2", c4, nil)
+	testenv.Eventually(t, 5*time.Second, "x masters both", func() bool {
+		return x1.state() == Master && x2.state() == Master && p1.state() == Backup && p2.state() == Backup
+	})
+	return p1, p2
+}
+
 func TestSyncGroup(t *testing.T) {
 	seg := &fakeSeg{}
 	c1, c2 := instCfg("one", 200), instCfg("two", 200)
@@ -300,13 +315,7 @@ func TestSyncGroup(t *testing.T) {
 	x1.in.group.Store(g)
 	x2.in.group.Store(g)
 	// A peer router that backs up both instances.
-	p1 := startNode(t, seg, "198.18.0.2", instCfg("one", 100), nil)
-	c4 := instCfg("two", 100)
-	c4.VRID = 52
-	p2 := startNode(t, seg, "198.18.0.2", c4, nil)
-	testenv.Eventually(t, 5*time.Second, "x masters both", func() bool {
-		return x1.state() == Master && x2.state() == Master && p1.state() == Backup && p2.state() == Backup
-	})
+	p1, p2 := groupPeers(t, seg, x1, x2)
 	// Only instance one's link fails; the group takes two down with it.
 	x1.io.link <- false
 	testenv.Eventually(t, 5*time.Second, "both x in FAULT, peer master of both", func() bool {
@@ -319,6 +328,69 @@ func TestSyncGroup(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "x masters both again", func() bool {
 		return x1.state() == Master && x2.state() == Master && p1.state() == Backup && p2.state() == Backup
 	})
+}
+
+// TestSyncGroupNotify: a sync group's own notify scripts run when the
+// group as a whole changes state, the generic one with keepalived's
+// arguments (GROUP name STATE 0), once per group transition, not once per
+// member.
+func TestSyncGroupNotify(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	script := filepath.Join(dir, "notify.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"generic $*\" >> "+out+"\n"), 0o755)
+	gcfg := config.VRRPSyncGroup{Name: "g", Instances: config.StringList{"one", "two"},
+		NotifyMaster: "echo master >> " + out, NotifyBackup: "echo backup >> " + out,
+		NotifyFault: "echo fault >> " + out, NotifyStop: "echo stop >> " + out, Notify: script}
+	seg := &fakeSeg{}
+	c1, c2 := instCfg("one", 200), instCfg("two", 200)
+	c2.VRID = 52
+	var xs []*node
+	var insts []*Instance
+	for _, c := range []config.VRRPInstance{c1, c2} {
+		io := seg.port("198.18.0.1")
+		in, err := NewInstance(c, InstanceOptions{IO: io, Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		xs = append(xs, &node{in: in, io: io, done: make(chan struct{})})
+		insts = append(insts, in)
+	}
+	g := newSyncGroup(gcfg, insts, nil)
+	for _, x := range xs {
+		x.in.group.Store(g)
+		ctx, cancel := context.WithCancel(context.Background())
+		x.cancel = cancel
+		go func() { defer close(x.done); x.in.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-x.done })
+	}
+	x1, x2 := xs[0], xs[1]
+	groupPeers(t, seg, x1, x2)
+	x1.io.link <- false
+	testenv.Eventually(t, 5*time.Second, "both x in FAULT", func() bool { return x1.state() == Fault && x2.state() == Fault })
+	x1.io.link <- true
+	testenv.Eventually(t, 5*time.Second, "x masters both again", func() bool { return x1.state() == Master && x2.state() == Master })
+	x1.cancel()
+	x2.cancel()
+	<-x1.done
+	<-x2.done
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var states []string
+	for i := 0; i+1 < len(lines); i += 2 {
+		st := strings.ToUpper(lines[i])
+		if lines[i+1] != "generic GROUP g "+st+" 0" {
+			t.Fatalf("line %d: %q after %q, want the generic script with GROUP g %s 0\n%s", i+2, lines[i+1], lines[i], st, b)
+		}
+		if len(states) > 0 && states[len(states)-1] == st {
+			t.Fatalf("group state %s notified twice in a row\n%s", st, b)
+		}
+		states = append(states, st)
+	}
+	if len(lines)%2 != 0 || len(states) < 5 || strings.Join(states[:3], " ") != "BACKUP MASTER FAULT" ||
+		strings.Join(states[len(states)-2:], " ") != "MASTER STOP" {
+		t.Fatalf("group transitions %v, want BACKUP MASTER FAULT … MASTER STOP\n%s", states, b)
+	}
 }
 
 func TestInstanceNotifyScripts(t *testing.T) {

@@ -99,7 +99,7 @@ func (m *Manager) reconcileLocked() error {
 	var errs []error
 	for _, w := range m.want {
 		r, ok := m.running[w.Name]
-		if !ok || !reflect.DeepEqual(r.group, m.groups[w.Name]) {
+		if !ok || !r.group.SameMembers(m.groups[w.Name]) {
 			continue
 		}
 		switch {
@@ -146,6 +146,21 @@ func (m *Manager) reconcileLocked() error {
 		started[w.Name] = inst
 	}
 	// Sync groups link instances; rebuilt ones join their group here.
+	// A group's state and its members' last states carry over from the
+	// group object it replaces, so its notify scripts do not fire again
+	// for a state it already had.
+	members := map[string][]*Instance{}
+	prev := map[string]*syncGroup{}
+	for name, r := range m.running {
+		g, ok := m.groups[name]
+		if !ok {
+			continue
+		}
+		members[g.Name] = append(members[g.Name], r.inst)
+		if old := r.inst.group.Load(); old != nil && old.name == g.Name {
+			prev[g.Name] = old
+		}
+	}
 	byGroup := map[string]*syncGroup{}
 	for name, r := range m.running {
 		g, ok := m.groups[name]
@@ -154,15 +169,11 @@ func (m *Manager) reconcileLocked() error {
 		}
 		sg := byGroup[g.Name]
 		if sg == nil {
-			sg = &syncGroup{name: g.Name}
+			sg = newSyncGroup(g, members[g.Name], prev[g.Name])
 			byGroup[g.Name] = sg
 		}
-		sg.members = append(sg.members, r.inst)
-	}
-	for name, r := range m.running {
-		if g, ok := m.groups[name]; ok {
-			r.inst.group.Store(byGroup[g.Name])
-		}
+		r.group = g
+		r.inst.group.Store(sg)
 	}
 	for _, r := range m.running {
 		if started[r.cfg.Name] == nil {

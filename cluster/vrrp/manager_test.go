@@ -3,6 +3,9 @@ package vrrp
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +16,9 @@ import (
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
-func TestManagerReconcile(t *testing.T) {
+// countingManager is a manager for node gw1 on a fake segment; opened
+// counts the opens of each instance.
+func countingManager() (*Manager, map[string]int) {
 	seg := &fakeSeg{}
 	opened := map[string]int{}
 	node := &config.Node{Name: "gw1", Datacenter: "dc1", Role: config.RoleGateway}
@@ -21,6 +26,11 @@ func TestManagerReconcile(t *testing.T) {
 		opened[c.Name]++
 		return seg.port("198.18.0.1"), nil
 	}})
+	return m, opened
+}
+
+func TestManagerReconcile(t *testing.T) {
+	m, opened := countingManager()
 	doc := func(prio int, withB bool) *config.Cluster {
 		a := instCfg("a", prio)
 		other := instCfg("elsewhere", 100)
@@ -165,5 +175,44 @@ func TestManagerUpdatesInPlace(t *testing.T) {
 	sent := ports[0].sentInterval.Load()
 	if time.Duration(sent) != 40*time.Millisecond {
 		t.Fatalf("advertised interval %s, want 40ms", time.Duration(sent))
+	}
+}
+
+// A sync group's notify scripts change in place (no instance restarts, so
+// no failover), and the group's next transition runs the new script.
+func TestManagerSyncGroupNotifyInPlace(t *testing.T) {
+	m, opened := countingManager()
+	out := filepath.Join(t.TempDir(), "out")
+	doc := func(notify string) *config.Cluster {
+		a, b := instCfg("a", 100), instCfg("b", 100)
+		b.VRID = 52
+		return &config.Cluster{VRRP: config.VRRP{Instances: []config.VRRPInstance{a, b},
+			SyncGroups: []config.VRRPSyncGroup{{Name: "g", Instances: config.StringList{"a", "b"}, Notify: notify}}}}
+	}
+	if err := m.Apply(doc("echo old >> " + out)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	testenv.Eventually(t, 5*time.Second, "a and b master", func() bool {
+		s := m.Status()
+		return len(s) == 2 && s[0].State == Master && s[1].State == Master
+	})
+	testenv.Eventually(t, 5*time.Second, "the old script ran for MASTER", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "old GROUP g MASTER 0")
+	})
+	if err := m.Apply(doc("echo new >> " + out)); err != nil {
+		t.Fatal(err)
+	}
+	if opened["a"] != 1 || opened["b"] != 1 {
+		t.Fatalf("instances reopened for a group notify change: %v", opened)
+	}
+	cancel()
+	<-done
+	b, _ := os.ReadFile(out)
+	if !strings.HasSuffix(string(b), "new GROUP g STOP 0\n") || strings.Contains(string(b), "old GROUP g STOP") {
+		t.Fatalf("notify output:\n%s\nwant the new script for STOP", b)
 	}
 }

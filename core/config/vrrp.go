@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -111,6 +112,20 @@ type VRRPTrack struct {
 type VRRPSyncGroup struct {
 	Name      string     `yaml:"name" json:"name"`
 	Instances StringList `yaml:"instances" json:"instances"`
+	// Notify scripts of the group, as keepalived's vrrp_sync_group: run
+	// when the group as a whole becomes MASTER, BACKUP, FAULT or STOP; the
+	// generic one gets `GROUP <name> <state> 0`.
+	NotifyMaster string `yaml:"notify_master,omitempty" json:"notify_master,omitempty"`
+	NotifyBackup string `yaml:"notify_backup,omitempty" json:"notify_backup,omitempty"`
+	NotifyFault  string `yaml:"notify_fault,omitempty" json:"notify_fault,omitempty"`
+	NotifyStop   string `yaml:"notify_stop,omitempty" json:"notify_stop,omitempty"`
+	Notify       string `yaml:"notify,omitempty" json:"notify,omitempty"`
+}
+
+// SameMembers reports whether g and o are the same group of instances
+// (their notify scripts aside).
+func (g VRRPSyncGroup) SameMembers(o VRRPSyncGroup) bool {
+	return g.Name == o.Name && slices.Equal(g.Instances, o.Instances)
 }
 
 // VIP is a parsed `vips` entry.
@@ -442,6 +457,11 @@ func (c *Cluster) validateVRRP(p *Problems) {
 		}
 		if len(g.Instances) < 2 {
 			p.Addf(at("instances"), "sync group %q needs at least two instances", g.Name)
+		}
+		for j, s := range []string{g.NotifyMaster, g.NotifyBackup, g.NotifyFault, g.NotifyStop, g.Notify} {
+			if s != "" && strings.TrimSpace(s) == "" {
+				p.Addf(at([]string{"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"}[j]), "empty notify command")
+			}
 		}
 		for j, n := range g.Instances {
 			if !names[n] {

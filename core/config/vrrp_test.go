@@ -122,6 +122,7 @@ func TestVRRPValidation(t *testing.T) {
 		{"track kind", "vrrp:\n  instances:\n    - name: a\n      interface: eth0\n      vrid: 1\n      vips: [198.18.0.9]\n      track:\n        - {kind: ping}\n", "x.yaml:8:18: vrrp.instances.0.track.0.kind: track kind \"ping\""},
 		{"track exec without command", "vrrp:\n  instances:\n    - name: a\n      interface: eth0\n      vrid: 1\n      vips: [198.18.0.9]\n      track:\n        - {kind: exec}\n", "exec track needs a command"},
 		{"track proxy unknown frontend", "vrrp:\n  instances:\n    - name: a\n      interface: eth0\n      vrid: 1\n      vips: [198.18.0.9]\n      track:\n        - {kind: proxy, frontends: [web]}\n", "unknown frontend \"web\""},
+		{"sync group empty notify", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9]}\n    - {name: b, interface: eth0, vrid: 2, vips: [198.18.0.8]}\n  sync_groups:\n    - {name: g, instances: [a, b], notify: \" \"}\n", "vrrp.sync_groups.0.notify: empty notify command"},
 		{"sync group unknown", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9]}\n  sync_groups:\n    - {name: g, instances: [a, zz]}\n", "unknown instance \"zz\""},
 		{"unknown key", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, vips: [198.18.0.9], virtual_router_id: 3}\n", "virtual_router_id"},
 		{"use_vmac ipv6", "vrrp:\n  instances:\n    - {name: a, interface: eth0, vrid: 1, version: 3, use_vmac: true, vips: [\"2001:db8::1\"]}\n", "use_vmac is IPv4 only"},

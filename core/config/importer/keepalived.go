@@ -67,6 +67,7 @@ type kaGroup struct {
 	name    string
 	members []string
 	smtp    bool
+	notify  map[string]string
 }
 
 type kaFile struct {
@@ -120,7 +121,7 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 				f.insts = append(f.insts, in)
 			}
 		case "vrrp_sync_group":
-			g := &kaGroup{node: n, name: n.arg(1)}
+			g := &kaGroup{node: n, name: n.arg(1), notify: map[string]string{}}
 			for _, c := range n.children {
 				switch c.keyword() {
 				case "group":
@@ -130,7 +131,7 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 				case "smtp_alert":
 					g.smtp = true
 				case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
-					t.warnKA(c, c.keyword(), "sync group notify scripts are not supported: set them on the instances")
+					g.notify[c.keyword()] = strings.Join(c.args[1:], " ")
 				default:
 					t.warnKA(c, c.keyword(), "unknown vrrp_sync_group keyword")
 				}
@@ -523,7 +524,9 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 				members = append(members, m)
 				groupOf[m] = g.name
 			}
-			groups = append(groups, config.VRRPSyncGroup{Name: g.name, Instances: members})
+			groups = append(groups, config.VRRPSyncGroup{Name: g.name, Instances: members,
+				NotifyMaster: g.notify["notify_master"], NotifyBackup: g.notify["notify_backup"],
+				NotifyFault: g.notify["notify_fault"], NotifyStop: g.notify["notify_stop"], Notify: g.notify["notify"]})
 			groupSrc = append(groupSrc, hline{file: g.node.file, num: g.node.line})
 			if g.smtp {
 				for _, m := range members {

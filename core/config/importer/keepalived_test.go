@@ -194,11 +194,14 @@ chk
 		{
 			name: "sync group and alerts",
 			files: []string{"global_defs {\n notification_email {\n ops@example.com\n }\n notification_email_from ka@example.com\n smtp_server 198.18.0.25 587\n smtp_connect_timeout 15\n}\n" +
-				kaInstNamed("A") + kaInstNamed("B") + "vrrp_sync_group G {\n group {\n A\n B\n }\n smtp_alert\n}\n"},
+				kaInstNamed("A") + kaInstNamed("B") + "vrrp_sync_group G {\n group {\n A\n B\n }\n smtp_alert\n notify_master \"/etc/ka/up.sh G\"\n notify /etc/ka/notify.sh\n}\n"},
 			check: func(t *testing.T, c *config.Cluster) {
 				g := c.VRRP.SyncGroups
 				if len(g) != 1 || g[0].Name != "G" || !reflect.DeepEqual([]string(g[0].Instances), []string{"A", "B"}) {
 					t.Errorf("sync groups = %+v", g)
+				}
+				if len(g) == 1 && (g[0].NotifyMaster != "/etc/ka/up.sh G" || g[0].Notify != "/etc/ka/notify.sh" || g[0].NotifyBackup != "") {
+					t.Errorf("sync group notify scripts = %+v", g[0])
 				}
 				a := c.Alerts
 				if len(a.Mailers) != 1 || a.Mailers[0].Address != "198.18.0.25:587" || a.Mailers[0].ConnectTimeout != d("15s") || a.From != "ka@example.com" {
