@@ -94,6 +94,12 @@ func (p *Problems) Addf(path, format string, args ...any) {
 	p.list = append(p.list, Problem{Pos: p.lookup(path), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// written reports whether the document spells out path (a key or item).
+func (p *Problems) written(path string) bool {
+	_, ok := p.pos[path]
+	return ok
+}
+
 func (p *Problems) lookup(path string) Position {
 	for q := path; ; {
 		if pos, ok := p.pos[q]; ok {

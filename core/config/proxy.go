@@ -517,6 +517,7 @@ func (c *Cluster) validateProxy(p *Problems) {
 		if f.MaxConn < 0 {
 			p.Addf(Path(path, "maxconn"), "maxconn %d must not be negative", f.MaxConn)
 		}
+		c.misplacedTimeouts(p, path, &f.Timeouts, serverSideTimeouts, "a frontend's timeouts are the client side's (client, client_fin, http_request, http_keep_alive): set it on the backend or in defaults")
 		useBackend := func(bpath, name string) {
 			if name == "" {
 				return
@@ -586,6 +587,7 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 	if b.MaxConn < 0 {
 		p.Addf(Path(path, "maxconn"), "maxconn %d must not be negative", b.MaxConn)
 	}
+	c.misplacedTimeouts(p, path, &b.Timeouts, clientSideTimeouts, "a backend's timeouts are the server side's (connect, server, server_fin, tunnel, queue, check): set it on the frontend or in defaults")
 	if b.MaxQueue < 0 {
 		p.Addf(Path(path, "max_queue"), "max_queue %d must not be negative", b.MaxQueue)
 	}
@@ -639,6 +641,32 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 		c.validateHTTPServer(p, sp, b, s)
 	}
 	c.validateHTTPBackend(p, path, b)
+}
+
+// The timeouts each side uses (HAProxy's sections: `timeout server` in a
+// frontend is ignored with a warning there; here it is an error rather than
+// a value silently without effect). A value equal to the defaults' is
+// accepted: it changes nothing, and a resolved document (marshalled with
+// every inherited value, as raft replicates it) must load again.
+var (
+	clientSideTimeouts = []string{"client", "client_fin", "http_request", "http_keep_alive"}
+	serverSideTimeouts = []string{"connect", "server", "server_fin", "tunnel", "queue", "check"}
+)
+
+func (t *Timeouts) byKey(k string) Duration {
+	return map[string]Duration{
+		"connect": t.Connect, "client": t.Client, "server": t.Server, "tunnel": t.Tunnel, "queue": t.Queue,
+		"check": t.Check, "http_request": t.HTTPRequest, "http_keep_alive": t.HTTPKeepAlive,
+		"client_fin": t.ClientFin, "server_fin": t.ServerFin,
+	}[k]
+}
+
+func (c *Cluster) misplacedTimeouts(p *Problems, path string, t *Timeouts, keys []string, why string) {
+	for _, k := range keys {
+		if kp := Path(path, "timeouts", k); p.written(kp) && t.byKey(k) != c.Defaults.Timeouts.byKey(k) {
+			p.Addf(kp, "timeout %s has no effect here: %s", k, why)
+		}
+	}
 }
 
 var checkKinds = map[string]bool{"tcp": true, "http": true, "tls": true, "lua": true, "exec": true}

@@ -324,3 +324,26 @@ func TestSyntaxErrorLine(t *testing.T) {
 		})
 	}
 }
+
+// TestMisplacedTimeouts: a server-side timeout on a frontend (or a
+// client-side one on a backend) would be ignored; it is an error instead.
+func TestMisplacedTimeouts(t *testing.T) {
+	doc := "frontends:\n  - name: f\n    bind: '127.0.0.1:8080'\n    default_backend: b\n    timeouts: {client: 1h, tunnel: 1h}\n" +
+		"backends:\n  - name: b\n    timeouts: {server: 1h, http_request: 5s}\n    servers: [{name: s, address: '127.0.0.1:1'}]\n"
+	_, err := Parse("t.yaml", []byte(doc))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	want := []string{
+		"t.yaml:5:36: frontends.0.timeouts.tunnel: timeout tunnel has no effect here: a frontend's timeouts are the client side's",
+		"t.yaml:8:42: backends.0.timeouts.http_request: timeout http_request has no effect here: a backend's timeouts are the server side's",
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in\n%v", w, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "has no effect here"); n != 2 {
+		t.Errorf("%d problems, want 2 (client on a frontend, server on a backend are fine):\n%v", n, err)
+	}
+}
