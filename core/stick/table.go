@@ -60,6 +60,11 @@ type shard struct {
 	m     map[string]*entry
 	root  entry // LRU list sentinel: root.next is the most recent
 	limit int
+	// unordered is set when an entry expires before one behind it in the
+	// LRU list (a peer's entry carries its remaining lifetime): Sweep then
+	// scans the whole list instead of stopping at the first live entry,
+	// until the list is in expiry order again.
+	unordered bool
 }
 
 type entry struct {
@@ -99,9 +104,21 @@ func (t *Table) Compatible(c config.StickTable) bool {
 }
 
 // Reconfigure applies a new size/expire/peers in place; entries beyond the
-// new size are evicted.
+// new size are evicted, and a shorter expire applies to the entries
+// already stored (clamping keeps the list in expiry order).
 func (t *Table) Reconfigure(c config.StickTable) {
-	t.expire.Store(int64(c.Expire.D()))
+	exp := int64(c.Expire.D())
+	if old := t.expire.Swap(exp); exp < old {
+		limit := t.now() + exp
+		for i := range t.shards {
+			s := &t.shards[i]
+			s.mu.Lock()
+			for e := s.root.next; e != &s.root; e = e.next {
+				e.exp = min(e.exp, limit)
+			}
+			s.mu.Unlock()
+		}
+	}
 	t.peers.Store(c.Peers)
 	t.resize(c.Size)
 }
@@ -240,10 +257,12 @@ func (t *Table) put(key []byte, server string, ttl int64) bool {
 		changed := e.server != server || e.exp < now+ttl/2
 		e.server, e.exp = server, now+ttl
 		s.front(e)
+		s.checkOrder(e)
 		return changed
 	}
 	// Make room: expired entries first (they sit at the tail, since
-	// expiry follows last use), then the least recently used.
+	// expiry follows last use; those a peer's shorter lifetime put
+	// further up are removed by Sweep), then the least recently used.
 	for len(s.m) >= s.limit {
 		old := s.root.prev
 		if old.exp <= now {
@@ -256,7 +275,16 @@ func (t *Table) put(key []byte, server string, ttl int64) bool {
 	e := &entry{key: string(key), server: server, exp: now + ttl}
 	s.m[e.key] = e
 	s.front(e)
+	s.checkOrder(e)
 	return true
+}
+
+// checkOrder notes when e, just put in front, expires before the entry
+// behind it.
+func (s *shard) checkOrder(e *entry) {
+	if e.next != &s.root && e.next.exp > e.exp {
+		s.unordered = true
+	}
 }
 
 // Delete removes key; it reports whether it was there.
@@ -282,6 +310,21 @@ func (t *Table) Sweep() int {
 		for s.root.prev != &s.root && s.root.prev.exp <= now {
 			s.remove(s.root.prev)
 			n++
+		}
+		if s.unordered {
+			// Expired entries may sit in front of live ones: look at all.
+			ordered := true
+			for e := s.root.next; e != &s.root; {
+				next := e.next
+				if e.exp <= now {
+					s.remove(e)
+					n++
+				} else if next != &s.root && next.exp > e.exp {
+					ordered = false
+				}
+				e = next
+			}
+			s.unordered = !ordered
 		}
 		s.mu.Unlock()
 	}
@@ -416,6 +459,7 @@ func (t *Table) Clear() int {
 		n += len(s.m)
 		clear(s.m)
 		s.root.next, s.root.prev = &s.root, &s.root
+		s.unordered = false
 		s.mu.Unlock()
 	}
 	return n

@@ -192,3 +192,57 @@ func BenchmarkTableStoreParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestTableSweepOutOfOrder: entries from a peer carry their remaining
+// lifetime, so the LRU list is not always in expiry order. An expired peer
+// entry in front of live local ones is still swept, and does not make a
+// live session be evicted in its place when the table is full.
+func TestTableSweepOutOfOrder(t *testing.T) {
+	tb, clk := newClockedTable(config.StickTable{Name: "t", Type: "string", Len: 32, Size: 2, Expire: config.Duration(10 * time.Second), Peers: true})
+	tb.Store([]byte("local"), "s1")
+	tb.Apply(Update{Table: "t", Key: []byte("peer"), Server: "s2", TTL: time.Second})
+	clk.add(2 * time.Second)
+	if n := tb.Sweep(); n != 1 || tb.Len() != 1 {
+		t.Fatalf("sweep removed %d, len %d: the expired peer entry must go", n, tb.Len())
+	}
+	tb.Store([]byte("new"), "s3")
+	if s, ok := tb.Lookup([]byte("local")); !ok || s != "s1" {
+		t.Errorf("live session evicted (got %q %v) while an expired entry was kept", s, ok)
+	}
+	// A dump: many peer entries, most recent (longest-lived) first.
+	big, clk2 := newClockedTable(config.StickTable{Name: "t", Type: "string", Len: 32, Size: 100, Expire: config.Duration(10 * time.Second), Peers: true})
+	for i := range 50 {
+		big.Apply(Update{Table: "t", Key: fmt.Appendf(nil, "k%d", i), Server: "s", TTL: time.Duration(10-i/5) * time.Second})
+	}
+	big.Store([]byte("fresh"), "s")
+	clk2.add(5*time.Second + 1)
+	if n := big.Sweep(); n != 25 || big.Len() != 26 {
+		t.Errorf("sweep removed %d, len %d; want 25 removed, 26 left", n, big.Len())
+	}
+	clk2.add(5 * time.Second)
+	if n := big.Sweep(); n != 26 || big.Len() != 0 {
+		t.Errorf("second sweep removed %d, len %d; want all", n, big.Len())
+	}
+}
+
+// TestTableReconfigureShorterExpire: lowering expire applies to the entries
+// already in the table, not only to new ones.
+func TestTableReconfigureShorterExpire(t *testing.T) {
+	c := config.StickTable{Name: "t", Type: "string", Len: 32, Size: 10, Expire: config.Duration(30 * time.Minute)}
+	tb, clk := newClockedTable(c)
+	tb.Store([]byte("a"), "s1")
+	tb.Store([]byte("b"), "s1")
+	c.Expire = config.Duration(10 * time.Second)
+	tb.Reconfigure(c)
+	clk.add(5 * time.Second)
+	if _, ok := tb.Lookup([]byte("a")); !ok {
+		t.Fatal("entry gone before the new expire")
+	}
+	clk.add(11 * time.Second)
+	if _, ok := tb.Lookup([]byte("b")); ok {
+		t.Error("entry outlived the new, shorter expire")
+	}
+	if n := tb.Sweep(); n != 1 || tb.Len() != 0 {
+		t.Errorf("sweep removed %d, len %d", n, tb.Len())
+	}
+}
