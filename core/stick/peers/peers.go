@@ -575,6 +575,18 @@ func (s *Syncer) runOutbound(ctx context.Context, l *link) error {
 	}
 }
 
+// peerCertIs checks that the client certificate of tc names peer.
+func peerCertIs(tc *tls.Conn, peer string) error {
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return fmt.Errorf("peer %q presented no certificate", peer)
+	}
+	if err := certs[0].VerifyHostname(peer); err != nil {
+		return fmt.Errorf("peer %q: its certificate is not for that name: %w", peer, err)
+	}
+	return nil
+}
+
 func (s *Syncer) serveInbound(ctx context.Context, raw net.Conn) error {
 	if s.cfg.ServerTLS != nil {
 		raw = tls.Server(raw, s.cfg.ServerTLS)
@@ -583,6 +595,15 @@ func (s *Syncer) serveInbound(ctx context.Context, raw net.Conn) error {
 	c, err := s.handshake(raw, false, "")
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
+	}
+	if tc, ok := raw.(*tls.Conn); ok {
+		// As the dialer checks the acceptor's certificate against the
+		// peer's name, the acceptor checks the dialer's against the name
+		// it claims: a certificate from the same CA issued to another
+		// node does not make its holder this peer.
+		if err := peerCertIs(tc, c.peerName); err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
 	}
 	l := s.linkFor(c.peerName)
 	stop := context.AfterFunc(ctx, func() { raw.Close() })

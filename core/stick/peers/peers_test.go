@@ -164,6 +164,18 @@ func TestSyncPeerDownNeverBlocks(t *testing.T) {
 
 func mtlsConfigs(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
+	ca := newTestCA(t)
+	return ca.issue(t, "a", "b")
+}
+
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "peers-ca"}, IsCA: true,
 		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -174,8 +186,15 @@ func mtlsConfigs(t *testing.T) (server, client *tls.Config) {
 	ca, _ := x509.ParseCertificate(caDER)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
+	return &testCA{cert: ca, key: caKey, pool: pool}
+}
+
+// issue makes server and client configs with a certificate for names.
+func (c *testCA) issue(t *testing.T, names ...string) (server, client *tls.Config) {
+	t.Helper()
+	ca, caKey, pool := c.cert, c.key, c.pool
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"}, DNSNames: []string{"a", "b"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"}, DNSNames: names,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
@@ -205,6 +224,32 @@ func TestSyncMutualTLS(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "untrusted peer refused", func() bool { return c.s.Status()[0].LastError != "" })
 	if c.s.Status()[0].Connected {
 		t.Fatal("peer with an untrusted certificate connected")
+	}
+}
+
+// TestSyncMutualTLSNameChecked: a node holding a certificate from the
+// peers' CA, but issued to another name, cannot connect as a listed peer.
+func TestSyncMutualTLSNameChecked(t *testing.T) {
+	ca := newTestCA(t)
+	aSrv, aCli := ca.issue(t, "a")
+	bSrv, bCli := ca.issue(t, "b")
+	cSrv, cCli := ca.issue(t, "c")
+	aAddr, bAddr := addrs(t)
+	a := startNode(t, "a", aAddr, "", []Peer{{"b", bAddr}}, aSrv, aCli)
+	// The genuine b connects.
+	b := startNode(t, "b", bAddr, "", []Peer{{"a", aAddr}}, bSrv, bCli)
+	b.m.Table("ssl").Store([]byte("genuine"), "s1")
+	testenv.Eventually(t, 10*time.Second, "b's entry reaches a", func() bool { return lookup(a, "ssl", "genuine") == "s1" })
+	b.stop()
+	// c, with c's certificate, claims to be b.
+	cAddr, _ := addrs(t)
+	c := startNode(t, "b", cAddr, "", []Peer{{"a", aAddr}}, cSrv, cCli)
+	c.m.Table("ssl").Store([]byte("forged"), "s1")
+	testenv.Eventually(t, 10*time.Second, "impostor cut off", func() bool {
+		return c.s.Status()[0].LastError != ""
+	})
+	if lookup(a, "ssl", "forged") != "" {
+		t.Fatal("an entry from a node with another name's certificate was applied")
 	}
 }
 
