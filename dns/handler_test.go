@@ -225,6 +225,50 @@ func TestSerial(t *testing.T) {
 	}
 }
 
+// TestSerialReplicated: with serials decided in the replicated state
+// (raft), every node serves that serial whatever its own clock and start
+// time; a replicated serial behind what this process already served (the
+// first change after an upgrade) never moves the serial back.
+func TestSerialReplicated(t *testing.T) {
+	withSerial := func(serial uint32, www string) *config.Cluster {
+		c := loadTestConfig(t)
+		c.DNS.Zones[0].Records[2].Data = config.StringList{www}
+		c.ZoneSerials = map[string]uint32{"example.com.": serial}
+		return c
+	}
+	a, b := New(Options{}), New(Options{})
+	if err := a.Apply(withSerial(1700000000, "198.18.0.10")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(withSerial(1700000000, "198.18.0.10")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Server{a, b} {
+		if got := s.Serial("example.com."); got != 1700000000 {
+			t.Errorf("serial %d, want the replicated 1700000000", got)
+		}
+	}
+	if err := a.Apply(withSerial(1700000500, "198.18.0.11")); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Serial("example.com."); got != 1700000500 {
+		t.Errorf("serial %d after a change, want 1700000500", got)
+	}
+	// Locally derived first (no replicated serial), then a replicated one
+	// that is behind it: the serial still only moves forward.
+	c := New(Options{})
+	if err := c.Apply(loadTestConfig(t)); err != nil {
+		t.Fatal(err)
+	}
+	local := c.Serial("example.com.")
+	if err := c.Apply(withSerial(1700000000, "198.18.0.12")); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Serial("example.com."); !serialGreater(got, local) {
+		t.Errorf("serial %d after a change, not after %d", got, local)
+	}
+}
+
 func TestSerialGreater(t *testing.T) {
 	tests := []struct {
 		a, b uint32

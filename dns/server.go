@@ -105,23 +105,21 @@ func (s *Server) Apply(c *config.Cluster) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := uint32(time.Now().Unix())
+	now := time.Now()
 	var notify []string
 	for _, z := range snap.zones {
 		prev, had := s.serials[z.apex]
 		serial := z.soa.Serial
+		repl := c.ZoneSerials[z.apex]
 		switch {
 		case serial != 0: // set by the operator
+		case repl != 0 && (!had || repl == prev.serial || serialGreater(repl, prev.serial)):
+			// Decided in the replicated state: the same on every node.
+			serial = repl
 		case had && prev.hash == z.hash:
 			serial = prev.serial
 		default:
-			serial = now
-			if had && !serialGreater(serial, prev.serial) {
-				serial = prev.serial + 1
-			}
-			if serial == 0 {
-				serial = 1
-			}
+			serial = config.NextSerial(prev.serial, had, now)
 		}
 		z.soa.Serial = serial
 		neg := *z.soa

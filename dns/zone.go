@@ -1,8 +1,6 @@
 package dns
 
 import (
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -110,11 +108,7 @@ func compileZone(c *config.Cluster, zc *config.DNSZone, st *Stats) (*zone, error
 	apex := config.DNSFQDN("@", zc.Name)
 	z := &zone{apex: apex, nodes: map[string]*node{}, other: st.name("<nonexistent>." + apex)}
 	// The hash covers what the zone serves, so that the serial moves with it.
-	buf, _ := json.Marshal(struct {
-		Z   *config.DNSZone
-		DCs []config.Datacenter
-	}{zc, c.Datacenters})
-	z.hash = sha256.Sum256(buf)
+	z.hash = c.ZoneDigest(zc)
 
 	get := func(name string) *node {
 		n := z.nodes[name]
@@ -263,6 +257,4 @@ func addrRR(owner string, ttl uint32, a netip.Addr) mdns.RR {
 }
 
 // serialGreater is RFC 1982 comparison: a > b.
-func serialGreater(a, b uint32) bool {
-	return a != b && (a-b) < 1<<31
-}
+func serialGreater(a, b uint32) bool { return config.SerialGreater(a, b) }

@@ -168,6 +168,47 @@ type Member struct {
 	Admin      string `json:"admin"`
 }
 
+// ZoneSerial is a zone's automatic serial and the digest of the content it
+// was given for.
+type ZoneSerial struct {
+	Digest [32]byte `json:"digest"`
+	Serial uint32   `json:"serial"`
+}
+
+// zoneSerials moves the serial of every zone of cfg whose content changed
+// (config.ZoneDigest) to the command's time, strictly increasing (RFC
+// 1982); zones whose operator pins soa.serial are not tracked.
+// Deterministic: every node computes the same from the same log.
+func zoneSerials(prev map[string]ZoneSerial, cfg *config.Cluster, t time.Time) map[string]ZoneSerial {
+	out := map[string]ZoneSerial{}
+	for i := range cfg.DNS.Zones {
+		z := &cfg.DNS.Zones[i]
+		if z.SOA.Serial != 0 {
+			continue
+		}
+		apex := config.DNSFQDN("@", z.Name)
+		d := cfg.ZoneDigest(z)
+		p, had := prev[apex]
+		if had && p.Digest == d {
+			out[apex] = p
+			continue
+		}
+		out[apex] = ZoneSerial{Digest: d, Serial: config.NextSerial(p.Serial, had, t)}
+	}
+	return out
+}
+
+// attachSerials gives the parsed config the replicated serials.
+func attachSerials(cfg *config.Cluster, zones map[string]ZoneSerial) {
+	if cfg == nil || len(zones) == 0 {
+		return
+	}
+	cfg.ZoneSerials = make(map[string]uint32, len(zones))
+	for apex, z := range zones {
+		cfg.ZoneSerials[apex] = z.Serial
+	}
+}
+
 // State is the replicated state. It is immutable once published: Apply
 // makes a modified copy.
 type State struct {
@@ -179,6 +220,9 @@ type State struct {
 	Health  map[string]DCHealth       `json:"health,omitempty"`
 	Servers map[string]ServerOverride `json:"servers,omitempty"` // "backend/server"
 	Members map[string]Member         `json:"members,omitempty"`
+	// Zones holds the automatic SOA serial of each DNS zone (by apex), so
+	// that every node serves the same one and a restarted node too.
+	Zones map[string]ZoneSerial `json:"zones,omitempty"`
 	// Index is the raft index of the last applied entry.
 	Index uint64 `json:"index"`
 
@@ -217,6 +261,7 @@ func (s *State) clone() *State {
 	n.Health = maps.Clone(s.Health)
 	n.Servers = maps.Clone(s.Servers)
 	n.Members = maps.Clone(s.Members)
+	n.Zones = maps.Clone(s.Zones)
 	if n.Health == nil {
 		n.Health = map[string]DCHealth{}
 	}
@@ -313,6 +358,8 @@ func apply(s *State, cmd Command, index uint64) (*State, error) {
 		cfg, _ := config.Parse(docName, c.Source) // validated above
 		n.Version++
 		n.Source = c.Source
+		n.Zones = zoneSerials(s.Zones, cfg, c.Time)
+		attachSerials(cfg, n.Zones)
 		n.Config = cfg
 		n.History = append(n.History, config.Revision{Version: n.Version, Author: c.Author, Time: c.Time, Comment: c.Comment, Index: index, Source: c.Source})
 		if len(n.History) > config.HistoryMax {
@@ -473,6 +520,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config version %d in snapshot: %w", s.Version, err)
 		}
+		attachSerials(cfg, s.Zones)
 		s.Config = cfg
 	}
 	return s, nil

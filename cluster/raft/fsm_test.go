@@ -2,7 +2,9 @@ package raft
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -83,15 +85,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 		applyCmd(t, f, uint64(i), putDoc(i))
 	}
 	applyCmd(t, f, 61, &SetActiveDC{DC: "dc2", Author: "auto", Reason: "dc1 down"})
-	snap, _ := f.Snapshot()
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	g := NewFSM(slog.New(slog.DiscardHandler))
-	if err := g.Restore(readCloser{&sink.Buffer}); err != nil {
-		t.Fatal(err)
-	}
+	g := snapshotRoundTrip(t, f)
 	a, b := f.State(), g.State()
 	if a.Version != b.Version || weightOf(b) != 60 || b.ActiveDatacenter() != "dc2" || len(a.History) != len(b.History) {
 		t.Fatalf("restored state differs: version %d/%d weight %d active %s", a.Version, b.Version, weightOf(b), b.ActiveDatacenter())
@@ -103,6 +97,21 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	if err := g.Restore(readCloser{bytes.NewBufferString(`{"format":99}` + "\n{}")}); err == nil {
 		t.Error("restore accepted an unknown snapshot format")
 	}
+}
+
+// snapshotRoundTrip persists f's snapshot and restores it into a new FSM.
+func snapshotRoundTrip(t *testing.T, f *FSM) *FSM {
+	t.Helper()
+	snap, _ := f.Snapshot()
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM(slog.New(slog.DiscardHandler))
+	if err := g.Restore(readCloser{&sink.Buffer}); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 type readCloser struct{ *bytes.Buffer }
@@ -120,4 +129,52 @@ func TestFSMUnknownCommands(t *testing.T) {
 		}
 	}()
 	f.Apply(&hraft.Log{Index: 2, Type: hraft.LogCommand, Data: []byte{0x33, '{', '}'}})
+}
+
+// TestFSMZoneSerials: the automatic SOA serial of a DNS zone is decided in
+// the replicated state — the commit time of the change that last touched
+// the zone, strictly increasing — so every node (and a restarted one, from
+// a snapshot) serves the same serial.
+func TestFSMZoneSerials(t *testing.T) {
+	zoneDoc := func(weight int, www string, pinned bool) []byte {
+		serial := ""
+		if pinned {
+			serial = "\n      soa: {serial: 2026010101}"
+		}
+		return []byte(fmt.Sprintf("%s\ndns:\n  zones:\n    - name: example.com\n      ns: [ns1.example.com]%s\n      records:\n        - {name: www, type: A, data: %s}\n    - name: example.org\n      ns: [ns1.example.com]\n", doc(weight), serial, www))
+	}
+	t0 := time.Unix(1700000000, 0).UTC()
+	put := func(src []byte, at time.Time) *PutConfig {
+		return &PutConfig{Source: src, Author: "test", Time: at}
+	}
+	steps := []struct {
+		name     string
+		cmd      Command
+		com, org uint32 // 0: no automatic serial
+	}{
+		{"first document", put(zoneDoc(1, "198.18.0.1", false), t0), 1700000000, 1700000000},
+		{"zones unchanged (a backend weight)", put(zoneDoc(2, "198.18.0.1", false), t0.Add(time.Hour)), 1700000000, 1700000000},
+		{"active datacenter", &SetActiveDC{DC: "dc2", Author: "t", Time: t0.Add(2 * time.Hour)}, 1700000000, 1700000000},
+		{"one zone changed", put(zoneDoc(2, "198.18.0.2", false), t0.Add(3*time.Hour)), 1700010800, 1700000000},
+		{"changed again in the same second", put(zoneDoc(2, "198.18.0.3", false), t0.Add(3*time.Hour)), 1700010801, 1700000000},
+		{"clock behind the serial", put(zoneDoc(2, "198.18.0.4", false), t0), 1700010802, 1700000000},
+		{"pinned by the operator", put(zoneDoc(2, "198.18.0.4", true), t0.Add(4*time.Hour)), 0, 1700000000},
+	}
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	for i, st := range steps {
+		if res := applyCmd(t, f, uint64(i+1), st.cmd); res != nil {
+			if err, ok := res.(error); ok {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+		}
+		got := f.State().Config.ZoneSerials
+		if got["example.com."] != st.com || got["example.org."] != st.org {
+			t.Fatalf("%s: serials %v, want example.com. %d, example.org. %d", st.name, got, st.com, st.org)
+		}
+	}
+	// A node restored from a snapshot serves the same serials.
+	g := snapshotRoundTrip(t, f)
+	if a, b := f.State().Config.ZoneSerials, g.State().Config.ZoneSerials; !maps.Equal(a, b) {
+		t.Fatalf("restored serials %v, want %v", b, a)
+	}
 }

@@ -18,6 +18,11 @@ type Cluster struct {
 
 	// Source is the document as written, kept for diffs and history.
 	Source []byte `yaml:"-" json:"-"`
+	// ZoneSerials are the automatic SOA serials of the DNS zones (by apex,
+	// absolute, lower case) when the document came through raft: decided
+	// once, in the replicated state, so every node serves the same serial.
+	// Nil elsewhere: the DNS server then derives serials itself.
+	ZoneSerials map[string]uint32 `yaml:"-" json:"-"`
 }
 
 // applyDefaults fills unset values from `defaults` and built-in defaults.
