@@ -123,7 +123,11 @@ func TestAdminAPI(t *testing.T) {
 		{"stick clear unknown table", call{method: "DELETE", path: "/api/v1/stick/nope", token: writeTok}, 404, `no stick table \"nope\"`},
 		{"stick clear key unknown table", call{method: "DELETE", path: "/api/v1/stick/nope/k", token: writeTok}, 404, `no stick table \"nope\"`},
 		{"lua", call{method: "GET", path: "/api/v1/lua", token: readTok}, 200, `{`},
-		{"unknown endpoint", call{method: "GET", path: "/api/v1/nope", token: readTok}, 404, ``},
+		{"unknown endpoint", call{method: "GET", path: "/api/v1/nope", token: readTok}, 404, `"error": "no endpoint GET /api/v1/nope on this node`},
+		{"unknown endpoint needs a token", call{method: "GET", path: "/api/v1/nope"}, 401, `missing bearer token`},
+		{"config on a standalone node", call{method: "GET", path: "/api/v1/config", token: readTok}, 409, `runs standalone`},
+		{"membership on a standalone node", call{method: "GET", path: "/api/v1/cluster/members", token: readTok}, 409, `runs standalone`},
+		{"dc failover on a standalone node", call{method: "POST", path: "/api/v1/dc/failover", token: writeTok, body: `{"datacenter":"dc2"}`}, 409, `runs standalone`},
 		{"stats page anonymous shows login", call{method: "GET", path: "/stats"}, 401, `id="login"`},
 		{"stats page with token", call{method: "GET", path: "/stats", cookie: readTok}, 200, `<title>vipgate statistics</title>`},
 	}

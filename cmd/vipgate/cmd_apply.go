@@ -78,22 +78,22 @@ func cmdApply(ctx context.Context, args []string) int {
 }
 
 // reportAPIError prints err; validation problems name the user's file
-// instead of the server's "cluster.yaml".
+// instead of the server's "cluster.yaml". (A node without raft answers 409
+// "runs standalone" itself; a 404 is the API's own, e.g. an unknown version.)
 func reportAPIError(cmd, file string, err error) {
+	fmt.Fprintln(os.Stderr, apiErrorText(cmd, file, err))
+}
+
+func apiErrorText(cmd, file string, err error) string {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status == 422 {
 		msg := ae.Msg
 		if file != "" && file != "-" {
 			msg = strings.ReplaceAll(msg, "cluster.yaml:", file+":")
 		}
-		fmt.Fprintf(os.Stderr, "vipgate %s: the cluster refused the configuration (nothing was changed):\n%s\n", cmd, msg)
-		return
+		return fmt.Sprintf("vipgate %s: the cluster refused the configuration (nothing was changed):\n%s", cmd, msg)
 	}
-	if errors.As(err, &ae) && ae.Status == 404 {
-		fmt.Fprintf(os.Stderr, "vipgate %s: this node runs standalone (no raft section in its node file): edit its config file and send it SIGHUP instead\n", cmd)
-		return
-	}
-	fmt.Fprintf(os.Stderr, "vipgate %s: %v\n", cmd, err)
+	return fmt.Sprintf("vipgate %s: %v", cmd, err)
 }
 
 func printConfigResult(resp configResponse) {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -142,6 +143,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 			return errors.New("no cluster config: give --config FILE (or config: in the node file), or configure raft")
 		}
 		src = newFileSource(node.Config, log)
+		registerStandaloneAdmin(e)
 	}
 
 	if node.Role != config.RoleWitness {
@@ -286,3 +288,17 @@ func (v *staticView) DatacenterHealthy(dc string) (bool, bool) {
 
 // ensure proxy is referenced for the witness build path.
 var _ = proxy.New
+
+// registerStandaloneAdmin answers the raft endpoints (config, membership,
+// datacenter decisions) of a node without raft with what to do instead,
+// rather than a bare 404.
+func registerStandaloneAdmin(e *env) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteError(w, http.StatusConflict, fmt.Errorf("this node runs standalone (no raft section in its node file): "+
+			"it has no replicated config, membership or datacenter decision; its config is the file given to vipgate run "+
+			"(edit it and send SIGHUP), and vipgate ctl acts on this node"))
+	}
+	for _, p := range []string{"/api/v1/config", "/api/v1/config/", "/api/v1/cluster", "/api/v1/cluster/", "/api/v1/dc", "/api/v1/dc/"} {
+		e.Admin.HandleFunc(p, admin.Read, h)
+	}
+}

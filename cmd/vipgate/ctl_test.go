@@ -319,3 +319,16 @@ func TestClientForeignAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIErrorText: a 404 from the API (an unknown config version) is
+// printed as the API says, not as "this node runs standalone".
+func TestAPIErrorText(t *testing.T) {
+	got := apiErrorText("config rollback", "", &apiError{Status: 404, Msg: "no version 99 in the history"})
+	if !strings.Contains(got, "no version 99 in the history") || strings.Contains(got, "standalone") {
+		t.Errorf("got %q", got)
+	}
+	got = apiErrorText("apply", "mine.yaml", &apiError{Status: 422, Msg: "cluster.yaml:3:5: frontends.0.bnid: unknown key"})
+	if !strings.Contains(got, "mine.yaml:3:5: frontends.0.bnid") || !strings.Contains(got, "nothing was changed") {
+		t.Errorf("got %q", got)
+	}
+}

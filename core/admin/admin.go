@@ -70,6 +70,11 @@ func New(log *slog.Logger, writeTokens, readTokens []string) *Server {
 	s.Handle("GET /debug/pprof/profile", Write, http.HandlerFunc(pprof.Profile))
 	s.Handle("GET /debug/pprof/trace", Write, http.HandlerFunc(pprof.Trace))
 	s.Handle("GET /api/v1/status/{section}", Read, http.HandlerFunc(s.serveSection))
+	// Any other /api/ path: a JSON error the CLI can print, not the mux's
+	// plain "404 page not found" (which reads like another program answered).
+	s.Handle("/api/", Read, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s on this node (see docs/runtime.md; a vipgate of another version?)", r.Method, r.URL.Path))
+	}))
 	return s
 }
 
