@@ -373,7 +373,24 @@ func TestProcessesApplyEverywhere(t *testing.T) {
 			if err != nil || !strings.Contains(out, "committed version 3") {
 				t.Fatalf("rollback: %v\n%s", err, out)
 			}
-			c.waitAll("rollback live everywhere", func(p *proc) bool { return p.version() == 3 })
+			// Version 3 is version 1's document again: s2 is gone everywhere.
+			c.waitAll("rollback live everywhere", func(p *proc) bool {
+				if p.version() != 3 {
+					return false
+				}
+				if p.role == "witness" {
+					return true
+				}
+				var st map[string]any
+				if err := get(p.admin, "/api/v1/stats", &st); err != nil {
+					return false
+				}
+				b, _ := json.Marshal(st)
+				return !strings.Contains(string(b), `"s2"`)
+			})
+			if out, err := cli(t, ps[0], "config", "show"); err != nil || strings.Contains(out, "s2") || !strings.Contains(out, "s1") {
+				t.Fatalf("config show after rollback: %v\n%s", err, out)
+			}
 			out, err = cli(t, ps[0], "cluster", "members")
 			if err != nil || strings.Count(out, "voter") != size {
 				t.Fatalf("members: %v\n%s", err, out)
