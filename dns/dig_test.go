@@ -323,6 +323,12 @@ func TestDigAndKdig(t *testing.T) {
 				t.Errorf("ECS %q, want 198.18.16.0/21/24 (the /21 holds dc2's /24: not specific enough)\n%s", r.ecs, r.out)
 			}
 		}},
+		{"topology by ECS, IPv6 prefix holding dc1's /48", []string{"vdi.example.com", "A", "+subnet=2001:db8::/40"}, nil, func(t *testing.T, r digResult) {
+			expectRRs(t, "answer", r.answer, "vdi.example.com. A 198.18.1.101")
+			if r.ecs != "2001:db8::/40/48" {
+				t.Errorf("ECS %q, want 2001:db8::/40/48\n%s", r.ecs, r.out)
+			}
+		}},
 		{"ECS on a failover name has scope 0", []string{"mail.example.com", "A", "+subnet=198.18.20.0/24"}, nil, func(t *testing.T, r digResult) {
 			if r.ecs != "198.18.20.0/24/0" {
 				t.Errorf("ECS %q, want 198.18.20.0/24/0\n%s", r.ecs, r.out)
