@@ -26,8 +26,15 @@ type callGuard struct {
 	start  atomic.Int64 // unix nano of the call start, 0 when idle
 	cancel atomic.Pointer[context.CancelFunc]
 	killed atomic.Bool
-	// baseHeap is the guard's latest heap sample when the call started.
+	// baseHeap is the guard's latest heap sample when the call started,
+	// or when it last came back from a network wait.
 	baseHeap atomic.Uint64
+	// While a call waits on the network (net module) the heap grows with
+	// the rest of the process's work, not the script's: paused is set and
+	// the guard ignores the call; grown keeps the growth seen while the
+	// script ran before.
+	paused atomic.Bool
+	grown  atomic.Uint64
 }
 
 type memGuard struct {
@@ -37,14 +44,33 @@ type memGuard struct {
 	kills  atomic.Uint64
 	// heap is the latest sample (at most one tick old while the guard runs).
 	heap atomic.Uint64
+	// rounds counts finished guard rounds (tests wait on it).
+	rounds atomic.Uint64
 }
 
 // begin marks a call as started on g.
 func (m *memGuard) begin(g *callGuard, cancel *context.CancelFunc) {
 	g.killed.Store(false)
 	g.cancel.Store(cancel)
+	g.grown.Store(0)
+	g.paused.Store(false)
 	g.baseHeap.Store(m.heap.Load())
 	g.start.Store(time.Now().UnixNano())
+}
+
+// pause stops counting heap growth against the call on g: it is about to
+// wait on the network.
+func (m *memGuard) pause(g *callGuard) {
+	if base, heap := g.baseHeap.Load(), m.heap.Load(); base != 0 && heap > base {
+		g.grown.Add(heap - base)
+	}
+	g.paused.Store(true)
+}
+
+// resume counts again, from the current heap.
+func (m *memGuard) resume(g *callGuard) {
+	g.baseHeap.Store(m.heap.Load())
+	g.paused.Store(false)
 }
 
 // end marks the call on g as finished.
@@ -92,7 +118,7 @@ func (m *memGuard) run(ctx context.Context) {
 		long = long[:0]
 		m.mu.Lock()
 		for g := range m.states {
-			if st := g.start.Load(); st != 0 && now-st >= int64(guardLongCall) {
+			if st := g.start.Load(); st != 0 && now-st >= int64(guardLongCall) && !g.paused.Load() {
 				long = append(long, g)
 			}
 		}
@@ -105,7 +131,11 @@ func (m *memGuard) run(ctx context.Context) {
 				g.baseHeap.CompareAndSwap(0, heap)
 				continue
 			}
-			if heap <= base || heap-base <= limit {
+			grew := g.grown.Load()
+			if heap > base {
+				grew += heap - base
+			}
+			if grew <= limit || g.paused.Load() {
 				continue
 			}
 			if c := g.cancel.Load(); c != nil && g.killed.CompareAndSwap(false, true) {
@@ -113,5 +143,6 @@ func (m *memGuard) run(ctx context.Context) {
 				(*c)()
 			}
 		}
+		m.rounds.Add(1)
 	}
 }

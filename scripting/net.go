@@ -24,20 +24,33 @@ import (
 func (s *state) netModule() *lua.LTable {
 	L := s.L
 	t := L.NewTable()
-	t.RawSetString("tcp", L.NewFunction(s.netTCP))
-	t.RawSetString("tls", L.NewFunction(s.netTLS))
-	t.RawSetString("http", L.NewFunction(s.netHTTP))
+	t.RawSetString("tcp", L.NewFunction(s.waits(s.netTCP)))
+	t.RawSetString("tls", L.NewFunction(s.waits(s.netTLS)))
+	t.RawSetString("http", L.NewFunction(s.waits(s.netHTTP)))
 
 	s.connMT = L.NewTable()
 	methods := L.NewTable()
-	methods.RawSetString("send", L.NewFunction(s.connSend))
-	methods.RawSetString("receive", L.NewFunction(s.connReceive))
-	methods.RawSetString("expect", L.NewFunction(s.connExpect))
-	methods.RawSetString("starttls", L.NewFunction(s.connStartTLS))
-	methods.RawSetString("close", L.NewFunction(s.connClose))
+	methods.RawSetString("send", L.NewFunction(s.waits(s.connSend)))
+	methods.RawSetString("receive", L.NewFunction(s.waits(s.connReceive)))
+	methods.RawSetString("expect", L.NewFunction(s.waits(s.connExpect)))
+	methods.RawSetString("starttls", L.NewFunction(s.waits(s.connStartTLS)))
+	methods.RawSetString("close", L.NewFunction(s.waits(s.connClose)))
 	s.connMT.RawSetString("__index", methods)
 	s.connMT.RawSetString("__metatable", lua.LString("locked"))
 	return t
+}
+
+// waits marks f as a network wait for the memory guard: the heap the rest
+// of the process allocates meanwhile (a busy proxy with a large live heap
+// grows it by hundreds of MB between two GCs) is not the script's, and
+// must not get a health check killed for waiting on a slow server.
+func (s *state) waits(f lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		m := &s.g.rt.guard
+		m.pause(&s.guard)
+		defer m.resume(&s.guard)
+		return f(L)
+	}
 }
 
 // netCtx is the call's context, optionally with a shorter timeout from

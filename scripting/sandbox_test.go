@@ -2,12 +2,14 @@ package scripting
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // run calls p.f() through the check path (no txn) and returns its reason
@@ -274,5 +276,100 @@ func TestMemoryGuardStopsStringDoubling(t *testing.T) {
 		if res := r2.rt.Check(context.Background(), "p.f", CheckTarget{}); !res.OK {
 			t.Fatalf("ordinary call failed: %+v", res)
 		}
+	}
+}
+
+var guardTestRetain [][]byte
+
+// TestMemoryGuardIgnoresNetworkWaits: while a check waits on a slow server,
+// the rest of the process allocates (a busy proxy with a large live heap
+// grows it by hundreds of MB between two GCs). That growth is not the
+// script's: the check must not be killed for it. Growth while the script
+// itself runs, between network calls, still counts.
+func TestMemoryGuardIgnoresNetworkWaits(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	respond := make(chan struct{})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 1)
+				for {
+					select {
+					case <-respond:
+						_, _ = c.Write([]byte("220 ready\r\n"))
+						return
+					default:
+					}
+					// Echo mode for the second script.
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+					if n, _ := c.Read(buf); n > 0 {
+						_, _ = c.Write([]byte("ok\n"))
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	r := newRig(t, `
+function slow()
+  local c, err = net.tcp("`+addr+`")
+  if not c then return false, err end
+  local l, err = c:receive()
+  return l ~= nil, l or err
+end
+function hog()
+  local c = net.tcp("`+addr+`")
+  local keep = {}
+  for i = 1, 200 do
+    keep[i] = string.rep("x", 1000000) .. i
+    c:send("x") c:receive()
+  end
+  return true, "not stopped"
+end`, func(c *config.Lua) {
+		c.Defaults.Timeout = config.Duration(30 * time.Second)
+		c.Defaults.MaxAlloc = 16 << 20
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.rt.Run(ctx)
+	testenv.Eventually(t, 5*time.Second, "guard running", func() bool { return r.rt.guard.rounds.Load() > 0 })
+
+	done := make(chan CheckResult, 1)
+	go func() { done <- r.rt.Check(context.Background(), "p.slow", CheckTarget{}) }()
+	// While the check waits, the process retains 64 MB; once the guard
+	// has seen it and gone round twice more, the server answers.
+	runtime.GC() // earlier tests' garbage would hide the growth
+	seen := r.rt.guard.rounds.Load()
+	testenv.Eventually(t, 5*time.Second, "a guard round after GC", func() bool { return r.rt.guard.rounds.Load() >= seen+1 })
+	before := r.rt.guard.heap.Load()
+	for range 64 {
+		guardTestRetain = append(guardTestRetain, make([]byte, 1<<20))
+	}
+	testenv.Eventually(t, 5*time.Second, "guard sees the growth", func() bool { return r.rt.guard.heap.Load() > before+48<<20 })
+	seen = r.rt.guard.rounds.Load()
+	testenv.Eventually(t, 5*time.Second, "two more guard rounds", func() bool { return r.rt.guard.rounds.Load() >= seen+2 })
+	close(respond)
+	res := <-done
+	guardTestRetain = nil
+	if !res.OK || res.Reason != "220 ready" {
+		t.Fatalf("a check waiting on the network was stopped: %+v", res)
+	}
+	if k := r.rt.Stats().MemoryKills; k != 0 {
+		t.Fatalf("memory kills %d", k)
+	}
+
+	// A script that allocates between network calls is still stopped.
+	res = r.rt.Check(context.Background(), "p.hog", CheckTarget{})
+	if res.OK || !strings.Contains(res.Reason, "lua.defaults.max_alloc") {
+		t.Fatalf("allocation between network calls not stopped: %+v", res)
 	}
 }
