@@ -587,7 +587,7 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 	if b.MaxConn < 0 {
 		p.Addf(Path(path, "maxconn"), "maxconn %d must not be negative", b.MaxConn)
 	}
-	c.misplacedTimeouts(p, path, &b.Timeouts, clientSideTimeouts, "a backend's timeouts are the server side's (connect, server, server_fin, tunnel, queue, check): set it on the frontend or in defaults")
+	c.misplacedTimeouts(p, path, &b.Timeouts, clientSideTimeouts, "a backend's timeouts are the server side's (connect, server, server_fin, tunnel, queue, check, http_keep_alive): set it on the frontend or in defaults")
 	if b.MaxQueue < 0 {
 		p.Addf(Path(path, "max_queue"), "max_queue %d must not be negative", b.MaxQueue)
 	}
@@ -649,7 +649,9 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 // accepted: it changes nothing, and a resolved document (marshalled with
 // every inherited value, as raft replicates it) must load again.
 var (
-	clientSideTimeouts = []string{"client", "client_fin", "http_request", "http_keep_alive"}
+	// A backend's http_keep_alive does count: it bounds its idle pooled
+	// connections (docs/http.md).
+	clientSideTimeouts = []string{"client", "client_fin", "http_request"}
 	serverSideTimeouts = []string{"connect", "server", "server_fin", "tunnel", "queue", "check"}
 )
 

@@ -329,7 +329,7 @@ func TestSyntaxErrorLine(t *testing.T) {
 // client-side one on a backend) would be ignored; it is an error instead.
 func TestMisplacedTimeouts(t *testing.T) {
 	doc := "frontends:\n  - name: f\n    bind: '127.0.0.1:8080'\n    default_backend: b\n    timeouts: {client: 1h, tunnel: 1h}\n" +
-		"backends:\n  - name: b\n    timeouts: {server: 1h, http_request: 5s}\n    servers: [{name: s, address: '127.0.0.1:1'}]\n"
+		"backends:\n  - name: b\n    timeouts: {server: 1h, http_request: 5s, http_keep_alive: 2s}\n    servers: [{name: s, address: '127.0.0.1:1'}]\n"
 	_, err := Parse("t.yaml", []byte(doc))
 	if err == nil {
 		t.Fatal("accepted")
@@ -344,6 +344,6 @@ func TestMisplacedTimeouts(t *testing.T) {
 		}
 	}
 	if n := strings.Count(err.Error(), "has no effect here"); n != 2 {
-		t.Errorf("%d problems, want 2 (client on a frontend, server on a backend are fine):\n%v", n, err)
+		t.Errorf("%d problems, want 2 (client on a frontend, server and http_keep_alive on a backend are fine):\n%v", n, err)
 	}
 }

@@ -360,16 +360,8 @@ func startLoggingProxy(t *testing.T, doc string) (string, *syncBuf) {
 		t.Fatal(err)
 	}
 	out := &syncBuf{}
-	p := New(Options{Log: slog.New(slog.NewTextHandler(out, nil))})
-	if err := p.Apply(c); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	testenv.Eventually(t, 5*time.Second, "listening", func() bool { return len(p.ListenAddrs()["fe"]) > 0 })
-	return p.ListenAddrs()["fe"][0], out
+	h := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(out, nil))}, nil)
+	return h.addr("fe"), out
 }
 
 func TestHTTPAccessLog(t *testing.T) {

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// TestHTTPBodyTimeouts: in http mode, timeout client fires while a client
+// stalls in the middle of its request body (408, cD), and timeout server
+// while a server stalls in the middle of its response body (the client's
+// connection is closed: the head is already out; sD). Both are logged with
+// the server.
+func TestHTTPBodyTimeouts(t *testing.T) {
+	// hold keeps the server side open until the proxy closes it.
+	hold := func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
+	upload := rawBackend(t, func(c net.Conn, _ []byte) { hold(c) })
+	stall := rawBackend(t, func(c net.Conn, _ []byte) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+		hold(c)
+	})
+	doc := fmt.Sprintf(`
+defaults: {mode: http, retries: 0, timeouts: {connect: 1s, client: 300ms, server: 300ms}}
+frontends:
+  - name: fe
+    bind: "127.0.0.1:0"
+    default_backend: up
+    http: {log: true}
+    rules: [{backend: stall, path_prefix: [/stall]}]
+backends:
+  - {name: up, servers: [{name: u1, address: %q}]}
+  - {name: stall, servers: [{name: s1, address: %q}]}
+`, upload, stall)
+	addr, out := startLoggingProxy(t, doc)
+
+	// exchange sends req and reads until the proxy closes the connection
+	// (the 5s deadline only bounds a proxy that never does).
+	exchange := func(req string) (string, error) {
+		cc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		_ = cc.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(cc, req)
+		b, err := io.ReadAll(cc)
+		return string(b), err
+	}
+
+	got, err := exchange("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+	if err != nil || !strings.HasPrefix(got, "HTTP/1.1 408") {
+		t.Errorf("client stalled in its body: %q, %v (want a 408, then the connection closed)", got, err)
+	}
+	got, err = exchange("GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err != nil || !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.HasSuffix(got, "partial") {
+		t.Errorf("server stalled in its body: %q, %v (want the head and the partial body, then the connection closed)", got, err)
+	}
+	for _, re := range []string{
+		`fe up/u1 \d+/\d+/\d+/-1/\d+ 408 \d+ cD \\"POST /upload HTTP/1\.1\\"`,
+		`fe stall/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ sD \\"GET /stall HTTP/1\.1\\"`,
+	} {
+		rx := regexp.MustCompile(re)
+		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
+	}
+}
