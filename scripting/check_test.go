@@ -171,27 +171,35 @@ end`)
 	}
 }
 
-func TestNetTimeoutAndConnCleanup(t *testing.T) {
+// tcpServer serves each connection with handle (which closes it) until
+// the test ends, and returns the address.
+func tcpServer(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	closed := make(chan struct{}, 4)
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				// Silent server: reads until the client goes away.
-				io.Copy(io.Discard, c)
-				c.Close()
-				closed <- struct{}{}
-			}()
+			go handle(c)
 		}
 	}()
+	return ln.Addr().String()
+}
+
+func TestNetTimeoutAndConnCleanup(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	addr := tcpServer(t, func(c net.Conn) {
+		// Silent server: reads until the client goes away.
+		io.Copy(io.Discard, c)
+		c.Close()
+		closed <- struct{}{}
+	})
 	r := newRig(t, `
 kept = nil
 local keep = {}
@@ -213,7 +221,7 @@ function reuse(s)
   local ok, err = pcall(function() return keep.c:send("x") end)
   return false, tostring(err)
 end`)
-	res := check(t, r, "silent", CheckTarget{Addr: ln.Addr().String()})
+	res := check(t, r, "silent", CheckTarget{Addr: addr})
 	if res.OK || res.Reason != "timeout" {
 		t.Errorf("silent server, script's own timeout: %+v", res)
 	}
@@ -227,13 +235,13 @@ end`)
 	waitClosed("timed-out receive")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	res = r.rt.Check(ctx, "p.silent_forever", CheckTarget{Addr: ln.Addr().String()})
+	res = r.rt.Check(ctx, "p.silent_forever", CheckTarget{Addr: addr})
 	// Either the read deadline or the Lua deadline fires first.
 	if res.OK || !strings.Contains(res.Reason, "timeout") {
 		t.Errorf("silent server, check timeout: %+v", res)
 	}
 	waitClosed("timed-out check")
-	if res := check(t, r, "leak", CheckTarget{Addr: ln.Addr().String()}); !res.OK {
+	if res := check(t, r, "leak", CheckTarget{Addr: addr}); !res.OK {
 		t.Fatal(res)
 	}
 	waitClosed("connection kept by the script")

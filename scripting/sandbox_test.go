@@ -287,38 +287,12 @@ var guardTestRetain [][]byte
 // script's: the check must not be killed for it. Growth while the script
 // itself runs, between network calls, still counts.
 func TestMemoryGuardIgnoresNetworkWaits(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	respond := make(chan struct{})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 1)
-				for {
-					select {
-					case <-respond:
-						_, _ = c.Write([]byte("220 ready\r\n"))
-						return
-					default:
-					}
-					// Echo mode for the second script.
-					_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-					if n, _ := c.Read(buf); n > 0 {
-						_, _ = c.Write([]byte("ok\n"))
-					}
-				}
-			}()
-		}
-	}()
-	addr := ln.Addr().String()
+	addr := tcpServer(t, func(c net.Conn) {
+		<-respond
+		_, _ = c.Write([]byte("220 ready\r\n"))
+		c.Close()
+	})
 	r := newRig(t, `
 function slow()
   local c, err = net.tcp("`+addr+`")
@@ -331,7 +305,7 @@ function hog()
   local keep = {}
   for i = 1, 200 do
     keep[i] = string.rep("x", 1000000) .. i
-    c:send("x") c:receive()
+    c:send("x") c:receive() -- network calls (failing once the server closed)
   end
   return true, "not stopped"
 end`, func(c *config.Lua) {
