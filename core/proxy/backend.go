@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vipgate/vipgate/core/balance"
@@ -45,6 +47,11 @@ type Backend struct {
 	dialer  net.Dialer
 	bus     *events.Bus
 	onEmpty func(b *Backend, empty bool)
+	// log and connWarn report failed connections to servers, at most once
+	// per connWarnEvery per server (an unchecked server that is down would
+	// otherwise fail silently but for the counters).
+	log      *slog.Logger
+	connWarn map[*upstream.Server]*connWarnState
 
 	mu      sync.Mutex
 	waiters []chan struct{}
@@ -67,8 +74,10 @@ func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus
 		// HAProxy uses only the first usable backup server unless allbackups.
 		b.pBackup, _ = balance.New(config.Balance{Algorithm: "first"})
 	}
+	b.connWarn = make(map[*upstream.Server]*connWarnState, len(servers))
 	for _, s := range servers {
 		b.byName[s.Name] = s
+		b.connWarn[s] = &connWarnState{}
 		st := s.Settings()
 		switch {
 		case st.Backup:
@@ -354,6 +363,7 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 		if ctx.Err() != nil {
 			return nil, lastErr
 		}
+		b.warnConnect(s, err)
 		if attempt == retries {
 			break
 		}
@@ -385,4 +395,30 @@ func (b *Backend) dial(s *upstream.Server, now time.Time) (net.Conn, error) {
 	dctx, cancel := context.WithDeadline(context.Background(), now.Add(b.Cfg.Timeouts.Connect.D()))
 	defer cancel()
 	return b.dialer.DialContext(dctx, "tcp", s.Addr)
+}
+
+// connWarnEvery bounds the failed-connection warnings: one per server per
+// period, with the number of failures it stands for.
+const connWarnEvery = 10 * time.Second
+
+type connWarnState struct {
+	last       atomic.Int64 // unix nanoseconds of the last warning
+	suppressed atomic.Int64 // failures since
+}
+
+// warnConnect logs a failed connection to s (connect or TLS handshake),
+// rate-limited per server.
+func (b *Backend) warnConnect(s *upstream.Server, err error) {
+	w := b.connWarn[s]
+	if b.log == nil || w == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := w.last.Load()
+	if (last != 0 && now-last < int64(connWarnEvery)) || !w.last.CompareAndSwap(last, now) {
+		w.suppressed.Add(1)
+		return
+	}
+	b.log.Warn("cannot connect to server", "backend", b.Name, "server", s.Name, "addr", s.Addr, "err", err,
+		"failures_since_last_warning", w.suppressed.Swap(0))
 }

@@ -957,6 +957,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		if err != nil {
 			lease.Server.Counters.ConnErrors.Add(1)
 			b.Counters.ConnErrors.Add(1)
+			b.warnConnect(lease.Server, err)
 			lease.Release()
 			return nil, nil, false, err
 		}

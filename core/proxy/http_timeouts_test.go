@@ -69,3 +69,31 @@ backends:
 		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
 	}
 }
+
+// TestUnreachableServerIsLogged: a server that refuses connections is
+// reported in the log even without health checks or an access log (once
+// per server per period, with the count of the failures it stands for),
+// and the proxy carries on.
+func TestUnreachableServerIsLogged(t *testing.T) {
+	dead := deadAddr(t)
+	doc := fmt.Sprintf(`
+defaults: {retries: 0, timeouts: {connect: 1s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s1, address: %q}]}]
+`, dead)
+	addr, out := startLoggingProxy(t, doc)
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.ReadAll(c) // the proxy closes it: no server
+		c.Close()
+	}
+	want := regexp.MustCompile(`level=WARN msg="cannot connect to server" backend=be server=s1 addr=` + regexp.QuoteMeta(dead) + ` err=.*connection refused`)
+	testenv.Eventually(t, 5*time.Second, "a warning for be/s1", func() bool { return want.MatchString(out.String()) })
+	if n := strings.Count(out.String(), "cannot connect to server"); n >= 20 {
+		t.Errorf("%d warnings for 20 failures: not rate-limited", n)
+	}
+}

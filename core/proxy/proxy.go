@@ -173,6 +173,7 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 			return err
 		}
 		b.onEmpty = p.backendEmpty
+		b.log = p.log
 		if pf := p.persist.Load(); pf != nil && bc.Stick != nil {
 			per, err := (*pf)(bc, b.ServerByName)
 			if err != nil {
