@@ -3,12 +3,15 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/upstream"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -96,4 +99,29 @@ backends: [{name: be, servers: [{name: s1, address: %q}]}]
 	if n := strings.Count(out.String(), "cannot connect to server"); n >= 20 {
 		t.Errorf("%d warnings for 20 failures: not rate-limited", n)
 	}
+}
+
+// TestBackendEmptyIsLogged: the last usable server going away is logged
+// (HAProxy's "backend X has no server available!"), and so is the return.
+func TestBackendEmptyIsLogged(t *testing.T) {
+	doc := `
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s1, address: "127.0.0.1:1"}, {name: s2, address: "127.0.0.1:2"}]}]
+`
+	c, err := config.Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	h := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(&out, nil))}, nil)
+	empty := regexp.MustCompile(`level=ERROR msg="backend has no server available" backend=be`)
+	back := regexp.MustCompile(`level=INFO msg="backend has servers available again" backend=be`)
+	h.p.Server("be", "s1").SetAdmin(upstream.Maint)
+	if empty.MatchString(out.String()) {
+		t.Fatal("logged empty while s2 is still usable")
+	}
+	h.p.Server("be", "s2").SetAdmin(upstream.Maint)
+	testenv.Eventually(t, 5*time.Second, "the empty backend logged", func() bool { return empty.MatchString(out.String()) })
+	h.p.Server("be", "s2").SetAdmin(upstream.Ready)
+	testenv.Eventually(t, 5*time.Second, "the backend's return logged", func() bool { return back.MatchString(out.String()) })
 }

@@ -327,7 +327,10 @@ func (p *Proxy) FrontendEnabled(name string) bool {
 }
 
 func (p *Proxy) backendEmpty(b *Backend, empty bool) {
+	// Logged as well as published: HAProxy's "backend X has no server
+	// available!" is the line operators grep for.
 	if empty {
+		p.log.Error("backend has no server available", "backend", b.Name)
 		p.bus.Publish(events.Event{
 			Kind: events.BackendEmpty, Level: events.Alert, Subject: b.Name,
 			Message: fmt.Sprintf("backend %s has no server available", b.Name),
@@ -335,6 +338,7 @@ func (p *Proxy) backendEmpty(b *Backend, empty bool) {
 		})
 		return
 	}
+	p.log.Info("backend has servers available again", "backend", b.Name)
 	p.bus.Publish(events.Event{
 		Kind: events.BackendAvailable, Level: events.Notice, Subject: b.Name,
 		Message: fmt.Sprintf("backend %s has servers available again", b.Name),
