@@ -299,12 +299,6 @@ func (in *Instance) sameAddrs(a []netip.Addr) bool {
 // (priority 0 advertisement) and removes its addresses.
 func (in *Instance) Run(ctx context.Context) error {
 	defer close(in.done)
-	defer func() {
-		// The group's last scripts (notify_stop) finish before we return.
-		if g := in.group.Load(); g != nil {
-			g.wait()
-		}
-	}()
 	defer in.io.Close()
 	in.stopTracks = func() {}
 	defer func() { in.stopTracks() }()

@@ -374,6 +374,7 @@ func TestSyncGroupNotify(t *testing.T) {
 	x2.cancel()
 	<-x1.done
 	<-x2.done
+	g.wait() // the Manager does this at shutdown
 	b, _ := os.ReadFile(out)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	var states []string

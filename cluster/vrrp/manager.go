@@ -228,9 +228,18 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var groups []*syncGroup
 	for _, r := range m.running {
 		<-r.done
+		if g := r.inst.group.Load(); g != nil {
+			groups = append(groups, g)
+		}
+	}
+	m.mu.Unlock()
+	// Sync groups' last scripts (notify_stop) finish before we return (not
+	// when one member restarts: a reconcile never waits on a group script).
+	for _, g := range groups {
+		g.wait()
 	}
 	return nil
 }
