@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"strings"
 )
 
 // Node is the node-local bootstrap file: who this node is and where it
@@ -151,9 +154,19 @@ func (n *Node) validate(p *Problems) {
 	if t := n.Admin.TLS; t != nil && (t.Cert == "" || t.Key == "") {
 		p.Addf("admin.tls", "admin tls needs cert and key")
 	}
-	for i, t := range n.Admin.Tokens {
-		if len(t) < 16 {
-			p.Addf(Path("admin", "tokens", i), "token is too short (%d characters; use at least 16)", len(t))
+	for key, toks := range [][]string{n.Admin.Tokens, n.Admin.ReadTokens} {
+		for i, t := range toks {
+			if len(t) < 16 {
+				p.Addf(Path("admin", []string{"tokens", "read_tokens"}[key], i), "token is too short (%d characters; use at least 16)", len(t))
+			}
+		}
+	}
+	// vipgate run refuses this at start; check says so first. (A host name
+	// other than localhost is judged by run, on the address it binds.)
+	if host, _, err := net.SplitHostPort(n.Admin.Listen); err == nil && len(n.Admin.Tokens)+len(n.Admin.ReadTokens) == 0 {
+		a, perr := netip.ParseAddr(strings.Trim(host, "[]"))
+		if host == "" || (perr == nil && !a.IsLoopback()) {
+			p.Addf("admin.listen", "listen %q without admin.tokens: an admin API without tokens may only listen on loopback (127.0.0.1, [::1])", n.Admin.Listen)
 		}
 	}
 	n.validateRaft(p)

@@ -172,6 +172,32 @@ func TestNodeFile(t *testing.T) {
 	}
 }
 
+// TestNodeAdminWithoutTokens: vipgate check reports what vipgate run
+// refuses: an admin API without tokens off loopback; read tokens are held
+// to the same length as write tokens.
+func TestNodeAdminWithoutTokens(t *testing.T) {
+	for _, tc := range []struct {
+		admin, want string
+	}{
+		{"{listen: '0.0.0.0:9900'}", `node.yaml:3:17: admin.listen: listen "0.0.0.0:9900" without admin.tokens: an admin API without tokens may only listen on loopback`},
+		{"{listen: ':9900'}", `admin.listen: listen ":9900" without admin.tokens`},
+		{"{listen: '[::]:9900'}", `admin.listen: listen "[::]:9900" without admin.tokens`},
+		{"{listen: '127.0.0.1:9900', read_tokens: [short]}", `admin.read_tokens.0: token is too short`},
+		{"{listen: '127.0.0.2:9900'}", ""},
+		{"{listen: '[::1]:9900'}", ""},
+		{"{listen: 'localhost:9900'}", ""},
+		{"{listen: '0.0.0.0:9900', read_tokens: [read-token-0123456789]}", ""},
+	} {
+		_, err := ParseNode("node.yaml", []byte("name: gw1\ndatacenter: dc1\nadmin: "+tc.admin+"\n"))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.admin, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v\nwant %s", tc.admin, err, tc.want)
+		}
+	}
+}
+
 // TestRecursiveAliasTerminates: a self-referencing alias is an error, not a hang.
 func TestRecursiveAliasTerminates(t *testing.T) {
 	done := make(chan error, 1)
