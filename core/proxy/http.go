@@ -537,10 +537,8 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	breq := &s.breq
 	switch b.Cfg.Balance.Algorithm {
 	case "uri":
+		// HAProxy's balance uri: the part before the question mark.
 		breq.Key, breq.HasKey = bstr(pathB), true
-		if len(queryB) > 0 {
-			breq.Key = bstr(pathB) + "?" + bstr(queryB)
-		}
 	case "url_param":
 		if v, ok := urlParam(queryB, b.Cfg.Balance.Param); ok {
 			breq.Key, breq.HasKey = bstr(v), true

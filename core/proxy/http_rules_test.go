@@ -300,7 +300,9 @@ backends:
 				key := fmt.Sprintf("k%d", k)
 				var where string
 				for i := 0; i < 3; i++ {
-					_, body := get(t, http.DefaultClient, url+"/"+key+"?user="+key, "X-User", key)
+					// The rest of the query varies: uri hashes the path only
+					// (HAProxy's default), url_param and hdr their own value.
+					_, body := get(t, http.DefaultClient, fmt.Sprintf("%s/%s?user=%s&n=%d", url, key, key, i), "X-User", key)
 					s := field(body, "server")
 					if where != "" && s != where {
 						t.Fatalf("key %s moved from %s to %s", key, where, s)
