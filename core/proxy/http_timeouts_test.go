@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -124,4 +125,36 @@ backends: [{name: be, servers: [{name: s1, address: "127.0.0.1:1"}, {name: s2, a
 	testenv.Eventually(t, 5*time.Second, "the empty backend logged", func() bool { return empty.MatchString(out.String()) })
 	h.p.Server("be", "s2").SetAdmin(upstream.Ready)
 	testenv.Eventually(t, 5*time.Second, "the backend's return logged", func() bool { return back.MatchString(out.String()) })
+}
+
+// TestHTTPQueueTimeout: in http mode a request that waits for a server
+// slot (maxconn) longer than timeout queue gets a 503, logged sQ with its
+// queue time.
+func TestHTTPQueueTimeout(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	doc := fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 1s, client: 5s, server: 5s, queue: 200ms}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, http: {log: true}}]
+backends: [{name: be, servers: [{name: s1, address: %q, maxconn: 1}]}]
+`, g.addr())
+	addr, out := startLoggingProxy(t, doc)
+	busy := make(chan error, 1)
+	go func() {
+		// /slow holds the only slot for 2s.
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/slow")
+		if err == nil {
+			resp.Body.Close()
+		}
+		busy <- err
+	}()
+	testenv.Eventually(t, 5*time.Second, "the slot taken", func() bool { return g.conns.Load() > 0 })
+	resp, _ := get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/queued")
+	if resp.StatusCode != 503 {
+		t.Fatalf("queued past timeout queue: %d, want 503", resp.StatusCode)
+	}
+	rx := regexp.MustCompile(`fe be/<NOSRV> \d+/\d+/-1/-1/\d+ 503 \d+ sQ \\"GET /queued HTTP/1\.1\\"`)
+	testenv.Eventually(t, 5*time.Second, "log line sQ", func() bool { return rx.MatchString(out.String()) })
+	if err := <-busy; err != nil {
+		t.Errorf("the request holding the slot: %v", err)
+	}
 }
