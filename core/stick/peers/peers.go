@@ -26,6 +26,7 @@ package peers
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -37,6 +38,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -643,6 +645,14 @@ func (s *Syncer) dump(c *conn, l *link) error {
 			all = append(all, u)
 			return true
 		})
+		// Least remaining lifetime first: the receiver puts each entry in
+		// front of its LRU list, so it ends up with the sessions in use
+		// most recently in front and evicts the oldest first when full
+		// (sent most recent first, the new master would evict its hottest
+		// sessions first). Each yields most recent first: reversed, ties
+		// (the wire has millisecond TTLs) keep that order.
+		slices.Reverse(all)
+		slices.SortStableFunc(all, func(a, b stick.Update) int { return cmp.Compare(a.TTL, b.TTL) })
 		for len(all) > 0 {
 			k := min(len(all), batchMax)
 			if err := s.sendBatch(c, l, all[:k]); err != nil {

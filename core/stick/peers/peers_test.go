@@ -27,6 +27,7 @@ const tablesDoc = `
 stick_tables:
   - {name: ssl, type: binary, len: 32, size: 1000, expire: 1m, peers: true}
   - {name: local, type: ip, size: 10, expire: 1m}
+  - {name: small, type: string, len: 32, size: 100, expire: 1m, peers: true}
 frontends:
   - {name: f, bind: ["127.0.0.1:0"], default_backend: b}
 backends:
@@ -224,6 +225,39 @@ func TestSyncMutualTLS(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "untrusted peer refused", func() bool { return c.s.Status()[0].LastError != "" })
 	if c.s.Status()[0].Connected {
 		t.Fatal("peer with an untrusted certificate connected")
+	}
+}
+
+// TestResyncKeepsRecencyOrder: a node that pulls a full table keeps the
+// peer's order of use, so when its table is full (it took the VIP and
+// learns new sessions) it evicts the sessions used longest ago, not the
+// ones in use right now.
+func TestResyncKeepsRecencyOrder(t *testing.T) {
+	aAddr, bAddr := addrs(t)
+	a := startNode(t, "a", aAddr, "0123456789abcdef-secret", []Peer{{"b", bAddr}})
+	for i := range 100 { // k99 is the most recently used
+		a.m.Table("small").Store(fmt.Appendf(nil, "k%02d", i), "s1")
+	}
+	b := startNode(t, "b", bAddr, "0123456789abcdef-secret", []Peer{{"a", aAddr}})
+	tb := b.m.Table("small")
+	// Both links dump (a's dial to b, and a answering b's dial).
+	testenv.Eventually(t, 10*time.Second, "b pulled the table twice", func() bool { return tb.Synced.Load() >= 200 })
+	if tb.Len() != 100 {
+		t.Fatalf("b holds %d entries", tb.Len())
+	}
+	for i := range 10 {
+		tb.Store(fmt.Appendf(nil, "new%d", i), "s1")
+	}
+	kept := map[string]bool{}
+	tb.Each(func(u stick.Update) bool { kept[string(u.Key)] = true; return true })
+	var lost []string
+	for i := 10; i < 100; i++ {
+		if k := fmt.Sprintf("k%02d", i); !kept[k] {
+			lost = append(lost, k)
+		}
+	}
+	if len(lost) > 0 || kept["k00"] || kept["k09"] {
+		t.Fatalf("after the resync the full table evicted recently used sessions %v (k00 kept %v, k09 kept %v)", lost, kept["k00"], kept["k09"])
 	}
 }
 
