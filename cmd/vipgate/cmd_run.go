@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,10 +59,37 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 	}
 	if err := runNode(ctx, node, log, level); err != nil {
-		log.Error("node stopped", "err", err)
+		reportRunError(os.Stderr, log, err)
 		return 1
 	}
 	return 0
+}
+
+// reportRunError says why the node stopped. A config that does not
+// validate is printed as vipgate check prints it, one problem a line (in a
+// log line the problems would be one escaped string).
+func reportRunError(w io.Writer, log *slog.Logger, err error) {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		log.Error("node stopped", "err", err)
+		return
+	}
+	fmt.Fprintf(w, "vipgate run: the cluster config has %d problem(s); nothing was started:\n%s\n", len(ce.Problems), ce.Error())
+	log.Error("node stopped: the cluster config is not valid", "problems", len(ce.Problems))
+}
+
+// logConfigError logs a refused config (a reload): one summary line, then
+// one line per problem with its position.
+func logConfigError(log *slog.Logger, msg, file string, err error) {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		log.Error(msg, "file", file, "err", err)
+		return
+	}
+	log.Error(msg, "file", file, "problems", len(ce.Problems))
+	for _, p := range ce.Problems {
+		log.Error("config problem", "at", p.Pos.String(), "path", p.Path, "problem", p.Msg)
+	}
 }
 
 // loadNode reads the bootstrap file, or makes a local one for standalone use.

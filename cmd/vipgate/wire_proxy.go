@@ -105,7 +105,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 			c, err := f.load()
 			if err != nil {
 				f.rejected.Add(1)
-				f.log.Error("reload refused; keeping the running config", "file", f.file, "err", err)
+				logConfigError(f.log, "reload refused; keeping the running config", f.file, err)
 				continue
 			}
 			f.log.Info("reloading", "file", f.file)
