@@ -331,3 +331,43 @@ func TestRaftPortRefusesUnauthenticated(t *testing.T) {
 		t.Errorf("members %v", ms)
 	}
 }
+
+// `cluster join` of a voter that does not answer on its raft port (not
+// started, a wrong address) is refused: with one node, that voter would
+// have stopped every commit. A reachable nonvoter is promoted by joining
+// it as a voter.
+func TestJoinRefusesUnreachableVoter(t *testing.T) {
+	c := newTCluster(t)
+	nodes := c.boot(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ghost := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	err := nodes[0].Join(ctx, "ghost", ghost, true)
+	var inv *InvalidError
+	if !errors.As(err, &inv) || !contains(err.Error(), "does not answer on its raft port") {
+		t.Fatalf("join of an unreachable voter: %v", err)
+	}
+	if ms, _ := nodes[0].Members(); len(ms) != 1 {
+		t.Fatalf("members %v after a refused join", ms)
+	}
+	if a := propose(t, nodes[0], putDoc(7)); a.Version != 2 {
+		t.Fatalf("version %d after the refused join", a.Version)
+	}
+
+	o := c.options("nv", "dc2", config.RoleGateway, []string{nodes[0].Addr()})
+	o.Raft.Nonvoter = true
+	nv := c.start(o)
+	c.waitMembers([]*tnode{nodes[0], nv}, 2)
+	if err := nodes[0].Join(ctx, "nv", nv.Addr(), true); err != nil {
+		t.Fatalf("promoting the nonvoter: %v", err)
+	}
+	testenv.Eventually(t, 10*time.Second, "nv is a voter", func() bool {
+		ms, _ := nodes[0].Members()
+		for _, m := range ms {
+			if m.ID == "nv" {
+				return m.Suffrage == "voter"
+			}
+		}
+		return false
+	})
+}

@@ -487,6 +487,16 @@ func (n *Node) handle(ctx context.Context, req *rpcRequest) (*rpcResponse, error
 				return nil, &InvalidError{fmt.Errorf("address %s is already used by member %s", req.Addr, s.ID)}
 			}
 		}
+		if req.Voter {
+			// A voter that cannot be reached (not started yet, a typo in the
+			// address) would count towards the quorum at once: in a small
+			// cluster that stops every commit until it answers.
+			c, err := n.stream.dial(req.Addr, protoRPC, min(timeout, 5*time.Second))
+			if err != nil {
+				return nil, &InvalidError{fmt.Errorf("%s at %s does not answer on its raft port (%v): start it first (adding an unreachable voter could cost the cluster its quorum)", req.ID, req.Addr, err)}
+			}
+			c.Close()
+		}
 		var f hraft.IndexFuture
 		if req.Voter {
 			f = n.raft.AddVoter(hraft.ServerID(req.ID), hraft.ServerAddress(req.Addr), 0, timeout)

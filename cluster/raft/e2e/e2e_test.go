@@ -70,6 +70,8 @@ type cluster struct {
 	mu    sync.Mutex
 	procs map[string]*proc
 	first string // raft address of the bootstrap node
+	// nonvoter: nodes added from now on join as nonvoters.
+	nonvoter bool
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -136,6 +138,9 @@ func (c *cluster) add(id, dc, role string, seed string) *proc {
 		c.first = p.raft
 	} else {
 		fmt.Fprintf(&b, "  join: [%q]\n", c.first)
+		if c.nonvoter {
+			b.WriteString("  nonvoter: true\n")
+		}
 	}
 	p.nodeFile = filepath.Join(c.dir, id+".yaml")
 	p.logFile = filepath.Join(c.dir, id+".log")
@@ -493,4 +498,34 @@ func TestProcessesLeaveAndRemove(t *testing.T) {
 	if v := n4.version(); v != 1 {
 		t.Errorf("the removed node has version %d", v)
 	}
+}
+
+// `vipgate cluster join ID ADDR` through any member: a voter that does not
+// answer on its raft port is refused with the reason (it would count
+// towards the quorum at once), and joining a running nonvoter as a voter
+// promotes it.
+func TestProcessesJoinByCLI(t *testing.T) {
+	c := newCluster(t)
+	n1 := c.add("n1", "dc1", "gateway", backendsDoc(1, 1))
+	c.nonvoter = true
+	n2 := c.add("n2", "dc2", "gateway", "")
+	c.waitAll("two members, version 1 everywhere", func(p *proc) bool { return p.members() == 2 && p.version() == 1 })
+	if out, err := cli(t, n1, "cluster", "members"); err != nil || strings.Count(out, "nonvoter") != 1 {
+		t.Fatalf("members: %v\n%s", err, out)
+	}
+	ghost := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if out, err := cli(t, n2, "cluster", "join", "n9", ghost); err == nil || !strings.Contains(out, "does not answer on its raft port") {
+		t.Fatalf("join of a node that is not running: %v\n%s", err, out)
+	}
+	if out, err := cli(t, n2, "cluster", "join", "n2", n2.raft); err != nil || !strings.Contains(out, "n2 added") {
+		t.Fatalf("promoting n2: %v\n%s", err, out)
+	}
+	c.waitAll("two voters", func(p *proc) bool {
+		out, err := cli(t, p, "cluster", "members")
+		return err == nil && p.members() == 2 && !strings.Contains(out, "nonvoter")
+	})
+	if out, err := cli(t, n2, "apply", "-f", c.writeDoc("v2.yaml", backendsDoc(1, 2))); err != nil || !strings.Contains(out, "committed version 2") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	c.waitAll("version 2 everywhere", func(p *proc) bool { return p.version() == 2 })
 }
