@@ -195,10 +195,12 @@ func ctlRequest(a []string, o ctlOpts) (method, path string, body any, err error
 		if len(a) == 3 && a[1] == "level" {
 			return "PUT", "/api/v1/log", map[string]string{"level": a[2]}, nil
 		}
+		return "", "", nil, fmt.Errorf("log needs level debug|info|warn|error")
 	case "frontend":
 		if len(a) == 3 && (a[1] == "enable" || a[1] == "disable") {
 			return "POST", "/api/v1/frontends/" + url.PathEscape(a[2]) + "/state", map[string]bool{"enabled": a[1] == "enable"}, nil
 		}
+		return "", "", nil, fmt.Errorf("frontend needs enable|disable FRONTEND")
 	}
 	return "", "", nil, fmt.Errorf("unknown action %q", strings.Join(a, " "))
 }

@@ -49,6 +49,8 @@ func TestCtlRequest(t *testing.T) {
 		{"dc failover dc2", o, "POST", "/api/v1/dc/failover", map[string]any{"datacenter": "dc2", "reason": "", "force": false, "author": "ann@gw"}, ""},
 		{"log level warn", o, "PUT", "/api/v1/log", map[string]string{"level": "warn"}, ""},
 		{"server", o, "", "", nil, "missing action"},
+		{"log level", o, "", "", nil, "log needs level debug|info|warn|error"},
+		{"frontend stop web", o, "", "", nil, "frontend needs enable|disable FRONTEND"},
 		{"reboot now", o, "", "", nil, `unknown action "reboot now"`},
 	} {
 		a := strings.Fields(tc.args)
