@@ -68,9 +68,13 @@ type shard struct {
 }
 
 type entry struct {
-	key        string
-	server     string
-	exp        int64
+	key    string
+	server string
+	exp    int64
+	// peerExp is when the peers' copy expires (as of the last update sent
+	// or received): a store is sent again once it has less than half its
+	// lifetime left, however often lookups refreshed exp here.
+	peerExp    int64
 	prev, next *entry
 }
 
@@ -225,7 +229,7 @@ func (t *Table) Store(key []byte, server string) {
 	}
 	t.Stores.Add(1)
 	exp := t.expire.Load()
-	if !t.put(key, server, exp) {
+	if !t.put(key, server, exp, false) {
 		return
 	}
 	if f := t.notify.Load(); f != nil {
@@ -239,13 +243,15 @@ func (t *Table) Apply(u Update) {
 		return
 	}
 	ttl := min(int64(u.TTL), t.expire.Load())
-	t.put(t.fit(u.Key), u.Server, ttl)
+	t.put(t.fit(u.Key), u.Server, ttl, true)
 	t.Synced.Add(1)
 }
 
-// put returns whether the entry changed (a refresh of the same server is
-// not worth a sync message).
-func (t *Table) put(key []byte, server string, ttl int64) bool {
+// put returns whether the peers should be told: the server changed, or
+// their copy has less than half its lifetime left (a refresh before that
+// is not worth a sync message). fromPeer: the update came from a peer,
+// which therefore knows it.
+func (t *Table) put(key []byte, server string, ttl int64, fromPeer bool) bool {
 	s := t.shard(key)
 	now := t.now()
 	s.mu.Lock()
@@ -254,8 +260,13 @@ func (t *Table) put(key []byte, server string, ttl int64) bool {
 		return false
 	}
 	if e := s.m[string(key)]; e != nil {
-		changed := e.server != server || e.exp < now+ttl/2
+		// Not e.exp: the lookup that found this session just refreshed
+		// it, and the peers would never hear of a session in use.
+		changed := e.server != server || e.peerExp < now+ttl/2
 		e.server, e.exp = server, now+ttl
+		if changed || fromPeer {
+			e.peerExp = e.exp
+		}
 		s.front(e)
 		s.checkOrder(e)
 		return changed
@@ -272,7 +283,7 @@ func (t *Table) put(key []byte, server string, ttl int64) bool {
 		}
 		s.remove(old)
 	}
-	e := &entry{key: string(key), server: server, exp: now + ttl}
+	e := &entry{key: string(key), server: server, exp: now + ttl, peerExp: now + ttl}
 	s.m[e.key] = e
 	s.front(e)
 	s.checkOrder(e)

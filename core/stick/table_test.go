@@ -246,3 +246,41 @@ func TestTableReconfigureShorterExpire(t *testing.T) {
 		t.Errorf("sweep removed %d, len %d", n, tb.Len())
 	}
 }
+
+// TestTableSessionInUseIsResent: a session in use is looked up (which
+// refreshes it) and stored again on every connection. The peers must hear
+// of it again before their copy expires, or the node taking over the VIP
+// has forgotten exactly the sessions in use.
+func TestTableSessionInUseIsResent(t *testing.T) {
+	tb, clk := newClockedTable(config.StickTable{Name: "t", Type: "binary", Len: 32, Size: 10, Expire: config.Duration(10 * time.Second), Peers: true})
+	var sent []time.Duration
+	tb.SetNotify(func(u Update) { sent = append(sent, u.TTL) })
+	use := func() { // one connection of the session: lookup, then store
+		if s, ok := tb.Lookup([]byte("sid")); ok && s != "s1" {
+			t.Fatalf("lookup %q", s)
+		}
+		tb.Store([]byte("sid"), "s1")
+	}
+	use() // learned: sent
+	for range 30 { // a connection every second for 30s
+		clk.add(time.Second)
+		use()
+	}
+	// The peer's copy lives 10s: it must be refreshed at least every 10s,
+	// and not on every connection.
+	if len(sent) < 4 || len(sent) > 8 {
+		t.Fatalf("%d updates sent over 30s of use, want one every 5-6s", len(sent))
+	}
+	// An update from a peer is not echoed, and counts as known there.
+	tb.Apply(Update{Table: "t", Key: []byte("other"), Server: "s2", TTL: 10 * time.Second})
+	n := len(sent)
+	clk.add(time.Second)
+	tb.Store([]byte("other"), "s2")
+	if len(sent) != n {
+		t.Errorf("a store of what the peer just sent was sent back")
+	}
+	tb.Store([]byte("other"), "s3")
+	if len(sent) != n+1 {
+		t.Errorf("a changed server was not sent")
+	}
+}
