@@ -209,3 +209,52 @@ func TestProcessesRecoverWithoutQuorum(t *testing.T) {
 		t.Fatalf("apply after recovery: %v\n%s", err, out)
 	}
 }
+
+// serial asks the node's own DNS server for example.com's SOA serial (0 on error).
+func (p *proc) serial() uint32 {
+	m := new(mdns.Msg)
+	m.SetQuestion("example.com.", mdns.TypeSOA)
+	cl := &mdns.Client{Timeout: time.Second}
+	r, _, err := cl.Exchange(m, p.dns)
+	if err != nil || len(r.Answer) != 1 {
+		return 0
+	}
+	if soa, ok := r.Answer[0].(*mdns.SOA); ok {
+		return soa.Serial
+	}
+	return 0
+}
+
+// Every gateway serves the same automatic SOA serial (decided in the raft
+// state, not by each node's clock), a restarted one too, and a change to
+// the zone moves it on all of them together.
+func TestProcessesSameSerialEverywhere(t *testing.T) {
+	c := newCluster(t)
+	n1 := c.add("n1", "dc1", "gateway", dcDoc("127.0.0.1:1"))
+	n2 := c.add("n2", "dc2", "gateway", "")
+	c.add("w", "", "witness", "")
+	c.waitAll("joined", func(p *proc) bool { return p.members() == 3 && p.version() == 1 })
+	same := func(what string) uint32 {
+		t.Helper()
+		var s uint32
+		testenv.Eventually(t, 20*time.Second, what, func() bool {
+			s = n1.serial()
+			return s != 0 && n2.serial() == s
+		})
+		return s
+	}
+	s1 := same("both gateways serve one serial")
+	c.stop(n2, syscall.SIGTERM)
+	c.start(n2)
+	c.waitAll("n2 back", func(p *proc) bool { return p.members() == 3 && p.version() == 1 })
+	if s := same("the restarted gateway serves the same serial"); s != s1 {
+		t.Fatalf("serial moved from %d to %d across a restart without a change", s1, s)
+	}
+	if _, err := cli(t, n2, "apply", "-f", c.writeDoc("v2.yaml", strings.Replace(dcDoc("127.0.0.1:1"), "198.18.1.53", "198.18.1.54", 1))); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAll("version 2", func(p *proc) bool { return p.version() == 2 })
+	if s := same("both gateways serve the new serial"); s == s1 {
+		t.Fatalf("serial %d did not move with the zone", s)
+	}
+}
