@@ -261,7 +261,7 @@ func TestTableSessionInUseIsResent(t *testing.T) {
 		}
 		tb.Store([]byte("sid"), "s1")
 	}
-	use() // learned: sent
+	use()          // learned: sent
 	for range 30 { // a connection every second for 30s
 		clk.add(time.Second)
 		use()
