@@ -43,17 +43,22 @@ const vipDC1, vipDC2 = "198.18.1.100", "198.18.2.100"
 
 // resolve asks the node's own DNS server for mail.example.com ("" on error).
 func (p *proc) resolve() string {
-	m := new(mdns.Msg)
-	m.SetQuestion("mail.example.com.", mdns.TypeA)
-	cl := &mdns.Client{Timeout: time.Second}
-	r, _, err := cl.Exchange(m, p.dns)
-	if err != nil || len(r.Answer) != 1 {
-		return ""
-	}
-	if a, ok := r.Answer[0].(*mdns.A); ok {
+	if a, ok := p.ask("mail.example.com.", mdns.TypeA).(*mdns.A); ok {
 		return a.A.String()
 	}
 	return ""
+}
+
+// ask returns the only answer record of the node's DNS server (nil on error).
+func (p *proc) ask(name string, qtype uint16) mdns.RR {
+	m := new(mdns.Msg)
+	m.SetQuestion(name, qtype)
+	cl := &mdns.Client{Timeout: time.Second}
+	r, _, err := cl.Exchange(m, p.dns)
+	if err != nil || len(r.Answer) != 1 {
+		return nil
+	}
+	return r.Answer[0]
 }
 
 // answersWithin: once cond holds on p (the state change is visible in its
@@ -212,14 +217,7 @@ func TestProcessesRecoverWithoutQuorum(t *testing.T) {
 
 // serial asks the node's own DNS server for example.com's SOA serial (0 on error).
 func (p *proc) serial() uint32 {
-	m := new(mdns.Msg)
-	m.SetQuestion("example.com.", mdns.TypeSOA)
-	cl := &mdns.Client{Timeout: time.Second}
-	r, _, err := cl.Exchange(m, p.dns)
-	if err != nil || len(r.Answer) != 1 {
-		return 0
-	}
-	if soa, ok := r.Answer[0].(*mdns.SOA); ok {
+	if soa, ok := p.ask("example.com.", mdns.TypeSOA).(*mdns.SOA); ok {
 		return soa.Serial
 	}
 	return 0
