@@ -43,7 +43,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			}
 			_, err = config.LoadNodeFileAs(f, role)
 		} else {
-			_, err = config.LoadFile(f)
+			var c *config.Cluster
+			if c, err = config.LoadFile(f); err == nil {
+				// The files it names, as vipgate run will load them here.
+				err = c.CheckFiles(f)
+			}
 		}
 		if err != nil {
 			if ce, ok := err.(*config.Error); ok {

@@ -88,7 +88,16 @@ func (f *fileSource) load() (*config.Cluster, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, fmt.Errorf("%s: the file is empty", f.file)
 	}
-	return config.Parse(f.file, data)
+	c, err := config.Parse(f.file, data)
+	if err != nil {
+		return nil, err
+	}
+	// A missing certificate or error page is this node's problem: refuse
+	// the document with its position rather than run without the proxy.
+	if err := c.CheckFiles(f.file); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (f *fileSource) Run(ctx context.Context) error {

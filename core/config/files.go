@@ -1,0 +1,101 @@
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"sort"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// CheckFiles reports the files the proxy sections name that cannot be used
+// on this machine: error pages, TLS certificates and keys, CA bundles —
+// each problem positioned like Parse's (as `haproxy -c` checks its
+// errorfile and crt files). It is not part of Parse: the document is
+// replicated and the files are node-local, so a node that applies a
+// document for the cluster does not judge another node's files. vipgate
+// check and a standalone vipgate run call it.
+func (c *Cluster) CheckFiles(name string) error {
+	p := &Problems{file: name, pos: map[string]Position{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(c.Source, &root); err == nil && len(root.Content) > 0 {
+		indexPositions(name, root.Content[0], "", p.pos)
+	}
+	seen := map[string]bool{} // each file once, where it is first named
+	once := func(kind, file string) bool {
+		k := kind + "\x00" + file
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
+	}
+	errorFiles := func(path string, files map[int]string) {
+		codes := make([]int, 0, len(files))
+		for st := range files {
+			codes = append(codes, st)
+		}
+		sort.Ints(codes)
+		for _, st := range codes {
+			file := files[st]
+			if !once("page", file) {
+				continue
+			}
+			b, err := os.ReadFile(file)
+			switch {
+			case err != nil:
+				p.Addf(Path(path, "error_files", st), "error file: %v", err)
+			case bytes.HasPrefix(b, []byte("HTTP/")) && !bytes.Contains(b, []byte("\r\n\r\n")) && !bytes.Contains(b, []byte("\n\n")):
+				p.Addf(Path(path, "error_files", st), "error file %s starts with HTTP/ but has no end of head (an empty line)", file)
+			}
+		}
+	}
+	caFile := func(path, file string) {
+		if file == "" || !once("ca", file) {
+			return
+		}
+		pem, err := os.ReadFile(file)
+		if err != nil {
+			p.Addf(path, "CA file: %v", err)
+			return
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			p.Addf(path, "CA file %s: no PEM certificate found", file)
+		}
+	}
+
+	errorFiles("defaults.http", c.Defaults.HTTP.ErrorFiles)
+	caFile("defaults.check.ca_file", c.Defaults.Check.CA)
+	for i := range c.Frontends {
+		f := &c.Frontends[i]
+		errorFiles(Path("frontends", i, "http"), f.HTTP.ErrorFiles)
+		if t := f.TLS; t != nil {
+			for j, cf := range t.Certificates {
+				key := cf.Key
+				if key == "" {
+					key = cf.Cert
+				}
+				if !once("cert", cf.Cert+"\x00"+key) {
+					continue
+				}
+				if _, err := tls.LoadX509KeyPair(cf.Cert, key); err != nil {
+					p.Addf(Path("frontends", i, "tls", "certificates", j), "certificate %s: %v", cf.Cert, err)
+				}
+			}
+			caFile(Path("frontends", i, "tls", "client_ca"), t.ClientCA)
+		}
+	}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		errorFiles(Path("backends", i, "http"), b.HTTP.ErrorFiles)
+		if s := b.SSL; s != nil {
+			caFile(Path("backends", i, "ssl", "ca_file"), s.CAFile)
+		}
+		if ch := b.Check; ch != nil {
+			caFile(Path("backends", i, "check", "ca_file"), ch.CA)
+		}
+	}
+	return p.Err()
+}
