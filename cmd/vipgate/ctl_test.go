@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +172,10 @@ lua:
 	r := bufio.NewReader(c)
 	name, _ := r.ReadString('\n')
 	name = strings.TrimSpace(name)
-	if code, out, errs = n.ctl("server", "shutdown-sessions", "be/"+name); code != 0 || !strings.Contains(out, "(1 sessions ended)") {
+	// At least this session: the earlier clients' sessions may not have
+	// ended on the proxy yet (their close is asynchronous); that this one
+	// ends is checked below.
+	if code, out, errs = n.ctl("server", "shutdown-sessions", "be/"+name); code != 0 || !regexp.MustCompile(`\([1-9]\d* sessions ended\)`).MatchString(out) {
 		t.Fatalf("shutdown-sessions: %d %s %s", code, out, errs)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
