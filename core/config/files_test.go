@@ -1,19 +1,13 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/vipgate/vipgate/internal/testcert"
 )
 
 // TestCheckFiles: the files a document names are checked where they are
@@ -28,20 +22,8 @@ func TestCheckFiles(t *testing.T) {
 		}
 		return p
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "example.test"},
-		DNSNames: []string{"example.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	c1, k1 := testcert.PEM(t, testcert.Cert{})
+	certPEM, keyPEM := string(c1), string(k1)
 	cert, keyf, both := write("c.pem", certPEM), write("k.pem", keyPEM), write("both.pem", certPEM+keyPEM)
 	page, rawBad := write("503.html", "<p>down</p>"), write("502.http", "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n")
 	notCA, certOnly := write("notca.pem", "hello"), write("certonly.pem", certPEM)
