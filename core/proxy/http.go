@@ -659,7 +659,7 @@ attempts:
 		}
 		bodySent := !hasBody
 		if hasBody && !expect && !upgrade {
-			if err := s.sendBody(&sw, sc, chunked, cl); err != nil {
+			if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
 				s.dropServer(sc, lease)
 				return s.bodyFailed(hb, rec, err)
 			}
@@ -681,7 +681,7 @@ attempts:
 				// The server does not answer the Expect (an HTTP/1.0
 				// server, or one that just waits): send the body anyway,
 				// as clients do after a while (RFC 9110 10.1.1).
-				if err := s.sendBody(&sw, sc, chunked, cl); err != nil {
+				if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
 					s.dropServer(sc, lease)
 					return s.bodyFailed(hb, rec, err)
 				}
@@ -728,7 +728,7 @@ attempts:
 			}
 			sc.consume(resp.HeadLen)
 			if resp.Status == 100 && !bodySent {
-				if err := s.sendBody(&sw, sc, chunked, cl); err != nil {
+				if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
 					s.dropServer(sc, lease)
 					return s.bodyFailed(hb, rec, err)
 				}
@@ -772,7 +772,7 @@ attempts:
 		srv.Counters.CountResponse(status)
 		b.Counters.CountResponse(status)
 		f.Counters.CountResponse(status)
-		idle := &idleDeadline{src: sc, dst: s.cc.Conn, d: b.Cfg.Timeouts.Server.D()}
+		idle := &idleDeadline{src: sc, dst: s.cc.Conn, d: b.Cfg.Timeouts.Server.D(), dw: f.Cfg.Timeouts.Client.D()}
 		var berr error
 		switch {
 		case noBody:
@@ -866,8 +866,10 @@ func (s *session) bodyFailed(hb *httpBackend, rec *logRec, err error) bool {
 }
 
 // sendBody streams the request body (after the head in sw) to the server.
-func (s *session) sendBody(sw *bufWriter, sc *serverConn, chunked bool, cl int64) error {
-	idle := &idleDeadline{src: s.cc.Conn, dst: sc, d: s.h.f.Cfg.Timeouts.Client.D()}
+// Reading the client is bounded by timeout client, writing to the server
+// by timeout server (serverTimeout).
+func (s *session) sendBody(sw *bufWriter, sc *serverConn, chunked bool, cl int64, serverTimeout time.Duration) error {
+	idle := &idleDeadline{src: s.cc.Conn, dst: sc, d: s.h.f.Cfg.Timeouts.Client.D(), dw: serverTimeout}
 	var err error
 	if chunked {
 		err = copyChunked(sw, &s.cc, s.h.lim.MaxHeaderBytes, false, idle, true)

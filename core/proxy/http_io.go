@@ -103,25 +103,52 @@ type bodyError struct {
 func (e *bodyError) Error() string { return e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
-// idleDeadline refreshes an inactivity deadline on both connections.
+// idleDeadline refreshes an inactivity deadline on both connections: d
+// bounds reading src (its side's timeout), dw writing to dst (the other
+// side's: a client that stops reading a response is cut by timeout client,
+// as in HAProxy, not by timeout server). dw 0 means d.
 type idleDeadline struct {
 	src, dst net.Conn
-	d        time.Duration
+	d, dw    time.Duration
 	last     time.Time
 }
 
 func (t *idleDeadline) touch() {
-	if t.d <= 0 {
+	dw := t.dw
+	if dw <= 0 {
+		dw = t.d
+	}
+	if t.d <= 0 && dw <= 0 {
 		return
 	}
 	now := time.Now()
-	// Re-arming costs a timer update: do it at most every d/4.
-	if now.Sub(t.last) < t.d/4 {
+	// Re-arming costs a timer update: do it at most every quarter of the
+	// shorter timeout.
+	period := t.d
+	if period <= 0 || (dw > 0 && dw < period) {
+		period = dw
+	}
+	if now.Sub(t.last) < period/4 {
 		return
 	}
 	t.last = now
-	_ = t.src.SetReadDeadline(now.Add(t.d))
-	_ = t.dst.SetWriteDeadline(now.Add(t.d))
+	if t.d > 0 {
+		_ = t.src.SetReadDeadline(now.Add(t.d))
+	}
+	if dw > 0 {
+		_ = t.dst.SetWriteDeadline(now.Add(dw))
+	}
+}
+
+// writeExpired reports whether err is the write side's deadline: a
+// timeout once the write deadline has passed but not the read one.
+func (t *idleDeadline) writeExpired(err error) bool {
+	dw := t.dw
+	if dw <= 0 || dw == t.d || !isTimeout(err) {
+		return false
+	}
+	idle := time.Since(t.last)
+	return idle >= dw && (t.d <= 0 || idle < t.d)
 }
 
 // copyLen moves exactly n body bytes from src to dst.
@@ -144,6 +171,11 @@ func copyLen(dst *bufWriter, src *bufConn, n int64, idle *idleDeadline, srcClien
 						if err != nil {
 							if errors.Is(err, io.EOF) {
 								err = io.ErrUnexpectedEOF
+							}
+							if idle.writeExpired(err) {
+								// splice does not say which side failed: the
+								// receiver stalled past its timeout.
+								return &bodyError{client: !srcClient, err: err}
 							}
 							return &bodyError{client: srcClient, read: true, err: err}
 						}

@@ -158,3 +158,45 @@ backends: [{name: be, servers: [{name: s1, address: %q, maxconn: 1}]}]
 		t.Errorf("the request holding the slot: %v", err)
 	}
 }
+
+// TestHTTPClientStopsReading: a client that stops reading a large response
+// is cut after timeout client (the proxy's writes stall), so the server's
+// connection is released too; the access log says cD.
+func TestHTTPClientStopsReading(t *testing.T) {
+	serverDone := make(chan error, 1)
+	big := rawBackend(t, func(c net.Conn, _ []byte) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+		chunk := make([]byte, 64<<10)
+		_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				serverDone <- err
+				return
+			}
+		}
+	})
+	doc := fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 1s, client: 300ms, server: 30s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, http: {log: true}}]
+backends: [{name: be, servers: [{name: s1, address: %q}]}]
+`, big)
+	addr, out := startLoggingProxy(t, doc)
+	cc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	io.WriteString(cc, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	// Never read. The server's writes must fail once the proxy gives up
+	// (the 20s write deadline only bounds a proxy that never does).
+	select {
+	case err := <-serverDone:
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("the server's writes blocked until its own deadline: the proxy never cut the stalled client")
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("server handler did not finish")
+	}
+	rx := regexp.MustCompile(`fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ cD \\"GET /big HTTP/1\.1\\"`)
+	testenv.Eventually(t, 5*time.Second, "log line cD", func() bool { return rx.MatchString(out.String()) })
+}
