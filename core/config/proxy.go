@@ -383,19 +383,20 @@ func (c *Cluster) applyProxyDefaults() {
 	}
 }
 
-// hasProbe reports whether the block says what to probe (kind or one of
-// the kind's own keys), as opposed to only when and how often.
-func (ch *Check) hasProbe() bool {
-	return ch.Kind != "" || ch.HTTP != nil || ch.Send != "" || ch.Expect != "" || ch.ExpectRegex != "" ||
-		ch.SSL || ch.Verify != "" || ch.SNI != "" || ch.CA != "" || ch.Script != "" ||
+// hasKindKeys reports whether the block sets keys of a particular kind of
+// check (the http request, tcp send/expect, the lua script, the command).
+func (ch *Check) hasKindKeys() bool {
+	return ch.HTTP != nil || ch.Send != "" || ch.Expect != "" || ch.ExpectRegex != "" || ch.Script != "" ||
 		len(ch.Command) > 0 || len(ch.Params) > 0
 }
 
 // inherit completes a backend's check block from defaults.check, as a
-// backend inherits HAProxy's defaults section: the timing keys (inter,
-// fastinter, downinter, rise, fall, port) one by one; the probe
-// (kind, http, send/expect, ssl, verify, sni, ca_file, script, command,
-// params) as a whole, when the backend's block does not describe its own.
+// backend inherits HAProxy's defaults section (option httpchk, and
+// default-server's inter, rise, fall, port, check-ssl, verify, check-sni,
+// ca-file): the timing and transport keys one by one; the kind and its own
+// keys (http, send, expect, expect_regex, script, command, params) as a
+// whole, when the backend's block names no other kind and sets none of
+// those keys itself.
 func (ch *Check) inherit(d *Check) {
 	orDefault(&ch.Inter, d.Inter)
 	orDefault(&ch.FastInter, d.FastInter)
@@ -403,11 +404,19 @@ func (ch *Check) inherit(d *Check) {
 	orDefault(&ch.Rise, d.Rise)
 	orDefault(&ch.Fall, d.Fall)
 	orDefault(&ch.Port, d.Port)
-	if ch.hasProbe() || !d.hasProbe() {
+	orDefault(&ch.SSL, d.SSL)
+	orDefault(&ch.Verify, d.Verify)
+	orDefault(&ch.SNI, d.SNI)
+	orDefault(&ch.CA, d.CA)
+	dKind := d.Kind
+	if dKind == "" && d.HTTP != nil {
+		dKind = "http"
+	}
+	if ch.hasKindKeys() || dKind == "" || (ch.Kind != "" && ch.Kind != dKind) {
 		return
 	}
-	ch.Kind, ch.Send, ch.Expect, ch.ExpectRegex = d.Kind, d.Send, d.Expect, d.ExpectRegex
-	ch.SSL, ch.Verify, ch.SNI, ch.CA, ch.Script = d.SSL, d.Verify, d.SNI, d.CA, d.Script
+	ch.Kind = dKind
+	ch.Send, ch.Expect, ch.ExpectRegex, ch.Script = d.Send, d.Expect, d.ExpectRegex, d.Script
 	if d.HTTP != nil {
 		h := *d.HTTP
 		h.Headers = maps.Clone(d.HTTP.Headers)

@@ -248,14 +248,25 @@ backends:
 				}
 				return ""
 			}},
-		{"own probe kept, timing inherited", "{name: a, check: {kind: tcp, rise: 5}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+		{"own kind kept, timing and transport inherited", "{name: a, check: {kind: tcp, rise: 5}, servers: [{name: s, address: '127.0.0.1:1'}]}",
 			func(b *Backend) string {
 				ch := b.Check
-				if ch.Kind != "tcp" || ch.HTTP != nil || ch.SSL || ch.Verify != "required" {
-					return "the backend's own probe was mixed with the default one"
+				if ch.Kind != "tcp" || ch.HTTP != nil {
+					return "the backend's own kind was mixed with the default http request"
+				}
+				if !ch.SSL || ch.Verify != "none" {
+					return "ssl/verify (HAProxy's default-server check-ssl verify none) not inherited"
 				}
 				if ch.Inter.D() != 3*time.Second || ch.Rise != 5 || ch.Fall != 3 || ch.Port != 8443 {
 					return "timing keys not inherited one by one"
+				}
+				return ""
+			}},
+		{"own http request kept whole", "{name: a, check: {http: {path: /ping}}, servers: [{name: s, address: '127.0.0.1:1'}]}",
+			func(b *Backend) string {
+				ch := b.Check
+				if ch.Kind != "http" || ch.HTTP.Path != "/ping" || ch.HTTP.Host != "" || len(ch.HTTP.ExpectStatus) != 0 || !ch.SSL {
+					return "http block"
 				}
 				return ""
 			}},
