@@ -365,7 +365,8 @@ func TestSSLSessionTableLimitsOpenSSL(t *testing.T) {
 	tb := h.m.Table("ssl")
 	// Set before the first connection; moved forward to expire entries.
 	var skew atomic.Int64
-	tb.now = func() int64 { return time.Now().UnixNano() + skew.Load() }
+	start := time.Now()
+	tb.now = func() int64 { return int64(time.Since(start)) + skew.Load() }
 	dir := t.TempDir()
 	sess := func(i int) string { return filepath.Join(dir, fmt.Sprintf("sess%d", i)) }
 	home := map[int]string{}

@@ -50,7 +50,9 @@ type Table struct {
 	expire atomic.Int64 // ns
 	shards []shard
 	seed   maphash.Seed
-	now    func() int64
+	// now is the table's time in nanoseconds: every exp and peerExp is on
+	// this scale. It must not follow the wall clock (see monotonic).
+	now func() int64
 	// notify, when set, sees every local store (peer sync).
 	notify atomic.Pointer[func(Update)]
 }
@@ -81,7 +83,7 @@ type entry struct {
 // NewTable builds an empty table from its (defaulted, validated) config.
 func NewTable(c config.StickTable) *Table {
 	t := &Table{Name: c.Name, Type: c.Type, KeyLen: c.Len, seed: maphash.MakeSeed(),
-		now: func() int64 { return time.Now().UnixNano() }}
+		now: monotonic(time.Now())}
 	t.peers.Store(c.Peers)
 	// Small tables use one shard so that size is an exact LRU bound; big
 	// ones spread the lock over 32 shards (the size bound stays exact: the
@@ -99,6 +101,17 @@ func NewTable(c config.StickTable) *Table {
 	t.resize(c.Size)
 	t.expire.Store(int64(c.Expire.D()))
 	return t
+}
+
+// monotonic is a clock for expiry: the time elapsed since start on Go's
+// monotonic clock (start must come from time.Now, which carries that
+// reading). A step of the wall clock (NTP, date -s, a VM resumed from a
+// snapshot) does not move it, so it neither expires every session at once
+// nor keeps them for as long as the clock went back. What leaves the table
+// (Each, Update.TTL, the peers' wire) is a remaining lifetime, never a
+// reading of this clock, so it keeps its meaning in another process.
+func monotonic(start time.Time) func() int64 {
+	return func() int64 { return int64(time.Since(start)) }
 }
 
 // Compatible reports whether the table can take config c in place (same

@@ -3,6 +3,7 @@ package stick
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,5 +283,36 @@ func TestTableSessionInUseIsResent(t *testing.T) {
 	tb.Store([]byte("other"), "s3")
 	if len(sent) != n+1 {
 		t.Errorf("a changed server was not sent")
+	}
+}
+
+// TestTableClockIsMonotonic: the table measures expiry on Go's monotonic
+// clock, as time elapsed since the table was made, not on the wall clock
+// (a date in nanoseconds), so that an NTP step or date -s neither expires
+// every session at once nor keeps them too long. The host's wall clock is
+// shared and cannot be stepped in a test; what is checked is that the
+// table's time is elapsed monotonic time (a wall-clock reading would be
+// decades), that the default clock keeps the monotonic reading it needs,
+// and that an entry's TTL is counted on it.
+func TestTableClockIsMonotonic(t *testing.T) {
+	before := time.Now()
+	tb := NewTable(config.StickTable{Name: "t", Type: "string", Len: 32, Size: 10, Expire: config.Duration(time.Minute)})
+	got := time.Duration(tb.now())
+	if bound := time.Since(before); got < 0 || got > bound {
+		t.Fatalf("table time %v: want the time since the table was made (at most %v), not a wall-clock date", got, bound)
+	}
+	start := time.Now()
+	if !strings.Contains(start.String(), " m=") {
+		t.Fatalf("time.Now() has no monotonic reading: %v", start)
+	}
+	clk := monotonic(start)
+	if a, b := clk(), clk(); a < 0 || b < a {
+		t.Fatalf("monotonic clock went back: %d then %d", a, b)
+	}
+	tb.Store([]byte("a"), "s1")
+	var ttl time.Duration
+	tb.Each(func(u Update) bool { ttl = u.TTL; return true })
+	if ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("TTL %v, want at most the 1m expire", ttl)
 	}
 }
