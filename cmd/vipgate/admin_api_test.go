@@ -139,6 +139,22 @@ func TestAdminAPI(t *testing.T) {
 			}
 		})
 	}
+	// Operators' actions are logged (HAProxy: "Server be/a is going DRAIN");
+	// refused ones are not.
+	for _, want := range []string{
+		`level=INFO msg="runtime action" action=state backend=be server=a state=drain client=127.0.0.1:`,
+		`msg="runtime action" action=weight backend=be server=a weight=7 client=127.0.0.1:`,
+		`msg="runtime action" action=check backend=be server=a checks=false client=`,
+		`msg="runtime action" action=shutdown-sessions backend=be server=a sessions=0 client=`,
+		`msg="runtime action" action=frontend frontend=fe enabled=false client=`,
+	} {
+		if !strings.Contains(n.logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(n.logs.String(), "state=sleepy") || strings.Contains(n.logs.String(), "weight=300") {
+		t.Error("a refused action was logged as done")
+	}
 }
 
 // TestAdminActionsTakeEffect: the write endpoints change what the proxy does.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -88,6 +89,26 @@ type node struct {
 	// With admin TLS: the https client and the CA file for the CLI.
 	hc     *http.Client
 	caFile string
+	// logs is what the node logged.
+	logs *lockedBuffer
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // url is the admin API's base URL.
@@ -158,8 +179,9 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	n.Config = filepath.Join(dir, "cluster.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil)), new(slog.LevelVar)) }()
-	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile}
+	logs := &lockedBuffer{}
+	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(logs, nil)), new(slog.LevelVar)) }()
+	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +155,13 @@ func registerProxyAdmin(e *env) {
 				admin.WriteError(w, http.StatusBadRequest, err)
 				return
 			}
+			// An operator's action is in the log, as HAProxy logs "Server
+			// be/s is going DRAIN" (who: the API client's address).
+			attrs := []any{"action", path, "backend", s.Backend, "server", s.Name}
+			for _, k := range slices.Sorted(maps.Keys(out)) {
+				attrs = append(attrs, k, out[k])
+			}
+			e.Log.Info("runtime action", append(attrs, "client", r.RemoteAddr)...)
 			out["scope"], out["backend"], out["server"] = admin.ScopeNode, s.Backend, s.Name
 			admin.WriteJSON(w, http.StatusOK, out)
 		})
@@ -219,6 +228,7 @@ func registerProxyAdmin(e *env) {
 			admin.WriteError(w, http.StatusInternalServerError, err)
 			return
 		}
+		e.Log.Info("runtime action", "action", "frontend", "frontend", name, "enabled", *body.Enabled, "client", r.RemoteAddr)
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "frontend": name, "enabled": *body.Enabled})
 	})
 }
