@@ -65,6 +65,12 @@ func TestAlertsTestFromFile(t *testing.T) {
 func TestAlertsTestThroughNode(t *testing.T) {
 	sink := testsmtp.Start(t)
 	n := startNode(t, alertsCluster(sink.Addr, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))))
+	// The document has no frontends, so startNode cannot tell when it is
+	// applied: wait for the alerter to hold its rule.
+	testenv.Eventually(t, 10*time.Second, "the alerts config applied", func() bool {
+		var sec map[string]any
+		return n.get("/api/v1/status/alerts", &sec) == nil && sec["rules"] == float64(1)
+	})
 	var out, errb bytes.Buffer
 	code := runAlerts(context.Background(), []string{"test", "--admin", n.admin, "--to", "someone@example.test"}, &out, &errb)
 	if code != 1 || !strings.Contains(out.String(), "to someone@example.test") || !strings.Contains(out.String(), "=> delivered") {
