@@ -74,6 +74,7 @@ function route(txn)
   if p == "/deny" then txn:deny(451) return end
   if p == "/redirect" then txn:redirect("https://example.com/new", 308) return end
   if p == "/boom" then error("script failure") end
+  if p == "/badredirect" then txn:redirect("https://example.com/\0") return end
   if p == "/pin" then txn:use_server("stable", "s2") return end
   if txn:header(config.header) == "1" or txn:cookie("canary") == "yes" then
     txn:set_header("X-Route", "canary")
@@ -142,6 +143,8 @@ func TestProxyRoutesThroughLua(t *testing.T) {
 		{"deny", "/deny", nil, 451, "", [2]string{}, ""},
 		{"redirect", "/redirect", nil, 308, "", [2]string{}, "https://example.com/new"},
 		{"fallback 503", "/boom", nil, 503, "", [2]string{}, ""},
+		// A NUL in the location fails the hook like one in a header value.
+		{"bad redirect location", "/badredirect", nil, 503, "", [2]string{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := doGet(t, c, base+tc.path, tc.hdr...)
@@ -159,8 +162,8 @@ func TestProxyRoutesThroughLua(t *testing.T) {
 			}
 		})
 	}
-	if n := h.rt.Errors("canary.route"); n != 1 {
-		t.Errorf("error counter %d, want 1", n)
+	if n := h.rt.Errors("canary.route"); n != 2 {
+		t.Errorf("error counter %d, want 2", n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -208,16 +209,98 @@ func TestFailedHookLeavesRequestUntouched(t *testing.T) {
 	r := newRig(t, `
 function f(txn)
   txn:set_header("X-Half", "done")
+  txn:set_var("step", "half")
   txn:use_backend("other")
   error("boom")
 end`)
 	txn := httpTxn("GET", "/", "", nil)
 	_, err := route(t, r, "f", txn)
-	if err == nil || !strings.Contains(err.Error(), "p:5: boom") {
-		t.Fatalf("want positioned error p:5, got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "p:6: boom") {
+		t.Fatalf("want positioned error p:6, got %v", err)
 	}
 	if txn.HTTP.Header.Get("X-Half") != "" {
 		t.Errorf("header change of a failed hook was applied")
+	}
+	if txn.Vars != nil {
+		t.Errorf("set_var of a failed hook was applied: %v", txn.Vars)
+	}
+}
+
+// TestHookVarsAppliedOnlyOnSuccess: set_var is staged like header changes:
+// a hook that fails or runs out of time leaves the txn's variables as they
+// were (the map the caller holds is not written either); one that returns
+// normally adds its variables to those already there, and txn:var sees a
+// hook's own set_var at once.
+func TestHookVarsAppliedOnlyOnSuccess(t *testing.T) {
+	src := `
+function ok(txn)
+  txn:set_var("route", "b")
+  txn:set_var("route", txn:var("route") .. "2")
+  txn:set_var("seen", txn:var("before"))
+end
+function fails(txn) txn:set_var("route", "x"); txn:set_var("before", "changed"); error("boom") end
+function slow(txn) txn:set_var("route", "x"); while true do end end`
+	r := newRig(t, src)
+	slow := newRig(t, src, func(c *config.Lua) { c.Defaults.Timeout = config.Duration(50 * time.Millisecond) })
+	for _, tc := range []struct {
+		r       *rig
+		fn      string
+		wantErr string
+		want    map[string]string
+	}{
+		{r, "ok", "", map[string]string{"before": "1", "route": "b2", "seen": "1"}},
+		{r, "fails", "boom", map[string]string{"before": "1"}},
+		{slow, "slow", "timeout", map[string]string{"before": "1"}},
+	} {
+		t.Run(tc.fn, func(t *testing.T) {
+			txn := httpTxn("GET", "/", "", nil)
+			held := map[string]string{"before": "1"}
+			txn.Vars = held
+			_, err := route(t, tc.r, tc.fn, txn)
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if !maps.Equal(txn.Vars, tc.want) {
+				t.Errorf("vars = %v, want %v", txn.Vars, tc.want)
+			}
+			if !maps.Equal(held, map[string]string{"before": "1"}) {
+				t.Errorf("the caller's map was written: %v", held)
+			}
+		})
+	}
+}
+
+// TestRedirectLocationChecked: a redirect location from Lua is checked like
+// a header value (it becomes the Location header): CR, LF or NUL, or an
+// empty location, fails the hook with a clear error, and the plugin's
+// fallback applies.
+func TestRedirectLocationChecked(t *testing.T) {
+	r := newRig(t, `
+function nul(txn) txn:redirect("https://example.com/\0x") end
+function crlf(txn) txn:redirect("https://example.com/\r\nSet-Cookie: a=b") end
+function lf(txn) txn:redirect("/x\ny") end
+function empty(txn) txn:redirect("") end
+function good(txn) txn:redirect("https://example.com/a?b=c", 307) end`, func(c *config.Lua) { c.Plugins[0].Fallback = "503" })
+	for _, tc := range []struct{ fn, wantErr string }{
+		{"nul", "must not contain CR, LF or NUL"},
+		{"crlf", "must not contain CR, LF or NUL"},
+		{"lf", "must not contain CR, LF or NUL"},
+		{"empty", "must not be empty"},
+		{"good", ""},
+	} {
+		t.Run(tc.fn, func(t *testing.T) {
+			d, err := route(t, r, tc.fn, httpTxn("GET", "/", "", nil))
+			if tc.wantErr == "" {
+				if err != nil || d != (proxy.Decision{Redirect: "https://example.com/a?b=c", RedirectCode: 307}) {
+					t.Fatalf("got %+v, %v", d, err)
+				}
+				return
+			}
+			var hf *proxy.HookFailure
+			if !errors.As(err, &hf) || hf.Status != 503 || !strings.Contains(err.Error(), tc.wantErr) || d != (proxy.Decision{}) {
+				t.Fatalf("got %+v, %v; want the 503 fallback with an error containing %q", d, err, tc.wantErr)
+			}
+		})
 	}
 }
 

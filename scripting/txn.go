@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,15 +13,19 @@ import (
 	"github.com/vipgate/vipgate/core/proxy"
 )
 
-// txnBox is the Go side of the txn userdata. Header changes are staged and
-// applied only when the hook returns without error, so a failing hook
-// leaves the request untouched.
+// txnBox is the Go side of the txn userdata. Header changes and variables
+// are staged and applied only when the hook returns without error, so a
+// failing (or timed-out) hook leaves the request and its variables
+// untouched.
 type txnBox struct {
-	t   *proxy.Txn
-	dec proxy.Decision
-	ops []hdrOp
-	set bool // a decision method was called
+	t    *proxy.Txn
+	dec  proxy.Decision
+	ops  []hdrOp
+	vars []txnVar // set_var, in call order
+	set  bool     // a decision method was called
 }
+
+type txnVar struct{ name, value string }
 
 type hdrOp struct {
 	resp  bool
@@ -33,10 +38,33 @@ func (b *txnBox) reset() {
 	b.t = nil
 	b.dec = proxy.Decision{}
 	b.ops = b.ops[:0]
+	clear(b.vars)
+	b.vars = b.vars[:0]
 	b.set = false
 }
 
+// getVar is txn:var: the hook's own set_var first, then the txn's.
+func (b *txnBox) getVar(name string) (string, bool) {
+	for i := len(b.vars) - 1; i >= 0; i-- {
+		if b.vars[i].name == name {
+			return b.vars[i].value, true
+		}
+	}
+	v, ok := b.t.Vars[name]
+	return v, ok
+}
+
+// apply makes the staged changes: the hook returned normally.
 func (b *txnBox) apply() {
+	if len(b.vars) > 0 {
+		// A new map: the caller's copies of the Txn may share the old one.
+		m := make(map[string]string, len(b.t.Vars)+len(b.vars))
+		maps.Copy(m, b.t.Vars)
+		for _, v := range b.vars {
+			m[v.name] = v.value
+		}
+		b.t.Vars = m
+	}
 	h := b.t.HTTP
 	for _, o := range b.ops {
 		if h == nil {
@@ -262,14 +290,11 @@ var txnMethods = map[string]func(L *lua.LState, b *txnBox) int{
 	"add_response_header": hdrMethod(true, 'a'),
 	"set_var": func(L *lua.LState, b *txnBox) int {
 		name, val := L.CheckString(2), L.ToStringMeta(L.CheckAny(3)).String()
-		if b.t.Vars == nil {
-			b.t.Vars = map[string]string{}
-		}
-		b.t.Vars[name] = val
+		b.vars = append(b.vars, txnVar{name: name, value: val})
 		return 0
 	},
 	"var": func(L *lua.LState, b *txnBox) int {
-		v, ok := b.t.Vars[L.CheckString(2)]
+		v, ok := b.getVar(L.CheckString(2))
 		if !ok {
 			L.Push(lua.LNil)
 			return 1
@@ -301,8 +326,11 @@ var txnMethods = map[string]func(L *lua.LState, b *txnBox) int{
 		default:
 			L.ArgError(3, "redirect code "+strconv.Itoa(code)+": want 301, 302, 303, 307 or 308")
 		}
-		if strings.ContainsAny(loc, "\r\n") || loc == "" {
-			L.ArgError(2, "bad redirect location")
+		if loc == "" {
+			L.ArgError(2, "redirect location must not be empty")
+		}
+		if strings.ContainsAny(loc, "\r\n\x00") {
+			L.ArgError(2, "redirect location must not contain CR, LF or NUL")
 		}
 		b.dec.Redirect, b.dec.RedirectCode, b.set = loc, code, true
 		return 0
