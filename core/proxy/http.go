@@ -458,7 +458,8 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 		d, err := f.hook.Route(ctx, &ht)
 		if err != nil {
 			// The hook's runtime counts and logs (rate-limited) its own
-			// failures; set_var values are kept for the access log.
+			// failures. The Lua runtime applies set_var only on success, so
+			// a failed Lua hook leaves no variables; a Go hook may.
 			s.vars = ht.Vars
 			if status := hookFallback(err); status != 0 {
 				s.refuse(status, "PI", start, headDone, "route hook failed")

@@ -560,8 +560,9 @@ func (testHook) Route(ctx context.Context, t *Txn) (Decision, error) {
 	case h.Path == "/hook/fail":
 		return Decision{}, fmt.Errorf("script error")
 	case h.Path == "/hook/fail500", h.Path == "/hook/fail503":
-		// What a Lua hook with fallback "500"/"503" returns; its header
-		// edits are not applied, its variables are logged.
+		// A Go hook failing with fallback "500"/"503" (the status a Lua
+		// hook's fallback gives); its header edits are not applied, the
+		// variables it left are logged.
 		h.Header.Set("X-Hooked", "yes")
 		t.Vars = map[string]string{"step": "before-error"}
 		return Decision{}, &HookFailure{Status: map[string]int{"/hook/fail500": 500, "/hook/fail503": 503}[h.Path], Err: fmt.Errorf("script error")}
