@@ -246,9 +246,7 @@ func (s *Server) SetHealth(h Health, reason string) bool {
 		return false
 	}
 	if h == Up {
-		if d := s.slowDur.Load(); d > 0 {
-			s.slowEnd.Store(time.Now().Add(time.Duration(d)).UnixNano())
-		}
+		s.startSlowStart()
 	} else {
 		s.mu.Lock()
 		s.downCount++
@@ -258,11 +256,27 @@ func (s *Server) SetHealth(h Health, reason string) bool {
 	return true
 }
 
-// SetAdmin changes the operator state.
-func (s *Server) SetAdmin(a Admin) {
-	if Admin(s.admin.Swap(int32(a))) != a {
-		s.changed()
+// startSlowStart begins the slowstart ramp now (when one is configured).
+func (s *Server) startSlowStart() {
+	if d := s.slowDur.Load(); d > 0 {
+		s.slowEnd.Store(time.Now().Add(time.Duration(d)).UnixNano())
 	}
+}
+
+// SetAdmin changes the operator state. Leaving maintenance (to ready or
+// drain) restarts the slowstart ramp of a server that is UP, as HAProxy does
+// for `set server X state ready` / `enable server` after maint: the server
+// took no traffic while in maintenance, so it warms up like a recovered one.
+// Drain to ready does not ramp: a draining server kept its sessions.
+func (s *Server) SetAdmin(a Admin) {
+	old := Admin(s.admin.Swap(int32(a)))
+	if old == a {
+		return
+	}
+	if old == Maint && s.Health() == Up {
+		s.startSlowStart()
+	}
+	s.changed()
 }
 
 // SetWeight changes the dynamic weight (0..256).
