@@ -82,7 +82,13 @@ type Check struct {
 	DownInter Duration `yaml:"downinter,omitempty" json:"downinter,omitempty"`
 	Rise      int      `yaml:"rise,omitempty" json:"rise,omitempty"`
 	Fall      int      `yaml:"fall,omitempty" json:"fall,omitempty"`
-	Timeout   Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Timeout is HAProxy's `timeout check`: with it, the connect is bounded by
+	// ConnectTimeout and the rest of the check by Timeout; without it (0),
+	// the whole check, connect included, is bounded by Inter.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// ConnectTimeout is derived, not a key: min(timeouts.connect, inter),
+	// the connect bound of a check when Timeout is set.
+	ConnectTimeout Duration `yaml:"-" json:"connect_timeout,omitempty"`
 	// Port overrides the server's port for checks (HAProxy `port`).
 	Port int `yaml:"port,omitempty" json:"port,omitempty"`
 
@@ -351,16 +357,18 @@ func (c *Cluster) applyProxyDefaults() {
 			if ch.DownInter == 0 {
 				ch.DownInter = ch.Inter
 			}
-			// HAProxy: the check timeout is `timeout check` if set, else inter
-			// (connect is bounded by `timeout connect`). Keep it simple: one bound.
+			// HAProxy: with `timeout check`, a check's connect is bounded by
+			// min(timeout connect, inter) and the rest by timeout check;
+			// without it, the whole check (connect + read) is bounded by inter.
 			if ch.Timeout == 0 {
 				ch.Timeout = b.Timeouts.Check
 			}
 			if ch.Timeout == 0 {
 				ch.Timeout = d.Check.Timeout
 			}
-			if ch.Timeout == 0 {
-				ch.Timeout = min(ch.Inter, b.Timeouts.Connect)
+			ch.ConnectTimeout = ch.Inter
+			if c := b.Timeouts.Connect; c > 0 && c < ch.Inter {
+				ch.ConnectTimeout = c
 			}
 			if ch.HTTP != nil {
 				if ch.HTTP.Method == "" {

@@ -198,14 +198,11 @@ func (m *Manager) newWorker(key, fp string, it *Item, initial upstream.Health, r
 			Backend: it.Server.Backend, Server: it.Server.Name,
 			Addr: TargetAddr(it.Server.Addr, c.Port), Check: c,
 		},
-		timeout: c.Timeout.D(),
+		budget:  CheckBudget(c),
 		tr:      NewTracker(initial, c.Rise, c.Fall, c.Inter.D(), c.FastInter.D(), c.DownInter.D()),
 		enabled: !m.disabled[key],
 	}
 	w.tr.seenDown = recovered
-	if w.timeout <= 0 {
-		w.timeout = c.Inter.D()
-	}
 	ch, err := m.reg.New(c)
 	if err != nil {
 		// The config was valid but this node cannot run the check (a kind
@@ -363,7 +360,7 @@ type worker struct {
 	s       *upstream.Server
 	cfg     *config.Check
 	target  Target
-	timeout time.Duration
+	budget  Budget
 	checker Checker
 	cancel  context.CancelFunc
 
@@ -453,7 +450,7 @@ func (w *worker) once(ctx context.Context) time.Duration {
 }
 
 func (w *worker) probe(ctx context.Context) (r Result) {
-	cctx, cancel := context.WithTimeout(ctx, w.timeout)
+	cctx, cancel := context.WithTimeout(WithBudget(ctx, w.budget), w.budget.Total)
 	defer cancel()
 	start := time.Now()
 	defer func() {

@@ -77,8 +77,10 @@ func New(c *config.Check) (health.Checker, error) {
 	}
 	tr := &http.Transport{
 		// Never through an environment proxy: the check is about this server.
-		Proxy:       nil,
-		DialContext: dialNoLinger,
+		Proxy: nil,
+		// health.Dial bounds the connect and then the rest of the check as
+		// HAProxy's timeout connect / timeout check do, and closes with RST.
+		DialContext: health.Dial,
 		// One connection per check, as HAProxy: a kept-alive connection
 		// would hide a server that stopped accepting.
 		DisableKeepAlives:      true,
@@ -163,15 +165,4 @@ func (ch *Checker) statusOK(code int) bool {
 		return code >= 200 && code < 400
 	}
 	return slices.Contains(ch.expect, code)
-}
-
-// dialNoLinger closes check connections with RST, as HAProxy does: a check
-// every 2s to every server must not pile up TIME_WAIT sockets on the gateway.
-func dialNoLinger(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	return c, err
 }

@@ -68,20 +68,13 @@ func fail(what string, err error) health.Result {
 }
 
 func (ch *Checker) check(ctx context.Context, addr string) health.Result {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	// health.Dial bounds the connect and then the rest of the check as
+	// HAProxy's timeout connect / timeout check do, and closes with RST.
+	conn, err := health.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return fail("", err)
 	}
-	// Close with RST, as HAProxy does for checks: a check every 2s to every
-	// server must not pile up TIME_WAIT sockets on the gateway.
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	// A shutdown or reload cancels ctx without a deadline change: unblock I/O.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
