@@ -74,6 +74,7 @@ func cmdApply(ctx context.Context, args []string) int {
 		return 1
 	}
 	printConfigResult(resp)
+	printFileWarnings(os.Stderr, resp, *file)
 	return 0
 }
 
@@ -94,6 +95,22 @@ func apiErrorText(cmd, file string, err error) string {
 		return fmt.Sprintf("vipgate %s: the cluster refused the configuration (nothing was changed):\n%s", cmd, msg)
 	}
 	return fmt.Sprintf("vipgate %s: %v", cmd, err)
+}
+
+// printFileWarnings shows the files the document names that the receiving
+// node cannot use: not an error (files are node-local, each node checks its
+// own and reports it in its status), but the operator sees it now.
+func printFileWarnings(w io.Writer, resp configResponse, file string) {
+	for _, p := range resp.FileWarnings {
+		if file != "" && file != "-" {
+			p = strings.Replace(p, "cluster.yaml:", file+":", 1)
+		}
+		fmt.Fprintf(w, "warning: %s (on node %s)\n", p, resp.FileNode)
+	}
+	if n := len(resp.FileWarnings); n > 0 {
+		fmt.Fprintf(w, "warning: %d file problem(s) on node %s: files are node-local, so this does not block the commit; "+
+			"each node reports its own in `vipgate status` (config_files) and as a config.files event\n", n, resp.FileNode)
+	}
 }
 
 func printConfigResult(resp configResponse) {

@@ -82,6 +82,7 @@ func cmdConfig(ctx context.Context, args []string) int {
 			return 1
 		}
 		printConfigResult(resp)
+		printFileWarnings(os.Stderr, resp, "")
 		return 0
 	}
 	usage()

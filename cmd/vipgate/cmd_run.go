@@ -257,8 +257,10 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		case c := <-src.Updates():
 			applyAll(subs, c, log)
 		case <-hup:
-			if fsrc, ok := src.(*fileSource); ok {
-				fsrc.Reload()
+			// A standalone node re-reads its file; a raft node re-applies
+			// the committed document (its node-local files may have changed).
+			if r, ok := src.(interface{ Reload() }); ok {
+				r.Reload()
 			}
 		case err := <-errc:
 			log.Error("subsystem failed", "err", err)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -216,26 +215,10 @@ lua:
 // cluster/raft/e2e), the proxy applies it, and ready lifts it.
 func TestCtlClusterDrain(t *testing.T) {
 	a := startGreeter(t, "a", "127.0.0.1:0")
-	ca, err := rafttest.NewCA(t.TempDir(), "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tf, err := ca.Issue("t1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	n := startNodeFile(t, fmt.Sprintf(`
+	n := startRaftNode(t, fmt.Sprintf(`
 frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
 backends: [{name: be, servers: [{name: a, address: %q}]}]
-`, a.addr), "tokens: ["+writeTok+"]", fmt.Sprintf(`raft:
-  listen: %q
-  bootstrap: true
-  tls: {ca: %q, cert: %q, key: %q}
-  heartbeat_timeout: 200ms
-  election_timeout: 200ms
-  leader_lease_timeout: 100ms
-`, raftAddr, tf.CA, filepath.Clean(tf.Cert), tf.Key))
+`, a.addr), "tokens: ["+writeTok+"]")
 
 	var code int
 	var out, errs string

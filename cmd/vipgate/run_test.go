@@ -89,6 +89,8 @@ type node struct {
 	// With admin TLS: the https client and the CA file for the CLI.
 	hc     *http.Client
 	caFile string
+	// raftCA is the raft CA file (startRaftNode): a PEM CA for tests.
+	raftCA string
 	// logs is what the node logged.
 	logs *lockedBuffer
 }

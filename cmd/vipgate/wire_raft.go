@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ func newRaftSource(e *env) (configSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &raftSource{e: e, n: n, updates: make(chan *config.Cluster, 1), applied: map[string]string{}}
+	s := &raftSource{e: e, n: n, updates: make(chan *config.Cluster, 1), applied: map[string]string{}, recheck: make(chan struct{}, 1)}
 	s.mgr = dc.NewManager(n, nr.ReportInterval.D(), e.Log)
 	e.Cluster = s
 	e.IsLeader = n.IsLeader
@@ -65,6 +66,79 @@ type raftSource struct {
 	updates chan *config.Cluster
 
 	applied map[string]string // server overrides applied to the proxy
+
+	filesMu sync.Mutex
+	files   fileCheck // the committed config's files, as this node sees them
+	recheck chan struct{}
+}
+
+// fileCheck is what this node found wrong with the files the committed
+// document names (TLS certificates and keys, CA files, error pages). Those
+// files are node-local: the cluster commits the document whatever one node
+// holds, so each node checks them itself when it applies a version.
+type fileCheck struct {
+	Version  uint64   `json:"version"`
+	Problems []string `json:"problems"`
+}
+
+// fileProblems checks the files c names on this node: one line per problem,
+// positioned in the committed document (as vipgate check positions them).
+func fileProblems(c *config.Cluster) []string {
+	err := c.CheckFiles("cluster.yaml")
+	if err == nil {
+		return nil
+	}
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		return []string{err.Error()}
+	}
+	out := make([]string, 0, len(ce.Problems))
+	for _, p := range ce.Problems {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// checkFiles runs the file checks for a newly committed version: each
+// problem is logged on its own line, shown in the node's status (section
+// "config_files") and published as a config.files event (err), and the
+// event is published again at notice with count 0 once they are fixed. The
+// subsystems still get the document and serve what they can.
+func (s *raftSource) checkFiles(version uint64, c *config.Cluster) {
+	probs := fileProblems(c)
+	if probs == nil {
+		probs = []string{}
+	}
+	for _, p := range probs {
+		s.e.Log.Error("config names a file this node cannot use", "version", version, "problem", p)
+	}
+	s.filesMu.Lock()
+	prev := s.files
+	s.files = fileCheck{Version: version, Problems: probs}
+	s.filesMu.Unlock()
+	attrs := map[string]string{"version": strconv.FormatUint(version, 10), "count": strconv.Itoa(len(probs))}
+	switch {
+	case len(probs) > 0:
+		attrs["problems"] = strings.Join(probs, "\n")
+		msg := fmt.Sprintf("configuration version %d names %d file(s) this node cannot use: %s", version, len(probs), probs[0])
+		if len(probs) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(probs)-1)
+		}
+		s.e.Bus.Publish(events.Event{Kind: events.ConfigFiles, Level: events.Err, Subject: "config", Message: msg, Attrs: attrs})
+	case len(prev.Problems) > 0:
+		s.e.Bus.Publish(events.Event{Kind: events.ConfigFiles, Level: events.Notice, Subject: "config",
+			Message: fmt.Sprintf("configuration version %d: every file it names is usable on this node", version), Attrs: attrs})
+	}
+}
+
+// Reload re-delivers the committed document (SIGHUP on a raft node): after
+// an operator put a missing certificate in place, the proxy applies it
+// without waiting for the next version.
+func (s *raftSource) Reload() {
+	select {
+	case s.recheck <- struct{}{}:
+	default:
+	}
 }
 
 func (s *raftSource) Updates() <-chan *config.Cluster { return s.updates }
@@ -124,10 +198,12 @@ func (s *raftSource) watch(ctx context.Context) error {
 	var last *raft.State
 	var lastLeader string
 	hadLeader := true
+	reload := false
 	for {
 		st := s.n.State()
-		if last == nil || st.Version != last.Version {
+		if last == nil || st.Version != last.Version || reload {
 			if st.Config != nil {
+				s.checkFiles(st.Version, st.Config)
 				// Replace a snapshot nobody took yet: only the newest matters.
 				select {
 				case <-s.updates:
@@ -169,11 +245,14 @@ func (s *raftSource) watch(ctx context.Context) error {
 			}
 			hadLeader = has
 		}
+		reload = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w:
 		case <-tick.C:
+		case <-s.recheck:
+			reload = true
 		}
 	}
 }
@@ -237,6 +316,12 @@ type configResponse struct {
 	DryRun  bool        `json:"dry_run,omitempty"`
 	Index   uint64      `json:"index,omitempty"`
 	Scope   admin.Scope `json:"scope"`
+	// FileWarnings are the files the document names that the node which
+	// received it cannot use (FileNode): files are node-local, so they do
+	// not block the commit, but the sender sees them before that node
+	// serves without them.
+	FileWarnings []string `json:"file_warnings,omitempty"`
+	FileNode     string   `json:"file_node,omitempty"`
 }
 
 func (s *raftSource) author(r *http.Request, given string) string {
@@ -266,11 +351,13 @@ func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment 
 	if err := raft.SelfContained(src); err != nil {
 		return nil, &raft.InvalidError{Err: err}
 	}
-	if _, err := config.Parse("cluster.yaml", src); err != nil {
+	c, err := config.Parse("cluster.yaml", src)
+	if err != nil {
 		return nil, &raft.InvalidError{Err: err}
 	}
 	d := config.Diff(fmt.Sprintf("version %d", st.Version), st.Source, "new", src, 3)
-	resp := &configResponse{Diff: d, Changed: d != "", Version: st.Version, DryRun: dry, Scope: admin.ScopeCluster}
+	resp := &configResponse{Diff: d, Changed: d != "", Version: st.Version, DryRun: dry, Scope: admin.ScopeCluster,
+		FileWarnings: fileProblems(c), FileNode: s.e.Node.Name}
 	if dry || d == "" {
 		return resp, nil
 	}
@@ -288,6 +375,11 @@ func (s *raftSource) register() {
 	a := s.e.Admin
 	a.Section("raft", func() any { return s.n.Status() })
 	a.Section("datacenters", func() any { return s.dcStatus() })
+	a.Section("config_files", func() any {
+		s.filesMu.Lock()
+		defer s.filesMu.Unlock()
+		return s.files
+	})
 
 	a.HandleFunc("GET /api/v1/config", admin.Read, func(w http.ResponseWriter, r *http.Request) {
 		st := s.n.State()

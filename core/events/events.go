@@ -35,6 +35,7 @@ const (
 	QuorumLost       Kind = "raft.quorum_lost"
 	QuorumRegained   Kind = "raft.quorum_regained"
 	ConfigApplied    Kind = "config.applied" // attrs: version, author
+	ConfigFiles      Kind = "config.files"   // attrs: version, count, problems — files named by the config this node cannot use (count 0: usable again)
 	CertExpiring     Kind = "cert.expiring"  // attrs: file, subject, not_after
 	LuaErrors        Kind = "lua.errors"     // attrs: script, count, last_error
 	FrontendState    Kind = "frontend.state" // attrs: frontend, state
@@ -251,7 +252,7 @@ func Kinds() []Kind {
 	return []Kind{
 		ServerUp, ServerDown, ServerAdmin, BackendEmpty, BackendAvailable, VRRPTransition,
 		DCFailover, DCFailback, RaftLeader, QuorumLost, QuorumRegained,
-		ConfigApplied, CertExpiring, LuaErrors, FrontendState, AlertTest, AlertDropped, AlertRejected,
+		ConfigApplied, ConfigFiles, CertExpiring, LuaErrors, FrontendState, AlertTest, AlertDropped, AlertRejected,
 	}
 }
 
