@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vipgate/vipgate/cluster/raft/rafttest"
 	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -89,19 +91,29 @@ backends:
 		return st == "DOWN"
 	})
 
-	// The operator puts the file in place; the next version is clean.
+	// The operator puts the file in place and sends SIGHUP (runNode
+	// listens for it): the committed version is re-applied and clean.
 	if err := os.WriteFile(caFile, []byte(mustRead(t, n.raftCA)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	resp = apply(doc + "# CA file installed\n")
-	if len(resp.FileWarnings) != 0 {
-		t.Fatalf("warnings once the file is there: %v", resp.FileWarnings)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "status config_files clear", func() bool {
-		return n.get("/api/v1/status/config_files", &fc) == nil && fc.Version == resp.Version && len(fc.Problems) == 0
+	testenv.Eventually(t, 10*time.Second, "status config_files clear after SIGHUP", func() bool {
+		return n.get("/api/v1/status/config_files", &fc) == nil && fc.Version == version && len(fc.Problems) == 0
 	})
 	if ev := findEvent(events.Notice); ev == nil || ev.Attr("count") != "0" {
 		t.Fatalf("no config.files notice once the files are usable: %+v", ev)
+	}
+	// The health check is rebuilt with the CA now readable: its reason is
+	// no longer "check unavailable" (the greeter speaks no TLS, so it fails).
+	testenv.Eventually(t, 10*time.Second, "check rebuilt after SIGHUP", func() bool {
+		r := checkReason(n, "be", "a")
+		return r != "" && !strings.Contains(r, "check unavailable")
+	})
+	resp = apply(doc + "# CA file installed\n")
+	if len(resp.FileWarnings) != 0 {
+		t.Fatalf("warnings once the file is there: %v", resp.FileWarnings)
 	}
 }
 
@@ -128,6 +140,22 @@ func startRaftNode(t *testing.T, cluster, adminExtra string) *node {
 `, raftAddr, tf.CA, filepath.Clean(tf.Cert), tf.Key))
 	n.raftCA = tf.CA
 	return n
+}
+
+// checkReason is the last check's reason for backend/server in the stats.
+func checkReason(n *node, backend, server string) string {
+	var s stats.Snapshot
+	if err := n.get("/api/v1/stats", &s); err != nil {
+		return ""
+	}
+	for _, b := range s.Backends {
+		for _, sv := range b.Servers {
+			if b.Name == backend && sv.Name == server {
+				return sv.CheckReason
+			}
+		}
+	}
+	return ""
 }
 
 func mustRead(t *testing.T, name string) string {

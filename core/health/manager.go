@@ -133,7 +133,10 @@ func (m *Manager) Reconcile(items []Item) {
 		}
 		fp := Fingerprint(it.Check)
 		old := m.workers[key]
-		if old != nil && old.fp == fp && old.s == s {
+		// A worker whose check could not be built (an unreadable ca_file)
+		// is rebuilt on every reconcile: a re-apply after the file was put
+		// in place (SIGHUP) must not keep reporting it unavailable.
+		if old != nil && old.fp == fp && old.s == s && !old.unavailable {
 			old.update(it)
 			continue
 		}
@@ -211,6 +214,7 @@ func (m *Manager) newWorker(key, fp string, it *Item, initial upstream.Health, r
 		m.log.Error("health check unavailable", "backend", it.Server.Backend, "server", it.Server.Name, "err", err)
 		reason := "check unavailable: " + err.Error()
 		ch = CheckerFunc(func(context.Context, Target) Result { return Result{Reason: reason} })
+		w.unavailable = true
 	}
 	w.checker = ch
 	w.update(it)
@@ -362,7 +366,9 @@ type worker struct {
 	target  Target
 	budget  Budget
 	checker Checker
-	cancel  context.CancelFunc
+	// unavailable: the check could not be built; checker reports why.
+	unavailable bool
+	cancel      context.CancelFunc
 
 	mu           sync.Mutex
 	tr           *Tracker

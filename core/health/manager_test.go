@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -504,4 +505,33 @@ func BenchmarkWorkerApply(b *testing.B) {
 		// Mostly passing, with a flap now and then.
 		w.apply(Result{OK: i%50 > 3, Reason: "connection refused", Duration: time.Millisecond})
 	}
+}
+
+// TestManagerRetriesUnavailableCheck: a check that could not be built (its
+// ca_file missing on this node) reports the server DOWN; the next reconcile
+// of the same configuration (a re-apply after the file was put in place)
+// builds it again instead of keeping the broken one.
+func TestManagerRetriesUnavailableCheck(t *testing.T) {
+	h := newHarness(t)
+	var broken atomic.Bool
+	broken.Store(true)
+	h.m.reg.Register("flaky", func(c *config.Check) (Checker, error) {
+		if broken.Load() {
+			return nil, errors.New("ca_file: open /x: no such file or directory")
+		}
+		return h.f, nil
+	})
+	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
+	h.f.set("s1", true)
+	c := fakeCheck(1, 1)
+	c.Kind = "flaky"
+	items := []Item{{Server: s, Check: c, InitState: "up"}}
+	h.m.Reconcile(items)
+	h.run()
+	testenv.Eventually(t, 5*time.Second, "DOWN: check unavailable", func() bool {
+		return s.Health() == upstream.Down && strings.Contains(s.LastCheck().Reason, "check unavailable")
+	})
+	broken.Store(false)
+	h.m.Reconcile(items)
+	testenv.Eventually(t, 5*time.Second, "UP once the check can be built", func() bool { return s.Health() == upstream.Up })
 }
