@@ -180,6 +180,17 @@ func TestHTTPToTLSPlainServer(t *testing.T) {
 	}
 }
 
+// TestHTTPReadBudget: with HAProxy's "timeout check", an http check ends
+// that long after the connection is established, whatever the overall
+// deadline (here none): a server that never answers fails with "timeout".
+func TestHTTPReadBudget(t *testing.T) {
+	ch, err := chkhttp.New(&config.Check{Kind: "http", Verify: "required", HTTP: &config.HTTPCheck{Method: "GET", Path: "/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checktest.ReadBudgetEndsCheck(t, ch)
+}
+
 func BenchmarkHTTPCheck(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	b.Cleanup(srv.Close)
