@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -36,7 +37,7 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 }
 
 func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.Conn, w http.ResponseWriter, r *http.Request) {
-	v := &h2Conn{Conn: c, w: w, body: r.Body}
+	v := &h2Conn{Conn: c, w: w, body: r.Body, rc: http.NewResponseController(w)}
 	v.pending = h2RequestHead(r, &v.chunked)
 	st := h.newSession()
 	defer h.putSession(st)
@@ -47,11 +48,40 @@ func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.
 	// HTTP/2 requests are never a connection's "first request" (HAProxy
 	// alike): each may use a pooled server connection.
 	st.requests = 1
-	st.serve(ctx)
+	if msg := h2BadLength(r); msg != "" {
+		// The HTTP/2 server keeps the first content-length only: a request
+		// it would accept with several, or one its DATA cannot match, is
+		// refused like its HTTP/1 equivalent.
+		st.fail(nil, http.StatusBadRequest, "PR", time.Now(), msg)
+	} else {
+		st.serve(ctx)
+	}
 	st.finish()
 	if !v.headDone {
 		w.WriteHeader(http.StatusBadGateway)
 	}
+}
+
+// h2BadLength says what is wrong with a stream's content-length headers:
+// several (even equal: HTTP/1 refuses differing ones, HTTP/2 has no list
+// syntax), not a plain decimal, or non-zero on a stream the client ended
+// with its HEADERS. "" when they are fine or absent.
+func h2BadLength(r *http.Request) string {
+	vs := r.Header["Content-Length"]
+	switch {
+	case len(vs) == 0:
+		return ""
+	case len(vs) > 1:
+		return "several content-length headers"
+	}
+	n, err := strconv.ParseUint(vs[0], 10, 63)
+	if err != nil {
+		return "invalid content-length"
+	}
+	if int64(n) != r.ContentLength {
+		return "content-length on a request without a body"
+	}
+	return ""
 }
 
 // h2RequestHead writes the stream's request as an HTTP/1.1 head.
@@ -85,11 +115,21 @@ func h2RequestHead(r *http.Request, chunked *bool) []byte {
 
 // h2Conn is the in-memory connection between an HTTP/2 stream and a
 // session: reads give the request head then the body (chunk-encoded when
-// its length is unknown), writes are the HTTP/1.1 response. Deadlines are
-// the HTTP/2 server's business: they are ignored here.
+// its length is unknown), writes are the HTTP/1.1 response.
+//
+// Deadlines behave as on a net.Conn: they bound the reads and writes in
+// progress or to come. They are passed to the stream only around each body
+// read and response write, because an HTTP/2 stream deadline fires on its
+// own (it breaks the body or resets the stream) even while nobody waits:
+// without this, timeout client would end a stream whose server is merely
+// slow to answer. Without deadlines at all, a client that never sends its
+// body or never opens its flow-control window held a stream, and its
+// server connection, forever.
 type h2Conn struct {
 	net.Conn
 	w        http.ResponseWriter
+	rc       *http.ResponseController
+	rdl, wdl time.Time
 	body     io.ReadCloser
 	chunked  bool
 	pending  []byte
@@ -112,7 +152,7 @@ func (v *h2Conn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if !v.chunked {
-			n, err := v.body.Read(p)
+			n, err := v.bodyRead(p)
 			if errors.Is(err, io.EOF) {
 				v.bodyDone = true
 				if n > 0 {
@@ -128,7 +168,7 @@ func (v *h2Conn) Read(p []byte) (int, error) {
 		if v.tmp == nil {
 			v.tmp = make([]byte, 16<<10)
 		}
-		n, err := v.body.Read(v.tmp)
+		n, err := v.bodyRead(v.tmp)
 		if n > 0 {
 			v.pending = strconv.AppendInt(v.pending[:0], int64(n), 16)
 			v.pending = append(v.pending, "\r\n"...)
@@ -173,17 +213,47 @@ func (v *h2Conn) Write(p []byte) (int, error) {
 		p = rest
 	}
 	if len(p) > 0 {
-		if _, err := v.w.Write(p); err != nil {
+		if err := v.armWrite(); err != nil {
 			return 0, err
 		}
-		if fl, ok := v.w.(http.Flusher); ok {
-			fl.Flush()
+		_, err := v.w.Write(p)
+		if err == nil {
+			err = v.rc.Flush()
+		}
+		if !v.wdl.IsZero() {
+			_ = v.rc.SetWriteDeadline(time.Time{})
+		}
+		if err != nil {
+			return 0, err
 		}
 	}
 	return total, nil
 }
 
+// bodyRead reads the request body under the read deadline.
+func (v *h2Conn) bodyRead(p []byte) (int, error) {
+	if !v.rdl.IsZero() {
+		if !time.Now().Before(v.rdl) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		_ = v.rc.SetReadDeadline(v.rdl)
+		defer v.rc.SetReadDeadline(time.Time{})
+	}
+	return v.body.Read(p)
+}
+
+// armWrite passes the write deadline to the stream for one write.
+func (v *h2Conn) armWrite() error {
+	if v.wdl.IsZero() {
+		return nil
+	}
+	if !time.Now().Before(v.wdl) {
+		return os.ErrDeadlineExceeded
+	}
+	return v.rc.SetWriteDeadline(v.wdl)
+}
+
 func (v *h2Conn) Close() error                       { return nil }
-func (v *h2Conn) SetDeadline(t time.Time) error      { return nil }
-func (v *h2Conn) SetReadDeadline(t time.Time) error  { return nil }
-func (v *h2Conn) SetWriteDeadline(t time.Time) error { return nil }
+func (v *h2Conn) SetDeadline(t time.Time) error      { v.rdl, v.wdl = t, t; return nil }
+func (v *h2Conn) SetReadDeadline(t time.Time) error  { v.rdl = t; return nil }
+func (v *h2Conn) SetWriteDeadline(t time.Time) error { v.wdl = t; return nil }
