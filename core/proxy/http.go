@@ -634,6 +634,11 @@ attempts:
 		rec.server = lease.Server
 		srv := lease.Server
 		s.track(srv, sc)
+		if s.h2 && ctx.Err() != nil {
+			// The HTTP/2 stream was reset before track: serveH2Stream
+			// found nothing to close, so this connection is closed here.
+			_ = sc.Conn.Close()
+		}
 		if ck.srv != nil && ck.srv != srv {
 			ck.redispatched = true
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -29,14 +30,17 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 	srv.ServeConn(c, &http2.ServeConnOpts{
 		Context: ctx,
 		// Bounds the header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
-		BaseConfig: &http.Server{MaxHeaderBytes: h.f.Cfg.HTTP.MaxHeaderBytes},
+		// Its protocol errors (a client's misbehaviour) go to the debug log,
+		// not to stderr.
+		BaseConfig: &http.Server{MaxHeaderBytes: h.f.Cfg.HTTP.MaxHeaderBytes,
+			ErrorLog: slog.NewLogLogger(h.log.With("frontend", h.f.Name).Handler(), slog.LevelDebug)},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.serveH2Stream(ctx, s, c, w, r)
+			h.serveH2Stream(s, c, w, r)
 		}),
 	})
 }
 
-func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.Conn, w http.ResponseWriter, r *http.Request) {
+func (h *httpHandler) serveH2Stream(parent *session, c net.Conn, w http.ResponseWriter, r *http.Request) {
 	v := &h2Conn{Conn: c, w: w, body: r.Body, rc: http.NewResponseController(w)}
 	v.pending = h2RequestHead(r, &v.chunked)
 	st := h.newSession()
@@ -48,13 +52,37 @@ func (h *httpHandler) serveH2Stream(ctx context.Context, parent *session, c net.
 	// HTTP/2 requests are never a connection's "first request" (HAProxy
 	// alike): each may use a pooled server connection.
 	st.requests = 1
+	// A stream the client resets (or whose connection ends) drops its
+	// request at once, as HAProxy does: the queue wait and the connect are
+	// cancelled, and the server connection in flight is closed. Without
+	// this a reset stream held its server request up to timeout server,
+	// which a client resetting streams in a loop (CVE-2023-44487) turned
+	// into 100 stuck server connections per client connection.
+	sctx := r.Context()
+	killed := make(chan struct{})
+	stop := context.AfterFunc(sctx, func() {
+		defer close(killed)
+		if sc := st.killConn.Load(); sc != nil {
+			_ = sc.Conn.Close()
+		}
+	})
+	defer func() {
+		if !stop() {
+			<-killed // st goes back to the pool once the func is done with it
+		}
+	}()
+	if sctx.Err() != nil {
+		// Reset while queued behind the streams in flight: nothing to do.
+		st.finish()
+		return
+	}
 	if msg := h2BadLength(r); msg != "" {
 		// The HTTP/2 server keeps the first content-length only: a request
 		// it would accept with several, or one its DATA cannot match, is
 		// refused like its HTTP/1 equivalent.
 		st.fail(nil, http.StatusBadRequest, "PR", time.Now(), msg)
 	} else {
-		st.serve(ctx)
+		st.serve(sctx)
 	}
 	st.finish()
 	if !v.headDone {

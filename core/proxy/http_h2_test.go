@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,8 +147,8 @@ func h2Fields(base [][2]string, extra ...string) [][2]string {
 }
 
 // TestH2Smuggling: HTTP/2 requests that would smuggle something into the
-// HTTP/1.1 request the proxy writes are refused (stream reset, GOAWAY or
-// 400) and reach the backend as nothing at all; legal ones reach it as
+// HTTP/1.1 request the proxy writes are refused (stream reset, GOAWAY,
+// 400, or 405 for CONNECT) and reach the backend as nothing at all; legal ones reach it as
 // exactly one well-formed request.
 func TestH2Smuggling(t *testing.T) {
 	const mark = "smuggled"
@@ -203,6 +204,8 @@ func TestH2Smuggling(t *testing.T) {
 		{"authority with space", replace(":authority", "a.example smuggled")},
 		{"authority with slash", replace(":authority", "a.example/smuggled")},
 		{"authority and host disagree", h2Fields(h2Base, "host", "smuggled.example")},
+		{"CONNECT", [][2]string{{":method", "CONNECT"}, {":authority", "smuggled.example:443"}}},
+		{"extended CONNECT", [][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"}, {":path", "/smuggled"}, {":authority", "a.example"}}},
 		{"host with CRLF, no authority", h2Fields(without(":authority"), "host", "a.example\r\nx-smuggled: 1")},
 	}
 	be := newRecBackend(t)
@@ -212,7 +215,7 @@ func TestH2Smuggling(t *testing.T) {
 			_, before := be.seen()
 			c := dialH2Raw(t, addr)
 			got := c.result(c.headers(tt.fields, true))
-			if !strings.HasPrefix(got, "rst ") && !strings.HasPrefix(got, "goaway ") && !strings.HasPrefix(got, "400") {
+			if !strings.HasPrefix(got, "rst ") && !strings.HasPrefix(got, "goaway ") && !strings.HasPrefix(got, "400") && !strings.HasPrefix(got, "405") {
 				t.Fatalf("got %q, want the stream refused", got)
 			}
 			if _, after := be.seen(); after != before {
@@ -417,4 +420,92 @@ func TestH2Timeouts(t *testing.T) {
 		t.Errorf("window 0: %q, want the stream reset", got)
 	}
 	waitClosed(bigClosed, "window 0")
+}
+
+// TestH2RapidReset: the proxy advertises at most 100 concurrent streams, and
+// a client that opens streams and resets them at once (CVE-2023-44487)
+// cannot make it run more than that many server requests at a time: with a
+// server that never answers, the requests in flight stay at or under 100
+// while the client resets a thousand streams, and the server connections of
+// reset streams are closed at once, not held until timeout server (a
+// stream reset before its turn never reaches the server; the others make
+// at most one short-lived server request each, as in HAProxy).
+func TestH2RapidReset(t *testing.T) {
+	var mu sync.Mutex
+	var open, peak, total int
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	addr := rawBackend(t, func(c net.Conn, _ []byte) {
+		mu.Lock()
+		open++
+		total++
+		peak = max(peak, open)
+		mu.Unlock()
+		_ = c.SetReadDeadline(time.Time{})
+		go func() { <-stop; c.Close() }()
+		_, _ = io.Copy(io.Discard, c)
+		mu.Lock()
+		open--
+		mu.Unlock()
+	})
+	c := dialH2Raw(t, h2Proxy(t, "defaults: {mode: http, retries: 0, timeouts: {connect: 1s, client: 20s, server: 20s, http_request: 5s, http_keep_alive: 20s}}", oneBackend(addr)))
+	// The server's SETTINGS come first.
+	for len(c.settings) == 0 {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
+		}
+	}
+	if v := c.settings[http2.SettingMaxConcurrentStreams]; v != 100 {
+		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want 100", v)
+	}
+	done := make(chan string, 1)
+	go func() {
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				done <- "closed"
+				return
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				done <- "goaway " + g.ErrCode.String()
+				return
+			}
+			// The PING is answered once every frame before it is handled.
+			if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+				done <- "ping"
+				return
+			}
+		}
+	}()
+	for i := 0; i < 1000; i++ {
+		id := c.headers(h2Base, true)
+		if c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break
+		}
+	}
+	_ = c.fr.WritePing(false, [8]byte{1})
+	// Either the proxy gave up on the connection, or it has handled every
+	// frame: the streams past the first 100 are queued behind the requests
+	// in flight, or refused.
+	t.Logf("client: %s", <-done)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("server requests: %d, %d at once", total, peak)
+	if peak > 100 {
+		t.Fatalf("%d server requests (%d at once) for 1000 reset streams, want at most 100 at once", total, peak)
+	}
+	if total == 0 {
+		t.Fatal("no request reached the server")
+	}
+	mu.Unlock()
+	testenv.Eventually(t, 10*time.Second, "server connections of reset streams closed (timeout server is 20s)", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return open == 0
+	})
+	mu.Lock()
 }
