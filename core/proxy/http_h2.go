@@ -85,7 +85,13 @@ func (h *httpHandler) serveH2Stream(parent *session, c net.Conn, w http.Response
 		st.serve(sctx)
 	}
 	st.finish()
-	if !v.headDone {
+	switch {
+	case v.headDone:
+	case v.bodyErr != nil:
+		// The client broke its own body (DATA short of its content-length,
+		// a reset): the session logged CD and answered nothing.
+		w.WriteHeader(http.StatusBadRequest)
+	default:
 		w.WriteHeader(http.StatusBadGateway)
 	}
 }
@@ -158,6 +164,7 @@ type h2Conn struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
 	rdl, wdl time.Time
+	bodyErr  error // the client's body failed (not a timeout)
 	body     io.ReadCloser
 	chunked  bool
 	pending  []byte
@@ -267,7 +274,11 @@ func (v *h2Conn) bodyRead(p []byte) (int, error) {
 		_ = v.rc.SetReadDeadline(v.rdl)
 		defer v.rc.SetReadDeadline(time.Time{})
 	}
-	return v.body.Read(p)
+	n, err := v.body.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		v.bodyErr = err
+	}
+	return n, err
 }
 
 // armWrite passes the write deadline to the stream for one write.
