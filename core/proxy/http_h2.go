@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -23,6 +24,10 @@ import (
 // an in-memory connection: the HTTP/1.1 response it produces is parsed
 // back and written to the stream.
 func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
+	// Stream handlers may still run after ServeConn returns (a stream
+	// queued when the connection ends), when s is back in the pool: they
+	// get a copy of what they need from it.
+	conn := h2Parent{clientAddr: s.clientAddr, local: s.local, tls: s.tls}
 	srv := &http2.Server{
 		IdleTimeout:          h.f.Cfg.Timeouts.HTTPKeepAlive.D(),
 		MaxConcurrentStreams: 100,
@@ -35,12 +40,18 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 		BaseConfig: &http.Server{MaxHeaderBytes: h.f.Cfg.HTTP.MaxHeaderBytes,
 			ErrorLog: slog.NewLogLogger(h.log.With("frontend", h.f.Name).Handler(), slog.LevelDebug)},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.serveH2Stream(s, c, w, r)
+			h.serveH2Stream(&conn, c, w, r)
 		}),
 	})
 }
 
-func (h *httpHandler) serveH2Stream(parent *session, c net.Conn, w http.ResponseWriter, r *http.Request) {
+// h2Parent is what streams take from their connection's session.
+type h2Parent struct {
+	clientAddr, local netip.AddrPort
+	tls               tls.ConnectionState
+}
+
+func (h *httpHandler) serveH2Stream(parent *h2Parent, c net.Conn, w http.ResponseWriter, r *http.Request) {
 	v := &h2Conn{Conn: c, w: w, body: r.Body, rc: http.NewResponseController(w)}
 	v.pending = h2RequestHead(r, &v.chunked)
 	st := h.newSession()
