@@ -518,3 +518,41 @@ func TestH2RapidReset(t *testing.T) {
 	})
 	mu.Lock()
 }
+
+// TestH2HeaderListLimit: a header block larger than http.max_header_bytes
+// (16 KiB by default), sent as HEADERS then CONTINUATION frames, is refused
+// (431, a reset or the connection closed) without the proxy buffering an
+// endless block (CVE-2024-27316 "CONTINUATION flood") and without anything
+// reaching the server.
+func TestH2HeaderListLimit(t *testing.T) {
+	be := newRecBackend(t)
+	c := dialH2Raw(t, h2Proxy(t, "", oneBackend(be.ln.Addr().String())))
+	c.buf.Reset()
+	for _, f := range h2Base {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: append([]byte(nil), c.buf.Bytes()...), EndStream: true})
+	// 4 MiB of literal headers (never indexed), in 16 KiB CONTINUATION
+	// frames, the last one ending the block.
+	frames := 0
+	var werr error
+	for i := 0; i < 256 && werr == nil; i++ {
+		c.buf.Reset()
+		for j := 0; j < 16; j++ {
+			_ = c.enc.WriteField(hpack.HeaderField{Name: fmt.Sprintf("x-%d-%d", i, j), Value: strings.Repeat("v", 1000), Sensitive: true})
+		}
+		werr = c.fr.WriteContinuation(1, i == 255, c.buf.Bytes())
+		frames++
+	}
+	got := "write failed"
+	if werr == nil {
+		got = c.result(1)
+	}
+	t.Logf("%d CONTINUATION frames sent; %s", frames, got)
+	if strings.HasPrefix(got, "200") {
+		t.Fatalf("got %q, want the oversized header block refused", got)
+	}
+	if reqs, raw := be.seen(); len(reqs) != 0 || raw != "" {
+		t.Fatalf("the backend received %q", raw)
+	}
+}
