@@ -261,21 +261,26 @@ func (s *state) strGsub(L *lua.LState) int {
 		case lua.LString, lua.LNumber:
 			rs := lua.LVAsString(r)
 			var rb strings.Builder
-			for i := 0; i < len(rs); i++ {
-				c := rs[i]
-				if c != '%' || i+1 >= len(rs) {
-					rb.WriteByte(c)
-					continue
-				}
-				i++
-				c = rs[i]
-				switch {
-				case c == '0':
-					rb.WriteString(whole)
-				case c >= '1' && c <= '9':
-					rb.WriteString(lua.LVAsString(capture(md, 2*int(c-'0'))))
-				default:
-					rb.WriteByte(c)
+			// Literal runs are copied whole: byte by byte, a long
+			// replacement cost more than the deadline before the cap
+			// could refuse it.
+			for i := 0; i < len(rs); {
+				j := strings.IndexByte(rs[i:], '%')
+				if j < 0 || i+j+1 >= len(rs) { // no escape left (a trailing % is literal)
+					rb.WriteString(rs[i:])
+					i = len(rs)
+				} else {
+					rb.WriteString(rs[i : i+j])
+					c := rs[i+j+1]
+					i += j + 2
+					switch {
+					case c == '0':
+						rb.WriteString(whole)
+					case c >= '1' && c <= '9':
+						rb.WriteString(lua.LVAsString(capture(md, 2*int(c-'0'))))
+					default:
+						rb.WriteByte(c)
+					}
 				}
 				if rb.Len() > s.maxS {
 					L.RaiseError("string.gsub result over the %d-byte limit (lua.defaults.max_string)", s.maxS)
