@@ -234,7 +234,11 @@ func (p *hashed) Update(servers []*upstream.Server) {
 	if p.consistent {
 		// Every weighted member is in the table, up or not: a server going
 		// down must not move anybody else's keys, so its slots stay and a
-		// pick walks past them.
+		// pick walks past them. Health changes (most updates) therefore
+		// keep the table; only members and weights rebuild it.
+		if old := p.st.Load(); old != nil && old.ct.sameMembers(servers) {
+			return
+		}
 		st.ct = buildConsistent(servers)
 		p.st.Store(st)
 		return
@@ -298,7 +302,25 @@ func (p *hashed) Pick(r *Request) *upstream.Server {
 // proportion to their weights and moves no other key.
 type consistentTable struct {
 	members []*upstream.Server
+	weights []int   // members' BaseWeight when built
 	slots   []int32 // member index per slot
+}
+
+// sameMembers reports whether the table was built from these servers with
+// their current weights.
+func (ct *consistentTable) sameMembers(servers []*upstream.Server) bool {
+	i := 0
+	for _, s := range servers {
+		w := s.BaseWeight()
+		if w <= 0 {
+			continue
+		}
+		if i >= len(ct.members) || ct.members[i] != s || ct.weights[i] != w {
+			return false
+		}
+		i++
+	}
+	return i == len(ct.members)
 }
 
 // maxConsistentWalk bounds how many slots a pick tries before it scans the
@@ -307,13 +329,13 @@ const maxConsistentWalk = 64
 
 func buildConsistent(servers []*upstream.Server) consistentTable {
 	var ct consistentTable
-	var weights []int
 	for _, s := range servers {
 		if w := s.BaseWeight(); w > 0 {
 			ct.members = append(ct.members, s)
-			weights = append(weights, w)
+			ct.weights = append(ct.weights, w)
 		}
 	}
+	weights := ct.weights
 	n := len(ct.members)
 	if n == 0 {
 		return ct

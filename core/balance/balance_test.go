@@ -279,6 +279,28 @@ func TestConsistentDeadServerKeysSpread(t *testing.T) {
 	}
 }
 
+// TestConsistentRebuildsOnlyOnMembership: a health change keeps the table
+// (a rebuild per flap is wasted work on a big backend); a weight change
+// rebuilds it.
+func TestConsistentRebuildsOnlyOnMembership(t *testing.T) {
+	srv := servers(1, 2, 3)
+	p := mustNew(t, "source", "consistent").(*hashed)
+	p.Update(srv)
+	before := p.st.Load()
+	srv[1].SetHealth(upstream.Down, "test")
+	p.Update(srv)
+	if p.st.Load() != before {
+		t.Error("a health change rebuilt the table")
+	}
+	if err := srv[1].SetWeight(5); err != nil {
+		t.Fatal(err)
+	}
+	p.Update(srv)
+	if p.st.Load() == before {
+		t.Error("a weight change kept the old table")
+	}
+}
+
 // TestHashStableAcrossInstances: two gateways with the same config send a
 // client to the same server.
 func TestHashStableAcrossInstances(t *testing.T) {

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -33,12 +34,7 @@ func (c *Cluster) CheckFiles(name string) error {
 		return true
 	}
 	errorFiles := func(path string, files map[int]string) {
-		codes := make([]int, 0, len(files))
-		for st := range files {
-			codes = append(codes, st)
-		}
-		sort.Ints(codes)
-		for _, st := range codes {
+		for _, st := range slices.Sorted(maps.Keys(files)) {
 			file := files[st]
 			if !once("page", file) {
 				continue

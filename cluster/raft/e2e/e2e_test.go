@@ -350,20 +350,25 @@ func TestProcessesApplyEverywhere(t *testing.T) {
 			if !strings.Contains(out, "committed version 2") {
 				t.Fatalf("apply output:\n%s", out)
 			}
-			c.waitAll("version 2 live on every node", func(p *proc) bool {
-				if p.version() != 2 {
-					return false
+			// live: the node runs version and (witnesses aside, which
+			// have no proxy) serves s2 or not.
+			live := func(version uint64, s2 bool) func(p *proc) bool {
+				return func(p *proc) bool {
+					if p.version() != version {
+						return false
+					}
+					if p.role == "witness" {
+						return true
+					}
+					var st map[string]any
+					if err := get(p.admin, "/api/v1/stats", &st); err != nil {
+						return false
+					}
+					b, _ := json.Marshal(st)
+					return strings.Contains(string(b), `"s2"`) == s2
 				}
-				if p.role == "witness" {
-					return true
-				}
-				var st map[string]any
-				if err := get(p.admin, "/api/v1/stats", &st); err != nil {
-					return false
-				}
-				b, _ := json.Marshal(st)
-				return strings.Contains(string(b), `"s2"`)
-			})
+			}
+			c.waitAll("version 2 live on every node", live(2, true))
 			// A refused document names the line, and changes nothing.
 			bad := c.writeDoc("bad.yaml", "backends:\n  - name: app\n    servers:\n      - {name: s1, address: nowhere}\n")
 			out, err = cli(t, ps[0], "apply", "-f", bad)
@@ -379,20 +384,7 @@ func TestProcessesApplyEverywhere(t *testing.T) {
 				t.Fatalf("rollback: %v\n%s", err, out)
 			}
 			// Version 3 is version 1's document again: s2 is gone everywhere.
-			c.waitAll("rollback live everywhere", func(p *proc) bool {
-				if p.version() != 3 {
-					return false
-				}
-				if p.role == "witness" {
-					return true
-				}
-				var st map[string]any
-				if err := get(p.admin, "/api/v1/stats", &st); err != nil {
-					return false
-				}
-				b, _ := json.Marshal(st)
-				return !strings.Contains(string(b), `"s2"`)
-			})
+			c.waitAll("rollback live everywhere", live(3, false))
 			if out, err := cli(t, ps[0], "config", "show"); err != nil || strings.Contains(out, "s2") || !strings.Contains(out, "s1") {
 				t.Fatalf("config show after rollback: %v\n%s", err, out)
 			}
