@@ -500,15 +500,14 @@ func TestH2RapidReset(t *testing.T) {
 	// Either the proxy gave up on the connection, or it has handled every
 	// frame: the streams past the first 100 are queued behind the requests
 	// in flight, or refused.
-	t.Logf("client: %s", <-done)
+	client := <-done
+	t.Logf("client: %s", client)
 	mu.Lock()
-	defer mu.Unlock()
+	flood := total
 	t.Logf("server requests: %d, %d at once", total, peak)
 	if peak > 100 {
+		mu.Unlock()
 		t.Fatalf("%d server requests (%d at once) for 1000 reset streams, want at most 100 at once", total, peak)
-	}
-	if total == 0 {
-		t.Fatal("no request reached the server")
 	}
 	mu.Unlock()
 	testenv.Eventually(t, 10*time.Second, "server connections of reset streams closed (timeout server is 20s)", func() bool {
@@ -516,7 +515,18 @@ func TestH2RapidReset(t *testing.T) {
 		defer mu.Unlock()
 		return open == 0
 	})
-	mu.Lock()
+	if client != "ping" {
+		return // the proxy gave up on the connection: a defence of its own
+	}
+	// How many reset streams reach the server is a race the proxy may win
+	// for all of them; what must hold is that the connection still works:
+	// a stream the client does not reset reaches the server.
+	c.headers(h2Base, true)
+	testenv.Eventually(t, 10*time.Second, "a request after the flood reaches the server", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return total > flood
+	})
 }
 
 // TestH2HeaderListLimit: a header block larger than http.max_header_bytes
