@@ -43,6 +43,10 @@ type HTTPOptions struct {
 	MaxRequestLine int `yaml:"max_request_line,omitempty" json:"max_request_line,omitempty"`
 	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty" json:"max_header_bytes,omitempty"`
 	MaxHeaders     int `yaml:"max_headers,omitempty" json:"max_headers,omitempty"`
+	// H2MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS an
+	// HTTP/2 client is offered (HAProxy tune.h2.fe.max-concurrent-streams):
+	// the streams one client connection may have in flight.
+	H2MaxConcurrentStreams int `yaml:"h2_max_concurrent_streams,omitempty" json:"h2_max_concurrent_streams,omitempty"`
 	// Reuse of idle server connections (HAProxy http-reuse): never, safe
 	// (default: a request that is not the first of its client connection may
 	// use an idle connection) or always.
@@ -86,6 +90,9 @@ func (o *HTTPOptions) inherit(d *HTTPOptions) {
 	if o.MaxHeaders == 0 {
 		o.MaxHeaders = d.MaxHeaders
 	}
+	if o.H2MaxConcurrentStreams == 0 {
+		o.H2MaxConcurrentStreams = d.H2MaxConcurrentStreams
+	}
 	if o.Reuse == "" {
 		o.Reuse = d.Reuse
 	}
@@ -120,6 +127,8 @@ const (
 	DefaultMaxHeaderBytes = 16384
 	DefaultMaxHeaders     = 101
 	DefaultMaxIdle        = 64
+	// HAProxy's tune.h2.max-concurrent-streams default.
+	DefaultH2MaxConcurrentStreams = 100
 )
 
 // FrontendTLS terminates TLS on a frontend (HAProxy `bind ... ssl crt`).
@@ -265,6 +274,9 @@ func (c *Cluster) applyHTTPDefaults() {
 	}
 	if d.MaxHeaders == 0 {
 		d.MaxHeaders = DefaultMaxHeaders
+	}
+	if d.H2MaxConcurrentStreams == 0 {
+		d.H2MaxConcurrentStreams = DefaultH2MaxConcurrentStreams
 	}
 	if d.Reuse == "" {
 		d.Reuse = "safe"
@@ -526,6 +538,12 @@ func (c *Cluster) validateHTTPOptions(p *Problems, path string, o *HTTPOptions) 
 	}
 	if o.MaxHeaders < 1 || o.MaxHeaders > 10000 {
 		p.Addf(Path(path, "max_headers"), "max_headers %d out of range 1-10000", o.MaxHeaders)
+	}
+	// Each stream in flight may hold a server connection: more than a few
+	// thousand per client connection is a resource-exhaustion door, not a
+	// tuning.
+	if o.H2MaxConcurrentStreams < 1 || o.H2MaxConcurrentStreams > 4096 {
+		p.Addf(Path(path, "h2_max_concurrent_streams"), "h2_max_concurrent_streams %d out of range 1-4096", o.H2MaxConcurrentStreams)
 	}
 	switch o.Reuse {
 	case "never", "safe", "always":

@@ -41,6 +41,9 @@ func TestHTTPConfigDefaults(t *testing.T) {
 	if f.HTTP.MaxHeaders != 50 || f.HTTP.MaxRequestLine != DefaultMaxRequestLine || f.HTTP.MaxHeaderBytes != DefaultMaxHeaderBytes {
 		t.Errorf("limits: %+v", f.HTTP)
 	}
+	if f.HTTP.H2MaxConcurrentStreams != DefaultH2MaxConcurrentStreams {
+		t.Errorf("h2_max_concurrent_streams %d, want the default %d", f.HTTP.H2MaxConcurrentStreams, DefaultH2MaxConcurrentStreams)
+	}
 	if ff := f.HTTP.ForwardFor; ff == nil || ff.Mode != "append" || ff.Header != "X-Forwarded-For" || len(ff.ExceptNets()) != 1 {
 		t.Errorf("forwardfor inherited and defaulted: %+v", ff)
 	}
@@ -94,6 +97,8 @@ backends:
 		{"forwardfor mode", "    http: {forwardfor: {mode: sometimes}}", "", "", "forwardfor mode"},
 		{"forwardfor except", "    http: {forwardfor: {except: [nonsense]}}", "", "", "forwardfor.except.0"},
 		{"limits", "    http: {max_request_line: 10}", "", "", "max_request_line 10"},
+		{"h2 streams negative", "    http: {h2_max_concurrent_streams: -1}", "", "", "t.yaml:7:39: frontends.0.http.h2_max_concurrent_streams: h2_max_concurrent_streams -1 out of range 1-4096"},
+		{"h2 streams too many", "    http: {h2_max_concurrent_streams: 5000}", "", "", "h2_max_concurrent_streams 5000 out of range"},
 		{"reuse", "", "    http: {reuse: sometimes}", "", "reuse \"sometimes\""},
 		{"tls no cert", "    tls: {certificates: []}", "", "", "at least one certificate"},
 		{"tls version", "    tls: {certificates: [{cert: a}], min_version: \"1.1\"}", "", "", "min_version"},

@@ -30,7 +30,7 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 	conn := h2Parent{clientAddr: s.clientAddr, local: s.local, tls: s.tls}
 	srv := &http2.Server{
 		IdleTimeout:          h.f.Cfg.Timeouts.HTTPKeepAlive.D(),
-		MaxConcurrentStreams: 100,
+		MaxConcurrentStreams: uint32(h.f.Cfg.HTTP.H2MaxConcurrentStreams),
 	}
 	srv.ServeConn(c, &http2.ServeConnOpts{
 		Context: ctx,

@@ -529,6 +529,49 @@ func TestH2RapidReset(t *testing.T) {
 	})
 }
 
+// TestH2MaxConcurrentStreams: http.h2_max_concurrent_streams is the
+// SETTINGS_MAX_CONCURRENT_STREAMS a client is offered, and a stream past it
+// is refused without reaching the server.
+func TestH2MaxConcurrentStreams(t *testing.T) {
+	var mu sync.Mutex
+	total := 0
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	addr := rawBackend(t, func(c net.Conn, _ []byte) {
+		mu.Lock()
+		total++
+		mu.Unlock()
+		_ = c.SetReadDeadline(time.Time{})
+		go func() { <-stop; c.Close() }()
+		_, _ = io.Copy(io.Discard, c)
+	})
+	served := func() int { mu.Lock(); defer mu.Unlock(); return total }
+	c := dialH2Raw(t, h2Proxy(t, "defaults: {mode: http, http: {h2_max_concurrent_streams: 3}, timeouts: {connect: 1s, client: 20s, server: 20s, http_request: 5s, http_keep_alive: 20s}}", oneBackend(addr)))
+	for len(c.settings) == 0 {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
+			_ = c.fr.WriteSettingsAck()
+		}
+	}
+	if v := c.settings[http2.SettingMaxConcurrentStreams]; v != 3 {
+		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want 3", v)
+	}
+	for range 3 {
+		c.headers(h2Base, true)
+	}
+	testenv.Eventually(t, 10*time.Second, "3 streams in flight at the server", func() bool { return served() == 3 })
+	if got := c.result(c.headers(h2Base, true)); got != "rst PROTOCOL_ERROR" && got != "rst REFUSED_STREAM" {
+		t.Fatalf("4th stream: %q, want it reset", got)
+	}
+	if n := served(); n != 3 {
+		t.Fatalf("%d server requests, want 3: the refused stream reached the server", n)
+	}
+}
+
 // TestH2HeaderListLimit: a header block larger than http.max_header_bytes
 // (16 KiB by default), sent as HEADERS then CONTINUATION frames, is refused
 // (431, a reset or the connection closed) without the proxy buffering an

@@ -163,6 +163,14 @@ func (t *translator) global(s *hsection) {
 				t.globalMaxConn = n
 				t.note("defaults", fmt.Sprintf("maxconn %d from global maxconn (%s:%d): vipgate applies it per frontend", n, l.file, l.num))
 			}
+		case k == "tune.h2.max-concurrent-streams" || k == "tune.h2.fe.max-concurrent-streams":
+			if n, ok := t.intArg(l, 1); ok {
+				t.c.Defaults.HTTP.H2MaxConcurrentStreams = n
+			}
+		case k == "tune.http.maxhdr":
+			if n, ok := t.intArg(l, 1); ok {
+				t.c.Defaults.HTTP.MaxHeaders = n
+			}
 		case strings.HasPrefix(k, "tune."):
 			t.skip(l, "tuning knob without a vipgate equivalent")
 		default:

@@ -78,6 +78,15 @@ func TestHAProxyDirectives(t *testing.T) {
 			},
 		},
 		{
+			name: "global http tuning",
+			cfg:  "global\n  tune.h2.max-concurrent-streams 50\n  tune.http.maxhdr 64\n  tune.bufsize 32768\ndefaults\n  mode http\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if h := c.Defaults.HTTP; h.H2MaxConcurrentStreams != 50 || h.MaxHeaders != 64 {
+					t.Errorf("defaults.http = %+v, want h2_max_concurrent_streams 50, max_headers 64", h)
+				}
+			},
+		},
+		{
 			name: "defaults maxconn wins over global",
 			cfg:  "global\n  maxconn 5000\ndefaults\n  maxconn 100\n" + srv,
 			check: func(t *testing.T, c *config.Cluster) {
