@@ -68,6 +68,22 @@ func (h *h2Raw) headers(fields [][2]string, endStream bool) uint32 {
 	return id
 }
 
+// maxStreams reads the server's first SETTINGS (which come before anything
+// else), acknowledges them and returns its SETTINGS_MAX_CONCURRENT_STREAMS.
+func (h *h2Raw) maxStreams() uint32 {
+	for len(h.settings) == 0 {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			_ = sf.ForeachSetting(func(s http2.Setting) error { h.settings[s.ID] = s.Val; return nil })
+			_ = h.fr.WriteSettingsAck()
+		}
+	}
+	return h.settings[http2.SettingMaxConcurrentStreams]
+}
+
 // result reads frames until stream id ends: "200 body", "rst CODE",
 // "goaway CODE" or "closed".
 func (h *h2Raw) result(id uint32) string {
@@ -458,17 +474,7 @@ func TestH2RapidReset(t *testing.T) {
 		mu.Unlock()
 	})
 	c := dialH2Raw(t, h2Proxy(t, "defaults: {mode: http, retries: 0, timeouts: {connect: 1s, client: 20s, server: 20s, http_request: 5s, http_keep_alive: 20s}}", oneBackend(addr)))
-	// The server's SETTINGS come first.
-	for len(c.settings) == 0 {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
-		}
-	}
-	if v := c.settings[http2.SettingMaxConcurrentStreams]; v != 100 {
+	if v := c.maxStreams(); v != 100 {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want 100", v)
 	}
 	done := make(chan string, 1)
@@ -547,17 +553,7 @@ func TestH2MaxConcurrentStreams(t *testing.T) {
 	})
 	served := func() int { mu.Lock(); defer mu.Unlock(); return total }
 	c := dialH2Raw(t, h2Proxy(t, "defaults: {mode: http, http: {h2_max_concurrent_streams: 3}, timeouts: {connect: 1s, client: 20s, server: 20s, http_request: 5s, http_keep_alive: 20s}}", oneBackend(addr)))
-	for len(c.settings) == 0 {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			_ = sf.ForeachSetting(func(s http2.Setting) error { c.settings[s.ID] = s.Val; return nil })
-			_ = c.fr.WriteSettingsAck()
-		}
-	}
-	if v := c.settings[http2.SettingMaxConcurrentStreams]; v != 3 {
+	if v := c.maxStreams(); v != 3 {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want 3", v)
 	}
 	for range 3 {
