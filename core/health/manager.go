@@ -429,6 +429,10 @@ func (w *worker) run(ctx context.Context, first time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.s.LeftMaint():
+			// Checks were paused: the state from before maintenance may be
+			// stale, and the next interval can be far away.
+			t.Stop()
 		}
 		next := w.once(ctx)
 		if ctx.Err() != nil {

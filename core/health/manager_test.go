@@ -413,6 +413,27 @@ func TestManagerMaintNotChecked(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "b checked after maintenance", func() bool { return h.f.count("b") >= 1 })
 }
 
+// TestManagerCheckOnLeavingMaint: a server that leaves maintenance is
+// checked at once (HAProxy), not one inter later: here inter is an hour,
+// and the server died while in maintenance.
+func TestManagerCheckOnLeavingMaint(t *testing.T) {
+	h := newHarness(t)
+	s := upstream.NewServer("web", "s", "127.0.0.1:1", 1)
+	h.f.set("s", true)
+	c := fakeCheck(1, 1)
+	c.Inter, c.FastInter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour), config.Duration(time.Hour)
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
+	h.run()
+	testenv.Eventually(t, 5*time.Second, "first check", func() bool { return h.f.count("s") == 1 })
+	s.SetAdmin(upstream.Maint)
+	h.f.set("s", false)
+	s.SetAdmin(upstream.Ready)
+	testenv.Eventually(t, 5*time.Second, "down at once after maintenance (inter is 1h)", func() bool { return s.Health() == upstream.Down })
+	if n := h.f.count("s"); n != 2 {
+		t.Fatalf("%d checks, want 2", n)
+	}
+}
+
 func TestManagerUnchecked(t *testing.T) {
 	h := newHarness(t)
 	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)

@@ -152,6 +152,10 @@ type Server struct {
 	// version changes whenever the usable set may have changed; backends
 	// watch it to rebuild balancer state.
 	onChange func()
+
+	// leftMaint gets a token when the server leaves maintenance, so its
+	// health checker checks at once instead of at its next interval.
+	leftMaint chan struct{}
 }
 
 // Settings are the configured attributes of a server that a reload may
@@ -193,7 +197,7 @@ type CheckResult struct {
 
 // NewServer makes a server that is Up (not checked) and Ready.
 func NewServer(backend, name, addr string, weight int) *Server {
-	s := &Server{Backend: backend, Name: name, Addr: addr}
+	s := &Server{Backend: backend, Name: name, Addr: addr, leftMaint: make(chan struct{}, 1)}
 	s.settings.Store(&Settings{Weight: weight})
 	s.health.Store(int32(Up))
 	s.weight.Store(int32(weight))
@@ -273,11 +277,22 @@ func (s *Server) SetAdmin(a Admin) {
 	if old == a {
 		return
 	}
-	if old == Maint && s.Health() == Up {
-		s.startSlowStart()
+	if old == Maint {
+		if s.Health() == Up {
+			s.startSlowStart()
+		}
+		select {
+		case s.leftMaint <- struct{}{}:
+		default: // one token is enough: the checker has not taken the last one
+		}
 	}
 	s.changed()
 }
+
+// LeftMaint is signalled when the server leaves maintenance: HAProxy checks
+// such a server at once, since it may have died (or recovered) while its
+// checks were paused. It has one reader, the server's health checker.
+func (s *Server) LeftMaint() <-chan struct{} { return s.leftMaint }
 
 // SetWeight changes the dynamic weight (0..256).
 func (s *Server) SetWeight(w int) error {
