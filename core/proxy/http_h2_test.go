@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -565,6 +566,36 @@ func TestH2MaxConcurrentStreams(t *testing.T) {
 	}
 	if n := served(); n != 3 {
 		t.Fatalf("%d server requests, want 3: the refused stream reached the server", n)
+	}
+}
+
+// TestH2StalledHeaderBlock: a client that starts a header block and never
+// ends it (no CONTINUATION with END_HEADERS) holds no stream open, so its
+// connection is idle and closed after timeout http-keep-alive (2s here),
+// HTTP/2's slowloris.
+func TestH2StalledHeaderBlock(t *testing.T) {
+	c := dialH2Raw(t, h2Proxy(t, "", oneBackend("127.0.0.1:1")))
+	c.maxStreams()
+	c.buf.Reset()
+	for _, f := range h2Base {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.buf.Bytes(), EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		f, err := c.fr.ReadFrame()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open after %v (timeout http-keep-alive is 2s)", time.Since(start).Round(time.Millisecond))
+		}
+		if err != nil {
+			return // closed
+		}
+		if _, ok := f.(*http2.GoAwayFrame); ok {
+			return
+		}
 	}
 }
 
