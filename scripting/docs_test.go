@@ -10,6 +10,7 @@ import (
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy"
+	lua "github.com/yuin/gopher-lua"
 )
 
 // docLuaBlocks returns the ```lua blocks of the docs, by file.
@@ -82,5 +83,63 @@ func TestDocStickKeyExample(t *testing.T) {
 		if got := tx.Vars["stick_key"]; got != want {
 			t.Errorf("sni %q: stick_key %q, want %q", sni, got, want)
 		}
+	}
+}
+
+// TestLuaAPIDocumented: every txn method and every function of the modules
+// vipgate adds for plugins (vipgate, net, json, log) is named in
+// docs/lua.md. A function added to the API without its documentation fails
+// here.
+func TestLuaAPIDocumented(t *testing.T) {
+	b, err := os.ReadFile("../docs/lua.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var missing []string
+	for name := range txnMethods {
+		// `txn:name(…)`, or a later method of the same row: "… / `name`".
+		if !strings.Contains(doc, "txn:"+name+"(") && !strings.Contains(doc, "/ `"+name+"`") && !strings.Contains(doc, "/ `"+name+"(") {
+			missing = append(missing, "txn:"+name)
+		}
+	}
+	// The functions a plugin sees as "module.name", read from a state's
+	// plugin environment (modules are frozen views: Lua's pairs sees nothing).
+	r := newRig(t, `function f() end`)
+	st, err := r.rt.gen.Load().newState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	var got []string
+	for _, m := range []string{"vipgate", "net", "json", "log"} {
+		tbl, ok := st.envs["p"].store.RawGetString(m).(*lua.LTable)
+		if !ok {
+			t.Fatalf("module %s missing from the plugin environment", m)
+		}
+		if mt, ok := tbl.Metatable.(*lua.LTable); ok {
+			if idx, ok := mt.RawGetString("__index").(*lua.LTable); ok {
+				tbl = idx
+			}
+		}
+		tbl.ForEach(func(k, v lua.LValue) {
+			if _, ok := v.(*lua.LFunction); ok {
+				got = append(got, m+"."+k.String())
+			}
+		})
+	}
+	if len(got) < 10 {
+		t.Fatalf("the plugin environment has only %v", got)
+	}
+	for _, name := range got {
+		mod, fn, _ := strings.Cut(name, ".")
+		// `module.name(…)`, `module.name` or `module.name{…}`; log.debug/info/warn/error is one row.
+		re := regexp.MustCompile("`" + regexp.QuoteMeta(mod) + `\.([a-z_]+/)*` + regexp.QuoteMeta(fn) + "[({`/]")
+		if !re.MatchString(doc) {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("not documented in docs/lua.md: %s", strings.Join(missing, ", "))
 	}
 }
