@@ -257,6 +257,29 @@ func TestInstanceTrackWeightAndFault(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "recovered to master", func() bool { return c.state() == Master })
 }
 
+// TestInstanceTrackDelta: a source's own delta (a track file, a Lua
+// script) moves the priority; below -253 it is FAULT (keepalived's
+// track_file rule).
+func TestInstanceTrackDelta(t *testing.T) {
+	seg := &fakeSeg{}
+	var delta atomic.Int64
+	src := TrackFunc(func(context.Context) health.Result {
+		d := int(delta.Load())
+		return health.Result{OK: d >= -253, HasDelta: true, PriorityDelta: d, Reason: "file says so"}
+	})
+	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 150), nil, Track{Name: "file", Source: src, Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1})
+	b := startNode(t, seg, "198.18.0.2", instCfg("vi", 100), nil)
+	testenv.Eventually(t, 5*time.Second, "a master", func() bool { return a.state() == Master && b.state() == Backup })
+	delta.Store(-60)
+	testenv.Eventually(t, 5*time.Second, "b master after a's delta -60", func() bool {
+		return b.state() == Master && a.state() == Backup && a.in.Status().Priority == 90
+	})
+	delta.Store(-254)
+	testenv.Eventually(t, 5*time.Second, "a FAULT below -253", func() bool { return a.state() == Fault && !a.io.vips.Load() })
+	delta.Store(0)
+	testenv.Eventually(t, 5*time.Second, "a preempts back", func() bool { return a.state() == Master && b.state() == Backup })
+}
+
 func TestInstanceLinkDownIsFault(t *testing.T) {
 	seg := &fakeSeg{}
 	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 200), nil)

@@ -86,13 +86,21 @@ type TrackVerdict struct {
 
 // verdict applies keepalived's weights: a positive weight is added while
 // the track is up, a negative one while it is down, weight 0 turns a
-// failure into FAULT. A Lua script's own delta replaces its weight.
+// failure into FAULT. A source's own delta (a Lua script's, a track
+// file's) replaces its weight; below -253 it is FAULT.
 func verdict(tracks []Track, st []trackState) TrackVerdict {
 	var v TrackVerdict
 	var faults []string
 	for i := range tracks {
 		t, s := &tracks[i], &st[i]
 		switch {
+		case s.hasD && s.delta < -253:
+			// keepalived's track_file rule: no priority is that low.
+			r := s.reason
+			if r == "" {
+				r = fmt.Sprintf("priority delta %d", s.delta)
+			}
+			faults = append(faults, fmt.Sprintf("track %s: %s", t.Name, r))
 		case s.hasD:
 			v.Delta += s.delta
 		case t.Weight == 0 && !s.up:

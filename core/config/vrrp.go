@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -87,7 +88,7 @@ type VRRPInstance struct {
 // VRRPTrack is one track source (keepalived track_script / track_interface
 // / track_process, and the HTTP and local-proxy kinds).
 type VRRPTrack struct {
-	// Kind: lua, exec, process, interface, http, proxy.
+	// Kind: lua, exec, process, interface, http, proxy, file.
 	Kind string `yaml:"kind" json:"kind"`
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 	// Interval between checks (default 1s); Timeout per check (default: interval).
@@ -99,13 +100,16 @@ type VRRPTrack struct {
 	// Weight: >0 added while OK, <0 added while failing, 0 = failure is FAULT.
 	Weight int `yaml:"weight,omitempty" json:"weight,omitempty"`
 
-	Script    string            `yaml:"script,omitempty" json:"script,omitempty"`       // lua: plugin.function
-	Command   []string          `yaml:"command,omitempty" json:"command,omitempty"`     // exec
-	Process   string            `yaml:"process,omitempty" json:"process,omitempty"`     // process: name as in /proc/PID/comm
-	Interface string            `yaml:"interface,omitempty" json:"interface,omitempty"` // interface: up and running
-	URL       string            `yaml:"url,omitempty" json:"url,omitempty"`             // http: 2xx/3xx is OK
-	Frontends StringList        `yaml:"frontends,omitempty" json:"frontends,omitempty"` // proxy: default all
-	Params    map[string]string `yaml:"params,omitempty" json:"params,omitempty"`
+	Script    string     `yaml:"script,omitempty" json:"script,omitempty"`       // lua: plugin.function
+	Command   []string   `yaml:"command,omitempty" json:"command,omitempty"`     // exec
+	Process   string     `yaml:"process,omitempty" json:"process,omitempty"`     // process: name as in /proc/PID/comm
+	Interface string     `yaml:"interface,omitempty" json:"interface,omitempty"` // interface: up and running
+	URL       string     `yaml:"url,omitempty" json:"url,omitempty"`             // http: 2xx/3xx is OK
+	Frontends StringList `yaml:"frontends,omitempty" json:"frontends,omitempty"` // proxy: default all
+	// File holds a number (keepalived track_file): times weight it is
+	// added to the priority; with weight 0 a non-zero number is FAULT.
+	File   string            `yaml:"file,omitempty" json:"file,omitempty"`
+	Params map[string]string `yaml:"params,omitempty" json:"params,omitempty"`
 }
 
 // VRRPSyncGroup makes instances change state together.
@@ -428,8 +432,12 @@ func (c *Cluster) validateVRRP(p *Problems) {
 						p.Addf(at("track", j, "frontends", k), "unknown frontend %q", f)
 					}
 				}
+			case "file":
+				if !filepath.IsAbs(t.File) {
+					p.Addf(tat("file"), "file track needs file: an absolute path, got %q", t.File)
+				}
 			default:
-				p.Addf(tat("kind"), "track kind %q: want lua, exec, process, interface, http or proxy", t.Kind)
+				p.Addf(tat("kind"), "track kind %q: want lua, exec, process, interface, http, proxy or file", t.Kind)
 			}
 			if trackNames[t.Name] {
 				p.Addf(tat("name"), "duplicate track name %q", t.Name)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -47,6 +48,8 @@ func Factory(o Options) vrrp.TrackFactory {
 			return Process{Name: t.Process, ProcRoot: o.ProcRoot}, nil
 		case "interface":
 			return Interface{Name: t.Interface}, nil
+		case "file":
+			return File{Path: t.File, Weight: t.Weight}, nil
 		case "proxy":
 			if o.Proxy == nil {
 				return nil, errors.New("kind proxy: this node runs no proxy")
@@ -132,6 +135,56 @@ func (p Process) Check(ctx context.Context) health.Result {
 		}
 	}
 	return health.Result{Reason: "process " + p.Name + " is not running", Duration: time.Since(start)}
+}
+
+// File is keepalived's track_file: the file holds a number, read at every
+// check (keepalived watches it with inotify; the track interval bounds the
+// delay here). With Weight 0 a non-zero number fails the track (FAULT);
+// otherwise the number times Weight is the track's priority delta, FAULT
+// below -253. A missing file reads as 0, what keepalived's init_file
+// writes; a file that does not hold a number is FAULT, since whoever wrote
+// it meant to change something.
+type File struct {
+	Path   string
+	Weight int
+}
+
+// Check implements vrrp.TrackSource.
+func (f File) Check(context.Context) health.Result {
+	b, err := os.ReadFile(f.Path)
+	var v int64
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fileFault(err.Error())
+	default:
+		text := strings.TrimSpace(string(b))
+		v, err = strconv.ParseInt(text, 10, 32)
+		if err != nil {
+			if len(text) > 40 {
+				text = text[:40] + "…"
+			}
+			return fileFault(fmt.Sprintf("file %s holds %q, not a number", f.Path, text))
+		}
+	}
+	if f.Weight == 0 {
+		if v != 0 {
+			return health.Result{Reason: fmt.Sprintf("file %s holds %d", f.Path, v)}
+		}
+		return health.Result{OK: true}
+	}
+	d := max(min(v*int64(f.Weight), 1<<20), -1<<20)
+	r := health.Result{OK: d >= -253, PriorityDelta: int(d), HasDelta: true}
+	if !r.OK {
+		r.Reason = fmt.Sprintf("file %s holds %d (× weight %d = %d, below -253)", f.Path, v, f.Weight, d)
+	}
+	return r
+}
+
+// fileFault is a track file that cannot be read as a number: FAULT
+// whatever the weight.
+func fileFault(reason string) health.Result {
+	return health.Result{Reason: reason, PriorityDelta: -254, HasDelta: true}
 }
 
 // Interface is OK while the interface exists, is up and has carrier.

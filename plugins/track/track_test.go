@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -153,5 +154,56 @@ func TestFactoryHTTP(t *testing.T) {
 	status = http.StatusServiceUnavailable
 	if r := src.Check(ctx); r.OK || !strings.Contains(r.Reason, "503") {
 		t.Fatalf("503 URL: %+v", r)
+	}
+}
+
+// TestFile: keepalived's track_file — the number in the file times the
+// weight is the priority delta (FAULT below -253); with weight 0 a
+// non-zero number is a failure; a missing file is 0; a file that holds no
+// number is FAULT (a delta below -253) whatever the weight.
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content string // content "-" = no file
+		weight        int
+		ok, hasDelta  bool
+		delta         int
+		reason        string
+	}{
+		{"missing weight 0", "-", 0, true, false, 0, ""},
+		{"zero weight 0", "0\n", 0, true, false, 0, ""},
+		{"non-zero weight 0 fails", "1\n", 0, false, false, 0, "holds 1"},
+		{"negative weight 0 fails", "-5", 0, false, false, 0, "holds -5"},
+		{"missing weighted", "-", 10, true, true, 0, ""},
+		{"value times weight", " 5 \n", 10, true, true, 50, ""},
+		{"negative value", "-100\n", 1, true, true, -100, ""},
+		{"negative weight", "3", -20, true, true, -60, ""},
+		{"below -253 fails", "-254", 1, false, true, -254, "below -253"},
+		{"huge value is bounded", "2000000000", 254, true, true, 1 << 20, ""},
+		{"not a number weight 0", "maint\n", 0, false, true, -254, `holds "maint", not a number`},
+		{"not a number weighted", "1.5", 10, false, true, -254, "not a number"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("f%d", i))
+			if tc.content != "-" {
+				if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src, err := Factory(Options{})(&config.VRRPTrack{Kind: "file", File: path, Weight: tc.weight})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := src.Check(context.Background())
+			if r.OK != tc.ok || r.HasDelta != tc.hasDelta || r.PriorityDelta != tc.delta || !strings.Contains(r.Reason, tc.reason) {
+				t.Fatalf("got ok=%v delta=%v/%d reason %q, want ok=%v delta=%v/%d reason containing %q",
+					r.OK, r.HasDelta, r.PriorityDelta, r.Reason, tc.ok, tc.hasDelta, tc.delta, tc.reason)
+			}
+		})
+	}
+	// A directory cannot be read: FAULT.
+	if r := (File{Path: dir, Weight: 1}).Check(context.Background()); r.OK || r.PriorityDelta >= -253 {
+		t.Fatalf("unreadable file: %+v", r)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,9 +26,18 @@ type kaScript struct {
 }
 
 type kaTrackRef struct {
+	node    *kanode
+	name    string
+	weight  *int
+	reverse bool
+}
+
+// kaTrackFile is a track_file (vrrp_track_file) block.
+type kaTrackFile struct {
 	node   *kanode
 	name   string
-	weight *int
+	file   string
+	weight int // keepalived's default: 1
 }
 
 type kaInstance struct {
@@ -49,6 +59,7 @@ type kaInstance struct {
 	vips6    []string
 	scripts  []kaTrackRef
 	ifaces   []kaTrackRef
+	files    []kaTrackRef
 	notify   map[string]string
 	smtp     bool
 	vmac     bool
@@ -81,6 +92,7 @@ type kaFile struct {
 	smtpTO   config.Duration
 	smtpLine *kanode
 	scripts  map[string]*kaScript
+	files    map[string]*kaTrackFile
 	insts    []*kaInstance
 	groups   []*kaGroup
 }
@@ -104,7 +116,7 @@ func secs(c *kanode, t *translator, i int) (config.Duration, bool) {
 }
 
 func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
-	f := &kaFile{name: name, scripts: map[string]*kaScript{}}
+	f := &kaFile{name: name, scripts: map[string]*kaScript{}, files: map[string]*kaTrackFile{}}
 	for _, n := range nodes {
 		switch n.keyword() {
 		case "global_defs":
@@ -115,6 +127,13 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 					t.warnKA(n, "vrrp_script "+s.name, "defined twice; the last one counts")
 				}
 				f.scripts[s.name] = s
+			}
+		case "track_file", "vrrp_track_file":
+			if tf := t.kaTrackFile(n); tf != nil {
+				if _, dup := f.files[tf.name]; dup {
+					t.warnKA(n, n.keyword()+" "+tf.name, "defined twice; the last one counts")
+				}
+				f.files[tf.name] = tf
 			}
 		case "vrrp_instance":
 			if in := t.kaInstance(n, f); in != nil {
@@ -372,6 +391,10 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 			for _, s := range c.children {
 				in.ifaces = append(in.ifaces, t.trackRef(s))
 			}
+		case "track_file":
+			for _, s := range c.children {
+				in.files = append(in.files, t.trackRef(s))
+			}
 		case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
 			in.notify[k] = strings.Join(c.args[1:], " ")
 		case "smtp_alert":
@@ -422,13 +445,60 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 func (t *translator) trackRef(n *kanode) kaTrackRef {
 	r := kaTrackRef{node: n, name: n.arg(0)}
 	if n.arg(1) == "weight" {
-		if w, err := strconv.Atoi(n.arg(2)); err == nil && w >= -253 && w <= 253 {
+		if w, err := strconv.Atoi(n.arg(2)); err == nil && w >= -254 && w <= 254 {
+			w = max(min(w, 253), -253)
 			r.weight = &w
 		} else {
 			t.warnKA(n, "weight", "want -253..253")
 		}
+		r.reverse = n.arg(3) == "reverse"
 	}
 	return r
+}
+
+// kaTrackFile reads a track_file block: `file`, `weight W [reverse]`,
+// `init_file [VALUE] [overwrite]`.
+func (t *translator) kaTrackFile(n *kanode) *kaTrackFile {
+	tf := &kaTrackFile{node: n, name: n.arg(1), weight: 1}
+	if tf.name == "" {
+		t.warnKA(n, n.keyword(), "missing name")
+		return nil
+	}
+	for _, c := range n.children {
+		switch c.keyword() {
+		case "file":
+			tf.file = c.arg(1)
+		case "weight":
+			w, err := strconv.Atoi(c.arg(1))
+			if err != nil {
+				t.warnKA(c, "weight", fmt.Sprintf("%q is not a number", c.arg(1)))
+				continue
+			}
+			if w < -253 || w > 253 {
+				// The number in the file is at least 1: a delta past 253
+				// is FAULT either way.
+				t.warnKA(c, "weight", fmt.Sprintf("%d: vipgate takes -253..253; clamped", w))
+				w = max(min(w, 253), -253)
+			}
+			if c.arg(2) == "reverse" {
+				w = -w
+			}
+			tf.weight = w
+		case "init_file":
+			// A missing file reads as 0 in vipgate, which is what a bare
+			// init_file writes; a value or overwrite has no equivalent.
+			if slices.ContainsFunc(c.args[1:], func(a string) bool { return a != "0" }) {
+				t.warnKA(c, "init_file", "not supported: vipgate does not write the file (a missing file reads as 0); create it with the value you want")
+			}
+		default:
+			t.warnKA(c, c.keyword(), "unknown track_file keyword")
+		}
+	}
+	if !filepath.IsAbs(tf.file) {
+		t.warnKA(n, n.keyword()+" "+tf.name, "no absolute file path; skipped")
+		return nil
+	}
+	return tf
 }
 
 func (t *translator) kaVIP(v *kanode, in *kaInstance) {
@@ -621,6 +691,9 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 			if r.weight != nil {
 				tr.Weight = *r.weight
 			}
+			if r.reverse {
+				t.warnKA(r.node, "track_script "+r.name+" weight reverse", "not supported; the weight applies as written")
+			}
 			if tr.Interval == 0 {
 				tr.Interval = config.Duration(1e9) // keepalived's default
 			}
@@ -650,6 +723,23 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 			tr := config.VRRPTrack{Kind: "interface", Name: "interface-" + r.name, Interface: r.name}
 			if r.weight != nil {
 				tr.Weight = *r.weight
+			}
+			base.Track = append(base.Track, tr)
+		}
+		for _, r := range in.files {
+			tf := f.files[r.name]
+			if tf == nil {
+				t.warnKA(r.node, "track_file "+r.name, "no track_file of that name")
+				continue
+			}
+			// keepalived reads the file when inotify says it changed;
+			// vipgate reads it every interval.
+			tr := config.VRRPTrack{Kind: "file", Name: "file-" + tf.name, File: tf.file, Weight: tf.weight, Interval: config.Duration(1e9)}
+			if r.weight != nil {
+				tr.Weight = *r.weight
+				if r.reverse {
+					tr.Weight = -tr.Weight
+				}
 			}
 			base.Track = append(base.Track, tr)
 		}

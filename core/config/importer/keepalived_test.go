@@ -131,6 +131,62 @@ chk
 			},
 		},
 		{
+			name: "track files",
+			files: []string{`track_file maint {
+  file "/var/run/vipgate/maint"
+  weight -10 reverse
+  init_file
+}
+vrrp_track_file fault {
+  file /etc/keepalived/fault
+  weight 0
+  init_file 0 overwrite
+}
+track_file nofile {
+  weight 3
+}
+vrrp_instance VI { interface eth0
+virtual_router_id 1
+virtual_ipaddress {
+198.18.0.1
+}
+track_file {
+maint
+fault weight 5 reverse
+nosuch
+}
+track_script {
+chk weight 5 reverse
+}
+}
+vrrp_script chk {
+script "/bin/true"
+}
+`, "vrrp_instance VI { interface eth0\nvirtual_router_id 1\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				var files []config.VRRPTrack
+				for _, tr := range c.VRRP.Instances[0].Track {
+					if tr.Kind == "file" {
+						files = append(files, tr)
+					}
+				}
+				one := d("1s")
+				want := []config.VRRPTrack{
+					{Kind: "file", Name: "file-maint", File: "/var/run/vipgate/maint", Weight: 10, Interval: one, Timeout: one, Rise: 1, Fall: 1},
+					{Kind: "file", Name: "file-fault", File: "/etc/keepalived/fault", Weight: -5, Interval: one, Timeout: one, Rise: 1, Fall: 1},
+				}
+				if !reflect.DeepEqual(files, want) {
+					t.Errorf("file tracks:\n got %+v\nwant %+v", files, want)
+				}
+			},
+			warns: []string{
+				"k1.conf:9: init_file: not supported",
+				"k1.conf:11: track_file nofile: no absolute file path; skipped",
+				"k1.conf:22: track_file nosuch: no track_file of that name",
+				"k1.conf:25: track_script chk weight reverse: not supported",
+			},
+		},
+		{
 			name: "two nodes merge",
 			files: []string{"global_defs {\n router_id a\n}\n" + kaInst,
 				"global_defs {\n router_id b\n}\n" + `vrrp_instance VI {
