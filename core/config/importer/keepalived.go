@@ -32,6 +32,14 @@ type kaTrackRef struct {
 	reverse bool
 }
 
+// kaTrackProcess is a vrrp_track_process block.
+type kaTrackProcess struct {
+	node    *kanode
+	name    string
+	process string
+	weight  int // keepalived's default: 1
+}
+
 // kaTrackFile is a track_file (vrrp_track_file) block.
 type kaTrackFile struct {
 	node   *kanode
@@ -60,6 +68,7 @@ type kaInstance struct {
 	scripts  []kaTrackRef
 	ifaces   []kaTrackRef
 	files    []kaTrackRef
+	procs    []kaTrackRef
 	notify   map[string]string
 	smtp     bool
 	vmac     bool
@@ -93,6 +102,7 @@ type kaFile struct {
 	smtpLine *kanode
 	scripts  map[string]*kaScript
 	files    map[string]*kaTrackFile
+	procs    map[string]*kaTrackProcess
 	insts    []*kaInstance
 	groups   []*kaGroup
 }
@@ -116,7 +126,7 @@ func secs(c *kanode, t *translator, i int) (config.Duration, bool) {
 }
 
 func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
-	f := &kaFile{name: name, scripts: map[string]*kaScript{}, files: map[string]*kaTrackFile{}}
+	f := &kaFile{name: name, scripts: map[string]*kaScript{}, files: map[string]*kaTrackFile{}, procs: map[string]*kaTrackProcess{}}
 	for _, n := range nodes {
 		switch n.keyword() {
 		case "global_defs":
@@ -134,6 +144,13 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 					t.warnKA(n, n.keyword()+" "+tf.name, "defined twice; the last one counts")
 				}
 				f.files[tf.name] = tf
+			}
+		case "vrrp_track_process":
+			if tp := t.kaTrackProcess(n); tp != nil {
+				if _, dup := f.procs[tp.name]; dup {
+					t.warnKA(n, "vrrp_track_process "+tp.name, "defined twice; the last one counts")
+				}
+				f.procs[tp.name] = tp
 			}
 		case "vrrp_instance":
 			if in := t.kaInstance(n, f); in != nil {
@@ -395,6 +412,10 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 			for _, s := range c.children {
 				in.files = append(in.files, t.trackRef(s))
 			}
+		case "track_process":
+			for _, s := range c.children {
+				in.procs = append(in.procs, t.trackRef(s))
+			}
 		case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
 			in.notify[k] = strings.Join(c.args[1:], " ")
 		case "smtp_alert":
@@ -456,6 +477,63 @@ func (t *translator) trackRef(n *kanode) kaTrackRef {
 	return r
 }
 
+// blockWeight reads the `weight W` of a track block; keepalived takes
+// -254..254 (track_file more), vipgate -253..253, where ±254 would make no
+// difference anyway (a delta past 253 pins the priority or is FAULT).
+func (t *translator) blockWeight(c *kanode) (int, bool) {
+	w, err := strconv.Atoi(c.arg(1))
+	if err != nil {
+		t.warnKA(c, "weight", fmt.Sprintf("%q is not a number", c.arg(1)))
+		return 0, false
+	}
+	if w < -253 || w > 253 {
+		t.warnKA(c, "weight", fmt.Sprintf("%d: vipgate takes -253..253; clamped", w))
+		w = max(min(w, 253), -253)
+	}
+	return w, true
+}
+
+// kaTrackProcess reads a vrrp_track_process block: `process NAME` and
+// `weight W`; vipgate's process track has no parameters, quorum or delays.
+func (t *translator) kaTrackProcess(n *kanode) *kaTrackProcess {
+	tp := &kaTrackProcess{node: n, name: n.arg(1), weight: 1}
+	if tp.name == "" {
+		t.warnKA(n, n.keyword(), "missing name")
+		return nil
+	}
+	for _, c := range n.children {
+		switch k := c.keyword(); k {
+		case "process":
+			tp.process = c.arg(1)
+			if len(c.args) > 2 {
+				t.warnKA(c, "process", "parameters are not supported: the process is matched by name only")
+			}
+		case "weight":
+			if w, ok := t.blockWeight(c); ok {
+				tp.weight = w
+				if c.arg(2) == "reverse" {
+					t.warnKA(c, "weight reverse", "not supported; the weight applies as written")
+				}
+			}
+		case "quorum":
+			if c.arg(1) != "1" {
+				t.warnKA(c, k, "not supported: the track passes while one matching process runs")
+			}
+		case "quorum_max", "param_match", "full_command":
+			t.warnKA(c, k, "not supported by the process track")
+		case "delay", "fork_delay", "terminate_delay":
+			t.warnKA(c, k, "not supported; rise and fall on the track give a similar debounce")
+		default:
+			t.warnKA(c, k, "unknown vrrp_track_process keyword")
+		}
+	}
+	if tp.process == "" {
+		t.warnKA(n, "vrrp_track_process "+tp.name, "no process; skipped")
+		return nil
+	}
+	return tp
+}
+
 // kaTrackFile reads a track_file block: `file`, `weight W [reverse]`,
 // `init_file [VALUE] [overwrite]`.
 func (t *translator) kaTrackFile(n *kanode) *kaTrackFile {
@@ -469,21 +547,12 @@ func (t *translator) kaTrackFile(n *kanode) *kaTrackFile {
 		case "file":
 			tf.file = c.arg(1)
 		case "weight":
-			w, err := strconv.Atoi(c.arg(1))
-			if err != nil {
-				t.warnKA(c, "weight", fmt.Sprintf("%q is not a number", c.arg(1)))
-				continue
+			if w, ok := t.blockWeight(c); ok {
+				if c.arg(2) == "reverse" {
+					w = -w // the number times the weight, the other way
+				}
+				tf.weight = w
 			}
-			if w < -253 || w > 253 {
-				// The number in the file is at least 1: a delta past 253
-				// is FAULT either way.
-				t.warnKA(c, "weight", fmt.Sprintf("%d: vipgate takes -253..253; clamped", w))
-				w = max(min(w, 253), -253)
-			}
-			if c.arg(2) == "reverse" {
-				w = -w
-			}
-			tf.weight = w
 		case "init_file":
 			// A missing file reads as 0 in vipgate, which is what a bare
 			// init_file writes; a value or overwrite has no equivalent.
@@ -723,6 +792,21 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 			tr := config.VRRPTrack{Kind: "interface", Name: "interface-" + r.name, Interface: r.name}
 			if r.weight != nil {
 				tr.Weight = *r.weight
+			}
+			base.Track = append(base.Track, tr)
+		}
+		for _, r := range in.procs {
+			tp := f.procs[r.name]
+			if tp == nil {
+				t.warnKA(r.node, "track_process "+r.name, "no vrrp_track_process of that name")
+				continue
+			}
+			tr := config.VRRPTrack{Kind: "process", Name: "process-" + tp.name, Process: tp.process, Weight: tp.weight}
+			if r.weight != nil {
+				tr.Weight = *r.weight
+			}
+			if r.reverse {
+				t.warnKA(r.node, "track_process "+r.name+" weight reverse", "not supported; the weight applies as written")
 			}
 			base.Track = append(base.Track, tr)
 		}

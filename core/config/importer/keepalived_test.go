@@ -131,6 +131,52 @@ chk
 			},
 		},
 		{
+			name: "track processes",
+			files: []string{`vrrp_track_process haproxy {
+  process haproxy
+  weight -40
+  quorum 1
+  delay 2
+}
+vrrp_track_process nginx {
+  process nginx -g "daemon off;"
+  quorum 2
+}
+vrrp_track_process none {
+  weight 3
+}
+vrrp_instance VI { interface eth0
+virtual_router_id 1
+virtual_ipaddress {
+198.18.0.1
+}
+track_process {
+haproxy
+nginx weight -20 reverse
+nosuch
+}
+}
+`, "vrrp_instance VI { interface eth0\nvirtual_router_id 1\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				one := d("1s")
+				want := []config.VRRPTrack{
+					{Kind: "process", Name: "process-haproxy", Process: "haproxy", Weight: -40, Interval: one, Timeout: one, Rise: 1, Fall: 1},
+					{Kind: "process", Name: "process-nginx", Process: "nginx", Weight: -20, Interval: one, Timeout: one, Rise: 1, Fall: 1},
+				}
+				if got := c.VRRP.Instances[0].Track; !reflect.DeepEqual(got, want) {
+					t.Errorf("tracks:\n got %+v\nwant %+v", got, want)
+				}
+			},
+			warns: []string{
+				"k1.conf:5: delay: not supported; rise and fall",
+				"k1.conf:8: process: parameters are not supported",
+				"k1.conf:9: quorum: not supported",
+				"k1.conf:11: vrrp_track_process none: no process; skipped",
+				"k1.conf:21: track_process nginx weight reverse: not supported",
+				"k1.conf:22: track_process nosuch: no vrrp_track_process of that name",
+			},
+		},
+		{
 			name: "track files",
 			files: []string{`track_file maint {
   file "/var/run/vipgate/maint"
