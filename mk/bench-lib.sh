@@ -66,7 +66,9 @@ log: {level: warn}
 NODE
   taskset -c 1 nginx -c "$T/nginx.conf" -p "$T/ngx" &
   taskset -c 0 haproxy -f "$T/haproxy.cfg" -db >"$T/haproxy.log" 2>&1 &
+  HAP_PID=$!
   GOMAXPROCS=1 taskset -c 0 "$BIN" run --node "$T/node.yaml" --config "$T/cluster.yaml" >"$T/vipgate.log" 2>&1 &
+  VIP_PID=$!
   local p i
   for p in $NGX $HAP $VIP; do
     for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
@@ -78,25 +80,41 @@ NODE
   echo "   (load average before: $(cut -d' ' -f1-3 /proc/loadavg); other load on these cores skews both sides)"
 }
 
-# bench_one PORT WRK-ARGS... -> "rps p99ms"
+# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench_one PORT PID WRK-ARGS... -> "rps p99ms cpu-us-per-request". The CPU
+# time the proxy spent per request is steadier than the rate on a shared
+# machine: a neighbour's load slows the proxy down, but does not make each
+# request cost it more cycles.
 bench_one() {
-  local port=$1; shift
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency "$@" "http://127.0.0.1:$port/" 2>&1 | awk '
+  local port=$1 pid=$2; shift 2
+  local t0 out
+  t0=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
+  echo "$out" | awk -v t0="$t0" -v t1="$(cpu_ticks "$pid")" -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n=$1}
     /Requests\/sec/ {rps=int($2)}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; p99=v}
-    END {printf "%d %.2f\n", rps, p99}'
+    END {printf "%d %.2f %.1f\n", rps, p99, (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0)}'
 }
 
 # bench_run NAME WRK-ARGS...: ROUNDS interleaved rounds, the best of each
-# side, one line with the ratio (make bench's summary greps "ratio").
+# side (highest rate, lowest CPU per request), one line with the ratios
+# (make bench's summary greps "ratio"): the rate, and the CPU per request
+# (haproxy's / vipgate's: above 1 vipgate spends less).
 bench_run() {
   local name=$1; shift
-  local bv=0 bh=0 pv=0 ph=0 r v h pvr phr
+  local bv=0 bh=0 pv=0 ph=0 cv=0 ch=0 r v h pvr phr cvr chr
   for r in $(seq "$ROUNDS"); do
-    read -r v pvr < <(bench_one "$VIP" "$@"); read -r h phr < <(bench_one "$HAP" "$@")
+    read -r v pvr cvr < <(bench_one "$VIP" "$VIP_PID" "$@"); read -r h phr chr < <(bench_one "$HAP" "$HAP_PID" "$@")
     if [ "$v" -gt "$bv" ]; then bv=$v; pv=$pvr; fi
     if [ "$h" -gt "$bh" ]; then bh=$h; ph=$phr; fi
+    cv=$(awk -v a="$cv" -v b="$cvr" 'BEGIN{print (a == 0 || (b > 0 && b < a)) ? b : a}')
+    ch=$(awk -v a="$ch" -v b="$chr" 'BEGIN{print (a == 0 || (b > 0 && b < a)) ? b : a}')
   done
-  printf '%-4s %-26s vipgate %7s req/s p99 %6sms   haproxy %7s req/s p99 %6sms   ratio %s\n' "$MODE" "$name" "$bv" "$pv" "$bh" "$ph" \
-    "$(awk -v a="$bv" -v b="$bh" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')"
+  printf '%-4s %-26s vipgate %7s req/s p99 %6sms %6sus cpu/req   haproxy %7s req/s p99 %6sms %6sus cpu/req   ratio %s, cpu ratio %s\n' \
+    "$MODE" "$name" "$bv" "$pv" "$cv" "$bh" "$ph" "$ch" \
+    "$(awk -v a="$bv" -v b="$bh" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')" \
+    "$(awk -v a="$cv" -v b="$ch" 'BEGIN{ if (a>0) printf "%.2f", b/a; else print "n/a"}')"
 }

@@ -163,12 +163,17 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 		case r.aborted.Load():
 			return total, err
 		case errors.Is(err, io.EOF):
+			if r.halfClosed.Swap(true) {
+				// The other direction has ended too: the caller closes
+				// both sockets next, which sends this FIN. A shutdown
+				// first would be one more system call per connection.
+				return total, nil
+			}
 			// Forward the FIN; from now on the other direction uses its
 			// fin timeout. It is blocked in a read armed with its long
 			// timeout: move its deadline now, or the fin timeout would
 			// only apply after that.
 			closeWrite(dst)
-			r.halfClosed.Store(true)
 			r.armOther(dst, src, up)
 			return total, nil
 		case isTimeout(err) && d > 0 && !writeFailed:
