@@ -42,6 +42,8 @@ type worker struct {
 	noFast bool
 	// axfr is set when the question was an allowed zone transfer (TCP).
 	axfr *zone
+	// rrl is what the last response counts as for rate limiting.
+	rrl rrlToken
 }
 
 func newWorker(s *Server) *worker {
@@ -54,6 +56,7 @@ func newWorker(s *Server) *worker {
 func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 	st := w.srv.stats
 	w.axfr = nil
+	w.rrl = rrlToken{}
 	w.src = src.Unmap()
 	if len(in) < 12 || in[2]&0x80 != 0 {
 		// No header to answer, or a response: answering responses would
@@ -149,6 +152,12 @@ func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 		return nil
 	}
 	counter, rcode, scope := w.resolve(snap, z, name, q.Qtype, cl)
+	switch rcode {
+	case mdns.RcodeSuccess:
+		w.rrl = rrlToken{kind: rrlAnswer, qtype: q.Qtype, name: name}
+	case mdns.RcodeNameError:
+		w.rrl = rrlToken{kind: rrlNXDomain, name: z.apex}
+	}
 	var ecsOut *mdns.EDNS0_SUBNET
 	if ecsIn != nil {
 		w.ecs = mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: ecsIn.Family, SourceNetmask: ecsIn.SourceNetmask, Address: ecsIn.Address}

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -142,30 +143,34 @@ func TestRRL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// burst sends n queries for name(i) at once and counts the full and
+	// the truncated (slipped) answers until none come for 500ms.
+	burst := func(n int, name func(i int) string) (full, tc int) {
+		for i := 0; i < n; i++ {
+			if _, err := conn.Write(packQuery(t, func(m *mdns.Msg) { m.Id = uint16(i); m.Question[0].Name = name(i) })); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buf := make([]byte, 4096)
+		for {
+			conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			k, err := conn.Read(buf)
+			if err != nil {
+				return full, tc
+			}
+			var m mdns.Msg
+			if m.Unpack(buf[:k]) != nil {
+				t.Fatal("bad reply")
+			}
+			if m.Truncated {
+				tc++
+			} else {
+				full++
+			}
+		}
+	}
 	const n = 40
-	for i := 0; i < n; i++ {
-		if _, err := conn.Write(packQuery(t, func(m *mdns.Msg) { m.Id = uint16(i) })); err != nil {
-			t.Fatal(err)
-		}
-	}
-	full, tc := 0, 0
-	buf := make([]byte, 4096)
-	for {
-		conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		k, err := conn.Read(buf)
-		if err != nil {
-			break
-		}
-		var m mdns.Msg
-		if m.Unpack(buf[:k]) != nil {
-			t.Fatal("bad reply")
-		}
-		if m.Truncated {
-			tc++
-		} else {
-			full++
-		}
-	}
+	full, tc := burst(n, func(int) string { return "mail.example.com." })
 	// 5 burst + 5/s refill while the 40 are answered: well under 20 even on
 	// a loaded machine, and never fewer than the burst.
 	if full < 5 || full > 20 {
@@ -176,6 +181,16 @@ func TestRRL(t *testing.T) {
 	}
 	if s.Stats().RRLDropped.Load() == 0 || s.Stats().RRLSlipped.Load() == 0 {
 		t.Errorf("counters: dropped=%d slipped=%d", s.Stats().RRLDropped.Load(), s.Stats().RRLSlipped.Load())
+	}
+	// Buckets as BIND's: NXDOMAIN for random names shares the zone's
+	// bucket, so a random-subdomain flood is limited like one name...
+	if full, _ := burst(n, func(i int) string { return fmt.Sprintf("r%d.nothere.example.com.", i) }); full < 5 || full > 20 {
+		t.Errorf("random NXDOMAIN names: %d full answers, want about 5 (burst)", full)
+	}
+	// ...while answers for different names (a resolver's for its many
+	// users) each have their own, and the floods above do not touch them.
+	if full, tc := burst(n, func(i int) string { return fmt.Sprintf("h%d.dev.example.com.", i) }); full != n {
+		t.Errorf("%d different names: %d full answers and %d truncated, want all full", n, full, tc)
 	}
 }
 

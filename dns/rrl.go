@@ -9,8 +9,12 @@ import (
 	"github.com/vipgate/vipgate/core/config"
 )
 
-// rrl is response rate limiting per client network (a token bucket per
-// /24 or /56 by default), against reflection and amplification. It keeps
+// rrl is response rate limiting against reflection and amplification: a
+// token bucket per client network (/24 or /56 by default) and kind of
+// response, as BIND's RRL: answers (NOERROR, with data or empty) per
+// (name, type), NXDOMAIN per zone (a flood of random names shares one
+// bucket), errors (REFUSED, FORMERR, ...) per network. A resolver asking for
+// many names on behalf of many users is not limited as one client. It keeps
 // a fixed table: a collision resets the bucket, which errs on the side of
 // answering, and nothing is allocated per query.
 type rrl struct {
@@ -26,8 +30,30 @@ type rrlShard struct {
 	buckets [256]rrlBucket
 }
 
+// rrlToken is what a response is counted as, besides its client network.
+type rrlToken struct {
+	kind  rrlKind
+	qtype uint16 // answers only
+	name  string // answers: the question name; NXDOMAIN: the zone apex
+}
+
+type rrlKind uint8
+
+const (
+	rrlError rrlKind = iota
+	rrlAnswer
+	rrlNXDomain
+)
+
+type rrlKey struct {
+	net   netip.Prefix
+	kind  rrlKind
+	qtype uint16
+	name  uint64 // hash of the token's name: no string kept per bucket
+}
+
 type rrlBucket struct {
-	key     netip.Prefix
+	key     rrlKey
 	tokens  float64
 	last    int64
 	limited uint32
@@ -56,7 +82,7 @@ const (
 	rrlSlip // send an empty truncated answer instead
 )
 
-func (r *rrl) check(a netip.Addr, now time.Time) rrlVerdict {
+func (r *rrl) check(a netip.Addr, tok rrlToken, now time.Time) rrlVerdict {
 	if r == nil {
 		return rrlSend
 	}
@@ -67,7 +93,11 @@ func (r *rrl) check(a netip.Addr, now time.Time) rrlVerdict {
 	if a.Is4() {
 		bits = r.v4bits
 	}
-	key, _ := a.Prefix(bits)
+	pfx, _ := a.Prefix(bits)
+	key := rrlKey{net: pfx, kind: tok.kind, qtype: tok.qtype}
+	if tok.name != "" {
+		key.name = maphash.String(r.seed, tok.name)
+	}
 	h := maphash.Comparable(r.seed, key)
 	sh := &r.shards[h%uint64(len(r.shards))]
 	ns := now.UnixNano()

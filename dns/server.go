@@ -350,7 +350,7 @@ func (s *Server) serveUDP(ctx context.Context, c *net.UDPConn) {
 				continue
 			}
 			if snap != nil && snap.rrl != nil {
-				switch snap.rrl.check(src.Addr(), time.Now()) {
+				switch snap.rrl.check(src.Addr(), w.rrl, time.Now()) {
 				case rrlDrop:
 					s.stats.RRLDropped.Add(1)
 					continue
