@@ -231,13 +231,18 @@ func (s *session) finish() {
 
 // session is one client connection's state.
 type session struct {
-	h            *httpHandler
-	cc           bufConn
-	cw           bufWriter
-	clientAddr   netip.AddrPort
-	local        netip.AddrPort
-	isTLS        bool
-	h2           bool // an HTTP/2 stream behind an h2Conn
+	h          *httpHandler
+	cc         bufConn
+	cw         bufWriter
+	clientAddr netip.AddrPort
+	local      netip.AddrPort
+	isTLS      bool
+	h2         bool // an HTTP/2 stream behind an h2Conn
+	// respCut: a response body ended short (the server's connection broke
+	// or timed out, or the client's). HTTP/1 clients see the connection
+	// close inside the body; an HTTP/2 stream must be reset, since ending
+	// it would present the short body as complete.
+	respCut      bool
 	tls          tls.ConnectionState
 	requests     int
 	attached     *serverConn // reuse never: the session's own server connection
@@ -810,6 +815,7 @@ attempts:
 		f.Counters.BytesOut.Add(uint64(s.cw.total))
 		s.cw.total = 0
 		if berr != nil {
+			s.respCut = true
 			if !released {
 				s.dropServer(sc, lease)
 			}

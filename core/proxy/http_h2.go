@@ -97,6 +97,11 @@ func (h *httpHandler) serveH2Stream(parent *h2Parent, c net.Conn, w http.Respons
 	}
 	st.finish()
 	switch {
+	case v.headDone && st.respCut:
+		// The body ended short: reset the stream (RST_STREAM
+		// INTERNAL_ERROR), as HAProxy does; ending it would hand the
+		// client a truncated body as if it were whole.
+		panic(http.ErrAbortHandler)
 	case v.headDone:
 	case v.bodyErr != nil:
 		// The client broke its own body (DATA short of its content-length,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,8 @@ type h2Raw struct {
 	dec      *hpack.Decoder
 	settings map[http2.SettingID]uint32
 	next     uint32
+	// fields are the header fields of the last response result read.
+	fields []hpack.HeaderField
 }
 
 func dialH2Raw(t testing.TB, addr string, settings ...http2.Setting) *h2Raw {
@@ -117,6 +120,7 @@ func (h *h2Raw) result(id uint32) string {
 				h.t.Fatal(err)
 			}
 			if f.StreamID == id {
+				h.fields = append(h.fields[:0], fields...)
 				for _, hf := range fields {
 					if hf.Name == ":status" {
 						status = hf.Value
@@ -596,6 +600,80 @@ func TestH2StalledHeaderBlock(t *testing.T) {
 		if _, ok := f.(*http2.GoAwayFrame); ok {
 			return
 		}
+	}
+}
+
+// TestH2ResponseHeaders: the HTTP/1.1 response is translated to HTTP/2
+// without its connection-specific fields (RFC 9113 §8.2.2: Connection,
+// Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade and the fields
+// Connection names), which a client must treat as malformed; the other
+// fields keep their values, repeated ones included, and a chunked body
+// arrives decoded.
+func TestH2ResponseHeaders(t *testing.T) {
+	addr, _ := holdBackend(t, "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: secret\r\n"+
+		"Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\nX-End: ok\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n"+
+		"5\r\nhello\r\n0\r\n\r\n")
+	c := dialH2Raw(t, h2Proxy(t, "", oneBackend(addr)))
+	if got := c.result(c.headers(h2Base, true)); got != "200 hello" {
+		t.Fatalf("response %q, want \"200 hello\"", got)
+	}
+	var cookies []string
+	for _, f := range c.fields {
+		switch f.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "x-hop":
+			t.Errorf("connection-specific field %s: %s reached the HTTP/2 client", f.Name, f.Value)
+		case "set-cookie":
+			cookies = append(cookies, f.Value)
+		}
+		if f.Name != strings.ToLower(f.Name) {
+			t.Errorf("field name %q is not lower-case", f.Name)
+		}
+	}
+	if !slices.Equal(cookies, []string{"a=1", "b=2"}) {
+		t.Errorf("set-cookie %q, want both in order", cookies)
+	}
+	if !slices.ContainsFunc(c.fields, func(f hpack.HeaderField) bool { return f.Name == "x-end" && f.Value == "ok" }) {
+		t.Errorf("x-end missing from %v", c.fields)
+	}
+}
+
+// TestH2ResponseEdges: HEAD and 204/304 answers end with the headers; a
+// response the server cuts short (connection closed inside the body) is a
+// reset stream, never a short body ending with END_STREAM that the client
+// would take for complete.
+func TestH2ResponseEdges(t *testing.T) {
+	cut := rawBackend(t, func(c net.Conn, _ []byte) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+		c.Close()
+	})
+	cutChunked := rawBackend(t, func(c net.Conn, _ []byte) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nshort\r\n")
+		c.Close()
+	})
+	head, _ := holdBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+	noContent, _ := holdBackend(t, "HTTP/1.1 204 No Content\r\n\r\n")
+	notModified, _ := holdBackend(t, "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n")
+	tests := []struct {
+		name, backend string
+		method        string
+		want          func(string) bool
+		desc          string
+	}{
+		{"cut inside content-length", cut, "GET", func(r string) bool { return strings.HasPrefix(r, "rst ") || strings.HasPrefix(r, "goaway ") }, "the stream reset"},
+		{"cut inside chunked", cutChunked, "GET", func(r string) bool { return strings.HasPrefix(r, "rst ") || strings.HasPrefix(r, "goaway ") }, "the stream reset"},
+		{"HEAD", head, "HEAD", func(r string) bool { return r == "200" }, "200 without a body"},
+		{"204", noContent, "GET", func(r string) bool { return r == "204" }, "204 without a body"},
+		{"304", notModified, "GET", func(r string) bool { return r == "304" }, "304 without a body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialH2Raw(t, h2Proxy(t, "", oneBackend(tt.backend)))
+			fields := slices.Clone(h2Base)
+			fields[0] = [2]string{":method", tt.method}
+			if got := c.result(c.headers(fields, true)); !tt.want(got) {
+				t.Fatalf("got %q, want %s", got, tt.desc)
+			}
+		})
 	}
 }
 
