@@ -272,6 +272,15 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:2: bind ssl: TLS termination needs mode http"},
 		},
 		{
+			name: "server ssl in a backend whose mode http comes from defaults",
+			cfg:  "defaults\n  mode http\nbackend b\n  server s1 198.18.1.1:443 ssl verify none\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if s := c.Backend("b").SSL; s == nil || s.Verify != "none" {
+					t.Errorf("backend ssl = %+v, want verify none", s)
+				}
+			},
+		},
+		{
 			name: "redirect frontend",
 			cfg:  "frontend f\n  mode http\n  bind :80\n  http-request redirect scheme https code 301 if !{ ssl_fc }\n",
 			check: func(t *testing.T, c *config.Cluster) {

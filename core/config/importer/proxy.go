@@ -864,7 +864,8 @@ func (t *translator) finishBackend(p *proxy, ports map[string]bool) {
 			be.SendProxy = o.sendProxy
 		}
 		if o.ssl {
-			if be.Mode != config.ModeHTTP {
+			// The mode may come from defaults: be.Mode alone is empty then.
+			if p.mode(t) != config.ModeHTTP {
 				t.warn(ps.line, "server "+ps.name+" ssl", "TLS toward servers needs mode http (tcp mode passes TLS through)")
 			} else if be.SSL == nil {
 				be.SSL = &config.ServerTLS{Verify: o.verify, SNI: o.sni, CAFile: o.caFile}
