@@ -167,6 +167,12 @@ func (t *translator) global(s *hsection) {
 			if n, ok := t.intArg(l, 1); ok {
 				t.c.Defaults.HTTP.H2MaxConcurrentStreams = n
 			}
+		case k == "ssl-server-verify":
+			if len(l.args) != 2 || (l.args[1] != "none" && l.args[1] != "required") {
+				t.warn(l, k, "want none or required")
+				continue
+			}
+			t.serverVerify = l.args[1]
 		case k == "tune.http.maxhdr":
 			if n, ok := t.intArg(l, 1); ok {
 				t.c.Defaults.HTTP.MaxHeaders = n

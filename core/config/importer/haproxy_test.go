@@ -281,6 +281,25 @@ func TestHAProxyDirectives(t *testing.T) {
 			},
 		},
 		{
+			name: "global ssl-server-verify none is the servers' default",
+			cfg: "global\n  ssl-server-verify none\ndefaults\n  mode http\n" +
+				"backend b\n  option httpchk GET /owa/healthcheck.htm\n  server s1 198.18.1.1:443 check ssl\n" +
+				"backend v\n  server s1 198.18.1.1:443 ssl verify required ca-file /etc/ssl/ca.pem\n" +
+				"backend t\n  mode tcp\n  option tcp-check\n  tcp-check connect ssl\n  server s1 198.18.1.1:993 check\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				b := c.Backend("b")
+				if b.SSL == nil || b.SSL.Verify != "none" || b.Check == nil || !b.Check.SSL || b.Check.Verify != "none" {
+					t.Errorf("backend b ssl %+v check %+v, want verify none on both", b.SSL, b.Check)
+				}
+				if v := c.Backend("v"); v.SSL == nil || v.SSL.Verify != "required" {
+					t.Errorf("backend v ssl %+v: a server's own verify wins", v.SSL)
+				}
+				if tc := c.Backend("t").Check; tc == nil || !tc.SSL || tc.Verify != "none" {
+					t.Errorf("backend t check %+v, want ssl with verify none", tc)
+				}
+			},
+		},
+		{
 			name: "redirect frontend",
 			cfg:  "frontend f\n  mode http\n  bind :80\n  http-request redirect scheme https code 301 if !{ ssl_fc }\n",
 			check: func(t *testing.T, c *config.Cluster) {

@@ -85,7 +85,10 @@ type translator struct {
 	defaultsHead  hline
 	templates     *bool
 	globalMaxConn int
-	mailerSets    map[string]*mailerSet
+	// serverVerify is global ssl-server-verify: the verify of servers and
+	// checks over TLS that do not set their own.
+	serverVerify string
+	mailerSets   map[string]*mailerSet
 }
 
 func (t *translator) warn(l hline, directive, why string) {

@@ -835,6 +835,9 @@ func (t *translator) finishBackend(p *proxy, ports map[string]bool) {
 	for i := range p.servers {
 		ps := &p.servers[i]
 		o := ps.opts
+		if o.verify == "" {
+			o.verify = t.serverVerify
+		}
 		addr := ps.addr
 		if strings.HasSuffix(addr, ":") {
 			if len(ports) != 1 {
