@@ -647,9 +647,9 @@ attempts:
 		if ck.srv != nil && ck.srv != srv {
 			ck.redispatched = true
 		}
-		// Writes toward the server are small heads (bodies arm their own
-		// deadlines): the read deadline is what timeout server bounds.
-		_ = sc.SetReadDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		// timeout server bounds writing the head as well as waiting for
+		// the answer (bodies re-arm their own deadlines as they move).
+		_ = sc.SetDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
 		if s.sbuf == nil {
 			s.sbuf = s.h.bufs16k.get()[:0]
 		}
@@ -1004,7 +1004,11 @@ func (s *session) untrack() {
 
 func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 	s.untrack()
-	// The stale deadline is harmless: the next user sets its own first.
+	// An idle connection has no deadline: the previous exchange's would
+	// expire while it waits, and an expired read deadline fails the idle
+	// check before reuse (the connection thrown away), an expired write
+	// deadline the next request's head or body.
+	_ = sc.SetDeadline(time.Time{})
 	lease.Release()
 	sc.requests++
 	if hb.reuse == "never" {

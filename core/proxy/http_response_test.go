@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// keepAliveBackend serves requests in a loop on each connection: respond
+// writes the answer to each request (its body already read). It counts the
+// connections it accepted.
+func keepAliveBackend(t testing.TB, conns *atomic.Int64, respond func(c net.Conn, req *http.Request)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptLoop(t, ln, func(c net.Conn) {
+		if conns != nil {
+			conns.Add(1)
+		}
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			respond(c, req)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// oneServerDoc is an http frontend in front of one server, with timeouts.
+func oneServerDoc(addr, timeouts string) string {
+	return fmt.Sprintf(`
+defaults: {mode: http, retries: 0, timeouts: {%s}}
+frontends:
+  - {name: fe, bind: "127.0.0.1:0", default_backend: be}
+backends:
+  - {name: be, servers: [{name: s1, address: %q}]}
+`, timeouts, addr)
+}
+
+// clientConn is a raw client connection to the proxy with a reader for its
+// answers.
+type clientConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func dialClient(t testing.TB, addr string) *clientConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &clientConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// roundTrip sends req and reads one response (method tells the reader
+// whether a body follows).
+func (c *clientConn) roundTrip(t testing.TB, method, req string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading the response to %q: %v", firstLine(req), err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body of the response to %q: %v", firstLine(req), err)
+	}
+	return resp, string(b)
+}
+
+// TestHTTPReusedConnDeadlines: a pooled server connection keeps the
+// deadlines of its last exchange. Reused once they have passed, it must
+// still carry the next request: the write deadline armed while a request
+// body went out (here the response then streamed for longer than timeout
+// server), and the read deadline of a connection idle for longer than
+// timeout server (within the pool's idle time), which made the idle check
+// throw every such connection away.
+func TestHTTPReusedConnDeadlines(t *testing.T) {
+	var conns atomic.Int64
+	addr := keepAliveBackend(t, &conns, func(c net.Conn, req *http.Request) {
+		if req.URL.Path == "/stream" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+			for _, b := range "hello" {
+				time.Sleep(100 * time.Millisecond)
+				io.WriteString(c, string(b))
+			}
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 5s, server: 300ms, http_request: 2s, http_keep_alive: 3s"))
+	c := dialClient(t, h.addr("fe"))
+	// 64 KiB: more than the proxy's client buffer, so the body is read in
+	// several goes and the server connection's write deadline armed.
+	big := strings.Repeat("x", 64<<10)
+	post := func(step, path, want string) {
+		t.Helper()
+		resp, body := c.roundTrip(t, "POST", fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", path, len(big), big))
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("%s: %d %q", step, resp.StatusCode, body)
+		}
+	}
+	post("upload, then a response longer than timeout server", "/stream", "hello")
+	post("next upload on the same server connection", "/up", "ok")
+	// Idle longer than timeout server, shorter than the pool's idle time.
+	time.Sleep(500 * time.Millisecond)
+	post("upload after an idle wait", "/up", "ok")
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("server saw %d connections, want 1 (the idle one reused)", n)
+	}
+}
