@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -124,6 +125,16 @@ func (t *translator) translateHAProxy(file string, data []byte) error {
 			t.defaultsHead = s.head
 			t.defaultsSection(s, defs)
 		case "frontend", "backend", "listen":
+			if tlsPart, plain := t.splitTLSBinds(s); plain != nil {
+				t.proxySection(tlsPart, defs)
+				nw, ns := len(t.warnings), len(t.skipped)
+				t.proxySection(plain, defs)
+				// The plain half reads the same lines again: report each once.
+				t.warnings = append(t.warnings[:nw], uniqueAfter(t.warnings[:nw], t.warnings[nw:])...)
+				t.skipped = append(t.skipped[:ns], uniqueAfter(t.skipped[:ns], t.skipped[ns:])...)
+				t.note("frontend:"+plain.name, fmt.Sprintf("the binds without ssl of frontend %s (%s:%d): vipgate terminates TLS per frontend", s.name, s.head.file, s.head.num))
+				continue
+			}
 			t.proxySection(s, defs)
 		case "mailers":
 			t.mailers(s)
@@ -999,4 +1010,55 @@ func (t *translator) peersHint(s *hsection) {
 	for _, p := range ps[1:] {
 		*f = append(*f, fmt.Sprintf("      - {name: %s, address: %s}", p.name, p.addr))
 	}
+}
+
+// splitTLSBinds splits a frontend that has binds with and without ssl into
+// the TLS one (same name) and a plain one (NAME-plain): vipgate terminates
+// TLS on every address of a frontend, and ssl_fc must be false for the
+// plain binds (`redirect scheme https unless { ssl_fc }`). plain is nil when
+// the section is left whole; a listen is, with a warning, as splitting it
+// would duplicate its backend.
+func (t *translator) splitTLSBinds(s *hsection) (tlsPart, plain *hsection) {
+	var withSSL, without []hline
+	for _, l := range s.body {
+		if l.keyword() != "bind" {
+			continue
+		}
+		if slices.Contains(l.args[1:], "ssl") {
+			withSSL = append(withSSL, l)
+		} else {
+			without = append(without, l)
+		}
+	}
+	if s.kind == "backend" || len(withSSL) == 0 || len(without) == 0 {
+		return nil, nil
+	}
+	if s.kind == "listen" {
+		t.warn(without[0], "bind", "vipgate terminates TLS on every address of a frontend: this one would serve TLS too; move the binds without ssl to a frontend of their own")
+		return nil, nil
+	}
+	keep := func(drop []hline) *hsection {
+		c := *s
+		c.body = nil
+		for _, l := range s.body {
+			if !slices.ContainsFunc(drop, func(d hline) bool { return d.num == l.num && d.file == l.file }) {
+				c.body = append(c.body, l)
+			}
+		}
+		return &c
+	}
+	tlsPart, plain = keep(without), keep(withSSL)
+	plain.name = s.name + "-plain"
+	return tlsPart, plain
+}
+
+// uniqueAfter returns the elements of next that are not in prev.
+func uniqueAfter[T comparable](prev, next []T) []T {
+	var out []T
+	for _, x := range next {
+		if !slices.Contains(prev, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -300,6 +300,36 @@ func TestHAProxyDirectives(t *testing.T) {
 			},
 		},
 		{
+			name: "a frontend with plain and ssl binds becomes two frontends",
+			cfg: "defaults\n  mode http\nfrontend f\n  bind :80\n  bind :443 ssl crt /etc/ssl/a.pem\n" +
+				"  http-request redirect scheme https unless { ssl_fc }\n  http-request set-header X-Forwarded-Proto https if { ssl_fc }\n" +
+				"  acl ews path_beg /ews\n  use_backend b if ews\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				f, plain := c.Frontend("f"), c.Frontend("f-plain")
+				if f == nil || plain == nil {
+					t.Fatalf("frontends = %+v, want f and f-plain", c.Frontends)
+				}
+				if f.TLS == nil || !reflect.DeepEqual(f.Bind, config.StringList{"0.0.0.0:443"}) || len(f.Rules) != 2 ||
+					f.Rules[0].SetHeader["X-Forwarded-Proto"] != "https" || f.Rules[1].Backend != "b" {
+					t.Errorf("tls frontend = %+v rules %+v", f, f.Rules)
+				}
+				if plain.TLS != nil || !reflect.DeepEqual(plain.Bind, config.StringList{"0.0.0.0:80"}) || len(plain.Rules) != 2 ||
+					plain.Rules[0].Redirect == nil || plain.Rules[0].Redirect.Scheme != "https" || plain.Rules[1].Backend != "b" {
+					t.Errorf("plain frontend = %+v rules %+v", plain, plain.Rules)
+				}
+			},
+		},
+		{
+			name: "a listen with plain and ssl binds is a warning",
+			cfg:  "defaults\n  mode http\nlisten l\n  bind :80\n  bind :443 ssl crt /etc/ssl/a.pem\n  server s1 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if f := c.Frontend("l"); f == nil || f.TLS == nil {
+					t.Errorf("frontend l = %+v", f)
+				}
+			},
+			warns: []string{"h.cfg:4: bind: vipgate terminates TLS on every address of a frontend"},
+		},
+		{
 			name: "redirect frontend",
 			cfg:  "frontend f\n  mode http\n  bind :80\n  http-request redirect scheme https code 301 if !{ ssl_fc }\n",
 			check: func(t *testing.T, c *config.Cluster) {
