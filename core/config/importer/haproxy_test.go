@@ -330,6 +330,15 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:4: bind: vipgate terminates TLS on every address of a frontend"},
 		},
 		{
+			name: "bind labels and thread pinning are not warnings",
+			cfg:  "frontend f\n  bind :443 name https id 3 process 1 thread 1-2\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if f := c.Frontend("f"); f == nil || !reflect.DeepEqual(f.Bind, config.StringList{"0.0.0.0:443"}) {
+					t.Errorf("frontend = %+v", f)
+				}
+			},
+		},
+		{
 			name: "redirect frontend",
 			cfg:  "frontend f\n  mode http\n  bind :80\n  http-request redirect scheme https code 301 if !{ ssl_fc }\n",
 			check: func(t *testing.T, c *config.Cluster) {

@@ -428,6 +428,9 @@ func (t *translator) bind(p *proxy, l hline) {
 				// vipgate never offers below TLS 1.2.
 			case "v4v6":
 				// Go's dual-stack "[::]:port" does this already.
+			case "name", "id", "process", "thread":
+				// Labels for stats and logs, and thread pinning: no effect
+				// on what is served.
 			default:
 				t.warn(l, "bind "+o, "bind option not supported")
 			}
