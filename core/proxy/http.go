@@ -697,7 +697,6 @@ attempts:
 					return s.bodyFailed(hb, rec, err)
 				}
 				bodySent = true
-				_ = sc.SetReadDeadline(time.Now().Add(serverTimeout))
 				continue
 			}
 			if err != nil {
@@ -738,13 +737,16 @@ attempts:
 				}
 			}
 			sc.consume(resp.HeadLen)
+			// An interim answer is server activity: timeout server starts
+			// over (a 102 Processing every few seconds keeps a long
+			// operation alive, as in HAProxy).
+			_ = sc.SetReadDeadline(time.Now().Add(serverTimeout))
 			if resp.Status == 100 && !bodySent {
 				if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
 					s.dropServer(sc, lease)
 					return s.bodyFailed(hb, rec, err)
 				}
 				bodySent = true
-				_ = sc.SetReadDeadline(time.Now().Add(serverTimeout))
 			}
 		}
 		rec.tr = s.stamp()
@@ -890,6 +892,12 @@ func (s *session) sendBody(sw *bufWriter, sc *serverConn, chunked bool, cl int64
 	}
 	if err == nil {
 		err = sw.flush()
+	}
+	if err == nil {
+		// timeout server is the server's inactivity: the wait for its
+		// answer starts once the body is out, however long the body took
+		// (the read deadline armed with the head may have passed).
+		_ = sc.SetReadDeadline(time.Now().Add(serverTimeout))
 	}
 	return err
 }

@@ -126,3 +126,67 @@ func TestHTTPReusedConnDeadlines(t *testing.T) {
 		t.Fatalf("server saw %d connections, want 1 (the idle one reused)", n)
 	}
 }
+
+// TestHTTPSlowUploadServerTimeout: timeout server is the server's
+// inactivity, not a bound on the whole exchange: a request body that takes
+// longer than it to arrive (the server reading all along) is followed by
+// the server's prompt answer, not a 504.
+func TestHTTPSlowUploadServerTimeout(t *testing.T) {
+	addr := keepAliveBackend(t, nil, func(c net.Conn, req *http.Request) {
+		io.WriteString(c, "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone")
+	})
+	h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 300ms"))
+	for _, tc := range []struct{ name, head, piece, end string }{
+		{"content-length", "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "x", ""},
+		{"chunked", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "1\r\nx\r\n", "0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialClient(t, h.addr("fe"))
+			io.WriteString(c, tc.head)
+			// Five pieces, 150ms apart: each within timeout client, the
+			// whole longer than timeout server.
+			for i := 0; i < 5; i++ {
+				time.Sleep(150 * time.Millisecond)
+				io.WriteString(c, tc.piece)
+			}
+			resp, body := c.roundTrip(t, "POST", tc.end)
+			if resp.StatusCode != 201 || body != "done" {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// TestHTTPInterimResponsesKeepServerAlive: interim answers (102 Processing)
+// are server activity: a server that sends one every 150ms for longer than
+// timeout server before its final answer is not timed out.
+func TestHTTPInterimResponsesKeepServerAlive(t *testing.T) {
+	addr := keepAliveBackend(t, nil, func(c net.Conn, req *http.Request) {
+		for i := 0; i < 5; i++ {
+			time.Sleep(150 * time.Millisecond)
+			io.WriteString(c, "HTTP/1.1 102 Processing\r\n\r\n")
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+	})
+	h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 300ms"))
+	c := dialClient(t, h.addr("fe"))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	var got []int
+	for {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		got = append(got, resp.StatusCode)
+		if resp.StatusCode >= 200 {
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(b) != "done" {
+				t.Fatalf("final answer %d %q after %v", resp.StatusCode, b, got)
+			}
+			break
+		}
+	}
+	if want := "[102 102 102 102 102 200]"; fmt.Sprint(got) != want {
+		t.Fatalf("answers %v, want %s", got, want)
+	}
+}
