@@ -49,31 +49,32 @@ type kaTrackFile struct {
 }
 
 type kaInstance struct {
-	node     *kanode
-	file     *kaFile
-	name     string
-	state    string
-	iface    string
-	vrid     int
-	version  int
-	priority int
-	advert   config.Duration
-	preempt  *bool
-	pdelay   config.Duration
-	authPass string
-	src      string
-	peers    []string
-	vips4    []string
-	vips6    []string
-	scripts  []kaTrackRef
-	ifaces   []kaTrackRef
-	files    []kaTrackRef
-	procs    []kaTrackRef
-	notify   map[string]string
-	smtp     bool
-	vmac     bool
-	accept   *bool // nil: not said (vipgate accepts)
-	garp     kaGARP
+	node      *kanode
+	file      *kaFile
+	name      string
+	state     string
+	iface     string
+	vrid      int
+	version   int
+	priority  int
+	advert    config.Duration
+	preempt   *bool
+	noPreempt *kanode // the nopreempt line
+	pdelay    config.Duration
+	authPass  string
+	src       string
+	peers     []string
+	vips4     []string
+	vips6     []string
+	scripts   []kaTrackRef
+	ifaces    []kaTrackRef
+	files     []kaTrackRef
+	procs     []kaTrackRef
+	notify    map[string]string
+	smtp      bool
+	vmac      bool
+	accept    *bool // nil: not said (vipgate accepts)
+	garp      kaGARP
 }
 
 type kaGARP struct {
@@ -354,6 +355,7 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 		case "nopreempt":
 			f := false
 			in.preempt = &f
+			in.noPreempt = c
 		case "preempt":
 			tr := true
 			in.preempt = &tr
@@ -459,6 +461,10 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 	if len(in.vips4)+len(in.vips6) == 0 {
 		t.warnKA(n, "vrrp_instance "+in.name, "no virtual_ipaddress; skipped")
 		return nil
+	}
+	if in.state == "MASTER" && in.preempt != nil && !*in.preempt {
+		t.warnKA(in.noPreempt, "nopreempt", "keepalived ignores nopreempt with state MASTER (\"clearing\"): this node preempts; for nopreempt, set state BACKUP on every node")
+		in.preempt = nil
 	}
 	return in
 }
@@ -689,7 +695,7 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 		}
 		base := config.VRRPInstance{
 			Name: name, Interface: in.iface, VRID: in.vrid, Version: version,
-			AdvertInterval: in.advert, Preempt: in.preempt, PreemptDelay: in.pdelay, AcceptMode: in.accept,
+			AdvertInterval: in.advert, Preempt: t.kaPreempt(name, m.all), PreemptDelay: in.pdelay, AcceptMode: in.accept,
 			AuthPass: in.authPass, UseVMAC: in.vmac,
 			NotifyMaster: in.notify["notify_master"], NotifyBackup: in.notify["notify_backup"],
 			NotifyFault: in.notify["notify_fault"], NotifyStop: in.notify["notify_stop"], Notify: in.notify["notify"],
@@ -941,4 +947,30 @@ func familyOnly(addrs []string, v6 bool) config.StringList {
 		}
 	}
 	return out
+}
+
+// kaPreempt is the preempt of a merged instance. keepalived sets it per
+// node, vipgate per instance: the node with the highest priority decides,
+// as preempting is what it does when it comes back (with two nodes, the
+// other never outranks a master). Nodes that differ are warned about.
+func (t *translator) kaPreempt(name string, all []*kaInstance) *bool {
+	prio := func(in *kaInstance) int {
+		if in.priority == 0 {
+			return 100 // keepalived's default
+		}
+		return in.priority
+	}
+	on := func(in *kaInstance) bool { return in.preempt == nil || *in.preempt }
+	best := all[0]
+	for _, o := range all[1:] {
+		if prio(o) > prio(best) {
+			best = o
+		}
+	}
+	for _, o := range all {
+		if on(o) != on(best) {
+			t.warnKA(o.node, "vrrp_instance "+name, fmt.Sprintf("nodes differ on nopreempt; vipgate sets it per instance: %s's (the highest priority) is used", best.file.nodeName()))
+		}
+	}
+	return best.preempt
 }

@@ -259,7 +259,32 @@ script "/bin/true"
 					t.Errorf("instance = %+v", in)
 				}
 			},
-			warns: []string{"k1.conf:1: preempt_delay: has no effect with nopreempt", "k2.conf:1: vrrp_instance VI: differs"},
+			warns: []string{"k1.conf:1: preempt_delay: has no effect with nopreempt", "k2.conf:1: vrrp_instance VI: differs",
+				"k2.conf:1: vrrp_instance VI: nodes differ on nopreempt"},
+		},
+		{
+			// keepalived: "nopreempt will not work with initial state MASTER - clearing".
+			name: "nopreempt with state MASTER is cleared, as keepalived does",
+			files: []string{"global_defs {\n router_id a\n}\nvrrp_instance VI {\n state MASTER\n interface e\n virtual_router_id 1\n priority 150\n nopreempt\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n",
+				"global_defs {\n router_id b\n}\nvrrp_instance VI {\n state BACKUP\n interface e\n virtual_router_id 1\n priority 100\n nopreempt\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				if in := c.VRRP.Instances[0]; !in.PreemptOn() {
+					t.Errorf("instance = %+v, want preempt (a's nopreempt is cleared, a has the highest priority)", in)
+				}
+			},
+			warns: []string{"k1.conf:9: nopreempt: keepalived ignores nopreempt with state MASTER",
+				"k2.conf:4: vrrp_instance VI: nodes differ on nopreempt; vipgate sets it per instance: a's (the highest priority) is used"},
+		},
+		{
+			name: "nopreempt of the highest priority node is kept",
+			files: []string{"global_defs {\n router_id a\n}\nvrrp_instance VI {\n state BACKUP\n interface e\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n",
+				"global_defs {\n router_id b\n}\nvrrp_instance VI {\n state BACKUP\n interface e\n virtual_router_id 1\n priority 150\n nopreempt\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				if in := c.VRRP.Instances[0]; in.PreemptOn() {
+					t.Errorf("instance = %+v, want preempt: false (b has the highest priority)", in)
+				}
+			},
+			warns: []string{"k1.conf:4: vrrp_instance VI: nodes differ on nopreempt; vipgate sets it per instance: b's (the highest priority) is used"},
 		},
 		{
 			name:  "long auth_pass is cut to 8",
