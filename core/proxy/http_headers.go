@@ -342,8 +342,16 @@ func (s *session) writeResponseHead(hb *httpBackend, clientKeep bool, minor int,
 		b = append(b, '\r', '\n')
 	}
 	switch {
-	case resp.Chunked && !dechunk:
-		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	case resp.Status < 200 || resp.Status == 204:
+		// Never framing fields here (RFC 9110 8.6, RFC 9112 6.1; HAProxy
+		// drops them too): a client could wait for a body that is not
+		// coming.
+	case resp.Chunked:
+		// An HTTP/1.0 client gets no Transfer-Encoding: a body is sent
+		// decoded (dechunk), a HEAD answer says nothing of its framing.
+		if !dechunk && minor >= 1 {
+			b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		}
 	case resp.ContentLength >= 0:
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, resp.ContentLength, 10)

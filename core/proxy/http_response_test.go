@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -188,5 +189,47 @@ func TestHTTPInterimResponsesKeepServerAlive(t *testing.T) {
 	}
 	if want := "[102 102 102 102 102 200]"; fmt.Sprint(got) != want {
 		t.Fatalf("answers %v, want %s", got, want)
+	}
+}
+
+// TestHTTPNoContentFraming: a 204 carries no framing fields toward the
+// client (RFC 9110 8.6, RFC 9112 6.1; HAProxy drops them too): a
+// Content-Length or Transfer-Encoding a server put on it would make a
+// client wait for a body that never comes. An HTTP/1.0 client never sees
+// Transfer-Encoding (here on the answer to a HEAD). The connection goes on.
+func TestHTTPNoContentFraming(t *testing.T) {
+	for _, tc := range []struct{ name, req, resp string }{
+		{"204 content-length", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n"},
+		{"204 chunked", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"},
+		{"HEAD chunked, HTTP/1.0 client", "HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := keepAliveBackend(t, nil, func(c net.Conn, req *http.Request) {
+				if req.URL.Path == "/next" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+					return
+				}
+				io.WriteString(c, tc.resp)
+			})
+			h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 1s"))
+			c := dialClient(t, h.addr("fe"))
+			io.WriteString(c, tc.req)
+			tp := textproto.NewReader(c.br)
+			status, err := tp.ReadLine()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr, err := tp.ReadMIMEHeader()
+			if err != nil {
+				t.Fatalf("%s: %v", status, err)
+			}
+			if hdr.Get("X-A") != "1" || hdr.Get("Content-Length") != "" || hdr.Get("Transfer-Encoding") != "" {
+				t.Fatalf("%s %v: want X-A and no framing field", status, hdr)
+			}
+			resp, body := c.roundTrip(t, "GET", "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp.StatusCode != 200 || body != "next" {
+				t.Fatalf("next request: %d %q", resp.StatusCode, body)
+			}
+		})
 	}
 }
