@@ -665,6 +665,7 @@ attempts:
 			if reused && !hasBody && (idempotent || hb.retryAll) && attempt == 1 {
 				continue attempts
 			}
+			srv.ObserveResponse(false, err.Error())
 			s.failRec(hb, rec, 502, "SH", err.Error())
 			return false
 		}
@@ -712,14 +713,17 @@ attempts:
 				case isTimeout(err):
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
+					srv.ObserveResponse(false, "server timeout")
 					s.failRec(hb, rec, 504, "sH", "server timeout")
 				case errors.As(err, &pe):
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
+					srv.ObserveResponse(false, "invalid response: "+pe.Msg)
 					s.failRec(hb, rec, 502, "PH", pe.Msg)
 				default:
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
+					srv.ObserveResponse(false, err.Error())
 					s.failRec(hb, rec, 502, "SH", err.Error())
 				}
 				return false
@@ -752,6 +756,7 @@ attempts:
 		rec.tr = s.stamp()
 		status := resp.Status
 		rec.status = status
+		srv.ObserveStatus(status)
 
 		if status == 101 {
 			if !upgrade {
@@ -770,7 +775,9 @@ attempts:
 		respChunked := resp.Chunked && !noBody
 		respCL := resp.ContentLength
 		untilEOF := !noBody && !respChunked && respCL < 0
-		serverKeep := resp.KeepAlive() && !untilEOF && bodySent && hb.reuse != "" && resp.Minor >= 0
+		// An HTTP/1.0 message with Transfer-Encoding is processed, then its
+		// connection closed (RFC 9112 6.1): a 1.0 hop may frame it otherwise.
+		serverKeep := resp.KeepAlive() && !untilEOF && bodySent && hb.reuse != "" && !(resp.Minor == 0 && resp.Chunked)
 		if untilEOF {
 			clientKeep = false
 		}
@@ -825,6 +832,8 @@ attempts:
 			rec.term = "SD"
 			if errors.As(berr, &be) && be.client {
 				rec.term = "CD"
+			} else {
+				srv.ObserveResponse(false, "response body: "+berr.Error())
 			}
 			if isTimeout(berr) {
 				rec.term = "sD"
@@ -975,6 +984,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	if hb.tls != nil {
 		c, err = wrapServerTLS(ctx, c, hb.tls, lease.Server.Addr, b.Cfg.Timeouts.Connect.D())
 		if err != nil {
+			lease.Server.ObserveConnect(err)
 			lease.Server.Counters.ConnErrors.Add(1)
 			b.Counters.ConnErrors.Add(1)
 			b.warnConnect(lease.Server, err)
@@ -982,6 +992,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 			return nil, nil, false, err
 		}
 	}
+	lease.Server.ObserveConnect(nil)
 	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.bufs16k.get()}, srv: lease.Server}
 	if tc, ok := c.(*net.TCPConn); ok {
 		sc.raw, _ = tc.SyscallConn()

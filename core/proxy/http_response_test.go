@@ -233,3 +233,25 @@ func TestHTTPNoContentFraming(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP10ChunkedResponseNotReused: an HTTP/1.0 response with
+// Transfer-Encoding has untrustworthy framing (RFC 9112 6.1: process it,
+// then close; HAProxy does the same): its connection is not reused even
+// when it asks for keep-alive.
+func TestHTTP10ChunkedResponseNotReused(t *testing.T) {
+	var conns atomic.Int64
+	addr := keepAliveBackend(t, &conns, func(c net.Conn, req *http.Request) {
+		io.WriteString(c, "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	})
+	h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 1s"))
+	c := dialClient(t, h.addr("fe"))
+	for i := 0; i < 2; i++ {
+		resp, body := c.roundTrip(t, "GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp.StatusCode != 200 || body != "hello" {
+			t.Fatalf("request %d: %d %q", i+1, resp.StatusCode, body)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("server saw %d connections, want 2 (none reused)", n)
+	}
+}
