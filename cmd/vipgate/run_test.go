@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,6 +353,155 @@ backends:
 	if downs != 1 || ups != 1 {
 		t.Fatalf("events for b: %d down, %d up; want 1 and 1", downs, ups)
 	}
+}
+
+// TestNodePassiveHealth: observe layer4 takes out a server whose checks
+// pass but whose traffic port refuses connections (here the check goes to
+// another port), after error_limit failed connections, and the clients
+// never see one: the failed attempts are redispatched.
+func TestNodePassiveHealth(t *testing.T) {
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	_, aPort, _ := net.SplitHostPort(a.addr)
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	// inter and fastinter of an hour: after the first round of checks
+	// only the traffic can change a server's state during the test.
+	n := startNode(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends:
+  - name: be
+    retries: 1
+    redispatch: true
+    check: {kind: tcp, port: %s, inter: 1h, fastinter: 1h, rise: 3, fall: 3, observe: layer4, error_limit: 3, on_error: mark-down}
+    servers:
+      - {name: a, address: %q}
+      - {name: b, address: %q}
+`, fe, aPort, a.addr, dead))
+	testenv.Eventually(t, 10*time.Second, "both servers UP and checked", func() bool {
+		sa, oka := n.serverRow("be", "a")
+		sb, okb := n.serverRow("be", "b")
+		return sa == "UP" && sb == "UP" && oka && okb
+	})
+	for i := 0; n.serverStatus("be", "b") != "DOWN"; i++ {
+		if i == 100 {
+			t.Fatal("b still UP after 100 connections, 3 consecutive refusals should take it down")
+		}
+		if name, err := dialName(fe); err != nil || name != "a" {
+			t.Fatalf("connection %d: %q, %v; want a (b's refusals redispatched)", i, name, err)
+		}
+	}
+	for i := 0; i < 30; i++ {
+		if name, err := dialName(fe); err != nil || name != "a" {
+			t.Fatalf("connection %d after b was marked down: %q, %v", i, name, err)
+		}
+	}
+	var checks []struct {
+		Server          string `json:"server"`
+		Failures        uint64 `json:"failures"`
+		TrafficFailures uint64 `json:"traffic_failures"`
+	}
+	if err := n.get("/api/v1/checks", &checks); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Server == "b" && (c.TrafficFailures != 1 || c.Failures != 0) {
+			t.Errorf("b: %d traffic failures and %d failed checks, want 1 and 0", c.TrafficFailures, c.Failures)
+		}
+	}
+	var evs []events.Event
+	if err := n.get("/api/v1/events", &evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Kind == events.ServerDown && e.Attr("server") == "b" {
+			if r := e.Attr("reason"); !strings.Contains(r, "3 consecutive errors in traffic") || !strings.Contains(r, "connection refused") {
+				t.Errorf("down reason %q, want the traffic errors", r)
+			}
+			return
+		}
+	}
+	t.Fatalf("no server.down event for b in %+v", evs)
+}
+
+// TestNodePassiveHealthLayer7: observe layer7 takes out a server whose
+// health check passes but whose traffic gets 503s, after error_limit of
+// them; 501 does not count (the request was wrong, not the server).
+func TestNodePassiveHealthLayer7(t *testing.T) {
+	serve := func(name string, status *atomic.Int32) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" {
+				return
+			}
+			w.WriteHeader(int(status.Load()))
+			io.WriteString(w, name)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	var okStatus, badStatus atomic.Int32
+	okStatus.Store(200)
+	badStatus.Store(501)
+	a, b := serve("a", &okStatus), serve("b", &badStatus)
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startNode(t, fmt.Sprintf(`
+defaults: {mode: http}
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends:
+  - name: be
+    check: {kind: http, http: {path: /health}, inter: 1h, fastinter: 1h, rise: 3, fall: 3, observe: layer7, error_limit: 3, on_error: mark-down}
+    servers:
+      - {name: a, address: %q}
+      - {name: b, address: %q}
+`, fe, a, b))
+	testenv.Eventually(t, 10*time.Second, "both servers UP and checked", func() bool {
+		sa, oka := n.serverRow("be", "a")
+		sb, okb := n.serverRow("be", "b")
+		return sa == "UP" && sb == "UP" && oka && okb
+	})
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	get := func() (int, string) {
+		resp, err := c.Get("http://" + fe + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	b501 := 0
+	for range 20 {
+		if st, name := get(); name == "b" && st == 501 {
+			b501++
+		}
+	}
+	if b501 < 3 || n.serverStatus("be", "b") != "UP" {
+		t.Fatalf("after %d answers 501 from b, b is %s: want it UP (501 is not a server error)", b501, n.serverStatus("be", "b"))
+	}
+	badStatus.Store(503)
+	for i := 0; n.serverStatus("be", "b") != "DOWN"; i++ {
+		if i == 100 {
+			t.Fatal("b still UP after 100 requests, 3 consecutive 503s should take it down")
+		}
+		get()
+	}
+	for i := 0; i < 20; i++ {
+		if st, name := get(); st != 200 || name != "a" {
+			t.Fatalf("request %d after b was marked down: %d from %q", i, st, name)
+		}
+	}
+	var evs []events.Event
+	if err := n.get("/api/v1/events", &evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Kind == events.ServerDown && e.Attr("server") == "b" {
+			if r := e.Attr("reason"); r != "3 consecutive errors in traffic (last: HTTP 503)" {
+				t.Errorf("down reason %q", r)
+			}
+			return
+		}
+	}
+	t.Fatalf("no server.down event for b in %+v", evs)
 }
 
 // TestNodeReloadBadConfigKeepsRunning: a bad file on SIGHUP is refused and

@@ -104,7 +104,23 @@ type Check struct {
 	Script      string            `yaml:"script,omitempty" json:"script,omitempty"`   // lua: plugin.function
 	Command     []string          `yaml:"command,omitempty" json:"command,omitempty"` // exec
 	Params      map[string]string `yaml:"params,omitempty" json:"params,omitempty"`   // passed to lua/exec checks
+
+	// Observe adds passive health from live traffic (HAProxy `observe`):
+	// layer4 counts failed connections to the server, layer7 (http mode)
+	// also 5xx answers but 501 and 505 and broken responses. ErrorLimit
+	// consecutive errors (default 10) trigger OnError: fastinter (check
+	// again soon), fail-check (count one failed check; the default),
+	// sudden-death (one more failed check marks it down) or mark-down.
+	Observe    string `yaml:"observe,omitempty" json:"observe,omitempty"`
+	ErrorLimit int    `yaml:"error_limit,omitempty" json:"error_limit,omitempty"`
+	OnError    string `yaml:"on_error,omitempty" json:"on_error,omitempty"`
 }
+
+// Default passive-health settings (HAProxy's error-limit and on-error).
+const (
+	DefaultErrorLimit = 10
+	DefaultOnError    = "fail-check"
+)
 
 // HTTPCheck is HAProxy's `option httpchk` + `http-check expect`.
 type HTTPCheck struct {
@@ -381,6 +397,10 @@ func (c *Cluster) applyProxyDefaults() {
 			if ch.Verify == "" {
 				ch.Verify = "required"
 			}
+			if ch.Observe != "" {
+				orDefault(&ch.ErrorLimit, DefaultErrorLimit)
+				orDefault(&ch.OnError, DefaultOnError)
+			}
 		}
 		for j := range b.Servers {
 			if b.Servers[j].InitState == "" {
@@ -416,6 +436,9 @@ func (ch *Check) inherit(d *Check) {
 	orDefault(&ch.Verify, d.Verify)
 	orDefault(&ch.SNI, d.SNI)
 	orDefault(&ch.CA, d.CA)
+	orDefault(&ch.Observe, d.Observe)
+	orDefault(&ch.ErrorLimit, d.ErrorLimit)
+	orDefault(&ch.OnError, d.OnError)
 	dKind := d.Kind
 	if dKind == "" && d.HTTP != nil {
 		dKind = "http"
@@ -616,6 +639,9 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 	}
 	if ch := b.Check; ch != nil {
 		c.validateCheck(p, Path(path, "check"), ch)
+		if ch.Observe == "layer7" && b.Mode != ModeHTTP {
+			p.Addf(Path(path, "check", "observe"), "observe layer7 needs mode http (a tcp backend sees no answers): use layer4")
+		}
 	}
 	if len(b.Servers) == 0 {
 		p.Addf(path, "backend %q has no servers", b.Name)
@@ -717,6 +743,25 @@ func (c *Cluster) validateCheck(p *Problems, path string, ch *Check) {
 	if (ch.Expect != "" || ch.ExpectRegex != "") && ch.Kind == "tcp" && ch.Send == "" {
 		// Fine: some protocols speak first (SMTP banner). Nothing to check.
 		_ = ch
+	}
+	switch ch.Observe {
+	case "", "layer4", "layer7":
+	default:
+		p.Addf(Path(path, "observe"), "observe %q: want layer4 or layer7", ch.Observe)
+	}
+	switch {
+	case ch.Observe == "" && ch.ErrorLimit != 0:
+		p.Addf(Path(path, "error_limit"), "error_limit needs observe: layer4 or layer7")
+	case ch.Observe == "" && ch.OnError != "":
+		p.Addf(Path(path, "on_error"), "on_error needs observe: layer4 or layer7")
+	}
+	if ch.ErrorLimit < 0 || ch.ErrorLimit > 100000 {
+		p.Addf(Path(path, "error_limit"), "error_limit %d out of range 1-100000", ch.ErrorLimit)
+	}
+	switch ch.OnError {
+	case "", "fastinter", "fail-check", "sudden-death", "mark-down":
+	default:
+		p.Addf(Path(path, "on_error"), "on_error %q: want fastinter, fail-check, sudden-death or mark-down", ch.OnError)
 	}
 	switch ch.Kind {
 	case "http":

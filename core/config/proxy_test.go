@@ -100,6 +100,11 @@ func TestProblemsArePositioned(t *testing.T) {
 		{"duplicate key", "defaults:\n  mode: tcp\n  mode: http\n", `bad.yaml:3: mapping key "mode" already defined`},
 		{"no servers", "backends:\n  - name: b\n", `backends.0: backend "b" has no servers`},
 		{"check rise 0", "backends:\n  - name: b\n    check: {rise: -1}\n    servers: [{name: s, address: 'h:1'}]\n", `rise -1 must be at least 1`},
+		{"observe unknown", "backends:\n  - name: b\n    check: {observe: layer3}\n    servers: [{name: s, address: 'h:1'}]\n", `bad.yaml:3:22: backends.0.check.observe: observe "layer3": want layer4 or layer7`},
+		{"observe layer7 in tcp", "backends:\n  - name: b\n    check: {observe: layer7}\n    servers: [{name: s, address: 'h:1'}]\n", `backends.0.check.observe: observe layer7 needs mode http`},
+		{"on_error unknown", "backends:\n  - name: b\n    check: {observe: layer4, on_error: panic}\n    servers: [{name: s, address: 'h:1'}]\n", `backends.0.check.on_error: on_error "panic": want fastinter`},
+		{"error_limit without observe", "backends:\n  - name: b\n    check: {error_limit: 5}\n    servers: [{name: s, address: 'h:1'}]\n", `backends.0.check.error_limit: error_limit needs observe`},
+		{"error_limit negative", "backends:\n  - name: b\n    check: {observe: layer4, error_limit: -1}\n    servers: [{name: s, address: 'h:1'}]\n", `error_limit -1 out of range`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -382,5 +387,42 @@ func TestMisplacedTimeouts(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "has no effect here"); n != 2 {
 		t.Errorf("%d problems, want 2 (client on a frontend, server and http_keep_alive on a backend are fine):\n%v", n, err)
+	}
+}
+
+// TestObserveDefaults: observe gets HAProxy's error-limit 10 and on-error
+// fail-check, and the three keys are inherited from defaults.check.
+func TestObserveDefaults(t *testing.T) {
+	c, err := Parse("o.yaml", []byte(`
+defaults: {mode: http, check: {observe: layer7, on_error: mark-down}}
+backends:
+  - {name: a, check: {}, servers: [{name: s, address: 'h:1'}]}
+  - {name: b, check: {observe: layer4, error_limit: 3}, servers: [{name: s, address: 'h:1'}]}
+  - {name: c, servers: [{name: s, address: 'h:1'}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		backend, observe, onError string
+		limit                     int
+	}{
+		{"a", "layer7", "mark-down", DefaultErrorLimit},
+		{"b", "layer4", "mark-down", 3},
+	} {
+		ch := c.Backend(tt.backend).Check
+		if ch.Observe != tt.observe || ch.OnError != tt.onError || ch.ErrorLimit != tt.limit {
+			t.Errorf("backend %s: observe %q on_error %q error_limit %d, want %q %q %d", tt.backend, ch.Observe, ch.OnError, ch.ErrorLimit, tt.observe, tt.onError, tt.limit)
+		}
+	}
+	if c.Backend("c").Check != nil {
+		t.Error("a backend without a check block got one from defaults.check.observe")
+	}
+	c, err = Parse("o.yaml", []byte("backends:\n  - {name: a, check: {observe: layer4}, servers: [{name: s, address: 'h:1'}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := c.Backend("a").Check; ch.ErrorLimit != 10 || ch.OnError != "fail-check" {
+		t.Errorf("defaults: error_limit %d on_error %q, want HAProxy's 10 and fail-check", ch.ErrorLimit, ch.OnError)
 	}
 }

@@ -48,11 +48,14 @@ type ServerCheckStatus struct {
 	Fall    int    `json:"fall,omitempty"`
 	// Streak counts consecutive results against the current state (HAProxy
 	// shows it as "UP 1/3", "DOWN 1/2").
-	Streak   int                  `json:"streak"`
-	Interval time.Duration        `json:"interval,omitempty"`
-	Checks   uint64               `json:"checks"`
-	Failures uint64               `json:"failures"`
-	Last     upstream.CheckResult `json:"last"`
+	Streak   int           `json:"streak"`
+	Interval time.Duration `json:"interval,omitempty"`
+	Checks   uint64        `json:"checks"`
+	Failures uint64        `json:"failures"`
+	// TrafficFailures counts the times passive health (observe) acted on
+	// errors in live traffic (HAProxy's hanafail).
+	TrafficFailures uint64               `json:"traffic_failures,omitempty"`
+	Last            upstream.CheckResult `json:"last"`
 }
 
 // Manager runs one check worker per checked server. The proxy calls
@@ -204,6 +207,7 @@ func (m *Manager) newWorker(key, fp string, it *Item, initial upstream.Health, r
 		budget:  CheckBudget(c),
 		tr:      NewTracker(initial, c.Rise, c.Fall, c.Inter.D(), c.FastInter.D(), c.DownInter.D()),
 		enabled: !m.disabled[key],
+		kick:    make(chan struct{}, 1),
 	}
 	w.tr.seenDown = recovered
 	ch, err := m.reg.New(c)
@@ -217,6 +221,12 @@ func (m *Manager) newWorker(key, fp string, it *Item, initial upstream.Health, r
 		w.unavailable = true
 	}
 	w.checker = ch
+	if c.Observe != "" {
+		// Called on a proxy connection's goroutine: act on one of our own.
+		it.Server.SetObserve(c.ErrorLimit, c.Observe == "layer7", func(last string) { go w.trafficErrors(last) })
+	} else {
+		it.Server.SetObserve(0, false, nil)
+	}
 	w.update(it)
 	it.Server.SetSlowStart(it.SlowStart)
 	if w.enabled {
@@ -378,6 +388,11 @@ type worker struct {
 	slowStart    time.Duration
 	checks       uint64
 	failures     uint64
+	// trafficFails counts the times passive health (observe) acted
+	// (HAProxy's hanafail); kick asks the run loop for a check at
+	// fastinter.
+	trafficFails uint64
+	kick         chan struct{}
 }
 
 // update takes the settings a reload may change without restarting checks.
@@ -397,6 +412,7 @@ func (w *worker) stateForSuccessor() (upstream.Health, bool) {
 
 // stop ends the worker; a check in flight is discarded.
 func (w *worker) stop() {
+	w.s.SetObserve(0, false, nil)
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
@@ -424,6 +440,7 @@ func (w *worker) setEnabled(on bool) {
 func (w *worker) run(ctx context.Context, first time.Duration) {
 	t := time.NewTimer(first)
 	defer t.Stop()
+	due := time.Now().Add(first)
 	for {
 		select {
 		case <-ctx.Done():
@@ -433,12 +450,55 @@ func (w *worker) run(ctx context.Context, first time.Duration) {
 			// Checks were paused: the state from before maintenance may be
 			// stale, and the next interval can be far away.
 			t.Stop()
+		case <-w.kick:
+			// Passive health saw errors: check at fastinter unless a
+			// check is due sooner (HAProxy).
+			if at := time.Now().Add(w.tr.FastInter); at.Before(due) {
+				due = at
+				t.Reset(time.Until(at))
+			}
+			continue
 		}
 		next := w.once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		due = time.Now().Add(next)
 		t.Reset(next)
+	}
+}
+
+// trafficErrors is passive health's action (HAProxy on-error), run when
+// the proxy has seen error_limit consecutive errors with the server; it
+// always brings the next check forward to fastinter.
+func (w *worker) trafficErrors(last string) {
+	w.mu.Lock()
+	if w.stopped || !w.enabled || w.s.Admin() == upstream.Maint {
+		w.mu.Unlock()
+		return
+	}
+	w.trafficFails++
+	reason := fmt.Sprintf("%d consecutive errors in traffic (last: %s)", w.cfg.ErrorLimit, last)
+	w.m.log.Warn("passive health check", "backend", w.s.Backend, "server", w.s.Name, "on_error", w.cfg.OnError, "reason", reason)
+	changed := false
+	switch w.cfg.OnError {
+	case "mark-down":
+		changed = w.tr.MarkDown()
+	case "sudden-death":
+		w.tr.PreFatal()
+	case "fail-check":
+		changed = w.tr.Observe(false)
+	}
+	if w.cfg.OnError != "fastinter" {
+		w.s.SetLastCheck(upstream.CheckResult{OK: false, Reason: reason, Time: time.Now()})
+	}
+	if changed {
+		w.transition(w.tr.State(), reason, 0)
+	}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -530,6 +590,6 @@ func (w *worker) status() ServerCheckStatus {
 		Backend: w.s.Backend, Server: w.s.Name, Addr: w.target.Addr, Kind: w.cfg.Kind,
 		Enabled: w.enabled, Health: w.s.Health().String(), Rise: w.tr.Rise, Fall: w.tr.Fall,
 		Streak: w.tr.Streak(), Interval: w.tr.Interval(), Checks: w.checks, Failures: w.failures,
-		Last: w.s.LastCheck(),
+		TrafficFailures: w.trafficFails, Last: w.s.LastCheck(),
 	}
 }

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -431,6 +432,67 @@ func TestManagerCheckOnLeavingMaint(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "down at once after maintenance (inter is 1h)", func() bool { return s.Health() == upstream.Down })
 	if n := h.f.count("s"); n != 2 {
 		t.Fatalf("%d checks, want 2", n)
+	}
+}
+
+// TestManagerPassiveHealth: with observe, error_limit consecutive errors
+// reported by the proxy act as HAProxy's on-error says, and always bring
+// the next check forward to fastinter (inter is an hour here).
+func TestManagerPassiveHealth(t *testing.T) {
+	refused := errors.New("connection refused")
+	tests := []struct {
+		onError   string
+		fall      int
+		wantDown  bool // at once, from the errors
+		wantCheck bool // a check failing after them takes it down
+	}{
+		{"mark-down", 3, true, false},
+		{"fail-check", 1, true, false},
+		{"fail-check", 3, false, false},
+		{"sudden-death", 3, false, true},
+		{"fastinter", 3, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s fall %d", tt.onError, tt.fall), func(t *testing.T) {
+			h := newHarness(t)
+			s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
+			h.f.set("s1", true)
+			c := fakeCheck(1, tt.fall)
+			c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
+			c.Observe, c.ErrorLimit, c.OnError = "layer4", 3, tt.onError
+			h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
+			h.run()
+			testenv.Eventually(t, 5*time.Second, "first check", func() bool { return h.f.count("s1") == 1 })
+			if tt.wantCheck {
+				h.f.set("s1", false)
+			}
+			for range 3 {
+				s.ObserveConnect(refused)
+			}
+			// Every mode checks again at fastinter (20ms), not in an hour.
+			testenv.Eventually(t, 5*time.Second, "a check at fastinter", func() bool { return h.f.count("s1") >= 2 })
+			// The server may be back UP already (the fastinter check passes
+			// and rise is 1): the events tell what happened.
+			var down *events.Event
+			if tt.wantDown || tt.wantCheck {
+				testenv.Eventually(t, 5*time.Second, "server.down", func() bool {
+					for _, e := range h.events() {
+						if e.Kind == events.ServerDown && down == nil {
+							down = &e
+						}
+					}
+					return down != nil
+				})
+			} else if evs := h.events(); len(evs) > 0 || s.Health() != upstream.Up {
+				t.Fatalf("%s with fall %d: events %+v, health %v; want the server left UP", tt.onError, tt.fall, evs, s.Health())
+			}
+			if traffic := down != nil && strings.Contains(down.Attr("reason"), "3 consecutive errors in traffic (last: connection refused)"); traffic != tt.wantDown {
+				t.Errorf("server.down %+v: naming the traffic errors %v, want %v", down, traffic, tt.wantDown)
+			}
+			if st := h.m.Status()[0]; st.TrafficFailures != 1 {
+				t.Errorf("traffic_failures %d, want 1", st.TrafficFailures)
+			}
+		})
 	}
 }
 

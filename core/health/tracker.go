@@ -82,6 +82,25 @@ func (t *Tracker) Observe(ok bool) (changed bool) {
 	return true
 }
 
+// MarkDown takes an UP server DOWN at once (passive health's mark-down),
+// as a recovery-to-be: its next rise is slow-started. It reports whether
+// the state changed.
+func (t *Tracker) MarkDown() bool {
+	if t.state != upstream.Up {
+		return false
+	}
+	t.state, t.streak, t.seenDown = upstream.Down, 0, true
+	return true
+}
+
+// PreFatal leaves an UP server one failed check from DOWN (passive
+// health's sudden-death).
+func (t *Tracker) PreFatal() {
+	if t.state == upstream.Up {
+		t.streak = max(t.streak, t.Fall-1)
+	}
+}
+
 // Force sets the state without counting (runtime enable/disable).
 func (t *Tracker) Force(h upstream.Health) {
 	t.state = h

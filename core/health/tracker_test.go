@@ -97,6 +97,28 @@ func TestTrackerRecovered(t *testing.T) {
 	}
 }
 
+func TestTrackerPassiveActions(t *testing.T) {
+	tr := NewTracker(upstream.Up, 2, 3, time.Second, 0, 0)
+	tr.PreFatal()
+	if tr.Streak() != 2 || tr.State() != upstream.Up {
+		t.Fatalf("sudden-death: streak %d state %v, want 2 (fall-1) and UP", tr.Streak(), tr.State())
+	}
+	if !tr.Observe(false) || tr.State() != upstream.Down {
+		t.Fatal("one failed check after sudden-death did not mark the server down")
+	}
+	tr.PreFatal() // DOWN: nothing to do
+	if tr.Streak() != 0 {
+		t.Fatalf("sudden-death on a DOWN server changed its streak to %d", tr.Streak())
+	}
+	up := NewTracker(upstream.Up, 2, 3, time.Second, 0, 0)
+	if !up.MarkDown() || up.State() != upstream.Down || !up.Recovered() {
+		t.Fatalf("mark-down: state %v recovered %v, want DOWN and a slow-started recovery", up.State(), up.Recovered())
+	}
+	if up.MarkDown() {
+		t.Fatal("mark-down of a DOWN server reported a change")
+	}
+}
+
 func BenchmarkTrackerObserve(b *testing.B) {
 	tr := NewTracker(upstream.Up, 2, 3, time.Second, 0, 0)
 	b.ReportAllocs()

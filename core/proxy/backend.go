@@ -350,6 +350,11 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 		s := l.Server
 		t0 := time.Now()
 		c, err := b.dial(s, t0)
+		if err != nil {
+			// Passive health; the caller reports the success once the
+			// connection is usable (after TLS to the server).
+			s.ObserveConnect(err)
+		}
 		if err == nil {
 			tc := time.Since(t0)
 			s.Counters.ConnectTime.Observe(tc)

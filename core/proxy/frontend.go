@@ -367,6 +367,7 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		f.p.log.Debug("no server", "frontend", f.Name, "backend", b.Name, "client", client, "err", err)
 		return
 	}
+	lease.Server.ObserveConnect(nil)
 	ss.tw = lease.Queued
 	ss.tc = time.Since(t0) - lease.Queued
 	defer lease.Release()

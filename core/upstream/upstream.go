@@ -9,6 +9,7 @@ package upstream
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +157,13 @@ type Server struct {
 	// leftMaint gets a token when the server leaves maintenance, so its
 	// health checker checks at once instead of at its next interval.
 	leftMaint chan struct{}
+
+	// Passive health (HAProxy observe): consecutive errors the proxy saw
+	// in live traffic, counted here so the data path takes no lock.
+	obsLimit  atomic.Int32 // 0: not observed
+	obsLayer7 atomic.Bool
+	obsErrs   atomic.Int32
+	obsFn     atomic.Pointer[func(reason string)]
 }
 
 // Settings are the configured attributes of a server that a reload may
@@ -287,6 +295,78 @@ func (s *Server) SetAdmin(a Admin) {
 		}
 	}
 	s.changed()
+}
+
+// SetObserve makes the proxy's reports of live traffic count (limit > 0):
+// after limit consecutive errors fn is called with the last error, and
+// the count starts again. fn runs on the reporting connection's goroutine,
+// which may hold locks: it must hand the work off, not do it. layer7 also
+// counts HTTP answers. limit 0 stops observing.
+func (s *Server) SetObserve(limit int, layer7 bool, fn func(reason string)) {
+	s.obsErrs.Store(0)
+	if limit <= 0 || fn == nil {
+		s.obsLimit.Store(0)
+		s.obsFn.Store(nil)
+		return
+	}
+	s.obsFn.Store(&fn)
+	s.obsLayer7.Store(layer7)
+	s.obsLimit.Store(int32(limit))
+}
+
+// ObserveConnect reports a connection attempt to the server (layer 4): a
+// failure counts for layer4 and layer7 observation, a success resets the
+// count of layer4 only (as HAProxy: under layer7 a server that accepts
+// connections and answers 503 is still failing).
+func (s *Server) ObserveConnect(err error) {
+	if s.obsLimit.Load() == 0 {
+		return
+	}
+	if err != nil {
+		s.observed(false, err.Error())
+	} else if !s.obsLayer7.Load() {
+		s.observed(true, "")
+	}
+}
+
+// ObserveResponse reports an HTTP exchange with the server (layer 7): ok
+// for an answer, false with the reason for a 5xx (but 501 and 505), a
+// broken or missing answer. Counted under layer7 observation only.
+func (s *Server) ObserveResponse(ok bool, reason string) {
+	if s.obsLimit.Load() == 0 || !s.obsLayer7.Load() {
+		return
+	}
+	s.observed(ok, reason)
+}
+
+// ObserveStatus reports the status of an HTTP answer (layer 7): 5xx but
+// 501 and 505 is an error, as in HAProxy (those two say the request was
+// wrong, not the server). It builds no string unless observed and failing.
+func (s *Server) ObserveStatus(status int) {
+	if s.obsLimit.Load() == 0 || !s.obsLayer7.Load() {
+		return
+	}
+	if status < 500 || status == 501 || status == 505 {
+		s.observed(true, "")
+		return
+	}
+	s.observed(false, "HTTP "+strconv.Itoa(status))
+}
+
+func (s *Server) observed(ok bool, reason string) {
+	if ok {
+		if s.obsErrs.Load() != 0 {
+			s.obsErrs.Store(0)
+		}
+		return
+	}
+	n := s.obsErrs.Add(1)
+	if n < s.obsLimit.Load() || !s.obsErrs.CompareAndSwap(n, 0) {
+		return // below the limit, or another report got there first
+	}
+	if fn := s.obsFn.Load(); fn != nil {
+		(*fn)(reason)
+	}
 }
 
 // LeftMaint is signalled when the server leaves maintenance: HAProxy checks
