@@ -391,6 +391,52 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:5: server s: no port: using the frontend's port, 198.18.1.1:25"},
 		},
 		{
+			name: "server without port behind several ports: one backend per port",
+			cfg: "frontend f\n  bind :80\n  bind :443\n  acl internal src 10.0.0.0/8\n  use_backend b if internal { dst_port 443 }\n  default_backend b\n" +
+				"backend b\n  stick-table type ip size 1k\n  stick on src\n  server s1 198.18.1.1 check port 443\n  server s2 198.18.1.2:8443\n" +
+				"listen smtp\n  bind :25\n  bind :587\n  server s1 198.18.1.3 check port 25\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				for name, want := range map[string][]string{"b-80": {"198.18.1.1:80", "198.18.1.2:8443"}, "b-443": {"198.18.1.1:443", "198.18.1.2:8443"},
+					"smtp-25": {"198.18.1.3:25"}, "smtp-587": {"198.18.1.3:587"}} {
+					b := c.Backend(name)
+					if b == nil {
+						t.Errorf("no backend %s in %+v", name, c.Backends)
+						continue
+					}
+					var got []string
+					for _, s := range b.Servers {
+						got = append(got, s.Address)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("backend %s servers %v, want %v", name, got, want)
+					}
+					if strings.HasPrefix(name, "b-") && (b.Stick == nil || b.Stick.Table != "b" || b.Check == nil || b.Check.Port != 443) {
+						t.Errorf("backend %s stick %+v check %+v, want the shared table b and check port 443", name, b.Stick, b.Check)
+					}
+				}
+				if c.Backend("b") != nil || len(c.StickTables) != 1 || c.StickTables[0].Name != "b" {
+					t.Errorf("backends %+v tables %+v", c.Backends, c.StickTables)
+				}
+				f := c.Frontend("f")
+				type r struct {
+					backend string
+					port    []int
+				}
+				var got []r
+				for _, x := range f.Rules {
+					got = append(got, r{x.Backend, x.DstPort})
+				}
+				if want := []r{{"b-443", []int{443}}, {"b-80", []int{80}}, {"b-443", []int{443}}}; f.DefaultBackend != "" || !reflect.DeepEqual(got, want) || len(f.Rules[0].Src) != 1 {
+					t.Errorf("frontend f default %q rules %+v, want %v", f.DefaultBackend, f.Rules, want)
+				}
+				if sm := c.Frontend("smtp"); sm == nil || sm.DefaultBackend != "" || len(sm.Rules) != 2 || sm.Rules[0].Backend != "smtp-25" || sm.Rules[1].DstPort[0] != 587 {
+					t.Errorf("frontend smtp = %+v", sm)
+				}
+			},
+			warns: []string{"h.cfg:10: server s1: no port: HAProxy connects to the port the client connected to; one backend per port: b-80, b-443",
+				"h.cfg:15: server s1: no port: HAProxy connects to the port the client connected to; one backend per port: smtp-25, smtp-587"},
+		},
+		{
 			name:  "backend without servers is dropped with its users",
 			cfg:   "frontend f\n  bind :80\n  default_backend empty\nbackend empty\n  balance roundrobin\n",
 			check: func(t *testing.T, c *config.Cluster) { assertEmpty(t, c) },

@@ -2,7 +2,9 @@ package importer
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -744,21 +746,63 @@ func (t *translator) finishProxies() {
 	}
 	backends := map[string]bool{}
 	beByName := map[string]*proxy{}
+	// perPort: backends with servers without a port, reached on several
+	// ports. HAProxy connects to the port the client connected to; vipgate
+	// needs one per server: one backend per port, chosen by dst_port.
+	perPort := map[string][]string{}
+	addBackend := func(p *proxy, ports map[string]bool) bool {
+		name := p.be.Name
+		t.finishBackend(p, ports)
+		if len(p.be.Servers) == 0 {
+			t.warn(p.head, p.kind+" "+p.name, "backend without servers: vipgate needs at least one; skipped (rules that use it are dropped)")
+			return false
+		}
+		backends[name] = true
+		t.stickRules(p)
+		t.c.Backends = append(t.c.Backends, *p.be)
+		t.src.be = append(t.src.be, beSrc{head: p.head, servers: p.serverLines})
+		key := *p
+		key.name = name
+		t.addProxyComments("backend:"+name, &key)
+		return true
+	}
 	for _, p := range t.proxies {
 		if p.be == nil {
 			continue
 		}
 		beByName[p.name] = p
-		t.finishBackend(p, bePorts[p.name])
-		if len(p.be.Servers) == 0 {
-			t.warn(p.head, p.kind+" "+p.name, "backend without servers: vipgate needs at least one; skipped (rules that use it are dropped)")
+		ports := sortedPorts(bePorts[p.name])
+		if len(ports) < 2 || !slices.ContainsFunc(p.servers, func(s pendingServer) bool { return strings.HasSuffix(s.addr, ":") }) {
+			addBackend(p, bePorts[p.name])
 			continue
 		}
-		backends[p.name] = true
-		t.stickRules(p)
-		t.c.Backends = append(t.c.Backends, *p.be)
-		t.src.be = append(t.src.be, beSrc{head: p.head, servers: p.serverLines})
-		t.addProxyComments("backend:"+p.name, p)
+		var names []string
+		for _, port := range ports {
+			names = append(names, p.name+"-"+port)
+		}
+		for _, s := range p.servers {
+			if strings.HasSuffix(s.addr, ":") {
+				t.warn(s.line, "server "+s.name, "no port: HAProxy connects to the port the client connected to; one backend per port: "+strings.Join(names, ", "))
+			}
+		}
+		for i, port := range ports {
+			// The clone keeps the proxy's name: its stick rules name the
+			// backend's one table, shared as HAProxy shares it.
+			c := *p
+			be := *p.be
+			be.Name = names[i]
+			c.be, c.serverLines = &be, nil
+			c.servers = slices.Clone(p.servers)
+			for j := range c.servers {
+				if strings.HasSuffix(c.servers[j].addr, ":") {
+					c.servers[j].addr += port
+				}
+			}
+			if addBackend(&c, map[string]bool{port: true}) {
+				perPort[p.name] = append(perPort[p.name], port)
+				beByName[p.name] = &c // for inspectForStick: the clones persist alike
+			}
+		}
 	}
 	for _, p := range t.proxies {
 		if p.table != nil {
@@ -771,17 +815,45 @@ func (t *translator) finishProxies() {
 			continue
 		}
 		fe := p.fe
-		if fe.DefaultBackend != "" && !backends[fe.DefaultBackend] {
+		fePorts := map[string]bool{}
+		for _, a := range fe.Bind {
+			if i := strings.LastIndexByte(a, ':'); i >= 0 {
+				fePorts[a[i+1:]] = true
+			}
+		}
+		// byPort is the rule sending this frontend's port of a per-port
+		// backend there, for each such port.
+		byPort := func(rr config.Rule, backend string) []config.Rule {
+			var out []config.Rule
+			for _, port := range perPort[backend] {
+				n, _ := strconv.Atoi(port)
+				if !fePorts[port] || (len(rr.DstPort) > 0 && !slices.Contains(rr.DstPort, n)) {
+					continue
+				}
+				r := rr
+				r.Backend, r.DstPort = backend+"-"+port, []int{n}
+				out = append(out, r)
+			}
+			return out
+		}
+		var defaultRules []config.Rule
+		if perPort[fe.DefaultBackend] != nil {
+			defaultRules = byPort(config.Rule{}, fe.DefaultBackend)
+		}
+		if fe.DefaultBackend != "" && !backends[fe.DefaultBackend] && defaultRules == nil {
 			if p.kind != "listen" {
 				t.warn(p.head, "default_backend "+fe.DefaultBackend, "backend not defined (or skipped)")
 			}
 			fe.DefaultBackend = ""
 		}
 		t.inspectForStick(p, beByName)
+		if defaultRules != nil {
+			fe.DefaultBackend = ""
+		}
 		fe.Rules = append(fe.Rules, p.actionRules...)
 		ruleLines := append([]hline(nil), p.actionLines...)
 		for _, r := range p.backendRules {
-			if !backends[r.backend] {
+			if !backends[r.backend] && perPort[r.backend] == nil {
 				t.warn(r.line, "use_backend "+r.backend, "backend not defined (or skipped)")
 				continue
 			}
@@ -792,9 +864,19 @@ func (t *translator) finishProxies() {
 					fe.InspectDelay = config.Duration(5e9)
 					t.warn(r.line, "use_backend "+r.backend, "matching SNI in tcp mode needs tcp-request inspect-delay; set inspect_delay: 5s")
 				}
-				fe.Rules = append(fe.Rules, rr)
-				ruleLines = append(ruleLines, r.line)
+				rules := []config.Rule{rr}
+				if perPort[r.backend] != nil {
+					rules = byPort(rr, r.backend)
+				}
+				for _, rr := range rules {
+					fe.Rules = append(fe.Rules, rr)
+					ruleLines = append(ruleLines, r.line)
+				}
 			}
+		}
+		for _, rr := range defaultRules {
+			fe.Rules = append(fe.Rules, rr)
+			ruleLines = append(ruleLines, p.head)
 		}
 		if len(fe.Bind) == 0 {
 			if p.kind == "frontend" {
@@ -1024,4 +1106,15 @@ func (t *translator) headerTemplates() bool {
 		t.templates = &v
 	}
 	return *t.templates
+}
+
+// sortedPorts lists ports in numeric order.
+func sortedPorts(ports map[string]bool) []string {
+	out := slices.Collect(maps.Keys(ports))
+	slices.SortFunc(out, func(a, b string) int {
+		x, _ := strconv.Atoi(a)
+		y, _ := strconv.Atoi(b)
+		return x - y
+	})
+	return out
 }
