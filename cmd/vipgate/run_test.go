@@ -252,6 +252,20 @@ func (n *node) serverRow(backend, server string) (string, bool) {
 	return "missing", false
 }
 
+// waitUpAndChecked waits until every named server of backend is UP and
+// has passed a check.
+func (n *node) waitUpAndChecked(backend string, servers ...string) {
+	n.t.Helper()
+	testenv.Eventually(n.t, 10*time.Second, fmt.Sprintf("%s UP and checked", servers), func() bool {
+		for _, name := range servers {
+			if st, ok := n.serverRow(backend, name); st != "UP" || !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func dialName(addr string) (string, error) { return dialSay(addr, "") }
 
 // dialSay connects, sends first (when not empty: persistence that needs
@@ -292,11 +306,7 @@ backends:
 
 	// Servers start UP (init_state up); wait until each has passed a check,
 	// so that b then needs `fall` failures to go down.
-	testenv.Eventually(t, 10*time.Second, "both servers UP and checked", func() bool {
-		sa, oka := n.serverRow("be", "a")
-		sb, okb := n.serverRow("be", "b")
-		return sa == "UP" && sb == "UP" && oka && okb
-	})
+	n.waitUpAndChecked("be", "a", "b")
 	b.kill()
 	testenv.Eventually(t, 10*time.Second, "b marked DOWN", func() bool { return n.serverStatus("be", "b") == "DOWN" })
 	for i := 0; i < 100; i++ {
@@ -377,11 +387,7 @@ backends:
       - {name: a, address: %q}
       - {name: b, address: %q}
 `, fe, aPort, a.addr, dead))
-	testenv.Eventually(t, 10*time.Second, "both servers UP and checked", func() bool {
-		sa, oka := n.serverRow("be", "a")
-		sb, okb := n.serverRow("be", "b")
-		return sa == "UP" && sb == "UP" && oka && okb
-	})
+	n.waitUpAndChecked("be", "a", "b")
 	for i := 0; n.serverStatus("be", "b") != "DOWN"; i++ {
 		if i == 100 {
 			t.Fatal("b still UP after 100 connections, 3 consecutive refusals should take it down")
@@ -453,11 +459,7 @@ backends:
       - {name: a, address: %q}
       - {name: b, address: %q}
 `, fe, a, b))
-	testenv.Eventually(t, 10*time.Second, "both servers UP and checked", func() bool {
-		sa, oka := n.serverRow("be", "a")
-		sb, okb := n.serverRow("be", "b")
-		return sa == "UP" && sb == "UP" && oka && okb
-	})
+	n.waitUpAndChecked("be", "a", "b")
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	get := func() (int, string) {
 		resp, err := c.Get("http://" + fe + "/")
