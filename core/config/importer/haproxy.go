@@ -158,7 +158,7 @@ var noMeaning = map[string]string{
 	"log": "vipgate logs to stderr (journald); per-request access logs are http.log", "log-send-hostname": "",
 	"log-tag": "", "ca-base": "", "crt-base": "", "stats": "the built-in stats page and API are on the admin listener (node file)",
 	"tune.ssl.default-dh-param": "Go's TLS stack has no DH parameters", "ssl-default-bind-ciphers": "set tls.ciphers per frontend",
-	"ssl-default-bind-options": "set tls.min_version per frontend", "ssl-default-server-ciphers": "", "ssl-default-server-options": "",
+	"ssl-default-server-ciphers": "", "ssl-default-server-options": "",
 	"ssl-default-bind-ciphersuites": "", "ssl-default-server-ciphersuites": "", "hard-stop-after": "", "spread-checks": "vipgate spreads checks itself",
 	"description": "", "node": "", "setenv": "", "presetenv": "", "resetenv": "", "unsetenv": "",
 	"server-state-file": "", "server-state-base": "", "localpeer": "set the node name in the node file",
@@ -184,6 +184,8 @@ func (t *translator) global(s *hsection) {
 				continue
 			}
 			t.serverVerify = l.args[1]
+		case k == "ssl-default-bind-options":
+			t.bindOptions(l)
 		case k == "tune.http.maxhdr":
 			if n, ok := t.intArg(l, 1); ok {
 				t.c.Defaults.HTTP.MaxHeaders = n
@@ -1061,4 +1063,43 @@ func uniqueAfter[T comparable](prev, next []T) []T {
 		}
 	}
 	return out
+}
+
+// bindOptions reads global ssl-default-bind-options: the TLS versions
+// become each TLS frontend's unless its binds set their own; the options
+// below TLS 1.2 are what vipgate does anyway.
+func (t *translator) bindOptions(l hline) {
+	vers := map[string]string{"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+	var rest []string
+	for i := 1; i < len(l.args); i++ {
+		switch o := l.args[i]; o {
+		case "ssl-min-ver", "ssl-max-ver":
+			if i+1 >= len(l.args) {
+				t.warn(l, "ssl-default-bind-options "+o, "missing value")
+				continue
+			}
+			i++
+			v := vers[l.args[i]]
+			if v == "" {
+				t.warn(l, "ssl-default-bind-options "+o+" "+l.args[i], "vipgate supports TLS 1.2 and 1.3 only")
+				continue
+			}
+			if o == "ssl-min-ver" {
+				t.bindMinVer = v
+			} else {
+				t.bindMaxVer = v
+			}
+		case "no-tlsv12", "force-tlsv13":
+			t.bindMinVer = "1.3"
+		case "no-tlsv13", "force-tlsv12":
+			t.bindMaxVer = "1.2"
+		case "no-sslv3", "no-tlsv10", "no-tlsv11":
+			// vipgate never offers below TLS 1.2.
+		default:
+			rest = append(rest, o)
+		}
+	}
+	if len(rest) > 0 {
+		t.skip(hline{file: l.file, num: l.num, args: append([]string{l.keyword()}, rest...)}, "TLS details vipgate does not set; versions are applied to each frontend")
+	}
 }

@@ -339,6 +339,36 @@ func TestHAProxyDirectives(t *testing.T) {
 			},
 		},
 		{
+			name: "global ssl-default-bind-options versions apply to frontends that set none",
+			cfg: "global\n  ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets\ndefaults\n  mode http\n" +
+				"frontend f\n  bind :443 ssl crt /etc/ssl/a.pem\n  default_backend b\n" +
+				"frontend g\n  bind :8443 ssl crt /etc/ssl/a.pem ssl-min-ver TLSv1.2\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if tls := c.Frontend("f").TLS; tls == nil || tls.MinVersion != "1.3" {
+					t.Errorf("frontend f tls = %+v, want min_version 1.3", tls)
+				}
+				if tls := c.Frontend("g").TLS; tls == nil || tls.MinVersion != "1.2" {
+					t.Errorf("frontend g tls = %+v, want its own min_version 1.2", tls)
+				}
+			},
+		},
+		{
+			name: "global no-tlsv12 and versions vipgate does not offer",
+			cfg: "global\n  ssl-default-bind-options no-sslv3 no-tlsv10 no-tlsv11 no-tlsv12\ndefaults\n  mode http\n" +
+				"frontend f\n  bind :443 ssl crt /etc/ssl/a.pem\n  default_backend b\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {
+				if tls := c.Frontend("f").TLS; tls == nil || tls.MinVersion != "1.3" {
+					t.Errorf("frontend f tls = %+v, want min_version 1.3", tls)
+				}
+			},
+		},
+		{
+			name:  "global ssl-min-ver below TLS 1.2 is a warning",
+			cfg:   "global\n  ssl-default-bind-options ssl-min-ver TLSv1.0\n" + srv,
+			check: func(t *testing.T, c *config.Cluster) {},
+			warns: []string{"h.cfg:2: ssl-default-bind-options ssl-min-ver TLSv1.0: vipgate supports TLS 1.2 and 1.3 only"},
+		},
+		{
 			name: "redirect frontend",
 			cfg:  "frontend f\n  mode http\n  bind :80\n  http-request redirect scheme https code 301 if !{ ssl_fc }\n",
 			check: func(t *testing.T, c *config.Cluster) {

@@ -88,7 +88,10 @@ type translator struct {
 	// serverVerify is global ssl-server-verify: the verify of servers and
 	// checks over TLS that do not set their own.
 	serverVerify string
-	mailerSets   map[string]*mailerSet
+	// bindMinVer, bindMaxVer: global ssl-default-bind-options, for the
+	// frontends whose binds set no version.
+	bindMinVer, bindMaxVer string
+	mailerSets             map[string]*mailerSet
 }
 
 func (t *translator) warn(l hline, directive, why string) {

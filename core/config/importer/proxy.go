@@ -846,6 +846,14 @@ func (t *translator) finishProxies() {
 			}
 			fe.DefaultBackend = ""
 		}
+		if fe.TLS != nil {
+			if fe.TLS.MinVersion == "" {
+				fe.TLS.MinVersion = t.bindMinVer
+			}
+			if fe.TLS.MaxVersion == "" {
+				fe.TLS.MaxVersion = t.bindMaxVer
+			}
+		}
 		t.inspectForStick(p, beByName)
 		if defaultRules != nil {
 			fe.DefaultBackend = ""
