@@ -994,7 +994,11 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	}
 	lease.Server.ObserveConnect(nil)
 	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.bufs16k.get()}, srv: lease.Server}
-	if tc, ok := c.(*net.TCPConn); ok {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		sc.raw, _ = tc.SyscallConn()
 	}
 	return sc, lease, false, nil

@@ -29,9 +29,24 @@ type serverConn struct {
 // idleOK checks an idle connection before reuse: the server must not have
 // closed it, nor sent anything while no request was pending (a response
 // to nothing would be handed to the next client: response desync). One
-// non-blocking MSG_PEEK; TLS connections are not checked (post-handshake
-// messages are legitimate there).
+// non-blocking MSG_PEEK on the socket; over TLS, first a read that cannot
+// wait, for records the TLS layer already holds (read along with the end
+// of the last response). A legitimate post-handshake message (a late
+// session ticket) just costs a new connection.
 func (sc *serverConn) idleOK() bool {
+	if tc, ok := sc.Conn.(*tls.Conn); ok {
+		// A deadline in the past: the TLS layer decodes only what it has
+		// buffered and never touches the socket (a timeout leaves the
+		// connection usable).
+		_ = tc.SetReadDeadline(time.Unix(1, 0))
+		var b [1]byte
+		n, err := tc.Read(b[:])
+		// The socket check below obeys the deadline too.
+		_ = tc.SetReadDeadline(time.Time{})
+		if n > 0 || !isTimeout(err) {
+			return false
+		}
+	}
 	if sc.raw == nil {
 		return true
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -254,4 +255,88 @@ func TestHTTP10ChunkedResponseNotReused(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("server saw %d connections, want 2 (none reused)", n)
 	}
+}
+
+// TestHTTPResponseDesyncTLS: TestHTTPResponseDesync toward a TLS server.
+// Bytes a server sends on an idle connection must not become the answer
+// to the next request there either: when they arrive while the
+// connection is idle, and when they came in the same read as the end of
+// the previous response (then the TLS layer holds them, not the socket).
+func TestHTTPResponseDesyncTLS(t *testing.T) {
+	good := "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"
+	evil := "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+	for _, later := range []bool{true, false} {
+		t.Run(fmt.Sprintf("later=%v", later), func(t *testing.T) {
+			firstDone := make(chan struct{})
+			extraSent := make(chan struct{}, 1)
+			var conns atomic.Int64
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := &tls.Config{Certificates: []tls.Certificate{testTLSCert(t)}}
+			acceptLoop(t, ln, func(c net.Conn) {
+				n := conns.Add(1)
+				bc := &batchConn{Conn: c}
+				tc := tls.Server(bc, cfg)
+				br := bufio.NewReader(tc)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					switch {
+					case n != 1:
+						io.WriteString(tc, good)
+					case later:
+						io.WriteString(tc, good)
+						<-firstDone
+						io.WriteString(tc, evil)
+						extraSent <- struct{}{}
+					default:
+						// Two TLS records in one write: the proxy's TLS layer
+						// reads both while looking for the first.
+						bc.batch = true
+						io.WriteString(tc, good)
+						io.WriteString(tc, evil)
+						bc.flush()
+						extraSent <- struct{}{}
+					}
+				}
+			})
+			h := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http, retries: 0, timeouts: {connect: 1s, client: 2s, server: 1s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, ssl: {verify: none}, http: {reuse: always}, servers: [{name: s1, address: %q}]}]
+`, ln.Addr().String()))
+			checkNoStaleResponse(t, "http://"+h.addr("fe"), firstDone, extraSent)
+			// The check costs no healthy connection (TLS 1.3 session
+			// tickets and all): the second one served all three.
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("server saw %d connections, want 2", n)
+			}
+		})
+	}
+}
+
+// batchConn holds writes back while batch is set, to send them in one go.
+type batchConn struct {
+	net.Conn
+	batch bool
+	buf   []byte
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	if b.batch {
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}
+
+func (b *batchConn) flush() {
+	b.batch = false
+	_, _ = b.Conn.Write(b.buf)
+	b.buf = nil
 }

@@ -280,11 +280,19 @@ func TestHTTPResponseDesync(t *testing.T) {
 	}()
 	h := startProxy(t, httpDoc("", "", oneBackend(ln.Addr().String())+"    http: {reuse: always}\n"))
 	url := "http://" + h.addr("fe")
+	// Loopback delivers into the proxy's socket buffer within the write.
+	checkNoStaleResponse(t, url, firstDone, extraSent)
+}
+
+// checkNoStaleResponse asks url once (the server answers "good"), closes
+// firstDone (the server then sends an extra "evil" answer and signals
+// extraSent) and checks that later requests still get "good".
+func checkNoStaleResponse(t *testing.T, url string, firstDone, extraSent chan struct{}) {
+	t.Helper()
 	if _, body := get(t, http.DefaultClient, url+"/1"); body != "good" {
 		t.Fatalf("first: %q", body)
 	}
 	close(firstDone)
-	// Loopback delivers into the proxy's socket buffer within the write.
 	<-extraSent
 	for i := 0; i < 3; i++ {
 		c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
