@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -229,8 +230,30 @@ func (t *translator) keepalivedAlerts(files []*kaFile, smtp bool) {
 	m := config.Mailer{Name: "keepalived-smtp", Address: f.smtp, ConnectTimeout: f.smtpTO}
 	t.addMailer(m, at)
 	t.setFrom(f.from, at, "notification_email_from")
+	// Every node's file has its own settings; the cluster has one rule.
+	to := slices.Clone(f.emails)
+	for _, x := range files {
+		if x == f || (len(x.emails) == 0 && x.smtp == "") {
+			continue
+		}
+		if x.from != "" && x.fromLine != nil {
+			t.setFrom(x.from, hline{file: x.fromLine.file, num: x.fromLine.line}, "notification_email_from")
+		}
+		if x.smtp != "" && x.smtp != f.smtp {
+			t.warnKA(x.smtpLine, "smtp_server", fmt.Sprintf("%s differs from %s's %s: vipgate mails through one relay list for the cluster; add it to alerts.mailers if the relay must be reachable from every node", x.smtp, f.name, f.smtp))
+		}
+		added := false
+		for _, e := range x.emails {
+			if !slices.Contains(to, e) {
+				to, added = append(to, e), true
+			}
+		}
+		if x.emailsLine != nil && (added || len(x.emails) < len(f.emails)) {
+			t.warnKA(x.emailsLine, "notification_email", fmt.Sprintf("differs from %s's: the rule mails the recipients of every file, about every node", f.name))
+		}
+	}
 	t.c.Alerts.Rules = append(t.c.Alerts.Rules, config.AlertRule{
-		Name: "keepalived", Events: config.StringList{"vrrp.transition"}, MinLevel: "notice", To: config.StringList(f.emails),
+		Name: "keepalived", Events: config.StringList{"vrrp.transition"}, MinLevel: "notice", To: config.StringList(to),
 	})
 	t.src.rules = append(t.src.rules, at)
 	t.note("alerts", "rule keepalived: smtp_alert mailed every VRRP state change; vipgate publishes them as vrrp.transition at notice (FAULT at warning).")

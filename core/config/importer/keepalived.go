@@ -101,11 +101,14 @@ type kaFile struct {
 	smtp     string // host:port
 	smtpTO   config.Duration
 	smtpLine *kanode
-	scripts  map[string]*kaScript
-	files    map[string]*kaTrackFile
-	procs    map[string]*kaTrackProcess
-	insts    []*kaInstance
-	groups   []*kaGroup
+	// emailsLine, fromLine: where notification_email and
+	// notification_email_from are, for warnings.
+	emailsLine, fromLine *kanode
+	scripts              map[string]*kaScript
+	files                map[string]*kaTrackFile
+	procs                map[string]*kaTrackProcess
+	insts                []*kaInstance
+	groups               []*kaGroup
 }
 
 // nodeName is the vipgate node a file describes: its router_id, else the
@@ -190,12 +193,14 @@ func (t *translator) kaGlobal(n *kanode, f *kaFile) {
 		k := c.keyword()
 		switch k {
 		case "notification_email":
+			f.emailsLine = c
 			for _, e := range c.children {
 				f.emails = append(f.emails, e.args...)
 			}
 			f.emails = append(f.emails, c.args[1:]...)
 		case "notification_email_from":
 			f.from = c.arg(1)
+			f.fromLine = c
 		case "smtp_server":
 			host, port := c.arg(1), c.arg(2)
 			if port == "" {

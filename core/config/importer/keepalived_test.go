@@ -341,6 +341,26 @@ script "/bin/true"
 			warns: []string{"k1.conf:9: vrrp_instance A: this file describes one node", "k1.conf:16: vrrp_instance B: this file describes one node"},
 		},
 		{
+			name: "nodes with different notification settings",
+			files: []string{
+				"global_defs {\n router_id gw1\n notification_email {\n ops@example.com\n }\n notification_email_from gw1@example.com\n smtp_server 198.18.0.25\n}\n" +
+					"vrrp_instance VI {\n interface e\n virtual_router_id 1\n smtp_alert\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n",
+				"global_defs {\n router_id gw2\n notification_email {\n ops@example.com noc@example.com\n }\n notification_email_from gw2@example.com\n smtp_server 198.19.0.25\n}\n" +
+					"vrrp_instance VI {\n interface e\n virtual_router_id 1\n smtp_alert\n virtual_ipaddress {\n 198.18.0.1\n }\n}\n"},
+			check: func(t *testing.T, c *config.Cluster) {
+				a := c.Alerts
+				if len(a.Mailers) != 1 || a.Mailers[0].Address != "198.18.0.25:25" || a.From != "gw1@example.com" {
+					t.Errorf("alerts = %+v", a)
+				}
+				if len(a.Rules) != 1 || !reflect.DeepEqual([]string(a.Rules[0].To), []string{"ops@example.com", "noc@example.com"}) {
+					t.Errorf("rules = %+v, want every file's recipients", a.Rules)
+				}
+			},
+			warns: []string{`k2.conf:6: notification_email_from: vipgate sends every alert from one address; keeping "gw1@example.com"`,
+				"k2.conf:7: smtp_server: 198.19.0.25:25 differs from k1.conf's 198.18.0.25:25: vipgate mails through one relay list for the cluster",
+				"k2.conf:3: notification_email: differs from k1.conf's: the rule mails the recipients of every file"},
+		},
+		{
 			name: "dual-stack instance in a sync group",
 			files: []string{"vrrp_instance A {\n interface eth0\n virtual_router_id 10\n virtual_ipaddress {\n 198.18.0.1/24\n 2001:db8::1/64\n }\n}\n" +
 				kaInstNamed("B") + "vrrp_sync_group G {\n group {\n A\n B\n }\n}\n", kaInstNamed("A") + kaInstNamed("B")},
