@@ -53,7 +53,11 @@ type httpHandler struct {
 	// allocate tens of kilobytes per request.
 	sessions sync.Pool
 	inBufs   *bufPool // client read buffers (bufSize)
-	bufs16k  *bufPool // write buffers and server read buffers
+	bufs16k  *bufPool // write buffers
+	// srvBufs are server read buffers: a response head must fit whole,
+	// so they are as large as the largest backend max_header_bytes (the
+	// same pool as bufs16k at the default).
+	srvBufs *bufPool
 }
 
 // httpBackend is the per-backend part: error pages, reuse, TLS, cookie.
@@ -113,7 +117,15 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 		h.backends[name] = hb
 	}
 	h.inBufs, h.bufs16k = newBufPool(h.bufSize), newBufPool(16<<10)
-	h.pools = newConnPools(idle, h.bufs16k)
+	h.srvBufs = h.bufs16k
+	srvSize := 16 << 10
+	for _, hb := range h.backends {
+		srvSize = max(srvSize, hb.respLim.MaxHeaderBytes)
+	}
+	if srvSize > 16<<10 {
+		h.srvBufs = newBufPool(srvSize)
+	}
+	h.pools = newConnPools(idle, h.srvBufs)
 	for i := range fc.Rules {
 		r := &fc.Rules[i]
 		if len(r.Header) > 0 {
@@ -218,7 +230,7 @@ func (s *session) idleRead() bool {
 func (s *session) finish() {
 	h := s.h
 	if s.attached != nil {
-		s.attached.discard(h.bufs16k)
+		s.attached.discard(h.srvBufs)
 		s.attached = nil
 	}
 	h.inBufs.put(s.cc.buf)
@@ -939,7 +951,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	a := s.attached
 	s.attached = nil
 	if a != nil && (s.attachedBack != hb || fresh) {
-		a.discard(s.h.bufs16k)
+		a.discard(s.h.srvBufs)
 		a = nil
 	}
 	usePool := !fresh && (hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1))
@@ -949,7 +961,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		rec.tw = s.stamp() // Tw: waiting for a server slot (queue)
 		if err != nil {
 			if a != nil {
-				a.discard(s.h.bufs16k)
+				a.discard(s.h.srvBufs)
 			}
 			return nil, nil, false, err
 		}
@@ -957,7 +969,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 			return a, lease, true, nil
 		}
 		if a != nil {
-			a.discard(s.h.bufs16k)
+			a.discard(s.h.srvBufs)
 		}
 		if usePool {
 			if sc := s.h.pools.get(lease.Server); sc != nil {
@@ -993,7 +1005,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		}
 	}
 	lease.Server.ObserveConnect(nil)
-	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.bufs16k.get()}, srv: lease.Server}
+	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.srvBufs.get()}, srv: lease.Server}
 	raw := c
 	if tc, ok := c.(*tls.Conn); ok {
 		raw = tc.NetConn()
@@ -1043,7 +1055,7 @@ func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 
 func (s *session) dropServer(sc *serverConn, lease *Lease) {
 	s.untrack()
-	sc.discard(s.h.bufs16k)
+	sc.discard(s.h.srvBufs)
 	lease.Release()
 }
 
@@ -1052,7 +1064,7 @@ func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *log
 	f, b := s.h.f, hb.b
 	s.untrack() // the tunnel tracks itself, client side included
 	defer lease.Release()
-	defer sc.discard(s.h.bufs16k)
+	defer sc.discard(s.h.srvBufs)
 	srv := lease.Server
 	s.writeResponseHead(hb, true, 1, true, false, acts, ck, srv)
 	sc.consume(s.resp.HeadLen)

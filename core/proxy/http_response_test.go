@@ -340,3 +340,31 @@ func (b *batchConn) flush() {
 	_, _ = b.Conn.Write(b.buf)
 	b.buf = nil
 }
+
+// TestHTTPLargeResponseHead: a backend's max_header_bytes bounds the
+// response heads of its servers (HAProxy's tune.bufsize applies to both
+// directions): above the 16 KiB default, a head within it is relayed, one
+// past it is a 502.
+func TestHTTPLargeResponseHead(t *testing.T) {
+	addr := keepAliveBackend(t, nil, func(c net.Conn, req *http.Request) {
+		n := 30 << 10
+		if req.URL.Path == "/huge" {
+			n = 70 << 10
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok", strings.Repeat("b", n))
+	})
+	h := startProxy(t, fmt.Sprintf(`
+defaults: {mode: http, retries: 0, timeouts: {connect: 1s, client: 2s, server: 1s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, http: {max_header_bytes: 65536}, servers: [{name: s1, address: %q}]}]
+`, addr))
+	c := dialClient(t, h.addr("fe"))
+	resp, body := c.roundTrip(t, "GET", "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 || body != "ok" || len(resp.Header.Get("X-Big")) != 30<<10 {
+		t.Fatalf("30 KiB head: %d %q (X-Big %d bytes)", resp.StatusCode, body, len(resp.Header.Get("X-Big")))
+	}
+	resp, _ = c.roundTrip(t, "GET", "GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 502 {
+		t.Fatalf("70 KiB head: %d, want 502", resp.StatusCode)
+	}
+}
