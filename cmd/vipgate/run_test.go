@@ -506,6 +506,42 @@ backends:
 	t.Fatalf("no server.down event for b in %+v", evs)
 }
 
+// TestNodeChecksSendProxy: a backend whose servers speak the PROXY
+// protocol (send_proxy) is checked with a PROXY header too, as HAProxy does
+// when the check goes to the traffic port; the server here answers nothing
+// to a connection that does not start with one.
+func TestNodeChecksSendProxy(t *testing.T) {
+	for _, version := range []string{"v1", "v2"} {
+		t.Run(version, func(t *testing.T) {
+			addr := testenv.Serve(t, func(c net.Conn) {
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				head := make([]byte, 12)
+				if _, err := io.ReadFull(c, head); err != nil {
+					return
+				}
+				if string(head[:6]) != "PROXY " && string(head) != "\r\n\r\n\x00\r\nQUIT\n" {
+					return // no PROXY header: hang up
+				}
+				io.WriteString(c, "pp\n")
+				io.Copy(io.Discard, c)
+			})
+			fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			n := startNode(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends:
+  - name: be
+    send_proxy: %s
+    check: {kind: tcp, expect: "pp", inter: 100ms, rise: 1, fall: 1}
+    servers: [{name: pp, address: %q}]
+`, fe, version, addr))
+			n.waitUpAndChecked("be", "pp")
+			if name, err := dialName(fe); err != nil || name != "pp" {
+				t.Fatalf("through the proxy: %q, %v", name, err)
+			}
+		})
+	}
+}
+
 // TestNodeReloadBadConfigKeepsRunning: a bad file on SIGHUP is refused and
 // the node keeps serving the old configuration.
 func TestNodeFileSourceRefusesBadReload(t *testing.T) {

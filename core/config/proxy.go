@@ -111,6 +111,12 @@ type Check struct {
 	// consecutive errors (default 10) trigger OnError: fastinter (check
 	// again soon), fail-check (count one failed check; the default),
 	// sudden-death (one more failed check marks it down) or mark-down.
+	// SendProxy starts each check's connection with a PROXY protocol
+	// header: v1 ("PROXY UNKNOWN") or v2 (LOCAL), as HAProxy's checks do.
+	// Default: the backend's send_proxy when the check goes to the
+	// traffic port (no port of its own), as HAProxy; none turns it off.
+	SendProxy string `yaml:"send_proxy,omitempty" json:"send_proxy,omitempty"`
+
 	Observe    string `yaml:"observe,omitempty" json:"observe,omitempty"`
 	ErrorLimit int    `yaml:"error_limit,omitempty" json:"error_limit,omitempty"`
 	OnError    string `yaml:"on_error,omitempty" json:"on_error,omitempty"`
@@ -397,6 +403,9 @@ func (c *Cluster) applyProxyDefaults() {
 			if ch.Verify == "" {
 				ch.Verify = "required"
 			}
+			if ch.SendProxy == "" && ch.Port == 0 {
+				ch.SendProxy = b.SendProxy
+			}
 			if ch.Observe != "" {
 				orDefault(&ch.ErrorLimit, DefaultErrorLimit)
 				orDefault(&ch.OnError, DefaultOnError)
@@ -436,6 +445,7 @@ func (ch *Check) inherit(d *Check) {
 	orDefault(&ch.Verify, d.Verify)
 	orDefault(&ch.SNI, d.SNI)
 	orDefault(&ch.CA, d.CA)
+	orDefault(&ch.SendProxy, d.SendProxy)
 	orDefault(&ch.Observe, d.Observe)
 	orDefault(&ch.ErrorLimit, d.ErrorLimit)
 	orDefault(&ch.OnError, d.OnError)
@@ -743,6 +753,11 @@ func (c *Cluster) validateCheck(p *Problems, path string, ch *Check) {
 	if (ch.Expect != "" || ch.ExpectRegex != "") && ch.Kind == "tcp" && ch.Send == "" {
 		// Fine: some protocols speak first (SMTP banner). Nothing to check.
 		_ = ch
+	}
+	switch ch.SendProxy {
+	case "", "v1", "v2", "none":
+	default:
+		p.Addf(Path(path, "send_proxy"), "send_proxy %q: want v1, v2 or none", ch.SendProxy)
 	}
 	switch ch.Observe {
 	case "", "layer4", "layer7":

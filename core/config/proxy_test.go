@@ -100,6 +100,7 @@ func TestProblemsArePositioned(t *testing.T) {
 		{"duplicate key", "defaults:\n  mode: tcp\n  mode: http\n", `bad.yaml:3: mapping key "mode" already defined`},
 		{"no servers", "backends:\n  - name: b\n", `backends.0: backend "b" has no servers`},
 		{"check rise 0", "backends:\n  - name: b\n    check: {rise: -1}\n    servers: [{name: s, address: 'h:1'}]\n", `rise -1 must be at least 1`},
+		{"check send_proxy", "backends:\n  - name: b\n    check: {send_proxy: v3}\n    servers: [{name: s, address: 'h:1'}]\n", `backends.0.check.send_proxy: send_proxy "v3": want v1, v2 or none`},
 		{"observe unknown", "backends:\n  - name: b\n    check: {observe: layer3}\n    servers: [{name: s, address: 'h:1'}]\n", `bad.yaml:3:22: backends.0.check.observe: observe "layer3": want layer4 or layer7`},
 		{"observe layer7 in tcp", "backends:\n  - name: b\n    check: {observe: layer7}\n    servers: [{name: s, address: 'h:1'}]\n", `backends.0.check.observe: observe layer7 needs mode http`},
 		{"on_error unknown", "backends:\n  - name: b\n    check: {observe: layer4, on_error: panic}\n    servers: [{name: s, address: 'h:1'}]\n", `backends.0.check.on_error: on_error "panic": want fastinter`},
@@ -424,5 +425,25 @@ backends:
 	}
 	if ch := c.Backend("a").Check; ch.ErrorLimit != 10 || ch.OnError != "fail-check" {
 		t.Errorf("defaults: error_limit %d on_error %q, want HAProxy's 10 and fail-check", ch.ErrorLimit, ch.OnError)
+	}
+}
+
+// TestCheckSendProxyDefault: checks speak the PROXY protocol when the
+// backend's traffic does and the check goes to the same port (HAProxy).
+func TestCheckSendProxyDefault(t *testing.T) {
+	c, err := Parse("s.yaml", []byte(`
+backends:
+  - {name: same, send_proxy: v2, check: {}, servers: [{name: s, address: 'h:1'}]}
+  - {name: other_port, send_proxy: v2, check: {port: 8080}, servers: [{name: s, address: 'h:1'}]}
+  - {name: forced, check: {send_proxy: v1}, servers: [{name: s, address: 'h:1'}]}
+  - {name: off, send_proxy: v1, check: {send_proxy: none}, servers: [{name: s, address: 'h:1'}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b, want := range map[string]string{"same": "v2", "other_port": "", "forced": "v1", "off": "none"} {
+		if got := c.Backend(b).Check.SendProxy; got != want {
+			t.Errorf("%s: check send_proxy %q, want %q", b, got, want)
+		}
 	}
 }

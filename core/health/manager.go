@@ -520,7 +520,7 @@ func (w *worker) once(ctx context.Context) time.Duration {
 }
 
 func (w *worker) probe(ctx context.Context) (r Result) {
-	cctx, cancel := context.WithTimeout(WithBudget(ctx, w.budget), w.budget.Total)
+	cctx, cancel := context.WithTimeout(WithSendProxy(WithBudget(ctx, w.budget), w.cfg.SendProxy), w.budget.Total)
 	defer cancel()
 	start := time.Now()
 	defer func() {

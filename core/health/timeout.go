@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"time"
 
@@ -47,6 +48,25 @@ func WithBudget(ctx context.Context, b Budget) context.Context {
 	return context.WithValue(ctx, budgetKey{}, b)
 }
 
+type sendProxyKey struct{}
+
+// WithSendProxy makes Dial start the connection with a PROXY protocol
+// header ("v1" or "v2"; "" or "none": without).
+func WithSendProxy(ctx context.Context, version string) context.Context {
+	if version == "" || version == "none" {
+		return ctx
+	}
+	return context.WithValue(ctx, sendProxyKey{}, version)
+}
+
+// The PROXY headers of a health check, as HAProxy sends them: a check
+// stands for no client, so v1 says UNKNOWN and v2 is a LOCAL command;
+// servers then use the connection's own addresses.
+var (
+	proxyV1Check = []byte("PROXY UNKNOWN\r\n")
+	proxyV2Check = []byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")
+)
+
 // Dial opens a check's connection: the connect is bounded by the check's
 // connect budget, and from the moment it is established the connection's
 // deadline is the read budget (else the context's deadline). The
@@ -74,6 +94,16 @@ func Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 		_ = c.SetDeadline(time.Now().Add(b.Read))
 	} else if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
+	}
+	if v, _ := ctx.Value(sendProxyKey{}).(string); v != "" {
+		hdr := proxyV1Check
+		if v == "v2" {
+			hdr = proxyV2Check
+		}
+		if _, err := c.Write(hdr); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("sending the PROXY header: %w", err)
+		}
 	}
 	return c, nil
 }

@@ -1,6 +1,9 @@
 package health
 
 import (
+	"context"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -42,6 +45,55 @@ func TestCheckBudget(t *testing.T) {
 			if got := CheckBudget(c.Backends[0].Check); got != tt.want {
 				t.Fatalf("budget %+v, want %+v", got, tt.want)
 			}
+		})
+	}
+}
+
+// TestDialSendProxy: with send_proxy a check's connection starts with
+// HAProxy's health-check PROXY header (v1 UNKNOWN, v2 LOCAL), which
+// PROXY-protocol servers accept without client addresses; without it,
+// nothing is sent first.
+func TestDialSendProxy(t *testing.T) {
+	tests := []struct {
+		version string
+		want    string
+	}{
+		{"v1", "PROXY UNKNOWN\r\n"},
+		{"v2", "\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"},
+		{"none", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			got := make(chan string, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b, _ := io.ReadAll(c)
+				got <- string(b)
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := Dial(WithSendProxy(ctx, tt.version), "tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = c.Write([]byte("x"))
+			c.(*net.TCPConn).CloseWrite()
+			if g := <-got; g != tt.want+"x" {
+				t.Fatalf("server read %q, want %q", g, tt.want+"x")
+			}
+			c.Close()
 		})
 	}
 }
