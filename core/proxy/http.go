@@ -683,11 +683,12 @@ attempts:
 		}
 		bodySent := !hasBody
 		if hasBody && !expect && !upgrade {
-			if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
+			if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err == nil {
+				bodySent = true
+			} else if !s.answeredEarly(sc, hb, err) {
 				s.dropServer(sc, lease)
 				return s.bodyFailed(hb, rec, err)
 			}
-			bodySent = true
 		}
 
 		// Response head (1xx are relayed and skipped).
@@ -898,6 +899,30 @@ func (s *session) bodyFailed(hb *httpBackend, rec *logRec, err error) bool {
 		s.failRec(hb, rec, 502, "SD", err.Error())
 	}
 	return false
+}
+
+// answeredEarly reports whether a server that could not take the whole
+// request body (it stopped reading, or closed) has already sent a final
+// answer — a 413 for a too large upload, a 401 — which is then relayed
+// instead of a 502, as HAProxy does. The answer is in s.resp.
+func (s *session) answeredEarly(sc *serverConn, hb *httpBackend, err error) bool {
+	var be *bodyError
+	var pe *httpparse.Error
+	if errors.As(err, &pe) {
+		return false // the client's body is malformed
+	}
+	// A failed splice cannot say which side broke: a server that has
+	// spoken is the one that stopped.
+	if errors.As(err, &be) && be.client && !sc.spoke() {
+		return false
+	}
+	// What the server said before it stopped reading is already here.
+	d := expectWait
+	if st := hb.b.Cfg.Timeouts.Server.D(); st > 0 {
+		d = min(d, st)
+	}
+	_ = sc.SetReadDeadline(time.Now().Add(d))
+	return s.readResponseHead(sc, hb) == nil && s.resp.Status >= 200
 }
 
 // sendBody streams the request body (after the head in sw) to the server.

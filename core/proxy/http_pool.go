@@ -47,6 +47,22 @@ func (sc *serverConn) idleOK() bool {
 			return false
 		}
 	}
+	return sc.quiet()
+}
+
+// spoke reports whether the server has sent something (or closed) that is
+// not read yet, without waiting.
+func (sc *serverConn) spoke() bool {
+	if len(sc.buffered()) > 0 {
+		return true
+	}
+	_ = sc.SetReadDeadline(time.Time{}) // the peek obeys it
+	return !sc.quiet()
+}
+
+// quiet is the socket half of idleOK: one non-blocking MSG_PEEK (true
+// when it cannot tell, on a connection that is not plain TCP beneath).
+func (sc *serverConn) quiet() bool {
 	if sc.raw == nil {
 		return true
 	}

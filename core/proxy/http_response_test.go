@@ -368,3 +368,34 @@ backends: [{name: be, http: {max_header_bytes: 65536}, servers: [{name: s1, addr
 		t.Fatalf("70 KiB head: %d, want 502", resp.StatusCode)
 	}
 }
+
+// TestHTTPEarlyResponseDuringUpload: a server that answers before it has
+// read the request body and closes (413 for a too large upload, 401)
+// has its answer reach the client, as through HAProxy, not a 502 or
+// nothing: the proxy reads the answer when the body can no longer be
+// sent (here a splice toward the server fails, which does not say which
+// side broke).
+func TestHTTPEarlyResponseDuringUpload(t *testing.T) {
+	addr := rawBackend(t, func(c net.Conn, _ []byte) {
+		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+		// Closing with the body unread resets the connection.
+	})
+	h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 1s"))
+	c := dialClient(t, h.addr("fe"))
+	const size = 8 << 20
+	go func() {
+		io.WriteString(c, fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size))
+		io.WriteString(c, strings.Repeat("x", size))
+	}()
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || string(b) != "too big!" || err != nil {
+		t.Fatalf("%d %q %v, want the server's 413", resp.StatusCode, b, err)
+	}
+	if !resp.Close {
+		t.Fatal("the connection stays open though the request body was not read")
+	}
+}
