@@ -634,3 +634,30 @@ func TestHeaderTemplates(t *testing.T) {
 	}
 	wantWarnings(t, r, []string{"h.cfg:4: http-request set-header: log-format expressions", "h.cfg:5: http-request set-header: log-format expressions"}, true)
 }
+
+// A certificate directory (HAProxy loads every file in it) is listed as
+// found at import time; a TLS bind left without a certificate is dropped
+// rather than served in plain text.
+func TestHAProxyCertificateDirectory(t *testing.T) {
+	cfg := "defaults\n  mode http\nfrontend f\n  bind :443 ssl crt /etc/haproxy/certs/ alpn h2,http/1.1\n  default_backend b\n" +
+		"frontend g\n  bind :8443 ssl crt /etc/haproxy/empty/\n  bind :8444 ssl crt /etc/haproxy/certs\n  default_backend b\n" + srv
+	fsys := mapFS{"/etc/haproxy/certs/b.pem": "c", "/etc/haproxy/certs/b.pem.key": "k", "/etc/haproxy/certs/b.pem.ocsp": "o",
+		"/etc/haproxy/certs/a.pem": "ck", "/etc/haproxy/certs/old/c.pem": "ck"}
+	r, err := Import(Options{HAProxy: &Input{Name: "h.cfg", Data: []byte(cfg)}, FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []config.CertFiles{{Cert: "/etc/haproxy/certs/a.pem"}, {Cert: "/etc/haproxy/certs/b.pem", Key: "/etc/haproxy/certs/b.pem.key"}}
+	if f := r.Cluster.Frontend("f"); f == nil || f.TLS == nil || !reflect.DeepEqual(f.TLS.Certificates, want) {
+		t.Errorf("frontend f = %+v, want certificates %+v", f, want)
+	}
+	if g := r.Cluster.Frontend("g"); g == nil || !reflect.DeepEqual(g.Bind, config.StringList{"0.0.0.0:8444"}) || g.TLS == nil || len(g.TLS.Certificates) != 2 {
+		t.Errorf("frontend g = %+v", g)
+	}
+	wantWarnings(t, r, []string{
+		"h.cfg:4: bind crt /etc/haproxy/certs/: a directory: its 2 certificates as found now are listed",
+		"h.cfg:7: bind crt /etc/haproxy/empty/: a directory without certificates",
+		"h.cfg:7: bind ssl: no certificate to serve: the bind is dropped",
+		"h.cfg:8: bind crt /etc/haproxy/certs: a directory: its 2 certificates as found now are listed",
+	}, true)
+}

@@ -45,7 +45,8 @@ type Options struct {
 	// Keepalived are keepalived.conf files, one per node of the same
 	// VRRP instances: they are merged (priorities per router_id).
 	Keepalived []*Input
-	// FS reads keepalived `include` files; nil means the local file system.
+	// FS reads keepalived `include` files and lists haproxy `crt`
+	// directories; nil means the local file system.
 	FS FS
 }
 
@@ -62,6 +63,10 @@ type osFS struct{}
 
 func (osFS) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
 func (osFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+func (osFS) IsDir(name string) bool {
+	st, err := os.Stat(name)
+	return err == nil && st.IsDir()
+}
 
 // translator holds the state of one import.
 type translator struct {
@@ -91,7 +96,9 @@ type translator struct {
 	// bindMinVer, bindMaxVer: global ssl-default-bind-options, for the
 	// frontends whose binds set no version.
 	bindMinVer, bindMaxVer string
-	mailerSets             map[string]*mailerSet
+	// fs lists certificate directories (and reads keepalived includes).
+	fs         FS
+	mailerSets map[string]*mailerSet
 }
 
 func (t *translator) warn(l hline, directive, why string) {
@@ -119,7 +126,10 @@ func Import(o Options) (*Result, error) {
 	if o.HAProxy == nil && len(o.Keepalived) == 0 {
 		return nil, fmt.Errorf("nothing to import: give a haproxy.cfg, a keepalived.conf or both")
 	}
-	t := &translator{comments: map[string][]string{}, mailerSets: map[string]*mailerSet{}}
+	t := &translator{comments: map[string][]string{}, mailerSets: map[string]*mailerSet{}, fs: o.FS}
+	if t.fs == nil {
+		t.fs = osFS{}
+	}
 	var from []string
 	if o.HAProxy != nil {
 		from = append(from, o.HAProxy.Name)
@@ -129,14 +139,10 @@ func Import(o Options) (*Result, error) {
 		t.finishAlerts()
 	}
 	if len(o.Keepalived) > 0 {
-		fs := o.FS
-		if fs == nil {
-			fs = osFS{}
-		}
 		var files []*kaFile
 		for _, in := range o.Keepalived {
 			from = append(from, in.Name)
-			nodes, err := parseKeepalived(in.Name, in.Data, fs, 0)
+			nodes, err := parseKeepalived(in.Name, in.Data, t.fs, 0)
 			if err != nil {
 				return nil, err
 			}

@@ -3,6 +3,7 @@ package importer
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -364,8 +365,8 @@ func (t *translator) bind(p *proxy, l hline) {
 				tls = &config.FrontendTLS{}
 			}
 			if v := val(); v != "" {
-				if strings.HasSuffix(v, "/") {
-					t.warn(l, "bind crt "+v, "certificate directories are not supported; list each PEM file")
+				if certs, dir := t.certDir(l, v); dir {
+					tls.Certificates = append(tls.Certificates, certs...)
 					continue
 				}
 				tls.Certificates = append(tls.Certificates, config.CertFiles{Cert: v})
@@ -442,7 +443,11 @@ func (t *translator) bind(p *proxy, l hline) {
 	}
 	if tls != nil {
 		if len(tls.Certificates) == 0 {
-			t.warn(l, "bind ssl", "ssl without crt: no certificate to serve; TLS not configured")
+			// Serving the address without TLS would answer HTTPS clients
+			// in plain text.
+			fe.Bind = fe.Bind[:len(fe.Bind)-len(addrs)]
+			p.bindLines = p.bindLines[:len(p.bindLines)-len(addrs)]
+			t.warn(l, "bind ssl", "no certificate to serve: the bind is dropped; list the certificate files under tls.certificates and add the address to bind")
 			return
 		}
 		if p.mode(t) != config.ModeHTTP {
@@ -1125,4 +1130,50 @@ func sortedPorts(ports map[string]bool) []string {
 		return x - y
 	})
 	return out
+}
+
+// certDir lists the certificates of a `crt` directory (HAProxy loads every
+// file in it, in name order, the first being the default; FILE.key holds
+// FILE's key; .ocsp, .issuer and .sctl files are extras, not certificates).
+// dir reports whether v is a directory, which it is when it ends in '/' or
+// has files under it on this machine.
+func (t *translator) certDir(l hline, v string) (certs []config.CertFiles, dir bool) {
+	base := strings.TrimSuffix(v, "/")
+	names, _ := t.fs.Glob(base + "/*")
+	if len(names) == 0 && !strings.HasSuffix(v, "/") {
+		return nil, false
+	}
+	slices.Sort(names)
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	for _, n := range names {
+		switch filepath.Ext(n) {
+		case ".key", ".ocsp", ".issuer", ".sctl":
+			continue
+		}
+		if isDir(t.fs, n) {
+			continue // HAProxy does not descend
+		}
+		c := config.CertFiles{Cert: n}
+		if have[n+".key"] {
+			c.Key = n + ".key"
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		t.warn(l, "bind crt "+v, "a directory without certificates on this machine; list the certificate files under tls.certificates")
+		return nil, true
+	}
+	t.warn(l, "bind crt "+v, fmt.Sprintf("a directory: its %d certificates as found now are listed; vipgate does not watch the directory, add new ones to tls.certificates", len(certs)))
+	return certs, true
+}
+
+func isDir(fsys FS, name string) bool {
+	if d, ok := fsys.(interface{ IsDir(string) bool }); ok {
+		return d.IsDir(name)
+	}
+	sub, _ := fsys.Glob(name + "/*")
+	return len(sub) > 0
 }
