@@ -366,8 +366,18 @@ func (t *translator) option(l hline, p *proxy, d *config.Defaults, ck *checkSpec
 		t.skip(l, "logging detail without a vipgate equivalent")
 	case "http-server-close", "http-keep-alive", "httpclose", "http-pretend-keepalive", "forceclose", "http-no-delay":
 		t.skip(l, "vipgate keeps client connections alive and pools server connections (http.reuse)")
-	case "abortonclose", "splice-auto", "splice-request", "splice-response", "tcp-smart-accept", "tcp-smart-connect", "clitcpka", "srvtcpka", "tcpka", "persist", "prefer-last-server", "contstats", "socket-stats":
+	case "abortonclose", "splice-auto", "splice-request", "splice-response", "tcp-smart-accept", "tcp-smart-connect", "clitcpka", "srvtcpka", "tcpka", "persist", "contstats", "socket-stats":
 		t.skip(l, "no vipgate equivalent needed")
+	case "prefer-last-server":
+		mode := t.c.Defaults.Mode
+		if p != nil {
+			mode = p.mode(t)
+		}
+		if mode != config.ModeHTTP {
+			t.skip(l, "tcp mode: one server per connection anyway")
+			break
+		}
+		t.warn(l, "option prefer-last-server", "vipgate balances every request of a connection anew, without preferring the last server: a handshake spanning requests (NTLM/Negotiate: Outlook Anywhere, EWS, MAPI) may reach another server; persist with a cookie or balance source")
 	case "http-use-htx", "http-buffer-request", "accept-invalid-http-request", "accept-invalid-http-response":
 		t.skip(l, "vipgate's HTTP parser is always strict")
 	default:
