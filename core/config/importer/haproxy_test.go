@@ -369,8 +369,8 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:2: ssl-default-bind-options ssl-min-ver TLSv1.0: vipgate supports TLS 1.2 and 1.3 only"},
 		},
 		{
-			name: "prefer-last-server in http mode is a warning",
-			cfg:  "backend h\n  mode http\n  option prefer-last-server\n  server s1 198.18.1.1:80\nbackend t\n  option prefer-last-server\n  server s1 198.18.1.1:80\n",
+			name:  "prefer-last-server in http mode is a warning",
+			cfg:   "backend h\n  mode http\n  option prefer-last-server\n  server s1 198.18.1.1:80\nbackend t\n  option prefer-last-server\n  server s1 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {},
 			warns: []string{"h.cfg:3: option prefer-last-server: vipgate balances every request of a connection anew"},
 		},
