@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // keepAliveBackend serves requests in a loop on each connection: respond
@@ -397,5 +400,63 @@ func TestHTTPEarlyResponseDuringUpload(t *testing.T) {
 	}
 	if !resp.Close {
 		t.Fatal("the connection stays open though the request body was not read")
+	}
+}
+
+// TestHTTPBrokenResponses: each way a server can fail a response gets
+// HAProxy's answer and termination state, and a body cut short never
+// looks complete to the client: its connection ends without the rest (no
+// last chunk for a chunked body), and the server connection is not
+// reused.
+func TestHTTPBrokenResponses(t *testing.T) {
+	endless := func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		for i := 0; i < 1<<14; i++ {
+			if _, err := io.WriteString(c, "X-Endless: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"); err != nil {
+				return
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		send func(c net.Conn)
+		// want starts what the client gets (a bad chunk size in the same
+		// read as the head comes before the proxy's first write: nothing).
+		want  string
+		term  string
+		whole string // the client must not get this much
+	}{
+		{"malformed head", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n") }, "HTTP/1.1 502 ", "PH", ""},
+		{"not HTTP/1.x", func(c net.Conn) { io.WriteString(c, "HTTP/2 200\r\n\r\n") }, "HTTP/1.1 502 ", "PH", ""},
+		{"ICY", func(c net.Conn) { io.WriteString(c, "ICY 200 OK\r\n\r\n") }, "HTTP/1.1 502 ", "PH", ""},
+		{"endless head", endless, "HTTP/1.1 502 ", "PH", ""},
+		{"close before head", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-") }, "HTTP/1.1 502 ", "SH", ""},
+		{"content-length cut", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc") }, "HTTP/1.1 200 ", "SD", "abcdefghij"},
+		{"chunked cut", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+		}, "HTTP/1.1 200 ", "SD", "0\r\n"},
+		{"chunked cut in a chunk", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n9\r\nab")
+		}, "HTTP/1.1 200 ", "SD", "0\r\n"},
+		{"bad chunk size", func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n-1\r\nx\r\n0\r\n\r\n")
+		}, "", "SD", "0\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := rawBackend(t, func(c net.Conn, _ []byte) { tc.send(c) })
+			doc := fmt.Sprintf(`
+defaults: {mode: http, retries: 0, timeouts: {connect: 1s, client: 2s, server: 1s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, http: {log: true}}]
+backends: [{name: be, servers: [{name: s1, address: %q}]}]
+`, addr)
+			fe, out := startLoggingProxy(t, doc)
+			// Keep-alive is asked for: only the failure may end the connection.
+			got := rawExchange(t, fe, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if !strings.HasPrefix(got, tc.want) || (tc.whole != "" && strings.Contains(got, tc.whole)) {
+				t.Fatalf("client got %q", got)
+			}
+			rx := regexp.MustCompile(` be/s1 \S+ \d+ \d+ ` + tc.term + ` `)
+			testenv.Eventually(t, 5*time.Second, "log line with "+tc.term, func() bool { return rx.MatchString(out.String()) })
+		})
 	}
 }
