@@ -460,3 +460,76 @@ backends: [{name: be, servers: [{name: s1, address: %q}]}]
 		})
 	}
 }
+
+// TestHTTPResponseHeadChecks: answers that look valid but do not fit the
+// request. A 101 to a request that asked for no upgrade is a 502 (the
+// client would be switched to a protocol it did not ask for); a body after
+// the answer to a HEAD, or after a 204, is not delivered as the next
+// answer, nor is that server connection reused; hop-by-hop fields never
+// reach the client; repeated 100 Continue are relayed before the answer.
+func TestHTTPResponseHeadChecks(t *testing.T) {
+	var conns atomic.Int64
+	addr := keepAliveBackend(t, &conns, func(c net.Conn, req *http.Request) {
+		switch req.URL.Path {
+		case "/101":
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+		case "/head":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nHTTP/1.1 66")
+		case "/204":
+			io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 666 Evil\r\nContent-Length: 0\r\n\r\n")
+		case "/hop":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n"+
+				"Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok")
+		case "/continue":
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		default:
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+		}
+	})
+	h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 1s"))
+
+	if got := rawExchange(t, h.addr("fe"), "GET /101 HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 502 ") {
+		t.Fatalf("101 without an upgrade request: %q", got)
+	}
+	for _, m := range []struct{ method, path string }{{"HEAD", "/head"}, {"GET", "/204"}} {
+		// A proxy of its own: no idle connection left by the others.
+		h := startProxy(t, oneServerDoc(addr, "connect: 1s, client: 2s, server: 1s"))
+		before := conns.Load()
+		c := dialClient(t, h.addr("fe"))
+		resp, body := c.roundTrip(t, m.method, m.method+" "+m.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp.StatusCode/100 != 2 || body != "" {
+			t.Fatalf("%s %s: %d %q", m.method, m.path, resp.StatusCode, body)
+		}
+		for i := 0; i < 2; i++ {
+			resp, body = c.roundTrip(t, "GET", "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp.StatusCode != 200 || body != "next" {
+				t.Fatalf("after %s %s: %d %q", m.method, m.path, resp.StatusCode, body)
+			}
+		}
+		if n := conns.Load() - before; n != 2 {
+			t.Fatalf("after %s %s: %d new server connections, want 2 (the first not reused)", m.method, m.path, n)
+		}
+	}
+	c := dialClient(t, h.addr("fe"))
+	resp, body := c.roundTrip(t, "GET", "GET /hop HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, k := range []string{"X-Private", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade"} {
+		if v := resp.Header.Get(k); v != "" {
+			t.Errorf("hop-by-hop %s: %q reached the client", k, v)
+		}
+	}
+	if resp.Header.Get("X-Kept") != "1" || body != "ok" || resp.Close {
+		t.Fatalf("%v %q close=%v: want X-Kept, the body, and the client connection kept (the server's close is its own)", resp.Header, body, resp.Close)
+	}
+	io.WriteString(c, "POST /continue HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	var got []int
+	for len(got) == 0 || got[len(got)-1] < 200 {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		got = append(got, resp.StatusCode)
+	}
+	if fmt.Sprint(got) != "[100 100 200]" {
+		t.Fatalf("answers %v, want [100 100 200]", got)
+	}
+}
