@@ -257,13 +257,17 @@ type session struct {
 	respCut      bool
 	tls          tls.ConnectionState
 	requests     int
-	attached     *serverConn // reuse never: the session's own server connection
+	attached     *serverConn // reuse never, or private: the session's own server connection
 	attachedBack *httpBackend
-	req          httpparse.Request
-	resp         httpparse.Response
-	out          []byte // request head being built toward the server
-	sbuf         []byte // write buffer toward the server
-	breq         balance.Request
+	// preferLast: a server answered with connection-based sign-in (NTLM,
+	// Negotiate): the session's later requests go to the server of its
+	// attached connection, whatever the balancing says.
+	preferLast bool
+	req        httpparse.Request
+	resp       httpparse.Response
+	out        []byte // request head being built toward the server
+	sbuf       []byte // write buffer toward the server
+	breq       balance.Request
 	// lease is the server slot of the request in flight (one at a time:
 	// a retry releases the previous one first).
 	lease Lease
@@ -770,6 +774,12 @@ attempts:
 		status := resp.Status
 		rec.status = status
 		srv.ObserveStatus(status)
+		if (status == 401 || status == 407) && connAuth(resp) {
+			// NTLM and Negotiate sign in the connection, not the
+			// request (HAProxy marks it private and prefers the last
+			// server for the session).
+			sc.private, s.preferLast = true, true
+		}
 
 		if status == 101 {
 			if !upgrade {
@@ -948,6 +958,26 @@ func (s *session) sendBody(sw *bufWriter, sc *serverConn, chunked bool, cl int64
 	return err
 }
 
+// connAuth reports whether a 401/407 answer asks for connection-based
+// sign-in: a WWW-Authenticate or Proxy-Authenticate challenge for NTLM or
+// Negotiate (Kerberos/NTLM). Their handshake and the signed-in state live
+// on the TCP connection.
+func connAuth(resp *httpparse.Response) bool {
+	for _, h := range resp.Headers {
+		if !httpparse.EqualFold(h.Name, "www-authenticate") && !httpparse.EqualFold(h.Name, "proxy-authenticate") {
+			continue
+		}
+		v := bytes.TrimLeft(h.Value, " \t")
+		for _, scheme := range []string{"ntlm", "negotiate"} {
+			if len(v) >= len(scheme) && httpparse.EqualFold(v[:len(scheme)], scheme) &&
+				(len(v) == len(scheme) || v[len(scheme)] == ' ' || v[len(scheme)] == ',') {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // readResponseHead reads until a complete response head is buffered.
 func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 	for {
@@ -978,6 +1008,9 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	if a != nil && (s.attachedBack != hb || fresh) {
 		a.discard(s.h.srvBufs)
 		a = nil
+	}
+	if a != nil && s.preferLast && prefer == nil {
+		prefer = a.srv
 	}
 	usePool := !fresh && (hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1))
 	lease := &s.lease
@@ -1071,7 +1104,7 @@ func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 	_ = sc.SetDeadline(time.Time{})
 	lease.Release()
 	sc.requests++
-	if hb.reuse == "never" {
+	if hb.reuse == "never" || sc.private {
 		s.attached, s.attachedBack = sc, hb
 		return
 	}

@@ -24,6 +24,10 @@ type serverConn struct {
 	idleSince time.Time
 	requests  int
 	raw       syscall.RawConn // plain TCP only: for the idle check
+	// private: the server signed this connection in (NTLM or Negotiate
+	// answered with a 401/407): it serves only the client connection that
+	// signed in and never joins the pool.
+	private bool
 }
 
 // idleOK checks an idle connection before reuse: the server must not have

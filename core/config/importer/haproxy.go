@@ -377,7 +377,7 @@ func (t *translator) option(l hline, p *proxy, d *config.Defaults, ck *checkSpec
 			t.skip(l, "tcp mode: one server per connection anyway")
 			break
 		}
-		t.warn(l, "option prefer-last-server", "vipgate balances every request of a connection anew, without preferring the last server: a handshake spanning requests (NTLM/Negotiate: Outlook Anywhere, EWS, MAPI) may reach another server; persist with a cookie or balance source")
+		t.warn(l, "option prefer-last-server", "vipgate prefers the last server only once it asked for NTLM/Negotiate sign-in (automatically, as HAProxy; Outlook Anywhere, EWS and MAPI work); other requests of a connection are balanced anew: persist with a cookie or balance source if the servers need more")
 	case "http-use-htx", "http-buffer-request", "accept-invalid-http-request", "accept-invalid-http-response":
 		t.skip(l, "vipgate's HTTP parser is always strict")
 	default:

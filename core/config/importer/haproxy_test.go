@@ -372,7 +372,7 @@ func TestHAProxyDirectives(t *testing.T) {
 			name:  "prefer-last-server in http mode is a warning",
 			cfg:   "backend h\n  mode http\n  option prefer-last-server\n  server s1 198.18.1.1:80\nbackend t\n  option prefer-last-server\n  server s1 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {},
-			warns: []string{"h.cfg:3: option prefer-last-server: vipgate balances every request of a connection anew"},
+			warns: []string{"h.cfg:3: option prefer-last-server: vipgate prefers the last server only once it asked for NTLM/Negotiate sign-in"},
 		},
 		{
 			name: "redirect frontend",
