@@ -36,6 +36,10 @@ type serverOpts struct {
 	onMarkedDown string
 	sendProxy    string
 	noCheck      bool
+	// Passive health and PROXY on checks (check-send-proxy).
+	observe, onError string
+	errorLimit       int
+	checkSendProxy   bool
 }
 
 // checkSpec is what `option httpchk`, `http-check`, `tcp-check` and
@@ -234,6 +238,9 @@ func (t *translator) defaultsSection(s *hsection, defs *haproxyDefaults) {
 			t.serverOpts(l, l.args[1:], &o)
 			d.Check.Inter, d.Check.FastInter, d.Check.DownInter = o.inter, o.fastinter, o.downinter
 			d.Check.Rise, d.Check.Fall = o.rise, o.fall
+			if o.observe != "" {
+				d.Check.Observe, d.Check.ErrorLimit, d.Check.OnError = o.observe, o.errorLimit, o.onError
+			}
 		case "option", "no":
 			if !t.option(l, nil, d, &defs.check) {
 				t.warn(l, optName(l), "option has no vipgate equivalent")
@@ -851,9 +858,27 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 			} else if v != "" {
 				t.warn(l, "on-marked-down "+v, "only shutdown-sessions is supported")
 			}
-		case "on-marked-up", "on-error", "error-limit", "observe":
+		case "observe":
+			i = str(i, kw, &o.observe)
+			if o.observe != "layer4" && o.observe != "layer7" {
+				t.warn(l, "observe", fmt.Sprintf("%q: want layer4 or layer7", o.observe))
+				o.observe = ""
+			}
+		case "error-limit":
+			i = num(i, kw, &o.errorLimit)
+		case "on-error":
+			i = str(i, kw, &o.onError)
+			switch o.onError {
+			case "fastinter", "fail-check", "sudden-death", "mark-down":
+			default:
+				t.warn(l, "on-error", fmt.Sprintf("%q: want fastinter, fail-check, sudden-death or mark-down", o.onError))
+				o.onError = ""
+			}
+		case "check-send-proxy":
+			o.checkSendProxy = true
+		case "on-marked-up":
 			i++
-			t.warn(l, kw, "not supported; vipgate acts on check results only")
+			t.warn(l, kw, "not supported (shutdown-backup-sessions)")
 		case "send-proxy":
 			o.sendProxy = "v1"
 		case "send-proxy-v2":
@@ -863,9 +888,9 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 		case "resolvers", "resolve-prefer", "resolve-opts", "id", "agent-port", "agent-inter", "agent-addr",
 			"agent-send", "alpn", "check-alpn", "crt", "ciphers", "pool-max-conn", "pool-purge-delay", "max-reuse",
 			"source", "namespace", "proto", "tfo", "track", "redir", "minconn", "maxqueue", "usesrc", "addr",
-			"ws", "check-proto", "proxy-v2-options", "ssl-min-ver", "ssl-max-ver", "check-send-proxy", "pool-low-conn",
+			"ws", "check-proto", "proxy-v2-options", "ssl-min-ver", "ssl-max-ver", "pool-low-conn",
 			"shard", "log-proto", "set-proxy-v2-tlv-fmt":
-			if kw != "check-send-proxy" && i+1 < len(args) {
+			if i+1 < len(args) {
 				i++
 			}
 			t.warn(l, kw, "server keyword not supported")

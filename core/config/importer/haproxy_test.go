@@ -369,6 +369,27 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:2: ssl-default-bind-options ssl-min-ver TLSv1.0: vipgate supports TLS 1.2 and 1.3 only"},
 		},
 		{
+			name: "passive health and check-send-proxy",
+			cfg: "defaults\n  mode http\n  default-server inter 3s observe layer7 error-limit 5 on-error mark-down\n" +
+				"backend h\n  server s1 198.18.1.1:80 check\n  server s2 198.18.1.2:80 check\n" +
+				"backend t\n  mode tcp\n  server s1 198.18.1.1:25 check send-proxy-v2 check-send-proxy port 2525\n" +
+				"backend n\n  server s1 198.18.1.1:80 check error-limit 3 on-error sudden-death\n" +
+				"backend b\n  server s1 198.18.1.1:80 check observe layer5 on-error explode\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if ch := c.Backend("h").Check; ch.Observe != "layer7" || ch.ErrorLimit != 5 || ch.OnError != "mark-down" {
+					t.Errorf("h: observe %q error_limit %d on_error %q", ch.Observe, ch.ErrorLimit, ch.OnError)
+				}
+				// layer7 needs http: a tcp backend watches connections, as HAProxy.
+				if ch := c.Backend("t").Check; ch.Observe != "layer4" || ch.SendProxy != "v2" || ch.Port != 2525 {
+					t.Errorf("t: observe %q send_proxy %q port %d", ch.Observe, ch.SendProxy, ch.Port)
+				}
+			},
+			warns: []string{
+				"h.cfg:13: observe: \"layer5\": want layer4 or layer7",
+				"h.cfg:13: on-error: \"explode\": want fastinter, fail-check, sudden-death or mark-down",
+			},
+		},
+		{
 			name:  "prefer-last-server in http mode is a warning",
 			cfg:   "backend h\n  mode http\n  option prefer-last-server\n  server s1 198.18.1.1:80\nbackend t\n  option prefer-last-server\n  server s1 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {},

@@ -1004,6 +1004,21 @@ func (t *translator) serverCheck(p *proxy, o serverOpts) *config.Check {
 	if p.check.port != 0 {
 		c.Port = p.check.port
 	}
+	c.Observe, c.ErrorLimit, c.OnError = o.observe, o.errorLimit, o.onError
+	if c.Observe == "" && (c.ErrorLimit != 0 || c.OnError != "") {
+		// HAProxy ignores them without observe; vipgate refuses them.
+		c.ErrorLimit, c.OnError = 0, ""
+	}
+	if c.Observe == "layer7" && p.mode(t) != config.ModeHTTP {
+		c.Observe = "layer4"
+		t.note("backend:"+p.name, "observe layer7 on a tcp backend watches connections only (layer4), as HAProxy does")
+	}
+	if o.checkSendProxy {
+		c.SendProxy = o.sendProxy
+		if c.SendProxy == "" {
+			c.SendProxy = "v1"
+		}
+	}
 	// HAProxy checks over TLS when the server has `ssl` (and no
 	// no-check-ssl): check-ssl is implied.
 	if o.ssl {
@@ -1034,7 +1049,8 @@ func (t *translator) serverCheck(p *proxy, o serverOpts) *config.Check {
 
 func sameCheck(a, b *config.Check) bool {
 	return a.Inter == b.Inter && a.FastInter == b.FastInter && a.DownInter == b.DownInter && a.Rise == b.Rise &&
-		a.Fall == b.Fall && a.Port == b.Port && a.SSL == b.SSL && a.Verify == b.Verify && a.SNI == b.SNI
+		a.Fall == b.Fall && a.Port == b.Port && a.SSL == b.SSL && a.Verify == b.Verify && a.SNI == b.SNI &&
+		a.Observe == b.Observe && a.ErrorLimit == b.ErrorLimit && a.OnError == b.OnError && a.SendProxy == b.SendProxy
 }
 
 // mergeTimeouts copies the set timeouts of src that belong to side ("fe":
