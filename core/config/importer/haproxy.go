@@ -783,6 +783,15 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 		*dst = args[i+1]
 		return i + 1
 	}
+	// oneOf reads a value that must be one of allowed (else a warning).
+	oneOf := func(i int, kw string, dst *string, allowed ...string) int {
+		i = str(i, kw, dst)
+		if !slices.Contains(allowed, *dst) {
+			t.warn(l, kw, fmt.Sprintf("%q: want %s", *dst, orList(allowed)))
+			*dst = ""
+		}
+		return i
+	}
 	for i := 0; i < len(args); i++ {
 		kw := args[i]
 		switch kw {
@@ -843,13 +852,7 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 		case "cookie":
 			i = str(i, kw, &o.cookie)
 		case "init-state":
-			i = str(i, kw, &o.initState)
-			switch o.initState {
-			case "up", "down", "fully-up", "fully-down":
-			default:
-				t.warn(l, "init-state", fmt.Sprintf("%q: want up, down, fully-up or fully-down", o.initState))
-				o.initState = ""
-			}
+			i = oneOf(i, kw, &o.initState, "up", "down", "fully-up", "fully-down")
 		case "on-marked-down":
 			var v string
 			i = str(i, kw, &v)
@@ -859,21 +862,11 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 				t.warn(l, "on-marked-down "+v, "only shutdown-sessions is supported")
 			}
 		case "observe":
-			i = str(i, kw, &o.observe)
-			if o.observe != "layer4" && o.observe != "layer7" {
-				t.warn(l, "observe", fmt.Sprintf("%q: want layer4 or layer7", o.observe))
-				o.observe = ""
-			}
+			i = oneOf(i, kw, &o.observe, "layer4", "layer7")
 		case "error-limit":
 			i = num(i, kw, &o.errorLimit)
 		case "on-error":
-			i = str(i, kw, &o.onError)
-			switch o.onError {
-			case "fastinter", "fail-check", "sudden-death", "mark-down":
-			default:
-				t.warn(l, "on-error", fmt.Sprintf("%q: want fastinter, fail-check, sudden-death or mark-down", o.onError))
-				o.onError = ""
-			}
+			i = oneOf(i, kw, &o.onError, "fastinter", "fail-check", "sudden-death", "mark-down")
 		case "check-send-proxy":
 			o.checkSendProxy = true
 		case "on-marked-up":
@@ -1137,4 +1130,12 @@ func (t *translator) bindOptions(l hline) {
 	if len(rest) > 0 {
 		t.skip(hline{file: l.file, num: l.num, args: append([]string{l.keyword()}, rest...)}, "TLS details vipgate does not set; versions are applied to each frontend")
 	}
+}
+
+// orList spells out choices: "a", "a or b", "a, b or c".
+func orList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
