@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -158,6 +159,7 @@ func cookieOf(s *config.Server) string {
 func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	h.reapOnce.Do(func() { go h.pools.reap(ctx, h.f.retired) })
 	defer c.Close()
+	raw := c
 	s := h.newSession()
 	defer h.putSession(s)
 	s.clientAddr, s.local = addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
@@ -180,6 +182,31 @@ func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	s.cw = bufWriter{c: c, buf: h.bufs16k.get()[:0]}
 	s.serve(ctx)
 	s.finish()
+	if s.linger {
+		if tc, ok := c.(*tls.Conn); ok {
+			_ = tc.CloseWrite() // close_notify: the answer is whole
+		}
+		lingerClose(raw, min(lingerTime, h.f.Cfg.Timeouts.Client.D()))
+	}
+}
+
+// lingerTime bounds a lingering close (nginx's lingering_timeout is 5s).
+const lingerTime = 2 * time.Second
+
+// lingerClose ends a connection whose request body was not read to its end
+// (an answer before the upload was done: a 413, a 401, a deny) as nginx and
+// HAProxy do: a FIN first, then what the client still sends is read and
+// dropped for a moment. Closing a socket with unread bytes sends a reset,
+// and a reset can make the client's stack drop the answer before the
+// client has read it. TLS connections linger on the TCP connection under
+// them (the answer is out; the records that follow need no decrypting).
+func lingerClose(raw net.Conn, d time.Duration) {
+	cw, ok := raw.(interface{ CloseWrite() error })
+	if !ok || d <= 0 || cw.CloseWrite() != nil {
+		return
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(d))
+	_, _ = io.Copy(io.Discard, raw)
 }
 
 // newSession takes a recycled session: its header slices and scratch
@@ -259,6 +286,9 @@ type session struct {
 	requests     int
 	attached     *serverConn // reuse never, or private: the session's own server connection
 	attachedBack *httpBackend
+	// linger: the current request's body has not been read to its end;
+	// closing now must not reset the connection (lingerClose).
+	linger bool
 	// preferLast: a server answered with connection-based sign-in (NTLM,
 	// Negotiate): the session's later requests go to the server of its
 	// attached connection, whatever the balancing says.
@@ -311,6 +341,9 @@ func (s *session) serve(ctx context.Context) {
 		for {
 			err := httpparse.ParseRequest(s.cc.buffered(), s.h.lim, &s.req)
 			if err == nil {
+				// Until the body has gone to a server, closing the
+				// connection must linger (see lingerClose).
+				s.linger = s.req.Chunked || s.req.ContentLength > 0
 				break
 			}
 			if !errors.Is(err, httpparse.ErrNeedMore) {
@@ -688,7 +721,7 @@ attempts:
 		bodySent := !hasBody
 		if hasBody && !expect && !upgrade {
 			if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err == nil {
-				bodySent = true
+				bodySent, s.linger = true, false
 			} else if !s.answeredEarly(sc, hb, err) {
 				s.dropServer(sc, lease)
 				return s.bodyFailed(hb, rec, err)
@@ -714,7 +747,7 @@ attempts:
 					s.dropServer(sc, lease)
 					return s.bodyFailed(hb, rec, err)
 				}
-				bodySent = true
+				bodySent, s.linger = true, false
 				continue
 			}
 			if err != nil {
@@ -767,7 +800,7 @@ attempts:
 					s.dropServer(sc, lease)
 					return s.bodyFailed(hb, rec, err)
 				}
-				bodySent = true
+				bodySent, s.linger = true, false
 			}
 		}
 		rec.tr = s.stamp()
