@@ -542,6 +542,62 @@ backends:
 	}
 }
 
+// TestNodeHTTPStickOnSrc: an http-mode backend sticks on the client
+// address (HAProxy's `stick on src`, which the Exchange guides use for
+// ActiveSync and RPC): every request of a client, over new connections
+// too, goes to the server it was first given, where roundrobin alone
+// would alternate; another client network is balanced on its own.
+func TestNodeHTTPStickOnSrc(t *testing.T) {
+	serve := func(name string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	a, b := serve("a"), serve("b")
+	port := testenv.FreePort(t)
+	startNode(t, fmt.Sprintf(`
+defaults: {mode: http}
+stick_tables: [{name: clients, type: ip, size: 1000, expire: 30m}]
+frontends: [{name: fe, bind: ["127.0.0.1:%d", "127.0.0.2:%d"], default_backend: be}]
+backends:
+  - name: be
+    balance: {algorithm: roundrobin}
+    stick: {table: clients, on: src}
+    servers:
+      - {name: a, address: %q}
+      - {name: b, address: %q}
+`, port, port, a, b))
+	from := func(src string) string {
+		// A new connection per request, from the given client address.
+		tr := &http.Transport{DisableKeepAlives: true, DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+		resp, err := c.Get(fmt.Sprintf("http://%s:%d/", src, port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	first := from("127.0.0.1")
+	for i := range 10 {
+		if got := from("127.0.0.1"); got != first {
+			t.Fatalf("request %d from 127.0.0.1 went to %s, want %s (stuck)", i, got, first)
+		}
+	}
+	// The other client is balanced (roundrobin's next server) and then
+	// sticks as well.
+	second := from("127.0.0.2")
+	if second == first {
+		t.Fatalf("the second client also went to %s: want roundrobin's next server", second)
+	}
+	for i := range 5 {
+		if got := from("127.0.0.2"); got != second {
+			t.Fatalf("request %d from 127.0.0.2 went to %s, want %s", i, got, second)
+		}
+	}
+}
+
 // TestNodeReloadBadConfigKeepsRunning: a bad file on SIGHUP is refused and
 // the node keeps serving the old configuration.
 func TestNodeFileSourceRefusesBadReload(t *testing.T) {

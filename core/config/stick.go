@@ -206,8 +206,8 @@ func (c *Cluster) validateStick(p *Problems) {
 		default:
 			p.Addf(at("tls13"), "tls13 %q: want fallback or sni_src", r.TLS13)
 		}
-		if b.Mode == ModeHTTP {
-			p.Addf(Path("backends", i, "stick"), "stick rules apply to tcp-mode backends; use cookie persistence or balance source in http mode")
+		if b.Mode == ModeHTTP && r.On != StickOnSrc {
+			p.Addf(Path("backends", i, "stick", "on"), "stick on %s needs a tcp-mode backend (it reads the TLS handshake); http mode sticks on src, or use cookie persistence", r.On)
 		}
 	}
 	c.validateStickInspect(p)

@@ -286,6 +286,9 @@ type session struct {
 	requests     int
 	attached     *serverConn // reuse never, or private: the session's own server connection
 	attachedBack *httpBackend
+	// ci is the request's key material for a backend's stick rule (kept
+	// here: through the Persister interface a local would escape).
+	ci ConnInfo
 	// linger: the current request's body has not been read to its end;
 	// closing now must not reset the connection (lingerClose).
 	linger bool
@@ -586,6 +589,14 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 			prefer = ck.srv
 		}
 	}
+	if b.persist != nil {
+		// A stick rule (on: src in http mode): after a hook's choice and
+		// the cookie, as HAProxy's stick match comes after them.
+		s.ci = ConnInfo{Frontend: f.Name, Backend: b.Name, Client: s.clientAddr, SNI: s.tls.ServerName}
+		if prefer == nil {
+			prefer = b.persist.Lookup(&s.ci)
+		}
+	}
 	// Kept in the session: a local would escape to the heap (it goes
 	// through the balancer's interface).
 	s.breq = balance.Request{Client: s.clientAddr.Addr()}
@@ -687,6 +698,9 @@ attempts:
 		rec.tc = s.stamp()
 		rec.server = lease.Server
 		srv := lease.Server
+		if b.persist != nil {
+			b.persist.StoreRequest(&s.ci, srv) // stick store-request: learn or refresh
+		}
 		s.track(srv, sc)
 		if s.h2 && ctx.Err() != nil {
 			// The HTTP/2 stream was reset before track: serveH2Stream

@@ -607,12 +607,13 @@ func TestHAProxyDirectives(t *testing.T) {
 				"backend c\n  stick on src table nope\n  server s 198.18.1.1:80\n",
 			check: func(t *testing.T, c *config.Cluster) {
 				for _, b := range c.Backends {
-					if b.Stick != nil {
-						t.Errorf("backend %s kept stick %+v", b.Name, b.Stick)
+					// http mode sticks on src (the Exchange guides' ActiveSync and RPC backends).
+					if want := b.Name == "a"; (b.Stick != nil) != want || (want && b.Stick.On != config.StickOnSrc) {
+						t.Errorf("backend %s: stick %+v", b.Name, b.Stick)
 					}
 				}
 			},
-			warns: []string{"h.cfg:4: stick on: stick rules apply to tcp-mode backends", "h.cfg:7: stick-table store gpc0: not supported",
+			warns: []string{"h.cfg:7: stick-table store gpc0: not supported",
 				"h.cfg:8: stick on req.cook(x): vipgate persists on", `h.cfg:10: stick on: dropped: no stick table "nope"`},
 		},
 	}

@@ -165,8 +165,8 @@ func (t *translator) stickRules(p *proxy) {
 	if table == "" {
 		table = p.name
 	}
-	if p.be.Mode == config.ModeHTTP || (p.be.Mode == "" && t.c.Defaults.Mode == config.ModeHTTP) {
-		t.warn(line, "stick on", "stick rules apply to tcp-mode backends in vipgate; use cookie persistence or balance source in http mode")
+	if (p.be.Mode == config.ModeHTTP || (p.be.Mode == "" && t.c.Defaults.Mode == config.ModeHTTP)) && on != config.StickOnSrc {
+		t.warn(line, "stick on", "in http mode vipgate sticks on src only; use cookie persistence for the rest")
 		return
 	}
 	p.be.Stick = &config.StickRule{Table: table, On: on}
