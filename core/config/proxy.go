@@ -151,6 +151,9 @@ type Defaults struct {
 	HTTP       HTTPOptions `yaml:"http,omitempty" json:"http,omitempty"`
 	// Log turns on the tcp-mode access log of frontends (option tcplog).
 	Log *bool `yaml:"log,omitempty" json:"log,omitempty"`
+	// TCPKeepAlive turns on TCP keepalive toward clients and servers
+	// (HAProxy option tcpka); frontends and backends may say otherwise.
+	TCPKeepAlive *bool `yaml:"tcp_keepalive,omitempty" json:"tcp_keepalive,omitempty"`
 }
 
 // Frontend accepts client connections and hands them to a backend.
@@ -175,6 +178,10 @@ type Frontend struct {
 	// Log writes one access-log line per tcp connection (HAProxy option
 	// tcplog); http mode has http.log, one line per request.
 	Log *bool `yaml:"log,omitempty" json:"log,omitempty"`
+	// TCPKeepAlive sends TCP keepalive probes on client connections, with
+	// the kernel's timings (HAProxy option clitcpka): idle long-lived
+	// sessions (IMAP IDLE, RPC) survive firewalls that forget silent flows.
+	TCPKeepAlive *bool `yaml:"tcp_keepalive,omitempty" json:"tcp_keepalive,omitempty"`
 
 	// HTTP mode options (headers, TLS, rules) live in HTTPFrontend.
 	HTTPFrontend `yaml:",inline"`
@@ -211,6 +218,9 @@ type Backend struct {
 	Retries    *int     `yaml:"retries,omitempty" json:"retries,omitempty"`
 	Redispatch *bool    `yaml:"redispatch,omitempty" json:"redispatch,omitempty"`
 	Timeouts   Timeouts `yaml:"timeouts,omitempty" json:"timeouts,omitempty"`
+	// TCPKeepAlive sends TCP keepalive probes on server connections
+	// (HAProxy option srvtcpka).
+	TCPKeepAlive *bool `yaml:"tcp_keepalive,omitempty" json:"tcp_keepalive,omitempty"`
 	// Check enables health checks for every server (unless a server says
 	// check: false). Unset means no checks: servers are assumed up.
 	Check *Check `yaml:"check,omitempty" json:"check,omitempty"`
@@ -326,6 +336,9 @@ func (c *Cluster) applyProxyDefaults() {
 			f.MaxConn = d.MaxConn
 		}
 		f.Timeouts.inherit(d.Timeouts)
+		if f.TCPKeepAlive == nil {
+			f.TCPKeepAlive = d.TCPKeepAlive
+		}
 		if f.Log == nil {
 			f.Log = d.Log
 		}
@@ -361,6 +374,9 @@ func (c *Cluster) applyProxyDefaults() {
 		}
 		if b.Redispatch == nil {
 			b.Redispatch = d.Redispatch
+		}
+		if b.TCPKeepAlive == nil {
+			b.TCPKeepAlive = d.TCPKeepAlive
 		}
 		b.Timeouts.inherit(d.Timeouts)
 		if b.Check != nil {

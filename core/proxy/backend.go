@@ -399,7 +399,20 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 func (b *Backend) dial(s *upstream.Server, now time.Time) (net.Conn, error) {
 	dctx, cancel := context.WithDeadline(context.Background(), now.Add(b.Cfg.Timeouts.Connect.D()))
 	defer cancel()
-	return b.dialer.DialContext(dctx, "tcp", s.Addr)
+	c, err := b.dialer.DialContext(dctx, "tcp", s.Addr)
+	if err == nil && config.Flag(b.Cfg.TCPKeepAlive) {
+		setKeepAlive(c)
+	}
+	return c, err
+}
+
+// setKeepAlive turns TCP keepalive on with the kernel's timings, as
+// HAProxy's tcpka options do (one setsockopt; Go's own defaults would
+// probe every 15s).
+func setKeepAlive(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1})
+	}
 }
 
 // connWarnEvery bounds the failed-connection warnings: one per server per

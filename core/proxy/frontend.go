@@ -234,6 +234,9 @@ func (f *Frontend) serveConn(ctx context.Context, c net.Conn) {
 			_ = c.Close()
 		}
 	}()
+	if config.Flag(f.Cfg.TCPKeepAlive) {
+		setKeepAlive(c)
+	}
 	f.Counters.SessionStart()
 	defer f.Counters.SessionEnd()
 	// Go sets TCP_NODELAY on every TCP connection already.

@@ -373,7 +373,24 @@ func (t *translator) option(l hline, p *proxy, d *config.Defaults, ck *checkSpec
 		t.skip(l, "logging detail without a vipgate equivalent")
 	case "http-server-close", "http-keep-alive", "httpclose", "http-pretend-keepalive", "forceclose", "http-no-delay":
 		t.skip(l, "vipgate keeps client connections alive and pools server connections (http.reuse)")
-	case "abortonclose", "splice-auto", "splice-request", "splice-response", "tcp-smart-accept", "tcp-smart-connect", "clitcpka", "srvtcpka", "tcpka", "persist", "contstats", "socket-stats":
+	case "tcpka", "clitcpka", "srvtcpka":
+		v := on
+		switch {
+		case p == nil && name == "tcpka":
+			d.TCPKeepAlive = &v
+		case p == nil:
+			t.warn(l, "option "+name, "defaults.tcp_keepalive covers both sides: set tcp_keepalive on the frontends or backends instead")
+		default:
+			if fe != nil && name != "srvtcpka" {
+				fe.TCPKeepAlive = &v
+			}
+			if be != nil && name != "clitcpka" {
+				be.TCPKeepAlive = &v
+			}
+		}
+	case "persist":
+		t.warn(l, "option persist", "not supported: vipgate never sends a persistent client to a server marked down")
+	case "abortonclose", "splice-auto", "splice-request", "splice-response", "tcp-smart-accept", "tcp-smart-connect", "contstats", "socket-stats":
 		t.skip(l, "no vipgate equivalent needed")
 	case "prefer-last-server":
 		mode := t.c.Defaults.Mode

@@ -369,6 +369,19 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:2: ssl-default-bind-options ssl-min-ver TLSv1.0: vipgate supports TLS 1.2 and 1.3 only"},
 		},
 		{
+			name: "tcp keepalive options",
+			cfg: "defaults\n  mode tcp\n  option tcpka\n" +
+				"frontend f\n  bind :25\n  no option clitcpka\n  default_backend b\n" +
+				"backend b\n  option srvtcpka\n  option persist\n  server s1 198.18.1.1:25\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if !config.Flag(c.Defaults.TCPKeepAlive) || config.Flag(c.Frontend("f").TCPKeepAlive) || !config.Flag(c.Backend("b").TCPKeepAlive) {
+					t.Errorf("tcp_keepalive: defaults %v frontend %v backend %v, want true false true",
+						c.Defaults.TCPKeepAlive, c.Frontend("f").TCPKeepAlive, c.Backend("b").TCPKeepAlive)
+				}
+			},
+			warns: []string{"h.cfg:10: option persist: not supported"},
+		},
+		{
 			name: "passive health and check-send-proxy",
 			cfg: "defaults\n  mode http\n  default-server inter 3s observe layer7 error-limit 5 on-error mark-down\n" +
 				"backend h\n  server s1 198.18.1.1:80 check\n  server s2 198.18.1.2:80 check\n" +
