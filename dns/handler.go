@@ -152,11 +152,21 @@ func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 		return nil
 	}
 	counter, rcode, scope := w.resolve(snap, z, name, q.Qtype, cl)
-	switch rcode {
-	case mdns.RcodeSuccess:
-		w.rrl = rrlToken{kind: rrlAnswer, qtype: q.Qtype, name: name}
-	case mdns.RcodeNameError:
+	// resolve left the owner in w.rrl.name: a name the zone holds, never
+	// one the client made up, so a spoofed flood cannot spread over
+	// buckets of its own (BIND: wildcard answers count for the wildcard,
+	// referrals for the delegation, empty answers per name whatever the
+	// type).
+	switch {
+	case rcode == mdns.RcodeNameError:
 		w.rrl = rrlToken{kind: rrlNXDomain, name: z.apex}
+	case rcode != mdns.RcodeSuccess:
+		w.rrl = rrlToken{}
+	case w.rrl.kind == rrlReferral:
+	case len(w.resp.Answer) == 0:
+		w.rrl.kind = rrlNoData
+	default:
+		w.rrl.kind, w.rrl.qtype = rrlAnswer, q.Qtype
 	}
 	var ecsOut *mdns.EDNS0_SUBNET
 	if ecsIn != nil {
@@ -257,6 +267,7 @@ func (w *worker) resolve(snap *snapshot, z *zone, name string, qtype uint16, cl 
 			}
 			// Referral: not authoritative for what is delegated.
 			resp.Authoritative = false
+			w.rrl = rrlToken{kind: rrlReferral, name: cut.name}
 			resp.Ns = append(resp.Ns, cut.rrsets[mdns.TypeNS]...)
 			w.glue(snap, cut.rrsets[mdns.TypeNS])
 			return cut.stats, mdns.RcodeSuccess, scope
@@ -276,6 +287,9 @@ func (w *worker) resolve(snap *snapshot, z *zone, name string, qtype uint16, cl 
 		}
 		if counter == nil {
 			counter = n.stats
+		}
+		if hop == 0 {
+			w.rrl.name = n.name // the wildcard's own name when synthesized
 		}
 		if n.svc != nil && (qtype == mdns.TypeA || qtype == mdns.TypeAAAA || qtype == mdns.TypeANY) {
 			t := qtype

@@ -145,9 +145,10 @@ func TestRRL(t *testing.T) {
 	defer conn.Close()
 	// burst sends n queries for name(i) at once and counts the full and
 	// the truncated (slipped) answers until none come for 500ms.
-	burst := func(n int, name func(i int) string) (full, tc int) {
+	burstQ := func(n int, question func(i int) (string, uint16)) (full, tc int) {
 		for i := 0; i < n; i++ {
-			if _, err := conn.Write(packQuery(t, func(m *mdns.Msg) { m.Id = uint16(i); m.Question[0].Name = name(i) })); err != nil {
+			name, qtype := question(i)
+			if _, err := conn.Write(packQuery(t, func(m *mdns.Msg) { m.Id = uint16(i); m.Question[0].Name, m.Question[0].Qtype = name, qtype })); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -169,6 +170,9 @@ func TestRRL(t *testing.T) {
 			}
 		}
 	}
+	burst := func(n int, name func(i int) string) (full, tc int) {
+		return burstQ(n, func(i int) (string, uint16) { return name(i), mdns.TypeA })
+	}
 	const n = 40
 	full, tc := burst(n, func(int) string { return "mail.example.com." })
 	// 5 burst + 5/s refill while the 40 are answered: well under 20 even on
@@ -187,10 +191,25 @@ func TestRRL(t *testing.T) {
 	if full, _ := burst(n, func(i int) string { return fmt.Sprintf("r%d.nothere.example.com.", i) }); full < 5 || full > 20 {
 		t.Errorf("random NXDOMAIN names: %d full answers, want about 5 (burst)", full)
 	}
-	// ...while answers for different names (a resolver's for its many
-	// users) each have their own, and the floods above do not touch them.
-	if full, tc := burst(n, func(i int) string { return fmt.Sprintf("h%d.dev.example.com.", i) }); full != n {
-		t.Errorf("%d different names: %d full answers and %d truncated, want all full", n, full, tc)
+	// ...and so are the other keys a spoofed flood could make up: names
+	// under a wildcard share the wildcard's bucket, names below a
+	// delegation the referral's, and empty answers for one name share
+	// one bucket whatever the type (BIND's RRL alike).
+	floods := map[string]func(i int) (string, uint16){
+		"wildcard": func(i int) (string, uint16) { return fmt.Sprintf("h%d.dev.example.com.", i), mdns.TypeA },
+		"referral": func(i int) (string, uint16) { return fmt.Sprintf("h%d.sub.example.com.", i), mdns.TypeA },
+		"empty":    func(i int) (string, uint16) { return "ns1.example.com.", uint16(1000 + i) },
+	}
+	for what, q := range floods {
+		if full, _ := burstQ(n, q); full < 5 || full > 20 {
+			t.Errorf("%s flood: %d full answers, want about 5 (burst)", what, full)
+		}
+	}
+	// Answers for different names (a resolver's for its many users) each
+	// have their own bucket, and the floods above do not touch them.
+	names := []string{"www", "alias", "alias2", "webmail", "mx1", "ns2", "deep.empty.nonterminal", "vdi", "web", "all"}
+	if full, tc := burst(len(names), func(i int) string { return names[i] + ".example.com." }); full != len(names) {
+		t.Errorf("%d different names: %d full answers and %d truncated, want all full", len(names), full, tc)
 	}
 }
 

@@ -11,10 +11,12 @@ import (
 
 // rrl is response rate limiting against reflection and amplification: a
 // token bucket per client network (/24 or /56 by default) and kind of
-// response, as BIND's RRL: answers (NOERROR, with data or empty) per
-// (name, type), NXDOMAIN per zone (a flood of random names shares one
-// bucket), errors (REFUSED, FORMERR, ...) per network. A resolver asking for
-// many names on behalf of many users is not limited as one client. It keeps
+// response, as BIND's RRL: answers per (name, type), empty answers per
+// name, answers from a wildcard per wildcard, referrals per delegation,
+// NXDOMAIN per zone, errors (REFUSED, FORMERR, ...) per network. Every key
+// comes from the zone, so random names or types do not make fresh buckets
+// for a spoofed victim, while a resolver asking for many names on behalf
+// of many users is not limited as one client. It keeps
 // a fixed table: a collision resets the bucket, which errs on the side of
 // answering, and nothing is allocated per query.
 type rrl struct {
@@ -34,7 +36,9 @@ type rrlShard struct {
 type rrlToken struct {
 	kind  rrlKind
 	qtype uint16 // answers only
-	name  string // answers: the question name; NXDOMAIN: the zone apex
+	// name: answers and empty answers: the name that answered (a
+	// wildcard's own); referrals: the delegation; NXDOMAIN: the zone apex.
+	name string
 }
 
 type rrlKind uint8
@@ -42,7 +46,9 @@ type rrlKind uint8
 const (
 	rrlError rrlKind = iota
 	rrlAnswer
+	rrlNoData
 	rrlNXDomain
+	rrlReferral
 )
 
 type rrlKey struct {
