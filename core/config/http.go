@@ -163,6 +163,17 @@ type CertFiles struct {
 type HTTPFrontend struct {
 	HTTP HTTPOptions  `yaml:"http,omitempty" json:"http,omitempty"`
 	TLS  *FrontendTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Monitor answers probes of the gateway itself (HAProxy monitor-uri).
+	Monitor *Monitor `yaml:"monitor,omitempty" json:"monitor,omitempty"`
+}
+
+// Monitor is HAProxy's `monitor-uri` (+ `monitor fail if { nbsrv(B) lt 1 }`):
+// a request for URI is answered by the proxy itself, 200 while every
+// backend in Backends has a usable server, else 503, so that an upstream
+// load balancer or monitoring system can probe the gateway.
+type Monitor struct {
+	URI      string     `yaml:"uri" json:"uri"`
+	Backends StringList `yaml:"backends,omitempty" json:"backends,omitempty"`
 }
 
 // HeaderMatch is a header condition: the header is present, and when Value
@@ -570,7 +581,20 @@ func (c *Cluster) validateHTTPFrontend(p *Problems, path string, f *Frontend) {
 		if f.TLS != nil {
 			p.Addf(Path(path, "tls"), "tls termination needs mode http (use a tcp frontend with sni rules to pass TLS through)")
 		}
+		if f.Monitor != nil {
+			p.Addf(Path(path, "monitor"), "monitor needs mode http (it answers an HTTP request)")
+		}
 		return
+	}
+	if m := f.Monitor; m != nil {
+		if !strings.HasPrefix(m.URI, "/") {
+			p.Addf(Path(path, "monitor", "uri"), "uri %q must start with /", m.URI)
+		}
+		for i, b := range m.Backends {
+			if c.Backend(b) == nil {
+				p.Addf(Path(path, "monitor", "backends", i), "unknown backend %q", b)
+			}
+		}
 	}
 	c.validateHTTPOptions(p, Path(path, "http"), &f.HTTP)
 	if f.Timeouts.HTTPRequest < 0 || f.Timeouts.HTTPKeepAlive < 0 {

@@ -108,6 +108,8 @@ backends:
 		{"cookie indirect rewrite", "", "    cookie: {name: S, mode: rewrite, indirect: true}", "", "apply to mode insert"},
 		{"cookie duplicate value", "", "    cookie: {name: S}", ", cookie: a", "same cookie value"},
 		{"ssl verify", "", "    ssl: {verify: maybe}", "", "verify \"maybe\""},
+		{"monitor uri", "    monitor: {uri: health}", "", "", "frontends.0.monitor.uri: uri \"health\" must start with /"},
+		{"monitor backend", "    monitor: {uri: /health, backends: [nope]}", "", "", "frontends.0.monitor.backends.0: unknown backend \"nope\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -471,6 +471,9 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	if !absolute {
 		hostB = req.Host
 	}
+	if m := f.Cfg.Monitor; m != nil && bstr(pathB) == m.URI {
+		return s.monitor(m)
+	}
 	// Everything below until the head is serialised uses views into the
 	// client buffer; nothing reads from the client meanwhile.
 	t := &s.txn
@@ -1216,6 +1219,34 @@ func (s *session) redirect(start time.Time, loc string, code int) bool {
 	if code < 300 || code > 399 {
 		code = 302
 	}
+	keep, n, err := s.answer(code, "Location: "+loc+"\r\n", "")
+	if s.h.accessLog {
+		s.logLine(&logRec{start: start, status: code, term: "LR", bytes: n})
+	}
+	return keep && err == nil
+}
+
+// monitor answers a probe of the gateway (HAProxy monitor-uri): 200, or
+// 503 when a backend it watches has no usable server. Like HAProxy's,
+// these requests are counted but not logged: probes every second or two
+// would drown the access log.
+func (s *session) monitor(m *config.Monitor) bool {
+	code, body := 200, "<html><body><h1>200 OK</h1>\nService ready.\n</body></html>\n"
+	for _, name := range m.Backends {
+		if b := s.h.f.Backend(name); b == nil || !b.anyUsable(nil) { // tcp-mode ones too
+			code, body = 503, "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n"
+			break
+		}
+	}
+	keep, _, err := s.answer(code, "Content-Type: text/html\r\n", body)
+	return keep && err == nil
+}
+
+// answer writes a response of the proxy's own (no server involved) with
+// the extra header lines and body, keeping the connection when the client
+// may send another request. It returns that, the bytes written and the
+// write error.
+func (s *session) answer(code int, headers, body string) (bool, int64, error) {
 	f := s.h.f
 	keep := s.req.KeepAlive() && !s.req.Chunked && s.req.ContentLength <= 0
 	s.cc.consume(s.req.HeadLen)
@@ -1225,21 +1256,24 @@ func (s *session) redirect(start time.Time, loc string, code int) bool {
 	_, _ = w.WriteString(strconv.Itoa(code))
 	_, _ = w.WriteString(" ")
 	_, _ = w.WriteString(http.StatusText(code))
-	_, _ = w.WriteString("\r\nLocation: ")
-	_, _ = w.WriteString(loc)
-	_, _ = w.WriteString("\r\nContent-Length: 0\r\nCache-Control: no-cache\r\n")
+	_, _ = w.WriteString("\r\n")
+	_, _ = w.WriteString(headers)
+	_, _ = w.WriteString("Content-Length: ")
+	_, _ = w.WriteString(strconv.Itoa(len(body)))
+	_, _ = w.WriteString("\r\nCache-Control: no-cache\r\n")
 	if !keep {
 		_, _ = w.WriteString("Connection: close\r\n")
 	}
 	_, _ = w.WriteString("\r\n")
+	if string(s.req.Method) != "HEAD" {
+		_, _ = w.WriteString(body)
+	}
 	_ = s.cc.SetWriteDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
 	err := w.flush()
 	f.Counters.CountResponse(code)
-	if s.h.accessLog {
-		s.logLine(&logRec{start: start, status: code, term: "LR", bytes: w.total})
-	}
+	n := w.total
 	w.total = 0
-	return keep && err == nil
+	return keep, n, err
 }
 
 func redirectLocation(rd *config.Redirect, isTLS bool, host, target, path, query []byte) string {

@@ -369,6 +369,21 @@ func TestHAProxyDirectives(t *testing.T) {
 			warns: []string{"h.cfg:2: ssl-default-bind-options ssl-min-ver TLSv1.0: vipgate supports TLS 1.2 and 1.3 only"},
 		},
 		{
+			name: "monitor-uri",
+			cfg: "frontend f\n  mode http\n  bind :80\n  monitor-uri /haproxy_health\n  monitor fail if { nbsrv(b) lt 1 }\n  default_backend b\n" +
+				"frontend g\n  mode http\n  bind :81\n  monitor-uri /health\n  monitor fail if site_dead\n  default_backend b\n" +
+				"backend b\n  mode http\n  server s1 198.18.1.1:80\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if m := c.Frontend("f").Monitor; m == nil || m.URI != "/haproxy_health" || len(m.Backends) != 1 || m.Backends[0] != "b" {
+					t.Errorf("f monitor %+v", m)
+				}
+				if m := c.Frontend("g").Monitor; m == nil || m.URI != "/health" || len(m.Backends) != 0 {
+					t.Errorf("g monitor %+v", m)
+				}
+			},
+			warns: []string{"h.cfg:11: monitor: only `monitor fail if { nbsrv(BACKEND) lt 1 }` translates"},
+		},
+		{
 			name: "tcp keepalive options",
 			cfg: "defaults\n  mode tcp\n  option tcpka\n" +
 				"frontend f\n  bind :25\n  no option clitcpka\n  default_backend b\n" +

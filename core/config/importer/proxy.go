@@ -302,7 +302,30 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 	case "enabled":
 	case "description":
 		p.comments = append(p.comments, strings.Join(l.args[1:], " "))
-	case "log", "capture", "log-format", "log-tag", "unique-id-format", "unique-id-header", "monitor-uri", "monitor", "compression", "stats", "id", "declare", "errorloc", "errorloc302", "errorloc303", "log-format-sd", "error-log-format":
+	case "monitor-uri":
+		switch {
+		case fe == nil:
+			t.warn(l, k, "monitor-uri belongs to a frontend")
+		case len(l.args) < 2 || !strings.HasPrefix(l.args[1], "/"):
+			t.warn(l, k, "want monitor-uri /PATH")
+		default:
+			if fe.Monitor == nil {
+				fe.Monitor = &config.Monitor{}
+			}
+			fe.Monitor.URI = l.args[1]
+		}
+	case "monitor":
+		// monitor fail if { nbsrv(B) lt 1 } (or "eq 0"): 503 while B has
+		// no usable server, which is what vipgate's monitor backends do.
+		if b, ok := monitorFailBackend(l.args); ok && fe != nil {
+			if fe.Monitor == nil {
+				fe.Monitor = &config.Monitor{}
+			}
+			fe.Monitor.Backends = append(fe.Monitor.Backends, b)
+		} else if !fromDefaults {
+			t.warn(l, k, "only `monitor fail if { nbsrv(BACKEND) lt 1 }` translates (monitor.backends)")
+		}
+	case "log", "capture", "log-format", "log-tag", "unique-id-format", "unique-id-header", "compression", "stats", "id", "declare", "errorloc", "errorloc302", "errorloc303", "log-format-sd", "error-log-format":
 		if !fromDefaults {
 			t.warn(l, k, "not supported")
 		}
@@ -1192,4 +1215,19 @@ func isDir(fsys FS, name string) bool {
 	}
 	sub, _ := fsys.Glob(name + "/*")
 	return len(sub) > 0
+}
+
+// monitorFailBackend recognises `monitor fail if { nbsrv(B) lt 1 }` and
+// `... eq 0 }` and returns B.
+func monitorFailBackend(args []string) (string, bool) {
+	rest, ok := strings.CutPrefix(strings.Join(args, " "), "monitor fail if { nbsrv(")
+	if !ok {
+		return "", false
+	}
+	for _, cmp := range []string{" lt 1 }", " eq 0 }"} {
+		if b, ok := strings.CutSuffix(rest, ")"+cmp); ok && config.ValidName(b) {
+			return b, true
+		}
+	}
+	return "", false
 }
