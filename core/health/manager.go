@@ -485,7 +485,7 @@ func (w *worker) trafficErrors(last string) {
 	case "mark-down":
 		changed = w.tr.MarkDown()
 	case "sudden-death":
-		w.tr.PreFatal()
+		changed = w.tr.SuddenDeath()
 	case "fail-check":
 		changed = w.tr.Observe(false)
 	}

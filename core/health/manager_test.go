@@ -450,6 +450,7 @@ func TestManagerPassiveHealth(t *testing.T) {
 		{"fail-check", 1, true, false},
 		{"fail-check", 3, false, false},
 		{"sudden-death", 3, false, true},
+		{"sudden-death", 1, true, false}, // a failed check, as HAProxy's
 		{"fastinter", 3, false, false},
 	}
 	for _, tt := range tests {

@@ -93,12 +93,15 @@ func (t *Tracker) MarkDown() bool {
 	return true
 }
 
-// PreFatal leaves an UP server one failed check from DOWN (passive
-// health's sudden-death).
-func (t *Tracker) PreFatal() {
+// SuddenDeath is passive health's sudden-death, as HAProxy's: a failed
+// check counted from no further than two failures short of DOWN, so an UP
+// server is left one failed check from DOWN, and one already there (or
+// with fall 1) goes DOWN now. It reports whether the state changed.
+func (t *Tracker) SuddenDeath() bool {
 	if t.state == upstream.Up {
-		t.streak = max(t.streak, t.Fall-1)
+		t.streak = max(t.streak, t.Fall-2)
 	}
+	return t.Observe(false)
 }
 
 // Force sets the state without counting (runtime enable/disable).

@@ -99,16 +99,20 @@ func TestTrackerRecovered(t *testing.T) {
 
 func TestTrackerPassiveActions(t *testing.T) {
 	tr := NewTracker(upstream.Up, 2, 3, time.Second, 0, 0)
-	tr.PreFatal()
-	if tr.Streak() != 2 || tr.State() != upstream.Up {
+	if tr.SuddenDeath() || tr.Streak() != 2 || tr.State() != upstream.Up {
 		t.Fatalf("sudden-death: streak %d state %v, want 2 (fall-1) and UP", tr.Streak(), tr.State())
 	}
-	if !tr.Observe(false) || tr.State() != upstream.Down {
-		t.Fatal("one failed check after sudden-death did not mark the server down")
+	// HAProxy's sudden-death is a failed check: a server already one
+	// failure from DOWN goes DOWN.
+	if !tr.SuddenDeath() || tr.State() != upstream.Down {
+		t.Fatal("sudden-death on a server one failed check from DOWN left it UP")
 	}
-	tr.PreFatal() // DOWN: nothing to do
-	if tr.Streak() != 0 {
-		t.Fatalf("sudden-death on a DOWN server changed its streak to %d", tr.Streak())
+	if one := NewTracker(upstream.Up, 2, 1, time.Second, 0, 0); !one.SuddenDeath() || one.State() != upstream.Down {
+		t.Fatal("sudden-death with fall 1 left the server UP")
+	}
+	tr.Observe(true) // DOWN, one success towards rise 2
+	if tr.SuddenDeath() || tr.Streak() != 0 || tr.State() != upstream.Down {
+		t.Fatalf("sudden-death on a rising DOWN server: streak %d state %v, want the rise started over", tr.Streak(), tr.State())
 	}
 	up := NewTracker(upstream.Up, 2, 3, time.Second, 0, 0)
 	if !up.MarkDown() || up.State() != upstream.Down || !up.Recovered() {
