@@ -479,7 +479,10 @@ func (w *worker) trafficErrors(last string) {
 	}
 	w.trafficFails++
 	reason := fmt.Sprintf("%d consecutive errors in traffic (last: %s)", w.cfg.ErrorLimit, last)
-	w.m.log.Warn("passive health check", "backend", w.s.Backend, "server", w.s.Name, "on_error", w.cfg.OnError, "reason", reason)
+	// Debug: this runs every error_limit errors, at the request rate of a
+	// failing server; a change of state is logged by transition (with
+	// this reason), the rest is counted in traffic_failures.
+	w.m.log.Debug("passive health check", "backend", w.s.Backend, "server", w.s.Name, "on_error", w.cfg.OnError, "reason", reason)
 	changed := false
 	switch w.cfg.OnError {
 	case "mark-down":

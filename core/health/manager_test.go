@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -618,4 +619,44 @@ func TestManagerRetriesUnavailableCheck(t *testing.T) {
 	broken.Store(false)
 	h.m.Reconcile(items)
 	testenv.Eventually(t, 5*time.Second, "UP once the check can be built", func() bool { return s.Health() == upstream.Up })
+}
+
+// countHandler counts log records at Warn and above.
+type countHandler struct{ warns atomic.Int64 }
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.warns.Add(1)
+	}
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestManagerPassiveHealthQuiet: passive health acting without changing
+// the server's state (here on_error fastinter on a server answering 503
+// to every request while its checks pass) writes no warning per trigger:
+// at error_limit 1 that was a warning per request, a log flood at the
+// request rate. traffic_failures counts them; a state change is logged
+// as "server is DOWN" with the traffic's reason.
+func TestManagerPassiveHealthQuiet(t *testing.T) {
+	logs := &countHandler{}
+	h := newHarness(t)
+	h.m.log = slog.New(logs)
+	s := upstream.NewServer("web", "s1", "127.0.0.1:1", 1)
+	h.f.set("s1", true)
+	c := fakeCheck(1, 3)
+	c.Inter, c.DownInter = config.Duration(time.Hour), config.Duration(time.Hour)
+	c.Observe, c.ErrorLimit, c.OnError = "layer7", 1, "fastinter"
+	h.m.Reconcile([]Item{{Server: s, Check: c, InitState: "fully-up"}})
+	h.run()
+	const n = 200
+	for range n {
+		s.ObserveStatus(503)
+	}
+	testenv.Eventually(t, 5*time.Second, "traffic_failures", func() bool { return h.m.Status()[0].TrafficFailures == n })
+	if w := logs.warns.Load(); w != 0 {
+		t.Fatalf("%d warnings for %d passive-health triggers that changed nothing, want none", w, n)
+	}
 }
