@@ -105,18 +105,19 @@ type Check struct {
 	Command     []string          `yaml:"command,omitempty" json:"command,omitempty"` // exec
 	Params      map[string]string `yaml:"params,omitempty" json:"params,omitempty"`   // passed to lua/exec checks
 
-	// Observe adds passive health from live traffic (HAProxy `observe`):
-	// layer4 counts failed connections to the server, layer7 (http mode)
-	// also 5xx answers but 501 and 505 and broken responses. ErrorLimit
-	// consecutive errors (default 10) trigger OnError: fastinter (check
-	// again soon), fail-check (count one failed check; the default),
-	// sudden-death (one more failed check marks it down) or mark-down.
 	// SendProxy starts each check's connection with a PROXY protocol
 	// header: v1 ("PROXY UNKNOWN") or v2 (LOCAL), as HAProxy's checks do.
 	// Default: the backend's send_proxy when the check goes to the
 	// traffic port (no port of its own), as HAProxy; none turns it off.
 	SendProxy string `yaml:"send_proxy,omitempty" json:"send_proxy,omitempty"`
 
+	// Observe adds passive health from live traffic (HAProxy `observe`):
+	// layer4 counts failed connections to the server, layer7 (http mode)
+	// also 5xx answers but 501 and 505 and broken responses. ErrorLimit
+	// consecutive errors (default 10) trigger OnError: fastinter (check
+	// again soon), fail-check (count one failed check; the default),
+	// sudden-death (a failed check that leaves the server one more from
+	// DOWN, or takes it DOWN if it was that close) or mark-down.
 	Observe    string `yaml:"observe,omitempty" json:"observe,omitempty"`
 	ErrorLimit int    `yaml:"error_limit,omitempty" json:"error_limit,omitempty"`
 	OnError    string `yaml:"on_error,omitempty" json:"on_error,omitempty"`
