@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -292,6 +293,8 @@ type session struct {
 	// linger: the current request's body has not been read to its end;
 	// closing now must not reset the connection (lingerClose).
 	linger bool
+	// authConn: the request carries NTLM or Negotiate credentials.
+	authConn bool
 	// preferLast: a server answered with connection-based sign-in (NTLM,
 	// Negotiate): the session's later requests go to the server of its
 	// attached connection, whatever the balancing says.
@@ -621,6 +624,9 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	// The head toward the server.
 	s.buildRequestHead(hb, hostB, absolute, pathB, queryB, acts, hooked, &ck)
 	hasBody := req.Chunked || req.ContentLength > 0
+	// Credentials for a connection-based scheme sign in the server
+	// connection (Kerberos may need a single request, without a 401 first).
+	s.authConn = hasConnAuth(req.Headers, "authorization", "proxy-authorization")
 	upgrade := req.HasUpgrade && req.Conn&httpparse.ConnUpgrade != 0
 	clientKeep := req.KeepAlive()
 	s.cc.consume(req.HeadLen)
@@ -824,7 +830,7 @@ attempts:
 		status := resp.Status
 		rec.status = status
 		srv.ObserveStatus(status)
-		if (status == 401 || status == 407) && connAuth(resp) {
+		if s.authConn || ((status == 401 || status == 407) && connAuth(resp)) {
 			// NTLM and Negotiate sign in the connection, not the
 			// request (HAProxy marks it private and prefers the last
 			// server for the session).
@@ -1013,16 +1019,20 @@ func (s *session) sendBody(sw *bufWriter, sc *serverConn, chunked bool, cl int64
 // Negotiate (Kerberos/NTLM). Their handshake and the signed-in state live
 // on the TCP connection.
 func connAuth(resp *httpparse.Response) bool {
-	for _, h := range resp.Headers {
-		if !httpparse.EqualFold(h.Name, "www-authenticate") && !httpparse.EqualFold(h.Name, "proxy-authenticate") {
+	return hasConnAuth(resp.Headers, "www-authenticate", "proxy-authenticate")
+}
+
+// hasConnAuth reports whether one of the named header fields starts with
+// the NTLM or Negotiate scheme. The first four letters decide, as in
+// HAProxy ("NTLM", "Nego"), so variants of Negotiate count too.
+func hasConnAuth(headers []httpparse.Header, names ...string) bool {
+	for _, h := range headers {
+		if !slices.ContainsFunc(names, func(n string) bool { return httpparse.EqualFold(h.Name, n) }) {
 			continue
 		}
 		v := bytes.TrimLeft(h.Value, " \t")
-		for _, scheme := range []string{"ntlm", "negotiate"} {
-			if len(v) >= len(scheme) && httpparse.EqualFold(v[:len(scheme)], scheme) &&
-				(len(v) == len(scheme) || v[len(scheme)] == ' ' || v[len(scheme)] == ',') {
-				return true
-			}
+		if len(v) >= 4 && (httpparse.EqualFold(v[:4], "ntlm") || httpparse.EqualFold(v[:4], "nego")) {
+			return true
 		}
 	}
 	return false

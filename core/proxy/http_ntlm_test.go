@@ -42,6 +42,11 @@ func newNTLMServer(t *testing.T, name, scheme string) *ntlmServer {
 			st.challenged = true
 			w.Header().Set("WWW-Authenticate", scheme+" challenge-from-"+name)
 			w.WriteHeader(http.StatusUnauthorized)
+		case strings.HasPrefix(auth, scheme+" kerberos "):
+			// Kerberos: one request with the ticket signs the connection in,
+			// no 401 first.
+			st.user = strings.TrimPrefix(auth, scheme+" kerberos ")
+			fmt.Fprintf(w, "%s signed in on %s", st.user, name)
 		case strings.HasPrefix(auth, scheme+" type3 "):
 			if !st.challenged {
 				// The third leg on another connection than the second:
@@ -118,5 +123,38 @@ func TestHTTPConnectionAuth(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestHTTPKerberosSingleRequest: Kerberos through Negotiate can sign a
+// connection in with one request and no 401 before it: a request carrying
+// NTLM or Negotiate credentials makes its server connection private too,
+// or the signed-in connection would join the pool for anyone.
+func TestHTTPKerberosSingleRequest(t *testing.T) {
+	for _, reuse := range []string{"safe", "always"} {
+		t.Run(reuse, func(t *testing.T) {
+			a := newNTLMServer(t, "ex1", "Negotiate")
+			be := fmt.Sprintf("  - name: be\n    http: {reuse: %s}\n    servers:\n      - {name: ex1, address: %q}\n", reuse, a.addr)
+			h := startProxy(t, httpDoc("", "", be))
+			url := "http://" + h.addr("fe") + "/mapi/"
+			alice := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
+			// The ticket comes with the first request (preemptive
+			// Negotiate): no 401 marks the connection.
+			if resp, body := get(t, alice, url, "Authorization", "Negotiate kerberos alice"); resp.StatusCode != 200 {
+				t.Fatalf("kerberos sign-in: %d %q", resp.StatusCode, body)
+			}
+			if resp, body := get(t, alice, url); body != "hello alice from ex1" {
+				t.Fatalf("alice's next request: %d %q, want hello alice (her signed-in connection)", resp.StatusCode, body)
+			}
+			for i := range 4 {
+				bob := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+				for j := range 2 {
+					if resp, body := get(t, bob, url); resp.StatusCode != 401 {
+						t.Fatalf("another client's request %d.%d: %d %q, want 401 (it rode alice's connection)", i, j, resp.StatusCode, body)
+					}
+				}
+				bob.CloseIdleConnections()
+			}
+		})
 	}
 }
