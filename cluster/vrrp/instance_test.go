@@ -267,7 +267,7 @@ func TestInstanceTrackDelta(t *testing.T) {
 		d := int(delta.Load())
 		return health.Result{OK: d >= -253, HasDelta: true, PriorityDelta: d, Reason: "file says so"}
 	})
-	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 150), nil, Track{Name: "file", Source: src, Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1})
+	a := startNode(t, seg, "198.18.0.1", instCfg("vi", 150), nil, Track{Name: "file", Source: src, Interval: 10 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1, FaultBelow253: true})
 	b := startNode(t, seg, "198.18.0.2", instCfg("vi", 100), nil)
 	testenv.Eventually(t, 5*time.Second, "a master", func() bool { return a.state() == Master && b.state() == Backup })
 	delta.Store(-60)
@@ -310,6 +310,17 @@ func TestTrackRiseFall(t *testing.T) {
 		[]trackState{{up: true}, {up: false}, {up: false, reason: "boom"}, {up: true, hasD: true, delta: -5}})
 	if v.Delta != 10-20-5 || v.Fault != "track c: boom" {
 		t.Fatalf("verdict %+v", v)
+	}
+	// A delta below -253 is FAULT for a track file only; a Lua script's
+	// just lowers the priority (clamped to 1 by the instance).
+	v = verdict([]Track{{Name: "lua"}, {Name: "file", FaultBelow253: true}},
+		[]trackState{{up: true, hasD: true, delta: -300}, {up: true, hasD: true, delta: -10}})
+	if v.Delta != -310 || v.Fault != "" {
+		t.Fatalf("lua delta -300: verdict %+v, want a delta and no FAULT", v)
+	}
+	v = verdict([]Track{{Name: "file", FaultBelow253: true}}, []trackState{{up: false, hasD: true, delta: -254, reason: "file holds -254"}})
+	if v.Fault != "track file: file holds -254" {
+		t.Fatalf("file delta -254: verdict %+v, want FAULT", v)
 	}
 }
 

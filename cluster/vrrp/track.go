@@ -33,6 +33,9 @@ type Track struct {
 	Rise     int
 	Fall     int
 	Weight   int
+	// FaultBelow253: a source delta below -253 is FAULT (keepalived's
+	// track_file rule); other sources' deltas only move the priority.
+	FaultBelow253 bool
 }
 
 // trackState is the debounced state of one track.
@@ -87,14 +90,14 @@ type TrackVerdict struct {
 // verdict applies keepalived's weights: a positive weight is added while
 // the track is up, a negative one while it is down, weight 0 turns a
 // failure into FAULT. A source's own delta (a Lua script's, a track
-// file's) replaces its weight; below -253 it is FAULT.
+// file's) replaces its weight; a track file's below -253 is FAULT.
 func verdict(tracks []Track, st []trackState) TrackVerdict {
 	var v TrackVerdict
 	var faults []string
 	for i := range tracks {
 		t, s := &tracks[i], &st[i]
 		switch {
-		case s.hasD && s.delta < -253:
+		case s.hasD && s.delta < -253 && t.FaultBelow253:
 			// keepalived's track_file rule: no priority is that low.
 			r := s.reason
 			if r == "" {
@@ -244,7 +247,8 @@ func buildTracks(f TrackFactory, cfg []config.VRRPTrack) ([]Track, error) {
 		if err != nil {
 			return nil, fmt.Errorf("track %s: %w", c.Name, err)
 		}
-		out = append(out, Track{Name: c.Name, Source: src, Interval: c.Interval.D(), Timeout: c.Timeout.D(), Rise: c.Rise, Fall: c.Fall, Weight: c.Weight})
+		out = append(out, Track{Name: c.Name, Source: src, Interval: c.Interval.D(), Timeout: c.Timeout.D(), Rise: c.Rise, Fall: c.Fall, Weight: c.Weight,
+			FaultBelow253: c.Kind == "file"})
 	}
 	return out, nil
 }
