@@ -1061,7 +1061,8 @@ func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 // idle pooled one (http-reuse) or a new one (with retries/redispatch).
 func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh bool, rec *logRec) (*serverConn, *Lease, bool, error) {
 	b := hb.b
-	// Balancing runs for every request; a connection is reused only when
+	// Balancing runs for every request (after a signed-in connection's
+	// server is preferred: preferLast); a connection is reused only when
 	// it goes to the server that was picked.
 	a := s.attached
 	s.attached = nil
