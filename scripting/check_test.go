@@ -73,40 +73,25 @@ end
 // smtpServer answers like a mail server: banner, EHLO, QUIT.
 func smtpServer(t *testing.T, banner string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return testenv.Serve(t, func(c net.Conn) {
+		fmt.Fprintf(c, "%s\r\n", banner)
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func(c net.Conn) {
-				defer c.Close()
-				fmt.Fprintf(c, "%s\r\n", banner)
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch {
-					case strings.HasPrefix(line, "EHLO"):
-						fmt.Fprintf(c, "250-mx.example.com\r\n250-SIZE 1000\r\n250 HELP\r\n")
-					case strings.HasPrefix(line, "QUIT"):
-						fmt.Fprintf(c, "221 bye\r\n")
-						return
-					default:
-						fmt.Fprintf(c, "500 what\r\n")
-					}
-				}
-			}(c)
+			switch {
+			case strings.HasPrefix(line, "EHLO"):
+				fmt.Fprintf(c, "250-mx.example.com\r\n250-SIZE 1000\r\n250 HELP\r\n")
+			case strings.HasPrefix(line, "QUIT"):
+				fmt.Fprintf(c, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprintf(c, "500 what\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 const smtpCheck = `

@@ -20,30 +20,15 @@ import (
 // client's session ID (a resumption), then closes: the server side of one
 // short TLS connection, without the crypto.
 func helloBackend(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := inspect.Peek(c, 5*time.Second, inspect.ClientHelloComplete)
-				h, err := inspect.ParseClientHello(b)
-				if err != nil {
-					return
-				}
-				_, _ = c.Write(serverHelloRecord(h.SessionID))
-				_, _ = io.Copy(io.Discard, c)
-			}()
+	return testenv.Serve(tb, func(c net.Conn) {
+		b, _ := inspect.Peek(c, 5*time.Second, inspect.ClientHelloComplete)
+		h, err := inspect.ParseClientHello(b)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		_, _ = c.Write(serverHelloRecord(h.SessionID))
+		_, _ = io.Copy(io.Discard, c)
+	})
 }
 
 func serverHelloRecord(sid []byte) []byte {

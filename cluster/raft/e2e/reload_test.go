@@ -43,21 +43,7 @@ func startHTTPBackends(t *testing.T, n int) []string {
 func startEchoBackends(t *testing.T, n int) []string {
 	var addrs []string
 	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-			}
-		}()
-		addrs = append(addrs, ln.Addr().String())
+		addrs = append(addrs, testenv.Serve(t, func(c net.Conn) { _, _ = io.Copy(c, c) }))
 	}
 	return addrs
 }
