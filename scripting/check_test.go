@@ -160,21 +160,7 @@ end`)
 // the test ends, and returns the address.
 func tcpServer(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
-	return ln.Addr().String()
+	return testenv.Serve(t, handle)
 }
 
 func TestNetTimeoutAndConnCleanup(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vipgate/vipgate/core/balance"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // backendFor builds the live backend of a one-backend document.
@@ -46,7 +47,7 @@ func BenchmarkBackendConnect(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	acceptLoop(b, ln, func(net.Conn) {})
+	testenv.ServeListener(b, ln, func(net.Conn) {})
 	be := backendFor(b, fmt.Sprintf(`
 frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
 backends: [{name: be, servers: [{name: s, address: %q}]}]

@@ -26,7 +26,7 @@ func keepAliveBackend(t testing.TB, conns *atomic.Int64, respond func(c net.Conn
 	if err != nil {
 		t.Fatal(err)
 	}
-	acceptLoop(t, ln, func(c net.Conn) {
+	testenv.ServeListener(t, ln, func(c net.Conn) {
 		if conns != nil {
 			conns.Add(1)
 		}
@@ -278,7 +278,7 @@ func TestHTTPResponseDesyncTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := &tls.Config{Certificates: []tls.Certificate{testTLSCert(t)}}
-			acceptLoop(t, ln, func(c net.Conn) {
+			testenv.ServeListener(t, ln, func(c net.Conn) {
 				n := conns.Add(1)
 				bc := &batchConn{Conn: c}
 				tc := tls.Server(bc, cfg)

@@ -443,7 +443,7 @@ func rawBackend(t testing.TB, fn func(c net.Conn, got []byte)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acceptLoop(t, ln, func(c net.Conn) {
+	testenv.ServeListener(t, ln, func(c net.Conn) {
 		buf := make([]byte, 65536)
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, _ := c.Read(buf)

@@ -64,7 +64,7 @@ func TestTCPFinTimeouts(t *testing.T) {
 		}
 		done := make(chan struct{})
 		t.Cleanup(func() { close(done) })
-		acceptLoop(t, ln, func(c net.Conn) {
+		testenv.ServeListener(t, ln, func(c net.Conn) {
 			_, _ = io.Copy(io.Discard, c) // up to the client's FIN, then silence
 			<-done
 		})
@@ -86,7 +86,7 @@ backends: [{name: be, timeouts: {server: 1h, server_fin: 200ms}, servers: [{name
 		if err != nil {
 			t.Fatal(err)
 		}
-		acceptLoop(t, ln, func(c net.Conn) {
+		testenv.ServeListener(t, ln, func(c net.Conn) {
 			fmt.Fprint(c, "bye\n")
 			c.(*net.TCPConn).CloseWrite()
 			_, _ = io.Copy(io.Discard, c)
@@ -199,7 +199,7 @@ func TestTCPStalledReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	chunk := make([]byte, 64<<10)
-	acceptLoop(t, ln, func(c net.Conn) {
+	testenv.ServeListener(t, ln, func(c net.Conn) {
 		_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
 		for {
 			if _, err := c.Write(chunk); err != nil {

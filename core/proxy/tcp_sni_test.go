@@ -13,6 +13,7 @@ import (
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // tlsNameServer is a TLS backend on loopback that answers every handshake
@@ -26,7 +27,7 @@ func tlsNameServer(t testing.TB, name string, cert tls.Certificate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acceptLoop(t, ln, func(c net.Conn) {
+	testenv.ServeListener(t, ln, func(c net.Conn) {
 		tc := c.(*tls.Conn)
 		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
 		if err := tc.Handshake(); err != nil {
@@ -36,24 +37,6 @@ func tlsNameServer(t testing.TB, name string, cert tls.Certificate) string {
 		fmt.Fprintf(tc, "%s sni=%s alpn=%s\n", name, st.ServerName, st.NegotiatedProtocol)
 	})
 	return ln.Addr().String()
-}
-
-// acceptLoop serves every connection ln accepts with handle, each in its
-// own goroutine, closing it after; ln closes with the test.
-func acceptLoop(t testing.TB, ln net.Listener, handle func(net.Conn)) {
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
 }
 
 // tlsGreet makes a real TLS connection through the proxy and returns the

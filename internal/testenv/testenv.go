@@ -136,6 +136,13 @@ func Serve(t testing.TB, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ServeListener(t, ln, handle)
+	return ln.Addr().String()
+}
+
+// ServeListener is Serve on a listener the test made (and hands over: it
+// closes with the test).
+func ServeListener(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -149,5 +156,4 @@ func Serve(t testing.TB, handle func(net.Conn)) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
 }
