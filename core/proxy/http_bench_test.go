@@ -8,48 +8,34 @@ import (
 	"testing"
 
 	"github.com/vipgate/vipgate/core/proxy/httpparse"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // fastBackend answers every request head with a fixed small response.
 func fastBackend(b testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
 	resp := []byte("HTTP/1.1 200 OK\r\nServer: fast\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\r\nhello from fast!\n")
-	go func() {
+	return testenv.Serve(b, func(c net.Conn) {
+		buf := make([]byte, 16<<10)
+		have := 0
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf[have:])
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 16<<10)
-				have := 0
-				for {
-					n, err := c.Read(buf[have:])
-					if err != nil {
-						return
-					}
-					have += n
-					for {
-						i := bytes.Index(buf[:have], []byte("\r\n\r\n"))
-						if i < 0 {
-							break
-						}
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-						copy(buf, buf[i+4:have])
-						have -= i + 4
-					}
+			have += n
+			for {
+				i := bytes.Index(buf[:have], []byte("\r\n\r\n"))
+				if i < 0 {
+					break
 				}
-			}()
+				if _, err := c.Write(resp); err != nil {
+					return
+				}
+				copy(buf, buf[i+4:have])
+				have -= i + 4
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // BenchmarkHTTPProxyKeepAlive measures the whole hot path: parse the

@@ -457,40 +457,26 @@ func TestHTTPReuseModes(t *testing.T) {
 func TestHTTPNoReplay(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
+	be := testenv.Serve(t, func(c net.Conn) {
+		// Answers the first request of a connection, reads the second
+		// and hangs up without a word.
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				// Answers the first request of a connection, reads the
-				// second and hangs up without a word.
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for i := 0; ; i++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					mu.Lock()
-					seen[req.Method+" "+req.URL.Path]++
-					mu.Unlock()
-					if i == 1 {
-						return
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			mu.Lock()
+			seen[req.Method+" "+req.URL.Path]++
+			mu.Unlock()
+			if i == 1 {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
-	h := startProxy(t, httpDoc("", "", oneBackend(ln.Addr().String())+"    http: {reuse: always}\n"))
+	})
+	h := startProxy(t, httpDoc("", "", oneBackend(be)+"    http: {reuse: always}\n"))
 	c := &http.Client{Timeout: 5 * time.Second}
 	url := "http://" + h.addr("fe")
 	get(t, c, url+"/warm") // leaves an idle server connection in the pool

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // recBackend is a raw HTTP/1.1 server that records every request it parsed
@@ -28,16 +30,7 @@ func newRecBackend(t testing.TB) *recBackend {
 		t.Fatal(err)
 	}
 	r := &recBackend{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go r.serve(c)
-		}
-	}()
+	testenv.ServeListener(t, ln, r.serve)
 	return r
 }
 

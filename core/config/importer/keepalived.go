@@ -407,21 +407,11 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 			for _, v := range c.children {
 				t.kaVIP(v, in)
 			}
-		case "track_script":
+		case "track_script", "track_interface", "track_file", "track_process":
+			refs := map[string]*[]kaTrackRef{"track_script": &in.scripts, "track_interface": &in.ifaces,
+				"track_file": &in.files, "track_process": &in.procs}[k]
 			for _, s := range c.children {
-				in.scripts = append(in.scripts, t.trackRef(s))
-			}
-		case "track_interface":
-			for _, s := range c.children {
-				in.ifaces = append(in.ifaces, t.trackRef(s))
-			}
-		case "track_file":
-			for _, s := range c.children {
-				in.files = append(in.files, t.trackRef(s))
-			}
-		case "track_process":
-			for _, s := range c.children {
-				in.procs = append(in.procs, t.trackRef(s))
+				*refs = append(*refs, t.trackRef(s))
 			}
 		case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
 			in.notify[k] = strings.Join(c.args[1:], " ")
