@@ -33,8 +33,9 @@ type connHandler interface {
 // the server's interim answer before its body is sent anyway (curl waits 1s).
 const expectWait = time.Second
 
-// httpHandler is a frontend generation's http mode: it owns the idle server
-// connection pools of that generation.
+// httpHandler is a frontend generation's http mode. The idle server
+// connections are the frontend's, shared with its other generations
+// (connPools).
 type httpHandler struct {
 	f        *Frontend
 	log      *slog.Logger
@@ -43,6 +44,7 @@ type httpHandler struct {
 	bufSize  int
 	tls      *tlsTerm
 	pools    *connPools
+	idle     time.Duration // how long a server connection may sit in the pool
 	backends map[string]*httpBackend
 	pages    errorPages
 	// needHeader: a rule matches on headers or a hook wants them, so the
@@ -50,7 +52,6 @@ type httpHandler struct {
 	needHeader bool
 	actions    bool // some rule has an http action
 	accessLog  bool
-	reapOnce   sync.Once
 	// Buffers are recycled: a connection-per-request load would otherwise
 	// allocate tens of kilobytes per request.
 	sessions sync.Pool
@@ -73,6 +74,7 @@ type httpBackend struct {
 	retryAll bool
 	cookie   *config.Cookie
 	respLim  httpparse.Limits
+	fp       [32]byte // connFingerprint: which pooled connections it may use
 }
 
 func newHTTPHandler(f *Frontend) (connHandler, error) {
@@ -127,7 +129,11 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 	if srvSize > 16<<10 {
 		h.srvBufs = newBufPool(srvSize)
 	}
-	h.pools = newConnPools(idle, h.srvBufs)
+	h.idle = idle
+	for _, hb := range h.backends {
+		hb.fp = connFingerprint(hb.cfg, h.srvBufs.size)
+	}
+	h.pools = f.p.connPoolsFor(fc.Name)
 	for i := range fc.Rules {
 		r := &fc.Rules[i]
 		if len(r.Header) > 0 {
@@ -148,6 +154,19 @@ func newHTTPHandler(f *Frontend) (connHandler, error) {
 	return h, nil
 }
 
+// poolKeys are the pool keys this generation uses: one per server of each
+// backend whose connections may be pooled.
+func (h *httpHandler) poolKeys(into map[poolKey]bool) {
+	for _, hb := range h.backends {
+		if hb.reuse == "never" {
+			continue
+		}
+		for _, s := range hb.b.Servers {
+			into[poolKey{s, hb.fp}] = true
+		}
+	}
+}
+
 // cookieOf is a server's persistence cookie value.
 func cookieOf(s *config.Server) string {
 	if s.Cookie != "" {
@@ -158,7 +177,7 @@ func cookieOf(s *config.Server) string {
 
 // ServeConn serves an HTTP/1.1 client connection (or HTTP/2 over TLS).
 func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
-	h.reapOnce.Do(func() { go h.pools.reap(ctx, h.f.retired) })
+	h.pools.startReaper(ctx)
 	defer c.Close()
 	raw := c
 	s := h.newSession()
@@ -1091,7 +1110,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 			a.discard(s.h.srvBufs)
 		}
 		if usePool {
-			if sc := s.h.pools.get(lease.Server); sc != nil {
+			if sc := s.h.pools.get(poolKey{lease.Server, hb.fp}); sc != nil {
 				return sc, lease, true, nil
 			}
 		}
@@ -1169,7 +1188,7 @@ func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 		s.attached, s.attachedBack = sc, hb
 		return
 	}
-	s.h.pools.put(sc, hb.maxIdle)
+	s.h.pools.put(sc, poolKey{sc.srv, hb.fp}, hb.maxIdle)
 }
 
 func (s *session) dropServer(sc *serverConn, lease *Lease) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -91,7 +92,7 @@ func (sc *serverConn) quiet() bool {
 // of the connection may call it (a concurrent kill just closes the socket).
 func (sc *serverConn) discard(bp *bufPool) {
 	_ = sc.Close()
-	if sc.buf != nil {
+	if sc.buf != nil && bp != nil {
 		bp.put(sc.buf)
 		sc.buf, sc.r, sc.w = nil, 0, 0
 	}
@@ -133,92 +134,176 @@ func (bp *bufPool) put(b []byte) {
 // idlePool holds a server's idle keep-alive connections, most recently used
 // first (a warm connection is the least likely to have been closed).
 type idlePool struct {
-	mu    sync.Mutex
-	conns []*serverConn
+	mu     sync.Mutex
+	conns  []*serverConn
+	closed bool
 }
 
-// connPools are the idle connections of one http handler (frontend
-// generation), by server.
+// poolKey names the connections that may serve each other's requests: one
+// server (its identity: backend, name and address) reached the same way
+// (connFingerprint). A reload that changes how a server is reached (TLS,
+// PROXY header, buffer size) makes a new key, so its new generation never
+// gets the old connections.
+type poolKey struct {
+	srv *upstream.Server
+	fp  [sha256.Size]byte
+}
+
+// connFingerprint sums what a pooled connection to a backend's servers
+// carries from when it was opened: the TLS settings and CA bundle it was
+// verified with, the PROXY header, TCP keepalive and the size of its read
+// buffer (a response head must fit it whole).
+func connFingerprint(bc *config.Backend, bufSize int) [sha256.Size]byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "buf=%d proxy=%q tcpka=%v\n", bufSize, bc.SendProxy, config.Flag(bc.TCPKeepAlive))
+	if s := bc.SSL; s != nil {
+		fmt.Fprintf(h, "ssl verify=%q sni=%q ca=%q\n", s.Verify, s.SNI, s.CAFile)
+		if s.CAFile != "" {
+			// The bundle's content, not only its name: a CA replaced on
+			// disk is read again by the reload.
+			pem, _ := os.ReadFile(s.CAFile)
+			h.Write(pem)
+		}
+	}
+	var fp [sha256.Size]byte
+	h.Sum(fp[:0])
+	return fp
+}
+
+// connPools are the idle server connections of one http frontend (by
+// name), by pool key. They outlive reloads: every generation of the
+// frontend, and the client connections each one still serves, share them,
+// so a reload costs no server connection (HAProxy's master-worker reload
+// starts a new process with empty pools; a raft apply here would do that
+// on every node at every change). Only keys of the current generation
+// exist: retain drops the others, and a connection of a dropped key is
+// closed when it is released rather than parked.
 type connPools struct {
 	mu     sync.Mutex
-	pools  map[*upstream.Server]*idlePool
+	pools  map[poolKey]*idlePool
 	closed atomic.Bool
-	idle   time.Duration
-	bufs   *bufPool
+	idle   atomic.Int64 // time.Duration: the shortest http_keep_alive among the backends
+	bufs   atomic.Pointer[bufPool]
+	once   sync.Once
+	stop   chan struct{}
 }
 
-func newConnPools(idle time.Duration, bufs *bufPool) *connPools {
-	return &connPools{pools: map[*upstream.Server]*idlePool{}, idle: idle, bufs: bufs}
+func newConnPools() *connPools {
+	return &connPools{pools: map[poolKey]*idlePool{}, stop: make(chan struct{})}
 }
 
-func (cp *connPools) pool(s *upstream.Server) *idlePool {
+// retain makes keys the live set of the current generation: connections of
+// other keys (servers removed, or reached differently now) are closed.
+func (cp *connPools) retain(keys map[poolKey]bool, idle time.Duration, bufs *bufPool) {
+	cp.idle.Store(int64(idle))
+	cp.bufs.Store(bufs)
 	cp.mu.Lock()
-	p := cp.pools[s]
-	if p == nil {
-		p = &idlePool{}
-		cp.pools[s] = p
+	defer cp.mu.Unlock()
+	for k, p := range cp.pools {
+		if keys[k] {
+			continue
+		}
+		delete(cp.pools, k)
+		p.closeAll(bufs)
 	}
+	for k := range keys {
+		if cp.pools[k] == nil {
+			cp.pools[k] = &idlePool{}
+		}
+	}
+}
+
+// retire closes every idle connection and the reaper: the frontend is gone
+// (or no longer in http mode).
+func (cp *connPools) retire() {
+	if cp.closed.Swap(true) {
+		return
+	}
+	close(cp.stop)
+	cp.closeAll()
+}
+
+// startReaper runs the reaper once, under the proxy's context.
+func (cp *connPools) startReaper(ctx context.Context) {
+	cp.once.Do(func() { go cp.reap(ctx) })
+}
+
+func (cp *connPools) pool(k poolKey) *idlePool {
+	cp.mu.Lock()
+	p := cp.pools[k]
 	cp.mu.Unlock()
 	return p
 }
 
-// get returns an idle connection to s that has not outlived the idle time.
-func (cp *connPools) get(s *upstream.Server) *serverConn {
-	p := cp.pool(s)
+// get returns an idle connection for k that has not outlived the idle time.
+func (cp *connPools) get(k poolKey) *serverConn {
+	p := cp.pool(k)
+	if p == nil {
+		return nil
+	}
+	bufs := cp.bufs.Load()
+	idle := time.Duration(cp.idle.Load())
 	now := time.Now()
 	p.mu.Lock()
 	for len(p.conns) > 0 {
 		sc := p.conns[len(p.conns)-1]
 		p.conns = p.conns[:len(p.conns)-1]
-		if now.Sub(sc.idleSince) < cp.idle {
+		if now.Sub(sc.idleSince) < idle {
 			p.mu.Unlock()
 			if sc.idleOK() {
 				return sc
 			}
-			sc.discard(cp.bufs)
+			sc.discard(bufs)
 			p.mu.Lock()
 			continue
 		}
-		sc.discard(cp.bufs)
+		sc.discard(bufs)
 	}
 	p.mu.Unlock()
 	return nil
 }
 
-// put parks a connection; beyond max it (or, on a closed pool, it) is closed.
-func (cp *connPools) put(sc *serverConn, max int) {
-	if cp.closed.Load() || max <= 0 || !sc.srv.Usable() {
-		sc.discard(cp.bufs)
+// put parks a connection under k; beyond max, on a closed pool or on a key
+// the current generation does not have, it is closed.
+func (cp *connPools) put(sc *serverConn, k poolKey, max int) {
+	bufs := cp.bufs.Load()
+	var p *idlePool
+	if !cp.closed.Load() && max > 0 && sc.srv.Usable() {
+		p = cp.pool(k)
+	}
+	if p == nil {
+		sc.discard(bufs)
 		return
 	}
 	sc.idleSince = time.Now()
-	p := cp.pool(sc.srv)
 	p.mu.Lock()
-	if len(p.conns) >= max {
+	if p.closed || len(p.conns) >= max {
 		p.mu.Unlock()
-		sc.discard(cp.bufs)
+		sc.discard(bufs)
 		return
 	}
 	p.conns = append(p.conns, sc)
 	p.mu.Unlock()
 }
 
-// reap closes expired idle connections until ctx ends or stop closes, then
-// closes all of them.
-func (cp *connPools) reap(ctx context.Context, stop <-chan struct{}) {
-	t := time.NewTicker(max(cp.idle/2, 100*time.Millisecond))
+// reap closes expired idle connections until ctx ends or the pools are
+// retired, then closes all of them.
+func (cp *connPools) reap(ctx context.Context) {
+	t := time.NewTicker(max(time.Duration(cp.idle.Load())/2, 100*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			cp.closed.Store(true)
 			cp.closeAll()
 			return
-		case <-stop:
-			cp.closeAll()
+		case <-cp.stop:
 			return
 		case <-t.C:
 		}
 		now := time.Now()
+		idle := time.Duration(cp.idle.Load())
+		bufs := cp.bufs.Load()
 		cp.mu.Lock()
 		pools := make([]*idlePool, 0, len(cp.pools))
 		for _, p := range cp.pools {
@@ -229,8 +314,8 @@ func (cp *connPools) reap(ctx context.Context, stop <-chan struct{}) {
 			p.mu.Lock()
 			keep := p.conns[:0]
 			for _, sc := range p.conns {
-				if now.Sub(sc.idleSince) >= cp.idle || !sc.srv.Usable() {
-					sc.discard(cp.bufs)
+				if now.Sub(sc.idleSince) >= idle || !sc.srv.Usable() {
+					sc.discard(bufs)
 					continue
 				}
 				keep = append(keep, sc)
@@ -243,17 +328,24 @@ func (cp *connPools) reap(ctx context.Context, stop <-chan struct{}) {
 }
 
 func (cp *connPools) closeAll() {
-	cp.closed.Store(true)
+	bufs := cp.bufs.Load()
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	for _, p := range cp.pools {
-		p.mu.Lock()
-		for _, sc := range p.conns {
-			sc.discard(cp.bufs)
-		}
-		p.conns = nil
-		p.mu.Unlock()
+		p.closeAll(bufs)
 	}
+}
+
+// closeAll closes the idle connections and refuses new ones (a session
+// still holding the pool's key releases its connection into it).
+func (p *idlePool) closeAll(bufs *bufPool) {
+	p.mu.Lock()
+	for _, sc := range p.conns {
+		sc.discard(bufs)
+	}
+	p.conns = nil
+	p.closed = true
+	p.mu.Unlock()
 }
 
 // count is the number of idle connections (tests).

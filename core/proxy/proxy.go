@@ -48,6 +48,9 @@ type Proxy struct {
 	cfgDisabled map[string]bool
 
 	state atomic.Pointer[state] // what the data path reads
+	// httpPools are the idle server connections of the http frontends, by
+	// frontend name: they outlive reloads (connPools).
+	httpPools map[string]*connPools
 
 	hooks   atomic.Pointer[HookResolver]
 	persist atomic.Pointer[PersistFactory]
@@ -75,7 +78,7 @@ func New(opts Options) *Proxy {
 	p := &Proxy{
 		opts: opts, log: opts.Log, bus: opts.Bus,
 		listeners: map[string]*listener{}, servers: map[string]*upstream.Server{},
-		disabled: map[string]bool{}, started: make(chan struct{}),
+		disabled: map[string]bool{}, started: make(chan struct{}), httpPools: map[string]*connPools{},
 	}
 	p.state.Store(&state{frontends: map[string]*Frontend{}, backends: map[string]*Backend{}})
 	p.ctx = context.Background()
@@ -216,6 +219,7 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		}
 	}
 
+	p.reconcilePools(ns)
 	errs := p.reconcileListeners(ns)
 
 	if p.opts.OnServers != nil {
@@ -229,6 +233,40 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// connPoolsFor returns the idle connection pools of an http frontend,
+// made on its first generation. Caller holds p.mu.
+func (p *Proxy) connPoolsFor(frontend string) *connPools {
+	cp := p.httpPools[frontend]
+	if cp == nil {
+		cp = newConnPools()
+		p.httpPools[frontend] = cp
+	}
+	return cp
+}
+
+// reconcilePools keeps the idle server connections the new generation can
+// use (same frontend, same server reached the same way) and closes the
+// rest. Caller holds p.mu.
+func (p *Proxy) reconcilePools(ns *state) {
+	live := map[string]bool{}
+	for name, f := range ns.frontends {
+		h, ok := f.http.(*httpHandler)
+		if !ok {
+			continue
+		}
+		live[name] = true
+		keys := map[poolKey]bool{}
+		h.poolKeys(keys)
+		h.pools.retain(keys, h.idle, h.srvBufs)
+	}
+	for name, cp := range p.httpPools {
+		if !live[name] {
+			cp.retire()
+			delete(p.httpPools, name)
+		}
+	}
 }
 
 // reconcileListeners opens new bind addresses, points kept ones at their new
