@@ -95,6 +95,9 @@ type node struct {
 	raftCA string
 	// logs is what the node logged.
 	logs *lockedBuffer
+	// clusterFile is the cluster document the node reads (and re-reads on
+	// SIGHUP when it runs standalone).
+	clusterFile string
 }
 
 // lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
@@ -185,7 +188,7 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	done := make(chan error, 1)
 	logs := &lockedBuffer{}
 	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(logs, nil)), new(slog.LevelVar)) }()
-	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs}
+	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs, clusterFile: n.Config}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

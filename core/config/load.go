@@ -173,8 +173,14 @@ func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 		return probs, nil // empty document: all defaults
 	}
 	doc := root.Content[0]
+	// Aliases are measured before anything walks or decodes the tree: an
+	// alias bomb is refused here in time proportional to the file.
+	if pr := checkAliases(name, doc); pr != nil {
+		return nil, &Error{Problems: []Problem{*pr}}
+	}
 	indexPositions(name, doc, "", probs.pos)
-	checkKeys(doc, reflect.TypeOf(out).Elem(), "", probs)
+	// The decoder (with the YAML library's own aliasing guard) runs before
+	// the key checker, which follows aliases too.
 	if err := doc.Decode(out); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
@@ -182,9 +188,13 @@ func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 				probs.list = append(probs.list, Problem{Pos: yamlErrPos(name, errors.New(m)), Msg: yamlErrMsg(errors.New(m))})
 			}
 		} else {
-			probs.list = append(probs.list, Problem{Pos: yamlErrPos(name, err), Msg: yamlErrMsg(err)})
+			// The decoder gave up (its aliasing guard, a recursive
+			// anchor): what it filled in is partial, validating it would
+			// only add noise.
+			return nil, &Error{Problems: []Problem{{Pos: yamlErrPos(name, err), Msg: strings.TrimPrefix(yamlErrMsg(err), "yaml: ")}}}
 		}
 	}
+	checkKeys(doc, reflect.TypeOf(out).Elem(), "", probs)
 	return probs, nil
 }
 
@@ -274,8 +284,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, p *Problems) {
 	checkKeysDepth(n, t, path, p, 0)
 }
 
-// maxAliasDepth bounds alias expansion while checking keys (a recursive
-// alias is an error the decoder reports; here it must only not loop).
+// maxAliasDepth is a second fence against looping: checkAliases has
+// already refused recursive anchors and bounded the total expansion.
 const maxAliasDepth = 32
 
 func checkKeysDepth(n *yaml.Node, t reflect.Type, path string, p *Problems, aliases int) {
