@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -66,11 +67,17 @@ func TestAliasBombRefusedByCheckReloadAndApply(t *testing.T) {
 		if err := os.WriteFile(n.clusterFile, []byte(bomb), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The node starts listening for SIGHUP just after its first
+		// config is applied: until then a SIGHUP would end the test
+		// binary, so the test holds the signal too and repeats it.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		allocCeiling(t, "a SIGHUP reload", 256<<20, func() {
-			if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-				t.Fatal(err)
-			}
 			testenv.Eventually(t, 30*time.Second, "reload refused", func() bool {
+				if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+					t.Fatal(err)
+				}
 				l := n.logs.String()
 				return strings.Contains(l, "reload refused") && strings.Contains(l, bombWant)
 			})
