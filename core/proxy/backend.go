@@ -33,7 +33,7 @@ type Backend struct {
 	Name     string
 	Cfg      *config.Backend
 	Servers  []*upstream.Server
-	Counters upstream.Counters
+	Counters *upstream.Counters
 
 	// normal servers of the node's own datacenter come first, then the
 	// normal servers elsewhere, then backups (DESIGN: local datacenter
@@ -60,7 +60,7 @@ type Backend struct {
 }
 
 func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus, localDC string) (*Backend, error) {
-	b := &Backend{Name: cfg.Name, Cfg: cfg, Servers: servers, bus: bus, byName: map[string]*upstream.Server{}}
+	b := &Backend{Name: cfg.Name, Cfg: cfg, Servers: servers, bus: bus, byName: map[string]*upstream.Server{}, Counters: &upstream.Counters{}}
 	var err error
 	if b.pNormal, err = balance.New(cfg.Balance); err != nil {
 		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)

@@ -25,7 +25,7 @@ import (
 type Frontend struct {
 	Name     string
 	Cfg      *config.Frontend
-	Counters upstream.Counters
+	Counters *upstream.Counters
 
 	p        *Proxy
 	backends map[string]*Backend // this generation's backends
@@ -41,7 +41,7 @@ type Frontend struct {
 
 func newFrontend(p *Proxy, fc *config.Frontend, st *state, hooks HookResolver) (*Frontend, error) {
 	f := &Frontend{
-		Name: fc.Name, Cfg: fc, p: p, backends: st.backends,
+		Name: fc.Name, Cfg: fc, p: p, backends: st.backends, Counters: &upstream.Counters{},
 		slots: make(chan struct{}, max(fc.MaxConn, 1)), retired: make(chan struct{}),
 	}
 	if fc.Route != "" {
@@ -439,7 +439,7 @@ func (f *Frontend) serveTCP(ctx context.Context, c net.Conn) {
 		client: raw, server: sc,
 		clientIdle: f.Cfg.Timeouts.Client.D(), serverIdle: b.Cfg.Timeouts.Server.D(),
 		clientFinIdle: f.Cfg.Timeouts.ClientFin.D(), serverFinIdle: b.Cfg.Timeouts.ServerFin.D(),
-		srv: &srv.Counters, fe: &f.Counters, be: &b.Counters,
+		srv: &srv.Counters, fe: f.Counters, be: b.Counters,
 	}
 	if tunnel > 0 {
 		r.clientIdle, r.serverIdle = tunnel, tunnel

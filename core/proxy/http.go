@@ -1230,7 +1230,7 @@ func (s *session) tunnel(hb *httpBackend, sc *serverConn, lease *Lease, rec *log
 		client: s.cc.Conn, server: sc.Conn,
 		clientIdle: f.Cfg.Timeouts.Client.D(), serverIdle: b.Cfg.Timeouts.Server.D(),
 		clientFinIdle: f.Cfg.Timeouts.ClientFin.D(), serverFinIdle: b.Cfg.Timeouts.ServerFin.D(),
-		srv: &srv.Counters, fe: &f.Counters, be: &b.Counters,
+		srv: &srv.Counters, fe: f.Counters, be: b.Counters,
 	}
 	if t := b.Cfg.Timeouts.Tunnel.D(); t > 0 {
 		r.clientIdle, r.serverIdle = t, t

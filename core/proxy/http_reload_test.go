@@ -167,3 +167,48 @@ func TestConnFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadKeepsCounters: frontend and backend counters survive a reload
+// for the names that stay, as server counters do (issue 23: they restarted
+// from zero at every reload); a new name starts from zero.
+func TestReloadKeepsCounters(t *testing.T) {
+	cs := newConnCountingServer(t)
+	doc := func(fe, via string) string {
+		return fmt.Sprintf(`
+defaults: {mode: http}
+frontends:
+  - {name: %s, bind: "127.0.0.1:0", default_backend: be, http: {via: %s}}
+backends:
+  - {name: be, servers: [{name: s1, address: %q}]}
+`, fe, via, cs.srv.Listener.Addr())
+	}
+	h := startProxy(t, doc("fe", "one"))
+	k := dialKeepAlive(t, h.addr("fe"))
+	for range 3 {
+		k.get(t)
+	}
+	if err := h.apply(doc("fe", "two")); err != nil {
+		t.Fatal(err)
+	}
+	fe, be := h.p.Frontend("fe").Counters, h.p.Backend("be").Counters
+	if n := fe.HTTPResponses[2].Load(); n != 3 {
+		t.Errorf("frontend 2xx after reload = %d, want 3", n)
+	}
+	if n := be.HTTPResponses[2].Load(); n != 3 {
+		t.Errorf("backend 2xx after reload = %d, want 3", n)
+	}
+	if n := fe.TotalSessions.Load(); n != 1 {
+		t.Errorf("frontend sessions after reload = %d, want 1", n)
+	}
+	// The connection opened before the reload counts on the same counters.
+	k.get(t)
+	if n := h.p.Frontend("fe").Counters.HTTPResponses[2].Load(); n != 4 {
+		t.Errorf("frontend 2xx after one more request = %d, want 4", n)
+	}
+	if err := h.apply(doc("renamed", "two")); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.p.Frontend("renamed").Counters.HTTPResponses[2].Load(); n != 0 {
+		t.Errorf("a new frontend name starts with %d responses counted", n)
+	}
+}

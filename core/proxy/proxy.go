@@ -175,6 +175,10 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		if err != nil {
 			return err
 		}
+		if ob := old.backends[bc.Name]; ob != nil {
+			// Counters carry over by name, as the servers' do.
+			b.Counters = ob.Counters
+		}
 		b.onEmpty = p.backendEmpty
 		b.log = p.log
 		if pf := p.persist.Load(); pf != nil && bc.Stick != nil {
@@ -203,6 +207,9 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		f, err := newFrontend(p, fc, ns, hooks)
 		if err != nil {
 			return err
+		}
+		if of := old.frontends[fc.Name]; of != nil {
+			f.Counters = of.Counters
 		}
 		ns.frontends[fc.Name] = f
 		ns.order = append(ns.order, fc.Name)

@@ -7,7 +7,7 @@ func (p *Proxy) FrontendRows() []stats.Row {
 	fs := p.Frontends()
 	out := make([]stats.Row, 0, len(fs))
 	for _, f := range fs {
-		r := stats.CounterRow(f.Name, &f.Counters)
+		r := stats.CounterRow(f.Name, f.Counters)
 		r.Mode = f.Cfg.Mode
 		r.Limit = f.Cfg.MaxConn
 		r.Status = "OPEN"
@@ -24,7 +24,7 @@ func (p *Proxy) BackendRows() []stats.BackendRow {
 	bs := p.Backends()
 	out := make([]stats.BackendRow, 0, len(bs))
 	for _, b := range bs {
-		br := stats.BackendRow{Row: stats.CounterRow(b.Name, &b.Counters)}
+		br := stats.BackendRow{Row: stats.CounterRow(b.Name, b.Counters)}
 		br.Mode = b.Cfg.Mode
 		br.Limit = b.Cfg.MaxConn
 		br.Status = "DOWN"
