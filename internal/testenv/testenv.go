@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -156,4 +157,32 @@ func ServeListener(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 			}()
 		}
 	}()
+}
+
+// MigrationInputs returns the directory of the real deployments' files
+// that `vipgate import` must take over (shared/migration-inputs, beside
+// the checkout: ../shared from the main checkout, ../../shared from a
+// worktree under wt/), or $VIPGATE_MIGRATION_INPUTS. Missing, it skips
+// (fails under CI, which has shared/ beside the checkout).
+func MigrationInputs(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("VIPGATE_MIGRATION_INPUTS"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cand := filepath.Join(dir, "shared", "migration-inputs")
+		if st, err := os.Stat(cand); err == nil && st.IsDir() {
+			return cand
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			missing(t, "needs shared/migration-inputs beside the checkout (or VIPGATE_MIGRATION_INPUTS)")
+			return ""
+		}
+		dir = parent
+	}
 }

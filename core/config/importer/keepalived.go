@@ -75,6 +75,10 @@ type kaInstance struct {
 	vmac      bool
 	accept    *bool // nil: not said (vipgate accepts)
 	garp      kaGARP
+	// strict is the instance's strict_mode (nil: global vrrp_strict).
+	strict *bool
+	// Where the keywords that strict mode overrides are, for warnings.
+	stateLine, authLine, authPassLine, unicastLine, acceptLine, pdelayLine *kanode
 }
 
 type kaGARP struct {
@@ -109,6 +113,9 @@ type kaFile struct {
 	procs                map[string]*kaTrackProcess
 	insts                []*kaInstance
 	groups               []*kaGroup
+	// strict is global_defs vrrp_strict, at strictLine.
+	strict     bool
+	strictLine *kanode
 }
 
 // nodeName is the vipgate node a file describes: its router_id, else the
@@ -185,7 +192,87 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 			t.warnKA(n, n.keyword(), "unknown or unsupported keyword")
 		}
 	}
+	// global_defs may come after the instances: strict mode is applied
+	// once the whole file is read.
+	for _, in := range f.insts {
+		t.kaFinish(in, f)
+	}
 	return f
+}
+
+// kaPriority is the priority keepalived runs an instance with: without a
+// `priority`, state MASTER means the address owner (255), else 100
+// (vrrp.c, vrrp_complete_instance).
+func (in *kaInstance) kaPriority() int {
+	switch {
+	case in.priority != 0:
+		return in.priority
+	case in.state == "MASTER":
+		return 255
+	}
+	return 100
+}
+
+// kaFinish applies what keepalived 2.2 decides once an instance is read
+// (vrrp.c, vrrp_complete_instance), most of it under vrrp_strict, so that
+// the vipgate node behaves on the wire like the keepalived peers it joins
+// during a rolling migration, and each change is reported where it was
+// written. Quotes are keepalived's own log lines.
+func (t *translator) kaFinish(in *kaInstance, f *kaFile) {
+	strict := f.strict
+	if in.strict != nil {
+		strict = *in.strict
+	}
+	prio := in.kaPriority()
+	why := "vrrp_strict"
+	if in.strict != nil {
+		why = "strict_mode"
+	}
+	if strict && in.state == "MASTER" && prio != 255 {
+		// "State MASTER must match being address owner": keepalived
+		// starts it as BACKUP, so nopreempt below is kept.
+		t.warnKA(in.stateLine, "state MASTER", why+": keepalived starts a non-owner (priority below 255) as BACKUP (\"State MASTER must match being address owner\"); vipgate always starts as backup")
+		in.state = "BACKUP"
+	}
+	if strict && in.authLine != nil {
+		// The peers still running keepalived send adverts without
+		// authentication and drop any that carry it ("received a 1 auth,
+		// expecting 0!"): keeping auth_pass would make both sides master.
+		t.warnKA(in.authLine, "authentication", why+": keepalived ignores authentication in strict mode (\"Strict mode does not support authentication. Ignoring.\") and sends and expects adverts without it; dropped, so this node and the keepalived peers hear each other")
+		in.authPass = ""
+	} else if len(in.authPass) > 8 {
+		t.warnKA(in.authPassLine, "auth_pass", "longer than 8 characters: keepalived sends only the first 8, and so does vipgate")
+		in.authPass = in.authPass[:8]
+	}
+	if strict && in.unicastLine != nil {
+		t.warnKA(in.unicastLine, in.unicastLine.keyword(), why+": keepalived refuses a unicast instance in strict mode on an interface that can multicast (\"Unicast peers are not supported in strict mode\"), so this instance did not run there; translated as unicast as written: remove vrrp_strict on the nodes that keep keepalived, or they will not take part")
+	}
+	if strict && prio != 255 {
+		// keepalived defaults to no_accept under strict mode (and resets
+		// an explicit accept with VRRPv2) and drops traffic to the VIPs
+		// with a firewall rule. vipgate's proxy listens on the VIPs, so it
+		// must accept; the adverts are the same either way.
+		at := in.node
+		if in.acceptLine != nil {
+			at = in.acceptLine
+		} else if f.strictLine != nil && in.strict == nil {
+			at = f.strictLine
+		}
+		t.warnKA(at, "no_accept", why+": keepalived runs this instance with no_accept (a firewall rule drops traffic to the VIPs on a non-owner master); vipgate's proxy listens on the VIPs, so a vipgate master accepts it. The adverts do not change")
+		in.accept = nil
+	}
+	if strict && in.pdelay > 0 {
+		t.warnKA(in.pdelayLine, "preempt_delay", why+": keepalived resets it in strict mode (\"preempt_delay is incompatible with strict mode - resetting\"); dropped")
+		in.pdelay = 0
+	}
+	if prio == 255 && in.preempt != nil && !*in.preempt {
+		t.warnKA(in.noPreempt, "nopreempt", "keepalived ignores nopreempt with priority 255 (\"nopreempt is incompatible with priority 255. resetting nopreempt\"): this node preempts")
+		in.preempt = nil
+	}
+	if in.state == "MASTER" && in.preempt != nil && !*in.preempt {
+		t.warnKA(in.noPreempt, "nopreempt", "keepalived ignores nopreempt with state MASTER (\"clearing\"): this node preempts; for nopreempt, set state BACKUP on every node")
+		in.preempt = nil
+	}
 }
 
 func (t *translator) kaGlobal(n *kanode, f *kaFile) {
@@ -251,7 +338,9 @@ func (t *translator) kaGlobal(n *kanode, f *kaFile) {
 			}
 		case "enable_script_security", "script_user":
 			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (vipgate runs track and notify commands as its own user, without a shell)", c.file, c.line, strings.Join(c.args, " ")))
-		case "vrrp_skip_check_adv_addr", "vrrp_strict", "vrrp_iptables", "max_auto_priority", "vrrp_no_swap", "checker_no_swap",
+		case "vrrp_strict":
+			f.strict, f.strictLine = true, c
+		case "vrrp_skip_check_adv_addr", "vrrp_iptables", "max_auto_priority", "vrrp_no_swap", "checker_no_swap",
 			"vrrp_priority", "checker_priority", "lvs_id", "lvs_sync_daemon", "dynamic_interfaces", "vrrp_garp_interval",
 			"vrrp_gna_interval", "vrrp_garp_master_refresh_repeat", "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_check_unicast_src":
 			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (no vipgate equivalent needed)", c.file, c.line, strings.Join(c.args, " ")))
@@ -330,6 +419,7 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 		switch k {
 		case "state":
 			in.state = strings.ToUpper(c.arg(1))
+			in.stateLine = c
 		case "interface":
 			in.iface = c.arg(1)
 		case "virtual_router_id":
@@ -367,8 +457,10 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 		case "preempt_delay":
 			if d, ok := secs(c, t, 1); ok {
 				in.pdelay = d
+				in.pdelayLine = c
 			}
 		case "authentication":
+			in.authLine = c
 			for _, a := range c.children {
 				switch a.keyword() {
 				case "auth_type":
@@ -377,22 +469,23 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 						in.authPass = ""
 					}
 				case "auth_pass":
+					// Shortened (with its warning) once strict mode is
+					// known: under vrrp_strict the password is not used.
 					in.authPass = a.arg(1)
-					if len(in.authPass) > 8 {
-						t.warnKA(a, "auth_pass", "longer than 8 characters: keepalived sends only the first 8, and so does vipgate")
-						in.authPass = in.authPass[:8]
-					}
+					in.authPassLine = a
 				default:
 					t.warnKA(a, a.keyword(), "unknown authentication keyword")
 				}
 			}
 		case "unicast_src_ip":
+			in.unicastLine = c
 			if validAddr(c.arg(1)) {
 				in.src = c.arg(1)
 			} else {
 				t.warnKA(c, k, fmt.Sprintf("%q is not an IP address", c.arg(1)))
 			}
 		case "unicast_peer":
+			in.unicastLine = c
 			for _, p := range c.children {
 				if validAddr(p.arg(0)) {
 					in.peers = append(in.peers, p.arg(0))
@@ -425,6 +518,14 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 		case "accept", "no_accept":
 			on := k == "accept"
 			in.accept = &on
+			in.acceptLine = c
+		case "strict_mode":
+			on := c.arg(1) == "" || c.arg(1) == "on" || c.arg(1) == "true" || c.arg(1) == "yes"
+			if !on && c.arg(1) != "off" && c.arg(1) != "false" && c.arg(1) != "no" {
+				t.warnKA(c, k, fmt.Sprintf("%q: want on or off; taken as on", c.arg(1)))
+				on = true
+			}
+			in.strict = &on
 		case "garp_master_delay":
 			if d, ok := secs(c, t, 1); ok {
 				in.garp.delay = &d
@@ -439,7 +540,7 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 			if d, ok := secs(c, t, 1); ok {
 				in.garp.refresh = d
 			}
-		case "dont_track_primary", "debug", "native_ipv6", "strict_mode", "skip_check_adv_addr", "check_unicast_src":
+		case "dont_track_primary", "debug", "native_ipv6", "skip_check_adv_addr", "check_unicast_src":
 			t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (no vipgate equivalent needed)", c.file, c.line, strings.Join(c.args, " ")))
 		default:
 			t.warnKA(c, k, "unknown or unsupported vrrp_instance keyword")
@@ -456,10 +557,6 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 	if len(in.vips4)+len(in.vips6) == 0 {
 		t.warnKA(n, "vrrp_instance "+in.name, "no virtual_ipaddress; skipped")
 		return nil
-	}
-	if in.state == "MASTER" && in.preempt != nil && !*in.preempt {
-		t.warnKA(in.noPreempt, "nopreempt", "keepalived ignores nopreempt with state MASTER (\"clearing\"): this node preempts; for nopreempt, set state BACKUP on every node")
-		in.preempt = nil
 	}
 	return in
 }
@@ -726,11 +823,7 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 		for _, o := range m.all {
 			node := o.file.nodeName()
 			nodes[node] = true
-			prio := o.priority
-			if prio == 0 {
-				prio = 100 // keepalived's default
-			}
-			base.Priorities[node] = prio
+			base.Priorities[node] = o.kaPriority()
 			base.Nodes = append(base.Nodes, node)
 			addPeer(o.src)
 			for _, p := range o.peers {
@@ -949,12 +1042,7 @@ func familyOnly(addrs []string, v6 bool) config.StringList {
 // as preempting is what it does when it comes back (with two nodes, the
 // other never outranks a master). Nodes that differ are warned about.
 func (t *translator) kaPreempt(name string, all []*kaInstance) *bool {
-	prio := func(in *kaInstance) int {
-		if in.priority == 0 {
-			return 100 // keepalived's default
-		}
-		return in.priority
-	}
+	prio := (*kaInstance).kaPriority
 	on := func(in *kaInstance) bool { return in.preempt == nil || *in.preempt }
 	best := all[0]
 	for _, o := range all[1:] {

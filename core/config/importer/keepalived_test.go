@@ -131,6 +131,81 @@ chk
 			},
 		},
 		{
+			// keepalived 2.2 vrrp.c, vrrp_complete_instance: under
+			// vrrp_strict authentication is ignored ("Strict mode does not
+			// support authentication. Ignoring."), accept mode is off
+			// unless priority 255, preempt_delay is reset, state MASTER of
+			// a non-owner starts as BACKUP (so nopreempt stays), and a
+			// unicast instance is refused. global_defs after the instance
+			// counts too; strict_mode off on the instance wins.
+			name: "vrrp_strict as keepalived 2.2 runs it",
+			files: []string{`vrrp_instance VI {
+  state MASTER
+  nopreempt
+  preempt_delay 5
+  interface eth0
+  virtual_router_id 1
+  priority 150
+  accept
+  authentication {
+    auth_type PASS
+    auth_pass superpassword
+  }
+  unicast_peer {
+    198.18.0.3
+  }
+  virtual_ipaddress {
+    198.18.0.1
+  }
+}
+vrrp_instance OFF {
+  strict_mode off
+  interface eth0
+  virtual_router_id 2
+  authentication {
+    auth_pass pw
+  }
+  virtual_ipaddress {
+    198.18.0.2
+  }
+}
+global_defs {
+  router_id gw1
+  vrrp_strict
+}
+`, "global_defs {\n router_id gw2\n vrrp_strict\n}\n" + `vrrp_instance VI {
+  interface eth0
+  virtual_router_id 1
+  priority 100
+  authentication {
+    auth_pass superpassword
+  }
+  virtual_ipaddress {
+    198.18.0.1
+  }
+}
+`},
+			check: func(t *testing.T, c *config.Cluster) {
+				in := c.VRRP.Instances[0]
+				if in.AuthPass != "" || in.AcceptMode != nil || in.PreemptDelay != 0 || in.PreemptOn() {
+					t.Errorf("strict instance: auth %q accept %v preempt_delay %s preempt %v", in.AuthPass, in.AcceptMode, in.PreemptDelay.D(), in.PreemptOn())
+				}
+				if off := c.VRRP.Instances[1]; off.AuthPass != "pw" {
+					t.Errorf("strict_mode off: auth_pass %q, want pw", off.AuthPass)
+				}
+			},
+			warns: []string{
+				"k1.conf:2: state MASTER: vrrp_strict: keepalived starts a non-owner",
+				"k1.conf:8: no_accept: vrrp_strict",
+				"k1.conf:9: authentication: vrrp_strict: keepalived ignores authentication",
+				"k1.conf:13: unicast_peer: vrrp_strict: keepalived refuses a unicast instance",
+				"k1.conf:4: preempt_delay: vrrp_strict: keepalived resets it",
+				"k2.conf:3: no_accept: vrrp_strict",
+				"k2.conf:9: authentication: vrrp_strict",
+				"k2.conf:5: vrrp_instance VI: nodes differ on nopreempt",
+			},
+		},
+		{
 			name: "track processes",
 			files: []string{`vrrp_track_process haproxy {
   process haproxy
