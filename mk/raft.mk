@@ -13,3 +13,11 @@ fuzz-raft:
 
 BENCH_TARGETS += bench-raft
 FUZZ_TARGETS += fuzz-raft
+
+# The restart-safety test in its long form: 50 restarts (crash or graceful,
+# whole cluster or one node) of a 1-node and a 3-node cluster, applies in
+# between; `go test` runs a few of them. CI runs it with the e2e target.
+.PHONY: test-restarts
+test-restarts:
+	$(GO) test -count=1 -timeout 20m ./cluster/raft/ -run '^TestRestartsNeverUndoACommit$$' -restarts=50
+e2e: test-restarts

@@ -42,6 +42,7 @@ const (
 	MsgSetDCHealth    MsgType = 3
 	MsgSetServerAdmin MsgType = 4
 	MsgSetMember      MsgType = 5
+	MsgSeedConfig     MsgType = 6
 )
 
 // PutConfig replaces the cluster document.
@@ -54,6 +55,21 @@ type PutConfig struct {
 	// still IfVersion (optimistic concurrency for apply after a diff).
 	IfVersion uint64 `json:"if_version,omitempty"`
 }
+
+// SeedConfig is the bootstrap node's document (its node file's config:).
+// It commits only while no document was ever committed: a compare-and-set
+// decided when the entry is applied, not by the proposer, because a
+// restarted node's FSM shows version 0 until its log is replayed, and a
+// seed it proposed then must never overwrite a committed version.
+type SeedConfig struct {
+	Source  []byte    `json:"source"`
+	Author  string    `json:"author"`
+	Time    time.Time `json:"time"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// ErrConfigured refuses a SeedConfig once a document was committed.
+var ErrConfigured = errors.New("a configuration was already committed: the seed is not used")
 
 // SetActiveDC records the active-datacenter decision.
 type SetActiveDC struct {
@@ -102,6 +118,7 @@ func (SetActiveDC) msgType() MsgType    { return MsgSetActiveDC }
 func (SetDCHealth) msgType() MsgType    { return MsgSetDCHealth }
 func (SetServerAdmin) msgType() MsgType { return MsgSetServerAdmin }
 func (SetMember) msgType() MsgType      { return MsgSetMember }
+func (SeedConfig) msgType() MsgType     { return MsgSeedConfig }
 
 // Encode serialises a command as a log entry.
 func Encode(c Command) ([]byte, error) {
@@ -129,6 +146,8 @@ func Decode(data []byte) (Command, error) {
 		c = &SetServerAdmin{}
 	case MsgSetMember:
 		c = &SetMember{}
+	case MsgSeedConfig:
+		c = &SeedConfig{}
 	default:
 		return nil, fmt.Errorf("unknown command type %d", data[0])
 	}
@@ -285,12 +304,14 @@ func Validate(s *State, cmd Command) error {
 		if c.IfVersion != 0 && c.IfVersion != s.Version {
 			return fmt.Errorf("the configuration changed meanwhile (now version %d, expected %d): review the diff again", s.Version, c.IfVersion)
 		}
-		if err := SelfContained(c.Source); err != nil {
-			return err
+		return validDocument(c.Source)
+	case *SeedConfig:
+		// Version only grows, and it is in every snapshot: 0 means no
+		// document was ever committed, on every node at the same index.
+		if s.Version != 0 {
+			return fmt.Errorf("%w (version %d)", ErrConfigured, s.Version)
 		}
-		if _, err := config.Parse(docName, c.Source); err != nil {
-			return err
-		}
+		return validDocument(c.Source)
 	case *SetActiveDC:
 		if s.Config == nil {
 			return errors.New("no configuration yet")
@@ -335,6 +356,14 @@ func Validate(s *State, cmd Command) error {
 	return nil
 }
 
+func validDocument(src []byte) error {
+	if err := SelfContained(src); err != nil {
+		return err
+	}
+	_, err := config.Parse(docName, src)
+	return err
+}
+
 func dcNames(c *config.Cluster) string {
 	var n []string
 	for _, d := range c.Datacenters {
@@ -355,30 +384,9 @@ func apply(s *State, cmd Command, index uint64) (*State, error) {
 	n.Index = index
 	switch c := cmd.(type) {
 	case *PutConfig:
-		cfg, _ := config.Parse(docName, c.Source) // validated above
-		n.Version++
-		n.Source = c.Source
-		n.Zones = zoneSerials(s.Zones, cfg, c.Time)
-		attachSerials(cfg, n.Zones)
-		n.Config = cfg
-		n.History = append(n.History, config.Revision{Version: n.Version, Author: c.Author, Time: c.Time, Comment: c.Comment, Index: index, Source: c.Source})
-		if len(n.History) > config.HistoryMax {
-			n.History = slices.Clone(n.History[len(n.History)-config.HistoryMax:])
-		}
-		for i := 0; i < len(n.History)-config.HistoryKeep; i++ {
-			n.History[i].Source = nil
-		}
-		// Drop decisions about things the new document no longer has.
-		for dc := range n.Health {
-			if cfg.Datacenter(dc) == nil {
-				delete(n.Health, dc)
-			}
-		}
-		for key := range n.Servers {
-			if !hasServer(cfg, key) {
-				delete(n.Servers, key)
-			}
-		}
+		putConfig(n, s, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
+	case *SeedConfig:
+		putConfig(n, s, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
 	case *SetActiveDC:
 		n.Active = DCDecision{DC: c.DC, Reason: c.Reason, Author: c.Author, Time: c.Time, Index: index}
 	case *SetDCHealth:
@@ -398,6 +406,36 @@ func apply(s *State, cmd Command, index uint64) (*State, error) {
 		}
 	}
 	return n, nil
+}
+
+// putConfig makes rev.Source (validated) the next version in n, a clone of
+// s whose Index is already the entry's.
+func putConfig(n, s *State, rev config.Revision) {
+	cfg, _ := config.Parse(docName, rev.Source) // validated above
+	n.Version++
+	n.Source = rev.Source
+	n.Zones = zoneSerials(s.Zones, cfg, rev.Time)
+	attachSerials(cfg, n.Zones)
+	n.Config = cfg
+	rev.Version, rev.Index = n.Version, n.Index
+	n.History = append(n.History, rev)
+	if len(n.History) > config.HistoryMax {
+		n.History = slices.Clone(n.History[len(n.History)-config.HistoryMax:])
+	}
+	for i := 0; i < len(n.History)-config.HistoryKeep; i++ {
+		n.History[i].Source = nil
+	}
+	// Drop decisions about things the new document no longer has.
+	for dc := range n.Health {
+		if cfg.Datacenter(dc) == nil {
+			delete(n.Health, dc)
+		}
+	}
+	for key := range n.Servers {
+		if !hasServer(cfg, key) {
+			delete(n.Servers, key)
+		}
+	}
 }
 
 func hasServer(c *config.Cluster, key string) bool {

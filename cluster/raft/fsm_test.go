@@ -2,7 +2,9 @@ package raft
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"strings"
@@ -27,6 +29,45 @@ func applyCmd(t *testing.T, f *FSM, idx uint64, cmd Command) any {
 	return f.Apply(&hraft.Log{Index: idx, Type: hraft.LogCommand, Data: data})
 }
 
+// The seed is a compare-and-set decided when applied: it commits on an
+// empty state only, so a seed entry that lands after (or is replayed
+// after) any committed version changes nothing, on every node alike.
+func TestSeedCommitsOnlyOnAnEmptyState(t *testing.T) {
+	seed := &SeedConfig{Source: doc(1), Author: "seed:n1", Time: time.Unix(1700000000, 0).UTC(), Comment: "initial configuration"}
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	if res := applyCmd(t, f, 1, seed); res != (Applied{Index: 1, Version: 1}) {
+		t.Fatalf("first seed: %v", res)
+	}
+	applyCmd(t, f, 2, putDoc(5))
+	for i, cmd := range []Command{seed, &SeedConfig{Source: doc(7), Author: "seed:n2"}} {
+		before := f.State()
+		res := applyCmd(t, f, uint64(3+i), cmd)
+		if err, ok := res.(error); !ok || !errors.Is(err, ErrConfigured) {
+			t.Fatalf("seed after version 2: %v", res)
+		}
+		if f.State() != before || weightOf(f.State()) != 5 {
+			t.Fatalf("a refused seed changed the state: version %d weight %d", f.State().Version, weightOf(f.State()))
+		}
+	}
+	h := f.State().History
+	if len(h) != 2 || h[0].Author != "seed:n1" || h[0].Index != 1 || h[1].Author != "test" {
+		t.Fatalf("history: %+v", h)
+	}
+	// A snapshot keeps the version, so a restored node refuses the seed too.
+	var sink memSink
+	snap, _ := f.Snapshot()
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM(slog.New(slog.DiscardHandler))
+	if err := g.Restore(io.NopCloser(&sink)); err != nil {
+		t.Fatal(err)
+	}
+	if res := applyCmd(t, g, 5, seed); !errors.Is(res.(error), ErrConfigured) {
+		t.Fatalf("seed after restore: %v", res)
+	}
+}
+
 func TestFSMApply(t *testing.T) {
 	now := time.Unix(1700000000, 0).UTC()
 	tests := []struct {
@@ -49,6 +90,7 @@ func TestFSMApply(t *testing.T) {
 		{"bad admin state", &SetServerAdmin{Backend: "web", Server: "s1", State: "off"}, "want ready, drain or maint", nil},
 		{"member", &SetMember{ID: "n1", Datacenter: "dc1", Admin: "a:1"}, "", func(s *State) bool { return s.Members["n1"].Admin == "a:1" }},
 		{"member without id", &SetMember{}, "no id", nil},
+		{"seed once configured", &SeedConfig{Source: doc(9), Author: "seed:n1"}, "already committed", nil},
 	}
 	f := NewFSM(slog.New(slog.DiscardHandler))
 	applyCmd(t, f, 1, putDoc(1))

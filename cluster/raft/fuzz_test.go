@@ -8,7 +8,7 @@ import (
 // decode, to validation and apply: neither may panic, and a refused
 // command must leave the state untouched.
 func FuzzCommand(f *testing.F) {
-	for _, c := range []Command{putDoc(3), &SetActiveDC{DC: "dc2"}, &SetDCHealth{DC: "dc1"}, &SetServerAdmin{Backend: "web", Server: "s1", State: "drain"}, &SetMember{ID: "x"}} {
+	for _, c := range []Command{putDoc(3), &SetActiveDC{DC: "dc2"}, &SetDCHealth{DC: "dc1"}, &SetServerAdmin{Backend: "web", Server: "s1", State: "drain"}, &SetMember{ID: "x"}, &SeedConfig{Source: doc(2)}} {
 		data, _ := Encode(c)
 		f.Add(data)
 	}

@@ -108,16 +108,20 @@ func (c *tcluster) start(o Options) *tnode {
 	return tn
 }
 
-func (c *tcluster) stop(id string) {
+// take removes a node from the running set (nil if it is not running).
+func (c *tcluster) take(id string) *tnode {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	tn := c.nodes[id]
 	delete(c.nodes, id)
-	c.mu.Unlock()
-	if tn == nil {
-		return
+	return tn
+}
+
+func (c *tcluster) stop(id string) {
+	if tn := c.take(id); tn != nil {
+		tn.cancel()
+		<-tn.done
 	}
-	tn.cancel()
-	<-tn.done
 }
 
 func (c *tcluster) stopAll() {

@@ -35,8 +35,8 @@ type Options struct {
 	Raft    config.NodeRaft
 	// TLS overrides the configuration loaded from Raft.TLS (tests).
 	TLS *tls.Config
-	// Seed is a cluster document the bootstrap node commits as version 1
-	// when the cluster has none yet.
+	// Seed is a cluster document the bootstrap node proposes as version 1;
+	// the FSM commits it only if no version was ever committed.
 	Seed []byte
 	// Faults injects partitions (tests only).
 	Faults *Faults
@@ -86,6 +86,8 @@ type Node struct {
 
 	reportsMu sync.Mutex
 	reportFn  func(HealthReport)
+
+	seedDone bool // the seed was committed or refused (Run's goroutine only)
 
 	closeOnce sync.Once
 }
@@ -322,14 +324,24 @@ func (n *Node) housekeep(ctx context.Context) {
 			n.log.Debug("recording member metadata", "err", err)
 		}
 	}
-	if n.IsLeader() && st.Version == 0 && len(n.o.Seed) > 0 {
+	if n.IsLeader() && st.Version == 0 && len(n.o.Seed) > 0 && !n.seedDone {
+		// Version 0 here may only mean the log is not replayed yet: the
+		// FSM commits the seed only if no version was ever committed.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.Propose(cctx, &PutConfig{Source: n.o.Seed, Author: "seed:" + n.o.ID, Time: time.Now().UTC(), Comment: "initial configuration"})
+		_, err := n.Propose(cctx, &SeedConfig{Source: n.o.Seed, Author: "seed:" + n.o.ID, Time: time.Now().UTC(), Comment: "initial configuration"})
 		cancel()
-		if err != nil {
-			n.log.Error("seeding the cluster configuration", "err", err)
-		} else {
+		var inv *InvalidError
+		switch {
+		case err == nil:
+			n.seedDone = true
 			n.log.Info("seeded the cluster configuration")
+		case errors.As(err, &inv):
+			// Already configured (the usual case after a restart), or a
+			// seed the FSM refuses: proposing it again changes nothing.
+			n.seedDone = true
+			n.log.Info("the seed configuration was not used", "reason", err)
+		default:
+			n.log.Error("seeding the cluster configuration", "err", err)
 		}
 	}
 }

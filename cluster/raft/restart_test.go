@@ -1,0 +1,141 @@
+package raft
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+var restartCycles = flag.Int("restarts", 8, "restart cycles per cluster size in TestRestartsNeverUndoACommit (make test-restarts runs 50)")
+
+// crash stops a node the way SIGKILL does, as far as one process can: no
+// leadership transfer, its connections cut at once; what raft-boltdb
+// synced so far is all the restarted node finds.
+func (c *tcluster) crash(id string) {
+	tn := c.take(id)
+	if tn == nil {
+		return
+	}
+	tn.closeOnce.Do(func() {
+		tn.stream.Close()
+		tn.trans.Close()
+		_ = tn.raft.Shutdown().Error()
+		tn.store.Close()
+	})
+	tn.cancel()
+	<-tn.done
+}
+
+// restart stops ids (crash or graceful), then starts them again from their
+// data dirs, with the options they had: the bootstrap node still carries
+// its seed, as a node file that keeps `config:` does.
+func (c *tcluster) restart(ids []string, kill bool) {
+	c.t.Helper()
+	opts := make([]Options, 0, len(ids))
+	for _, id := range ids {
+		opts = append(opts, c.node(id).opts)
+		if kill {
+			c.crash(id)
+		} else {
+			c.stop(id)
+		}
+	}
+	for _, o := range opts {
+		c.start(o)
+	}
+}
+
+func (c *tcluster) all() []*tnode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*tnode, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Restarting after an apply must never bring back an older document: the
+// seed in the bootstrap node's options is proposed whenever that node
+// leads with an FSM at version 0, which a restarted node has until its log
+// is replayed. Every cycle applies a new version through a random node,
+// then restarts the whole cluster or one node (the leader or the seed
+// holder), by crash or graceful stop; afterwards every node must have
+// exactly that version, that document, and one seed in its history.
+func TestRestartsNeverUndoACommit(t *testing.T) {
+	cycles := *restartCycles
+	if testing.Short() {
+		cycles = min(cycles, 3)
+	}
+	for _, size := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
+			seed := uint64(time.Now().UnixNano())
+			t.Logf("random seed %d", seed)
+			rng := rand.New(rand.NewPCG(seed, seed))
+			c := newTCluster(t)
+			// Short timeouts: the test is about what survives a restart,
+			// and elections are most of its time.
+			c.tune = func(o *Options) {
+				o.Raft.HeartbeatTimeout = config.Duration(300 * time.Millisecond)
+				o.Raft.ElectionTimeout = config.Duration(300 * time.Millisecond)
+				o.Raft.LeaderLeaseTimeout = config.Duration(150 * time.Millisecond)
+			}
+			nodes := c.boot(size)
+			ids := make([]string, 0, size)
+			for _, n := range nodes {
+				ids = append(ids, n.ID())
+			}
+			version, weight := uint64(1), 1
+			for cycle := 0; cycle < cycles; cycle++ {
+				live := c.all()
+				via := live[rng.IntN(len(live))]
+				weight = 100 + cycle
+				a := propose(t, via, putDoc(weight))
+				if a.Version != version+1 {
+					t.Fatalf("cycle %d: apply committed version %d, want %d (a restart added or lost a version)", cycle, a.Version, version+1)
+				}
+				version = a.Version
+
+				kill := rng.IntN(2) == 0
+				which := ids
+				if size > 1 && rng.IntN(3) > 0 {
+					which = []string{"n1"} // the seed holder
+					if rng.IntN(2) == 0 {
+						which = []string{c.leader(live).ID()}
+					}
+				}
+				c.restart(which, kill)
+				t.Logf("cycle %d: version %d, restarted %v (kill %v)", cycle, version, which, kill)
+
+				nodes := c.all()
+				c.waitVersion(nodes, version)
+				c.leader(nodes)
+				for _, n := range nodes {
+					st := n.State()
+					if st.Version != version || weightOf(st) != weight {
+						t.Fatalf("cycle %d: %s has version %d (weight %d), want version %d (weight %d): a committed document was undone",
+							cycle, n.ID(), st.Version, weightOf(st), version, weight)
+					}
+					seeds := 0
+					for _, r := range st.History {
+						if strings.HasPrefix(r.Author, "seed:") {
+							seeds++
+						}
+					}
+					if seeds != 1 {
+						t.Fatalf("cycle %d: %s: %d seeds in the history, want 1", cycle, n.ID(), seeds)
+					}
+				}
+			}
+			// The next apply still lands right on top of the last one.
+			if a := propose(t, c.all()[0], putDoc(7)); a.Version != version+1 {
+				t.Fatalf("last apply committed version %d, want %d", a.Version, version+1)
+			}
+		})
+	}
+}
