@@ -33,7 +33,7 @@ http {
   access_log off;
   keepalive_requests 1000000;
   keepalive_timeout 75s;
-  server { listen 127.0.0.1:$NGX; location / { return 200 "hello from nginx\n"; } }
+  server { listen 127.0.0.1:$NGX; location / { return 200 "hello from nginx\n"; } location = /nginx_status { stub_status; } }
 }
 NGX
   cat > "$T/haproxy.cfg" <<HAP
