@@ -19,7 +19,9 @@ import (
 // unicast address in `unicast_peers`.
 
 type kaScript struct {
-	node               *kanode
+	node *kanode
+	// scriptLine is the `script` line, for warnings about the command.
+	scriptLine         *kanode
 	name, script       string
 	interval, timeout  config.Duration
 	weight, rise, fall int
@@ -376,6 +378,7 @@ func (t *translator) kaScript(n *kanode) *kaScript {
 		switch k {
 		case "script":
 			s.script = strings.Join(c.args[1:], " ")
+			s.scriptLine = c
 		case "interval":
 			if d, ok := secs(c, t, 1); ok {
 				s.interval = d
@@ -867,19 +870,7 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 				tr.Timeout = tr.Interval * 10
 				t.warnKA(s.node, "vrrp_script "+s.name+" timeout", "more than 10 intervals; capped")
 			}
-			switch {
-			case proxyCheck(s.script) && len(t.c.Frontends) > 0:
-				tr.Kind = "proxy"
-				notes = append(notes, fmt.Sprintf("vrrp_script %s (%q) checked that HAProxy runs: vipgate's proxy is the same process, so it becomes a `proxy` track (the local frontends are up).", s.name, s.script))
-			case proxyCheck(s.script):
-				// keepalived alone is being replaced: HAProxy keeps running
-				// beside vipgate, and a proxy track would have nothing to check.
-				tr.Kind, tr.Process = "process", "haproxy"
-				notes = append(notes, fmt.Sprintf("vrrp_script %s (%q) checked that HAProxy runs; without a haproxy.cfg in this import it stays a check of the haproxy process (a `process` track). Import haproxy.cfg too to make it a `proxy` track.", s.name, s.script))
-			default:
-				tr.Kind = "exec"
-				tr.Command = strings.Fields(s.script)
-			}
+			notes = append(notes, t.kaScriptTrack(s, &tr)...)
 			base.Track = append(base.Track, tr)
 		}
 		for _, r := range in.ifaces {
@@ -1005,25 +996,6 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 		}
 	}
 	t.keepalivedAlerts(files, smtp)
-}
-
-// proxyCheck reports whether a track script only checks that HAProxy runs.
-func proxyCheck(s string) bool {
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return false
-	}
-	cmd := filepath.Base(f[0])
-	rest := strings.Join(f[1:], " ")
-	switch cmd {
-	case "killall":
-		return rest == "-0 haproxy"
-	case "pidof", "pgrep":
-		return rest == "haproxy" || rest == "-x haproxy"
-	case "systemctl":
-		return rest == "is-active haproxy" || rest == "is-active --quiet haproxy" || rest == "is-active -q haproxy"
-	}
-	return false
 }
 
 // familyOnly keeps the addresses of one family.
