@@ -198,39 +198,10 @@ func decodeStrict(name string, data []byte, out any) (*Problems, error) {
 	return probs, nil
 }
 
-// syntaxProblem positions a YAML syntax error. The parser names the line
-// where the enclosing block starts ("frontends:" for a mis-indented key 200
-// lines below); the line that breaks the document is the first one after
-// which the document fails the same way, found by parsing growing prefixes
-// (only on error, so the quadratic cost does not matter).
+// syntaxProblem positions a YAML syntax error.
 func syntaxProblem(name string, data []byte, err error) Problem {
-	pos, msg := yamlErrPos(name, err), yamlErrMsg(err)
-	if pos.Line == 0 || strings.Contains(msg, "end of stream") {
-		return Problem{Pos: pos, Msg: msg}
-	}
-	end := 0
-	for line := 1; end < len(data); line++ {
-		nl := bytes.IndexByte(data[end:], '\n')
-		if nl < 0 {
-			end = len(data)
-		} else {
-			end += nl + 1
-		}
-		if line < pos.Line {
-			continue
-		}
-		var n yaml.Node
-		perr := yaml.Unmarshal(data[:end], &n)
-		if perr == nil || yamlErrMsg(perr) != msg {
-			continue
-		}
-		if line != pos.Line {
-			msg = fmt.Sprintf("%s (in the block that starts at line %d)", msg, pos.Line)
-			pos.Line, pos.Column = line, 0
-		}
-		break
-	}
-	return Problem{Pos: pos, Msg: msg}
+	p, _ := locateSyntaxError(name, data, err)
+	return p
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+)(?:, column (\d+))?: `)
