@@ -69,10 +69,10 @@ func TestAliasBombRefusedByCheckReloadAndApply(t *testing.T) {
 		}
 		// The node starts listening for SIGHUP just after its first
 		// config is applied: until then a SIGHUP would end the test
-		// binary, so the test holds the signal too and repeats it.
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
+		// binary, so the test holds the signal too and repeats it. It
+		// never lets go: a SIGHUP still in flight when the node stops
+		// must not end the binary either.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 		allocCeiling(t, "a SIGHUP reload", 256<<20, func() {
 			testenv.Eventually(t, 30*time.Second, "reload refused", func() bool {
 				if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
