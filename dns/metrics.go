@@ -50,6 +50,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		{"refused", &st.Refused}, {"formerr", &st.FormErr}, {"dropped", &st.Dropped}, {"truncated", &st.Truncated},
 		{"rrl_dropped", &st.RRLDropped}, {"rrl_slipped", &st.RRLSlipped}, {"hook_error", &st.HookErrors},
 		{"transfer", &st.Transfers}, {"transfer_refused", &st.TransfersDeny}, {"notify", &st.Notifies},
+		{"tcp_refused", &st.TCPRefused},
 	} {
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(e.v.Load()), e.name)
 	}

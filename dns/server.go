@@ -51,6 +51,11 @@ type Server struct {
 	hookLogged atomic.Int64
 
 	tcpPool sync.Pool
+	// tcpCfg is the TCP connection limits of the config applied last.
+	tcpCfg atomic.Pointer[config.DNSTCP]
+	// tcpClients counts open TCP connections by client (tcpClientKey).
+	tcpMu      sync.Mutex
+	tcpClients map[netip.Addr]int
 	// notifyCh carries zones whose serial changed to the notifier (Run).
 	notifyCh chan string
 
@@ -78,7 +83,7 @@ func New(o Options) *Server {
 	if o.State == nil {
 		o.State = &StaticState{}
 	}
-	return &Server{log: o.Log, state: o.State, listen: o.Listen, sockets: o.Sockets, stats: newStats(), serials: map[string]serialState{}, notifyCh: make(chan string, 64)}
+	return &Server{log: o.Log, state: o.State, listen: o.Listen, sockets: o.Sockets, stats: newStats(), serials: map[string]serialState{}, tcpClients: map[netip.Addr]int{}, notifyCh: make(chan string, 64)}
 }
 
 // Name implements the node's subsystem interface.
@@ -103,6 +108,8 @@ func (s *Server) Apply(c *config.Cluster) error {
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
+	tcp := c.DNS.TCP
+	s.tcpCfg.Store(&tcp)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -380,18 +387,65 @@ func (s *Server) serveUDP(ctx context.Context, c *net.UDPConn) {
 	}
 }
 
-// tcpIdle is how long a TCP connection may sit without a query (RFC 7766
-// suggests seconds, not minutes).
-const tcpIdle = 10 * time.Second
+// tcpLimits are the TCP limits in force: the applied config's, or its
+// defaults before the first Apply.
+func (s *Server) tcpLimits() config.DNSTCP {
+	if t := s.tcpCfg.Load(); t != nil {
+		return *t
+	}
+	return config.DNSTCP{
+		PerClient: config.DefaultDNSTCPPerClient, MaxConnections: config.DefaultDNSTCPMaxConnections,
+		IdleTimeout: config.Duration(config.DefaultDNSTCPIdleTimeout),
+	}
+}
 
-// maxTCPConns bounds concurrent TCP connections per listener, so that
-// idle or slow clients cannot exhaust memory; past it new ones are closed.
-const maxTCPConns = 1024
+// tcpClientKey is what the per-client limit counts by: the address, or
+// for IPv6 its /64 (one host commonly holds a whole /64, so counting
+// addresses would not bound it).
+func tcpClientKey(c net.Conn) netip.Addr {
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	a := ta.AddrPort().Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
 
+// tcpAdmit takes one of the client's connection slots; false when it holds
+// them all.
+func (s *Server) tcpAdmit(k netip.Addr, limit int) bool {
+	s.tcpMu.Lock()
+	defer s.tcpMu.Unlock()
+	if s.tcpClients[k] >= limit {
+		return false
+	}
+	s.tcpClients[k]++
+	return true
+}
+
+func (s *Server) tcpRelease(k netip.Addr) {
+	s.tcpMu.Lock()
+	defer s.tcpMu.Unlock()
+	if s.tcpClients[k] <= 1 {
+		delete(s.tcpClients, k)
+		return
+	}
+	s.tcpClients[k]--
+}
+
+// serveTCP accepts on l. One client may hold dns.tcp.per_client
+// connections and the listener dns.tcp.max_connections: past either, a new
+// connection is closed at once (idle or slow clients cannot exhaust
+// memory, and one client cannot take the slots of every other one:
+// RFC 7766 section 10).
 func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	slots := make(chan struct{}, maxTCPConns)
+	var open atomic.Int64
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -402,17 +456,19 @@ func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			s.stats.Dropped.Add(1)
+		lim := s.tcpLimits()
+		k := tcpClientKey(c)
+		if open.Load() >= int64(lim.MaxConnections) || !s.tcpAdmit(k, lim.PerClient) {
+			s.stats.TCPRefused.Add(1)
 			c.Close()
 			continue
 		}
+		open.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
+			defer open.Add(-1)
+			defer s.tcpRelease(k)
 			stop := context.AfterFunc(ctx, func() { c.Close() })
 			defer stop()
 			defer c.Close()
@@ -432,7 +488,7 @@ func (s *Server) serveConn(c net.Conn) {
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
 	var hdr [2]byte
 	for {
-		c.SetDeadline(time.Now().Add(tcpIdle))
+		c.SetDeadline(time.Now().Add(s.tcpLimits().IdleTimeout.D()))
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			return
 		}
@@ -525,7 +581,7 @@ func (s *Server) transfer(c net.Conn, w *worker) error {
 		if err != nil {
 			return err
 		}
-		c.SetDeadline(time.Now().Add(tcpIdle))
+		c.SetDeadline(time.Now().Add(s.tcpLimits().IdleTimeout.D()))
 		if err := writeTCP(c, out); err != nil {
 			return err
 		}

@@ -85,6 +85,9 @@ type Stats struct {
 	Transfers     atomic.Uint64
 	TransfersDeny atomic.Uint64
 	Notifies      atomic.Uint64 // NOTIFY messages acknowledged by secondaries
+	// TCPRefused are TCP connections closed at once: the client or the
+	// listener was at its connection limit (dns.tcp).
+	TCPRefused atomic.Uint64
 }
 
 func newStats() *Stats { return &Stats{names: map[string]*nameStats{}} }
@@ -184,6 +187,6 @@ func (s *Stats) Snapshot() map[string]any {
 		"refused": s.Refused.Load(), "formerr": s.FormErr.Load(), "dropped": s.Dropped.Load(),
 		"truncated": s.Truncated.Load(), "rrl_dropped": s.RRLDropped.Load(), "rrl_slipped": s.RRLSlipped.Load(),
 		"hook_errors": s.HookErrors.Load(), "transfers": s.Transfers.Load(), "transfers_refused": s.TransfersDeny.Load(), "notifies": s.Notifies.Load(),
-		"names": s.Names(),
+		"tcp_refused": s.TCPRefused.Load(), "names": s.Names(),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -17,7 +18,33 @@ type DNS struct {
 	Zones []DNSZone `yaml:"zones,omitempty" json:"zones,omitempty"`
 	// RRL is response rate limiting against reflection/amplification (UDP).
 	RRL DNSRRL `yaml:"rrl,omitempty" json:"rrl,omitempty"`
+	// TCP bounds DNS over TCP connections.
+	TCP DNSTCP `yaml:"tcp,omitempty" json:"tcp,omitempty"`
 }
+
+// DNSTCP bounds the TCP connections of the DNS server, so that one client
+// cannot take every slot (PowerDNS max-tcp-connections-per-client,
+// dnsdist setMaxTCPConnectionsPerClient, Unbound tcp-connection-limit;
+// BIND tcp-clients and Knot tcp-max-clients are the overall bound).
+type DNSTCP struct {
+	// PerClient is how many connections one client address (an IPv6
+	// client: its /64) may hold at once (default 16); more are closed at
+	// once.
+	PerClient int `yaml:"per_client,omitempty" json:"per_client,omitempty"`
+	// MaxConnections bounds the connections of each listen address
+	// (default 1024); more are closed at once.
+	MaxConnections int `yaml:"max_connections,omitempty" json:"max_connections,omitempty"`
+	// IdleTimeout closes a connection that sends no query for this long
+	// (default 10s: Knot's tcp-idle-timeout; RFC 7766 asks for seconds).
+	IdleTimeout Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
+}
+
+// Defaults of DNSTCP.
+const (
+	DefaultDNSTCPPerClient      = 16
+	DefaultDNSTCPMaxConnections = 1024
+	DefaultDNSTCPIdleTimeout    = 10 * time.Second
+)
 
 // DNSZone is one zone this cluster is authoritative for.
 type DNSZone struct {
@@ -184,6 +211,15 @@ func (c *Cluster) applyDNSDefaults() {
 				sv.TTL = 10
 			}
 		}
+	}
+	if t := &c.DNS.TCP; t.PerClient == 0 {
+		t.PerClient = DefaultDNSTCPPerClient
+	}
+	if t := &c.DNS.TCP; t.MaxConnections == 0 {
+		t.MaxConnections = DefaultDNSTCPMaxConnections
+	}
+	if t := &c.DNS.TCP; t.IdleTimeout == 0 {
+		t.IdleTimeout = Duration(DefaultDNSTCPIdleTimeout)
 	}
 	r := &c.DNS.RRL
 	if r.ResponsesPerSecond > 0 && r.Burst == 0 {
@@ -368,6 +404,12 @@ func (c *Cluster) validateDNS(p *Problems) {
 				p.Addf(Path("dns", "zones", i, "name"), "zone %q is inside zone %q; delegate with an NS record instead", a, b)
 			}
 		}
+	}
+	if t := c.DNS.TCP; t.PerClient < 0 {
+		p.Addf("dns.tcp.per_client", "must not be negative")
+	}
+	if t := c.DNS.TCP; t.MaxConnections < 0 {
+		p.Addf("dns.tcp.max_connections", "must not be negative")
 	}
 	r := &c.DNS.RRL
 	if r.ResponsesPerSecond < 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const dnsBase = `datacenters:
@@ -39,6 +40,9 @@ func TestDNSGoodAndDefaults(t *testing.T) {
 	}
 	if r := c.DNS.RRL; r.ResponsesPerSecond != 0 || *r.Slip != 2 || r.IPv4Prefix != 24 || r.IPv6Prefix != 56 {
 		t.Errorf("rrl defaults: %+v", r)
+	}
+	if tc := c.DNS.TCP; tc.PerClient != 16 || tc.MaxConnections != 1024 || tc.IdleTimeout.D() != 10*time.Second {
+		t.Errorf("tcp defaults: %+v", tc)
 	}
 	rr, err := ParseDNSRecord("example.com.", 1, "TXT", "v=spf1 mx -all", "example.com.")
 	if err != nil || !strings.Contains(rr.String(), `"v=spf1 mx -all"`) {
@@ -159,6 +163,10 @@ func TestDNSProblemsArePositioned(t *testing.T) {
 `, "dns.zones.0.notify.1: notify \"secondary:53\": want an IP address or address:port"},
 		{"rrl slip", `  rrl: {responses_per_second: 10, slip: 20}
 `, "dns.rrl.slip: slip 20: want 0 to 10"},
+		{"tcp per_client", `  tcp: {per_client: -1}
+`, "dns.tcp.per_client: must not be negative"},
+		{"tcp idle_timeout", `  tcp: {idle_timeout: -1s}
+`, "dns.yaml:8:23: negative duration \"-1s\""},
 		{"unknown key", `  zones:
     - {name: example.com, ns: [a.example.com], recrods: []}
 `, "unknown key \"recrods\" (did you mean \"records\"?)"},
