@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -67,7 +68,7 @@ func (w *worker) handle(in []byte, src netip.Addr, tcp bool) []byte {
 	snap := w.srv.snap.Load()
 	if w.noFast || !w.fastParse(in, snap) {
 		w.req = mdns.Msg{Question: w.req.Question[:0], Answer: w.req.Answer[:0], Ns: w.req.Ns[:0], Extra: w.req.Extra[:0]}
-		if err := w.req.Unpack(in); err != nil {
+		if err := w.req.Unpack(in); err != nil || !countsHold(in, &w.req) {
 			st.FormErr.Add(1)
 			return w.rawError(in, mdns.RcodeFormatError)
 		}
@@ -243,6 +244,20 @@ func (w *worker) finish(counter *nameStats, ecs *mdns.EDNS0_SUBNET, qtype uint16
 }
 
 // rawError answers a packet we could not parse with its header only.
+// countsHold reports whether the sections hold as many records as the
+// header announces. miekg/dns stops quietly at the end of the packet, so a
+// query announcing an OPT it lacks (ARCOUNT 1, nothing after the
+// question) would be answered as if it had no EDNS; NSD answers it
+// FORMERR ("if more RRs left in Add. Section, FORMERR"), and so do we: the
+// client believes it sent EDNS and would misread a plain answer.
+func countsHold(in []byte, m *mdns.Msg) bool {
+	return len(in) >= 12 &&
+		int(binary.BigEndian.Uint16(in[4:])) == len(m.Question) &&
+		int(binary.BigEndian.Uint16(in[6:])) == len(m.Answer) &&
+		int(binary.BigEndian.Uint16(in[8:])) == len(m.Ns) &&
+		int(binary.BigEndian.Uint16(in[10:])) == len(m.Extra)
+}
+
 func (w *worker) rawError(in []byte, rcode int) []byte {
 	out := w.out[:12]
 	clear(out)

@@ -41,6 +41,12 @@ func raw(t *testing.T, addr string, pkt []byte, wait time.Duration) []byte {
 	return buf[:n]
 }
 
+// withCount sets the 16-bit header count at off (4 QD, 6 AN, 8 NS, 10 AR).
+func withCount(pkt []byte, off int, n uint16) []byte {
+	pkt[off], pkt[off+1] = byte(n>>8), byte(n)
+	return pkt
+}
+
 func packQuery(t *testing.T, mod func(*mdns.Msg)) []byte {
 	t.Helper()
 	m := new(mdns.Msg)
@@ -78,6 +84,13 @@ func TestMalformedAndOddQueries(t *testing.T) {
 		{"CHAOS class is REFUSED", packQuery(t, func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS }), true, mdns.RcodeRefused},
 		{"two OPT records is FORMERR", packQuery(t, func(m *mdns.Msg) { m.SetEdns0(1232, false); m.SetEdns0(1232, false) }), true, mdns.RcodeFormatError},
 		{"ECS with bits past the prefix is FORMERR", ecsPastPrefix(t), true, mdns.RcodeFormatError},
+		// RFC 6891 and NSD: an announced OPT that is not there, or is cut
+		// short, is FORMERR (it was answered NOERROR without EDNS).
+		{"ARCOUNT 1 without the OPT is FORMERR", withCount(packQuery(t, nil), 10, 1), true, mdns.RcodeFormatError},
+		{"an OPT cut short is FORMERR", withCount(append(packQuery(t, nil), 0, 0, 41, 4, 0), 10, 1), true, mdns.RcodeFormatError},
+		{"ARCOUNT 2 with one OPT is FORMERR", withCount(packQuery(t, func(m *mdns.Msg) { m.SetEdns0(1232, false) }), 10, 2), true, mdns.RcodeFormatError},
+		{"ANCOUNT 1 without the record is FORMERR", withCount(packQuery(t, nil), 6, 1), true, mdns.RcodeFormatError},
+		{"an OPT as announced is answered", packQuery(t, func(m *mdns.Msg) { m.SetEdns0(1232, false) }), true, mdns.RcodeSuccess},
 		{"AXFR over UDP is NOTIMP", packQuery(t, func(m *mdns.Msg) {
 			m.Question[0] = mdns.Question{Name: "example.com.", Qtype: mdns.TypeAXFR, Qclass: mdns.ClassINET}
 		}), true, mdns.RcodeNotImplemented},
