@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vipgate/vipgate/cluster/raft/rafttest"
+	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -207,6 +208,24 @@ lua:
 	var ans map[string]any
 	if err := json.Unmarshal(o.Bytes(), &ans); err != nil || ans["scope"] != "node" || ans["weight"] != float64(3) {
 		t.Fatalf("--json answer %q: %v", o.String(), err)
+	}
+	// The weight change is an event, as the state changes are (issue 23:
+	// it published none, so no alert rule could see it).
+	var evs []events.Event
+	if err := n.get("/api/v1/events?n=1000", &evs); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range evs {
+		if ev.Kind == events.ServerAdmin && ev.Attr("server") == "a" && ev.Attr("weight") == "3" {
+			found = true
+			if ev.Attr("backend") != "be" || ev.Attr("previous_weight") != "1" || ev.Level != events.Notice {
+				t.Errorf("weight event: %+v", ev)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no server.admin event for the weight change among %d events", len(evs))
 	}
 }
 

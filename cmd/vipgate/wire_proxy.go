@@ -172,7 +172,7 @@ func registerProxyAdmin(e *env) {
 			return nil, err
 		}
 		s.SetAdmin(st)
-		e.Bus.Publish(events.Event{Kind: "server.admin", Level: events.Notice, Subject: s.Backend + "/" + s.Name,
+		e.Bus.Publish(events.Event{Kind: events.ServerAdmin, Level: events.Notice, Subject: s.Backend + "/" + s.Name,
 			Message: fmt.Sprintf("server %s/%s set to %s by operator", s.Backend, s.Name, st),
 			Attrs:   map[string]string{"backend": s.Backend, "server": s.Name, "state": st.String()}})
 		return map[string]any{"state": st.String()}, nil
@@ -181,9 +181,16 @@ func registerProxyAdmin(e *env) {
 		if b.Weight == nil {
 			return nil, fmt.Errorf("missing weight")
 		}
+		was := s.BaseWeight()
 		if err := s.SetWeight(*b.Weight); err != nil {
 			return nil, err
 		}
+		// As a state change: alert rules on server.admin see who moved
+		// traffic, and the event list shows it.
+		e.Bus.Publish(events.Event{Kind: events.ServerAdmin, Level: events.Notice, Subject: s.Backend + "/" + s.Name,
+			Message: fmt.Sprintf("server %s/%s weight set to %d (was %d) by operator", s.Backend, s.Name, *b.Weight, was),
+			Attrs: map[string]string{"backend": s.Backend, "server": s.Name, "weight": strconv.Itoa(*b.Weight),
+				"previous_weight": strconv.Itoa(was)}})
 		return map[string]any{"weight": *b.Weight}, nil
 	})
 	serverAction("check", func(s *upstream.Server, b *serverActionBody) (map[string]any, error) {
