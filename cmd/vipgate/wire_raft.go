@@ -566,8 +566,11 @@ func (s *raftSource) dcStatus() map[string]any {
 			dcs = append(dcs, i)
 		}
 	}
+	// index and config_version come from the same read as active: a
+	// consistent view of this node's state machine (the soak compares
+	// nodes by it).
 	out := map[string]any{"active": st.ActiveDatacenter(), "decision": st.Active, "datacenters": dcs,
-		"node_datacenter": s.e.Node.Datacenter, "leader": s.n.IsLeader()}
+		"node_datacenter": s.e.Node.Datacenter, "leader": s.n.IsLeader(), "index": st.Index, "config_version": st.Version}
 	if st.Config != nil {
 		out["failover"] = st.Config.Failover
 	}

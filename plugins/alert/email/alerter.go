@@ -478,7 +478,7 @@ func (a *Alerter) flush(recs []*eventRecord) {
 	now := a.o.Now()
 	d := mailData(recs[0].Rule, evs, recs[0].Window, a.o.Node, a.o.DC, now, a.o.State)
 	subject, body := cs.r.render(d)
-	m := &mailRecord{Created: now, Rule: recs[0].Rule, To: recs[0].To, Subject: subject, Body: body,
+	m := &mailRecord{Created: now, MessageID: newMessageID(a.o.Node), Rule: recs[0].Rule, To: recs[0].To, Subject: subject, Body: body,
 		Kinds: sortedKeys(kinds), Events: len(recs), Records: seqs}
 	if err := a.q.addMail(m); err != nil {
 		a.persistErrs.Add(1)
@@ -525,7 +525,7 @@ func (a *Alerter) addToNotice(line string, to, not []string, count func(m *mailR
 	}
 	now := a.o.Now()
 	err := a.q.updateNotice(func() *mailRecord {
-		return &mailRecord{Created: now, Rule: "(alerts)", Notice: true,
+		return &mailRecord{Created: now, MessageID: newMessageID(a.o.Node), Rule: "(alerts)", Notice: true,
 			Body: fmt.Sprintf("Alerts were lost or refused on node %s (datacenter %s); every case is listed below.\n\n", a.o.Node, a.o.DC)}
 	}, func(m *mailRecord) {
 		count(m)
@@ -652,7 +652,7 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 		to[i] = addrOnly(t)
 	}
 	extra := map[string]string{"X-Vipgate-Rule": m.Rule, "X-Vipgate-Node": a.o.Node, "X-Vipgate-Events": strings.Join(m.Kinds, " ")}
-	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, a.o.Node, extra)}
+	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, m.MessageID, a.o.Node, extra)}
 	o := sendVia(ctx, ac.Mailers, a.o.Node, env)
 	a.countMailers(o.reps)
 	if ctx.Err() != nil && len(o.delivered) == 0 {
@@ -973,7 +973,7 @@ func TestMailers(ctx context.Context, ac *config.Alerts, node, dc string, to []s
 	}
 	for i := range ac.Mailers {
 		m := &ac.Mailers[i]
-		data := message(from, to, subject, body+"\nSent through mailer "+m.Name+" ("+m.Address+").\n", now, node,
+		data := message(from, to, subject, body+"\nSent through mailer "+m.Name+" ("+m.Address+").\n", now, "", node,
 			map[string]string{"X-Vipgate-Events": string(events.AlertTest), "X-Vipgate-Mailer": m.Name})
 		mr := deliver(ctx, m, orDefault(m.Helo, node), envelope{From: addrOnly(from), To: addrs, Data: data})
 		rep.OK = rep.OK || mr.OK

@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -643,4 +644,48 @@ func TestShutdownPersistsBufferedEvents(t *testing.T) {
 	}
 	startAlerter(t, Options{Bus: events.New("gw1", "dc1"), DataDir: dir}, c)
 	testenv.Eventually(t, 5*time.Second, "the three mails after the restart", func() bool { return len(mta.Messages()) == 3 })
+}
+
+// A mail sent again after a restart keeps the Message-ID it was queued
+// with: the relay may already have it (the crash came between its
+// acceptance and the queue recording that), and a mail client, or the
+// soak's checker, must see the second copy as the same mail.
+func TestMessageIDSurvivesRestart(t *testing.T) {
+	mta := newFakeMTA(t)
+	dir := t.TempDir()
+	rules := `
+  rules:
+    - to: ops@example.test
+      coalesce: 0
+`
+	bus := events.New("gw1", "dc1")
+	r := startAlerter(t, Options{Bus: bus, DataDir: dir}, clusterDoc(t, deadAddr(t), rules))
+	bus.Publish(downEvent("b", "s1", "queued before the restart"))
+	testenv.Eventually(t, 5*time.Second, "one mail queued", func() bool { return r.a.Stats().Queued == 1 })
+	r.stop()
+	files, _ := filepath.Glob(filepath.Join(dir, "alerts", "mail-*"))
+	if len(files) != 1 {
+		t.Fatalf("queue files %v", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := decodeRecord(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec mailRecord
+	if err := json.Unmarshal(payload, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rec.MessageID, "<") || !strings.HasSuffix(rec.MessageID, "@gw1>") {
+		t.Fatalf("queued Message-ID %q", rec.MessageID)
+	}
+
+	startAlerter(t, Options{Bus: events.New("gw1", "dc1"), DataDir: dir}, clusterDoc(t, mta.addr, rules))
+	testenv.Eventually(t, 5*time.Second, "the mail delivered after the restart", func() bool { return len(mta.Messages()) == 1 })
+	if got := mta.Messages()[0].Header.Get("Message-Id"); got != rec.MessageID {
+		t.Errorf("delivered with Message-ID %q, queued as %q", got, rec.MessageID)
+	}
 }

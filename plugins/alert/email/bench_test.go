@@ -89,7 +89,7 @@ func BenchmarkRender(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s, body := r.render(mailData("r", evs, time.Minute, "gw1", "dc1", time.Now(), nil))
-		_ = message("vipgate@example.test", []string{"ops@example.test"}, s, body, time.Now(), "gw1", nil)
+		_ = message("vipgate@example.test", []string{"ops@example.test"}, s, body, time.Now(), "", "gw1", nil)
 	}
 }
 

@@ -50,18 +50,22 @@ type eventRecord struct {
 
 // mailRecord is a rendered mail waiting for delivery.
 type mailRecord struct {
-	Seq      uint64    `json:"seq"`
-	Created  time.Time `json:"created"`
-	Rule     string    `json:"rule"`
-	To       []string  `json:"to"`
-	Subject  string    `json:"subject"`
-	Body     string    `json:"body"`
-	Kinds    []string  `json:"kinds,omitempty"`
-	Events   int       `json:"events"`
-	Records  []uint64  `json:"records,omitempty"`
-	Attempts int       `json:"attempts"`
-	NextTry  time.Time `json:"next_try,omitzero"`
-	LastErr  string    `json:"last_error,omitempty"`
+	Seq     uint64    `json:"seq"`
+	Created time.Time `json:"created"`
+	// MessageID is fixed when the mail is queued: a copy sent again (the
+	// relay accepted it, a crash came before the queue recorded that)
+	// keeps it, so that mail clients and the soak see one mail.
+	MessageID string    `json:"message_id,omitempty"`
+	Rule      string    `json:"rule"`
+	To        []string  `json:"to"`
+	Subject   string    `json:"subject"`
+	Body      string    `json:"body"`
+	Kinds     []string  `json:"kinds,omitempty"`
+	Events    int       `json:"events"`
+	Records   []uint64  `json:"records,omitempty"`
+	Attempts  int       `json:"attempts"`
+	NextTry   time.Time `json:"next_try,omitzero"`
+	LastErr   string    `json:"last_error,omitempty"`
 	// Notice marks the "alerts were dropped" mail: it is exempt from the
 	// cap (or the cap would drop its own report).
 	Notice  bool `json:"notice,omitempty"`

@@ -233,14 +233,17 @@ func stateLines(e events.Event, sv StateView) []string {
 
 // message builds the RFC 5322 message: headers, then the body in
 // quoted-printable so that any template output survives any relay.
-func message(from string, to []string, subject, body string, date time.Time, node string, extra map[string]string) []byte {
+func message(from string, to []string, subject, body string, date time.Time, msgID, node string, extra map[string]string) []byte {
+	if msgID == "" { // a test mail, or a record queued by an older version
+		msgID = newMessageID(node)
+	}
 	var b bytes.Buffer
 	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	h("From", from)
 	h("To", strings.Join(to, ", "))
 	h("Subject", mime.QEncoding.Encode("utf-8", subject))
 	h("Date", date.Format(time.RFC1123Z))
-	h("Message-ID", "<"+randomID()+"@"+sanitizeHost(node)+">")
+	h("Message-ID", msgID)
 	h("MIME-Version", "1.0")
 	h("Content-Type", "text/plain; charset=utf-8")
 	h("Content-Transfer-Encoding", "quoted-printable")
@@ -262,6 +265,9 @@ func message(from string, to []string, subject, body string, date time.Time, nod
 	}
 	return b.Bytes()
 }
+
+// newMessageID is a Message-ID (with its angle brackets) for a mail of node.
+func newMessageID(node string) string { return "<" + randomID() + "@" + sanitizeHost(node) + ">" }
 
 func randomID() string {
 	var r [12]byte
