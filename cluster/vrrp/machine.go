@@ -95,7 +95,10 @@ type Machine struct {
 	// preemptAt is when a lower-priority master may be preempted
 	// (keepalived preempt_delay); zero means not waiting.
 	preemptAt time.Time
-	out       []Action
+	// deferred: the master-down timer already fired late once and was
+	// re-armed (see Tick); the next expiry takes over.
+	deferred bool
+	out      []Action
 }
 
 // NewMachine makes a machine in Init with priority prio (1..255).
@@ -158,6 +161,7 @@ func (m *Machine) to(s State, reason string) {
 		m.emit(Action{Kind: Announce})
 	}
 	m.preemptAt = time.Time{}
+	m.deferred = false
 	m.emit(Action{Kind: Transition, From: from, To: s, Reason: reason})
 }
 
@@ -196,6 +200,18 @@ func (m *Machine) Tick(now time.Time) []Action {
 		m.emit(Action{Kind: SendAdvert, Priority: uint8(m.prio)})
 		m.timer = now.Add(m.p.Interval)
 	case Backup:
+		if late := now.Sub(m.timer); late > m.masterIv/2 && !m.deferred {
+			// The timer fires this late when this process did not run
+			// (SIGSTOP, a frozen VM, a long stall): the silence was ours,
+			// not the master's, whose adverts are still unread. Taking over
+			// now would hold the VIP beside it and pull the clients' ARP
+			// entries over for nothing. Listen one more master-down
+			// interval; once only, so a node that is merely slow still
+			// takes over.
+			m.deferred = true
+			m.timer = now.Add(m.masterDown())
+			return m.flush()
+		}
 		m.emit(Action{Kind: SendAdvert, Priority: uint8(m.prio)})
 		reason := "master down timer expired"
 		if m.master.IsValid() {
@@ -220,6 +236,7 @@ func (m *Machine) Advert(now time.Time, src netip.Addr, prio uint8, interval tim
 			m.timer = now.Add(m.skew())
 			break
 		}
+		m.deferred = false
 		lower := int(prio) < m.prio
 		if lower && m.p.Preempt {
 			if m.p.PreemptDelay <= 0 {
@@ -254,7 +271,16 @@ func (m *Machine) Advert(now time.Time, src netip.Addr, prio uint8, interval tim
 			m.to(Backup, fmt.Sprintf("higher priority master %s (priority %d)", src, prio))
 			m.master = src
 			m.timer = now.Add(m.masterDown())
+			break
 		}
+		// Another master that must yield to us: it took over while we were
+		// silent (paused, cut off) and its gratuitous ARPs moved the
+		// switches and the clients to it. Our advert makes it step down;
+		// our own announcement brings them back at once instead of when
+		// their ARP entries expire (keepalived does the same).
+		m.emit(Action{Kind: SendAdvert, Priority: uint8(m.prio)})
+		m.emit(Action{Kind: Announce})
+		m.timer = now.Add(m.p.Interval)
 	}
 	return m.flush()
 }

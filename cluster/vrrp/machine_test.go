@@ -151,8 +151,10 @@ func TestMachineMasterAdverts(t *testing.T) {
 	}{
 		{"higher priority wins", lower, 150, "del MASTER>BACKUP"},
 		{"equal priority, higher address wins", upper, 100, "del MASTER>BACKUP"},
-		{"equal priority, lower address loses", lower, 100, ""},
-		{"lower priority ignored", upper, 50, ""},
+		// Another master that must yield (it took over while we were
+		// paused or cut off): advertise and re-announce the VIPs at once.
+		{"equal priority, lower address loses", lower, 100, "advert(100) garp"},
+		{"lower priority master: reassert", upper, 50, "advert(100) garp"},
 		{"resign from another master: advertise now", upper, 0, "advert(100)"},
 	}
 	for _, tc := range tests {
@@ -268,5 +270,45 @@ func TestStateTextRoundTrip(t *testing.T) {
 	var x State
 	if err := x.UnmarshalText([]byte("PRIMARY")); err == nil {
 		t.Error("unknown state accepted")
+	}
+}
+
+// The soak found it: a backup SIGSTOPped and resumed found its
+// master-down timer long overdue and took over before reading the
+// master's adverts queued meanwhile: the VIP on two nodes and the clients'
+// ARP entries pulled to the backup. A timer that fires late means this
+// process did not run: it listens one more interval (once).
+func TestMachineLateTimerIsOwnStall(t *testing.T) {
+	tests := []struct {
+		name  string
+		late  time.Duration
+		then  func(m *Machine, at time.Time) []Action
+		want  string
+		state State
+	}{
+		{"on time: the master is gone", 0, nil, "advert(100) add garp BACKUP>MASTER", Master},
+		{"a little late (load): still takes over", 400 * time.Millisecond, nil, "advert(100) add garp BACKUP>MASTER", Master},
+		{"stalled: listens again", 5 * time.Second, nil, "", Backup},
+		{"stalled, then the master's advert: stays backup", 5 * time.Second, func(m *Machine, at time.Time) []Action {
+			return m.Advert(at.Add(time.Millisecond), upper, 150, time.Second)
+		}, "", Backup},
+		{"stalled, then silence: takes over", 5 * time.Second, func(m *Machine, at time.Time) []Action {
+			return m.Tick(m.Deadline().Add(5 * time.Second)) // late again: deferred once only
+		}, "advert(100) add garp BACKUP>MASTER", Master},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMachine(v3(true), 100)
+			m.Start(t0)
+			m.Advert(t0.Add(time.Second), upper, 150, time.Second)
+			at := m.Deadline().Add(tc.late)
+			got := kinds(m.Tick(at))
+			if tc.then != nil {
+				got = kinds(tc.then(m, at))
+			}
+			if got != tc.want || m.State() != tc.state {
+				t.Fatalf("actions %q state %s, want %q %s", got, m.State(), tc.want, tc.state)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"sort"
 	"sync"
@@ -23,6 +24,13 @@ type Options struct {
 	Tracks TrackFactory
 	// Open defaults to OpenLinux.
 	Open OpenFunc
+	// StateDir (the node's data directory) keeps the list of addresses
+	// the instances may hold, so that a restart after a crash removes what
+	// the crash left ("" = none kept).
+	StateDir string
+	// DropAddr removes an address from whichever interface has it and
+	// reports whether one had it; defaults to netlink.
+	DropAddr func(netip.Prefix) (bool, error)
 }
 
 // Manager runs the instances of the `vrrp` section that belong to this
@@ -38,6 +46,7 @@ type Manager struct {
 	want    []config.VRRPInstance
 	groups  map[string]config.VRRPSyncGroup // by instance name
 	running map[string]*runningInst
+	noted   []byte // the last list written to StateDir
 }
 
 type runningInst struct {
@@ -57,7 +66,12 @@ func NewManager(o Options) *Manager {
 	if o.Open == nil {
 		o.Open = OpenLinux
 	}
-	return &Manager{o: o, running: map[string]*runningInst{}}
+	if o.DropAddr == nil {
+		o.DropAddr = dropAddr
+	}
+	m := &Manager{o: o, running: map[string]*runningInst{}}
+	m.dropLeftovers()
+	return m
 }
 
 // Name implements the node's subsystem interface.
@@ -131,6 +145,12 @@ func (m *Manager) reconcileLocked() error {
 	}
 	for _, r := range stop {
 		<-r.done
+	}
+	// Noted before any instance can take an address: a crash from here on
+	// leaves nothing the next start does not remove. A failure (a full
+	// disk) is no reason to leave the datacenter without its VIP.
+	if err := m.noteVIPs(instanceVIPs(m.want)); err != nil {
+		m.o.Log.Error("vrrp: a crash now could leave VIPs configured until they are removed by hand", "err", err)
 	}
 	started := map[string]*Instance{}
 	for i := range m.want {

@@ -365,6 +365,34 @@ func addrChange(v config.VIP, add bool) error {
 	return nil
 }
 
+// dropAddr removes p from every interface that has it.
+func dropAddr(p netip.Prefix) (bool, error) {
+	family := netlink.FAMILY_V4
+	if p.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(nil, family)
+	if err != nil {
+		return false, fmt.Errorf("listing addresses: %w", err)
+	}
+	removed := false
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ones, _ := a.Mask.Size(); !ok || ip.Unmap() != p.Addr() || ones != p.Bits() {
+			continue
+		}
+		l, err := netlink.LinkByIndex(a.LinkIndex)
+		if err != nil {
+			return removed, fmt.Errorf("remove %s: interface %d: %w", p, a.LinkIndex, err)
+		}
+		if err := netlink.AddrDel(l, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return removed, fmt.Errorf("remove %s from %s: %w", p, l.Attrs().Name, err)
+		}
+		removed = true
+	}
+	return removed, nil
+}
+
 // Announce sends one gratuitous ARP (a request for the VIP from the VIP,
 // as keepalived sends) or one unsolicited NA per VIP.
 func (io *linuxIO) Announce() error {

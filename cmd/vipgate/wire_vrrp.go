@@ -15,10 +15,11 @@ func newVRRP(e *env) (subsystem, error) {
 		to.Proxy = e.Proxy
 	}
 	m := vrrp.NewManager(vrrp.Options{
-		Node:   e.Node,
-		Log:    e.Log,
-		Bus:    e.Bus,
-		Tracks: track.Factory(to),
+		Node:     e.Node,
+		Log:      e.Log,
+		Bus:      e.Bus,
+		Tracks:   track.Factory(to),
+		StateDir: e.Node.DataDir,
 	})
 	if e.Admin != nil {
 		e.Admin.Section("vrrp", func() any { return m.Status() })
