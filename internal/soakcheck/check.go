@@ -305,11 +305,58 @@ func explained(faults []Fault, node string, first, again time.Time) bool {
 	return false
 }
 
+// change is a failover seen in the samples: a VIP changed holders or a
+// node's active datacenter changed, between two samples.
+type change struct {
+	what     string
+	from, to time.Time
+}
+
+func changes(h *History) []change {
+	var out []change
+	for i := 1; i < len(h.Samples); i++ {
+		a, b := h.Samples[i-1], h.Samples[i]
+		for vrid := range b.VIPs {
+			if x, y := liveHolders(a, vrid), liveHolders(b, vrid); x != y {
+				out = append(out, change{fmt.Sprintf("VRID %d %q→%q", vrid, x, y), a.At, b.At})
+			}
+		}
+		for vrid := range a.VIPs {
+			if _, ok := b.VIPs[vrid]; !ok && liveHolders(a, vrid) != "" {
+				out = append(out, change{fmt.Sprintf("VRID %d %q→\"\"", vrid, liveHolders(a, vrid)), a.At, b.At})
+			}
+		}
+		for _, n := range slices.Sorted(maps.Keys(b.Nodes)) {
+			x, y := a.Nodes[n], b.Nodes[n]
+			if x.OK && y.OK && x.Active != y.Active {
+				out = append(out, change{fmt.Sprintf("active %s→%s", x.Active, y.Active), a.At, b.At})
+				break
+			}
+		}
+	}
+	return out
+}
+
+func liveHolders(s Sample, vrid int) string {
+	var l []string
+	for _, n := range s.VIPs[vrid] {
+		if ns, ok := s.Nodes[n]; !ok || ns.Proc == Running || ns.Proc == "" {
+			l = append(l, n)
+		}
+	}
+	sort.Strings(l)
+	return strings.Join(l, "+")
+}
+
 // checkRequests: a failed request must overlap a failover window of its
-// client; each disruptive fault opens one for every client, closed by the
+// client. Each disruptive fault opens one for every client, closed by the
 // client's first successful request that started after the fault was
-// healed. A window that never closes is a client never served again.
+// healed; so does every failover the samples show (a VIP changing holders,
+// the active datacenter changing: a preempting master, a failover back),
+// from the sample before it to the first success after the sample that
+// shows it. A window that never closes is a client never served again.
 func (r *Result) checkRequests(h *History) {
+	moves := changes(h)
 	byClient := map[string][]Request{}
 	for _, q := range h.Requests {
 		byClient[q.Client] = append(byClient[q.Client], q)
@@ -342,6 +389,19 @@ func (r *Result) checkRequests(h *History) {
 			}
 			if !w.Closed {
 				r.fail(FailInWindows, healed, "%s was not served again after %s was healed", client, w.Fault)
+			}
+			ws = append(ws, w)
+		}
+		for _, c := range moves {
+			w := Window{Client: client, Fault: c.what, From: c.from, To: h.End}
+			for _, q := range reqs {
+				if q.Err == "" && !q.Start.Before(c.to) {
+					w.To, w.Closed = q.End, true
+					break
+				}
+			}
+			if !w.Closed {
+				r.fail(FailInWindows, c.to, "%s was not served again after %s", client, c.what)
 			}
 			ws = append(ws, w)
 		}

@@ -2,6 +2,7 @@ package soakcheck
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +45,8 @@ func good() *History {
 			{Client: "vdi", Start: at(9), End: at(10.5), Err: "timeout"},
 			{Client: "vdi", Start: at(11), End: at(11.1), Server: "ex-a2"},
 			{Client: "vdi", Start: at(15), End: at(15.1), Server: "ex-a2"},
+			{Client: "vdi", Start: at(21), End: at(21.1), Server: "ex-a2"},
+			{Client: "vdi", Start: at(24), End: at(24.1), Server: "ex-a1"},
 		},
 		Queued: []Queued{{Node: "a1", ID: "<m1@a1>", Subject: "dc1 down", To: []string{"ops@x"}, At: at(4)},
 			{Node: "a1", ID: "<m1@a1>", Subject: "dc1 down", To: []string{"boss@x"}, At: at(4.5)},
@@ -65,12 +68,26 @@ func TestGoodHistory(t *testing.T) {
 	if r.StaleVIPs != 1 || r.Duplicates != 1 || r.Queued != 2 || r.Delivered != 3 || r.DeadLetters != 1 {
 		t.Errorf("figures: stale %d dup %d queued %d delivered %d dead %d", r.StaleVIPs, r.Duplicates, r.Queued, r.Delivered, r.DeadLetters)
 	}
-	if len(r.Windows) != 1 || !r.Windows[0].Closed || !r.Windows[0].To.Equal(at(11.1)) {
-		t.Errorf("windows %+v, want one closed at 11.1s", r.Windows)
+	// The kill's window, and one per failover the samples show: the VIP
+	// moving to a2 and back, the active datacenter moving (seen on a2 and
+	// b1 at 12s, on a1 once it caught up at 20s).
+	want := map[string]time.Time{"kill a1": at(11.1), `VRID 51 "a1"→"a2"`: at(11.1), `VRID 51 "a2"→"a1"`: at(15.1),
+		"active dc1→dc2 from 6s": at(15.1), "active dc1→dc2 from 12s": at(21.1)}
+	for _, w := range r.Windows {
+		name := w.Fault
+		if strings.HasPrefix(name, "active") {
+			name += fmt.Sprintf(" from %.0fs", w.From.Sub(t0).Seconds())
+		}
+		if end, ok := want[name]; !ok || !w.Closed || !w.To.Equal(end) {
+			t.Errorf("window %s from %s to %s (closed %v), want %v", name, w.From, w.To, w.Closed, end)
+		}
+	}
+	if len(r.Windows) != 5 {
+		t.Errorf("%d windows, want 5", len(r.Windows))
 	}
 	var b bytes.Buffer
 	r.Print(&b, h)
-	for _, want := range []string{"seed 42", "SEED=42", "kill 1", "mta-down 1", "vdi", "3 ok, 2 failed", "all invariants hold"} {
+	for _, want := range []string{"seed 42", "SEED=42", "kill 1", "mta-down 1", "vdi", "5 ok, 2 failed", "all invariants hold"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
@@ -139,14 +156,28 @@ func TestBadHistories(t *testing.T) {
 			h.Mails = append(h.Mails, Mail{Recipient: "ops@x", Node: "b1", Subject: "x", At: at(18)})
 		}, AlertsOnce, "no Message-ID"},
 		{"a failure outside any window", func(h *History) {
-			h.Requests = append(h.Requests, Request{Client: "vdi", Start: at(18), End: at(18.2), Err: "reset"})
+			h.Requests = append(h.Requests, Request{Client: "vdi", Start: at(22), End: at(22.2), Err: "reset"})
 		}, FailInWindows, "failed outside any failover window"},
 		{"MTA down is not a failover", func(h *History) {
-			h.Requests = append(h.Requests, Request{Client: "vdi", Start: at(15.5), End: at(15.6), Err: "reset"})
+			h.Faults = append(h.Faults, Fault{Kind: "mta-down", Target: "relay", Start: at(22), End: at(23)})
+			h.Requests = append(h.Requests, Request{Client: "vdi", Start: at(22.5), End: at(22.6), Err: "reset"})
 		}, FailInWindows, "outside"},
 		{"never served again after healing", func(h *History) {
 			h.Requests = h.Requests[:3]
 		}, FailInWindows, "was not served again after kill a1"},
+		{"never served again after a VIP moved", func(h *History) {
+			h.Requests = h.Requests[:5]
+		}, FailInWindows, "was not served again after active dc1→dc2"},
+		{"a restarted node keeps its leftover beside the master", func(h *History) {
+			h.Samples[2].VIPs[51] = []string{"a1", "a2"}
+		}, OneVIPHolder, "VRID 51 held by a1 and a2"},
+		{"a node still starting may hold a leftover", func(h *History) {
+			n := h.Samples[2].Nodes["a1"]
+			n.Proc = Starting
+			h.Samples[2].Nodes["a1"] = n
+			h.Samples[2].VIPs[51] = []string{"a1", "a2"}
+			h.Samples[2].VIPs[52] = []string{"b1", "a2"} // but a live double is still caught
+		}, OneVIPHolder, "VRID 52 held by b1 and a2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

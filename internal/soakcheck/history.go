@@ -19,6 +19,10 @@ const (
 	Running = "running"
 	Paused  = "paused" // SIGSTOP: the process exists but does nothing
 	Dead    = "dead"   // SIGKILL, not restarted yet
+	// Starting: restarted or resumed, its admin API not answering yet. A
+	// node drops the addresses a crash left before it serves its API, and
+	// a resumed one settles its VRRP state first thing.
+	Starting = "starting"
 )
 
 // History is everything one soak run recorded.
