@@ -78,15 +78,7 @@ func TestExchange2DC(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	bin := os.Getenv("VIPGATE_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "vipgate")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/vipgate")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building vipgate: %v\n%s", err, out)
-		}
-	}
+	bin := vipgateBin(t)
 	exampleDir, _ := os.Getwd()
 	rep := &report{}
 	t.Cleanup(func() { rep.print(os.Stdout, time.Since(began)) })
@@ -108,10 +100,25 @@ func TestExchange2DC(t *testing.T) {
 	}
 }
 
+// vipgateBin is $VIPGATE_BIN (run.sh builds it) or a fresh build.
+func vipgateBin(t *testing.T) string {
+	if bin := os.Getenv("VIPGATE_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "vipgate")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/vipgate")
+	cmd.Dir = "../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building vipgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
 type scenario struct {
 	lab     *lab
 	rep     *report
 	example string
+	doc     string // the cluster document set-up applies ("": the example's)
 
 	vdi1, vdi2, inet *prober
 	res              *resolver
@@ -248,7 +255,11 @@ func (s *scenario) setup() {
 	st.note("cluster formed", "%s after start", ms(time.Since(t0)))
 
 	// The one document, applied once, through a dc2 node.
-	out, err := l.cli(s.gw("gw-b1"), "apply", "-f", filepath.Join(s.example, "cluster.yaml"), "-m", "exchange across dc1 and dc2", "--author", "e2e")
+	doc := s.doc
+	if doc == "" {
+		doc = filepath.Join(s.example, "cluster.yaml")
+	}
+	out, err := l.cli(s.gw("gw-b1"), "apply", "-f", doc, "-m", "exchange across dc1 and dc2", "--author", "e2e")
 	st.require("vipgate apply -f cluster.yaml", err == nil && strings.Contains(out, "committed version 1"), "%s", lastLine(out))
 	applied := time.Now()
 	d, ok := l.wait(30*time.Second, func() bool {

@@ -156,6 +156,8 @@ type lab struct {
 	mu    sync.Mutex
 	procs []*proc
 	wan   string // how the inter-datacenter delay is made
+	// lines are the delay lines by router interface (kernels without netem).
+	lines map[string]*delayLine
 }
 
 // newLab builds the networks: four isolated segments (dc1, dc2, site 3,
@@ -163,7 +165,7 @@ type lab struct {
 // datacenter legs.
 func newLab(ctx context.Context, t *testing.T, bin string) *lab {
 	l := &lab{t: t, ctx: ctx, bin: bin, nets: map[string]*testnet.Net{}, legs: map[string]*testnet.Host{},
-		hosts: map[string]*testnet.Host{}, gws: map[string]*gateway{}, bes: map[string]*backendSrv{}}
+		hosts: map[string]*testnet.Host{}, gws: map[string]*gateway{}, bes: map[string]*backendSrv{}, lines: map[string]*delayLine{}}
 	// exim's delivery processes are not root: a directory they can enter.
 	dir, err := os.MkdirTemp("/tmp", "vipgate-exchange-2dc-")
 	if err != nil {

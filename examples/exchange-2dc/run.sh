@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make e2e`: the reference deployment (examples/exchange-2dc) end to end, in
+# `make e2e` and `make soak`: the reference deployment (examples/exchange-2dc) end to end, in
 # network namespaces on this machine. Needs root. Installs the Debian
 # packages it uses (.ci/deps/e2e.apt) when they are missing, builds vipgate
 # and the driver, runs the seven disasters, prints the table, and exits
@@ -45,8 +45,12 @@ trap cleanup EXIT
 trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null' INT TERM
 
 cd examples/exchange-2dc
-VIPGATE_E2E=1 CI=true VIPGATE_BIN="$PWD/../../bin/vipgate" E2E_STATE="$state" \
-  ../../bin/e2e-exchange-2dc -test.run '^TestExchange2DC$' -test.v -test.timeout 8m &
+# E2E_TEST picks the driver: TestExchange2DC (the seven disasters, the
+# default) or TestSoak (the fault-injection soak: SOAK_DURATION, SEED).
+test="${E2E_TEST:-TestExchange2DC}"
+timeout="${E2E_TIMEOUT:-8m}"
+VIPGATE_E2E=1 VIPGATE_SOAK=1 CI=true VIPGATE_BIN="$PWD/../../bin/vipgate" E2E_STATE="$state" \
+  ../../bin/e2e-exchange-2dc -test.run "^$test\$" -test.v -test.timeout "$timeout" &
 pid=$!
 status=0
 wait "$pid" || status=$?

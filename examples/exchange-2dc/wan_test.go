@@ -2,9 +2,11 @@ package exchange2dc
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -24,6 +26,9 @@ import (
 type delayLine struct {
 	files []*os.File
 	wg    sync.WaitGroup
+	// loss is the share (per mille) of the router's egress frames dropped:
+	// a lossy link in one direction only (the soak's asymmetric loss).
+	loss atomic.Uint32
 }
 
 // openTap creates a TAP device named name in namespace ns; it lives as long
@@ -83,8 +88,9 @@ func (l *lab) delayedLeg(n *testnet.Net, router *testnet.Host, iface, addr strin
 		}
 	}
 	// As netem on the router's interface: the router's egress is delayed.
-	dl.pump(a, b, delay)
-	dl.pump(b, a, 0)
+	dl.pump(a, b, delay, &dl.loss)
+	dl.pump(b, a, 0, nil)
+	l.lines[iface] = dl
 	return &testnet.Host{Name: router.Name, NS: router.NS, Iface: iface, Port: port}
 }
 
@@ -93,8 +99,9 @@ type frame struct {
 	data []byte
 }
 
-// pump copies frames from src to dst, each delay after it was read.
-func (d *delayLine) pump(src, dst *os.File, delay time.Duration) {
+// pump copies frames from src to dst, each delay after it was read,
+// dropping the share loss says (nil: none).
+func (d *delayLine) pump(src, dst *os.File, delay time.Duration, loss *atomic.Uint32) {
 	q := make(chan frame, 65536)
 	d.wg.Add(2)
 	go func() {
@@ -105,6 +112,9 @@ func (d *delayLine) pump(src, dst *os.File, delay time.Duration) {
 			n, err := src.Read(buf)
 			if err != nil {
 				return
+			}
+			if loss != nil && rand.N(uint32(1000)) < loss.Load() {
+				continue
 			}
 			select {
 			case q <- frame{due: time.Now().Add(delay), data: append([]byte(nil), buf[:n]...)}:
