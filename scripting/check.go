@@ -98,6 +98,11 @@ func readCheckResult(L *lua.LState) CheckResult {
 		}
 		return res
 	}
+	switch v := L.Get(1).(type) {
+	case *lua.LFunction, *lua.LUserData, *lua.LState, *lua.LChannel:
+		res.Reason = fmt.Sprintf("lua check returned a %s: return true or false (and a reason), or a table {ok=, reason=, delta=}", v.Type())
+		return res
+	}
 	res.OK = lua.LVAsBool(L.Get(1))
 	for i := 2; i <= top && i <= 3; i++ {
 		switch v := L.Get(i).(type) {

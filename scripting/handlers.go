@@ -176,18 +176,19 @@ func (r *Runtime) DNSAnswer(ctx context.Context, ref string, q DNSQuestion) (DNS
 			ans.Handled, ans.Datacenter = true, string(v)
 		case *lua.LTable:
 			ans.Handled = true
-			var bad string
-			v.ForEach(func(_, e lua.LValue) {
+			for k, e := v.Next(lua.LNil); k != lua.LNil; k, e = v.Next(k) {
+				if len(ans.Addrs) == maxCopyEntries {
+					return fmt.Errorf("dns answer: more than %d addresses", maxCopyEntries)
+				}
 				a, err := netip.ParseAddr(e.String())
 				if err != nil {
-					bad = e.String()
-					return
+					return fmt.Errorf("dns answer: %q is not an IP address", e.String())
 				}
 				ans.Addrs = append(ans.Addrs, a)
-			})
-			if bad != "" {
-				return fmt.Errorf("dns answer: %q is not an IP address", bad)
 			}
+		case *lua.LNilType:
+		default:
+			return fmt.Errorf("the dns hook returned a %s: return nil, a datacenter name or a list of addresses", v.Type())
 		}
 		if n, ok := L.Get(2).(lua.LNumber); ok && n > 0 {
 			ans.TTL = uint32(n)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -21,24 +20,48 @@ func (s *state) logModule() *lua.LTable {
 	return t
 }
 
-// logAt logs at -1 debug, 0 info, 1 warn, 2 error.
+// logAt logs at -1 debug, 0 info, 1 warn, 2 error. A line is at most
+// maxLogLine bytes (message and attributes; what does not fit is cut and
+// the line says truncated=true), and lines are rate-limited (logAllowed).
 func (s *state) logAt(lvl int) lua.LGFunction {
 	level := [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[lvl+1]
 	return func(L *lua.LState) int {
+		if !s.logAllowed() {
+			return 0
+		}
 		top := L.GetTop()
+		cv := newConverter(s.ctx, maxLogLine)
 		msg := ""
 		if top >= 1 {
 			msg = lua.LVAsString(L.ToStringMeta(L.Get(1)))
+			if len(msg) > maxLogLine/2 {
+				msg, cv.full = msg[:maxLogLine/2]+"…", true
+			}
+			cv.budget -= len(msg)
 		}
-		attrs := make([]any, 0, top+3)
+		attrs := make([]any, 0, min(top, 64)+5)
 		if s.plugin != nil {
 			attrs = append(attrs, "plugin", s.plugin.name)
 		}
-		for i := 2; i+1 <= top; i += 2 {
-			attrs = append(attrs, lua.LVAsString(L.ToStringMeta(L.Get(i))), fromLua(L.Get(i+1), 0))
+		for i := 2; i+1 <= top && !cv.stopped(); i += 2 {
+			k := lua.LVAsString(L.ToStringMeta(L.Get(i)))
+			if !cv.charge(len(k) + 2) {
+				break
+			}
+			if v := cv.value(L.Get(i+1), 0); !cv.full {
+				attrs = append(attrs, k, v)
+			}
 		}
-		if top >= 2 && top%2 == 0 {
-			attrs = append(attrs, "extra", fromLua(L.Get(top), 0))
+		if top >= 2 && top%2 == 0 && !cv.stopped() {
+			if v := cv.value(L.Get(top), 0); !cv.full {
+				attrs = append(attrs, "extra", v)
+			}
+		}
+		if cv.err != nil {
+			L.RaiseError("log: %v", cv.err)
+		}
+		if cv.full {
+			attrs = append(attrs, "truncated", true)
 		}
 		ctx := s.ctx
 		if ctx == nil {
@@ -97,7 +120,7 @@ func (s *state) liveModule() *lua.LTable {
 		}
 		var names []string
 		if tb, ok := L.Get(1).(*lua.LTable); ok {
-			tb.ForEach(func(_, v lua.LValue) { names = append(names, v.String()) })
+			s.eachEntry(L, tb, "vipgate.local_healthy", newConverter(s.ctx, s.maxS), func(_, v lua.LValue) { names = append(names, v.String()) })
 		} else if str, ok := L.Get(1).(lua.LString); ok {
 			names = append(names, string(str))
 		}
@@ -139,7 +162,15 @@ func (s *state) jsonModule() *lua.LTable {
 	L := s.L
 	t := L.NewTable()
 	t.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
-		b, err := json.Marshal(fromLua(L.CheckAny(1), 0))
+		cv := newConverter(s.ctx, s.maxS)
+		v := cv.value(L.CheckAny(1), 0)
+		switch {
+		case cv.err != nil:
+			L.RaiseError("json.encode stopped: %v", cv.err)
+		case cv.full:
+			L.RaiseError("json.encode result over the %d-byte limit (lua.defaults.max_string; a table referenced from several places is written out at each)", s.maxS)
+		}
+		b, err := json.Marshal(v)
 		if err != nil {
 			L.Push(lua.LNil)
 			L.Push(lua.LString(err.Error()))
@@ -209,49 +240,45 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	return lua.LString(fmt.Sprint(v))
 }
 
-// fromLua converts a Lua value for logs and JSON: tables with keys 1..n
-// become lists, others maps; functions and userdata become their names.
-func fromLua(v lua.LValue, depth int) any {
-	if depth > 32 {
-		return "(too deep)"
-	}
-	switch x := v.(type) {
-	case *lua.LNilType:
-		return nil
-	case lua.LBool:
-		return bool(x)
-	case lua.LString:
-		return string(x)
-	case lua.LNumber:
-		f := float64(x)
-		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return int64(f)
-		}
-		return f
-	case *lua.LTable:
-		if n := x.Len(); n > 0 {
-			list := make([]any, 0, n)
-			for i := 1; i <= n; i++ {
-				list = append(list, fromLua(x.RawGetInt(i), depth+1))
-			}
-			return list
-		}
-		m := map[string]any{}
-		x.ForEach(func(k, e lua.LValue) { m[k.String()] = fromLua(e, depth+1) })
-		return m
-	}
-	return v.String()
-}
-
-// stringMap reads a table of string → string (or list of strings, joined).
-func stringMap(t *lua.LTable) map[string][]string {
+// stringMap reads a table of string → string (or list of strings).
+func (s *state) stringMap(L *lua.LState, t *lua.LTable, what string) map[string][]string {
 	m := map[string][]string{}
-	t.ForEach(func(k, v lua.LValue) {
+	cv := newConverter(s.ctx, s.maxS)
+	s.eachEntry(L, t, what, cv, func(k, v lua.LValue) {
+		ks := k.String()
 		if vt, ok := v.(*lua.LTable); ok {
-			vt.ForEach(func(_, e lua.LValue) { m[k.String()] = append(m[k.String()], e.String()) })
+			s.eachEntry(L, vt, what, cv, func(_, e lua.LValue) { m[ks] = append(m[ks], e.String()) })
 			return
 		}
-		m[k.String()] = append(m[k.String()], v.String())
+		m[ks] = append(m[ks], v.String())
 	})
 	return m
+}
+
+// maxCopyEntries bounds the entries a Go function copies out of one Lua
+// table (headers, ALPN names, frontend names, DNS addresses).
+const maxCopyEntries = 10000
+
+// eachEntry calls fn for each entry of t, at most maxCopyEntries of them
+// and within cv's byte budget and deadline (entries are charged by their
+// string size), raising a Lua error past either: copying a table out of
+// Lua is one VM instruction, which nothing else would bound.
+func (s *state) eachEntry(L *lua.LState, t *lua.LTable, what string, cv *converter, fn func(k, v lua.LValue)) {
+	n := 0
+	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		if n++; n > maxCopyEntries {
+			L.RaiseError("%s: more than %d entries", what, maxCopyEntries)
+		}
+		size := 0
+		if str, ok := v.(lua.LString); ok {
+			size = len(str)
+		}
+		if !cv.charge(len(k.String()) + size + 2) {
+			if cv.err != nil {
+				L.RaiseError("%s: %v", what, cv.err)
+			}
+			L.RaiseError("%s: more than %d bytes (lua.defaults.max_string)", what, s.maxS)
+		}
+		fn(k, v)
+	}
 }

@@ -313,7 +313,7 @@ func (s *state) netTLS(L *lua.LState) int {
 	cfg := tlsConfig(opts, host)
 	if opts != nil {
 		if a, ok := opts.RawGetString("alpn").(*lua.LTable); ok {
-			a.ForEach(func(_, v lua.LValue) { cfg.NextProtos = append(cfg.NextProtos, v.String()) })
+			s.eachEntry(L, a, "net.tls alpn", newConverter(s.ctx, s.maxS), func(_, v lua.LValue) { cfg.NextProtos = append(cfg.NextProtos, v.String()) })
 		}
 	}
 	d := tls.Dialer{Config: cfg}
@@ -358,7 +358,7 @@ func (s *state) netHTTP(L *lua.LState) int {
 		return fail(L, err)
 	}
 	if h, ok := opts.RawGetString("headers").(*lua.LTable); ok {
-		for k, vs := range stringMap(h) {
+		for k, vs := range s.stringMap(L, h, "net.http headers") {
 			for _, v := range vs {
 				req.Header.Add(k, v)
 			}

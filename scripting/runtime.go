@@ -63,6 +63,7 @@ type Runtime struct {
 	errs  map[string]*errWindow // "plugin.function" → recent failures
 
 	guard memGuard
+	logs  logLimiter
 
 	calls    atomic.Uint64
 	failures atomic.Uint64
@@ -509,6 +510,7 @@ type Stats struct {
 	StatesClosed  uint64                   `json:"states_closed"`
 	StatesIdle    int                      `json:"states_idle"`
 	MemoryKills   uint64                   `json:"memory_kills"`
+	LogDropped    uint64                   `json:"log_lines_dropped"`
 	Functions     map[string]FunctionStats `json:"functions,omitempty"`
 }
 
@@ -517,7 +519,7 @@ func (r *Runtime) Stats() Stats {
 	g := r.gen.Load()
 	st := Stats{
 		Plugins: r.Plugins(), Calls: r.calls.Load(), Failures: r.failures.Load(), Timeouts: r.timeouts.Load(),
-		StatesCreated: r.created.Load(), StatesClosed: r.closed.Load(), StatesIdle: len(g.pool), MemoryKills: r.guard.kills.Load(),
+		StatesCreated: r.created.Load(), StatesClosed: r.closed.Load(), StatesIdle: len(g.pool), MemoryKills: r.guard.kills.Load(), LogDropped: r.logs.dropped(),
 		Functions: map[string]FunctionStats{},
 	}
 	r.errMu.Lock()

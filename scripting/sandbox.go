@@ -143,10 +143,15 @@ func (s *state) strRep(L *lua.LState) int {
 }
 
 // strFormat refuses widths and precisions over two digits, as C Lua does:
-// "%999999999d" would otherwise allocate a gigabyte in one Go call.
+// "%999999999d" would otherwise allocate a gigabyte in one Go call. The
+// result is capped at max_string before it is built, each argument counted
+// at the most its conversion can write (%q escapes a byte as up to four,
+// %x writes two or three), and checked again after.
 func (s *state) strFormat(orig *lua.LFunction) lua.LGFunction {
 	return func(L *lua.LState) int {
 		f := L.CheckString(1)
+		size := len(f)
+		arg := 2
 		for i := 0; i < len(f); i++ {
 			if f[i] != '%' {
 				continue
@@ -155,7 +160,9 @@ func (s *state) strFormat(orig *lua.LFunction) lua.LGFunction {
 			if i < len(f) && f[i] == '%' {
 				continue
 			}
+			space := false
 			for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
+				space = space || f[i] == ' '
 				i++
 			}
 			digits := 0
@@ -175,17 +182,37 @@ func (s *state) strFormat(orig *lua.LFunction) lua.LGFunction {
 			if digits > 2 {
 				L.ArgError(1, "invalid format (width or precision too long)")
 			}
-		}
-		n := 0
-		for i := 2; i <= L.GetTop(); i++ {
-			if str, ok := L.Get(i).(lua.LString); ok {
-				n += len(str)
+			if i < len(f) && (f[i] == '*' || f[i] == '[') {
+				// Go's fmt would take a width or an argument index from
+				// the arguments; Lua has neither.
+				L.ArgError(1, fmt.Sprintf("invalid conversion %%%c in format", f[i]))
 			}
+			factor := 1
+			if i < len(f) {
+				switch f[i] {
+				case 'q':
+					factor = 4
+				case 'x', 'X':
+					factor = 2
+					if space {
+						factor = 3
+					}
+				}
+			}
+			size += 100
+			if str, ok := L.Get(arg).(lua.LString); ok {
+				size += factor * len(str)
+			}
+			arg++
 		}
-		if n+len(f)+100*L.GetTop() > s.maxS {
+		if size > s.maxS {
 			L.ArgError(1, fmt.Sprintf("string.format result over the %d-byte limit (lua.defaults.max_string)", s.maxS))
 		}
-		return forward(L, orig, 1)
+		n := forward(L, orig, 1)
+		if str, ok := L.Get(-1).(lua.LString); ok && len(str) > s.maxS {
+			L.ArgError(1, fmt.Sprintf("string.format result over the %d-byte limit (lua.defaults.max_string)", s.maxS))
+		}
+		return n
 	}
 }
 

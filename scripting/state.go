@@ -27,6 +27,8 @@ type state struct {
 	connMT *lua.LTable // metatable of net.tcp connections
 	maxS   int
 	guard  callGuard
+	// Lines this call logged and dropped (logAllowed).
+	logLines, logDropped int
 }
 
 // pluginEnv is a plugin's global environment: an empty table whose reads
@@ -127,6 +129,10 @@ func frozen(L *lua.LState, store *lua.LTable, what string) *lua.LTable {
 // endCall clears per-call state.
 func (s *state) endCall() {
 	s.kind, s.plugin = kindRoute, nil
+	if s.logDropped > 0 {
+		s.g.rt.logs.drop(s.logDropped)
+	}
+	s.logLines, s.logDropped = 0, 0
 	if s.txn != nil {
 		s.txn.reset()
 	}

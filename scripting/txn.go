@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -122,9 +123,16 @@ func (h *RouteHook) Route(ctx context.Context, t *proxy.Txn) (proxy.Decision, er
 	}, 1, func(s *state) error {
 		b := s.txn
 		dec = b.dec
-		// Returning a backend name is the short form of txn:use_backend.
-		if name, ok := s.L.Get(1).(lua.LString); ok && !b.set {
-			dec.Backend = string(name)
+		switch v := s.L.Get(1).(type) {
+		case lua.LString:
+			// A backend name is the short form of txn:use_backend.
+			if !b.set {
+				dec.Backend = string(v)
+			}
+		case *lua.LTable, *lua.LFunction, *lua.LUserData, *lua.LState, *lua.LChannel:
+			// Most likely a bug (returning the wrong variable): taking it
+			// as "no opinion" would route silently by the rules instead.
+			return fmt.Errorf("the route hook returned a %s: return nil or a backend name (or decide with txn methods)", v.Type())
 		}
 		b.apply()
 		return nil

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,19 +23,6 @@ func bombDoc() string {
 		rep("*H"), rep("*R"), rep("*F"))
 }
 
-// allocCeiling fails the test when f allocates more than max bytes (a
-// generous bound: the unbounded expansion allocated gigabytes).
-func allocCeiling(t *testing.T, what string, max uint64, f func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > max {
-		t.Fatalf("%s allocated %d MB (ceiling %d MB)", what, got>>20, max>>20)
-	}
-}
-
 const bombWant = "aliases expand the document by more than 100000 nodes"
 
 // TestAliasBombRefusedByCheckReloadAndApply: the file is refused with its
@@ -51,7 +37,7 @@ func TestAliasBombRefusedByCheckReloadAndApply(t *testing.T) {
 	}
 	t.Run("check", func(t *testing.T) {
 		var out, errb bytes.Buffer
-		allocCeiling(t, "vipgate check", 64<<20, func() {
+		testenv.AllocCeiling(t, "vipgate check", 64<<20, func() {
 			if code := runCheck([]string{file}, &out, &errb); code != 1 {
 				t.Fatalf("exit %d, want 1", code)
 			}
@@ -73,7 +59,7 @@ func TestAliasBombRefusedByCheckReloadAndApply(t *testing.T) {
 		// never lets go: a SIGHUP still in flight when the node stops
 		// must not end the binary either.
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
-		allocCeiling(t, "a SIGHUP reload", 256<<20, func() {
+		testenv.AllocCeiling(t, "a SIGHUP reload", 256<<20, func() {
 			testenv.Eventually(t, 30*time.Second, "reload refused", func() bool {
 				if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 					t.Fatal(err)
@@ -91,7 +77,7 @@ func TestAliasBombRefusedByCheckReloadAndApply(t *testing.T) {
 		body, _ := json.Marshal(configRequest{YAML: bomb, DryRun: true})
 		var code int
 		var out string
-		allocCeiling(t, "apply --dry-run", 256<<20, func() {
+		testenv.AllocCeiling(t, "apply --dry-run", 256<<20, func() {
 			testenv.Eventually(t, 20*time.Second, "an answer other than no leader", func() bool {
 				code, out = n.do(t, call{method: "POST", path: "/api/v1/config", body: string(body), token: writeTok})
 				return code != 503

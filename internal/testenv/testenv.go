@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -184,5 +185,19 @@ func MigrationInputs(t testing.TB) string {
 			return ""
 		}
 		dir = parent
+	}
+}
+
+// AllocCeiling fails the test when f allocates more than max bytes (the
+// whole process's allocations while f runs, so bounds should be generous:
+// they catch gigabytes, not kilobytes).
+func AllocCeiling(t testing.TB, what string, max uint64, f func()) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > max {
+		t.Fatalf("%s allocated %d MB (ceiling %d MB)", what, got>>20, max>>20)
 	}
 }
