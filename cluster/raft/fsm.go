@@ -264,6 +264,14 @@ func (s *State) ActiveDatacenter() string {
 	return ""
 }
 
+// ConfigIndex is the raft index of the current document (0: none).
+func (s *State) ConfigIndex() uint64 {
+	if len(s.History) == 0 {
+		return 0
+	}
+	return s.History[len(s.History)-1].Index
+}
+
 // Revision returns a history entry by version.
 func (s *State) Revision(v uint64) (config.Revision, bool) {
 	for _, r := range s.History {
@@ -457,6 +465,12 @@ type FSM struct {
 	mu      sync.Mutex
 	watch   []chan struct{} // signalled (non-blocking) on every change
 	applied func(*State, Command)
+
+	// since is when this node started; firstNews is the first entry
+	// applied that the leader appended after that (0: none yet). Entries
+	// before it are history to this node (Node.Replayed).
+	since     time.Time
+	firstNews atomic.Uint64
 }
 
 // NewFSM makes an empty state machine.
@@ -512,6 +526,9 @@ func (f *FSM) Apply(l *hraft.Log) any {
 	n, err := apply(f.State(), cmd, l.Index)
 	if err != nil {
 		return err
+	}
+	if f.firstNews.Load() == 0 && !l.AppendedAt.Before(f.since) {
+		f.firstNews.Store(l.Index)
 	}
 	f.set(n, cmd)
 	return Applied{Index: l.Index, Version: n.Version}

@@ -89,6 +89,10 @@ type Node struct {
 
 	seedDone bool // the seed was committed or refused (Run's goroutine only)
 
+	// bootIndex is the last entry this node held when it started (log or
+	// snapshot): see Replayed.
+	bootIndex uint64
+
 	closeOnce sync.Once
 }
 
@@ -158,6 +162,14 @@ func New(o Options) (*Node, error) {
 	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream: n.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hclogAdapter(log),
 	})
+	n.fsm.since = time.Now()
+	if n.bootIndex, err = store.LastIndex(); err != nil {
+		n.closeStores()
+		return nil, fmt.Errorf("raft log store %s: %w", dir, err)
+	}
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		n.bootIndex = max(n.bootIndex, metas[0].Index)
+	}
 	conf := raftConfig(o, log)
 	existing, err := hraft.HasExistingState(store, store, snaps)
 	if err != nil {
@@ -215,6 +227,20 @@ func (n *Node) ID() string { return n.o.ID }
 
 // Addr is the raft address peers dial.
 func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// Replayed reports whether the entry at index is history rather than news
+// to this node: an entry it already held when it started (its log and
+// snapshot are replayed after every restart), or one the leader appended
+// before this node started (a new or long-gone member catching up). Their
+// events were published when they happened; publishing them again would
+// page an operator about the past.
+func (n *Node) Replayed(index uint64) bool {
+	if index <= n.bootIndex {
+		return true
+	}
+	f := n.fsm.firstNews.Load()
+	return f == 0 || index < f
+}
 
 // FSM gives access to the replicated state.
 func (n *Node) FSM() *FSM { return n.fsm }
@@ -401,7 +427,7 @@ func (n *Node) Report(ctx context.Context, r HealthReport) error {
 func (n *Node) toLeader(ctx context.Context, req *rpcRequest) (*rpcResponse, error) {
 	// An election takes about one election timeout; without a leader for
 	// several, there is no quorum and waiting longer only hides that.
-	patience := max(3*n.o.Raft.ElectionTimeout.D(), 2*time.Second)
+	patience := LeaderPatience(n.o.Raft)
 	var noLeaderSince time.Time
 	for {
 		var resp *rpcResponse

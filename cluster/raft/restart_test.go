@@ -139,3 +139,39 @@ func TestRestartsNeverUndoACommit(t *testing.T) {
 		})
 	}
 }
+
+// What a node replays after a restart, or receives as a newcomer catching
+// up, is history (Replayed); what is committed after it started is news.
+func TestReplayedIsHistoryNotNews(t *testing.T) {
+	c := newTCluster(t)
+	nodes := c.boot(1)
+	propose(t, nodes[0], putDoc(2))
+	if nodes[0].Replayed(nodes[0].State().ConfigIndex()) {
+		t.Fatal("a version committed while the node runs counts as replayed")
+	}
+	for _, kill := range []bool{true, false} {
+		c.restart([]string{"n1"}, kill)
+		n := c.node("n1")
+		c.waitVersion([]*tnode{n}, 2)
+		if !n.Replayed(n.State().ConfigIndex()) {
+			t.Fatalf("kill %v: version 2 replayed from the log counts as news", kill)
+		}
+	}
+	n := c.node("n1")
+	a := propose(t, n, putDoc(3))
+	if st := n.State(); st.Version != a.Version || n.Replayed(st.ConfigIndex()) {
+		t.Fatalf("version %d committed after the restart: replayed %v", a.Version, n.Replayed(st.ConfigIndex()))
+	}
+	// A newcomer catches up on versions 1..3: history to it.
+	o := c.options("n2", "dc2", config.RoleGateway, []string{n.Addr()})
+	n2 := c.start(o)
+	c.waitVersion([]*tnode{n2}, a.Version)
+	if !n2.Replayed(n2.State().ConfigIndex()) {
+		t.Fatal("a newcomer's catch-up counts as news")
+	}
+	b := propose(t, n2, putDoc(4))
+	c.waitVersion([]*tnode{n2}, b.Version)
+	if n2.Replayed(n2.State().ConfigIndex()) {
+		t.Fatal("a version committed after the newcomer started counts as replayed")
+	}
+}

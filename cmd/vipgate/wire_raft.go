@@ -196,10 +196,15 @@ func (s *raftSource) watch(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last *raft.State
-	var lastLeader string
-	hadLeader := true
+	patience := raft.LeaderPatience(s.e.Node.Raft)
+	leaders := raft.LeaderEvents{Patience: patience, Grace: 10 * patience}
 	reload := false
 	for {
+		// The leader first: a change it committed comes after it.
+		id, _ := s.n.Leader()
+		for _, ev := range leaders.Observe(id, time.Now()) {
+			s.e.Bus.Publish(ev)
+		}
 		st := s.n.State()
 		if last == nil || st.Version != last.Version || reload {
 			if st.Config != nil {
@@ -210,7 +215,9 @@ func (s *raftSource) watch(ctx context.Context) error {
 				default:
 				}
 				s.updates <- st.Config
-				if last != nil && st.Version > 0 {
+				// What this node replays (its log after a restart, a catch-up
+				// from the leader) was published when it happened.
+				if last != nil && st.Version > 0 && !s.n.Replayed(st.ConfigIndex()) {
 					r := st.History[len(st.History)-1]
 					s.e.Bus.Publish(events.Event{Kind: events.ConfigApplied, Level: events.Notice, Scope: events.Cluster,
 						Subject: "config", Message: fmt.Sprintf("configuration version %d applied (by %s)", st.Version, r.Author),
@@ -218,7 +225,9 @@ func (s *raftSource) watch(ctx context.Context) error {
 				}
 			}
 		}
-		if last != nil && st.ActiveDatacenter() != last.ActiveDatacenter() && st.ActiveDatacenter() != "" {
+		// A first document makes its primary active: no decision changed.
+		if last != nil && last.ActiveDatacenter() != "" && st.ActiveDatacenter() != last.ActiveDatacenter() && st.ActiveDatacenter() != "" &&
+			!s.n.Replayed(activeCause(last, st)) {
 			kind := events.DCFailover
 			if st.Config != nil && st.ActiveDatacenter() == st.Config.PrimaryDatacenter() {
 				kind = events.DCFailback
@@ -229,22 +238,6 @@ func (s *raftSource) watch(ctx context.Context) error {
 		}
 		last = st
 		s.applyOverrides(st)
-
-		id, _ := s.n.Leader()
-		if id != lastLeader && id != "" {
-			s.e.Bus.Publish(events.Event{Kind: events.RaftLeader, Level: events.Notice, Subject: id,
-				Message: fmt.Sprintf("raft leader is %s", id), Attrs: map[string]string{"leader": id}})
-			lastLeader = id
-		}
-		if has := id != ""; has != hadLeader {
-			if has {
-				s.e.Bus.Publish(events.Event{Kind: events.QuorumRegained, Level: events.Notice, Subject: "raft", Message: "raft quorum regained"})
-			} else {
-				s.e.Bus.Publish(events.Event{Kind: events.QuorumLost, Level: events.Crit, Subject: "raft",
-					Message: "raft quorum lost: no configuration change or datacenter decision can be committed"})
-			}
-			hadLeader = has
-		}
 		reload = false
 		select {
 		case <-ctx.Done():
@@ -255,6 +248,15 @@ func (s *raftSource) watch(ctx context.Context) error {
 			reload = true
 		}
 	}
+}
+
+// activeCause is the index of what changed the active datacenter from
+// prev to st: a new decision, or a document without the decided one.
+func activeCause(prev, st *raft.State) uint64 {
+	if st.Active.Index != prev.Active.Index {
+		return st.Active.Index
+	}
+	return st.ConfigIndex()
 }
 
 // applyOverrides enforces the cluster's drain/maint decisions on the local
