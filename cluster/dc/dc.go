@@ -127,6 +127,11 @@ func Decide(st *raft.State, roll map[string]Health, t Timers, now time.Time) *ra
 	if c == nil || len(c.Datacenters) < 2 || c.Failover.Mode != "auto" {
 		return nil
 	}
+	// An operator's failover holds (even to a datacenter seen unhealthy):
+	// the hold-down of the datacenter it chose counts from that choice.
+	if now.Before(st.Active.HoldUntil) {
+		return nil
+	}
 	active := st.ActiveDatacenter()
 	primary := c.PrimaryDatacenter()
 	if !roll[active].Healthy {
@@ -136,7 +141,7 @@ func Decide(st *raft.State, roll map[string]Health, t Timers, now time.Time) *ra
 		}
 		for _, d := range c.Datacenters {
 			if d.Name != active && roll[d.Name].Healthy {
-				return &raft.SetActiveDC{DC: d.Name, IfActive: active, Author: "auto", Time: now.UTC(),
+				return &raft.SetActiveDC{DC: d.Name, IfActive: active, IfDecision: st.Active.Index, Author: raft.AutoAuthor, Time: now.UTC(),
 					Reason: fmt.Sprintf("datacenter %s unhealthy for %s (%s); %s is healthy", active, down.Round(time.Second), roll[active].Reason, d.Name)}
 			}
 		}
@@ -144,10 +149,10 @@ func Decide(st *raft.State, roll map[string]Health, t Timers, now time.Time) *ra
 	}
 	// Fail back only from an automatic failover: an operator's manual
 	// choice stays until the operator (or an outage) changes it.
-	if c.Failover.Failback && active != primary && roll[primary].Healthy && st.Active.Author == "auto" {
+	if c.Failover.Failback && active != primary && roll[primary].Healthy && st.Active.Author == raft.AutoAuthor {
 		up := now.Sub(t.HealthySince[primary])
 		if !t.HealthySince[primary].IsZero() && up >= c.Failover.FailbackHoldDown.D() {
-			return &raft.SetActiveDC{DC: primary, IfActive: active, Author: "auto", Time: now.UTC(),
+			return &raft.SetActiveDC{DC: primary, IfActive: active, IfDecision: st.Active.Index, Author: raft.AutoAuthor, Time: now.UTC(),
 				Reason: fmt.Sprintf("failback: primary %s healthy for %s", primary, up.Round(time.Second))}
 		}
 	}

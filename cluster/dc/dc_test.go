@@ -84,6 +84,10 @@ func TestDecide(t *testing.T) {
 		{"no failback after a manual choice", twoDC, "dc2!", h(true, true), timers(0, time.Hour), ""},
 		{"no failback configured", "datacenters: [{name: dc1}, {name: dc2}]\nfailover: {hold_down: 30s}\n", "dc2", h(true, true), timers(0, time.Hour), ""},
 		{"standby fails, primary back", twoDC, "dc2", map[string]Health{"dc1": {Healthy: true}, "dc2": {}}, Timers{LastHealthy: map[string]time.Time{"dc2": now.Add(-time.Minute)}}, "dc1"},
+		// A forced manual failover to an unhealthy datacenter holds, however
+		// long that datacenter has been unhealthy.
+		{"operator's hold", twoDC, "dc2!hold", map[string]Health{"dc1": {Healthy: true}, "dc2": {}}, Timers{LastHealthy: map[string]time.Time{"dc2": now.Add(-time.Hour)}}, ""},
+		{"operator's hold over", twoDC, "dc2!held", map[string]Health{"dc1": {Healthy: true}, "dc2": {}}, Timers{LastHealthy: map[string]time.Time{"dc2": now.Add(-time.Hour)}}, "dc1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,10 +95,17 @@ func TestDecide(t *testing.T) {
 			if tt.name == "manual mode" {
 				doc = "datacenters: [{name: dc1}, {name: dc2}]\nfailover: {mode: manual, hold_down: 30s}\n"
 			}
-			active, manual := strings.CutSuffix(tt.active, "!")
+			active, mark, manual := strings.Cut(tt.active, "!")
 			st := mustState(t, doc, active)
+			st.Active.Index = 7
 			if manual {
 				st.Active.Author = "alice"
+			}
+			switch mark {
+			case "hold":
+				st.Active.HoldUntil = now.Add(time.Second)
+			case "held":
+				st.Active.HoldUntil = now
 			}
 			got := Decide(st, tt.roll, tt.t, now)
 			switch {
@@ -102,8 +113,8 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("unexpected decision %+v", got)
 			case tt.want != "" && (got == nil || got.DC != tt.want):
 				t.Fatalf("decision %+v, want %s", got, tt.want)
-			case got != nil && got.IfActive != st.ActiveDatacenter():
-				t.Fatalf("decision not guarded by the current active datacenter: %+v", got)
+			case got != nil && (got.IfActive != st.ActiveDatacenter() || got.IfDecision != 7):
+				t.Fatalf("decision not guarded by the current active datacenter and decision: %+v", got)
 			}
 		})
 	}

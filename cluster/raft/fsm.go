@@ -71,15 +71,25 @@ type SeedConfig struct {
 // ErrConfigured refuses a SeedConfig once a document was committed.
 var ErrConfigured = errors.New("a configuration was already committed: the seed is not used")
 
+// AutoAuthor is the author of the leader's automatic decisions.
+const AutoAuthor = "auto"
+
 // SetActiveDC records the active-datacenter decision.
 type SetActiveDC struct {
 	DC     string    `json:"dc"`
 	Reason string    `json:"reason"`
-	Author string    `json:"author"` // "auto" for the leader's decision
+	Author string    `json:"author"` // AutoAuthor for the leader's decision
 	Time   time.Time `json:"time"`
 	// IfActive, when not empty, commits only if the active datacenter is
 	// still IfActive: a stale automatic decision never overrides a newer one.
 	IfActive string `json:"if_active,omitempty"`
+	// IfDecision, when not zero, commits only if the current decision is
+	// still the one committed at that raft index (an automatic failback
+	// judged "the current choice was automatic" on its own state).
+	IfDecision uint64 `json:"if_decision,omitempty"`
+	// Hold keeps the decision for that long from Time: an automatic
+	// decision dated before the end is refused (an operator's failover).
+	Hold time.Duration `json:"hold,omitempty"`
 }
 
 // SetDCHealth records a change of a datacenter's health roll-up.
@@ -164,6 +174,8 @@ type DCDecision struct {
 	Author string    `json:"author"`
 	Time   time.Time `json:"time"`
 	Index  uint64    `json:"index"`
+	// HoldUntil: no automatic decision replaces this one before then.
+	HoldUntil time.Time `json:"hold_until,omitzero"`
 }
 
 // DCHealth is a committed datacenter health roll-up.
@@ -330,6 +342,15 @@ func Validate(s *State, cmd Command) error {
 		if c.IfActive != "" && c.IfActive != s.ActiveDatacenter() {
 			return fmt.Errorf("active datacenter is now %q, not %q", s.ActiveDatacenter(), c.IfActive)
 		}
+		if c.IfDecision != 0 && c.IfDecision != s.Active.Index {
+			return fmt.Errorf("the active-datacenter decision changed meanwhile (now the one at index %d, not %d)", s.Active.Index, c.IfDecision)
+		}
+		if c.Author == AutoAuthor && c.Time.Before(s.Active.HoldUntil) {
+			return fmt.Errorf("datacenter %s is held active by %s's decision until %s", s.Active.DC, s.Active.Author, s.Active.HoldUntil.Format(time.RFC3339))
+		}
+		if c.Hold < 0 {
+			return fmt.Errorf("hold %s is negative", c.Hold)
+		}
 	case *SetDCHealth:
 		if s.Config == nil || s.Config.Datacenter(c.DC) == nil {
 			return fmt.Errorf("datacenter %q is not defined", c.DC)
@@ -397,6 +418,9 @@ func apply(s *State, cmd Command, index uint64) (*State, error) {
 		putConfig(n, s, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
 	case *SetActiveDC:
 		n.Active = DCDecision{DC: c.DC, Reason: c.Reason, Author: c.Author, Time: c.Time, Index: index}
+		if c.Hold > 0 {
+			n.Active.HoldUntil = c.Time.Add(c.Hold)
+		}
 	case *SetDCHealth:
 		n.Health[c.DC] = DCHealth{Healthy: c.Healthy, Reason: c.Reason, Since: c.Time}
 	case *SetServerAdmin:

@@ -68,6 +68,47 @@ func TestSeedCommitsOnlyOnAnEmptyState(t *testing.T) {
 	}
 }
 
+// An operator's failover with a hold is kept: an automatic decision dated
+// before its end is refused on every node (the leader's view of the
+// datacenters' health does not matter), one dated after it commits; and an
+// automatic decision made against an older decision is refused.
+func TestFailoverHoldIsDecidedByTheFSM(t *testing.T) {
+	t0 := time.Unix(1700000000, 0).UTC()
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	applyCmd(t, f, 1, putDoc(1))
+	applyCmd(t, f, 2, &SetActiveDC{DC: "dc2", Author: "alice", Time: t0, Hold: time.Minute})
+	if h := f.State().Active.HoldUntil; !h.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("hold until %s", h)
+	}
+	tests := []struct {
+		name    string
+		cmd     *SetActiveDC
+		wantErr string
+	}{
+		{"auto inside the hold", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(59 * time.Second), IfActive: "dc2"}, "held active by alice's decision until"},
+		{"auto against an older decision", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(2 * time.Minute), IfActive: "dc2", IfDecision: 1}, "changed meanwhile"},
+		{"negative hold", &SetActiveDC{DC: "dc1", Author: "bob", Time: t0, Hold: -time.Second}, "negative"},
+		{"auto after the hold", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(time.Minute), IfActive: "dc2", IfDecision: 2}, ""},
+	}
+	for i, tt := range tests {
+		before := f.State()
+		res := applyCmd(t, f, uint64(3+i), tt.cmd)
+		if tt.wantErr == "" {
+			if _, ok := res.(Applied); !ok || f.State().ActiveDatacenter() != "dc1" {
+				t.Fatalf("%s: %v, active %s", tt.name, res, f.State().ActiveDatacenter())
+			}
+			continue
+		}
+		if err, ok := res.(error); !ok || !strings.Contains(err.Error(), tt.wantErr) || f.State() != before {
+			t.Fatalf("%s: %v, want a refusal containing %q", tt.name, res, tt.wantErr)
+		}
+	}
+	// An operator may always decide again, hold or not.
+	if res := applyCmd(t, f, 9, &SetActiveDC{DC: "dc2", Author: "bob", Time: t0.Add(61 * time.Second)}); res != (Applied{Index: 9, Version: 1}) {
+		t.Fatalf("manual decision: %v", res)
+	}
+}
+
 func TestFSMApply(t *testing.T) {
 	now := time.Unix(1700000000, 0).UTC()
 	tests := []struct {

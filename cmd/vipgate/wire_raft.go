@@ -520,6 +520,7 @@ func (s *raftSource) register() {
 			Author     string `json:"author"`
 			Reason     string `json:"reason"`
 			Force      bool   `json:"force"`
+			Hold       string `json:"hold"` // Go duration; default failover.hold_down
 		}
 		if err := admin.DecodeJSON(r, &body); err != nil {
 			admin.WriteError(w, http.StatusBadRequest, err)
@@ -534,15 +535,28 @@ func (s *raftSource) register() {
 		if body.Reason != "" {
 			reason += ": " + body.Reason
 		}
+		hold, mode := time.Duration(0), ""
+		if st.Config != nil {
+			hold, mode = st.Config.Failover.HoldDown.D(), st.Config.Failover.Mode
+		}
+		if body.Hold != "" {
+			d, err := time.ParseDuration(body.Hold)
+			if err != nil || d <= 0 {
+				admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("hold %q: want a positive duration such as 90s or 10m", body.Hold))
+				return
+			}
+			hold = d
+		}
+		now := time.Now().UTC()
 		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 		defer cancel()
-		ap, err := s.n.Propose(ctx, &raft.SetActiveDC{DC: body.Datacenter, Reason: reason, Author: s.author(r, body.Author), Time: time.Now().UTC()})
+		ap, err := s.n.Propose(ctx, &raft.SetActiveDC{DC: body.Datacenter, Reason: reason, Author: s.author(r, body.Author), Time: now, Hold: hold})
 		if err != nil {
 			writeErr(w, err)
 			return
 		}
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"active": body.Datacenter, "previous": st.ActiveDatacenter(),
-			"index": ap.Index, "scope": admin.ScopeCluster})
+			"index": ap.Index, "scope": admin.ScopeCluster, "mode": mode, "hold": hold.String(), "hold_until": now.Add(hold)})
 	})
 }
 
