@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,6 +72,7 @@ func InlineFiles(src []byte, baseDir string) ([]byte, error) {
 		return src, nil
 	}
 	changed := false
+	var errs []error // every missing file, not only the first
 	for _, p := range luaPlugins(&root) {
 		f := mapGet(p, "file")
 		if f == nil || mapGet(p, "source") != nil {
@@ -82,12 +84,16 @@ func InlineFiles(src []byte, baseDir string) ([]byte, error) {
 		}
 		data, err := os.ReadFile(name)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: lua plugin file: %w", f.Line, err)
+			errs = append(errs, fmt.Errorf("line %d: lua plugin file: %w", f.Line, err))
+			continue
 		}
 		p.Content = append(p.Content,
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "source"},
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: string(data), Style: yaml.LiteralStyle})
 		changed = true
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if !changed {
 		return src, nil

@@ -45,4 +45,9 @@ func TestInlineLuaFiles(t *testing.T) {
 	if _, err := InlineFiles([]byte("lua:\n  plugins:\n    - {name: x, file: missing.lua}\n"), dir); err == nil {
 		t.Error("a missing file was not reported")
 	}
+	// Every missing file is reported, not only the first.
+	_, err = InlineFiles([]byte("lua:\n  plugins:\n    - {name: x, file: missing.lua}\n    - {name: y, file: gone.lua}\n"), dir)
+	if err == nil || !strings.Contains(err.Error(), "line 3: lua plugin file: open") || !strings.Contains(err.Error(), "line 4: lua plugin file: open") {
+		t.Errorf("two missing files: %v", err)
+	}
 }

@@ -36,8 +36,9 @@ func cmdApply(ctx context.Context, args []string) int {
 	dry := fs.Bool("dry-run", false, "show the diff against the committed config; change nothing")
 	author := fs.String("author", defaultAuthor(), "who makes this change (audit trail)")
 	comment := fs.String("m", "", "comment recorded with the change")
+	allowEmpty := fs.Bool("allow-empty", false, "commit a document with no frontend, no VRRP instance and no DNS zone (refused otherwise: it closes every listener)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate apply -f cluster.yaml [--dry-run] [-m COMMENT] [--admin ADDR] [--token TOKEN]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: vipgate apply -f cluster.yaml [--dry-run] [--allow-empty] [-m COMMENT] [--admin ADDR] [--token TOKEN]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -64,11 +65,14 @@ func cmdApply(ctx context.Context, args []string) int {
 		base = filepath.Dir(*file)
 	}
 	if data, err = raft.InlineFiles(data, base); err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate apply: %s: %v\n", *file, err)
+		// One line per missing file ("line N: ..."), positioned in the file.
+		for _, l := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "vipgate apply: %s:%s\n", *file, strings.TrimPrefix(l, "line "))
+		}
 		return 1
 	}
 	var resp configResponse
-	err = client().do(ctx, "POST", "/api/v1/config", configRequest{Author: *author, YAML: string(data), DryRun: *dry, Comment: *comment}, &resp)
+	err = client().do(ctx, "POST", "/api/v1/config", configRequest{Author: *author, YAML: string(data), DryRun: *dry, Comment: *comment, AllowEmpty: *allowEmpty}, &resp)
 	if err != nil {
 		reportAPIError("apply", *file, err)
 		return 1

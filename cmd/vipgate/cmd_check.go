@@ -36,6 +36,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	status := 0
 	for _, f := range files {
 		var err error
+		var c *config.Cluster
 		if *node {
 			role := ""
 			if *witness {
@@ -43,11 +44,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			}
 			_, err = config.LoadNodeFileAs(f, role)
 		} else {
-			var c *config.Cluster
-			if c, err = config.LoadFile(f); err == nil {
-				// The files it names, as vipgate run will load them here.
-				err = c.CheckFiles(f)
-			}
+			// The files it names too, as vipgate run will load them here.
+			c, err = config.LoadAndCheckFiles(f)
 		}
 		if err != nil {
 			if ce, ok := err.(*config.Error); ok {
@@ -60,6 +58,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			}
 			status = 1
 			continue
+		}
+		if c != nil && c.ServesNothing(nil) {
+			// Valid, but a reload or `vipgate apply` refuses it.
+			fmt.Fprintf(stderr, "%s: warning: the document has no frontend, no VRRP instance and no DNS zone: a node running it serves nothing; a reload refuses it, and vipgate apply needs --allow-empty\n", f)
 		}
 		if !*quiet {
 			fmt.Fprintf(stdout, "%s: ok\n", f)

@@ -15,7 +15,7 @@ import (
 // cmdConfig shows the committed configuration, its history, and rolls back.
 func cmdConfig(ctx context.Context, args []string) int {
 	usage := func() {
-		fmt.Fprintf(os.Stderr, "usage: vipgate config show [VERSION] | history | rollback VERSION [--dry-run]  [--admin ADDR] [--token TOKEN]\n")
+		fmt.Fprintf(os.Stderr, "usage: vipgate config show [VERSION] | history | rollback VERSION [--dry-run] [--allow-empty]  [--admin ADDR] [--token TOKEN]\n")
 	}
 	if len(args) == 0 {
 		usage()
@@ -25,6 +25,7 @@ func cmdConfig(ctx context.Context, args []string) int {
 	client := adminFlags(fs)
 	dry := fs.Bool("dry-run", false, "rollback: show the diff only")
 	author := fs.String("author", defaultAuthor(), "rollback: who makes this change")
+	allowEmpty := fs.Bool("allow-empty", false, "rollback: to a version with no frontend, no VRRP instance and no DNS zone")
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return 2
@@ -77,7 +78,7 @@ func cmdConfig(ctx context.Context, args []string) int {
 			return 2
 		}
 		var resp configResponse
-		if err := c.do(ctx, "POST", "/api/v1/config/rollback", map[string]any{"version": v, "author": *author, "dry_run": *dry}, &resp); err != nil {
+		if err := c.do(ctx, "POST", "/api/v1/config/rollback", map[string]any{"version": v, "author": *author, "dry_run": *dry, "allow_empty": *allowEmpty}, &resp); err != nil {
 			reportAPIError("config rollback", "", err)
 			return 1
 		}

@@ -170,7 +170,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		if node.Config == "" {
 			return errors.New("no cluster config: give --config FILE (or config: in the node file), or configure raft")
 		}
-		src = newFileSource(node.Config, log)
+		src = newFileSource(node.Config, node, log)
 		registerStandaloneAdmin(e)
 	}
 

@@ -608,7 +608,7 @@ func TestNodeFileSourceRefusesBadReload(t *testing.T) {
 	f := filepath.Join(dir, "c.yaml")
 	good := "frontends: [{name: fe, bind: '127.0.0.1:0', default_backend: be}]\nbackends: [{name: be, servers: [{name: s, address: 'h:1'}]}]\n"
 	os.WriteFile(f, []byte(good), 0o600)
-	src := newFileSource(f, slog.New(slog.DiscardHandler))
+	src := newFileSource(f, &config.Node{Name: "t1", Datacenter: "dc1"}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Run(ctx)

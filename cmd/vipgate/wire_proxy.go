@@ -61,13 +61,14 @@ type fileSource struct {
 	// rejected counts refused reloads (for status and tests).
 	rejected atomic.Int64
 	file     string
+	node     *config.Node
 	log      *slog.Logger
 	updates  chan *config.Cluster
 	reload   chan struct{}
 }
 
-func newFileSource(file string, log *slog.Logger) *fileSource {
-	return &fileSource{file: file, log: log, updates: make(chan *config.Cluster, 1), reload: make(chan struct{}, 1)}
+func newFileSource(file string, node *config.Node, log *slog.Logger) *fileSource {
+	return &fileSource{file: file, node: node, log: log, updates: make(chan *config.Cluster, 1), reload: make(chan struct{}, 1)}
 }
 
 func (f *fileSource) Updates() <-chan *config.Cluster { return f.updates }
@@ -80,9 +81,10 @@ func (f *fileSource) Reload() {
 	}
 }
 
-// load reads the file; an empty file is refused (a half-written file must
-// not replace a running configuration with nothing).
-func (f *fileSource) load() (*config.Cluster, error) {
+// load reads the file. On a reload, an empty file or a document that
+// leaves this node serving nothing is refused: a half-written file must not
+// replace a running configuration with nothing.
+func (f *fileSource) load(reload bool) (*config.Cluster, error) {
 	data, err := os.ReadFile(f.file)
 	if err != nil {
 		return nil, err
@@ -90,20 +92,28 @@ func (f *fileSource) load() (*config.Cluster, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, fmt.Errorf("%s: the file is empty", f.file)
 	}
-	c, err := config.Parse(f.file, data)
+	return parseReload(f.file, data, f.node, reload)
+}
+
+// parseReload parses a standalone node's document and checks the files it
+// names (a missing certificate or error page is this node's problem:
+// refuse the document with its position rather than run without the
+// proxy). On a reload it refuses one that would leave the node serving
+// nothing (config.ServesNothing); to run a node with nothing, restart it
+// with that document.
+func parseReload(file string, data []byte, node *config.Node, reload bool) (*config.Cluster, error) {
+	c, err := config.ParseAndCheckFiles(file, data)
 	if err != nil {
 		return nil, err
 	}
-	// A missing certificate or error page is this node's problem: refuse
-	// the document with its position rather than run without the proxy.
-	if err := c.CheckFiles(f.file); err != nil {
-		return nil, err
+	if reload && c.ServesNothing(node) {
+		return nil, fmt.Errorf("%s: %s; refused on reload (restart the node to run it)", file, config.ServesNothingMsg)
 	}
 	return c, nil
 }
 
 func (f *fileSource) Run(ctx context.Context) error {
-	c, err := f.load()
+	c, err := f.load(false)
 	if err != nil {
 		return fmt.Errorf("loading %s:\n%w", f.file, err)
 	}
@@ -113,7 +123,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-f.reload:
-			c, err := f.load()
+			c, err := f.load(true)
 			if err != nil {
 				f.rejected.Add(1)
 				logConfigError(f.log, "reload refused; keeping the running config", f.file, err)

@@ -308,6 +308,10 @@ type configRequest struct {
 	DryRun    bool   `json:"dry_run"`
 	IfVersion uint64 `json:"if_version,omitempty"`
 	Comment   string `json:"comment,omitempty"`
+	// AllowEmpty commits a document with no frontend, no VRRP instance
+	// and no DNS zone (refused otherwise: it is what a truncated file
+	// looks like).
+	AllowEmpty bool `json:"allow_empty,omitempty"`
 }
 
 // configResponse answers config writes.
@@ -348,7 +352,7 @@ func writeErr(w http.ResponseWriter, err error) {
 }
 
 // putConfig diffs against the committed document and, unless dry, commits.
-func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment string, ifVersion uint64, dry bool) (*configResponse, error) {
+func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment string, ifVersion uint64, dry, allowEmpty bool) (*configResponse, error) {
 	st := s.n.State()
 	if err := raft.SelfContained(src); err != nil {
 		return nil, &raft.InvalidError{Err: err}
@@ -356,6 +360,10 @@ func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment 
 	c, err := config.Parse("cluster.yaml", src)
 	if err != nil {
 		return nil, &raft.InvalidError{Err: err}
+	}
+	if !allowEmpty && c.ServesNothing(nil) {
+		return nil, &raft.InvalidError{Err: errors.New("cluster.yaml: the document has no frontend, no VRRP instance and no DNS zone: " +
+			"committed, it would close every listener on every node (a truncated file?); vipgate apply --allow-empty commits it anyway")}
 	}
 	d := config.Diff(fmt.Sprintf("version %d", st.Version), st.Source, "new", src, 3)
 	resp := &configResponse{Diff: d, Changed: d != "", Version: st.Version, DryRun: dry, Scope: admin.ScopeCluster,
@@ -393,7 +401,7 @@ func (s *raftSource) register() {
 			admin.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
-		resp, err := s.putConfig(r.Context(), []byte(body.YAML), s.author(r, body.Author), body.Comment, body.IfVersion, body.DryRun)
+		resp, err := s.putConfig(r.Context(), []byte(body.YAML), s.author(r, body.Author), body.Comment, body.IfVersion, body.DryRun, body.AllowEmpty)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -420,9 +428,10 @@ func (s *raftSource) register() {
 	})
 	a.HandleFunc("POST /api/v1/config/rollback", admin.Write, func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
-			Version uint64 `json:"version"`
-			Author  string `json:"author"`
-			DryRun  bool   `json:"dry_run"`
+			Version    uint64 `json:"version"`
+			Author     string `json:"author"`
+			DryRun     bool   `json:"dry_run"`
+			AllowEmpty bool   `json:"allow_empty"`
 		}
 		if err := admin.DecodeJSON(r, &body); err != nil {
 			admin.WriteError(w, http.StatusBadRequest, err)
@@ -437,7 +446,7 @@ func (s *raftSource) register() {
 			admin.WriteError(w, http.StatusGone, fmt.Errorf("version %d is too old: only the last %d versions keep their document", body.Version, config.HistoryKeep))
 			return
 		}
-		resp, err := s.putConfig(r.Context(), rev.Source, s.author(r, body.Author), fmt.Sprintf("rollback to %d", body.Version), 0, body.DryRun)
+		resp, err := s.putConfig(r.Context(), rev.Source, s.author(r, body.Author), fmt.Sprintf("rollback to %d", body.Version), 0, body.DryRun, body.AllowEmpty)
 		if err != nil {
 			writeErr(w, err)
 			return

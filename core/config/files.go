@@ -24,6 +24,41 @@ func (c *Cluster) CheckFiles(name string) error {
 	if err := yaml.Unmarshal(c.Source, &root); err == nil && len(root.Content) > 0 {
 		indexPositions(name, root.Content[0], "", p.pos)
 	}
+	c.checkFiles(p)
+	return p.Err()
+}
+
+// LoadAndCheckFiles is LoadFile and CheckFiles in one: every problem of
+// both is reported, so that one missing file (a Lua plugin's, which
+// validation reads) does not hide the others (a certificate, an error
+// page) until it is fixed. The cluster is returned only without problems.
+func LoadAndCheckFiles(name string) (*Cluster, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAndCheckFiles(name, data)
+}
+
+// ParseAndCheckFiles is LoadAndCheckFiles on a document already read.
+func ParseAndCheckFiles(name string, data []byte) (*Cluster, error) {
+	c := &Cluster{}
+	probs, err := decodeStrict(name, data, c)
+	if err != nil {
+		return nil, err
+	}
+	c.Source = data
+	c.applyDefaults()
+	c.validate(probs)
+	c.checkFiles(probs)
+	if err := probs.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkFiles adds the problems of the files c names to p.
+func (c *Cluster) checkFiles(p *Problems) {
 	seen := map[string]bool{} // each file once, where it is first named
 	once := func(kind, file string) bool {
 		k := kind + "\x00" + file
@@ -93,5 +128,4 @@ func (c *Cluster) CheckFiles(name string) error {
 			caFile(Path("backends", i, "check", "ca_file"), ch.CA)
 		}
 	}
-	return p.Err()
 }

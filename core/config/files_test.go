@@ -86,3 +86,36 @@ backends:
 		t.Errorf("usable files refused:\n%v", err)
 	}
 }
+
+// TestMissingLuaFileHidesNothing: a missing Lua plugin file (read by
+// validation) and a missing certificate (read by the file check) are both
+// reported in one run.
+func TestMissingLuaFileHidesNothing(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "cluster.yaml")
+	doc := `frontends:
+  - name: f
+    bind: "127.0.0.1:8443"
+    default_backend: b
+    tls: {certificates: [{cert: missing-cert.pem}]}
+backends: [{name: b, servers: [{name: s, address: "127.0.0.1:1"}]}]
+lua:
+  plugins:
+    - {name: p, file: missing.lua}
+`
+	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadAndCheckFiles(name)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		name + ":5:", "certificate missing-cert.pem",
+		name + ":9:", `plugin "p": open ` + filepath.Join(dir, "missing.lua"),
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
