@@ -32,29 +32,11 @@ func (c *Cluster) CheckFiles(name string) error {
 // both is reported, so that one missing file (a Lua plugin's, which
 // validation reads) does not hide the others (a certificate, an error
 // page) until it is fixed. The cluster is returned only without problems.
-func LoadAndCheckFiles(name string) (*Cluster, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	return ParseAndCheckFiles(name, data)
-}
+func LoadAndCheckFiles(name string) (*Cluster, error) { return load(name, true) }
 
 // ParseAndCheckFiles is LoadAndCheckFiles on a document already read.
 func ParseAndCheckFiles(name string, data []byte) (*Cluster, error) {
-	c := &Cluster{}
-	probs, err := decodeStrict(name, data, c)
-	if err != nil {
-		return nil, err
-	}
-	c.Source = data
-	c.applyDefaults()
-	c.validate(probs)
-	c.checkFiles(probs)
-	if err := probs.Err(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return parseDoc(name, data, true)
 }
 
 // checkFiles adds the problems of the files c names to p.

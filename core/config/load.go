@@ -133,17 +133,23 @@ func (p *Problems) Err() error {
 }
 
 // LoadFile reads and validates a cluster document.
-func LoadFile(name string) (*Cluster, error) {
+func LoadFile(name string) (*Cluster, error) { return load(name, false) }
+
+func load(name string, files bool) (*Cluster, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(name, data)
+	return parseDoc(name, data, files)
 }
 
 // Parse decodes, defaults and validates a cluster document. name is used in
 // positions only.
-func Parse(name string, data []byte) (*Cluster, error) {
+func Parse(name string, data []byte) (*Cluster, error) { return parseDoc(name, data, false) }
+
+// parseDoc is Parse, also checking the files the document names when files is
+// set (ParseAndCheckFiles).
+func parseDoc(name string, data []byte, files bool) (*Cluster, error) {
 	c := &Cluster{}
 	probs, err := decodeStrict(name, data, c)
 	if err != nil {
@@ -152,6 +158,9 @@ func Parse(name string, data []byte) (*Cluster, error) {
 	c.Source = data
 	c.applyDefaults()
 	c.validate(probs)
+	if files {
+		c.checkFiles(probs)
+	}
 	if err := probs.Err(); err != nil {
 		return nil, err
 	}
