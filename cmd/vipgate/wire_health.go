@@ -33,11 +33,8 @@ func (h *healthWiring) Reconcile(backends []*proxy.Backend) {
 	for _, b := range backends {
 		for i, s := range b.Servers {
 			sc := &b.Cfg.Servers[i]
-			it := health.Item{Server: s, InitState: sc.InitState, SlowStart: sc.SlowStart.D(), OnMarkedDown: sc.OnMarkedDown}
-			if b.Cfg.Check != nil && (sc.Check == nil || *sc.Check) {
-				it.Check = b.Cfg.Check
-			}
-			items = append(items, it)
+			items = append(items, health.Item{Server: s, Check: b.Cfg.ServerCheck(sc), InitState: b.StartState(s),
+				SlowStart: sc.SlowStart.D(), OnMarkedDown: sc.OnMarkedDown})
 		}
 	}
 	h.m.Reconcile(items)

@@ -247,10 +247,10 @@ type Server struct {
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Check false turns off the backend's checks for this server.
 	Check *bool `yaml:"check,omitempty" json:"check,omitempty"`
-	// InitState is HAProxy's init-state: "up" (the default: in service at
-	// once; the first failed check takes it out), "fully-up" (in service
-	// until `fall` failed checks), "down" (out until the first good check) or
-	// "fully-down" (out until `rise` good checks).
+	// InitState is HAProxy's init-state: "up" (in service at once; the
+	// first failed check takes it out), "fully-up" (in service until `fall`
+	// failed checks), "down" (out until the first good check) or
+	// "fully-down" (out until `rise` good checks). Unset, see StartState.
 	InitState string `yaml:"init_state,omitempty" json:"init_state,omitempty"`
 	// SlowStart ramps the weight up over this time after the server comes up.
 	SlowStart Duration `yaml:"slowstart,omitempty" json:"slowstart,omitempty"`
@@ -428,13 +428,34 @@ func (c *Cluster) applyProxyDefaults() {
 				orDefault(&ch.OnError, DefaultOnError)
 			}
 		}
-		for j := range b.Servers {
-			if b.Servers[j].InitState == "" {
-				b.Servers[j].InitState = "up"
-			}
-		}
 		c.applyHTTPBackendDefaults(b)
 	}
+}
+
+// StartState is the init_state a checked server starts in: the one
+// configured, else "up" for a server present when the process starts (as
+// HAProxy), and "down" for one added to a running backend by an apply or a
+// reload: a server nobody has checked yet, maybe not listening yet, would
+// otherwise fail the connections balanced to it until its first check
+// (HAProxy puts a server added at runtime in maintenance until an operator
+// enables it).
+func (s *Server) StartState(added bool) string {
+	switch {
+	case s.InitState != "":
+		return s.InitState
+	case added:
+		return "down"
+	}
+	return "up"
+}
+
+// ServerCheck is the check that runs for server s of b: b's, unless s
+// turns checks off (check: false); nil when s is not checked.
+func (b *Backend) ServerCheck(s *Server) *Check {
+	if b.Check != nil && (s.Check == nil || *s.Check) {
+		return b.Check
+	}
+	return nil
 }
 
 // hasKindKeys reports whether the block sets keys of a particular kind of

@@ -447,3 +447,24 @@ backends:
 		}
 	}
 }
+
+func TestServerStartState(t *testing.T) {
+	tests := []struct {
+		init  string
+		added bool
+		want  string
+	}{
+		{"", false, "up"},
+		{"", true, "down"},
+		{"up", true, "up"},
+		{"fully-up", true, "fully-up"},
+		{"down", false, "down"},
+		{"fully-down", false, "fully-down"},
+	}
+	for _, tt := range tests {
+		s := Server{InitState: tt.init}
+		if got := s.StartState(tt.added); got != tt.want {
+			t.Errorf("init_state %q, added %v: %q, want %q", tt.init, tt.added, got, tt.want)
+		}
+	}
+}

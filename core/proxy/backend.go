@@ -57,6 +57,20 @@ type Backend struct {
 	waiters []chan struct{}
 	empty   bool
 	byName  map[string]*upstream.Server
+	// added holds the servers this backend gained in the Apply that made
+	// it (the backend existed before, the server did not): see StartState.
+	added map[*upstream.Server]bool
+}
+
+// StartState is the init_state server s (one of b's) starts in when its
+// checks begin (config.Server.StartState).
+func (b *Backend) StartState(s *upstream.Server) string {
+	for i, sv := range b.Servers {
+		if sv == s {
+			return b.Cfg.Servers[i].StartState(b.added[s])
+		}
+	}
+	return ""
 }
 
 func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus, localDC string) (*Backend, error) {

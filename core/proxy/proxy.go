@@ -146,12 +146,20 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 	for bi := range c.Backends {
 		bc := &c.Backends[bi]
 		servers := make([]*upstream.Server, 0, len(bc.Servers))
+		existed := old.backends[bc.Name] != nil
+		added := map[*upstream.Server]bool{}
 		for si := range bc.Servers {
 			sc := &bc.Servers[si]
 			key := bc.Name + "/" + sc.Name + "@" + sc.Address
 			s := p.servers[key]
 			if s == nil {
 				s = upstream.NewServer(bc.Name, sc.Name, sc.Address, sc.EffectiveWeight())
+				added[s] = existed
+				// Out of rotation from the moment the data path can see it,
+				// not from when its checks start (after this Apply).
+				if st := sc.StartState(existed); bc.ServerCheck(sc) != nil && (st == "down" || st == "fully-down") {
+					s.SetHealth(upstream.Down, "initial state")
+				}
 			}
 			// `disabled` in the config is maintenance mode; lifting it
 			// returns the server to ready, but an operator's runtime state
@@ -175,6 +183,7 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		if err != nil {
 			return err
 		}
+		b.added = added
 		if ob := old.backends[bc.Name]; ob != nil {
 			// Counters carry over by name, as the servers' do.
 			b.Counters = ob.Counters
