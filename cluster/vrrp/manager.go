@@ -83,7 +83,8 @@ func (m *Manager) Apply(c *config.Cluster) error {
 	var want []config.VRRPInstance
 	for _, in := range c.VRRP.Instances {
 		if in.Runs(m.o.Node) {
-			want = append(want, in)
+			// This node's own NIC, source address and VIP device.
+			want = append(want, in.ForNode(m.o.Node.Name))
 		}
 	}
 	groups := map[string]config.VRRPSyncGroup{}

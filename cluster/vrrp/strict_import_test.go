@@ -105,3 +105,38 @@ func strictProtocolErrors(log string) []string {
 	}
 	return out
 }
+
+// TestNetnsPerNodeInterface: one instance in one document, two nodes
+// whose NICs are named differently (seed004: ens160 and ens192). Each
+// node runs VRRP and puts the VIP on its own NIC (`interfaces:`).
+func TestNetnsPerNodeInterface(t *testing.T) {
+	b := newBed(t, "a", "b")
+	hb := b.hosts["b"]
+	hb.MustRun(t, "ip", "link", "set", "eth0", "down")
+	hb.MustRun(t, "ip", "link", "set", "eth0", "name", "ens192")
+	hb.MustRun(t, "ip", "link", "set", "ens192", "up")
+	hb.Iface = "ens192"
+	doc := `vrrp:
+  instances:
+    - name: VI_1
+      nodes: [a, b]
+      interface: eth0
+      interfaces: {b: ens192}
+      vrid: 51
+      version: 3
+      advert_interval: 100ms
+      garp_master_delay: 1s
+      priorities: {a: 200, b: 100}
+      vips: ["` + vip + `/24"]
+`
+	pa := startVipgate(t, b.hosts["a"], "a", doc)
+	startVipgate(t, hb, "b", doc)
+	long := 10 * time.Second
+	waitHolder(t, b.w, "a", long)
+	pa.stop()
+	waitHolder(t, b.w, "b", long)
+	if out := hb.MustRun(t, "ip", "-o", "addr", "show", "dev", "ens192"); !strings.Contains(out, vip+"/24") {
+		t.Fatalf("VIP not on b's own NIC ens192:\n%s", out)
+	}
+	b.checkDual(t, opts{interval: 100 * time.Millisecond})
+}

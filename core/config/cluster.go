@@ -40,6 +40,7 @@ func (c *Cluster) applyDefaults() {
 // validate records every problem in p.
 func (c *Cluster) validate(p *Problems) {
 	c.validateProxy(p)
+	c.validatePlacement(p)
 	c.validateDatacenters(p)
 	c.validateVRRP(p)
 	c.validateDNS(p)

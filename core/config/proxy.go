@@ -160,6 +160,10 @@ type Defaults struct {
 // Frontend accepts client connections and hands them to a backend.
 type Frontend struct {
 	Name string `yaml:"name" json:"name"`
+	// Datacenter, Nodes: the frontend is served only on these nodes, or
+	// on the gateway nodes of this datacenter (see placement.go).
+	Datacenter string     `yaml:"datacenter,omitempty" json:"datacenter,omitempty"`
+	Nodes      StringList `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 	// Bind lists listen addresses, "host:port", "[v6]:port" or ":port".
 	Bind           StringList `yaml:"bind" json:"bind"`
 	Mode           string     `yaml:"mode,omitempty" json:"mode,omitempty"`
@@ -209,10 +213,14 @@ func (r *Rule) SrcNets() []netip.Prefix { return r.srcNets }
 
 // Backend is a pool of servers and how to use them.
 type Backend struct {
-	Name    string  `yaml:"name" json:"name"`
-	Mode    string  `yaml:"mode,omitempty" json:"mode,omitempty"`
-	Balance Balance `yaml:"balance,omitempty" json:"balance,omitempty"`
-	MaxConn int     `yaml:"maxconn,omitempty" json:"maxconn,omitempty"` // backend-wide concurrent sessions
+	Name string `yaml:"name" json:"name"`
+	// Datacenter, Nodes: the backend exists only on these nodes, or on
+	// the gateway nodes of this datacenter (see placement.go).
+	Datacenter string     `yaml:"datacenter,omitempty" json:"datacenter,omitempty"`
+	Nodes      StringList `yaml:"nodes,omitempty" json:"nodes,omitempty"`
+	Mode       string     `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Balance    Balance    `yaml:"balance,omitempty" json:"balance,omitempty"`
+	MaxConn    int        `yaml:"maxconn,omitempty" json:"maxconn,omitempty"` // backend-wide concurrent sessions
 	// MaxQueue bounds how many connections may wait for a free slot (0 = no
 	// bound beyond the frontends' maxconn). Beyond it, new ones are refused.
 	MaxQueue   int      `yaml:"max_queue,omitempty" json:"max_queue,omitempty"`
@@ -258,6 +266,9 @@ type Server struct {
 	OnMarkedDown string `yaml:"on_marked_down,omitempty" json:"on_marked_down,omitempty"`
 	// Datacenter of the server; local-datacenter servers are preferred.
 	Datacenter string `yaml:"datacenter,omitempty" json:"datacenter,omitempty"`
+	// Nodes: only these nodes send traffic to the server (each node of a
+	// pair with its own servers).
+	Nodes StringList `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 
 	HTTPServer `yaml:",inline"`
 }
@@ -571,7 +582,7 @@ func (c *Cluster) validateProxy(p *Problems) {
 		c.validateBackend(p, path, b)
 	}
 	frontends := map[string]int{}
-	binds := map[string]string{}
+	binds := map[string][]int{}
 	for i := range c.Frontends {
 		f := &c.Frontends[i]
 		path := Path("frontends", i)
@@ -597,10 +608,16 @@ func (c *Cluster) validateProxy(p *Problems) {
 				p.Addf(bp, "bind %q: %v", a, err)
 				continue
 			}
-			if other, dup := binds[a]; dup {
-				p.Addf(bp, "bind %q is already used by frontend %q", a, other)
+			// The same address on frontends of different nodes is two
+			// listeners (each node its own).
+			for _, oi := range binds[a] {
+				o := &c.Frontends[oi]
+				if overlap(f.Datacenter, f.Nodes, o.Datacenter, o.Nodes) {
+					p.Addf(bp, "bind %q is already used by frontend %q", a, o.Name)
+					break
+				}
 			}
-			binds[a] = f.Name
+			binds[a] = append(binds[a], i)
 		}
 		if f.MaxConn < 0 {
 			p.Addf(Path(path, "maxconn"), "maxconn %d must not be negative", f.MaxConn)

@@ -34,6 +34,14 @@ type VRRPInstance struct {
 	// overrides it per node name.
 	Priority   int            `yaml:"priority,omitempty" json:"priority,omitempty"`
 	Priorities map[string]int `yaml:"priorities,omitempty" json:"priorities,omitempty"`
+	// Interfaces, UnicastSrcIPs and VIPDevs give a node its own value by
+	// node name, as Priorities does for the priority: nodes whose NICs
+	// are named differently still run one instance. VIPDevs replaces the
+	// `dev` of the VIPs that name one (a VIP without dev is on the node's
+	// interface).
+	Interfaces    map[string]string `yaml:"interfaces,omitempty" json:"interfaces,omitempty"`
+	UnicastSrcIPs map[string]string `yaml:"unicast_src_ips,omitempty" json:"unicast_src_ips,omitempty"`
+	VIPDevs       map[string]string `yaml:"vip_devs,omitempty" json:"vip_devs,omitempty"`
 
 	// AdvertInterval: whole seconds for v2, centiseconds (10ms steps) for
 	// v3. Default 1s.
@@ -181,20 +189,7 @@ func ParseVIP(s string) (VIP, error) {
 
 // Runs reports whether the instance runs on the node: named in nodes, or
 // in the instance's datacenter, or everywhere when neither is set.
-func (in *VRRPInstance) Runs(node *Node) bool {
-	if node == nil || node.Role == RoleWitness {
-		return false
-	}
-	if len(in.Nodes) > 0 {
-		for _, n := range in.Nodes {
-			if n == node.Name {
-				return true
-			}
-		}
-		return false
-	}
-	return in.Datacenter == "" || in.Datacenter == node.Datacenter
-}
+func (in *VRRPInstance) Runs(node *Node) bool { return runsOn(in.Datacenter, in.Nodes, node) }
 
 // PriorityFor is the base priority of the instance on the named node.
 func (in *VRRPInstance) PriorityFor(node string) int {
@@ -270,9 +265,10 @@ func (c *Cluster) validateVRRP(p *Problems) {
 		names[in.Name] = true
 		if in.Interface == "" {
 			p.Addf(at("interface"), "instance %q has no interface", in.Name)
-		} else if len(in.Interface) > 15 || strings.ContainsAny(in.Interface, "/ \t") {
+		} else if !validIfName(in.Interface) {
 			p.Addf(at("interface"), "interface %q is not a valid interface name", in.Interface)
 		}
+		in.validatePerNode(p, at)
 		if in.VRID < 1 || in.VRID > 255 {
 			p.Addf(at("vrid"), "vrid %d: must be 1..255", in.VRID)
 		}
@@ -484,21 +480,58 @@ func (c *Cluster) validateVRRP(p *Problems) {
 
 // vrrpNodesOverlap reports whether two instances certainly share a node.
 func vrrpNodesOverlap(a, b *VRRPInstance) bool {
-	everywhere := func(x *VRRPInstance) bool { return len(x.Nodes) == 0 && x.Datacenter == "" }
-	switch {
-	case everywhere(a) || everywhere(b):
-		return true
-	case len(a.Nodes) > 0 && len(b.Nodes) > 0:
-		for _, x := range a.Nodes {
-			for _, y := range b.Nodes {
-				if x == y {
-					return true
-				}
+	return overlap(a.Datacenter, a.Nodes, b.Datacenter, b.Nodes)
+}
+
+func validIfName(s string) bool {
+	return s != "" && len(s) <= 15 && !strings.ContainsAny(s, "/ \t")
+}
+
+// validatePerNode checks the per-node maps: valid values, and node names
+// the instance runs on (a typo would silently leave that node on the
+// shared value).
+func (in *VRRPInstance) validatePerNode(p *Problems, at func(k ...any) string) {
+	check := func(key string, m map[string]string, valid func(string) string) {
+		names := make([]string, 0, len(m))
+		for n := range m {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			in.checkNodeKey(p, at, key, n)
+			if why := valid(m[n]); why != "" {
+				p.Addf(at(key, n), "%s", why)
 			}
 		}
-		return false
-	case len(a.Nodes) == 0 && len(b.Nodes) == 0:
-		return a.Datacenter == b.Datacenter
 	}
-	return false // nodes vs datacenter: a node's datacenter is in its own file
+	ifName := func(v string) string {
+		if !validIfName(v) {
+			return fmt.Sprintf("interface %q is not a valid interface name", v)
+		}
+		return ""
+	}
+	check("interfaces", in.Interfaces, ifName)
+	check("vip_devs", in.VIPDevs, ifName)
+	check("unicast_src_ips", in.UnicastSrcIPs, func(v string) string {
+		if _, err := netip.ParseAddr(v); err != nil {
+			return fmt.Sprintf("unicast_src_ip %q: not an IP address", v)
+		}
+		return ""
+	})
+	prios := make([]string, 0, len(in.Priorities))
+	for n := range in.Priorities {
+		prios = append(prios, n)
+	}
+	slices.Sort(prios)
+	for _, n := range prios {
+		in.checkNodeKey(p, at, "priorities", n)
+	}
+}
+
+func (in *VRRPInstance) checkNodeKey(p *Problems, at func(k ...any) string, key, n string) {
+	if !ValidName(n) {
+		p.Addf(at(key, n), "node name %q: use letters, digits, '_', '.', '-'", n)
+	} else if len(in.Nodes) > 0 && !slices.Contains(in.Nodes, n) {
+		p.Addf(at(key, n), "node %q is not in the instance's nodes %v", n, []string(in.Nodes))
+	}
 }

@@ -28,6 +28,9 @@ type Options struct {
 	Bus *events.Bus
 	// Datacenter is the node's own datacenter (servers there are preferred).
 	Datacenter string
+	// Node, when set, is this node: frontends, backends and servers placed
+	// on other nodes (config.Cluster.ForNode) are not served here.
+	Node *config.Node
 	// OnServers is called after every Apply with the live servers and their
 	// backend config, so the health manager can reconcile its workers.
 	OnServers func(backends []*Backend)
@@ -136,6 +139,7 @@ func (p *Proxy) running() bool {
 func (p *Proxy) Apply(c *config.Cluster) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	c = c.ForNode(p.opts.Node)
 
 	old := p.state.Load()
 	ns := &state{frontends: map[string]*Frontend{}, backends: map[string]*Backend{}}

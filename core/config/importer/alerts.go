@@ -224,6 +224,9 @@ func (t *translator) keepalivedAlerts(files []*kaFile, smtp bool) {
 		return
 	}
 	if f.smtp == "" || len(f.emails) == 0 || f.from == "" {
+		if f.smtpAlertLine != nil {
+			at = hline{file: f.smtpAlertLine.file, num: f.smtpAlertLine.line}
+		}
 		t.warn(at, "smtp_alert", "needs smtp_server, notification_email and notification_email_from in global_defs; skipped")
 		return
 	}

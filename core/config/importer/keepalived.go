@@ -107,6 +107,8 @@ type kaFile struct {
 	smtp     string // host:port
 	smtpTO   config.Duration
 	smtpLine *kanode
+	// smtpAlertLine is the first smtp_alert of an instance or sync group.
+	smtpAlertLine *kanode
 	// emailsLine, fromLine: where notification_email and
 	// notification_email_from are, for warnings.
 	emailsLine, fromLine *kanode
@@ -179,6 +181,9 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 					}
 				case "smtp_alert":
 					g.smtp = true
+					if f.smtpAlertLine == nil {
+						f.smtpAlertLine = c
+					}
 				case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify":
 					g.notify[c.keyword()] = strings.Join(c.args[1:], " ")
 				default:
@@ -292,6 +297,11 @@ func (t *translator) kaGlobal(n *kanode, f *kaFile) {
 			f.fromLine = c
 		case "smtp_server":
 			host, port := c.arg(1), c.arg(2)
+			if h, p, ok := strings.Cut(host, ":"); ok && port == "" && !strings.Contains(p, ":") {
+				// "smtp.domain.com:25": the port in the host's word, as
+				// operators write it (keepalived wants it apart).
+				host, port = h, p
+			}
 			if port == "" {
 				port = "25"
 			}
@@ -513,6 +523,9 @@ func (t *translator) kaInstance(n *kanode, f *kaFile) *kaInstance {
 			in.notify[k] = strings.Join(c.args[1:], " ")
 		case "smtp_alert":
 			in.smtp = c.arg(1) == "" || c.arg(1) == "true" || c.arg(1) == "yes" || c.arg(1) == "on"
+			if f.smtpAlertLine == nil {
+				f.smtpAlertLine = c
+			}
 		case "use_vmac":
 			in.vmac = true
 			if c.arg(1) != "" {
@@ -835,11 +848,35 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 			if o.smtp {
 				smtp = true
 			}
+			if o.src != "" && len(m.all) > 1 {
+				if base.UnicastSrcIPs == nil {
+					base.UnicastSrcIPs = map[string]string{}
+				}
+				base.UnicastSrcIPs[node] = o.src
+			}
 			if o == in {
 				continue
 			}
-			if o.vrid != in.vrid || o.iface != in.iface || strings.Join(o.vips4, ",") != strings.Join(in.vips4, ",") || strings.Join(o.vips6, ",") != strings.Join(in.vips6, ",") {
-				t.warnKA(o.node, "vrrp_instance "+name, fmt.Sprintf("differs from %s:%d in virtual_router_id, interface or addresses; the first file's are used", in.node.file, in.node.line))
+			// What a node may have of its own: its NIC, and the device of
+			// the VIPs (the addresses must be the same).
+			if o.iface != in.iface {
+				if base.Interfaces == nil {
+					base.Interfaces = map[string]string{}
+				}
+				base.Interfaces[node] = o.iface
+			}
+			oAddrs, oDev, oOK := vipDev(append(o.vips4, o.vips6...))
+			inAddrs, inDev, inOK := vipDev(append(in.vips4, in.vips6...))
+			switch {
+			case o.vrid != in.vrid || oAddrs != inAddrs:
+				t.warnKA(o.node, "vrrp_instance "+name, fmt.Sprintf("differs from %s:%d in virtual_router_id or addresses; the first file's are used", in.node.file, in.node.line))
+			case oDev != inDev && (!oOK || !inOK || inDev == "" || oDev == ""):
+				t.warnKA(o.node, "vrrp_instance "+name+" virtual_ipaddress", fmt.Sprintf("the VIPs' dev differs from %s:%d in a way vip_devs cannot say (one dev per node for the VIPs that name one); the first file's are used", in.node.file, in.node.line))
+			case oDev != inDev:
+				if base.VIPDevs == nil {
+					base.VIPDevs = map[string]string{}
+				}
+				base.VIPDevs[node] = oDev
 			}
 		}
 		if len(m.all) == 1 && len(files) == 1 {
@@ -935,6 +972,7 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 			if !v.v6 {
 				inst.UnicastPeers = familyOnly(base.UnicastPeers, false)
 			}
+			inst.UnicastSrcIPs = familyMap(base.UnicastSrcIPs, v.v6)
 			if v.v6 {
 				if inst.Version == 2 {
 					t.warnKA(in.node, "vrrp_instance "+name, "IPv6 addresses need VRRPv3: their instance uses version 3")
@@ -996,6 +1034,45 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 		}
 	}
 	t.keepalivedAlerts(files, smtp)
+}
+
+// familyMap keeps the per-node addresses of one family.
+func familyMap(m map[string]string, v6 bool) map[string]string {
+	var out map[string]string
+	for n, a := range m {
+		if ad, err := netip.ParseAddr(a); err == nil && ad.Is6() == v6 {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[n] = a
+		}
+	}
+	return out
+}
+
+// vipDev splits virtual_ipaddress lines into what must be the same on
+// every node (the addresses and labels) and the one dev the lines name
+// (ok false when they name different ones).
+func vipDev(vips []string) (addrs, dev string, ok bool) {
+	var rest []string
+	ok = true
+	for _, s := range vips {
+		f := strings.Fields(s)
+		var keep []string
+		for i := 0; i < len(f); i++ {
+			if f[i] == "dev" && i+1 < len(f) {
+				if dev != "" && dev != f[i+1] {
+					ok = false
+				}
+				dev = f[i+1]
+				i++
+				continue
+			}
+			keep = append(keep, f[i])
+		}
+		rest = append(rest, strings.Join(keep, " "))
+	}
+	return strings.Join(rest, ","), dev, ok
 }
 
 // familyOnly keeps the addresses of one family.

@@ -206,6 +206,51 @@ global_defs {
 			},
 		},
 		{
+			// seed004: each node its own NIC (and the VIP dev, unicast
+			// source with it); smtp_server written host:port.
+			name: "per-node interface, source and VIP dev",
+			files: []string{"global_defs {\n router_id n1\n notification_email {\n ops@example.com\n }\n notification_email_from ka@example.com\n smtp_server smtp.example.com:2525\n}\n" + `vrrp_instance VI {
+  interface ens160
+  virtual_router_id 9
+  priority 101
+  smtp_alert
+  unicast_src_ip 198.18.0.1
+  unicast_peer {
+    198.18.0.2
+  }
+  virtual_ipaddress {
+    198.18.0.100/24 dev ens160
+  }
+}
+`, "global_defs {\n router_id n2\n}\n" + `vrrp_instance VI {
+  interface ens192
+  virtual_router_id 9
+  priority 100
+  unicast_src_ip 198.18.0.2
+  unicast_peer {
+    198.18.0.1
+  }
+  virtual_ipaddress {
+    198.18.0.100/24 dev ens192
+  }
+}
+`},
+			check: func(t *testing.T, c *config.Cluster) {
+				in := c.VRRP.Instances[0]
+				if in.Interface != "ens160" || !reflect.DeepEqual(in.Interfaces, map[string]string{"n2": "ens192"}) ||
+					!reflect.DeepEqual(in.VIPDevs, map[string]string{"n2": "ens192"}) ||
+					!reflect.DeepEqual(in.UnicastSrcIPs, map[string]string{"n1": "198.18.0.1", "n2": "198.18.0.2"}) {
+					t.Errorf("per-node values: interface %s interfaces %v vip_devs %v unicast_src_ips %v", in.Interface, in.Interfaces, in.VIPDevs, in.UnicastSrcIPs)
+				}
+				if n2 := in.ForNode("n2"); n2.Interface != "ens192" || n2.VIPs[0] != "198.18.0.100/24 dev ens192" || n2.UnicastSrcIP != "198.18.0.2" {
+					t.Errorf("n2 runs %+v", n2)
+				}
+				if len(c.Alerts.Mailers) != 1 || c.Alerts.Mailers[0].Address != "smtp.example.com:2525" {
+					t.Errorf("mailers %+v", c.Alerts.Mailers)
+				}
+			},
+		},
+		{
 			name: "track processes",
 			files: []string{`vrrp_track_process haproxy {
   process haproxy
