@@ -18,38 +18,57 @@ import (
 func RunCLI(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	haproxy := fs.String("haproxy", "", "haproxy.cfg to translate")
-	var keepalived stringsFlag
-	fs.Var(&keepalived, "keepalived", "keepalived.conf to translate; repeat it with each node's file to merge their priorities")
+	var haproxy, keepalived stringsFlag
+	fs.Var(&haproxy, "haproxy", "haproxy.cfg to translate: once for every node, or NODE=FILE repeated with each node's own file")
+	fs.Var(&keepalived, "keepalived", "keepalived.conf to translate, [NODE=]FILE; repeat it with each node's file (the node is NODE, else the file's router_id, else its name)")
 	out := fs.String("o", "", "write the cluster document to this file (default: stdout)")
 	strict := fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy haproxy.cfg] [--keepalived keepalived.conf ...] [-o cluster.yaml] [--strict]\n\n")
+		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy [NODE=]haproxy.cfg ...] [--keepalived [NODE=]keepalived.conf ...] [-o cluster.yaml] [--strict]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || (*haproxy == "" && len(keepalived) == 0) {
+	if fs.NArg() > 0 || (len(haproxy) == 0 && len(keepalived) == 0) {
 		fs.Usage()
 		return 2
 	}
 	var opts Options
-	read := func(name string) *Input {
+	files := map[string]bool{}
+	read := func(flag, arg string) *Input {
+		node, name := splitNodeFile(arg)
+		if files[flag+" "+arg] {
+			fmt.Fprintf(stderr, "vipgate import: --%s %s is given twice\n", flag, arg)
+			return nil
+		}
+		files[flag+" "+arg] = true
 		data, err := os.ReadFile(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "vipgate import: %v\n", err)
 			return nil
 		}
-		return &Input{Name: name, Data: data}
+		return &Input{Name: name, Data: data, Node: node}
 	}
-	if *haproxy != "" {
-		if opts.HAProxy = read(*haproxy); opts.HAProxy == nil {
+	for _, h := range haproxy {
+		in := read("haproxy", h)
+		if in == nil {
 			return 1
 		}
+		if len(haproxy) == 1 && in.Node == "" {
+			opts.HAProxy = in
+			continue
+		}
+		if in.Node == "" {
+			// Keeping one node's file over another's would lose that
+			// node's servers without a word.
+			fmt.Fprintf(stderr, "vipgate import: --haproxy is given %d times: say which node each file belongs to (--haproxy NODE=FILE)\n", len(haproxy))
+			return 2
+		}
+		opts.HAProxyNodes = append(opts.HAProxyNodes, in)
 	}
 	for _, k := range keepalived {
-		in := read(k)
+		in := read("keepalived", k)
 		if in == nil {
 			return 1
 		}
@@ -115,3 +134,16 @@ type stringsFlag []string
 
 func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// splitNodeFile reads NODE=FILE; a plain FILE (or one whose text before
+// '=' is a path, not a node name) has no node.
+func splitNodeFile(arg string) (node, file string) {
+	n, f, ok := strings.Cut(arg, "=")
+	if !ok || n == "" || strings.Contains(n, "/") {
+		return "", arg
+	}
+	if _, err := os.Stat(arg); err == nil {
+		return "", arg // a file really named so
+	}
+	return n, f
+}

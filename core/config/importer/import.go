@@ -9,9 +9,11 @@ package importer
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,11 +39,19 @@ func (w Warning) String() string {
 type Input struct {
 	Name string
 	Data []byte
+	// Node is the vipgate node the file belongs to (`vipgate import
+	// --keepalived NODE=FILE`); empty: a keepalived.conf's router_id, else
+	// its file name.
+	Node string
 }
 
 // Options selects the inputs. Either or both may be set.
 type Options struct {
+	// HAProxy is one haproxy.cfg for every node.
 	HAProxy *Input
+	// HAProxyNodes are each node's own haproxy.cfg (Node set on each):
+	// merged, with what only some nodes have placed on them.
+	HAProxyNodes []*Input
 	// Keepalived are keepalived.conf files, one per node of the same
 	// VRRP instances: they are merged (priorities per router_id).
 	Keepalived []*Input
@@ -123,14 +133,40 @@ func (t *translator) note(key, s string) { t.comments[key] = append(t.comments[k
 // parsed (a *ParseError) or, which would be a bug, when the translation is
 // not a valid cluster document.
 func Import(o Options) (*Result, error) {
-	if o.HAProxy == nil && len(o.Keepalived) == 0 {
+	if o.HAProxy == nil && len(o.HAProxyNodes) == 0 && len(o.Keepalived) == 0 {
 		return nil, fmt.Errorf("nothing to import: give a haproxy.cfg, a keepalived.conf or both")
 	}
 	t := &translator{comments: map[string][]string{}, mailerSets: map[string]*mailerSet{}, fs: o.FS}
 	if t.fs == nil {
 		t.fs = osFS{}
 	}
+	if o.HAProxy != nil && len(o.HAProxyNodes) > 0 {
+		return nil, fmt.Errorf("give either one haproxy.cfg for every node or one per node (NODE=FILE), not both")
+	}
+	seen := map[string]string{}
+	for _, in := range append(append([]*Input(nil), o.HAProxyNodes...), o.Keepalived...) {
+		if in.Node != "" && !config.ValidName(in.Node) {
+			return nil, fmt.Errorf("%s: node name %q: use letters, digits, '_', '.', '-'", in.Name, in.Node)
+		}
+	}
+	for _, in := range o.HAProxyNodes {
+		if in.Node == "" {
+			return nil, fmt.Errorf("%s: several haproxy.cfg files: say which node each belongs to (NODE=FILE)", in.Name)
+		}
+		if f, dup := seen[in.Node]; dup {
+			return nil, fmt.Errorf("%s and %s are both node %s's haproxy.cfg", f, in.Name, in.Node)
+		}
+		seen[in.Node] = in.Name
+	}
 	var from []string
+	if len(o.HAProxyNodes) > 0 {
+		for _, in := range o.HAProxyNodes {
+			from = append(from, in.Name)
+		}
+		if err := t.translateHAProxyNodes(o.HAProxyNodes); err != nil {
+			return nil, err
+		}
+	}
 	if o.HAProxy != nil {
 		from = append(from, o.HAProxy.Name)
 		if err := t.translateHAProxy(o.HAProxy.Name, o.HAProxy.Data); err != nil {
@@ -146,7 +182,21 @@ func Import(o Options) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			files = append(files, t.readKeepalived(in.Name, nodes))
+			f := t.readKeepalived(in.Name, nodes)
+			f.node = in.Node
+			files = append(files, f)
+		}
+		byNode := map[string]string{}
+		for _, f := range files {
+			if other, dup := byNode[f.nodeName()]; dup {
+				return nil, fmt.Errorf("%s and %s both describe node %s (router_id, else the file name): name each file's node with NODE=FILE", other, f.name, f.nodeName())
+			}
+			byNode[f.nodeName()] = f.name
+		}
+		for _, in := range o.HAProxyNodes {
+			if _, ok := byNode[in.Node]; !ok {
+				t.warn(hline{file: in.Name, num: 1}, "node "+in.Node, fmt.Sprintf("no keepalived.conf of this node was imported (nodes: %s)", strings.Join(slices.Sorted(maps.Keys(byNode)), ", ")))
+			}
 		}
 		t.translateKeepalived(files)
 	}

@@ -98,7 +98,9 @@ type kaGroup struct {
 }
 
 type kaFile struct {
-	name     string
+	name string
+	// node is the node named on the command line (NODE=FILE).
+	node     string
 	routerID string
 	version  int
 	garp     kaGARP
@@ -122,9 +124,12 @@ type kaFile struct {
 	strictLine *kanode
 }
 
-// nodeName is the vipgate node a file describes: its router_id, else the
-// file name.
+// nodeName is the vipgate node a file describes: as named on the command
+// line, else its router_id, else the file name.
 func (f *kaFile) nodeName() string {
+	if f.node != "" {
+		return f.node
+	}
 	if f.routerID != "" {
 		return f.routerID
 	}
