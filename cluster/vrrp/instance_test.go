@@ -16,6 +16,7 @@ import (
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/core/upstream"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -294,31 +295,30 @@ func TestInstanceLinkDownIsFault(t *testing.T) {
 }
 
 func TestTrackRiseFall(t *testing.T) {
-	tr := Track{Rise: 2, Fall: 3, Weight: 10}
-	var s trackState
+	s := newTrackRunner([]Track{{Rise: 2, Fall: 3, Weight: 10}}).st[0]
 	seq := []struct {
 		ok   bool
 		want bool
 	}{{true, true}, {false, true}, {false, true}, {false, false}, {true, false}, {true, true}}
 	for i, step := range seq {
-		s.observe(&tr, health.Result{OK: step.ok}, i == 0)
-		if s.up != step.want {
-			t.Fatalf("step %d: up=%v want %v", i, s.up, step.want)
+		s.observe(health.Result{OK: step.ok}, i == 0)
+		if s.up() != step.want {
+			t.Fatalf("step %d: up=%v want %v", i, s.up(), step.want)
 		}
 	}
 	v := verdict([]Track{{Name: "a", Weight: 10}, {Name: "b", Weight: -20}, {Name: "c"}, {Name: "lua"}},
-		[]trackState{{up: true}, {up: false}, {up: false, reason: "boom"}, {up: true, hasD: true, delta: -5}})
+		[]trackState{{tr: tracked(true)}, {tr: tracked(false)}, {tr: tracked(false), reason: "boom"}, {tr: tracked(true), hasD: true, delta: -5}})
 	if v.Delta != 10-20-5 || v.Fault != "track c: boom" {
 		t.Fatalf("verdict %+v", v)
 	}
 	// A delta below -253 is FAULT for a track file only; a Lua script's
 	// just lowers the priority (clamped to 1 by the instance).
 	v = verdict([]Track{{Name: "lua"}, {Name: "file", FaultBelow253: true}},
-		[]trackState{{up: true, hasD: true, delta: -300}, {up: true, hasD: true, delta: -10}})
+		[]trackState{{tr: tracked(true), hasD: true, delta: -300}, {tr: tracked(true), hasD: true, delta: -10}})
 	if v.Delta != -310 || v.Fault != "" {
 		t.Fatalf("lua delta -300: verdict %+v, want a delta and no FAULT", v)
 	}
-	v = verdict([]Track{{Name: "file", FaultBelow253: true}}, []trackState{{up: false, hasD: true, delta: -254, reason: "file holds -254"}})
+	v = verdict([]Track{{Name: "file", FaultBelow253: true}}, []trackState{{tr: tracked(false), hasD: true, delta: -254, reason: "file holds -254"}})
 	if v.Fault != "track file: file holds -254" {
 		t.Fatalf("file delta -254: verdict %+v, want FAULT", v)
 	}
@@ -537,4 +537,13 @@ func TestResignWait(t *testing.T) {
 			t.Errorf("v%d %s: %s, want %s", tt.version, tt.iv, got, tt.want)
 		}
 	}
+}
+
+// tracked is a debouncer already in the given state.
+func tracked(up bool) *health.Tracker {
+	h := upstream.Down
+	if up {
+		h = upstream.Up
+	}
+	return health.NewTracker(h, 1, 1, 0, 0, 0)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/core/upstream"
 )
 
 // TrackSource is one thing a VRRP instance tracks. Check must honour ctx
@@ -38,38 +39,34 @@ type Track struct {
 	FaultBelow253 bool
 }
 
-// trackState is the debounced state of one track.
+// trackState is the debounced state of one track. The rise/fall count is
+// health's Tracker (consecutive results, a contrary one resets); only the
+// start differs, as keepalived's: see observe.
 type trackState struct {
-	up     bool
-	streak int // consecutive results contradicting up
+	tr     *health.Tracker
 	delta  int // last dynamic delta from a Lua script (HasDelta)
 	hasD   bool
 	reason string
 }
 
+func (s *trackState) up() bool { return s.tr.State() == upstream.Up }
+
 // observe folds one result in and reports whether the debounced state
 // changed. keepalived starts a script in the failed state unless it
-// passes rise times; a track here starts "up" only after its first
-// result, which the runner takes before the instance leaves Init.
-func (s *trackState) observe(t *Track, r health.Result, first bool) bool {
+// passes rise times; a track here takes its first result as its state
+// without counting (the runner takes it before the instance leaves Init,
+// so a healthy node does not start at a lowered priority and flap).
+func (s *trackState) observe(r health.Result, first bool) bool {
 	changed := false
 	if first {
-		s.up = r.OK
-		s.streak = 0
+		h := upstream.Down
+		if r.OK {
+			h = upstream.Up
+		}
+		s.tr.Force(h)
 		changed = true
-	} else if r.OK != s.up {
-		s.streak++
-		need := t.Fall
-		if !s.up {
-			need = t.Rise
-		}
-		if s.streak >= need {
-			s.up = r.OK
-			s.streak = 0
-			changed = true
-		}
 	} else {
-		s.streak = 0
+		changed = s.tr.Observe(r.OK)
 	}
 	if r.HasDelta != s.hasD || r.PriorityDelta != s.delta {
 		s.hasD, s.delta = r.HasDelta, r.PriorityDelta
@@ -106,15 +103,15 @@ func verdict(tracks []Track, st []trackState) TrackVerdict {
 			faults = append(faults, fmt.Sprintf("track %s: %s", t.Name, r))
 		case s.hasD:
 			v.Delta += s.delta
-		case t.Weight == 0 && !s.up:
+		case t.Weight == 0 && !s.up():
 			r := s.reason
 			if r == "" {
 				r = "failed"
 			}
 			faults = append(faults, fmt.Sprintf("track %s: %s", t.Name, r))
-		case t.Weight > 0 && s.up:
+		case t.Weight > 0 && s.up():
 			v.Delta += t.Weight
-		case t.Weight < 0 && !s.up:
+		case t.Weight < 0 && !s.up():
 			v.Delta += t.Weight
 		}
 	}
@@ -134,7 +131,11 @@ type trackRunner struct {
 }
 
 func newTrackRunner(tracks []Track) *trackRunner {
-	return &trackRunner{tracks: tracks, st: make([]trackState, len(tracks)), seen: make([]bool, len(tracks)), out: make(chan TrackVerdict, 1)}
+	st := make([]trackState, len(tracks))
+	for i, t := range tracks {
+		st[i].tr = health.NewTracker(upstream.Down, t.Rise, t.Fall, t.Interval, 0, 0)
+	}
+	return &trackRunner{tracks: tracks, st: st, seen: make([]bool, len(tracks)), out: make(chan TrackVerdict, 1)}
 }
 
 // initial runs every track once (concurrently) so the instance starts with
@@ -169,7 +170,7 @@ func (r *trackRunner) once(ctx context.Context, i int) bool {
 	defer r.mu.Unlock()
 	first := !r.seen[i]
 	r.seen[i] = true
-	return r.st[i].observe(t, res, first)
+	return r.st[i].observe(res, first)
 }
 
 func (r *trackRunner) run(ctx context.Context) {
@@ -224,8 +225,8 @@ func (r *trackRunner) status() []TrackStatus {
 	defer r.mu.Unlock()
 	out := make([]TrackStatus, len(r.tracks))
 	for i, t := range r.tracks {
-		out[i] = TrackStatus{Name: t.Name, Up: r.st[i].up, Weight: t.Weight}
-		if !r.st[i].up {
+		out[i] = TrackStatus{Name: t.Name, Up: r.st[i].up(), Weight: t.Weight}
+		if !r.st[i].up() {
 			out[i].Reason = r.st[i].reason
 		}
 	}
