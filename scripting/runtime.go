@@ -87,40 +87,10 @@ func New(o Options) *Runtime {
 	r.guard.states = map[*callGuard]struct{}{}
 	r.guard.limit.Store(config.DefaultLuaMaxAlloc)
 	empty := &config.Lua{}
-	fillDefaults(&empty.Defaults)
+	empty.Defaults.Fill()
 	g, _ := r.compile(empty)
 	r.gen.Store(g)
 	return r
-}
-
-func fillDefaults(d *config.LuaDefaults) {
-	if d.Timeout == 0 {
-		d.Timeout = config.Duration(config.DefaultLuaTimeout)
-	}
-	if d.HandlerTimeout == 0 {
-		d.HandlerTimeout = config.Duration(config.DefaultLuaHandlerTimeout)
-	}
-	if d.Fallback == "" {
-		d.Fallback = "continue"
-	}
-	if d.PoolSize <= 0 {
-		d.PoolSize = config.DefaultLuaPoolSize
-	}
-	if d.MaxString <= 0 {
-		d.MaxString = config.DefaultLuaMaxString
-	}
-	if d.CallStack <= 0 {
-		d.CallStack = config.DefaultLuaCallStack
-	}
-	if d.Registry <= 0 {
-		d.Registry = config.DefaultLuaRegistry
-	}
-	if d.ErrorThreshold <= 0 {
-		d.ErrorThreshold = config.DefaultLuaErrorThreshold
-	}
-	if d.MaxAlloc <= 0 {
-		d.MaxAlloc = config.DefaultLuaMaxAlloc
-	}
 }
 
 // plugin is one compiled script of a generation.
@@ -195,7 +165,7 @@ func (r *Runtime) Apply(c *config.Lua) error {
 
 func (r *Runtime) compile(c *config.Lua) (*generation, error) {
 	d := c.Defaults
-	fillDefaults(&d)
+	d.Fill()
 	g := &generation{defaults: d, plugins: map[string]*plugin{}, pool: make(chan *state, d.PoolSize), rt: r}
 	var errs []error
 	for i := range c.Plugins {

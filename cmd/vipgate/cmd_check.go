@@ -45,7 +45,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			_, err = config.LoadNodeFileAs(f, role)
 		} else {
 			// The files it names too, as vipgate run will load them here.
-			c, err = config.LoadAndCheckFiles(f)
+			c, err = config.LoadAndCheckFiles(f, knownNames())
 		}
 		if err != nil {
 			if ce, ok := err.(*config.Error); ok {

@@ -5,9 +5,12 @@ import (
 	"net/http"
 
 	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/balance"
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/health"
 	"github.com/vipgate/vipgate/core/proxy"
 	"github.com/vipgate/vipgate/plugins/check/builtin"
+	"github.com/vipgate/vipgate/plugins/check/lua"
 )
 
 // healthManager runs the health checks of the live servers.
@@ -44,3 +47,12 @@ func (h *healthWiring) Run(ctx context.Context) error { return h.m.Run(ctx) }
 
 // registerBuiltinChecks registers the built-in check kinds.
 func registerBuiltinChecks(r *health.Registry) { builtin.Register(r) }
+
+// knownNames is what this build can build, for validation: the check kinds
+// of the health registry and core/balance's algorithms. It is the build's,
+// not this node's: a witness runs no Lua yet must accept `kind: lua`.
+func knownNames() config.Known {
+	r := health.NewRegistry()
+	registerBuiltinChecks(r)
+	return config.Known{CheckKinds: append(r.Kinds(), lua.Kind), Algorithms: balance.Algorithms()}
+}

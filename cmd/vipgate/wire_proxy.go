@@ -102,7 +102,7 @@ func (f *fileSource) load(reload bool) (*config.Cluster, error) {
 // nothing (config.ServesNothing); to run a node with nothing, restart it
 // with that document.
 func parseReload(file string, data []byte, node *config.Node, reload bool) (*config.Cluster, error) {
-	c, err := config.ParseAndCheckFiles(file, data)
+	c, err := config.ParseAndCheckFiles(file, data, knownNames())
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func newRaftSource(e *env) (configSource, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seed config: %w", err)
 		}
-		if _, err := config.Parse(e.Node.Config, data); err != nil {
+		if _, err := config.ParseKnown(e.Node.Config, data, knownNames()); err != nil {
 			return nil, fmt.Errorf("seed config %s:\n%w", e.Node.Config, err)
 		}
 		if seed, err = raft.InlineFiles(data, filepath.Dir(e.Node.Config)); err != nil {
@@ -357,7 +357,7 @@ func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment 
 	if err := raft.SelfContained(src); err != nil {
 		return nil, &raft.InvalidError{Err: err}
 	}
-	c, err := config.Parse("cluster.yaml", src)
+	c, err := config.ParseKnown("cluster.yaml", src, knownNames())
 	if err != nil {
 		return nil, &raft.InvalidError{Err: err}
 	}

@@ -15,6 +15,7 @@ package balance
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/upstream"
@@ -43,30 +44,47 @@ type Policy interface {
 	Update(servers []*upstream.Server)
 }
 
-// New builds the policy for a backend's balance settings.
-func New(b config.Balance) (Policy, error) {
-	consistent := b.HashType == "consistent"
-	switch b.Algorithm {
-	case "", "roundrobin":
-		return &roundRobin{}, nil
-	case "static-rr":
-		return &staticRR{}, nil
-	case "leastconn":
-		return &leastConn{}, nil
-	case "first":
-		return &first{}, nil
-	case "source":
-		return newHashed(sourceKey, consistent), nil
-	case "uri", "url_param", "hdr":
-		return newHashed(requestKey, consistent), nil
-	case "random":
+// algorithms maps each name (HAProxy's `balance`) to its policy; it is
+// never written after start, and Algorithms hands validation its names.
+var algorithms = map[string]func(b config.Balance) Policy{
+	"roundrobin": func(config.Balance) Policy { return &roundRobin{} },
+	"static-rr":  func(config.Balance) Policy { return &staticRR{} },
+	"leastconn":  func(config.Balance) Policy { return &leastConn{} },
+	"first":      func(config.Balance) Policy { return &first{} },
+	"source":     func(b config.Balance) Policy { return newHashed(sourceKey, b.HashType == "consistent") },
+	"uri":        func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
+	"url_param":  func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
+	"hdr":        func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
+	"random": func(b config.Balance) Policy {
 		draws := b.Draws
 		if draws < 1 {
 			draws = config.DefaultRandomDraws
 		}
-		return newRandom(draws), nil
+		return newRandom(draws)
+	},
+}
+
+// Algorithms lists the algorithm names New knows, sorted.
+func Algorithms() []string {
+	out := make([]string, 0, len(algorithms))
+	for name := range algorithms {
+		out = append(out, name)
 	}
-	return nil, fmt.Errorf("unknown balance algorithm %q", b.Algorithm)
+	sort.Strings(out)
+	return out
+}
+
+// New builds the policy for a backend's balance settings.
+func New(b config.Balance) (Policy, error) {
+	alg := b.Algorithm
+	if alg == "" {
+		alg = "roundrobin"
+	}
+	mk, ok := algorithms[alg]
+	if !ok {
+		return nil, fmt.Errorf("unknown balance algorithm %q", b.Algorithm)
+	}
+	return mk(b), nil
 }
 
 // candidate reports whether s may take a new session now.

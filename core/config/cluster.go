@@ -33,7 +33,7 @@ func (c *Cluster) applyDefaults() {
 	c.applyVRRPDefaults()
 	c.applyDNSDefaults()
 	c.applyAlertsDefaults()
-	c.applyLuaDefaults()
+	c.Lua.Defaults.Fill()
 	c.applyStickDefaults()
 }
 

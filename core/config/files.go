@@ -32,11 +32,13 @@ func (c *Cluster) CheckFiles(name string) error {
 // both is reported, so that one missing file (a Lua plugin's, which
 // validation reads) does not hide the others (a certificate, an error
 // page) until it is fixed. The cluster is returned only without problems.
-func LoadAndCheckFiles(name string) (*Cluster, error) { return load(name, true) }
+func LoadAndCheckFiles(name string, known Known) (*Cluster, error) {
+	return load(name, true, &known)
+}
 
 // ParseAndCheckFiles is LoadAndCheckFiles on a document already read.
-func ParseAndCheckFiles(name string, data []byte) (*Cluster, error) {
-	return parseDoc(name, data, true)
+func ParseAndCheckFiles(name string, data []byte, known Known) (*Cluster, error) {
+	return parseDoc(name, data, true, &known)
 }
 
 // checkFiles adds the problems of the files c names to p.

@@ -106,7 +106,7 @@ lua:
 	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadAndCheckFiles(name)
+	_, err := LoadAndCheckFiles(name, testKnown)
 	if err == nil {
 		t.Fatal("accepted")
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,6 +75,8 @@ type Problems struct {
 	file string
 	pos  map[string]Position
 	list []Problem
+	// known is what the open sets may hold (nil: not checked).
+	known *Known
 }
 
 // Path joins path elements: Path("backends", 2, "servers", 0) is
@@ -133,28 +136,51 @@ func (p *Problems) Err() error {
 }
 
 // LoadFile reads and validates a cluster document.
-func LoadFile(name string) (*Cluster, error) { return load(name, false) }
+func LoadFile(name string) (*Cluster, error) { return load(name, false, nil) }
 
-func load(name string, files bool) (*Cluster, error) {
+func load(name string, files bool, known *Known) (*Cluster, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	return parseDoc(name, data, files)
+	return parseDoc(name, data, files, known)
+}
+
+// Known names what the running build can build, for the sets plugins keep
+// open: check kinds (the health registry's) and balance algorithms
+// (core/balance's). core/config cannot import them, so the caller passes
+// the names in; validation keeps no list of its own.
+type Known struct {
+	CheckKinds []string
+	Algorithms []string
+}
+
+func (k *Known) has(list []string, name string) bool { return slices.Contains(list, name) }
+
+// ParseKnown is Parse that also checks the names of check kinds and
+// balance algorithms against known (with file:line, as every problem).
+// Whoever is about to build from a document, or to propose it, calls this.
+func ParseKnown(name string, data []byte, known Known) (*Cluster, error) {
+	return parseDoc(name, data, false, &known)
 }
 
 // Parse decodes, defaults and validates a cluster document. name is used in
-// positions only.
-func Parse(name string, data []byte) (*Cluster, error) { return parseDoc(name, data, false) }
+// positions only. It checks no names against the registries: the raft FSM
+// parses with it, because every node must apply a committed entry the same
+// way whatever plugins its build has (the proposer checked the names).
+func Parse(name string, data []byte) (*Cluster, error) {
+	return parseDoc(name, data, false, nil)
+}
 
-// parseDoc is Parse, also checking the files the document names when files is
-// set (ParseAndCheckFiles).
-func parseDoc(name string, data []byte, files bool) (*Cluster, error) {
+// parseDoc is Parse, also checking the files the document names when files
+// is set (ParseAndCheckFiles), and the registries' names when known is.
+func parseDoc(name string, data []byte, files bool, known *Known) (*Cluster, error) {
 	c := &Cluster{}
 	probs, err := decodeStrict(name, data, c)
 	if err != nil {
 		return nil, err
 	}
+	probs.known = known
 	c.Source = data
 	c.applyDefaults()
 	c.validate(probs)

@@ -180,8 +180,11 @@ func sortedKeys(m map[string]bool) string {
 	return strings.Join(k, ", ")
 }
 
-func (c *Cluster) applyLuaDefaults() {
-	d := &c.Lua.Defaults
+// Fill sets every unset (zero) limit to its default. It is the one place
+// the defaults are applied: the config loader calls it before validation
+// (so a negative value is refused there, not replaced), and the Lua runtime
+// calls it for a section it builds itself (an empty one at start).
+func (d *LuaDefaults) Fill() {
 	if d.Timeout == 0 {
 		d.Timeout = Duration(DefaultLuaTimeout)
 	}

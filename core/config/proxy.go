@@ -18,13 +18,7 @@ const (
 	ModeHTTP = "http"
 )
 
-// Balance algorithms (HAProxy `balance`). The HTTP-only ones need mode http.
-var balanceAlgorithms = map[string]bool{
-	"roundrobin": true, "static-rr": true, "leastconn": true, "first": true,
-	"source": true, "random": true, "uri": true, "url_param": true, "hdr": true,
-}
-
-// httpOnlyAlgorithms need request data.
+// httpOnlyAlgorithms (HAProxy `balance`) need request data, so mode http.
 var httpOnlyAlgorithms = map[string]bool{"uri": true, "url_param": true, "hdr": true}
 
 // Timeouts are HAProxy's `timeout` family. Zero means "inherit".
@@ -675,8 +669,8 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 		p.Addf(Path(path, "mode"), "mode %q: want tcp or http", b.Mode)
 	}
 	alg := b.Balance.Algorithm
-	if !balanceAlgorithms[alg] {
-		p.Addf(Path(path, "balance", "algorithm"), "unknown balance algorithm %q (want roundrobin, static-rr, leastconn, first, source, random, uri, url_param or hdr)", alg)
+	if k := p.known; k != nil && !k.has(k.Algorithms, alg) {
+		p.Addf(Path(path, "balance", "algorithm"), "unknown balance algorithm %q (want %s)", alg, orList(k.Algorithms))
 	} else if httpOnlyAlgorithms[alg] && b.Mode != ModeHTTP {
 		p.Addf(Path(path, "balance", "algorithm"), "balance %s needs mode http", alg)
 	}
@@ -779,11 +773,9 @@ func (c *Cluster) misplacedTimeouts(p *Problems, path string, t *Timeouts, keys 
 	}
 }
 
-var checkKinds = map[string]bool{"tcp": true, "http": true, "tls": true, "lua": true, "exec": true}
-
 func (c *Cluster) validateCheck(p *Problems, path string, ch *Check) {
-	if !checkKinds[ch.Kind] {
-		p.Addf(Path(path, "kind"), "unknown check kind %q (want tcp, http, tls, lua or exec)", ch.Kind)
+	if k := p.known; k != nil && !k.has(k.CheckKinds, ch.Kind) {
+		p.Addf(Path(path, "kind"), "unknown check kind %q (want %s)", ch.Kind, orList(k.CheckKinds))
 	}
 	if ch.Rise < 1 {
 		p.Addf(Path(path, "rise"), "rise %d must be at least 1", ch.Rise)
@@ -918,4 +910,12 @@ func suggestName(name string, known map[string]int) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// orList is "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

@@ -109,7 +109,7 @@ func TestProblemsArePositioned(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse("bad.yaml", []byte(c.doc))
+			_, err := ParseKnown("bad.yaml", []byte(c.doc), testKnown)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -334,7 +334,7 @@ func TestDefaultsCheckValidated(t *testing.T) {
 	doc := "defaults:\n  check:\n    kind: htp\n    rise: -1\n" +
 		"frontends: [{name: f, bind: '127.0.0.1:8080', default_backend: a}]\n" +
 		"backends: [{name: a, servers: [{name: s, address: '127.0.0.1:1'}]}]\n"
-	_, err := Parse("d.yaml", []byte(doc))
+	_, err := ParseKnown("d.yaml", []byte(doc), testKnown)
 	if err == nil {
 		t.Fatal("a bad defaults.check was accepted")
 	}
@@ -465,6 +465,29 @@ func TestServerStartState(t *testing.T) {
 		s := Server{InitState: tt.init}
 		if got := s.StartState(tt.added); got != tt.want {
 			t.Errorf("init_state %q, added %v: %q, want %q", tt.init, tt.added, got, tt.want)
+		}
+	}
+}
+
+// testKnown is what a build with the built-in plugins knows.
+var testKnown = Known{
+	CheckKinds: []string{"exec", "http", "lua", "tcp", "tls"},
+	Algorithms: []string{"first", "hdr", "leastconn", "random", "roundrobin", "source", "static-rr", "uri", "url_param"},
+}
+
+// TestValidationAsksTheRegistries: a check kind or algorithm is valid when
+// the build registered it, and named in the error when it did not.
+func TestValidationAsksTheRegistries(t *testing.T) {
+	doc := []byte("backends:\n  - name: b\n    balance: {algorithm: fancy}\n    check: {kind: snmp}\n    servers: [{name: s, address: 'h:1'}]\n")
+	known := Known{CheckKinds: []string{"snmp", "tcp"}, Algorithms: []string{"fancy", "roundrobin"}}
+	if _, err := ParseKnown("k.yaml", doc, known); err != nil {
+		t.Fatalf("registered names refused: %v", err)
+	}
+	_, err := ParseKnown("k.yaml", doc, Known{CheckKinds: []string{"tcp"}, Algorithms: []string{"roundrobin"}})
+	for _, want := range []string{`k.yaml:3:26: backends.0.balance.algorithm: unknown balance algorithm "fancy" (want roundrobin)`,
+		`k.yaml:4:19: backends.0.check.kind: unknown check kind "snmp" (want tcp)`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
 }

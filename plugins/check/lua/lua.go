@@ -14,7 +14,10 @@ type Runtime interface {
 	Checker(c *config.Check) (health.Checker, error)
 }
 
+// Kind is the check kind this package registers.
+const Kind = "lua"
+
 // Register adds the "lua" kind, backed by rt, to r.
 func Register(r *health.Registry, rt Runtime) {
-	r.Register("lua", rt.Checker)
+	r.Register(Kind, rt.Checker)
 }
