@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	lua "github.com/yuin/gopher-lua"
+
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy"
-	lua "github.com/yuin/gopher-lua"
 )
 
 // docLuaBlocks returns the ```lua blocks of the docs, by file.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -33,13 +32,9 @@ func LoadTLS(f config.TLSFiles) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft tls cert %s / key %s: %w", f.Cert, f.Key, err)
 	}
-	caPEM, err := os.ReadFile(f.CA)
+	pool, err := config.LoadCA(f.CA)
 	if err != nil {
-		return nil, fmt.Errorf("raft tls ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("raft tls ca %s: no PEM certificate found", f.CA)
+		return nil, fmt.Errorf("raft tls: %w", err)
 	}
 	return MutualTLS(cert, pool), nil
 }

@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"github.com/vipgate/vipgate/cluster/vrrp"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
@@ -27,8 +30,6 @@ import (
 	"github.com/vipgate/vipgate/internal/testenv"
 	"github.com/vipgate/vipgate/internal/testnet"
 	"github.com/vipgate/vipgate/plugins/track"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // The namespace tests run every node as a real process in its own network

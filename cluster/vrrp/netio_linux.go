@@ -14,12 +14,13 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
-	"github.com/vipgate/vipgate/core/config"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
 // linuxIO is NetIO over a raw IP socket (protocol 112), netlink and

@@ -9,10 +9,11 @@ import (
 	"os"
 
 	"github.com/mdlayher/arp"
-	"github.com/vipgate/vipgate/core/config"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
 // vmacName is keepalived's default name for the virtual MAC interface.

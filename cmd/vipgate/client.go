@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
 // adminClient calls a node's admin API.
@@ -40,11 +42,7 @@ func adminFlags(fs *flag.FlagSet) func() *adminClient {
 	return func() *adminClient {
 		c := &adminClient{addr: *addr, token: *token, http: &http.Client{Timeout: 30 * time.Second}}
 		if *cacert != "" {
-			pem, err := os.ReadFile(*cacert)
-			pool := x509.NewCertPool()
-			if err == nil && !pool.AppendCertsFromPEM(pem) {
-				err = fmt.Errorf("%s holds no PEM certificate", *cacert)
-			}
+			pool, err := config.LoadCA(*cacert)
 			if err != nil {
 				c.err = fmt.Errorf("--cacert: %w", err)
 			}

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
-	"context"
 	"github.com/prometheus/client_golang/prometheus"
-	"log/slog"
 
 	"github.com/vipgate/vipgate/cluster/vrrp"
 	"github.com/vipgate/vipgate/core/admin"

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"time"
-
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 
@@ -146,13 +144,9 @@ func peersTLS(f *config.TLSFiles) (server, client *tls.Config, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("peers tls: %w", err)
 	}
-	pem, err := os.ReadFile(f.CA)
+	pool, err := config.LoadCA(f.CA)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peers tls: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, nil, fmt.Errorf("peers tls: %s holds no PEM certificate", f.CA)
 	}
 	server = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
 	client = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}

@@ -4,12 +4,27 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
+
+// LoadCA reads a PEM bundle of CA certificates: the one loader for every
+// ca_file, client_ca and peers/raft CA the config names.
+func LoadCA(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate found", file)
+	}
+	return pool, nil
+}
 
 // CheckFiles reports the files the proxy sections name that cannot be used
 // on this machine: error pages, TLS certificates and keys, CA bundles —
@@ -71,13 +86,8 @@ func (c *Cluster) checkFiles(p *Problems) {
 		if file == "" || !once("ca", file) {
 			return
 		}
-		pem, err := os.ReadFile(file)
-		if err != nil {
-			p.Addf(path, "CA file: %v", err)
-			return
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			p.Addf(path, "CA file %s: no PEM certificate found", file)
+		if _, err := LoadCA(file); err != nil {
+			p.Addf(path, "%v", err)
 		}
 	}
 

@@ -82,13 +82,9 @@ func TLSConfig(c *config.Check, fallbackName string) (*tls.Config, error) {
 		return tc, nil
 	}
 	if c.CA != "" {
-		pem, err := os.ReadFile(c.CA)
+		pool, err := config.LoadCA(c.CA)
 		if err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate found", c.CA)
 		}
 		tc.RootCAs = pool
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -375,13 +373,9 @@ func serverTLSConfig(b *config.Backend) (*tls.Config, error) {
 		ClientSessionCache: tls.NewLRUClientSessionCache(256),
 	}
 	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
+		pool, err := config.LoadCA(s.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("ssl ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ssl ca_file %s: no PEM certificate found", s.CAFile)
 		}
 		cfg.RootCAs = pool
 	}

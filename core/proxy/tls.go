@@ -64,13 +64,9 @@ func newTLSTerm(c *config.FrontendTLS, log *slog.Logger) (*tlsTerm, error) {
 		}
 	}
 	if c.ClientCA != "" {
-		pem, err := os.ReadFile(c.ClientCA)
+		pool, err := config.LoadCA(c.ClientCA)
 		if err != nil {
 			return nil, fmt.Errorf("tls client_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls client_ca %s: no PEM certificate found", c.ClientCA)
 		}
 		base.ClientCAs = pool
 		base.ClientAuth = tls.RequireAndVerifyClientCert

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vipgate/vipgate/internal/testenv"
-
 	"github.com/vipgate/vipgate/core/proxy/inspect"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // helloBackend answers a ClientHello with a TLS 1.2 ServerHello echoing the

@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -78,13 +77,9 @@ func mailerTLSConfig(m *config.Mailer) (*tls.Config, error) {
 		cfg.ServerName = m.ServerName
 	}
 	if m.CA != "" {
-		pem, err := os.ReadFile(m.CA)
+		pool, err := config.LoadCA(m.CA)
 		if err != nil {
-			return nil, fmt.Errorf("ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca %s: no PEM certificate found", m.CA)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
