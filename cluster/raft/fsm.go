@@ -3,8 +3,9 @@
 // admin overrides, membership metadata) with hashicorp/raft over mutual TLS,
 // stored in raft-boltdb.
 //
-// The FSM follows Consul's pattern: typed commands in a dispatch table
-// filled per instance, deterministic Apply (the proposer stamps author and
+// The FSM follows Consul's pattern: typed commands, one message type byte
+// each (Decode's switch is the whole set; a type flagged IgnoreUnknown is
+// skipped by an older node instead of stopping it), deterministic Apply (the proposer stamps author and
 // time into the command), validation both before proposing and when
 // applying — a command that fails validation returns its error as the apply
 // response and changes nothing — and an immutable, copy-on-write State.
@@ -486,9 +487,8 @@ type FSM struct {
 	log   *slog.Logger
 	state atomic.Pointer[State]
 
-	mu      sync.Mutex
-	watch   []chan struct{} // signalled (non-blocking) on every change
-	applied func(*State, Command)
+	mu    sync.Mutex
+	watch []chan struct{} // signalled (non-blocking) on every change
 
 	// since is when this node started; firstNews is the first entry
 	// applied that the leader appended after that (0: none yet). Entries
@@ -517,7 +517,7 @@ func (f *FSM) Watch() <-chan struct{} {
 	return c
 }
 
-func (f *FSM) set(s *State, cmd Command) {
+func (f *FSM) set(s *State) {
 	f.state.Store(s)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -526,9 +526,6 @@ func (f *FSM) set(s *State, cmd Command) {
 		case c <- struct{}{}:
 		default:
 		}
-	}
-	if f.applied != nil && cmd != nil {
-		f.applied(s, cmd)
 	}
 }
 
@@ -554,7 +551,7 @@ func (f *FSM) Apply(l *hraft.Log) any {
 	if f.firstNews.Load() == 0 && !l.AppendedAt.Before(f.since) {
 		f.firstNews.Store(l.Index)
 	}
-	f.set(n, cmd)
+	f.set(n)
 	return Applied{Index: l.Index, Version: n.Version}
 }
 
@@ -576,7 +573,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("raft fsm restore: %w", err)
 	}
-	f.set(s, nil)
+	f.set(s)
 	return nil
 }
 

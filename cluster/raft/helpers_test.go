@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,5 +233,3 @@ func weightOf(s *State) int {
 	}
 	return *s.Config.Backend("web").Servers[0].Weight
 }
-
-var _ = strings.Contains

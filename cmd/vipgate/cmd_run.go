@@ -24,7 +24,6 @@ import (
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/health"
-	"github.com/vipgate/vipgate/core/proxy"
 )
 
 func cmdRun(ctx context.Context, args []string) int {
@@ -316,9 +315,6 @@ func (v *staticView) DatacenterHealthy(dc string) (bool, bool) {
 	}
 	return gatewayHealth(v.e, v.e.Proxy.Config()).Alone().Healthy, true
 }
-
-// ensure proxy is referenced for the witness build path.
-var _ = proxy.New
 
 // registerStandaloneAdmin answers the raft endpoints (config, membership,
 // datacenter decisions) of a node without raft with what to do instead,

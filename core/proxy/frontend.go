@@ -16,7 +16,6 @@ import (
 
 	"github.com/vipgate/vipgate/core/balance"
 	"github.com/vipgate/vipgate/core/config"
-	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/proxy/inspect"
 	"github.com/vipgate/vipgate/core/upstream"
 )
@@ -570,6 +569,3 @@ func matchSNI(pat, sni string) bool {
 	}
 	return pat == sni
 }
-
-// serverDown is used by the event bus consumer in tests.
-var _ = events.ServerDown
