@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/vipgate/vipgate/core/admin"
-	"github.com/vipgate/vipgate/core/events/certexpiry"
+	"github.com/vipgate/vipgate/core/certexpiry"
 )
 
 // newCertWatch wires the certificate expiry check: cert.expiring events for

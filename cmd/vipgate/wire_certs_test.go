@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/core/certexpiry"
 	"github.com/vipgate/vipgate/core/events"
-	"github.com/vipgate/vipgate/core/events/certexpiry"
 	"github.com/vipgate/vipgate/internal/testcert"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
