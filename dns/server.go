@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/vipgate/vipgate/core/accept"
 	"github.com/vipgate/vipgate/core/config"
 )
 
@@ -447,14 +448,9 @@ func (s *Server) serveTCP(ctx context.Context, l net.Listener) {
 	defer wg.Wait()
 	var open atomic.Int64
 	for {
-		c, err := l.Accept()
+		c, err := accept.Next(ctx, l, s.log)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Debug("dns tcp accept", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
+			return
 		}
 		lim := s.tcpLimits()
 		k := tcpClientKey(c)

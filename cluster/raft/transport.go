@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/vipgate/vipgate/core/accept"
 	"github.com/vipgate/vipgate/core/config"
 )
 
@@ -183,19 +185,8 @@ func newStreamLayer(listen string, advertise string, tlsCfg *tls.Config, faults 
 
 func (s *streamLayer) acceptLoop() {
 	for {
-		c, err := s.ln.Accept()
+		c, err := accept.Next(context.Background(), s.ln, s.log)
 		if err != nil {
-			select {
-			case <-s.closed:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			s.Close()
 			return
 		}
 		go s.handshake(c)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vipgate/vipgate/core/accept"
 	"github.com/vipgate/vipgate/core/balance"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy/inspect"
@@ -176,7 +177,6 @@ func (l *listener) close() {
 
 func (l *listener) serve(ctx context.Context) {
 	defer close(l.done)
-	var tempDelay time.Duration
 	for {
 		f := l.fe.Load()
 		// maxconn: take a slot before accepting, so that excess clients wait
@@ -188,24 +188,11 @@ func (l *listener) serve(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		c, err := l.ln.Accept()
+		c, err := accept.Next(ctx, l.ln, l.p.log)
 		if err != nil {
 			<-f.slots
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// EMFILE and friends: back off and go on (a bad runtime
-			// condition is logged and survived).
-			if tempDelay == 0 {
-				tempDelay = 5 * time.Millisecond
-			} else {
-				tempDelay = min(2*tempDelay, time.Second)
-			}
-			l.p.log.Warn("accept failed", "bind", l.addr, "err", err)
-			time.Sleep(tempDelay)
-			continue
+			return
 		}
-		tempDelay = 0
 		// A reload may have happened while Accept blocked: serve the
 		// connection with the current generation, moving the slot over.
 		if cur := l.fe.Load(); cur != f {

@@ -44,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vipgate/vipgate/core/accept"
 	"github.com/vipgate/vipgate/core/stick"
 )
 
@@ -221,14 +222,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	// Bounds the connections (and their buffers) strangers can hold open.
 	slots := make(chan struct{}, 4*len(s.links)+4)
 	for {
-		c, err := ln.Accept()
+		c, err := accept.Next(ctx, ln, s.log)
 		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			s.log.Warn("peers: accept", "err", err)
-			time.Sleep(100 * time.Millisecond)
-			continue
+			break
 		}
 		select {
 		case slots <- struct{}{}:
