@@ -655,7 +655,8 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	now := time.Now()
 	_ = s.cc.SetWriteDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
 	rec := logRec{start: start, reqDone: now, backend: hb}
-	return s.exchange(ctx, hb, breq, prefer, &ck, hasBody, upgrade, clientKeep, acts, &rec)
+	return s.exchange(ctx, &exchangeReq{hb: hb, breq: breq, prefer: prefer, ck: &ck, acts: acts, rec: &rec,
+		hasBody: hasBody, upgrade: upgrade, clientKeep: clientKeep})
 }
 
 func stripPort(h []byte) []byte {
@@ -690,10 +691,23 @@ func urlParam(q []byte, name string) ([]byte, bool) {
 	return nil, false
 }
 
+// exchangeReq is one routed request, as handleRequest hands it to exchange.
+type exchangeReq struct {
+	hb     *httpBackend
+	breq   *balance.Request
+	prefer *upstream.Server // persistence's or a hook's choice (nil: balance)
+	ck     *cookieState
+	acts   []*config.Rule // the frontend's http actions that matched
+	rec    *logRec
+	// hasBody: chunked or a Content-Length above 0; upgrade: a protocol
+	// upgrade (WebSocket) is asked for; clientKeep: the client keeps the
+	// connection alive.
+	hasBody, upgrade, clientKeep bool
+}
+
 // exchange sends the request to a server and relays the response.
-func (s *session) exchange(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server,
-	ck *cookieState, hasBody, upgrade, clientKeep bool, acts []*config.Rule, rec *logRec) bool {
-	f, b := s.h.f, hb.b
+func (s *session) exchange(ctx context.Context, x *exchangeReq) bool {
+	f, b := s.h.f, x.hb.b
 	req := &s.req
 	// The head bytes are only valid until the client buffer moves on.
 	isHead := string(req.Method) == "HEAD"
@@ -708,9 +722,9 @@ attempts:
 		attempt++
 		// A retry goes to a fresh connection: another idle one may be just
 		// as dead as the one that failed.
-		sc, lease, reused, err := s.serverConn(ctx, hb, breq, prefer, attempt > 1, rec)
-		if rec.tw.IsZero() {
-			rec.tw = s.stamp()
+		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, x.rec)
+		if x.rec.tw.IsZero() {
+			x.rec.tw = s.stamp()
 		}
 		if err != nil {
 			status := 503
@@ -718,13 +732,13 @@ attempts:
 			if errors.Is(err, ErrQueueTimeout) || errors.Is(err, ErrQueueFull) {
 				term = "sQ"
 			} else if !errors.Is(err, ErrNoServer) && ctx.Err() == nil {
-				rec.server = s.lease.Server // the last one tried
+				x.rec.server = s.lease.Server // the last one tried
 			}
-			s.failRec(hb, rec, status, term, err.Error())
+			s.failRec(x.hb, x.rec, status, term, err.Error())
 			return false
 		}
-		rec.tc = s.stamp()
-		rec.server = lease.Server
+		x.rec.tc = s.stamp()
+		x.rec.server = lease.Server
 		srv := lease.Server
 		if b.persist != nil {
 			b.persist.StoreRequest(&s.ci, srv) // stick store-request: learn or refresh
@@ -735,8 +749,8 @@ attempts:
 			// found nothing to close, so this connection is closed here.
 			_ = sc.Conn.Close()
 		}
-		if ck.srv != nil && ck.srv != srv {
-			ck.redispatched = true
+		if x.ck.srv != nil && x.ck.srv != srv {
+			x.ck.redispatched = true
 		}
 		// timeout server bounds writing the head as well as waiting for
 		// the answer (bodies re-arm their own deadlines as they move).
@@ -748,25 +762,25 @@ attempts:
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
 		_, err = sw.Write(s.out)
-		if err == nil && (!hasBody || expect || upgrade) {
+		if err == nil && (!x.hasBody || expect || x.upgrade) {
 			err = sw.flush()
 		}
 		if err != nil {
 			s.dropServer(sc, lease)
-			if reused && !hasBody && (idempotent || hb.retryAll) && attempt == 1 {
+			if reused && !x.hasBody && (idempotent || x.hb.retryAll) && attempt == 1 {
 				continue attempts
 			}
 			srv.ObserveResponse(false, err.Error())
-			s.failRec(hb, rec, 502, "SH", err.Error())
+			s.failRec(x.hb, x.rec, 502, "SH", err.Error())
 			return false
 		}
-		bodySent := !hasBody
-		if hasBody && !expect && !upgrade {
+		bodySent := !x.hasBody
+		if x.hasBody && !expect && !x.upgrade {
 			if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err == nil {
 				bodySent, s.linger = true, false
-			} else if !s.answeredEarly(sc, hb, err) {
+			} else if !s.answeredEarly(sc, x.hb, err) {
 				s.dropServer(sc, lease)
-				return s.bodyFailed(hb, rec, err)
+				return s.bodyFailed(x.hb, x.rec, err)
 			}
 		}
 
@@ -777,17 +791,17 @@ attempts:
 		resp := &s.resp
 		serverTimeout := b.Cfg.Timeouts.Server.D()
 		for {
-			if expect && !bodySent && hasBody {
+			if expect && !bodySent && x.hasBody {
 				_ = sc.SetReadDeadline(time.Now().Add(min(expectWait, serverTimeout)))
 			}
-			err := s.readResponseHead(sc, hb)
-			if err != nil && expect && !bodySent && hasBody && isTimeout(err) && len(sc.buffered()) == 0 {
+			err := s.readResponseHead(sc, x.hb)
+			if err != nil && expect && !bodySent && x.hasBody && isTimeout(err) && len(sc.buffered()) == 0 {
 				// The server does not answer the Expect (an HTTP/1.0
 				// server, or one that just waits): send the body anyway,
 				// as clients do after a while (RFC 9110 10.1.1).
 				if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
 					s.dropServer(sc, lease)
-					return s.bodyFailed(hb, rec, err)
+					return s.bodyFailed(x.hb, x.rec, err)
 				}
 				bodySent, s.linger = true, false
 				continue
@@ -797,7 +811,7 @@ attempts:
 				s.dropServer(sc, lease)
 				var pe *httpparse.Error
 				switch {
-				case reused && !got && !hasBody && (idempotent || hb.retryAll) && attempt == 1 && !isTimeout(err):
+				case reused && !got && !x.hasBody && (idempotent || x.hb.retryAll) && attempt == 1 && !isTimeout(err):
 					// A kept-alive connection the server had closed:
 					// nothing was processed, try a fresh one.
 					srv.Counters.Retries.Add(1)
@@ -806,17 +820,17 @@ attempts:
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
 					srv.ObserveResponse(false, "server timeout")
-					s.failRec(hb, rec, 504, "sH", "server timeout")
+					s.failRec(x.hb, x.rec, 504, "sH", "server timeout")
 				case errors.As(err, &pe):
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
 					srv.ObserveResponse(false, "invalid response: "+pe.Msg)
-					s.failRec(hb, rec, 502, "PH", pe.Msg)
+					s.failRec(x.hb, x.rec, 502, "PH", pe.Msg)
 				default:
 					srv.Counters.RespErrors.Add(1)
 					b.Counters.RespErrors.Add(1)
 					srv.ObserveResponse(false, err.Error())
-					s.failRec(hb, rec, 502, "SH", err.Error())
+					s.failRec(x.hb, x.rec, 502, "SH", err.Error())
 				}
 				return false
 			}
@@ -840,14 +854,14 @@ attempts:
 			if resp.Status == 100 && !bodySent {
 				if err := s.sendBody(&sw, sc, chunked, cl, b.Cfg.Timeouts.Server.D()); err != nil {
 					s.dropServer(sc, lease)
-					return s.bodyFailed(hb, rec, err)
+					return s.bodyFailed(x.hb, x.rec, err)
 				}
 				bodySent, s.linger = true, false
 			}
 		}
-		rec.tr = s.stamp()
+		x.rec.tr = s.stamp()
 		status := resp.Status
-		rec.status = status
+		x.rec.status = status
 		srv.ObserveStatus(status)
 		if s.authConn || ((status == 401 || status == 407) && connAuth(resp)) {
 			// NTLM and Negotiate sign in the connection, not the
@@ -857,17 +871,17 @@ attempts:
 		}
 
 		if status == 101 {
-			if !upgrade {
+			if !x.upgrade {
 				s.dropServer(sc, lease)
-				s.failRec(hb, rec, 502, "PH", "101 without an upgrade request")
+				s.failRec(x.hb, x.rec, 502, "PH", "101 without an upgrade request")
 				return false
 			}
-			return s.tunnel(hb, sc, lease, rec, acts, ck)
+			return s.tunnel(x.hb, sc, lease, x.rec, x.acts, x.ck)
 		}
 		if !bodySent {
 			// The server answered without waiting for the body: the
 			// client's body is unread, so the connection cannot go on.
-			clientKeep = false
+			x.clientKeep = false
 		}
 		noBody := isHead || status == 204 || status == 304
 		respChunked := resp.Chunked && !noBody
@@ -875,15 +889,15 @@ attempts:
 		untilEOF := !noBody && !respChunked && respCL < 0
 		// An HTTP/1.0 message with Transfer-Encoding is processed, then its
 		// connection closed (RFC 9112 6.1): a 1.0 hop may frame it otherwise.
-		serverKeep := resp.KeepAlive() && !untilEOF && bodySent && hb.reuse != "" && !(resp.Minor == 0 && resp.Chunked)
+		serverKeep := resp.KeepAlive() && !untilEOF && bodySent && x.hb.reuse != "" && !(resp.Minor == 0 && resp.Chunked)
 		if untilEOF {
-			clientKeep = false
+			x.clientKeep = false
 		}
 		dechunk := respChunked && (minor == 0 || s.h2)
 		if dechunk {
-			clientKeep = false
+			x.clientKeep = false
 		}
-		s.writeResponseHead(hb, clientKeep, minor, noBody, dechunk, acts, ck, srv)
+		s.writeResponseHead(x.hb, x.clientKeep, minor, noBody, dechunk, x.acts, x.ck, srv)
 		sc.consume(resp.HeadLen)
 		// Counted before the body goes out, so a client that has the
 		// response can rely on the stats.
@@ -895,7 +909,7 @@ attempts:
 		switch {
 		case noBody:
 		case respChunked:
-			berr = copyChunked(&s.cw, &sc.bufConn, hb.respLim.MaxHeaderBytes, dechunk, idle, false)
+			berr = copyChunked(&s.cw, &sc.bufConn, x.hb.respLim.MaxHeaderBytes, dechunk, idle, false)
 		case respCL >= 0:
 			berr = copyLen(&s.cw, &sc.bufConn, respCL, idle, false)
 		default:
@@ -907,7 +921,7 @@ attempts:
 			// the client's last bytes leave, so the client's next request
 			// finds it idle.
 			if serverKeep && len(sc.buffered()) == 0 {
-				s.releaseServer(hb, sc, lease)
+				s.releaseServer(x.hb, sc, lease)
 			} else {
 				s.dropServer(sc, lease)
 			}
@@ -916,7 +930,7 @@ attempts:
 				berr = &bodyError{client: true, err: err}
 			}
 		}
-		rec.bytes = s.cw.total
+		x.rec.bytes = s.cw.total
 		srv.Counters.BytesOut.Add(uint64(s.cw.total))
 		b.Counters.BytesOut.Add(uint64(s.cw.total))
 		f.Counters.BytesOut.Add(uint64(s.cw.total))
@@ -927,26 +941,26 @@ attempts:
 				s.dropServer(sc, lease)
 			}
 			var be *bodyError
-			rec.term = "SD"
+			x.rec.term = "SD"
 			if errors.As(berr, &be) && be.client {
-				rec.term = "CD"
+				x.rec.term = "CD"
 			} else {
 				srv.ObserveResponse(false, "response body: "+berr.Error())
 			}
 			if isTimeout(berr) {
-				rec.term = "sD"
+				x.rec.term = "sD"
 				if be != nil && be.client {
-					rec.term = "cD"
+					x.rec.term = "cD"
 				}
 			}
-			rec.end = time.Now()
-			s.logDone(rec)
+			x.rec.end = time.Now()
+			s.logDone(x.rec)
 			return false
 		}
-		rec.end = s.stamp()
-		rec.term = "--"
-		s.logDone(rec)
-		return clientKeep
+		x.rec.end = s.stamp()
+		x.rec.term = "--"
+		s.logDone(x.rec)
+		return x.clientKeep
 	}
 }
 

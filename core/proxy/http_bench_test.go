@@ -108,7 +108,7 @@ func BenchmarkHTTPProxyConnPerRequest(b *testing.B) {
 
 func BenchmarkHTTPBuildRequestHead(b *testing.B) {
 	h := startProxy(b, httpDoc("    http: {forwardfor: {}, x_forwarded_proto: true}", "", oneBackend("127.0.0.1:1")))
-	hh := h.p.Frontends()[0].http.(*httpHandler)
+	hh := h.p.Frontends()[0].handler.(*httpHandler)
 	s := hh.newSession()
 	in := []byte("GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: bench\r\nAccept: */*\r\nConnection: keep-alive\r\nCookie: a=b\r\n\r\n")
 	hb := hh.backends["be"]

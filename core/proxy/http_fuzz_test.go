@@ -26,7 +26,7 @@ func FuzzHTTPForwardedHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	h := startProxy(f, httpDoc("    http: {forwardfor: {}, forwarded: true, via: fz}", "", oneBackend("127.0.0.1:1")+"    cookie: {name: SRV, indirect: true}\n"))
-	hh := h.p.Frontends()[0].http.(*httpHandler)
+	hh := h.p.Frontends()[0].handler.(*httpHandler)
 	hb := hh.backends["be"]
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s := hh.newSession()

@@ -272,7 +272,7 @@ func (p *Proxy) connPoolsFor(frontend string) *connPools {
 func (p *Proxy) reconcilePools(ns *state) {
 	live := map[string]bool{}
 	for name, f := range ns.frontends {
-		h, ok := f.http.(*httpHandler)
+		h, ok := f.handler.(*httpHandler)
 		if !ok {
 			continue
 		}

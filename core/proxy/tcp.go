@@ -3,284 +3,284 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
+	"log/slog"
 	"net"
-	"os"
-	"sync"
+	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/vipgate/vipgate/core/balance"
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy/inspect"
 	"github.com/vipgate/vipgate/core/upstream"
 )
 
-// spliceChunk is how much one splice call may move before the relay looks
-// at its deadlines again. Large enough that the per-chunk bookkeeping is
-// noise next to the copy, small enough that an idle timeout is noticed soon.
-const spliceChunk = 1 << 20
-
-// relay copies both ways until both directions are done, handling
-// half-close (a FIN in one direction is forwarded with CloseWrite, the other
-// direction keeps flowing) and inactivity timeouts. Between *net.TCPConn
-// pairs io.CopyN uses splice(2): the bytes never enter user space.
-//
-// Timeouts follow HAProxy: reads from the client are bounded by `timeout
-// client`, reads from the server by `timeout server`, both replaced by
-// `timeout tunnel` when it is set; a direction that times out while the
-// other one moved data recently is given more time, so only a connection
-// idle in both directions is cut. After one side has closed, the remaining
-// direction uses client_fin / server_fin.
-type relay struct {
-	client, server               net.Conn
-	clientIdle, serverIdle       time.Duration
-	clientFinIdle, serverFinIdle time.Duration
-	lastActive                   atomic.Int64
-	halfClosed                   atomic.Bool
-	// aborted: one direction gave up (error, or idle past its timeout);
-	// the other must stop too instead of taking the forced deadline for
-	// its own timeout and waiting on.
-	aborted atomic.Bool
-	// abortedBy says which read ended the session: 1 the client's, 2 the
-	// server's (for the log's termination state).
-	abortedBy atomic.Int32
-	// Counters to add bytes to; "in" is client → server.
-	srv, fe, be *upstream.Counters
-
-	// Kept here rather than in run's frame: the second goroutine shares
-	// them, and fields of a relay that is already on the heap cost no
-	// allocation.
-	wg  sync.WaitGroup
-	res relayResult
+// tcpHandler is a frontend generation's tcp mode: one relayed session per
+// client connection (HAProxy's mode tcp). The relay itself is relay.go's.
+type tcpHandler struct {
+	f *Frontend
+	// inspect: the first client bytes must be peeked (SNI rules, hooks,
+	// persistence on the ClientHello).
+	inspect bool
 }
 
-// result says how a relay ended, for the log's termination state.
-type relayResult struct {
-	bytesIn, bytesOut int64
-	clientErr         error // error reading the client (timeout, reset)
-	serverErr         error
-	// abortedBy: 1 the client side ended the session, 2 the server side
-	// (the other side's error is then only the consequence), 0 neither.
-	abortedBy int32
-}
-
-func (r *relay) run() relayResult {
-	r.lastActive.Store(time.Now().UnixNano())
-	// One direction runs on the caller's goroutine: one goroutine fewer
-	// per connection.
-	r.wg.Add(1)
-	go r.serverToClient()
-	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
-	r.wg.Wait()
-	r.res.abortedBy = r.abortedBy.Load()
-	return r.res
-}
-
-func (r *relay) serverToClient() {
-	defer r.wg.Done()
-	r.res.bytesOut, r.res.serverErr = r.pipe(r.client, r.server, r.serverIdle, r.serverFinIdle, false)
-}
-
-// smallBuf is the size of a direction's first buffer. Small messages
-// (requests, responses, interactive traffic) go through it with one read
-// and one write, cheaper than splice's two calls through a pipe; a read
-// that fills it means a bulk transfer, and the direction switches to
-// splice for good (HAProxy's splice-auto).
-const smallBuf = 4096
-
-var relayBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
-
-// pipe moves src → dst. It returns nil on a clean EOF.
-//
-// Deadlines are re-armed lazily: only when less than half of the timeout
-// is left (or the timeout shrank, after a half-close), not per message.
-// A read deadline that fires early is checked against the real idle time
-// and moved to lastActive + timeout, so the connection is cut exactly when
-// it has been idle for the timeout in both directions. Writes get half a
-// timeout more (a lazily armed deadline may be up to half a timeout old
-// when a write starts): a receiver that takes nothing for that long is
-// gone, and a write that timed out ends the session, since the bytes it
-// held cannot be delivered any more.
-func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (int64, error) {
-	var total int64
-	var armed, wArmed time.Time
-	arm := func(at time.Time, d time.Duration) {
-		armed, wArmed = at, at.Add(d/2)
-		_ = src.SetReadDeadline(armed)
-		_ = dst.SetWriteDeadline(wArmed)
-	}
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			relayBufs.Put(bp)
-		}
-	}()
-	spliced := false
-	for {
-		d := idle
-		if r.halfClosed.Load() && finIdle > 0 {
-			d = finIdle
-		}
-		if d > 0 {
-			now := time.Now()
-			if left := armed.Sub(now); left < d/2 || left > d {
-				arm(now.Add(d), d)
+func newTCPHandler(f *Frontend) (connHandler, error) {
+	h := &tcpHandler{f: f}
+	if f.Cfg.InspectDelay > 0 {
+		for _, r := range f.Cfg.Rules {
+			if len(r.SNI) > 0 {
+				h.inspect = true
 			}
 		}
-		var n int64
-		var err error
-		writeFailed := false
-		if spliced {
-			n, err = io.CopyN(dst, src, spliceChunk)
-			// CopyN does not say which side timed out: past the write
-			// deadline it was the write (and the pipe's bytes are lost).
-			writeFailed = err != nil && isTimeout(err) && !wArmed.IsZero() && !time.Now().Before(wArmed)
-		} else {
-			if bp == nil {
-				bp = relayBufs.Get().(*[]byte)
-			}
-			m, rerr := src.Read(*bp)
-			err = rerr
-			if m > 0 {
-				w, werr := dst.Write((*bp)[:m])
-				n = int64(w)
-				if werr != nil {
-					err, writeFailed = werr, true
-				} else if m == len(*bp) {
-					spliced = true
-					relayBufs.Put(bp)
-					bp = nil
-				}
+		if f.hook != nil {
+			h.inspect = true
+		}
+		for _, bn := range f.backendNames() {
+			if b := f.backends[bn]; b != nil && b.persist != nil && b.persist.NeedsInspection() {
+				h.inspect = true
 			}
 		}
-		total += n
-		if n > 0 {
-			r.lastActive.Store(time.Now().UnixNano())
-			r.count(n, up)
-		}
-		switch {
-		case err == nil:
-			continue
-		case r.aborted.Load():
-			return total, err
-		case errors.Is(err, io.EOF):
-			if r.halfClosed.Swap(true) {
-				// The other direction has ended too: the caller closes
-				// both sockets next, which sends this FIN. A shutdown
-				// first would be one more system call per connection.
-				return total, nil
-			}
-			// Forward the FIN; from now on the other direction uses its
-			// fin timeout. It is blocked in a read armed with its long
-			// timeout: move its deadline now, or the fin timeout would
-			// only apply after that.
-			closeWrite(dst)
-			r.armOther(dst, src, up)
-			return total, nil
-		case isTimeout(err) && d > 0 && !writeFailed:
-			if r.halfClosed.Load() && finIdle > 0 {
-				d = finIdle // the other side closed while this read waited
-			}
-			last := time.Unix(0, r.lastActive.Load())
-			if n > 0 || time.Since(last) < d {
-				// The other direction (or this one) was active: a tunnel
-				// idle one way is fine. Wait until idle for d since then.
-				at := last.Add(d)
-				if n > 0 {
-					at = time.Now().Add(d)
-				}
-				arm(at, d)
-				continue
-			}
-			r.abort(up)
-			return total, err
-		default:
-			r.abort(up)
-			return total, err
+	}
+	return h, nil
+}
+
+// tcpSession is the state of one tcp-mode session, allocated once: the
+// routing transaction, the persistence view, the balancing request, the
+// server slot and the relay would otherwise each escape to the heap on
+// their own (they go through interfaces).
+type tcpSession struct {
+	txn   Txn
+	ci    ConnInfo
+	breq  balance.Request
+	lease Lease
+	relay relay
+	// Access-log fields (option tcplog).
+	start     time.Time
+	tw, tc    time.Duration // queue wait, connect (-1: not reached)
+	bytesOut  int64
+	term      string
+	backend   string
+	killed    atomic.Bool
+	logClient netip.AddrPort
+}
+
+// ServeConn is the tcp-mode session: inspect (optional), route, persist,
+// connect with retries, relay.
+func (h *tcpHandler) ServeConn(ctx context.Context, c net.Conn) {
+	f := h.f
+	defer c.Close()
+	client := addrPort(c.RemoteAddr())
+	local := addrPort(c.LocalAddr())
+	ss := &tcpSession{start: time.Now(), tw: -1, tc: -1, term: "--", logClient: client}
+	if config.Flag(f.Cfg.Log) {
+		defer h.logSession(ss)
+	}
+
+	var peeked []byte
+	var hello *inspect.Hello
+	if h.inspect {
+		var ok bool
+		if peeked, hello, ok = peekClientHello(c, f.Cfg.InspectDelay.D()); !ok {
+			return
 		}
 	}
-}
-
-// armOther bounds the remaining direction (reading otherSrc, writing
-// otherDst) by its fin timeout, counted from the last activity. up is the
-// direction that just ended: after the client's FIN the server side is
-// waited for (server_fin), after the server's the client side (client_fin).
-func (r *relay) armOther(otherSrc, otherDst net.Conn, up bool) {
-	d := r.clientFinIdle
-	if up {
-		d = r.serverFinIdle
+	txn := &ss.txn
+	*txn = Txn{Frontend: f.Name, Client: client, Local: local}
+	if hello != nil {
+		txn.SNI, txn.ALPN = hello.SNI, hello.ALPN
 	}
-	if d <= 0 {
-		return
-	}
-	at := time.Unix(0, r.lastActive.Load()).Add(d)
-	_ = otherSrc.SetReadDeadline(at)
-	_ = otherDst.SetWriteDeadline(at)
-}
 
-func (r *relay) count(n int64, up bool) {
-	if up {
-		r.srv.BytesIn.Add(uint64(n))
-		r.fe.BytesIn.Add(uint64(n))
-		r.be.BytesIn.Add(uint64(n))
-	} else {
-		r.srv.BytesOut.Add(uint64(n))
-		r.fe.BytesOut.Add(uint64(n))
-		r.be.BytesOut.Add(uint64(n))
-	}
-}
-
-// abort ends both directions at once (error or timeout: no half-close).
-func (r *relay) abort(up bool) {
-	by := int32(2)
-	if up {
-		by = 1
-	}
-	r.abortedBy.CompareAndSwap(0, by)
-	r.aborted.Store(true)
-	_ = r.client.SetDeadline(time.Unix(1, 0))
-	_ = r.server.SetDeadline(time.Unix(1, 0))
-}
-
-func closeWrite(c net.Conn) {
-	type closeWriter interface{ CloseWrite() error }
-	if cw, ok := c.(closeWriter); ok {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = c.Close()
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// readFirst reads what the server sends first: when it looks like TLS,
-// until the ServerHello is complete (it may be split across records and
-// reads), bounded by maxFirst bytes and the deadline. The bytes are returned
-// for forwarding.
-const maxFirst = 1 << 16
-
-func readFirst(ctx context.Context, c net.Conn, d time.Duration) ([]byte, error) {
-	buf := make([]byte, 0, 4096)
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	defer c.SetReadDeadline(time.Time{})
-	tmp := make([]byte, 16384)
-	for {
-		n, err := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
+	var dec Decision
+	if f.hook != nil {
+		hctx, cancel := context.WithCancel(ctx)
+		d, err := f.hook.Route(hctx, txn)
+		cancel()
 		if err != nil {
-			if isTimeout(err) && len(buf) > 0 {
-				return buf, nil
+			if hookFallback(err) != 0 {
+				f.Counters.Denied.Add(1)
+				ss.term = "PI"
+				f.p.log.Debug("route hook failed; closing", "frontend", f.Name, "client", client, "err", err)
+				return
 			}
-			return buf, err
+			f.p.log.Debug("route hook failed; using the frontend's rules", "frontend", f.Name, "err", err)
+		} else {
+			dec = d
 		}
-		if len(buf) > 0 && buf[0] == 0x16 && len(buf) < maxFirst && !inspect.ServerHelloComplete(buf) {
-			continue
-		}
-		return buf, nil
 	}
+	if dec.Deny != 0 {
+		f.Counters.Denied.Add(1)
+		ss.term = "PR"
+		return
+	}
+	bname := dec.Backend
+	if bname == "" {
+		bname = f.matchRules(txn)
+	}
+	b := f.backends[bname]
+	if b == nil {
+		f.Counters.Denied.Add(1)
+		ss.term = "PR"
+		f.p.log.Debug("no backend for connection", "frontend", f.Name, "client", client)
+		return
+	}
+	ss.backend = b.Name
+
+	var prefer *upstream.Server
+	if dec.Server != "" {
+		prefer = b.ServerByName(dec.Server)
+	}
+	ci := &ss.ci
+	*ci = ConnInfo{Frontend: f.Name, Backend: b.Name, Client: client, Peeked: peeked, SNI: txn.SNI}
+	if prefer == nil && b.persist != nil {
+		prefer = b.persist.Lookup(ci)
+	}
+
+	ss.breq = balance.Request{Client: client.Addr()}
+	lease := &ss.lease
+	t0 := time.Now()
+	sc, err := b.Connect(ctx, client.Addr(), &ss.breq, prefer, lease)
+	if err != nil {
+		ss.term = "SC"
+		if errors.Is(err, ErrQueueTimeout) || errors.Is(err, ErrQueueFull) {
+			ss.term = "sQ"
+		}
+		f.p.log.Debug("no server", "frontend", f.Name, "backend", b.Name, "client", client, "err", err)
+		return
+	}
+	lease.Server.ObserveConnect(nil)
+	ss.tw = lease.Queued
+	ss.tc = time.Since(t0) - lease.Queued
+	defer lease.Release()
+	defer sc.Close()
+	srv := lease.Server
+	if b.persist != nil {
+		b.persist.StoreRequest(ci, srv)
+	}
+
+	// on_marked_down shutdown-sessions and admin kills end the session here.
+	id := srv.TrackID(func() { ss.killed.Store(true); _ = c.Close(); _ = sc.Close() })
+	defer srv.Untrack(id)
+
+	if sp := b.Cfg.SendProxy; sp != "" {
+		if err := writeProxyHeader(sc, sp, c.RemoteAddr(), c.LocalAddr()); err != nil {
+			srv.Counters.ConnErrors.Add(1)
+			ss.term = "SC"
+			return
+		}
+	}
+	if len(peeked) > 0 {
+		_ = sc.SetWriteDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		if _, err := sc.Write(peeked); err != nil {
+			srv.Counters.ConnErrors.Add(1)
+			ss.term = "SC"
+			return
+		}
+		srv.Counters.BytesIn.Add(uint64(len(peeked)))
+		f.Counters.BytesIn.Add(uint64(len(peeked)))
+		b.Counters.BytesIn.Add(uint64(len(peeked)))
+	}
+	raw := rawConn(c)
+	if b.persist != nil && b.persist.WantsResponse() {
+		first, err := readFirst(ctx, sc, b.Cfg.Timeouts.Server.D())
+		if len(first) > 0 {
+			b.persist.StoreResponse(ci, srv, first)
+			_ = raw.SetWriteDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))
+			if _, werr := raw.Write(first); werr != nil {
+				ss.term = "CD"
+				return
+			}
+			ss.bytesOut += int64(len(first))
+			srv.Counters.BytesOut.Add(uint64(len(first)))
+			f.Counters.BytesOut.Add(uint64(len(first)))
+			b.Counters.BytesOut.Add(uint64(len(first)))
+		}
+		if err != nil {
+			ss.term = "SD"
+			if isTimeout(err) {
+				ss.term = "sD"
+			}
+			return
+		}
+	}
+
+	start := time.Now()
+	defer func() {
+		d := time.Since(start)
+		srv.Counters.SessionTime.Observe(d)
+		b.Counters.SessionTime.Observe(d)
+		f.Counters.SessionTime.Observe(d)
+	}()
+	tunnel := b.Cfg.Timeouts.Tunnel.D()
+	r := &ss.relay
+	*r = relay{
+		client: raw, server: sc,
+		clientIdle: f.Cfg.Timeouts.Client.D(), serverIdle: b.Cfg.Timeouts.Server.D(),
+		clientFinIdle: f.Cfg.Timeouts.ClientFin.D(), serverFinIdle: b.Cfg.Timeouts.ServerFin.D(),
+		srv: &srv.Counters, fe: f.Counters, be: b.Counters,
+	}
+	if tunnel > 0 {
+		r.clientIdle, r.serverIdle = tunnel, tunnel
+	}
+	res := r.run()
+	ss.bytesOut += res.bytesOut
+	ss.term = relayTerm(res, ss.killed.Load())
+}
+
+// relayTerm is the termination state of a relayed session (HAProxy's two
+// letters: who ended it, in the data phase).
+func relayTerm(res relayResult, killed bool) string {
+	switch {
+	case killed:
+		return "KD" // shutdown-sessions: killed by the operator or a check
+	case res.abortedBy == 1 && isTimeout(res.clientErr):
+		return "cD"
+	case res.abortedBy == 1:
+		return "CD"
+	case res.abortedBy == 2 && isTimeout(res.serverErr):
+		return "sD"
+	case res.abortedBy == 2:
+		return "SD"
+	}
+	return "--"
+}
+
+// logSession writes the session's access-log line (option tcplog):
+//
+//	client:port [date] frontend backend/server Tw/Tc/Tt bytes term
+func (h *tcpHandler) logSession(ss *tcpSession) {
+	f := h.f
+	b := make([]byte, 0, 160)
+	b = ss.logClient.AppendTo(b)
+	b = append(b, " ["...)
+	b = ss.start.UTC().AppendFormat(b, "02/Jan/2006:15:04:05.000")
+	b = append(b, "] "...)
+	b = append(b, f.Name...)
+	b = append(b, ' ')
+	if ss.backend != "" {
+		b = append(b, ss.backend...)
+	} else {
+		b = append(b, f.Name...)
+	}
+	b = append(b, '/')
+	if srv := ss.lease.Server; srv != nil {
+		b = append(b, srv.Name...)
+	} else {
+		b = append(b, "<NOSRV>"...)
+	}
+	b = append(b, ' ')
+	for _, d := range [...]time.Duration{ss.tw, ss.tc} {
+		if d < 0 {
+			b = append(b, "-1"...)
+		} else {
+			b = strconv.AppendInt(b, d.Milliseconds(), 10)
+		}
+		b = append(b, '/')
+	}
+	b = strconv.AppendInt(b, time.Since(ss.start).Milliseconds(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, ss.bytesOut, 10)
+	b = append(b, ' ')
+	b = append(b, ss.term...)
+	f.p.log.LogAttrs(context.Background(), slog.LevelInfo, string(b), slog.String("frontend", f.Name))
 }
