@@ -76,10 +76,13 @@ var ErrNoLeader = errors.New("no raft leader (the cluster has no quorum, or an e
 
 // Node is one raft member.
 type Node struct {
-	o      Options
-	log    *slog.Logger
-	fsm    *FSM
-	raft   *hraft.Raft
+	o    Options
+	log  *slog.Logger
+	fsm  *FSM
+	raft *hraft.Raft
+	// ready is closed once raft is set: the stream layer accepts RPCs
+	// (forwarded writes, joins) before New has finished.
+	ready  chan struct{}
 	stream *streamLayer
 	trans  *hraft.NetworkTransport
 	store  *raftboltdb.BoltStore
@@ -143,7 +146,7 @@ func New(o Options) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft data dir: %w", err)
 	}
-	n := &Node{o: o, log: log, fsm: NewFSM(log)}
+	n := &Node{o: o, log: log, fsm: NewFSM(log), ready: make(chan struct{})}
 	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
 	if err != nil {
 		return nil, fmt.Errorf("raft log store %s: %w", dir, err)
@@ -191,6 +194,7 @@ func New(o Options) (*Node, error) {
 		n.closeStores()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	close(n.ready)
 	return n, nil
 }
 
@@ -669,6 +673,11 @@ const maxRPC = 16 << 20
 
 func (n *Node) serveRPC(c net.Conn) {
 	defer c.Close()
+	select {
+	case <-n.ready:
+	default:
+		return // not started: the sender retries (a closed connection is transient)
+	}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	var req rpcRequest
 	if err := json.NewDecoder(io.LimitReader(c, maxRPC)).Decode(&req); err != nil {
