@@ -11,5 +11,5 @@ bench-tcp: build
 	BIN=$(BIN) ./mk/bench-tcp.sh
 
 fuzz-config:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./core/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./core/config/
 	$(GO) test -run '^$$' -fuzz FuzzProxyHeader -fuzztime $(FUZZTIME) ./core/proxy/

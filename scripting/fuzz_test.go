@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // FuzzScript runs arbitrary source through load and one call: whatever it
@@ -29,19 +30,24 @@ func FuzzScript(f *testing.F) {
 	}
 	rt := New(Options{})
 	f.Fuzz(func(t *testing.T, src string) {
-		c := &config.Lua{Defaults: config.LuaDefaults{Timeout: config.Duration(20 * time.Millisecond), MaxString: 1 << 16}, Plugins: []config.LuaPlugin{{Name: "p", Source: src}}}
-		if err := rt.Apply(c); err != nil {
-			return
-		}
-		h, err := rt.Hook("p.f")
-		if err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, _ = h.Route(ctx, httpTxn("GET", "/p", "q=1", http.Header{"A": {"b"}}))
-		_ = rt.Check(ctx, "p.f", CheckTarget{Addr: "127.0.0.1:1"})
+		loadAndCall(rt, config.LuaDefaults{Timeout: config.Duration(20 * time.Millisecond), MaxString: 1 << 16}, src, "/p")
 	})
+}
+
+// loadAndCall applies src as plugin p and calls p.f as a route hook and as
+// a check; any failure is fine.
+func loadAndCall(rt *Runtime, d config.LuaDefaults, src, path string) {
+	if err := rt.Apply(&config.Lua{Defaults: d, Plugins: []config.LuaPlugin{{Name: "p", Source: src}}}); err != nil {
+		return
+	}
+	h, err := rt.Hook("p.f")
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = h.Route(ctx, httpTxn("GET", path, "q=1", http.Header{"A": {"b"}}))
+	_ = rt.Check(ctx, "p.f", CheckTarget{Addr: "127.0.0.1:1"})
 }
 
 // FuzzGsub compares nothing but safety: any subject, pattern and
@@ -64,5 +70,36 @@ function f(_, p) return true, (p.s:gsub(p.pat, p.repl)) end`}}}); err != nil {
 		if res.OK && len(res.Reason) > 1<<16 {
 			t.Fatalf("result of %d bytes over the limit", len(res.Reason))
 		}
+	})
+}
+
+// FuzzLuaBridge is the Lua bridge's part of make fuzz-long: any script,
+// seeded with the red-team hooks (shared tables through json.encode and
+// log, %q, log floods, doubling strings, hooks returning functions), runs
+// as a route hook and as a check with the memory guard on, and each call
+// stays within an allocation ceiling and, while fuzzing, a time ceiling.
+func FuzzLuaBridge(f *testing.F) {
+	for _, s := range []string{
+		"function f(txn)\n" + shared26 + "return json.encode(t)\nend",
+		"function f(txn)\n" + shared26 + "log.info('x', 't', t)\nend",
+		"function f(txn)\n" + shared26 + "print(t, t, t)\nend",
+		`function f(txn) for i = 1, 100000 do log.info("line", "i", i) end end`,
+		`function f(txn) return string.format("%q", string.rep("\0", 60000)) end`,
+		`function f(txn) local s = "x" while true do s = s .. s end end`,
+		`function f(txn) return function() end end`,
+		`function f(txn) local t = {} t[1] = t return json.encode(t) end`,
+		`function f(txn) local t = {} for i = 1, 100000 do t["k" .. i] = i end return json.encode(t) end`,
+		`function f(txn) return json.decode(string.rep("[", 5000)) end`,
+		`function f(txn) local h = {} for i = 1, 20000 do h["x" .. i] = "y" end txn:set_header("a", json.encode(h)) end`,
+	} {
+		f.Add(s, "/p")
+	}
+	rt := New(Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	go rt.Run(ctx)
+	d := config.LuaDefaults{Timeout: config.Duration(50 * time.Millisecond), MaxString: 1 << 16, MaxAlloc: 32 << 20}
+	f.Fuzz(func(t *testing.T, src, path string) {
+		testenv.Ceilings(t, "load and two calls", 1<<30, 10*time.Second, func() { loadAndCall(rt, d, src, path) })
 	})
 }

@@ -113,3 +113,33 @@ func TestTruncatedConfigRefused(t *testing.T) {
 		}
 	})
 }
+
+// FuzzReload is the reload path's part of make fuzz-long: whatever a
+// standalone node's file holds when SIGHUP comes (seeded with the
+// examples, their prefixes, the alias bomb), the reload decides within an
+// allocation ceiling and, while fuzzing, a time ceiling, and never accepts
+// a document that leaves the node serving nothing.
+func FuzzReload(f *testing.F) {
+	files, _ := filepath.Glob("../../examples/*/cluster.yaml")
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		f.Add(data[:len(data)/3])
+		f.Add(data[:len(data)/2])
+	}
+	f.Add([]byte(bombDoc()))
+	f.Add([]byte("defaults:\n  mode: http\n"))
+	f.Add([]byte("vrrp:\n  instances: [{name: v, interface: eth0, vrid: 1, datacenter: dc2, vips: ['198.18.0.1/24']}]\n"))
+	node := &config.Node{Name: "gw-a1", Datacenter: "dc1", Role: config.RoleGateway}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		testenv.Ceilings(t, "a reload", 64<<20+uint64(len(data))*2048, 5*time.Second, func() {
+			c, err := parseReload("fuzz.yaml", data, node, true)
+			if err == nil && c.ServesNothing(node) {
+				t.Fatalf("accepted a document serving nothing on this node: %q", data)
+			}
+		})
+	})
+}

@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -199,5 +200,25 @@ func AllocCeiling(t testing.TB, what string, max uint64, f func()) {
 	runtime.ReadMemStats(&after)
 	if got := after.TotalAlloc - before.TotalAlloc; got > max {
 		t.Fatalf("%s allocated %d MB (ceiling %d MB)", what, got>>20, max>>20)
+	}
+}
+
+// Fuzzing reports whether the test binary runs a fuzz target's engine
+// (-test.fuzz given), not only its seed corpus as a unit test.
+func Fuzzing() bool {
+	f := flag.Lookup("test.fuzz")
+	return f != nil && f.Value.String() != ""
+}
+
+// Ceilings fails the test when f allocates more than maxBytes, or, while
+// fuzzing (make fuzz-long), takes longer than maxTime. Seed corpora run in
+// make test too, where timing must never decide: there only the
+// allocation ceiling holds.
+func Ceilings(t testing.TB, what string, maxBytes uint64, maxTime time.Duration, f func()) {
+	t.Helper()
+	start := time.Now()
+	AllocCeiling(t, what, maxBytes, f)
+	if d := time.Since(start); Fuzzing() && d > maxTime {
+		t.Fatalf("%s took %v (ceiling %v)", what, d.Round(time.Millisecond), maxTime)
 	}
 }
