@@ -183,8 +183,13 @@ func (s *state) jsonModule() *lua.LTable {
 		return 1
 	}))
 	t.RawSetString("decode", L.NewFunction(func(L *lua.LState) int {
+		src := L.CheckString(1)
+		if len(src) > s.maxS {
+			// The decoded tables take several times the text.
+			L.ArgError(1, fmt.Sprintf("json.decode input over the %d-byte limit (lua.defaults.max_string)", s.maxS))
+		}
 		var v any
-		if err := json.Unmarshal([]byte(L.CheckString(1)), &v); err != nil {
+		if err := json.Unmarshal([]byte(src), &v); err != nil {
 			L.Push(lua.LNil)
 			L.Push(lua.LString(err.Error()))
 			return 2

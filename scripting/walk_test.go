@@ -164,3 +164,32 @@ func TestTableCopiesBounded(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// TestJSONEncodeStoppedByMemoryGuard: with the byte limit and the deadline
+// out of the way, the memory guard's cancellation stops the walk (its
+// allocations count against max_alloc like the script's own).
+func TestJSONEncodeStoppedByMemoryGuard(t *testing.T) {
+	r := newRig(t, "function f()\n"+strings.Replace(shared26, "26", "40", 1)+"local s = json.encode(t)\nreturn true\nend", func(c *config.Lua) {
+		c.Defaults.MaxString = 1 << 30
+		c.Defaults.Timeout = config.Duration(60 * time.Second)
+		c.Defaults.MaxAlloc = 16 << 20
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.rt.Run(ctx)
+	var res CheckResult
+	testenv.AllocCeiling(t, "json.encode until the guard stops it", 1<<30, func() {
+		res = r.rt.Check(context.Background(), "p.f", CheckTarget{})
+	})
+	if res.OK || !strings.Contains(res.Reason, "json.encode stopped: context canceled") || !strings.Contains(res.Reason, "lua.defaults.max_alloc") {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestJSONDecodeInputCapped: json.decode refuses text over max_string.
+func TestJSONDecodeInputCapped(t *testing.T) {
+	r := newRig(t, "function f()\nlocal s = string.rep('1,', 400000) s = s .. s\nlocal v = json.decode('[' .. s .. '1]')\nreturn true\nend")
+	if res := run(t, r); res.OK || !strings.Contains(res.Reason, "json.decode input over the 1048576-byte limit") {
+		t.Fatalf("%+v", res)
+	}
+}
