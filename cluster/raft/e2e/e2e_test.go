@@ -277,10 +277,14 @@ func (c *cluster) waitAll(what string, cond func(p *proc) bool) {
 }
 
 // backendsDoc is a document without frontends (so several gateway
-// processes can share one host) whose backend has n servers.
+// processes can share one host) whose backend has n servers. Its DNS zone
+// keeps it from looking like a truncated file (which apply refuses
+// without --allow-empty); each gateway serves it on its own DNS port.
 func backendsDoc(n int, weight int) string {
 	var b strings.Builder
-	b.WriteString("datacenters:\n  - {name: dc1, role: primary}\n  - {name: dc2, role: standby}\nfailover: {mode: manual}\nbackends:\n  - name: app\n    servers:\n")
+	b.WriteString("datacenters:\n  - {name: dc1, role: primary}\n  - {name: dc2, role: standby}\nfailover: {mode: manual}\n")
+	b.WriteString("dns:\n  zones:\n    - {name: example.com, ns: [ns1.example.com], records: [{name: ns1, type: A, data: 198.18.1.53}]}\n")
+	b.WriteString("backends:\n  - name: app\n    servers:\n")
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, "      - {name: s%d, address: \"127.0.0.1:%d\", weight: %d}\n", i, 20000+i, weight)
 	}
