@@ -44,6 +44,10 @@ const (
 	MsgSetServerAdmin MsgType = 4
 	MsgSetMember      MsgType = 5
 	MsgSeedConfig     MsgType = 6
+	// MsgSetActiveDCHeld is a SetActiveDC with a hold or an if_decision:
+	// its own type so that a node too old to honour them stops at it
+	// rather than apply decisions the others refuse (and diverge).
+	MsgSetActiveDCHeld MsgType = 7
 )
 
 // PutConfig replaces the cluster document.
@@ -124,8 +128,13 @@ type SetMember struct {
 // Command is one of the command types above.
 type Command interface{ msgType() MsgType }
 
-func (PutConfig) msgType() MsgType      { return MsgPutConfig }
-func (SetActiveDC) msgType() MsgType    { return MsgSetActiveDC }
+func (PutConfig) msgType() MsgType { return MsgPutConfig }
+func (c SetActiveDC) msgType() MsgType {
+	if c.Hold != 0 || c.IfDecision != 0 {
+		return MsgSetActiveDCHeld
+	}
+	return MsgSetActiveDC
+}
 func (SetDCHealth) msgType() MsgType    { return MsgSetDCHealth }
 func (SetServerAdmin) msgType() MsgType { return MsgSetServerAdmin }
 func (SetMember) msgType() MsgType      { return MsgSetMember }
@@ -149,7 +158,7 @@ func Decode(data []byte) (Command, error) {
 	switch MsgType(data[0]) &^ IgnoreUnknown {
 	case MsgPutConfig:
 		c = &PutConfig{}
-	case MsgSetActiveDC:
+	case MsgSetActiveDC, MsgSetActiveDCHeld:
 		c = &SetActiveDC{}
 	case MsgSetDCHealth:
 		c = &SetDCHealth{}
@@ -423,7 +432,14 @@ func apply(s *State, cmd Command, index uint64) (*State, error) {
 			n.Active.HoldUntil = c.Time.Add(c.Hold)
 		}
 	case *SetDCHealth:
-		n.Health[c.DC] = DCHealth{Healthy: c.Healthy, Reason: c.Reason, Since: c.Time}
+		h := DCHealth{Healthy: c.Healthy, Reason: c.Reason, Since: c.Time}
+		// Since is when the roll-up last changed, decided here: a leader
+		// whose state lags (just elected, not caught up) may propose the
+		// value already committed, which must not restart the clock.
+		if old, ok := s.Health[c.DC]; ok && old.Healthy == c.Healthy {
+			h.Since = old.Since
+		}
+		n.Health[c.DC] = h
 	case *SetServerAdmin:
 		key := c.Backend + "/" + c.Server
 		if c.State == "ready" {

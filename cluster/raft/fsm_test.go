@@ -103,9 +103,47 @@ func TestFailoverHoldIsDecidedByTheFSM(t *testing.T) {
 			t.Fatalf("%s: %v, want a refusal containing %q", tt.name, res, tt.wantErr)
 		}
 	}
+	// A decision with a hold or an if_decision has its own type byte: a node
+	// too old to honour them stops at it instead of diverging.
+	for _, c := range []*SetActiveDC{{DC: "dc2", Hold: time.Second}, {DC: "dc2", IfDecision: 3}, {DC: "dc2"}} {
+		data, _ := Encode(c)
+		want := MsgSetActiveDCHeld
+		if c.Hold == 0 && c.IfDecision == 0 {
+			want = MsgSetActiveDC
+		}
+		back, err := Decode(data)
+		if MsgType(data[0]) != want || err != nil || *back.(*SetActiveDC) != *c {
+			t.Errorf("%+v: type %d (want %d), decoded %+v, %v", c, data[0], want, back, err)
+		}
+	}
 	// An operator may always decide again, hold or not.
 	if res := applyCmd(t, f, 9, &SetActiveDC{DC: "dc2", Author: "bob", Time: t0.Add(61 * time.Second)}); res != (Applied{Index: 9, Version: 1}) {
 		t.Fatalf("manual decision: %v", res)
+	}
+}
+
+// A roll-up's Since is when it changed: the same value proposed again (by
+// a leader whose state lagged) keeps it, a change moves it.
+func TestDCHealthSinceIsDecidedByTheFSM(t *testing.T) {
+	t0 := time.Unix(1700000000, 0).UTC()
+	f := NewFSM(slog.New(slog.DiscardHandler))
+	applyCmd(t, f, 1, putDoc(1))
+	steps := []struct {
+		healthy bool
+		at      time.Duration
+		since   time.Duration
+	}{
+		{false, 0, 0},
+		{false, time.Minute, 0},
+		{true, 2 * time.Minute, 2 * time.Minute},
+		{true, 3 * time.Minute, 2 * time.Minute},
+	}
+	for i, st := range steps {
+		applyCmd(t, f, uint64(2+i), &SetDCHealth{DC: "dc2", Healthy: st.healthy, Reason: fmt.Sprint("step ", i), Time: t0.Add(st.at)})
+		h := f.State().Health["dc2"]
+		if h.Healthy != st.healthy || !h.Since.Equal(t0.Add(st.since)) || h.Reason != fmt.Sprint("step ", i) {
+			t.Fatalf("step %d: %+v, want healthy %v since +%s", i, h, st.healthy, st.since)
+		}
 	}
 }
 

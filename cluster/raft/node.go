@@ -581,7 +581,9 @@ func (n *Node) handle(ctx context.Context, req *rpcRequest) (*rpcResponse, error
 		if err := f.Error(); err != nil {
 			return nil, err
 		}
-		if _, ok := n.State().Members[req.ID]; ok && req.ID != n.o.ID {
+		// Unconditionally: this leader's state may not show the member's
+		// metadata yet (just elected), and removing nothing is harmless.
+		if req.ID != n.o.ID {
 			data, _ := Encode(&SetMember{ID: req.ID, Remove: true})
 			if n.raft.Apply(data, timeout).Error() == nil {
 				n.announceCommit()
