@@ -73,8 +73,13 @@ func haproxyLevel(l string) (string, bool) {
 }
 
 func (t *translator) addMailer(m config.Mailer, l hline) {
-	for _, o := range t.c.Alerts.Mailers {
+	for i, o := range t.c.Alerts.Mailers {
 		if o.Address == m.Address {
+			// The same relay (HAProxy's mailer and keepalived's
+			// smtp_server): one mailer, with the timeouts either gave.
+			if o.ConnectTimeout == 0 {
+				t.c.Alerts.Mailers[i].ConnectTimeout = m.ConnectTimeout
+			}
 			return
 		}
 	}

@@ -175,7 +175,7 @@ func (t *translator) global(s *hsection) {
 		switch {
 		case k == "maxconn":
 			if n, ok := t.intArg(l, 1); ok {
-				t.globalMaxConn = n
+				t.globalMaxConn, t.globalMaxConnLine = n, l
 				t.note("defaults", fmt.Sprintf("maxconn %d from global maxconn (%s:%d): vipgate applies it per frontend", n, l.file, l.num))
 			}
 		case k == "tune.h2.max-concurrent-streams" || k == "tune.h2.fe.max-concurrent-streams":
@@ -245,6 +245,8 @@ func (t *translator) defaultsSection(s *hsection, defs *haproxyDefaults) {
 			if !t.option(l, nil, d, &defs.check) {
 				t.warn(l, optName(l), "option has no vipgate equivalent")
 			}
+		case "backlog":
+			t.warn(l, k, backlogWhy)
 		case "http-check", "tcp-check":
 			t.checkDirective(l, &defs.check)
 		default:
@@ -253,7 +255,13 @@ func (t *translator) defaultsSection(s *hsection, defs *haproxyDefaults) {
 				continue
 			}
 			// Anything proxy-specific in defaults (cookie, http-request, ...)
-			// is replayed into each proxy.
+			// is replayed into each proxy, where what does not apply to a
+			// proxy's kind is ignored: a keyword no proxy knows is warned
+			// about here, once.
+			if !t.proxyKeyword(l) {
+				t.warn(l, k, "unknown or unsupported defaults keyword")
+				continue
+			}
 			defs.lines = append(defs.lines, l)
 		}
 	}
@@ -342,7 +350,17 @@ func (t *translator) option(l hline, p *proxy, d *config.Defaults, ck *checkSpec
 				o.Log = &on
 			}
 		} else {
-			t.skip(l, "connection logs go to the journal; access logs are for http mode (http.log)")
+			// vipgate's tcp access log: one line per connection, as
+			// HAProxy's tcplog (docs/config.md).
+			v := !neg
+			switch {
+			case p != nil && p.fe != nil:
+				p.fe.Log = &v
+			case p == nil && d != nil:
+				d.Log = &v
+			default:
+				t.warn(l, "option tcplog", "a backend has no access log: set it on the frontends")
+			}
 		}
 	case "forwardfor":
 		ff := &config.ForwardFor{}
@@ -1155,4 +1173,23 @@ func orList(choices []string) string {
 		return strings.Join(choices, "")
 	}
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+const backlogWhy = "no vipgate equivalent: the listen queue is the kernel's (net.core.somaxconn, net.ipv4.tcp_max_syn_backlog)"
+
+// proxyKeyword reports whether a frontend/backend knows l's keyword: l is
+// translated into a scratch listen section and must not come back as
+// unknown.
+func (t *translator) proxyKeyword(l hline) bool {
+	scratch := &translator{comments: map[string][]string{}, mailerSets: map[string]*mailerSet{}, fs: t.fs}
+	scratch.c.Defaults = t.c.Defaults
+	p := &proxy{kind: "listen", name: "scratch", head: l, acls: map[string]*aclDef{},
+		fe: &config.Frontend{Name: "scratch"}, be: &config.Backend{Name: "scratch"}}
+	scratch.proxyLine(p, l, false)
+	for _, w := range scratch.warnings {
+		if w.Why == "unknown or unsupported keyword" {
+			return false
+		}
+	}
+	return true
 }

@@ -94,6 +94,7 @@ func TestHAProxyDirectives(t *testing.T) {
 					t.Errorf("maxconn = %d", c.Defaults.MaxConn)
 				}
 			},
+			warns: []string{"h.cfg:2: maxconn: the process-wide limit has no vipgate equivalent: defaults maxconn 100 applies per frontend"},
 		},
 		{
 			name: "default-server and server options",

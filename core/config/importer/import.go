@@ -67,6 +67,9 @@ type Result struct {
 	// Cluster is YAML as config.Parse read it back.
 	Cluster  *config.Cluster
 	Warnings []Warning
+	// Skipped are the directives with no meaning in vipgate, as listed
+	// in the document's header ("file:line: directive (why)").
+	Skipped []string
 }
 
 type osFS struct{}
@@ -100,6 +103,8 @@ type translator struct {
 	defaultsHead  hline
 	templates     *bool
 	globalMaxConn int
+	// globalMaxConnLine is where global maxconn is.
+	globalMaxConnLine hline
 	// serverVerify is global ssl-server-verify: the verify of servers and
 	// checks over TLS that do not set their own.
 	serverVerify string
@@ -198,6 +203,9 @@ func Import(o Options) (*Result, error) {
 				t.warn(hline{file: in.Name, num: 1}, "node "+in.Node, fmt.Sprintf("no keepalived.conf of this node was imported (nodes: %s)", strings.Join(slices.Sorted(maps.Keys(byNode)), ", ")))
 			}
 		}
+		// Frontends first: a track script checking the proxy becomes a
+		// proxy track only when there are frontends to track.
+		t.kaVirtualServers(files)
 		t.translateKeepalived(files)
 	}
 	out, c, err := t.renderValid(from)
@@ -218,7 +226,7 @@ func Import(o Options) (*Result, error) {
 		}
 		return a.Line < b.Line
 	})
-	return &Result{YAML: out, Cluster: c, Warnings: t.warnings}, nil
+	return &Result{YAML: out, Cluster: c, Warnings: t.warnings, Skipped: t.skipped}, nil
 }
 
 // render writes the document: header comments, the YAML with head

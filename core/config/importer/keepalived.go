@@ -119,6 +119,9 @@ type kaFile struct {
 	procs                map[string]*kaTrackProcess
 	insts                []*kaInstance
 	groups               []*kaGroup
+	// vservers are the virtual_server blocks (translated once all files
+	// are read, for the nodes that have them).
+	vservers []*kanode
 	// strict is global_defs vrrp_strict, at strictLine.
 	strict     bool
 	strictLine *kanode
@@ -196,8 +199,10 @@ func (t *translator) readKeepalived(name string, nodes []*kanode) *kaFile {
 				}
 			}
 			f.groups = append(f.groups, g)
-		case "virtual_server", "virtual_server_group":
-			t.warnKA(n, n.keyword(), "IPVS load balancing is vipgate's proxy: describe it as frontends and backends (or import haproxy.cfg)")
+		case "virtual_server":
+			f.vservers = append(f.vservers, n)
+		case "virtual_server_group":
+			t.warnKA(n, n.keyword(), "virtual_server groups select packets in the kernel; describe each address as its own virtual_server (a frontend); skipped")
 		case "static_ipaddress", "static_routes", "static_rules":
 			t.warnKA(n, n.keyword(), "static addresses and routes belong to the host's network configuration")
 		default:
@@ -239,6 +244,9 @@ func (t *translator) kaFinish(in *kaInstance, f *kaFile) {
 	why := "vrrp_strict"
 	if in.strict != nil {
 		why = "strict_mode"
+	}
+	if in.stateLine != nil && !(strict && in.state == "MASTER" && prio != 255) {
+		t.skipped = append(t.skipped, fmt.Sprintf("%s:%d: %s (only the starting state: vipgate starts as backup and the highest priority wins, as keepalived does)", in.stateLine.file, in.stateLine.line, strings.Join(in.stateLine.args, " ")))
 	}
 	if strict && in.state == "MASTER" && prio != 255 {
 		// "State MASTER must match being address owner": keepalived

@@ -518,7 +518,7 @@ script "/bin/true"
 			},
 			warns: []string{"k1.conf:2: bogus_key: unknown", "k1.conf:6: virtual_router_id: want 1-255", "k1.conf:4: vrrp_instance X: no virtual_router_id; skipped",
 				"k1.conf:12: track_script nope: no vrrp_script", `k1.conf:15: virtual_ipaddress: "198.18.0.300/24" is not`, "k1.conf:16: virtual_ipaddress frob: option not supported",
-				"k1.conf:19: virtual_server: IPVS", "vrrp_instance Y: differs"},
+				"k1.conf:19: virtual_server 198.18.0.1 80: no real_server", "vrrp_instance Y: differs"},
 		},
 	}
 	for _, tt := range tests {

@@ -60,7 +60,6 @@ func (t *translator) translateHAProxyNodes(ins []*Input) error {
 	first := subs[0].t
 	t.c.Defaults = first.c.Defaults
 	t.defaultsHead = first.defaultsHead
-	t.globalMaxConn = first.globalMaxConn
 	for _, s := range subs[1:] {
 		if !reflect.DeepEqual(s.t.c.Defaults, first.c.Defaults) {
 			t.warn(s.t.defaultsHead, "defaults", fmt.Sprintf("differs from %s:%d; the document has one defaults section: the first file's is used (set the differing values on this node's frontends and backends by hand)", first.defaultsHead.file, first.defaultsHead.num))

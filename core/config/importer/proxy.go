@@ -46,6 +46,7 @@ func (t *translator) proxySection(s *hsection, defs *haproxyDefaults) {
 		p.fe.DefaultBackend = p.name
 	}
 	if statsOnly(s) {
+		t.skip(s.head, "a stats page only: vipgate serves its own on the admin listener (node file admin.listen)")
 		for _, l := range s.body {
 			t.skip(l, "the stats page is served by vipgate's admin listener (node file admin.listen)")
 		}
@@ -300,6 +301,10 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 			t.warn(l, k, "a disabled backend has no vipgate equivalent; put its servers in maintenance instead")
 		}
 	case "enabled":
+	case "backlog":
+		if !fromDefaults {
+			t.warn(l, k, backlogWhy)
+		}
 	case "description":
 		p.comments = append(p.comments, strings.Join(l.args[1:], " "))
 	case "monitor-uri":
@@ -745,8 +750,11 @@ func (t *translator) httpRequest(p *proxy, l hline, response bool) {
 // finishProxies assembles frontends and backends once every section is
 // read (use_backend may name a backend defined further down).
 func (t *translator) finishProxies() {
-	if t.globalMaxConn > 0 && t.c.Defaults.MaxConn == 0 {
+	switch {
+	case t.globalMaxConn > 0 && t.c.Defaults.MaxConn == 0:
 		t.c.Defaults.MaxConn = t.globalMaxConn
+	case t.globalMaxConn > 0 && t.c.Defaults.MaxConn != t.globalMaxConn:
+		t.warn(t.globalMaxConnLine, "maxconn", fmt.Sprintf("the process-wide limit has no vipgate equivalent: defaults maxconn %d applies per frontend", t.c.Defaults.MaxConn))
 	}
 	// Ports of frontends that reach each backend, for servers without one.
 	bePorts := map[string]map[string]bool{}

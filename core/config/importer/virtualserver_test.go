@@ -1,0 +1,183 @@
+package importer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/core/events"
+	coreproxy "github.com/vipgate/vipgate/core/proxy"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+func TestVirtualServerTranslation(t *testing.T) {
+	tests := []struct {
+		name  string
+		conf  string
+		check func(t *testing.T, c *config.Cluster)
+		warns []string
+	}{
+		{
+			name: "http check, sorry server, wlc, NAT",
+			conf: `virtual_server 198.18.0.10 443 {
+  delay_loop 6
+  lb_algo wlc
+  lb_kind NAT
+  protocol TCP
+  virtualhost www.example.com
+  sorry_server 198.18.1.9 8443
+  real_server 198.18.1.1 443 {
+    weight 3
+    inhibit_on_failure
+    SSL_GET {
+      url {
+        path /health
+        status_code 200
+      }
+      connect_timeout 2
+      retry 2
+      delay_before_retry 1
+    }
+  }
+  real_server 198.18.1.2 443 {
+    weight 300
+    SSL_GET {
+      url {
+        path /health
+        status_code 200
+      }
+      connect_timeout 2
+      retry 2
+      delay_before_retry 1
+    }
+  }
+}
+`,
+			check: func(t *testing.T, c *config.Cluster) {
+				b := c.Backend("vs-198.18.0.10-443")
+				if b == nil || c.Frontend("vs-198.18.0.10-443") == nil || c.Frontend("vs-198.18.0.10-443").Bind[0] != "198.18.0.10:443" {
+					t.Fatalf("frontends %+v backends %+v", c.Frontends, c.Backends)
+				}
+				d := func(s string) config.Duration { v, _ := config.ParseDuration(s); return v }
+				want := config.Check{Kind: "http", Inter: d("6s"), FastInter: d("1s"), Rise: 1, Fall: 3, Timeout: d("2s"), SSL: true, Verify: "none",
+					HTTP: &config.HTTPCheck{Method: "GET", Path: "/health", ExpectStatus: []int{200}}}
+				got := *b.Check
+				got.ConnectTimeout, got.DownInter, got.HTTP.Headers = 0, 0, nil // defaulted
+				want.HTTP.Host = "www.example.com"
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("check:\n got %+v %+v\nwant %+v %+v", got, got.HTTP, want, want.HTTP)
+				}
+				if b.Balance.Algorithm != "leastconn" || len(b.Servers) != 3 || !b.Servers[0].Backup || b.Servers[2].EffectiveWeight() != 256 {
+					t.Errorf("backend %+v", b)
+				}
+			},
+			warns: []string{"k1.conf:4: lb_kind NAT: vipgate is a proxy", "they no longer need it as their default route", "k1.conf:22: weight: 300: vipgate weights are 0..256"},
+		},
+		{
+			name: "UDP is skipped",
+			conf: "virtual_server 198.18.0.10 53 {\n protocol UDP\n real_server 198.18.1.1 53 {\n }\n}\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if len(c.Frontends) != 0 {
+					t.Errorf("frontends %+v", c.Frontends)
+				}
+			},
+			warns: []string{"k1.conf:2: protocol UDP: vipgate proxies TCP only"},
+		},
+		{
+			name: "smtp and misc checks, approximate schedulers",
+			conf: "virtual_server 198.18.0.10 25 {\n lb_algo sed\n lb_kind DR\n real_server 198.18.1.1 25 {\n SMTP_CHECK {\n connect_timeout 4\n }\n }\n}\n" +
+				"virtual_server 198.18.0.10 3306 {\n lb_algo fo\n real_server 198.18.1.1 3306 {\n MISC_CHECK {\n misc_path \"/usr/local/bin/chk-sql 198.18.1.1\"\n misc_timeout 3\n }\n }\n}\n",
+			check: func(t *testing.T, c *config.Cluster) {
+				if ck := c.Backend("vs-198.18.0.10-25").Check; ck.Kind != "tcp" || ck.ExpectRegex != "^220" {
+					t.Errorf("smtp check %+v", ck)
+				}
+				if ck := c.Backend("vs-198.18.0.10-3306").Check; ck.Kind != "exec" || !reflect.DeepEqual(ck.Command, []string{"/usr/local/bin/chk-sql", "198.18.1.1"}) {
+					t.Errorf("misc check %+v", ck)
+				}
+				if c.Backend("vs-198.18.0.10-3306").Balance.Algorithm != "first" {
+					t.Errorf("fo: %+v", c.Backend("vs-198.18.0.10-3306").Balance)
+				}
+			},
+			warns: []string{"k1.conf:2: lb_algo sed: shortest expected delay becomes leastconn", "k1.conf:3: lb_kind DR", "k1.conf:14: misc_path: runs as a vipgate exec check", "k1.conf:11: lb_algo fo"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Import(Options{Keepalived: []*Input{{Name: "k1.conf", Data: []byte(tt.conf)}}, FS: mapFS{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, r.Cluster)
+			wantWarnings(t, r, tt.warns, false)
+		})
+	}
+}
+
+// TestVirtualServerServes: a keepalived.conf with a virtual_server,
+// imported, serves clients through vipgate's proxy to its real servers
+// (over loopback: the virtual address and the real servers are local).
+func TestVirtualServerServes(t *testing.T) {
+	var real []string
+	for _, name := range []string{"rs1", "rs2"} {
+		addr := testenv.Serve(t, func(c net.Conn) {
+			defer c.Close()
+			fmt.Fprintln(c, name)
+		})
+		real = append(real, addr)
+	}
+	port := testenv.FreePort(t)
+	conf := fmt.Sprintf("virtual_server 127.0.0.1 %d {\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n", port)
+	for _, a := range real {
+		host, p, _ := net.SplitHostPort(a)
+		conf += fmt.Sprintf("  real_server %s %s {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 3\n    }\n  }\n", host, p)
+	}
+	conf += "}\n"
+	r, err := Import(Options{Keepalived: []*Input{{Name: "keepalived.conf", Data: []byte(conf)}}, FS: mapFS{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse("cluster.yaml", r.YAML)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.YAML)
+	}
+	p := coreproxy.New(coreproxy.Options{Bus: events.New("n1", "dc1")})
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	got := map[string]int{}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	testenv.Eventually(t, 10*time.Second, "the virtual server answers", func() bool {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		return true
+	})
+	for i := 0; i < 10; i++ {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[strings.TrimSpace(line)]++
+	}
+	if got["rs1"] != 5 || got["rs2"] != 5 {
+		t.Errorf("round robin over the real servers: %v, want 5 each", got)
+	}
+}
