@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vipgate/vipgate/core/config"
 )
 
 // RunCLI is `vipgate import`: it translates haproxy.cfg and/or
@@ -21,10 +23,12 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 	var haproxy, keepalived stringsFlag
 	fs.Var(&haproxy, "haproxy", "haproxy.cfg to translate: once for every node, or NODE=FILE repeated with each node's own file")
 	fs.Var(&keepalived, "keepalived", "keepalived.conf to translate, [NODE=]FILE; repeat it with each node's file (the node is NODE, else the file's router_id, else its name)")
+	var datacenters stringsFlag
+	fs.Var(&datacenters, "datacenter", "NODE=DC, repeated: the datacenter of each node (the document lists them and tags each node's own servers)")
 	out := fs.String("o", "", "write the cluster document to this file (default: stdout)")
 	strict := fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy [NODE=]haproxy.cfg ...] [--keepalived [NODE=]keepalived.conf ...] [-o cluster.yaml] [--strict]\n\n")
+		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy [NODE=]haproxy.cfg ...] [--keepalived [NODE=]keepalived.conf ...] [--datacenter NODE=DC ...] [-o cluster.yaml] [--strict]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +77,21 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		opts.Keepalived = append(opts.Keepalived, in)
+	}
+	for _, d := range datacenters {
+		node, dc, ok := strings.Cut(d, "=")
+		if !ok || !config.ValidName(node) || !config.ValidName(dc) {
+			fmt.Fprintf(stderr, "vipgate import: --datacenter %q: want NODE=DC (letters, digits, '_', '.', '-')\n", d)
+			return 2
+		}
+		if opts.Datacenters == nil {
+			opts.Datacenters = map[string]string{}
+		}
+		if prev, dup := opts.Datacenters[node]; dup && prev != dc {
+			fmt.Fprintf(stderr, "vipgate import: node %s is given two datacenters (%s, %s)\n", node, prev, dc)
+			return 2
+		}
+		opts.Datacenters[node] = dc
 	}
 	res, err := Import(opts)
 	if err != nil {

@@ -61,6 +61,10 @@ func TestRunCLI(t *testing.T) {
 		{name: "bad node name", args: []string{"--keepalived", "n 1=" + ka}, code: 1, noStdout: true, stderr: []string{`node name "n 1"`}},
 		{name: "per-node files", args: []string{"--haproxy", "n1=" + clean, "--haproxy", "n2=" + warny, "--keepalived", "n1=" + ka, "--keepalived", "n2=" + ka}, code: 0,
 			stdout: "nodes: [n1, n2]", stderr: []string{warny + ":3: compression"}},
+		{name: "datacenters", args: []string{"--haproxy", "n1=" + clean, "--haproxy", "n2=" + warny, "--datacenter", "n1=dc1", "--datacenter", "n2=dc2"}, code: 0,
+			stdout: "datacenters:\n  - name: dc1\n  - name: dc2\n"},
+		{name: "a node in two datacenters", args: []string{"--haproxy", clean, "--datacenter", "n1=dc1", "--datacenter", "n1=dc2"}, code: 2, stderr: []string{"node n1 is given two datacenters"}},
+		{name: "bad datacenter flag", args: []string{"--haproxy", clean, "--datacenter", "dc1"}, code: 2, stderr: []string{`--datacenter "dc1": want NODE=DC`}},
 		{name: "no input", args: nil, code: 2, stderr: []string{"usage: vipgate import"}},
 		{name: "stray argument", args: []string{"x.cfg"}, code: 2, stderr: []string{"usage: vipgate import"}},
 	}

@@ -55,6 +55,10 @@ type Options struct {
 	// Keepalived are keepalived.conf files, one per node of the same
 	// VRRP instances: they are merged (priorities per router_id).
 	Keepalived []*Input
+	// Datacenters maps node names to their datacenter (`vipgate import
+	// --datacenter NODE=DC`): the document lists the datacenters and tags
+	// the servers placed on one datacenter's nodes with it.
+	Datacenters map[string]string
 	// FS reads keepalived `include` files and lists haproxy `crt`
 	// directories; nil means the local file system.
 	FS FS
@@ -208,6 +212,7 @@ func Import(o Options) (*Result, error) {
 		t.kaVirtualServers(files)
 		t.translateKeepalived(files)
 	}
+	t.tagDatacenters(o.Datacenters)
 	out, c, err := t.renderValid(from)
 	if err != nil {
 		return nil, err
@@ -414,4 +419,45 @@ func tidy(n *yaml.Node) {
 	for _, c := range n.Content {
 		tidy(c)
 	}
+}
+
+// tagDatacenters lists the datacenters the command line names and tags
+// each server placed only on nodes of one datacenter with it: that
+// datacenter's nodes prefer it, and it counts as that datacenter's own in
+// the active-datacenter roll-up.
+func (t *translator) tagDatacenters(dcOf map[string]string) {
+	if len(dcOf) == 0 {
+		return
+	}
+	var names []string
+	for _, n := range slices.Sorted(maps.Keys(dcOf)) {
+		if dc := dcOf[n]; !slices.Contains(names, dc) {
+			names = append(names, dc)
+		}
+	}
+	for _, dc := range names {
+		t.c.Datacenters = append(t.c.Datacenters, config.Datacenter{Name: dc})
+	}
+	for i := range t.c.Backends {
+		b := &t.c.Backends[i]
+		for j := range b.Servers {
+			s := &b.Servers[j]
+			nodes := s.Nodes
+			if len(nodes) == 0 {
+				nodes = b.Nodes
+			}
+			if len(nodes) == 0 || s.Datacenter != "" {
+				continue
+			}
+			dc := dcOf[nodes[0]]
+			if dc != "" && !slices.ContainsFunc(nodes, func(n string) bool { return dcOf[n] != dc }) {
+				s.Datacenter = dc
+			}
+		}
+	}
+	var lines []string
+	for _, n := range slices.Sorted(maps.Keys(dcOf)) {
+		lines = append(lines, fmt.Sprintf("%s: datacenter %s", n, dcOf[n]))
+	}
+	t.footer = append(t.footer, "Each node's bootstrap file names its datacenter ("+strings.Join(lines, "; ")+"). Order `datacenters:` with the primary first and set their roles (docs/cluster.md).")
 }

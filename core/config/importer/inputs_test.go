@@ -511,3 +511,48 @@ func anyVSCheck(r *Result, f func(config.Check) bool) string {
 		return strings.HasPrefix(b.Name, "vs-") && b.Check != nil && f(*b.Check)
 	}), "such a check")
 }
+
+// TestMigrationInputs: what each deployment must get, beyond "nothing
+// silently dropped".
+func TestMigrationInputs(t *testing.T) {
+	root := testenv.MigrationInputs(t)
+	t.Run("seed000: vrrp_strict drops authentication, the haproxy check script is a proxy track", func(t *testing.T) {
+		in := importDeployment(t, root, deployments[0]).Cluster.VRRP.Instances[0]
+		if in.AuthPass != "" || len(in.Track) != 1 || in.Track[0].Kind != "proxy" {
+			t.Errorf("instance %+v", in)
+		}
+	})
+	t.Run("seed001: the virtual_server is a frontend on the master, pidof nginx a process track", func(t *testing.T) {
+		c := importDeployment(t, root, deployments[1]).Cluster
+		fe := c.Frontend("vs-172.20.128.2-80")
+		if fe == nil || !slices.Equal(fe.Nodes, []string{"master"}) || len(c.Backend("vs-172.20.128.2-80").Servers) != 2 {
+			t.Errorf("frontends %+v", c.Frontends)
+		}
+		if tr := c.VRRP.Instances[0].Track; len(tr) != 1 || tr[0].Kind != "process" || tr[0].Process != "nginx" {
+			t.Errorf("tracks %+v", tr)
+		}
+	})
+	t.Run("seed004: each node its own NIC and servers", func(t *testing.T) {
+		d := deployments[2]
+		c := importDeployment(t, root, d).Cluster
+		in := c.VRRP.Instances[0]
+		n1 := &config.Node{Name: "node1", Role: config.RoleGateway}
+		n2 := &config.Node{Name: "node2", Role: config.RoleGateway}
+		if in.ForNode("node1").Interface != "ens160" || in.ForNode("node2").Interface != "ens192" {
+			t.Errorf("interfaces: %s %v", in.Interface, in.Interfaces)
+		}
+		servers := func(n *config.Node) []string {
+			var out []string
+			for _, s := range c.ForNode(n).Backend("exchange_2016_backend").Servers {
+				out = append(out, s.Name)
+			}
+			return out
+		}
+		if s1, s2 := servers(n1), servers(n2); !slices.Equal(s1, []string{"exch_server1", "exch_server2"}) || !slices.Equal(s2, []string{"exch_server3", "exch_server4"}) {
+			t.Errorf("node1 serves %v, node2 %v", s1, s2)
+		}
+		if tr := in.Track; len(tr) != 1 || tr[0].Kind != "proxy" {
+			t.Errorf("tracks %+v", tr)
+		}
+	})
+}
