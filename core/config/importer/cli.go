@@ -64,9 +64,12 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if in.Node == "" {
+			in.Node = haproxyNodeName(in.Data)
+		}
+		if in.Node == "" {
 			// Keeping one node's file over another's would lose that
 			// node's servers without a word.
-			fmt.Fprintf(stderr, "vipgate import: --haproxy is given %d times: say which node each file belongs to (--haproxy NODE=FILE)\n", len(haproxy))
+			fmt.Fprintf(stderr, "vipgate import: --haproxy is given %d times: say which node each file belongs to (--haproxy NODE=FILE; or `localpeer NAME` / `node NAME` in its global section)\n", len(haproxy))
 			return 2
 		}
 		opts.HAProxyNodes = append(opts.HAProxyNodes, in)
@@ -165,4 +168,29 @@ func splitNodeFile(arg string) (node, file string) {
 		return "", arg // a file really named so
 	}
 	return n, f
+}
+
+// haproxyNodeName is the node a haproxy.cfg names itself in its global
+// section: `localpeer NAME` (its name among the stick-table peers, the
+// host name by default), else `node NAME`.
+func haproxyNodeName(data []byte) string {
+	secs, err := parseHAProxy("haproxy.cfg", data)
+	if err != nil {
+		return "" // Import reports it with its position
+	}
+	name := ""
+	for _, s := range secs {
+		if s.kind != "global" {
+			continue
+		}
+		for _, l := range s.body {
+			switch {
+			case l.keyword() == "localpeer" && len(l.args) > 1:
+				return l.args[1]
+			case l.keyword() == "node" && len(l.args) > 1:
+				name = l.args[1]
+			}
+		}
+	}
+	return name
 }

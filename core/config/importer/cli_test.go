@@ -28,6 +28,8 @@ func TestRunCLI(t *testing.T) {
 	write("conf.d/vi.conf", "vrrp_instance INC {\n interface eth0\n virtual_router_id 6\n virtual_ipaddress {\n  198.18.0.11\n }\n}\n")
 	kaInclude := write("ki.conf", "global_defs {\n router_id gw9\n}\ninclude conf.d/*.conf\n")
 	out := filepath.Join(dir, "out.yaml")
+	named1 := write("named1.cfg", "global\n  localpeer gw1\nfrontend f\n  bind :80\n  default_backend b\nbackend b\n  server s1 198.18.1.1:80\n")
+	named2 := write("named2.cfg", "global\n  node gw2\nfrontend f\n  bind :80\n  default_backend b\nbackend b\n  server s2 198.18.1.2:80\n")
 
 	tests := []struct {
 		name       string
@@ -52,7 +54,7 @@ func TestRunCLI(t *testing.T) {
 			stderr: []string{filepath.Join(dir, "conf.d/vi.conf") + ":1: vrrp_instance INC: this file describes one node (gw9, priority 100)"}},
 		{name: "missing file", args: []string{"--haproxy", filepath.Join(dir, "nope.cfg")}, code: 1, stderr: []string{"no such file"}},
 		{name: "haproxy repeated without nodes is refused", args: []string{"--haproxy", clean, "--haproxy", warny}, code: 2, noStdout: true,
-			stderr: []string{"--haproxy is given 2 times: say which node each file belongs to (--haproxy NODE=FILE)"}},
+			stderr: []string{"--haproxy is given 2 times: say which node each file belongs to (--haproxy NODE=FILE"}},
 		{name: "the same file twice", args: []string{"--keepalived", ka, "--keepalived", ka}, code: 1, noStdout: true, stderr: []string{"--keepalived " + ka + " is given twice"}},
 		{name: "two files of one node", args: []string{"--keepalived", "n1=" + ka, "--keepalived", "n1=" + kaInclude}, code: 1, noStdout: true,
 			stderr: []string{"both describe node n1"}},
@@ -65,6 +67,8 @@ func TestRunCLI(t *testing.T) {
 			stdout: "datacenters:\n  - name: dc1\n  - name: dc2\n"},
 		{name: "a node in two datacenters", args: []string{"--haproxy", clean, "--datacenter", "n1=dc1", "--datacenter", "n1=dc2"}, code: 2, stderr: []string{"node n1 is given two datacenters"}},
 		{name: "bad datacenter flag", args: []string{"--haproxy", clean, "--datacenter", "dc1"}, code: 2, stderr: []string{`--datacenter "dc1": want NODE=DC`}},
+		{name: "nodes named by localpeer and node", args: []string{"--haproxy", named1, "--haproxy", named2}, code: 0,
+			stdout: "name: s2, address: '198.18.1.2:80', nodes: [gw2]"},
 		{name: "no input", args: nil, code: 2, stderr: []string{"usage: vipgate import"}},
 		{name: "stray argument", args: []string{"x.cfg"}, code: 2, stderr: []string{"usage: vipgate import"}},
 	}
