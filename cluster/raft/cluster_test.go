@@ -371,3 +371,42 @@ func TestJoinRefusesUnreachableVoter(t *testing.T) {
 		return false
 	})
 }
+
+// Committed is the leader's view after a barrier, whichever node asks: a
+// follower cut off from the leader gets an error (never its own stale
+// document), and once back, the document committed meanwhile.
+func TestCommittedIsTheLeadersView(t *testing.T) {
+	c := newTCluster(t)
+	c.faults = NewFaults()
+	nodes := c.boot(3)
+	l := c.leader(nodes)
+	var cut *tnode
+	var others []string
+	for _, n := range nodes {
+		if n != l && cut == nil {
+			cut = n
+		} else {
+			others = append(others, n.Addr())
+		}
+	}
+	c.faults.Partition([]string{cut.Addr()}, others)
+	propose(t, l, putDoc(5))
+	if v := cut.State().Version; v != 1 {
+		t.Fatalf("the cut follower has version %d", v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	v, src, err := cut.Committed(ctx)
+	cancel()
+	if err == nil {
+		t.Fatalf("a follower cut off from the leader answered version %d:\n%s", v, src)
+	}
+	c.faults.Heal()
+	for _, n := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		v, src, err := n.Committed(ctx)
+		cancel()
+		if err != nil || v != 2 || string(src) != string(doc(5)) {
+			t.Fatalf("via %s: version %d, %v, document:\n%s", n.ID(), v, err, src)
+		}
+	}
+}

@@ -408,6 +408,19 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (Applied, error) {
 	return Applied{Index: resp.Index, Version: resp.Version}, nil
 }
 
+// Committed returns the committed document and its version as the leader
+// has them once every entry committed so far is applied there (a raft
+// barrier). This node's own state may lag — a follower cut off from the
+// leader, or behind by a commit — and a decision such as "this document
+// is already the committed one, nothing to do" must not be taken on it.
+func (n *Node) Committed(ctx context.Context) (version uint64, source []byte, err error) {
+	resp, err := n.toLeader(ctx, &rpcRequest{Op: "committed"})
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.Version, resp.Data, nil
+}
+
 // Join adds a member (voter or nonvoter) through the leader.
 func (n *Node) Join(ctx context.Context, id, addr string, voter bool) error {
 	_, err := n.toLeader(ctx, &rpcRequest{Op: "join", ID: id, Addr: addr, Voter: voter})
@@ -530,6 +543,12 @@ func (n *Node) handle(ctx context.Context, req *rpcRequest) (*rpcResponse, error
 			return &rpcResponse{Index: r.Index, Version: r.Version}, nil
 		}
 		return &rpcResponse{Index: f.Index(), Version: n.State().Version}, nil
+	case "committed":
+		if err := n.raft.Barrier(timeout).Error(); err != nil {
+			return nil, err
+		}
+		st := n.State()
+		return &rpcResponse{Version: st.Version, Data: st.Source}, nil
 	case "join":
 		cf := n.raft.GetConfiguration()
 		if err := cf.Error(); err != nil {
@@ -666,6 +685,7 @@ type rpcRequest struct {
 type rpcResponse struct {
 	Index   uint64 `json:"index,omitempty"`
 	Version uint64 `json:"version,omitempty"`
+	Data    []byte `json:"data,omitempty"` // committed: the document
 	Error   string `json:"error,omitempty"`
 	Invalid bool   `json:"invalid,omitempty"`
 	Retry   bool   `json:"retry,omitempty"` // transient: the sender may try again

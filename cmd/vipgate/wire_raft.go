@@ -353,7 +353,7 @@ func writeErr(w http.ResponseWriter, err error) {
 
 // putConfig diffs against the committed document and, unless dry, commits.
 func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment string, ifVersion uint64, dry, allowEmpty bool) (*configResponse, error) {
-	st := s.n.State()
+	st := s.n.State() // a dry run previews against this node's state
 	if err := raft.SelfContained(src); err != nil {
 		return nil, &raft.InvalidError{Err: err}
 	}
@@ -365,14 +365,27 @@ func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment 
 		return nil, &raft.InvalidError{Err: errors.New("cluster.yaml: the document has no frontend, no VRRP instance and no DNS zone: " +
 			"committed, it would close every listener on every node (a truncated file?); vipgate apply --allow-empty commits it anyway")}
 	}
-	d := config.Diff(fmt.Sprintf("version %d", st.Version), st.Source, "new", src, 3)
-	resp := &configResponse{Diff: d, Changed: d != "", Version: st.Version, DryRun: dry, Scope: admin.ScopeCluster,
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	version, current := st.Version, st.Source
+	if !dry {
+		// "No changes" is decided against what the cluster committed, not
+		// this node's state, which may lag (a follower cut off from the
+		// leader would otherwise drop the write).
+		version, current, err = s.n.Committed(ctx)
+		if err != nil && strings.Contains(err.Error(), `unknown operation "committed"`) {
+			version, current, err = st.Version, st.Source, nil // a leader older than this node
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	d := config.Diff(fmt.Sprintf("version %d", version), current, "new", src, 3)
+	resp := &configResponse{Diff: d, Changed: d != "", Version: version, DryRun: dry, Scope: admin.ScopeCluster,
 		FileWarnings: fileProblems(c), FileNode: s.e.Node.Name}
 	if dry || d == "" {
 		return resp, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
 	a, err := s.n.Propose(ctx, &raft.PutConfig{Source: src, Author: author, Time: time.Now().UTC(), Comment: comment, IfVersion: ifVersion})
 	if err != nil {
 		return nil, err
