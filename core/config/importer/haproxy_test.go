@@ -9,9 +9,20 @@ import (
 	"github.com/vipgate/vipgate/core/config"
 )
 
+// certsFS is the local file system where every certificate named in a
+// test exists, as on the node the configuration comes from.
+type certsFS struct{ osFS }
+
+func (f certsFS) ReadFile(name string) ([]byte, error) {
+	if strings.HasSuffix(name, ".pem") || strings.HasSuffix(name, ".crt") {
+		return []byte("cert"), nil
+	}
+	return f.osFS.ReadFile(name)
+}
+
 func importHA(t *testing.T, cfg string) *Result {
 	t.Helper()
-	r, err := Import(Options{HAProxy: &Input{Name: "h.cfg", Data: []byte(cfg)}})
+	r, err := Import(Options{HAProxy: &Input{Name: "h.cfg", Data: []byte(cfg)}, FS: certsFS{}})
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
@@ -717,4 +728,18 @@ func TestHAProxyCertificateDirectory(t *testing.T) {
 		"h.cfg:7: bind ssl: no certificate to serve: the bind is dropped",
 		"h.cfg:8: bind crt /etc/haproxy/certs: a directory: its 2 certificates as found now are listed",
 	}, true)
+}
+
+// A certificate the import cannot read is translated, with a warning:
+// `vipgate check` reports it until it is in place.
+func TestHAProxyMissingCertificate(t *testing.T) {
+	cfg := "defaults\n  mode http\nfrontend f\n  bind :443 ssl crt /etc/ssl/site.pem\n  default_backend b\n" + srv
+	r, err := Import(Options{HAProxy: &Input{Name: "h.cfg", Data: []byte(cfg)}, FS: mapFS{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tls := r.Cluster.Frontends[0].TLS; tls == nil || tls.Certificates[0].Cert != "/etc/ssl/site.pem" {
+		t.Errorf("tls = %+v", tls)
+	}
+	wantWarnings(t, r, []string{"h.cfg:4: bind crt /etc/ssl/site.pem: not readable where `vipgate import` runs"}, true)
 }

@@ -398,6 +398,10 @@ func (t *translator) bind(p *proxy, l hline) {
 					continue
 				}
 				tls.Certificates = append(tls.Certificates, config.CertFiles{Cert: v})
+				if _, err := t.fs.ReadFile(v); err != nil {
+					// Translated all the same: the file is on the node.
+					t.warn(l, "bind crt "+v, "not readable where `vipgate import` runs: `vipgate check` reports it until the file is there, and each node serving this frontend needs it at this path")
+				}
 			}
 		case "alpn":
 			if tls == nil {
