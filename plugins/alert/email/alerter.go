@@ -97,6 +97,10 @@ type Alerter struct {
 	awaiting []awaited
 	nAwait   atomic.Int64
 	bursts   map[string]*burst // per rule, owned by Run's goroutine
+
+	// crashAt, set by tests before Run, is called at the named points of
+	// a delivery (a test process kills itself there).
+	crashAt func(point string)
 }
 
 type awaited struct {
@@ -652,21 +656,54 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 		to[i] = addrOnly(t)
 	}
 	extra := map[string]string{"X-Vipgate-Rule": m.Rule, "X-Vipgate-Node": a.o.Node, "X-Vipgate-Events": strings.Join(m.Kinds, " ")}
-	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, m.MessageID, a.o.Node, extra)}
+	// Mail headers name recipients as configured; outcomes use addresses.
+	byAddr := map[string]string{}
+	for _, t := range m.To {
+		byAddr[addrOnly(t)] = t
+	}
+	// A server's 250 after the final dot is the delivery: it is recorded
+	// at once, before QUIT, so that a crash from then on does not send the
+	// mail again (it was removed only after QUIT: kill -9 during delivery
+	// duplicated mails).
+	recorded := map[string]bool{}
+	doneEarly := false
+	env := envelope{From: addrOnly(from), To: to, Data: message(from, m.To, m.Subject, m.Body, m.Created, m.MessageID, a.o.Node, extra),
+		Accepted: func(acc []string) {
+			a.crashPoint("data-accepted")
+			var took []string
+			for _, d := range acc {
+				took = append(took, byAddr[d])
+				recorded[d] = true
+			}
+			done, err := a.q.settle(m, took, nil, a.o.Now())
+			if err != nil {
+				a.persistErrs.Add(1)
+				a.log.Error("alert queue: cannot record a delivery (it may be repeated)", "err", err)
+			}
+			if done && !doneEarly {
+				// Counted with the record: the queue never shows a mail
+				// gone that the counters do not show sent.
+				doneEarly = true
+				a.sent.Add(1)
+			}
+			m.Delivered = append(m.Delivered, took...)
+			a.mu.Lock()
+			a.consecutive, a.holdUntil, a.lastSent = 0, time.Time{}, a.o.Now()
+			a.mu.Unlock()
+			a.crashPoint("delivery-recorded")
+		}}
 	o := sendVia(ctx, ac.Mailers, a.o.Node, env)
 	a.countMailers(o.reps)
 	if ctx.Err() != nil && len(o.delivered) == 0 {
 		return // shutting down: not a delivery failure
 	}
 	now := a.o.Now()
-	// Mail headers name recipients as configured; outcomes use addresses.
-	byAddr := map[string]string{}
-	for _, t := range m.To {
-		byAddr[addrOnly(t)] = t
-	}
-	var delivered []string
+	var delivered, logged []string
 	for _, d := range o.delivered {
-		delivered = append(delivered, byAddr[d])
+		logged = append(logged, byAddr[d])
+		if !recorded[d] {
+			delivered = append(delivered, byAddr[d])
+		}
 	}
 	rejected := map[string]string{}
 	for r, why := range o.rejected {
@@ -693,8 +730,10 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 		a.mu.Unlock()
 	}
 	if done && len(o.delivered) > 0 {
-		a.sent.Add(1)
-		a.log.Info("alert mailed", "subject", m.Subject, "to", strings.Join(delivered, ","), "attempts", m.Attempts+1)
+		if !doneEarly {
+			a.sent.Add(1)
+		}
+		a.log.Info("alert mailed", "subject", m.Subject, "to", strings.Join(logged, ","), "attempts", m.Attempts+1)
 	}
 	if len(rejected) > 0 {
 		a.deadLetter(m, rejected)
@@ -712,6 +751,12 @@ func (a *Alerter) send(ctx context.Context, m *mailRecord) {
 		a.log.Warn("alert delivery failed; queue held back", "err", o.err, "subject", m.Subject, "attempt", m.Attempts, "retry_at", hold)
 	default:
 		a.log.Warn("alert not delivered to every recipient; will retry", "err", o.err, "subject", m.Subject, "attempt", m.Attempts, "next", m.NextTry)
+	}
+}
+
+func (a *Alerter) crashPoint(point string) {
+	if a.crashAt != nil {
+		a.crashAt(point)
 	}
 }
 

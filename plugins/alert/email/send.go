@@ -48,6 +48,10 @@ type envelope struct {
 	From string   // address only
 	To   []string // addresses only
 	Data []byte   // the whole RFC 5322 message, CRLF line ends
+	// Accepted, when set, is told the recipients a server took the message
+	// for (its 250 after the final dot), before QUIT: the delivery is
+	// recorded then, so a crash before QUIT does not send it again.
+	Accepted func(to []string)
 }
 
 // permanentError is a 5xx answer: this server will not take this message,
@@ -279,6 +283,9 @@ func deliver(ctx context.Context, m *config.Mailer, helo string, env envelope) (
 		return rep
 	}
 	rep.Delivered = accepted
+	if env.Accepted != nil {
+		env.Accepted(accepted)
+	}
 	rep.OK = len(accepted) == len(env.To)
 	if !rep.OK {
 		rep.Error = fmt.Sprintf("delivered to %d of %d recipients; %s", len(accepted), len(env.To), rep.Error)
