@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,10 +54,14 @@ http {
 	}
 	cmd := exec.Command(bin, "-c", cf, "-p", tmp)
 	cmd.Stderr = os.Stderr
+	// Its own process group, killed whole: killing the master alone left
+	// its worker running for ever (holding the port, and any file the test
+	// inherited, such as the lock of the system tests).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	testenv.Eventually(t, 5*time.Second, "nginx listening", func() bool {
 		c, err := net.Dial("tcp", addr)
