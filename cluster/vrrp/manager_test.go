@@ -216,3 +216,33 @@ func TestManagerSyncGroupNotifyInPlace(t *testing.T) {
 		t.Fatalf("notify output:\n%s\nwant the new script for STOP", b)
 	}
 }
+
+// TestManagerOpensTheNodesOwnInterface: one instance in the document, the
+// node's own NIC, unicast source and VIP device from the per-node maps.
+func TestManagerOpensTheNodesOwnInterface(t *testing.T) {
+	seg := &fakeSeg{}
+	var opened []config.VRRPInstance
+	node := &config.Node{Name: "gw2", Datacenter: "dc1", Role: config.RoleGateway}
+	m := NewManager(Options{Node: node, Log: slog.New(slog.NewTextHandler(ioDiscard{}, nil)), Open: func(c *config.VRRPInstance, _ *slog.Logger) (NetIO, error) {
+		opened = append(opened, *c)
+		return seg.port("198.18.0.2"), nil
+	}})
+	in := instCfg("vi", 100)
+	in.Nodes = config.StringList{"gw1", "gw2"}
+	in.Interface = "ens160"
+	in.Interfaces = map[string]string{"gw2": "ens192"}
+	in.UnicastSrcIPs = map[string]string{"gw1": "198.18.0.1", "gw2": "198.18.0.2"}
+	in.VIPDevs = map[string]string{"gw2": "ens192"}
+	in.VIPs = config.StringList{"198.18.1.100/24 dev ens160"}
+	if err := m.Apply(&config.Cluster{VRRP: config.VRRP{Instances: []config.VRRPInstance{in}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 5*time.Second, "the instance running", func() bool { return len(m.Status()) == 1 })
+	if len(opened) != 1 || opened[0].Interface != "ens192" || opened[0].UnicastSrcIP != "198.18.0.2" || opened[0].VIPs[0] != "198.18.1.100/24 dev ens192" {
+		t.Fatalf("opened %+v", opened)
+	}
+}
