@@ -44,7 +44,8 @@ const (
 	MsgSetServerAdmin MsgType = 4
 	MsgSetMember      MsgType = 5
 	MsgSeedConfig     MsgType = 6
-	// MsgSetActiveDCHeld is a SetActiveDC with a hold or an if_decision:
+	// MsgSetActiveDCHeld is a SetActiveDC with a hold, an if_decision or
+	// if_healthy:
 	// its own type so that a node too old to honour them stops at it
 	// rather than apply decisions the others refuse (and diverge).
 	MsgSetActiveDCHeld MsgType = 7
@@ -95,6 +96,10 @@ type SetActiveDC struct {
 	// Hold keeps the decision for that long from Time: an automatic
 	// decision dated before the end is refused (an operator's failover).
 	Hold time.Duration `json:"hold,omitempty"`
+	// IfHealthy commits only if the committed roll-up does not call DC
+	// unhealthy (an operator's failover without force: the node that took
+	// the request may lag behind the roll-up).
+	IfHealthy bool `json:"if_healthy,omitempty"`
 }
 
 // SetDCHealth records a change of a datacenter's health roll-up.
@@ -130,7 +135,7 @@ type Command interface{ msgType() MsgType }
 
 func (PutConfig) msgType() MsgType { return MsgPutConfig }
 func (c SetActiveDC) msgType() MsgType {
-	if c.Hold != 0 || c.IfDecision != 0 {
+	if c.Hold != 0 || c.IfDecision != 0 || c.IfHealthy {
 		return MsgSetActiveDCHeld
 	}
 	return MsgSetActiveDC
@@ -360,6 +365,9 @@ func Validate(s *State, cmd Command) error {
 		}
 		if c.Hold < 0 {
 			return fmt.Errorf("hold %s is negative", c.Hold)
+		}
+		if h, ok := s.Health[c.DC]; ok && c.IfHealthy && !h.Healthy {
+			return fmt.Errorf("datacenter %s is unhealthy (%s); force to fail over anyway", c.DC, h.Reason)
 		}
 	case *SetDCHealth:
 		if s.Config == nil || s.Config.Datacenter(c.DC) == nil {

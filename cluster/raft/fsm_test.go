@@ -76,7 +76,8 @@ func TestFailoverHoldIsDecidedByTheFSM(t *testing.T) {
 	t0 := time.Unix(1700000000, 0).UTC()
 	f := NewFSM(slog.New(slog.DiscardHandler))
 	applyCmd(t, f, 1, putDoc(1))
-	applyCmd(t, f, 2, &SetActiveDC{DC: "dc2", Author: "alice", Time: t0, Hold: time.Minute})
+	applyCmd(t, f, 2, &SetDCHealth{DC: "dc1", Reason: "gone", Time: t0})
+	applyCmd(t, f, 3, &SetActiveDC{DC: "dc2", Author: "alice", Time: t0, Hold: time.Minute, IfHealthy: true})
 	if h := f.State().Active.HoldUntil; !h.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("hold until %s", h)
 	}
@@ -88,11 +89,13 @@ func TestFailoverHoldIsDecidedByTheFSM(t *testing.T) {
 		{"auto inside the hold", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(59 * time.Second), IfActive: "dc2"}, "held active by alice's decision until"},
 		{"auto against an older decision", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(2 * time.Minute), IfActive: "dc2", IfDecision: 1}, "changed meanwhile"},
 		{"negative hold", &SetActiveDC{DC: "dc1", Author: "bob", Time: t0, Hold: -time.Second}, "negative"},
-		{"auto after the hold", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(time.Minute), IfActive: "dc2", IfDecision: 2}, ""},
+		{"not forced to an unhealthy datacenter", &SetActiveDC{DC: "dc1", Author: "bob", Time: t0, IfHealthy: true}, "datacenter dc1 is unhealthy (gone); force"},
+		{"auto after the hold", &SetActiveDC{DC: "dc1", Author: AutoAuthor, Time: t0.Add(time.Minute), IfActive: "dc2", IfDecision: 3}, ""},
+		{"forced to an unhealthy datacenter", &SetActiveDC{DC: "dc1", Author: "bob", Time: t0.Add(2 * time.Minute)}, ""},
 	}
 	for i, tt := range tests {
 		before := f.State()
-		res := applyCmd(t, f, uint64(3+i), tt.cmd)
+		res := applyCmd(t, f, uint64(4+i), tt.cmd)
 		if tt.wantErr == "" {
 			if _, ok := res.(Applied); !ok || f.State().ActiveDatacenter() != "dc1" {
 				t.Fatalf("%s: %v, active %s", tt.name, res, f.State().ActiveDatacenter())
@@ -117,7 +120,7 @@ func TestFailoverHoldIsDecidedByTheFSM(t *testing.T) {
 		}
 	}
 	// An operator may always decide again, hold or not.
-	if res := applyCmd(t, f, 9, &SetActiveDC{DC: "dc2", Author: "bob", Time: t0.Add(61 * time.Second)}); res != (Applied{Index: 9, Version: 1}) {
+	if res := applyCmd(t, f, 10, &SetActiveDC{DC: "dc2", Author: "bob", Time: t0.Add(61 * time.Second)}); res != (Applied{Index: 10, Version: 1}) {
 		t.Fatalf("manual decision: %v", res)
 	}
 }

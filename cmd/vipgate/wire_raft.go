@@ -572,7 +572,8 @@ func (s *raftSource) register() {
 		now := time.Now().UTC()
 		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 		defer cancel()
-		ap, err := s.n.Propose(ctx, &raft.SetActiveDC{DC: body.Datacenter, Reason: reason, Author: s.author(r, body.Author), Time: now, Hold: hold})
+		ap, err := s.n.Propose(ctx, &raft.SetActiveDC{DC: body.Datacenter, Reason: reason, Author: s.author(r, body.Author), Time: now, Hold: hold,
+			IfHealthy: !body.Force})
 		if err != nil {
 			writeErr(w, err)
 			return
