@@ -88,3 +88,31 @@ func TestProcessesEventsAfterColdStartAndRestart(t *testing.T) {
 		v++
 	}
 }
+
+// In a 3-node cluster: a member that joins learns the versions committed
+// before it started as history (no config.applied for them), and the
+// leader killed and restarted reports the election it sees and nothing it
+// replays.
+func TestProcessesEventsOfAJoinerAndARestartedLeader(t *testing.T) {
+	c := newCluster(t)
+	ps := []*proc{c.add("n1", "dc1", "gateway", backendsDoc(1, 1))}
+	c.waitAll("version 1", func(p *proc) bool { return p.version() == 1 })
+	ps = append(ps, c.add("n2", "dc2", "gateway", ""), c.add("n3", "dc1", "gateway", ""))
+	c.waitAll("three members with version 1", func(p *proc) bool { return p.members() == 3 && p.version() == 1 })
+	got := c.eventsUntil(t, ps[1], 2)
+	if want := []string{"raft.leader n1", "config.applied v2"}; !slices.Equal(got, want) {
+		t.Fatalf("events of a member that joined after version 1:\n got %q\nwant %q", got, want)
+	}
+	old := c.leader()
+	c.stop(old, syscall.SIGKILL)
+	c.leader() // elected without it
+	c.start(old)
+	c.waitAll("the old leader caught up", func(p *proc) bool { return p.version() == 2 && p.members() == 3 })
+	got = c.eventsUntil(t, old, 3)
+	// A busy machine may hold one more election after the restart: each
+	// is reported, and nothing else but the new version.
+	rest := slices.DeleteFunc(slices.Clone(got), func(e string) bool { return strings.HasPrefix(e, "raft.leader ") })
+	if !slices.Equal(rest, []string{"config.applied v3"}) || !strings.HasPrefix(got[0], "raft.leader ") {
+		t.Fatalf("events of the leader restarted after SIGKILL:\n got %q\nwant raft.leader (and any later election), then config.applied v3", got)
+	}
+}
