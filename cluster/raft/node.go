@@ -529,7 +529,15 @@ func (n *Node) handle(ctx context.Context, req *rpcRequest) (*rpcResponse, error
 			return nil, &InvalidError{err}
 		}
 		if err := Validate(n.State(), cmd); err != nil {
-			return nil, &InvalidError{err}
+			// A new leader applies what was committed before it led only
+			// after its election (after a restart: its whole log): refuse
+			// only on a state that has caught up.
+			if berr := n.raft.Barrier(timeout).Error(); berr != nil {
+				return nil, berr
+			}
+			if err := Validate(n.State(), cmd); err != nil {
+				return nil, &InvalidError{err}
+			}
 		}
 		f := n.raft.Apply(req.Data, timeout)
 		if err := f.Error(); err != nil {

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vipgate/vipgate/core/config"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 var restartCycles = flag.Int("restarts", 8, "restart cycles per cluster size in TestRestartsNeverUndoACommit (make test-restarts runs 50)")
@@ -173,5 +175,32 @@ func TestReplayedIsHistoryNotNews(t *testing.T) {
 	c.waitVersion([]*tnode{n2}, b.Version)
 	if n2.Replayed(n2.State().ConfigIndex()) {
 		t.Fatal("a version committed after the newcomer started counts as replayed")
+	}
+}
+
+// A leader refuses a command only on a state that has applied everything
+// committed: right after a restart, a node leads before its log is
+// replayed, and an apply with the right if_version must not be refused as
+// "changed meanwhile" on the version 0 it shows then.
+func TestLeaderRefusesOnlyOnACaughtUpState(t *testing.T) {
+	c := newTCluster(t)
+	c.tune = func(o *Options) {
+		o.Raft.HeartbeatTimeout = config.Duration(300 * time.Millisecond)
+		o.Raft.ElectionTimeout = config.Duration(300 * time.Millisecond)
+		o.Raft.LeaderLeaseTimeout = config.Duration(150 * time.Millisecond)
+	}
+	c.boot(1)
+	version := uint64(1)
+	for i := 0; i < 6; i++ {
+		c.restart([]string{"n1"}, i%2 == 0)
+		n := c.node("n1")
+		testenv.Eventually(t, 20*time.Second, "n1 leads", n.IsLeader)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		a, err := n.Propose(ctx, &PutConfig{Source: doc(10 + i), Author: "test", IfVersion: version})
+		cancel()
+		if err != nil || a.Version != version+1 {
+			t.Fatalf("restart %d: apply with if_version %d: version %d, %v", i, version, a.Version, err)
+		}
+		version = a.Version
 	}
 }
