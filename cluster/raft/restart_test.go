@@ -52,6 +52,14 @@ func (c *tcluster) restart(ids []string, kill bool) {
 	}
 }
 
+// fastElections shortens the timeouts: restart tests are about what
+// survives a restart, and elections are most of their time.
+func fastElections(o *Options) {
+	o.Raft.HeartbeatTimeout = config.Duration(300 * time.Millisecond)
+	o.Raft.ElectionTimeout = config.Duration(300 * time.Millisecond)
+	o.Raft.LeaderLeaseTimeout = config.Duration(150 * time.Millisecond)
+}
+
 func (c *tcluster) all() []*tnode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -80,13 +88,7 @@ func TestRestartsNeverUndoACommit(t *testing.T) {
 			t.Logf("random seed %d", seed)
 			rng := rand.New(rand.NewPCG(seed, seed))
 			c := newTCluster(t)
-			// Short timeouts: the test is about what survives a restart,
-			// and elections are most of its time.
-			c.tune = func(o *Options) {
-				o.Raft.HeartbeatTimeout = config.Duration(300 * time.Millisecond)
-				o.Raft.ElectionTimeout = config.Duration(300 * time.Millisecond)
-				o.Raft.LeaderLeaseTimeout = config.Duration(150 * time.Millisecond)
-			}
+			c.tune = fastElections
 			nodes := c.boot(size)
 			ids := make([]string, 0, size)
 			for _, n := range nodes {
@@ -184,11 +186,7 @@ func TestReplayedIsHistoryNotNews(t *testing.T) {
 // "changed meanwhile" on the version 0 it shows then.
 func TestLeaderRefusesOnlyOnACaughtUpState(t *testing.T) {
 	c := newTCluster(t)
-	c.tune = func(o *Options) {
-		o.Raft.HeartbeatTimeout = config.Duration(300 * time.Millisecond)
-		o.Raft.ElectionTimeout = config.Duration(300 * time.Millisecond)
-		o.Raft.LeaderLeaseTimeout = config.Duration(150 * time.Millisecond)
-	}
+	c.tune = fastElections
 	c.boot(1)
 	version := uint64(1)
 	for i := 0; i < 6; i++ {
