@@ -95,16 +95,20 @@ func TestSoak(t *testing.T) {
 	l := newLab(ctx, t, vipgateBin(t))
 	k := &soak{lab: l, rng: rand.New(rand.NewPCG(uint64(seed), 0x50a6)),
 		h:    &soakcheck.History{Seed: seed},
-		proc: map[string]string{}, inc: map[string]int{}, queued: map[string]soakcheck.Queued{}}
+		proc: map[string]string{}, inc: map[string]int{}, queued: map[string]soakcheck.Queued{}, events: map[string]bool{}}
 	k.prepare(exampleDir)
 	rep := &report{}
-	s := &scenario{lab: l, rep: rep, example: exampleDir, doc: k.docPath(0)}
+	s := &scenario{lab: l, rep: rep, example: k.dir, doc: k.docPath(0), seeded: true}
 	k.s = s
+	seeded := time.Now()
 	if !s.guard(s.setup) {
 		rep.print(os.Stdout, 0)
 		t.FailNow()
 	}
-	k.h.Ops = append(k.h.Ops, soakcheck.Op{Kind: opApply, Node: "gw-b1", At: time.Now(), OK: true, Result: "set-up", DocHash: k.docHash(0)})
+	seedDoc, _ := os.ReadFile(k.seed)
+	k.h.Ops = append(k.h.Ops,
+		soakcheck.Op{Kind: opApply, Node: "gw-a1", At: seeded, OK: true, Result: "seed (node files' config:)", DocHash: hashDoc(seedDoc)},
+		soakcheck.Op{Kind: opApply, Node: "gw-b1", At: time.Now(), OK: true, Result: "set-up", DocHash: k.docHash(0)})
 	for _, g := range s.members() {
 		k.proc[g.name], k.inc[g.name] = soakcheck.Running, 1
 	}
@@ -150,7 +154,9 @@ type soak struct {
 	proc   map[string]string
 	inc    map[string]int
 	queued map[string]soakcheck.Queued // node + Message-ID
+	events map[string]bool             // node, incarnation, seq: events noted
 
+	seed    string   // the seed document of the node files
 	dir     string   // the documents the run applies
 	docs    []string // their paths, by number
 	applied int      // documents written so far
@@ -168,9 +174,6 @@ func (k *soak) prepare(exampleDir string) {
 	if err := os.MkdirAll(k.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(exampleDir, "nodes"), filepath.Join(k.dir, "nodes")); err != nil {
-		t.Fatal(err)
-	}
 	src, err := os.ReadFile(filepath.Join(exampleDir, "cluster.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +186,28 @@ func (k *soak) prepare(exampleDir string) {
 	k.docs = append(k.docs, filepath.Join(k.dir, "cluster.yaml"))
 	if err := os.WriteFile(k.docs[0], []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Every node file keeps a seed document (config:), as the issue's
+	// reporter's did: a restart must never commit it again over what was
+	// applied since (the checker's "only forward"). The seed differs from
+	// the applied document in the zone's SOA minimum.
+	k.seed = filepath.Join(k.dir, "seed.yaml")
+	if err := os.WriteFile(k.seed, []byte(strings.Replace(doc, "minimum: 60}", "minimum: 50}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(k.dir, "nodes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(exampleDir, "nodes", "*.yaml"))
+	for _, f := range files {
+		nf, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nf = append(nf, []byte("config: "+k.seed+"\n")...)
+		if err := os.WriteFile(filepath.Join(k.dir, "nodes", filepath.Base(f)), nf, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	k.disk = filepath.Join(k.lab.dir, "data", soakDiskNode)
 	if err := os.MkdirAll(k.disk, 0o700); err != nil {
@@ -513,8 +538,11 @@ func (k *soak) sampleLoop(ctx context.Context) {
 	}
 	tick := time.NewTicker(soakSampleEvery)
 	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
 		k.sample(ctx, handles)
+		if n%10 == 0 {
+			k.readEvents(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -584,6 +612,42 @@ func (k *soak) sample(ctx context.Context, handles map[string]*netlink.Handle) {
 	k.mu.Lock()
 	k.h.Samples = append(k.h.Samples, s)
 	k.mu.Unlock()
+}
+
+// readEvents notes what the running nodes published since the last
+// read (each node keeps its recent events; seq orders them per process).
+func (k *soak) readEvents(ctx context.Context) {
+	for _, g := range k.s.members() {
+		k.mu.Lock()
+		st, inc := k.proc[g.name], k.inc[g.name]
+		k.mu.Unlock()
+		if st != soakcheck.Running {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		var evs []struct {
+			Kind    string    `json:"kind"`
+			Level   any       `json:"level"`
+			Subject string    `json:"subject"`
+			Time    time.Time `json:"time"`
+			Seq     uint64    `json:"seq"`
+		}
+		err := apiGet(rctx, g, "/api/v1/events?n=1000", &evs)
+		cancel()
+		if err != nil {
+			continue
+		}
+		k.mu.Lock()
+		for _, e := range evs {
+			key := fmt.Sprintf("%s %d %d", g.name, inc, e.Seq)
+			if k.events[key] {
+				continue
+			}
+			k.events[key] = true
+			k.h.Events = append(k.h.Events, soakcheck.Event{Node: g.name, Kind: e.Kind, Level: fmt.Sprint(e.Level), Subject: e.Subject, At: e.Time})
+		}
+		k.mu.Unlock()
+	}
 }
 
 func apiGet(ctx context.Context, g *gateway, path string, out any) error {

@@ -450,6 +450,15 @@ func (r *Result) Print(w io.Writer, h *History) {
 	for _, c := range slices.Sorted(maps.Keys(r.Requests)) {
 		fmt.Fprintf(w, "  requests %-10s %d ok, %d failed\n", c, r.Requests[c][0], r.Requests[c][1])
 	}
+	byKind := map[string]int{}
+	for _, e := range h.Events {
+		byKind[e.Kind]++
+	}
+	var ks []string
+	for _, k := range slices.Sorted(maps.Keys(byKind)) {
+		ks = append(ks, fmt.Sprintf("%s %d", k, byKind[k]))
+	}
+	fmt.Fprintf(w, "  events published: %d (%s)\n", len(h.Events), strings.Join(ks, ", "))
 	fmt.Fprintf(w, "  alert mails: %d seen queued, %d delivered (mail × recipient), %d repeated copies after a sender's crash, %d dead letters\n",
 		r.Queued, r.Delivered, r.Duplicates, r.DeadLetters)
 	fmt.Fprintf(w, "  stale VIPs on dead or paused nodes: %d samples\n", r.StaleVIPs)

@@ -37,6 +37,16 @@ type History struct {
 	Queued     []Queued  `json:"queued"`     // alert mails seen in the nodes' queues
 	Mails      []Mail    `json:"mails"`      // copies the MTA delivered
 	DeadLetter []Queued  `json:"deadletter"` // the nodes' dead-letter queues at the end
+	Events     []Event   `json:"events"`     // what the nodes published (read every few samples)
+}
+
+// Event is one event a node published.
+type Event struct {
+	Node    string    `json:"node"`
+	Kind    string    `json:"kind"`
+	Level   string    `json:"level"`
+	Subject string    `json:"subject"`
+	At      time.Time `json:"at"`
 }
 
 // Sample is the cluster as seen at one instant.
