@@ -1,13 +1,18 @@
 // Package dns is vipgate's authoritative DNS server: zones with static
 // records from the cluster config, and service names answered with the VIP
-// that a client should use now, computed per query from the cluster state
-// (active datacenter, datacenter and backend health).
+// that a client should use now, computed per query from the committed
+// decisions (active datacenter, datacenter health) and backend health.
+//
+// Like every subsystem it reconciles to what is pushed to it: each config
+// snapshot (Apply) and each set of committed decisions (Decided.Decide,
+// pushed by cluster/state on commit); it reads neither raft nor a timer.
 package dns
 
 import (
 	"context"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // State is what the server needs to know of the cluster. Every node answers
@@ -80,6 +85,61 @@ func (s *StaticState) BackendHealthy(backend, dc string) (bool, bool) {
 	defer s.mu.RUnlock()
 	h, ok := s.backends[[2]string{backend, dc}]
 	return h, ok
+}
+
+// Decided is the State of a node's DNS server: the cluster's committed
+// decisions as last pushed to it (Decide, on commit), and backend health
+// asked of the live proxy. Queries read the pushed copy, never raft.
+type Decided struct {
+	// Backends answers BackendHealthy (nil: unknown).
+	Backends func(backend, dc string) (healthy, known bool)
+	// Local answers DatacenterHealthy for a datacenter the decisions do not
+	// judge (nil: unknown): a node without raft judges its own from its
+	// gateway, as nothing is committed.
+	Local func(dc string) (healthy, known bool)
+
+	d atomic.Pointer[decided]
+}
+
+type decided struct {
+	active  string
+	healthy map[string]bool
+}
+
+// Decide takes the committed decisions: the active datacenter and the
+// health roll-up (a datacenter missing from healthy is unknown). healthy is
+// kept, not copied: the caller must not modify it afterwards.
+func (s *Decided) Decide(active string, healthy map[string]bool) {
+	s.d.Store(&decided{active: active, healthy: healthy})
+}
+
+// ActiveDatacenter implements State.
+func (s *Decided) ActiveDatacenter() string {
+	if d := s.d.Load(); d != nil {
+		return d.active
+	}
+	return ""
+}
+
+// DatacenterHealthy implements State.
+func (s *Decided) DatacenterHealthy(dc string) (bool, bool) {
+	if d := s.d.Load(); d != nil {
+		if h, ok := d.healthy[dc]; ok {
+			return h, true
+		}
+	}
+	if s.Local != nil {
+		return s.Local(dc)
+	}
+	return false, false
+}
+
+// BackendHealthy implements State.
+func (s *Decided) BackendHealthy(backend, dc string) (bool, bool) {
+	if s.Backends == nil {
+		return false, false
+	}
+	return s.Backends(backend, dc)
 }
 
 // Query is what a hook sees of one question for a service name.

@@ -5,10 +5,15 @@
 //
 // The FSM follows Consul's pattern: typed commands, one message type byte
 // each (Decode's switch is the whole set; a type flagged IgnoreUnknown is
-// skipped by an older node instead of stopping it), deterministic Apply (the proposer stamps author and
-// time into the command), validation both before proposing and when
+// skipped by an older node instead of stopping it), deterministic Apply
+// (the proposer stamps author and time into the command), validation both
+// before proposing and when
 // applying — a command that fails validation returns its error as the apply
 // response and changes nothing — and an immutable, copy-on-write State.
+//
+// Nothing outside the cluster packages reads the State to act on it:
+// cluster/state pushes each committed snapshot and decision to the node's
+// subsystems.
 package raft
 
 import (

@@ -269,6 +269,38 @@ func (n *Node) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
+// Watch returns a channel signalled after each committed change of the
+// state (FSM.Watch): read State for the latest, bursts coalesce.
+func (n *Node) Watch() <-chan struct{} { return n.fsm.Watch() }
+
+// WatchLeader returns a channel signalled whenever this node learns of a
+// new leader or of having none (hashicorp/raft's leader observation, so
+// no one polls Leader); read Leader for the value. It stops when ctx ends.
+func (n *Node) WatchLeader(ctx context.Context) <-chan struct{} {
+	obs := make(chan hraft.Observation, 4)
+	sig := make(chan struct{}, 1)
+	o := hraft.NewObserver(obs, false, func(o *hraft.Observation) bool {
+		_, ok := o.Data.(hraft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(o)
+	go func() {
+		defer n.raft.DeregisterObserver(o)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-obs:
+				select {
+				case sig <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return sig
+}
+
 // VerifyQuorum reports whether this node is the leader and a quorum still
 // acknowledges it right now. A leader cut off from the majority fails this
 // (and steps down after leader_lease_timeout).

@@ -3,6 +3,10 @@
 // steppable state machine (machine.go), and the I/O around it (raw sockets,
 // netlink for the addresses, gratuitous ARP / unsolicited NA) behind small
 // interfaces so the logic is testable without root.
+//
+// Like every subsystem, it reconciles to the config snapshot pushed to it
+// (Manager.Apply: instances started, changed or stopped); the cluster's
+// decisions do not move VIPs, the datacenter's own VRRP election does.
 package vrrp
 
 import (

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/vipgate/vipgate/cluster/state"
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
@@ -139,12 +140,18 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	registerNodeAdmin(e)
 	registerBuiltinChecks(e.Checks)
 
+	// The source first: every subsystem built below subscribes to it.
+	src, err := newConfigSource(e)
+	if err != nil {
+		return err
+	}
+	e.Source = src
+
 	var subs []subsystem
 	var px *proxySubsystem
 	if node.Role != config.RoleWitness {
 		px = newProxySubsystem(e)
 		e.Proxy = px.proxy
-		e.Cluster = &staticView{e: e}
 		// Order matters: scripting and persistence install their hooks
 		// into the proxy before it applies a config that names them.
 		for _, mk := range []func(*env) (subsystem, error){newLua, newStickSync} {
@@ -156,22 +163,11 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 				subs = append(subs, s)
 			}
 		}
-		subs = append(subs, px)
-	}
-
-	src, err := newRaftSource(e)
-	if err != nil {
-		return fmt.Errorf("raft: %w", err)
-	}
-	if src == nil {
-		if node.Role == config.RoleWitness {
-			return errors.New("a witness needs a raft section in its node file")
-		}
-		if node.Config == "" {
-			return errors.New("no cluster config: give --config FILE (or config: in the node file), or configure raft")
-		}
-		src = newFileSource(node.Config, node, log)
-		registerStandaloneAdmin(e)
+		// The committed server overrides follow the proxy: enforced on
+		// commit, and again after each reconcile (it may replace servers).
+		ov := state.NewOverrides(px.proxy)
+		src.Subscribe(ov)
+		subs = append(subs, px, ov)
 	}
 
 	if node.Role != config.RoleWitness {
@@ -296,18 +292,33 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// staticView is the cluster view without raft: the primary datacenter is
-// active; this node's datacenter is judged from this gateway alone (its
-// proxy when frontends are configured, its VRRP state when VRRP runs
-// here); other datacenters are unknown.
-type staticView struct{ e *env }
-
-func (v *staticView) ActiveDatacenter() string {
-	if c := v.e.Proxy.Config(); c != nil {
-		return c.PrimaryDatacenter()
+// newConfigSource builds where config snapshots and committed decisions
+// come from: raft when the node file configures it, else the config file.
+func newConfigSource(e *env) (configSource, error) {
+	rs, err := newRaftSource(e)
+	if err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
 	}
-	return ""
+	if rs != nil {
+		e.IsLeader = rs.n.IsLeader
+		e.LeaderContact = rs.n.LeaderContact
+		return rs, nil
+	}
+	if e.Node.Role == config.RoleWitness {
+		return nil, errors.New("a witness needs a raft section in its node file")
+	}
+	if e.Node.Config == "" {
+		return nil, errors.New("no cluster config: give --config FILE (or config: in the node file), or configure raft")
+	}
+	registerStandaloneAdmin(e)
+	return newFileSource(e.Node.Config, e.Node, e.Log), nil
 }
+
+// staticView judges datacenter health without raft, where nothing is
+// committed: this node's datacenter from this gateway alone (its proxy
+// when frontends are configured, its VRRP state when VRRP runs here);
+// other datacenters are unknown.
+type staticView struct{ e *env }
 
 func (v *staticView) DatacenterHealthy(dc string) (bool, bool) {
 	if dc != v.e.Node.Datacenter {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vipgate/vipgate/cluster/state"
 	"github.com/vipgate/vipgate/cluster/vrrp"
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
@@ -26,9 +27,9 @@ type env struct {
 	Proxy *proxy.Proxy
 	// Checks is the registry of health-check kinds; plugins register into it.
 	Checks *health.Registry
-	// Cluster answers "which datacenter is active, which are healthy". The
-	// raft wiring replaces the static view taken from the config.
-	Cluster clusterView
+	// Source delivers the config snapshots and pushes the committed
+	// decisions (Subscribe); built before every subsystem.
+	Source configSource
 	// VRRPStatus lists this node's VRRP instances (nil when VRRP is not
 	// wired, as on a witness). Set before any subsystem runs.
 	VRRPStatus func() []vrrp.Status
@@ -51,16 +52,6 @@ type env struct {
 	}
 }
 
-// clusterView is the cluster state DNS and the stats page read.
-type clusterView interface {
-	// ActiveDatacenter is the datacenter clients should use now ("" = unknown).
-	ActiveDatacenter() string
-	// DatacenterHealthy reports the roll-up health of a datacenter as this
-	// node knows it (VRRP master present, frontends up, backends with a
-	// server up); known is false when there is no report.
-	DatacenterHealthy(dc string) (healthy, known bool)
-}
-
 // subsystem is one long-running part of a node. Apply is called with the
 // first validated snapshot before Run, and again on every change (old →
 // new); it must reconcile without dropping established connections.
@@ -70,10 +61,13 @@ type subsystem interface {
 	Run(ctx context.Context) error
 }
 
-// configSource delivers validated cluster snapshots: from a file (standalone)
-// or from the raft FSM.
+// configSource delivers validated cluster snapshots and pushes committed
+// decisions: from a file (standalone, cluster/state.Static) or from raft
+// (cluster/state.Cluster).
 type configSource interface {
 	// Updates delivers each new snapshot; the first arrives as soon as one is known.
 	Updates() <-chan *config.Cluster
+	// Subscribe adds a follower of the committed decisions.
+	Subscribe(s state.Subscriber)
 	Run(ctx context.Context) error
 }

@@ -6,21 +6,30 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/vipgate/vipgate/cluster/state"
 	"github.com/vipgate/vipgate/dns"
 	"github.com/vipgate/vipgate/scripting"
 )
 
 // newDNS wires the authoritative DNS server into a node: on when the node
-// file lists dns.listen addresses. Answers come from this node's own copy of
-// the cluster state (e.Cluster) and its proxy's view of backend health.
+// file lists dns.listen addresses. Answers follow the committed decisions
+// pushed to it (the source's subscribers) and its proxy's view of backend
+// health.
 func newDNS(e *env) (subsystem, error) {
 	if len(e.Node.DNS.Listen) == 0 {
 		return nil, nil
 	}
+	st := &dns.Decided{Backends: (&dnsBackends{e: e}).BackendHealthy}
+	if !e.Node.Raft.Enabled() {
+		// Nothing is committed without raft: this node judges its own
+		// datacenter from its gateway at query time.
+		st.Local = (&staticView{e: e}).DatacenterHealthy
+	}
+	e.Source.Subscribe(state.DecideFunc(func(d *state.Decisions) { st.Decide(d.Active, d.Healthy()) }))
 	srv := dns.New(dns.Options{
 		Listen:  e.Node.DNS.Listen,
 		Sockets: e.Node.DNS.Sockets,
-		State:   &dnsState{e: e},
+		State:   st,
 		Log:     e.Log.With("sub", "dns"),
 	})
 	e.Admin.Section("dns", srv.Status)
@@ -32,27 +41,12 @@ func newDNS(e *env) (subsystem, error) {
 	return srv, nil
 }
 
-// dnsState adapts the node's cluster view and proxy to dns.State. It reads
-// e.Cluster on every call: the raft wiring may replace the view.
-type dnsState struct{ e *env }
-
-func (s *dnsState) ActiveDatacenter() string {
-	if s.e.Cluster == nil {
-		return ""
-	}
-	return s.e.Cluster.ActiveDatacenter()
-}
-
-func (s *dnsState) DatacenterHealthy(dc string) (bool, bool) {
-	if s.e.Cluster == nil {
-		return false, false
-	}
-	return s.e.Cluster.DatacenterHealthy(dc)
-}
+// dnsBackends answers backend health from the live proxy.
+type dnsBackends struct{ e *env }
 
 // BackendHealthy: a backend is healthy in dc when one of its servers there
 // (or without a datacenter) is usable; unknown when it has none there.
-func (s *dnsState) BackendHealthy(backend, dc string) (bool, bool) {
+func (s *dnsBackends) BackendHealthy(backend, dc string) (bool, bool) {
 	if s.e.Proxy == nil {
 		return false, false
 	}

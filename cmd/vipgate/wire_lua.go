@@ -18,9 +18,7 @@ type luaSubsystem struct{ rt *scripting.Runtime }
 // newLua wires the lua subsystem into a node. It runs before the proxy's
 // first Apply so that frontends naming a route hook find it.
 func newLua(e *env) (subsystem, error) {
-	// e.IsLeader is read at each call: the raft wiring replaces it after
-	// this subsystem is built.
-	o := scripting.Options{Log: e.Log.With("sub", "lua"), Bus: e.Bus, IsLeader: func() bool { return e.IsLeader() }}
+	o := scripting.Options{Log: e.Log.With("sub", "lua"), Bus: e.Bus, IsLeader: e.IsLeader}
 	if e.Proxy != nil {
 		o.Live = e.Proxy
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/vipgate/vipgate/cluster/state"
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
@@ -65,11 +66,17 @@ type fileSource struct {
 	log      *slog.Logger
 	updates  chan *config.Cluster
 	reload   chan struct{}
+	// decisions pushes what each file implies (its primary is active)
+	// before the file is applied.
+	decisions state.Static
 }
 
 func newFileSource(file string, node *config.Node, log *slog.Logger) *fileSource {
 	return &fileSource{file: file, node: node, log: log, updates: make(chan *config.Cluster, 1), reload: make(chan struct{}, 1)}
 }
+
+// Subscribe implements configSource.
+func (f *fileSource) Subscribe(s state.Subscriber) { f.decisions.Subscribe(s) }
 
 func (f *fileSource) Updates() <-chan *config.Cluster { return f.updates }
 
@@ -117,6 +124,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading %s:\n%w", f.file, err)
 	}
+	_ = f.decisions.Apply(c)
 	f.updates <- c
 	for {
 		select {
@@ -130,6 +138,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 				continue
 			}
 			f.log.Info("reloading", "file", f.file)
+			_ = f.decisions.Apply(c)
 			select {
 			case f.updates <- c:
 			case <-ctx.Done():

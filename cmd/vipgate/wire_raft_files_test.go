@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vipgate/vipgate/cluster/raft/rafttest"
+	"github.com/vipgate/vipgate/cluster/state"
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/testenv"
@@ -58,7 +59,7 @@ backends:
 	}
 	version := resp.Version
 
-	var fc fileCheck
+	var fc state.FileCheck
 	testenv.Eventually(t, 10*time.Second, "status config_files shows the problem", func() bool {
 		return n.get("/api/v1/status/config_files", &fc) == nil && fc.Version == version && len(fc.Problems) == 1
 	})

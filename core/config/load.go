@@ -3,8 +3,9 @@
 // section, validated with every problem positioned at file:line:column, and
 // diffable. It also holds the node-local bootstrap file (node.go).
 //
-// Every subsystem receives its part of one validated *Cluster and reconciles
-// to it; a *Cluster is never modified after Load returns it.
+// Every subsystem receives its part of one validated *Cluster, pushed to it,
+// and reconciles to it (and to the committed decisions, pushed the same way
+// by cluster/state); a *Cluster is never modified after Load returns it.
 package config
 
 import (

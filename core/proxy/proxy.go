@@ -6,6 +6,11 @@
 // (no refused connection during a reload), removed ones stop accepting;
 // connections in flight finish on the objects they started with. Servers are
 // reused by identity so health and counters survive.
+//
+// Like every subsystem, the proxy reconciles to what is pushed to it: each
+// config snapshot (Apply) and the committed decisions that concern it (an
+// operator's drain/maint, enforced through Server by cluster/state on
+// commit). It reads neither raft nor a timer.
 package proxy
 
 import (

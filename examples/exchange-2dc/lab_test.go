@@ -573,6 +573,11 @@ type dcView struct {
 		Healthy *bool  `json:"healthy"`
 		Reason  string `json:"reason"`
 	} `json:"datacenters"`
+	// Pushed is what the node's subsystems follow (cluster/state).
+	Pushed struct {
+		Active   string    `json:"active"`
+		ActiveAt time.Time `json:"active_at"`
+	} `json:"pushed"`
 }
 
 func (g *gateway) dcState() (dcView, bool) {

@@ -3,6 +3,10 @@
 // the node's data dir, coalesces a flapping subject into one digest per
 // window, and delivers mails through the configured mailers in order, with
 // retries and backoff, across restarts.
+//
+// Like every subsystem, it reconciles to the config snapshot pushed to it
+// (rules, mailers) and reacts to committed decisions through the events
+// cluster/state publishes when they commit (dc.failover, config.applied…).
 package email
 
 import (
