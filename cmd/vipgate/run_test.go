@@ -494,19 +494,25 @@ backends:
 			t.Fatalf("request %d after b was marked down: %d from %q", i, st, name)
 		}
 	}
+	// The event is published after the state changes: poll for it.
 	var evs []events.Event
-	if err := n.get("/api/v1/events", &evs); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs {
-		if e.Kind == events.ServerDown && e.Attr("server") == "b" {
-			if r := e.Attr("reason"); r != "3 consecutive errors in traffic (last: HTTP 503)" {
-				t.Errorf("down reason %q", r)
-			}
-			return
+	var down *events.Event
+	testenv.Eventually(t, 10*time.Second, "server.down event for b", func() bool {
+		evs = nil
+		if err := n.get("/api/v1/events", &evs); err != nil {
+			return false
 		}
+		for i := range evs {
+			if evs[i].Kind == events.ServerDown && evs[i].Attr("server") == "b" {
+				down = &evs[i]
+				return true
+			}
+		}
+		return false
+	})
+	if r := down.Attr("reason"); r != "3 consecutive errors in traffic (last: HTTP 503)" {
+		t.Errorf("down reason %q", r)
 	}
-	t.Fatalf("no server.down event for b in %+v", evs)
 }
 
 // TestNodeChecksSendProxy: a backend whose servers speak the PROXY
