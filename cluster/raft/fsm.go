@@ -339,81 +339,95 @@ const docName = "cluster.yaml"
 // Validate checks cmd against state s without changing anything. The
 // proposer calls it before proposing, and Apply calls it again on every node.
 func Validate(s *State, cmd Command) error {
-	switch c := cmd.(type) {
-	case *PutConfig:
-		if c.IfVersion != 0 && c.IfVersion != s.Version {
-			return fmt.Errorf("the configuration changed meanwhile (now version %d, expected %d): review the diff again", s.Version, c.IfVersion)
-		}
-		return validDocument(c.Source)
-	case *SeedConfig:
-		// Version only grows, and it is in every snapshot: 0 means no
-		// document was ever committed, on every node at the same index.
-		if s.Version != 0 {
-			return fmt.Errorf("%w (version %d)", ErrConfigured, s.Version)
-		}
-		return validDocument(c.Source)
-	case *SetActiveDC:
-		if s.Config == nil {
-			return errors.New("no configuration yet")
-		}
-		if s.Config.Datacenter(c.DC) == nil {
-			return fmt.Errorf("datacenter %q is not defined (have: %s)", c.DC, dcNames(s.Config))
-		}
-		if c.IfActive != "" && c.IfActive != s.ActiveDatacenter() {
-			return fmt.Errorf("active datacenter is now %q, not %q", s.ActiveDatacenter(), c.IfActive)
-		}
-		if c.IfDecision != 0 && c.IfDecision != s.Active.Index {
-			return fmt.Errorf("the active-datacenter decision changed meanwhile (now the one at index %d, not %d)", s.Active.Index, c.IfDecision)
-		}
-		if c.Author == AutoAuthor && c.Time.Before(s.Active.HoldUntil) {
-			return fmt.Errorf("datacenter %s is held active by %s's decision until %s", s.Active.DC, s.Active.Author, s.Active.HoldUntil.Format(time.RFC3339))
-		}
-		if c.Hold < 0 {
-			return fmt.Errorf("hold %s is negative", c.Hold)
-		}
-		if h, ok := s.Health[c.DC]; ok && c.IfHealthy && !h.Healthy {
-			return fmt.Errorf("datacenter %s is unhealthy (%s); force to fail over anyway", c.DC, h.Reason)
-		}
-	case *SetDCHealth:
-		if s.Config == nil || s.Config.Datacenter(c.DC) == nil {
-			return fmt.Errorf("datacenter %q is not defined", c.DC)
-		}
-	case *SetServerAdmin:
-		if s.Config == nil {
-			return errors.New("no configuration yet")
-		}
-		b := s.Config.Backend(c.Backend)
-		if b == nil {
-			return fmt.Errorf("backend %q is not defined", c.Backend)
-		}
-		found := false
-		for _, sv := range b.Servers {
-			found = found || sv.Name == c.Server
-		}
-		if !found {
-			return fmt.Errorf("backend %q has no server %q", c.Backend, c.Server)
-		}
-		switch c.State {
-		case "ready", "drain", "maint":
-		default:
-			return fmt.Errorf("state %q: want ready, drain or maint", c.State)
-		}
-	case *SetMember:
-		if c.ID == "" {
-			return errors.New("member has no id")
-		}
-	default:
-		return fmt.Errorf("unknown command %T", cmd)
-	}
-	return nil
+	_, err := validate(s, cmd)
+	return err
 }
 
-func validDocument(src []byte) error {
+// validate is Validate, also returning the document a config command
+// carries, parsed: apply uses it instead of parsing it a second time (the
+// parse is most of an apply's CPU, on every node).
+func validate(s *State, cmd Command) (doc *config.Cluster, err error) {
+	err = func() error {
+		switch c := cmd.(type) {
+		case *PutConfig:
+			if c.IfVersion != 0 && c.IfVersion != s.Version {
+				return fmt.Errorf("the configuration changed meanwhile (now version %d, expected %d): review the diff again", s.Version, c.IfVersion)
+			}
+			var err error
+			doc, err = validDocument(c.Source)
+			return err
+		case *SeedConfig:
+			// Version only grows, and it is in every snapshot: 0 means no
+			// document was ever committed, on every node at the same index.
+			if s.Version != 0 {
+				return fmt.Errorf("%w (version %d)", ErrConfigured, s.Version)
+			}
+			var err error
+			doc, err = validDocument(c.Source)
+			return err
+		case *SetActiveDC:
+			if s.Config == nil {
+				return errors.New("no configuration yet")
+			}
+			if s.Config.Datacenter(c.DC) == nil {
+				return fmt.Errorf("datacenter %q is not defined (have: %s)", c.DC, dcNames(s.Config))
+			}
+			if c.IfActive != "" && c.IfActive != s.ActiveDatacenter() {
+				return fmt.Errorf("active datacenter is now %q, not %q", s.ActiveDatacenter(), c.IfActive)
+			}
+			if c.IfDecision != 0 && c.IfDecision != s.Active.Index {
+				return fmt.Errorf("the active-datacenter decision changed meanwhile (now the one at index %d, not %d)", s.Active.Index, c.IfDecision)
+			}
+			if c.Author == AutoAuthor && c.Time.Before(s.Active.HoldUntil) {
+				return fmt.Errorf("datacenter %s is held active by %s's decision until %s", s.Active.DC, s.Active.Author, s.Active.HoldUntil.Format(time.RFC3339))
+			}
+			if c.Hold < 0 {
+				return fmt.Errorf("hold %s is negative", c.Hold)
+			}
+			if h, ok := s.Health[c.DC]; ok && c.IfHealthy && !h.Healthy {
+				return fmt.Errorf("datacenter %s is unhealthy (%s); force to fail over anyway", c.DC, h.Reason)
+			}
+		case *SetDCHealth:
+			if s.Config == nil || s.Config.Datacenter(c.DC) == nil {
+				return fmt.Errorf("datacenter %q is not defined", c.DC)
+			}
+		case *SetServerAdmin:
+			if s.Config == nil {
+				return errors.New("no configuration yet")
+			}
+			b := s.Config.Backend(c.Backend)
+			if b == nil {
+				return fmt.Errorf("backend %q is not defined", c.Backend)
+			}
+			found := false
+			for _, sv := range b.Servers {
+				found = found || sv.Name == c.Server
+			}
+			if !found {
+				return fmt.Errorf("backend %q has no server %q", c.Backend, c.Server)
+			}
+			switch c.State {
+			case "ready", "drain", "maint":
+			default:
+				return fmt.Errorf("state %q: want ready, drain or maint", c.State)
+			}
+		case *SetMember:
+			if c.ID == "" {
+				return errors.New("member has no id")
+			}
+		default:
+			return fmt.Errorf("unknown command %T", cmd)
+		}
+		return nil
+	}()
+	return doc, err
+}
+
+func validDocument(src []byte) (*config.Cluster, error) {
 	if err := SelfContained(src); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := config.Parse(docName, src)
-	return err
+	return config.Parse(docName, src)
 }
 
 func dcNames(c *config.Cluster) string {
@@ -429,16 +443,17 @@ func dcNames(c *config.Cluster) string {
 
 // apply returns the new state (or s unchanged and an error).
 func apply(s *State, cmd Command, index uint64) (*State, error) {
-	if err := Validate(s, cmd); err != nil {
+	doc, err := validate(s, cmd)
+	if err != nil {
 		return s, err
 	}
 	n := s.clone()
 	n.Index = index
 	switch c := cmd.(type) {
 	case *PutConfig:
-		putConfig(n, s, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
+		putConfig(n, s, doc, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
 	case *SeedConfig:
-		putConfig(n, s, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
+		putConfig(n, s, doc, config.Revision{Author: c.Author, Time: c.Time, Comment: c.Comment, Source: c.Source})
 	case *SetActiveDC:
 		n.Active = DCDecision{DC: c.DC, Reason: c.Reason, Author: c.Author, Time: c.Time, Index: index}
 		if c.Hold > 0 {
@@ -470,10 +485,9 @@ func apply(s *State, cmd Command, index uint64) (*State, error) {
 	return n, nil
 }
 
-// putConfig makes rev.Source (validated) the next version in n, a clone of
-// s whose Index is already the entry's.
-func putConfig(n, s *State, rev config.Revision) {
-	cfg, _ := config.Parse(docName, rev.Source) // validated above
+// putConfig makes rev.Source (validated, parsed as cfg) the next version in
+// n, a clone of s whose Index is already the entry's.
+func putConfig(n, s *State, cfg *config.Cluster, rev config.Revision) {
 	n.Version++
 	n.Source = rev.Source
 	n.Zones = zoneSerials(s.Zones, cfg, rev.Time)
