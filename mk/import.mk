@@ -10,3 +10,17 @@ fuzz-import:
 
 BENCH_TARGETS += bench-import
 FUZZ_TARGETS += fuzz-import
+
+# migration-e2e: the rolling migration of the migration inputs against
+# Debian's HAProxy and keepalived in network namespaces (cluster/vrrp
+# TestMigrationE2E*): node 2, then node 1 replaced by vipgate from `vipgate
+# import`; prints each step's VIP holders, service gap and TLS session
+# persistence. Root only (skipped otherwise); `make e2e` runs it.
+.PHONY: migration-e2e
+migration-e2e:
+	@if [ "$$(id -u)" != 0 ]; then echo "migration-e2e: needs root (network namespaces, VRRP); skipped"; exit 0; fi; \
+	set -e; mkdir -p bin; \
+	export PATH="$$PATH:/usr/sbin:/sbin"; \
+	$(GO) build -o bin/vipgate ./cmd/vipgate; \
+	VIPGATE_MIGRATION_E2E=1 VIPGATE_BIN="$$PWD/bin/vipgate" \
+	  $(GO) test -count=1 -v -timeout 6m -run '^TestMigrationE2E' ./cluster/vrrp/

@@ -529,12 +529,7 @@ func startConnProber(t *testing.T, client *testnet.Host, vip string, every time.
 	ready := make(chan error, 1)
 	go func() {
 		defer close(p.done)
-		runtime.LockOSThread() // never unlocked: the thread stays in the namespace
-		ns, err := netns.GetFromName(client.NS)
-		if err == nil {
-			err = netns.Set(ns)
-			ns.Close()
-		}
+		err := enterNS(client.NS)
 		ready <- err
 		if err != nil {
 			return
@@ -566,6 +561,19 @@ func startConnProber(t *testing.T, client *testnet.Host, vip string, every time.
 	}
 	t.Cleanup(p.close)
 	return p
+}
+
+// enterNS moves the calling goroutine's thread into namespace ns for
+// good: it stays locked, so the runtime retires the thread afterwards
+// instead of reusing it in the wrong namespace.
+func enterNS(ns string) error {
+	runtime.LockOSThread()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return netns.Set(h)
 }
 
 // probeTCP runs on the thread locked into the client namespace: net.Dial

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/internal/testenv"
+	"github.com/vipgate/vipgate/internal/testexch"
 )
 
 // The example files stay valid whatever else runs.
@@ -407,7 +408,7 @@ func (s *scenario) sessions(st *step, n int) (files, srvs, ids []string) {
 	h := s.lab.hosts["vdi-dc1"]
 	for i := 0; i < n; i++ {
 		f := filepath.Join(s.sessDir, fmt.Sprintf("s%d-%d.pem", time.Now().UnixNano(), i))
-		srv, reused, id, err := sClient(s.lab.ctx, h, vip["dc1"]+":443", "", f)
+		srv, reused, id, err := testexch.SClient(s.lab.ctx, h, vip["dc1"]+":443", service, "", f)
 		if err != nil || reused || id == "" {
 			st.require("new TLS 1.2 session (openssl s_client -sess_out)", false, "session %d: %v reused=%v id=%q", i, err, reused, id)
 		}
@@ -423,7 +424,7 @@ func (s *scenario) resumeAll(files, srvs []string) (same int, detail string) {
 	h := s.lab.hosts["vdi-dc1"]
 	var bad []string
 	for i, f := range files {
-		srv, reused, _, err := sClient(s.lab.ctx, h, vip["dc1"]+":443", f, "")
+		srv, reused, _, err := testexch.SClient(s.lab.ctx, h, vip["dc1"]+":443", service, f, "")
 		if err == nil && reused && srv == srvs[i] {
 			same++
 			continue

@@ -37,6 +37,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/vipgate/vipgate/cluster/raft/rafttest"
+	"github.com/vipgate/vipgate/internal/testexch"
 	"github.com/vipgate/vipgate/internal/testnet"
 )
 
@@ -292,10 +293,8 @@ func (l *lab) writeCert() {
 	_ = os.WriteFile(l.cert[1], pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
-// startBackend runs an "Exchange" server: nginx (one process, so that
-// SIGKILL kills the server), TLS 1.2 only, a shared session cache and no
-// tickets so that clients resume by session ID as SChannel clients do,
-// serving /ews/healthcheck.htm and /who (its name).
+// startBackend runs an "Exchange" server (testexch.NginxConf), serving
+// /ews/healthcheck.htm and /who (its name).
 func (l *lab) startBackend(b *backendSrv) {
 	l.t.Helper()
 	if b.dir == "" {
@@ -304,29 +303,7 @@ func (l *lab) startBackend(b *backendSrv) {
 			_ = os.MkdirAll(filepath.Join(b.dir, d), 0o755)
 		}
 		_ = os.WriteFile(filepath.Join(b.dir, "ews", "healthcheck.htm"), []byte("200 OK<br/>"+b.name+"."+zone+"\n"), 0o644)
-		conf := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/plain;
-  client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp;
-  uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
-  server {
-    listen %[2]s:443 ssl;
-    ssl_certificate %[3]s;
-    ssl_certificate_key %[4]s;
-    ssl_protocols TLSv1.2;
-    ssl_session_cache shared:exchange:10m;
-    ssl_session_timeout 10h;
-    ssl_session_tickets off;
-    root %[1]s;
-    location = /who { return 200 "%[5]s\n"; }
-  }
-}
-`, b.dir, b.ip, l.cert[0], l.cert[1], b.name)
+		conf := testexch.NginxConf(b.dir, b.ip, l.cert[0], l.cert[1], b.name)
 		if err := os.WriteFile(filepath.Join(b.dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 			l.t.Fatal(err)
 		}

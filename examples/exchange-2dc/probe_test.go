@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -202,41 +200,6 @@ func (r *resolver) target() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.addr
-}
-
-var sessionIDRe = regexp.MustCompile(`Session-ID: ([0-9A-F]+)`)
-
-// sClient is openssl s_client once through addr from host h: resume from
-// sessIn when given, save the session to sessOut. It returns the server's
-// name, whether the session was resumed, and the session ID.
-func sClient(ctx context.Context, h *testnet.Host, addr, sessIn, sessOut string) (server string, reused bool, id string, err error) {
-	args := []string{"s_client", "-connect", addr, "-tls1_2", "-no_ticket", "-ign_eof", "-servername", service}
-	if sessIn != "" {
-		args = append(args, "-sess_in", sessIn)
-	}
-	if sessOut != "" {
-		args = append(args, "-sess_out", sessOut)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, "openssl"}, args...)...)
-	cmd.Stdin = strings.NewReader("GET /who HTTP/1.0\r\n\r\n")
-	out, err := cmd.CombinedOutput()
-	s := string(out)
-	if err != nil {
-		return "", false, "", fmt.Errorf("s_client: %v: %s", err, lastLine(s))
-	}
-	reused = strings.Contains(s, "\nReused, ")
-	if m := sessionIDRe.FindStringSubmatch(s); m != nil {
-		id = m[1]
-	}
-	_, resp, ok := strings.Cut(s, "HTTP/1.1 200 OK\r\n")
-	_, body, ok2 := strings.Cut(resp, "\r\n\r\n")
-	if !ok || !ok2 {
-		return "", reused, id, fmt.Errorf("s_client: no answer from a server: %s", lastLine(s))
-	}
-	server, _, _ = strings.Cut(body, "\n")
-	return strings.TrimSpace(server), reused, id, nil
 }
 
 func lastLine(s string) string {

@@ -21,7 +21,9 @@ import (
 type kaScript struct {
 	node *kanode
 	// scriptLine is the `script` line, for warnings about the command.
-	scriptLine         *kanode
+	scriptLine *kanode
+	// weightLine is the `weight` line, for a warning that drops it.
+	weightLine         *kanode
 	name, script       string
 	interval, timeout  config.Duration
 	weight, rise, fall int
@@ -412,7 +414,7 @@ func (t *translator) kaScript(n *kanode) *kaScript {
 			}
 		case "weight":
 			if v, ok := num(-253, 253); ok {
-				s.weight = v
+				s.weight, s.weightLine = v, c
 			}
 			if c.arg(2) == "reverse" {
 				t.warnKA(c, "weight reverse", "not supported")
@@ -920,7 +922,16 @@ func (t *translator) translateKeepalived(files []*kaFile) {
 				tr.Timeout = tr.Interval * 10
 				t.warnKA(s.node, "vrrp_script "+s.name+" timeout", "more than 10 intervals; capped")
 			}
+			weighted := tr.Weight > 0
 			notes = append(notes, t.kaScriptTrack(s, &tr)...)
+			if weighted && tr.Weight == 0 && s.weightLine != nil {
+				// The weight was dropped: say so at every node's script too.
+				for _, o := range m.all {
+					if os := o.file.scripts[r.name]; o != in && os != nil && os.weightLine != nil {
+						t.warnKA(os.weightLine, "vrrp_script "+r.name, fmt.Sprintf("weight %d dropped, as at %s:%d", os.weight, s.weightLine.file, s.weightLine.line))
+					}
+				}
+			}
 			base.Track = append(base.Track, tr)
 		}
 		for _, r := range in.ifaces {

@@ -311,6 +311,19 @@ func (t *translator) kaScriptTrack(s *kaScript, tr *config.VRRPTrack) []string {
 		if k.localHTTP {
 			how = "checked that HAProxy runs and answers on this node"
 		}
+		if k.shell && tr.Weight > 0 {
+			// The keepalived nodes never had the weight: a vipgate node
+			// with it outranks its keepalived peer during a rolling
+			// migration and takes the VIP from it (seed004: 100+2 over
+			// 101). Without it, priorities stay what keepalived ran with,
+			// and a proxy that cannot serve still gives the VIP up (FAULT).
+			wat := at
+			if s.weightLine != nil {
+				wat = s.weightLine
+			}
+			t.warnKA(wat, "vrrp_script "+s.name, fmt.Sprintf("weight %d dropped: keepalived could not run this shell line, so the check never passed and its weight never applied; with it the vipgate node would outrank the keepalived node and take the VIP during a rolling migration. The proxy track has weight 0: a proxy that cannot serve puts the node in FAULT", tr.Weight))
+			tr.Weight = 0
+		}
 		return []string{fmt.Sprintf("vrrp_script %s %s %s: vipgate's proxy replaces HAProxy, so it is a `proxy` track (the local frontends listen and their backends have a server up); a check of the haproxy process would fail forever once HAProxy is gone.%s", s.name, found, how, noShell)}
 	case k.daemon == replacedDaemon:
 		// keepalived alone is being replaced: HAProxy keeps running
