@@ -47,6 +47,7 @@ type Manager struct {
 	groups  map[string]config.VRRPSyncGroup // by instance name
 	running map[string]*runningInst
 	noted   []byte // the last list written to StateDir
+	started chan struct{}
 }
 
 type runningInst struct {
@@ -69,7 +70,7 @@ func NewManager(o Options) *Manager {
 	if o.DropAddr == nil {
 		o.DropAddr = dropAddr
 	}
-	m := &Manager{o: o, running: map[string]*runningInst{}}
+	m := &Manager{o: o, running: map[string]*runningInst{}, started: make(chan struct{})}
 	m.dropLeftovers()
 	return m
 }
@@ -244,6 +245,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.ctx = ctx
 	err := m.reconcileLocked()
 	m.mu.Unlock()
+	close(m.started)
 	if err != nil {
 		m.o.Log.Error("vrrp: some instances did not start", "err", err)
 	}
@@ -264,6 +266,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Started is closed once Run has started the instances of the applied
+// snapshot (those that could start), so that a node reports itself ready
+// only with its VRRP instances running.
+func (m *Manager) Started() <-chan struct{} { return m.started }
 
 // Status lists every instance of this node, sorted by name.
 func (m *Manager) Status() []Status {

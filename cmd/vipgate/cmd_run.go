@@ -29,12 +29,12 @@ import (
 
 func cmdRun(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	nodeFile := fs.String("node", "", "node bootstrap file (name, datacenter, data_dir, listen addresses)")
+	nodeFile := fs.String("node", "", "node bootstrap file (name, datacenter, data_dir, listen addresses; default $VIPGATE_NODE or "+defaultNodeFile+")")
 	cfgFile := fs.String("config", "", "cluster config file (standalone mode, or to seed a new raft cluster)")
 	witness := fs.Bool("witness", false, "run as a raft witness only (no proxy, no VRRP, no DNS)")
 	demoBackends := fs.String("demo-backends", "", "start demo HTTP backends on these comma-separated addresses (for `make run`)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate run --node node.yaml [--config cluster.yaml] [--witness]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: vipgate run [--node node.yaml] [--config cluster.yaml] [--witness]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +44,12 @@ func cmdRun(ctx context.Context, args []string) int {
 	if *witness {
 		role = config.RoleWitness
 	}
-	node, err := loadNodeAs(*nodeFile, role)
+	file, err := nodeFileOrDefault(*nodeFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vipgate run: %v\n", err)
+		return 1
+	}
+	node, err := loadNodeAs(file, role)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vipgate run: %v\n", err)
 		return 1
@@ -91,6 +96,31 @@ func logConfigError(log *slog.Logger, msg, file string, err error) {
 	for _, p := range ce.Problems {
 		log.Error("config problem", "at", p.Pos.String(), "path", p.Path, "problem", p.Msg)
 	}
+}
+
+// defaultNodeFile is the node file `vipgate run` reads without --node, where
+// the Debian package installs it.
+const defaultNodeFile = "/etc/vipgate/node.yaml"
+
+// nodeFileOrDefault is the node file to run: the flag's, else
+// $VIPGATE_NODE (a second instance on one host, tests), else
+// defaultNodeFile, which must then exist: a node made up from defaults
+// would not be the one the operator meant.
+func nodeFileOrDefault(flagFile string) (string, error) {
+	if flagFile != "" {
+		return flagFile, nil
+	}
+	file, from := defaultNodeFile, "the default"
+	if e := os.Getenv("VIPGATE_NODE"); e != "" {
+		file, from = e, "from VIPGATE_NODE"
+	}
+	if _, err := os.Stat(file); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("no node file: %s (%s without --node) does not exist; give --node FILE (see examples/quickstart/node.yaml)", file, from)
+		}
+		return "", fmt.Errorf("node file %s (%s without --node): %w", file, from, err)
+	}
+	return file, nil
 }
 
 // loadNode reads the bootstrap file, or makes a local one for standalone use.
@@ -234,8 +264,16 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		return nil
 	}
 	applyAll(subs, first, log)
+	if err := listenEarly(subs); err != nil {
+		return err
+	}
 	for _, s := range subs {
 		run(s.Name(), s.Run)
+	}
+	if err := awaitStarted(ctx, subs, errc); err != nil {
+		cancel()
+		wg.Wait()
+		return err
 	}
 	log.Info("vipgate running", "node", node.Name, "datacenter", node.Datacenter, "role", node.Role,
 		"admin", ln.Addr().String(), "version", version)
@@ -248,6 +286,12 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	sd, watchdog, stopWatchdog := newNotifier(log)
+	defer stopWatchdog()
+	if ctx.Err() == nil {
+		sd.ready()
+	}
+	var reloaded <-chan struct{} // a reload under way, READY=1 once done
 	for {
 		select {
 		case c := <-src.Updates():
@@ -255,9 +299,27 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		case <-hup:
 			// A standalone node re-reads its file; a raft node re-applies
 			// the committed document (its node-local files may have changed).
+			if reloaded == nil {
+				sd.reloading()
+			}
 			if r, ok := src.(interface{ Reload() }); ok {
 				r.Reload()
 			}
+			if r, ok := src.(reloadAcker); ok {
+				reloaded = r.Reloaded()
+			} else {
+				sd.ready()
+			}
+		case <-reloaded:
+			select {
+			case c := <-src.Updates():
+				applyAll(subs, c, log)
+			default:
+			}
+			reloaded = nil
+			sd.ready()
+		case <-watchdog:
+			sd.watchdog()
 		case err := <-errc:
 			log.Error("subsystem failed", "err", err)
 			cancel()
@@ -265,6 +327,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 			return err
 		case <-ctx.Done():
 			log.Info("shutting down")
+			sd.stopping()
 			done := make(chan struct{})
 			go func() { wg.Wait(); close(done) }()
 			select {

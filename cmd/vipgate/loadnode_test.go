@@ -51,3 +51,47 @@ func TestCheckNodeAsWitness(t *testing.T) {
 		t.Fatalf("as a witness: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// `vipgate run` without --node reads $VIPGATE_NODE or /etc/vipgate/node.yaml,
+// and says which file it missed and how to name another.
+func TestRunDefaultNodeFile(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(present, []byte("name: n\ndatacenter: dc1\ndata_dir: /tmp/n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	absent := filepath.Join(dir, "absent.yaml")
+	for _, tc := range []struct {
+		name, flag, env, want, err string
+	}{
+		{"flag wins", "given.yaml", present, "given.yaml", ""},
+		{"env", "", present, present, ""},
+		{"env names a missing file", "", absent, "", absent + " (from VIPGATE_NODE without --node) does not exist; give --node FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("VIPGATE_NODE", tc.env)
+			got, err := nodeFileOrDefault(tc.flag)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %q, %v; want an error with %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	// Without the variable: the default path, named in the error when absent.
+	t.Setenv("VIPGATE_NODE", "")
+	if _, err := os.Stat(defaultNodeFile); err == nil {
+		t.Skipf("%s exists on this machine", defaultNodeFile)
+	}
+	if _, err := nodeFileOrDefault(""); err == nil || !strings.Contains(err.Error(), defaultNodeFile+" (the default without --node)") {
+		t.Fatalf("got %v", err)
+	}
+	t.Setenv("VIPGATE_NODE", absent)
+	if code := cmdRun(t.Context(), nil); code != 1 {
+		t.Fatalf("vipgate run without a node file: exit %d, want 1", code)
+	}
+}

@@ -198,11 +198,14 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 		pool.AppendCertsFromPEM(pem)
 		nd.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
+	var once sync.Once
 	nd.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node: %v", err)
+			}
+		})
 	}
 	t.Cleanup(nd.stop)
 	// The admin API answers before the first snapshot is applied: wait

@@ -69,10 +69,11 @@ type fileSource struct {
 	// decisions pushes what each file implies (its primary is active)
 	// before the file is applied.
 	decisions state.Static
+	reloaded  chan struct{}
 }
 
 func newFileSource(file string, node *config.Node, log *slog.Logger) *fileSource {
-	return &fileSource{file: file, node: node, log: log, updates: make(chan *config.Cluster, 1), reload: make(chan struct{}, 1)}
+	return &fileSource{file: file, node: node, log: log, updates: make(chan *config.Cluster, 1), reload: make(chan struct{}, 1), reloaded: make(chan struct{}, 1)}
 }
 
 // Subscribe implements configSource.
@@ -84,6 +85,17 @@ func (f *fileSource) Updates() <-chan *config.Cluster { return f.updates }
 func (f *fileSource) Reload() {
 	select {
 	case f.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Reloaded gets a value after each reload asked of Reload: the snapshot,
+// if valid, is on Updates by then (systemd's READY=1 after RELOADING=1).
+func (f *fileSource) Reloaded() <-chan struct{} { return f.reloaded }
+
+func (f *fileSource) ackReload() {
+	select {
+	case f.reloaded <- struct{}{}:
 	default:
 	}
 }
@@ -135,6 +147,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 			if err != nil {
 				f.rejected.Add(1)
 				logConfigError(f.log, "reload refused; keeping the running config", f.file, err)
+				f.ackReload()
 				continue
 			}
 			f.log.Info("reloading", "file", f.file)
@@ -144,6 +157,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			}
+			f.ackReload()
 		}
 	}
 }
