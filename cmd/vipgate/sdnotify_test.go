@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,13 +23,7 @@ type notifySocket struct {
 
 func listenNotify(t *testing.T) *notifySocket {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	t.Setenv("NOTIFY_SOCKET", p)
+	c := testenv.NotifySocket(t)
 	ns := &notifySocket{t: t, msgs: make(chan string, 64), watchdog: make(chan struct{}, 1)}
 	go func() {
 		buf := make([]byte, 4096)

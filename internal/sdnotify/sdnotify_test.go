@@ -8,19 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func listen(t *testing.T) *net.UnixConn {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	t.Setenv("NOTIFY_SOCKET", p)
-	return c
-}
+	"github.com/vipgate/vipgate/internal/testenv"
+)
 
 func read(t *testing.T, c *net.UnixConn) string {
 	t.Helper()
@@ -34,7 +24,7 @@ func read(t *testing.T, c *net.UnixConn) string {
 }
 
 func TestSend(t *testing.T) {
-	c := listen(t)
+	c := testenv.NotifySocket(t)
 	n := FromEnv()
 	if err := n.Ready(); err != nil {
 		t.Fatal(err)

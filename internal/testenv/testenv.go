@@ -222,3 +222,17 @@ func Ceilings(t testing.TB, what string, maxBytes uint64, maxTime time.Duration,
 		t.Fatalf("%s took %v (ceiling %v)", what, d.Round(time.Millisecond), maxTime)
 	}
 }
+
+// NotifySocket stands in for systemd's notification socket: a unixgram
+// socket in a temporary directory, named by NOTIFY_SOCKET for the test.
+func NotifySocket(t testing.TB) *net.UnixConn {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	t.Setenv("NOTIFY_SOCKET", p)
+	return c
+}
