@@ -27,8 +27,8 @@ deb:
 # it names to exist, so the copy points at the unpacked /usr/bin/vipgate
 # (its man page is lintian's to check: it is not installed here).
 deb-check: deb
-	lintian --tag-display-limit 0 $(DEB) | tee $(DEB_DIR)/lintian.txt
-	@! grep -q '^E:' $(DEB_DIR)/lintian.txt || { echo "lintian: errors in $(DEB)"; exit 1; }
+	@set -o pipefail; lintian --fail-on error --tag-display-limit 0 $(DEB) | tee $(DEB_DIR)/lintian.txt \
+		&& ! grep -q '^E:' $(DEB_DIR)/lintian.txt || { echo "lintian: errors in $(DEB) (or lintian failed)"; exit 1; }
 	rm -rf $(DEB_DIR)/root && dpkg-deb -x $(DEB) $(DEB_DIR)/root
 	sed 's|/usr/bin/vipgate|$(CURDIR)/$(DEB_DIR)/root/usr/bin/vipgate|g' \
 		$(DEB_DIR)/root/usr/lib/systemd/system/vipgate.service > $(DEB_DIR)/vipgate.service
