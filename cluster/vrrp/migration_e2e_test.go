@@ -1,12 +1,14 @@
 package vrrp_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,16 +37,7 @@ import (
 // named as in the inputs (ens160, ens192). Long (about a minute) and
 // needs root and the daemons: `make migration-e2e` runs it.
 func TestMigrationE2ESeed004(t *testing.T) {
-	if os.Getenv("VIPGATE_MIGRATION_E2E") == "" {
-		t.Skip("make migration-e2e runs it (VIPGATE_MIGRATION_E2E=1 VIPGATE_BIN=vipgate)")
-	}
-	bin := os.Getenv("VIPGATE_BIN")
-	if bin == "" {
-		t.Fatal("VIPGATE_BIN: the vipgate binary to migrate to")
-	}
-	for _, tool := range []string{"haproxy", "keepalived", "nginx", "openssl"} {
-		testenv.RequireTool(t, tool)
-	}
+	bin := migrationE2E(t)
 	seed := filepath.Join(testenv.MigrationInputs(t), "seed004-exchange-2dc")
 	dir := t.TempDir()
 	b := newBed(t, "node1", "node2")
@@ -82,7 +75,7 @@ func TestMigrationE2ESeed004(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		haproxy[n] = startHAProxy(t, b.hosts[n], files[n]["haproxy"])
+		haproxy[n] = startHAProxy(t, b.hosts[n], files[n]["haproxy"], "127.0.0.1:443")
 		data, _ := os.ReadFile(files[n]["keepalived"])
 		keepalived[n] = startKeepalived(t, b.hosts[n], string(data))
 	}
@@ -91,24 +84,30 @@ func TestMigrationE2ESeed004(t *testing.T) {
 	// under keepalived (no shell: killall gets "&& curl ..." as names).
 	waitHolder(t, b.w, "node1", long)
 
-	doc := filepath.Join(dir, "cluster.yaml")
-	out, err := exec.Command(bin, "import",
+	doc := importDoc(t, bin, dir,
 		"--haproxy", "node1="+files["node1"]["haproxy"], "--haproxy", "node2="+files["node2"]["haproxy"],
 		"--keepalived", "node1="+files["node1"]["keepalived"], "--keepalived", "node2="+files["node2"]["keepalived"],
-		"--datacenter", "node1=dc1", "--datacenter", "node2=dc2", "-o", doc).CombinedOutput()
-	if err != nil {
-		t.Fatalf("vipgate import: %v\n%s", err, out)
-	}
-	t.Logf("vipgate import:\n%s", out)
+		"--datacenter", "node1=dc1", "--datacenter", "node2=dc2")
+	mig := startMigrationWatch(t, "seed004", b, tlsSessionClients(t, b))
 
-	mig := startMigrationWatch(t, b)
-	mig.step(t, "original pair (HAProxy + keepalived on both nodes)", "node1", long)
+	migrate(t, b, mig, bin, dir, doc, haproxy, keepalived, true)
+}
 
-	// node2 joins as backup and stays so: it has the lower priority
-	// (100 to keepalived's 101; a preempting backup would take over once
-	// its master-down timer, 3.6s, expires). Then node1's keepalived
-	// resigns (priority 0), node2 takes over, and vipgate on node1
-	// preempts it (101 over 100, keepalived's default preempt).
+// migrate replaces node2 (the backup), then node1 by vipgate and checks
+// what is deterministic.
+//
+// node2 joins as backup and stays so: it has the lower priority (a
+// preempting backup would take over once its master-down timer, about
+// 3.6s, expires). Then node1's keepalived resigns (priority 0), node2
+// takes over, and vipgate on node1 preempts it (keepalived's default
+// preempt).
+//
+// origServes false: the original pair does not serve through the VIP
+// (seed000: keepalived's vrrp_strict drops traffic to it, no_accept).
+func migrate(t *testing.T, b *bed, mig *migrationWatch, bin, dir, doc string, haproxy, keepalived map[string]*proc, origServes bool) {
+	t.Helper()
+	long := 60 * time.Second
+	mig.step(t, "original pair (HAProxy + keepalived on both nodes)", "node1", long, origServes)
 	for _, n := range []string{"node2", "node1"} {
 		mig.begin(n + ": HAProxy + keepalived replaced by vipgate")
 		keepalived[n].stop()
@@ -124,14 +123,14 @@ func TestMigrationE2ESeed004(t *testing.T) {
 				t.Errorf("vipgate on node2 took the VIP from keepalived on node1 (higher priority)")
 			}
 		}
-		mig.step(t, "", "node1", long)
+		mig.step(t, "", "node1", long, true)
 	}
 	mig.stop()
 	mig.report(t)
 	if d := b.w.dual(); d > time.Second {
 		t.Fatalf("VIP held by both nodes for %s (advert interval 1s): the VRRP group split", d)
 	}
-	mig.checkSessions(t)
+	mig.checkSessions(t, origServes)
 }
 
 // vrrpStatus is the VRRP section of `vipgate status` on h's node (nil
@@ -180,13 +179,13 @@ func startExchange(t *testing.T, h *testnet.Host, ip, name, cert, key string) {
 
 // startHAProxy runs HAProxy in the foreground (-db: the file's `daemon`
 // would detach it from the test).
-func startHAProxy(t *testing.T, h *testnet.Host, cfg string) *proc {
+func startHAProxy(t *testing.T, h *testnet.Host, cfg, listen string) *proc {
 	t.Helper()
 	if out, err := exec.Command("haproxy", "-c", "-f", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c %s: %v\n%s", cfg, err, out)
 	}
 	p := startProc(t, "haproxy "+h.Name, h.Command("haproxy", "-db", "-f", cfg))
-	waitListen(t, h, "127.0.0.1:443")
+	waitListen(t, h, listen)
 	return p
 }
 
@@ -225,11 +224,13 @@ func waitListen(t *testing.T, h *testnet.Host, addr string) {
 // VIP and resumes one TLS session over and over, recording everything
 // per step.
 type migrationWatch struct {
-	b      *bed
-	mu     sync.Mutex
-	steps  []*migStep
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	seed      string
+	stickName string // what the sticky client sticks with
+	b         *bed
+	mu        sync.Mutex
+	steps     []*migStep
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type migStep struct {
@@ -255,10 +256,41 @@ type resume struct {
 	err            error
 }
 
-func startMigrationWatch(t *testing.T, b *bed) *migrationWatch {
+// migClients are a seed's two clients. poll is one request through the
+// VIP; it runs on a thread in the client's namespace. stick is one request
+// of the client that should keep its server: it returns the server and
+// whether it is the one that client started on (a new start when not).
+type migClients struct {
+	poll  func() error
+	stick func(ctx context.Context) (server string, kept bool, err error)
+	// what is the stick client's session, for the report.
+	what string
+}
+
+// tlsSessionClients are seed004's: HTTPS polls, and openssl s_client
+// resuming one TLS session (kept: resumed, so on the server that issued it).
+func tlsSessionClients(t *testing.T, b *bed) migClients {
+	sess := filepath.Join(t.TempDir(), "session.pem")
+	started := false
+	return migClients{
+		what: "TLS session by ID",
+		poll: func() error { return getWho(vip + ":443") },
+		stick: func(ctx context.Context) (string, bool, error) {
+			in := ""
+			if started {
+				in = sess
+			}
+			server, reused, _, err := testexch.SClient(ctx, b.client, vip+":443", "", in, sess)
+			started = started || err == nil
+			return server, reused, err
+		},
+	}
+}
+
+func startMigrationWatch(t *testing.T, seed string, b *bed, cl migClients) *migrationWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &migrationWatch{b: b, cancel: cancel}
+	m := &migrationWatch{seed: seed, stickName: cl.what, b: b, cancel: cancel}
 	m.begin("start")
 	t.Cleanup(m.stop)
 	m.wg.Add(3)
@@ -292,7 +324,7 @@ func startMigrationWatch(t *testing.T, b *bed) *migrationWatch {
 		}
 		for ctx.Err() == nil {
 			at := time.Now()
-			ok := getWho(vip+":443") == nil
+			ok := cl.poll() == nil
 			m.record(func(s *migStep) { s.polls = append(s.polls, poll{at, ok}) })
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -300,17 +332,15 @@ func startMigrationWatch(t *testing.T, b *bed) *migrationWatch {
 	if err := <-ready; err != nil {
 		t.Fatalf("client namespace: %v", err)
 	}
-	sess := filepath.Join(t.TempDir(), "session.pem")
 	go func() {
 		defer m.wg.Done()
+		if err := enterNS(b.client.NS); err != nil {
+			return
+		}
 		origin := ""
 		for ctx.Err() == nil {
-			in := ""
-			if origin != "" {
-				in = sess
-			}
 			at := time.Now()
-			server, reused, _, err := testexch.SClient(ctx, b.client, vip+":443", "", in, sess)
+			server, reused, err := cl.stick(ctx)
 			if err == nil && !reused {
 				origin = server
 			}
@@ -350,7 +380,9 @@ func (m *migrationWatch) begin(name string) {
 
 // step waits until want holds the VIP, the polls succeed again and the
 // TLS session resumes, each for a while, then closes the step.
-func (m *migrationWatch) step(t *testing.T, name, want string, d time.Duration) {
+// With serves false (the original does not serve through the VIP) it
+// waits for 20 polls and 3 sticky requests, failed or not.
+func (m *migrationWatch) step(t *testing.T, name, want string, d time.Duration, serves bool) {
 	t.Helper()
 	if name != "" {
 		m.begin(name)
@@ -363,12 +395,12 @@ func (m *migrationWatch) step(t *testing.T, name, want string, d time.Duration) 
 		s := m.steps[len(m.steps)-1]
 		okPolls, resumed := 0, 0
 		for _, p := range s.polls {
-			if p.at.After(since) && p.ok {
+			if p.at.After(since) && (p.ok || !serves) {
 				okPolls++
 			}
 		}
 		for _, r := range s.resumes {
-			if r.at.After(since) && r.reused {
+			if r.at.After(since) && (r.reused || !serves) {
 				resumed++
 			}
 		}
@@ -393,11 +425,15 @@ func (m *migrationWatch) heldBy(host string) bool {
 // ID); in the first step (HAProxy) and the last (vipgate), each resumption
 // after the first handshake must succeed. A move to the other node is
 // a new handshake there (its servers are others).
-func (m *migrationWatch) checkSessions(t *testing.T) {
+func (m *migrationWatch) checkSessions(t *testing.T, origServes bool) {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, s := range []*migStep{m.steps[1], m.steps[len(m.steps)-1]} {
+	steps := []*migStep{m.steps[len(m.steps)-1]}
+	if origServes {
+		steps = append(steps, m.steps[1])
+	}
+	for _, s := range steps {
 		var rs []resume
 		for _, r := range s.resumes {
 			if r.err == nil {
@@ -410,7 +446,7 @@ func (m *migrationWatch) checkSessions(t *testing.T) {
 		}
 		for _, r := range rs {
 			if !r.reused {
-				t.Errorf("%s: TLS session not resumed on its server %s: went to %s", s.name, r.origin, r.server)
+				t.Errorf("%s: the %s did not keep its server %s: went to %s", s.name, m.stickName, r.origin, r.server)
 			}
 		}
 	}
@@ -459,11 +495,11 @@ func (m *migrationWatch) report(t *testing.T) {
 				fresh++
 			}
 		}
-		fmt.Fprintf(&b, "%s (%s)\n  VIP holders: %s; %d samples, %d with two holders\n  service gap %s (%d of %d polls failed)\n  TLS session: %d resumed on its server, %d new handshakes (session lost its server), %d failed\n",
+		fmt.Fprintf(&b, "%s (%s)\n  VIP holders: %s; %d samples, %d with two holders\n  service gap %s (%d of %d polls failed)\n  sticky client: %d kept its server, %d started over on another (%s), %d failed\n",
 			s.name, s.end.Sub(s.start).Round(time.Millisecond), strings.Join(s.holders, " → "), s.samples, s.dual,
-			gap.Round(time.Millisecond), fail, len(s.polls), reused, fresh, errs)
+			gap.Round(time.Millisecond), fail, len(s.polls), reused, fresh, m.stickName, errs)
 	}
-	t.Logf("rolling migration of seed004:\n%s", b.String())
+	t.Logf("rolling migration of %s:\n%s", m.seed, b.String())
 }
 
 // getWho is one HTTPS request through addr; it runs on a thread locked
@@ -487,4 +523,178 @@ func getWho(addr string) error {
 		return fmt.Errorf("answer %q", resp)
 	}
 	return nil
+}
+
+// TestMigrationE2ESeed000 is seed000's rolling migration (the lab pair:
+// vrrp_strict with an authentication block keepalived ignores, multicast,
+// HTTP with cookie persistence, SSL offload, a track script checking
+// haproxy), as TestMigrationE2ESeed004. The cookie client keeps its
+// cookie all along: HAProxy's cookie and vipgate's are the same, so it
+// keeps its server across the whole migration.
+func TestMigrationE2ESeed000(t *testing.T) {
+	bin := migrationE2E(t)
+	seed := filepath.Join(testenv.MigrationInputs(t), "seed000-lab")
+	dir := t.TempDir()
+	b := newBed(t, "node1", "node2")
+	for _, n := range []string{"node1", "node2"} {
+		renameNIC(t, b.hosts[n], "ens160")
+	}
+	cert, key := testcert.PEM(t, testcert.Cert{CN: "test.aaa.com", DNS: []string{"test.aaa.com"}})
+	pemFile := filepath.Join(dir, "test.aaa.com.server.pem")
+	if err := os.WriteFile(pemFile, append(cert, key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := filepath.Join(dir, "haproxy_check.sh")
+	if data, err := os.ReadFile(filepath.Join(seed, "haproxy_check.sh")); err != nil || os.WriteFile(check, data, 0o755) != nil {
+		t.Fatalf("haproxy_check.sh: %v", err)
+	}
+	for i, name := range []string{"web01", "web02"} {
+		ip := fmt.Sprintf("198.18.0.%d", 21+i)
+		serveWho(t, b.n.AddHost(name, ip+"/24"), ip+":80", name)
+	}
+	r := strings.NewReplacer("10.1.1.254", vip, "10.1.1.201", "198.18.0.21", "10.1.1.202", "198.18.0.22",
+		"/home/certs/test.aaa.com.server.pem", pemFile, "/etc/keepalived/haproxy_check.sh", check)
+	adapt := func(name, as string) string {
+		data, err := os.ReadFile(filepath.Join(seed, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, as)
+		// Two HAProxies on one machine: each its own pid file.
+		s := strings.ReplaceAll(r.Replace(string(data)), "/usr/local/haproxy/haproxy.pid", filepath.Join(dir, as+".pid"))
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	files := map[string]map[string]string{
+		"node1": {"haproxy": adapt("haproxy.cfg", "node1-haproxy.cfg"), "keepalived": adapt("keepalived-lb01.conf", "node1-keepalived.conf")},
+		"node2": {"haproxy": adapt("haproxy.cfg", "node2-haproxy.cfg"), "keepalived": adapt("keepalived-lb02.conf", "node2-keepalived.conf")},
+	}
+	haproxy, keepalived := map[string]*proc{}, map[string]*proc{}
+	for _, n := range []string{"node1", "node2"} {
+		haproxy[n] = startHAProxy(t, b.hosts[n], files[n]["haproxy"], "127.0.0.1:80")
+		data, _ := os.ReadFile(files[n]["keepalived"])
+		keepalived[n] = startKeepalived(t, b.hosts[n], string(data))
+	}
+	waitHolder(t, b.w, "node1", 60*time.Second) // HA-01: 150, HA-02: 100
+
+	doc := importDoc(t, bin, dir, "--haproxy", files["node1"]["haproxy"],
+		"--keepalived", "node1="+files["node1"]["keepalived"], "--keepalived", "node2="+files["node2"]["keepalived"])
+	mig := startMigrationWatch(t, "seed000", b, cookieClients(vip+":80"))
+	migrate(t, b, mig, bin, dir, doc, haproxy, keepalived, false)
+}
+
+// migrationE2E skips unless make migration-e2e runs the test, and
+// returns the vipgate binary to migrate to.
+func migrationE2E(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("VIPGATE_MIGRATION_E2E") == "" {
+		t.Skip("make migration-e2e runs it (VIPGATE_MIGRATION_E2E=1 VIPGATE_BIN=vipgate)")
+	}
+	bin := os.Getenv("VIPGATE_BIN")
+	if bin == "" {
+		t.Fatal("VIPGATE_BIN: the vipgate binary to migrate to")
+	}
+	for _, tool := range []string{"haproxy", "keepalived", "nginx", "openssl"} {
+		testenv.RequireTool(t, tool)
+	}
+	return bin
+}
+
+// importDoc runs `vipgate import` with args and returns the document.
+func importDoc(t *testing.T, bin, dir string, args ...string) string {
+	t.Helper()
+	doc := filepath.Join(dir, "cluster.yaml")
+	out, err := exec.Command(bin, append(append([]string{"import"}, args...), "-o", doc)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vipgate import: %v\n%s", err, out)
+	}
+	t.Logf("vipgate import:\n%s", out)
+	return doc
+}
+
+// serveWho serves HTTP on addr inside h: /who answers name.
+func serveWho(t *testing.T, h *testnet.Host, addr, name string) {
+	t.Helper()
+	ch := make(chan net.Listener, 1)
+	errc := make(chan error, 1)
+	go func() {
+		if err := enterNS(h.NS); err != nil {
+			errc <- err
+			return
+		}
+		ln, err := net.Listen("tcp4", addr)
+		if err != nil {
+			errc <- err
+			return
+		}
+		ch <- ln
+	}()
+	var ln net.Listener
+	select {
+	case err := <-errc:
+		t.Fatalf("%s: listen %s: %v", name, addr, err)
+	case ln = <-ch:
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, name+"\n")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// cookieClients are seed000's: HTTP polls, and a client that keeps the
+// SERVER-COOKIE its first answer set (kept: the server is the cookie's).
+func cookieClients(addr string) migClients {
+	cookie := ""
+	return migClients{
+		what: "HTTP client keeping its cookie",
+		poll: func() error { _, _, err := getHTTP(addr, ""); return err },
+		stick: func(context.Context) (string, bool, error) {
+			server, set, err := getHTTP(addr, cookie)
+			if err != nil {
+				return "", false, err
+			}
+			kept := cookie != "" && "SERVER-COOKIE="+server == cookie
+			if set != "" {
+				cookie = set
+			}
+			return server, kept, nil
+		},
+	}
+}
+
+// getHTTP is GET /who through addr with cookie (NAME=VALUE, or none): the
+// server's name and the cookie the answer sets. It runs on a thread in the
+// client's namespace.
+func getHTTP(addr, cookie string) (server, set string, err error) {
+	c, err := net.DialTimeout("tcp4", addr, time.Second)
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	req := "GET /who HTTP/1.0\r\nHost: test.aaa.com\r\n"
+	if cookie != "" {
+		req += "Cookie: " + cookie + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		return "", "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return "", "", fmt.Errorf("answer %d %q: %v", resp.StatusCode, body, err)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "SERVER-COOKIE" {
+			set = ck.Name + "=" + ck.Value
+		}
+	}
+	return strings.TrimSpace(string(body)), set, nil
 }
