@@ -13,9 +13,10 @@ FUZZ_TARGETS += fuzz-import
 
 # migration-e2e: the rolling migration of the migration inputs against
 # Debian's HAProxy and keepalived in network namespaces (cluster/vrrp
-# TestMigrationE2E*): node 2, then node 1 replaced by vipgate from `vipgate
-# import`; prints each step's VIP holders, service gap and TLS session
-# persistence. Root only (skipped otherwise); `make e2e` runs it.
+# TestMigrationE2ESeed004, TestMigrationE2ESeed000): node 2, then node 1
+# replaced by vipgate from `vipgate import`; prints each step's VIP holders,
+# service gap and session persistence (docs/migration.md). About 90s. Root
+# only (skipped otherwise); `make e2e` runs it.
 .PHONY: migration-e2e
 migration-e2e:
 	@if [ "$$(id -u)" != 0 ]; then echo "migration-e2e: needs root (network namespaces, VRRP); skipped"; exit 0; fi; \
