@@ -15,7 +15,7 @@ FUZZ_TARGETS += fuzz-import
 # Debian's HAProxy and keepalived in network namespaces (cluster/vrrp
 # TestMigrationE2ESeed004, TestMigrationE2ESeed000): node 2, then node 1
 # replaced by vipgate from `vipgate import`; prints each step's VIP holders,
-# service gap and session persistence (docs/migration.md). About 90s. Root
+# service gap and session persistence (docs/migration.md). About a minute. Root
 # only (skipped otherwise); `make e2e` runs it.
 .PHONY: migration-e2e
 migration-e2e:
