@@ -10,8 +10,9 @@ import (
 // everywhere:
 //
 //   - where an element runs: `datacenter: DC` and/or `nodes: [..]` on a
-//     VRRP instance, a frontend, a backend (a server: `nodes`), naming
-//     nodes wins, neither means every gateway node;
+//     VRRP instance, a frontend, a backend, naming nodes wins, neither
+//     means every gateway node. A server's `datacenter` says where the
+//     server is (a preference); with `local_only` it is also where it runs;
 //   - a per-node value: a map by node name beside the shared value, as
 //     `priorities` beside `priority` (a VRRP instance's `interfaces`,
 //     `unicast_src_ips`, `vip_devs`).
@@ -38,8 +39,17 @@ func (f *Frontend) Runs(node *Node) bool { return runsOn(f.Datacenter, f.Nodes, 
 func (b *Backend) Runs(node *Node) bool { return runsOn(b.Datacenter, b.Nodes, node) }
 
 // Runs reports whether the node sends traffic to the server. A server's
-// datacenter is a preference (local servers first), not a limit.
-func (s *Server) Runs(node *Node) bool { return runsOn("", s.Nodes, node) }
+// datacenter is a preference (local servers first), a limit only with
+// local_only.
+func (s *Server) Runs(node *Node) bool { return runsOn(s.placedDC(), s.Nodes, node) }
+
+// placedDC is the datacenter the server is limited to, if any.
+func (s *Server) placedDC() string {
+	if s.LocalOnly {
+		return s.Datacenter
+	}
+	return ""
+}
 
 // placed reports whether anything is limited to some nodes.
 func (c *Cluster) placed() bool {
@@ -54,7 +64,7 @@ func (c *Cluster) placed() bool {
 			return true
 		}
 		for j := range b.Servers {
-			if len(b.Servers[j].Nodes) > 0 {
+			if len(b.Servers[j].Nodes) > 0 || b.Servers[j].LocalOnly {
 				return true
 			}
 		}
@@ -136,13 +146,23 @@ func (c *Cluster) validatePlacement(p *Problems) {
 		check(Path("backends", i), b.Datacenter, b.Nodes)
 		for j := range b.Servers {
 			s := &b.Servers[j]
-			check(Path("backends", i, "servers", j), "", s.Nodes)
+			path := Path("backends", i, "servers", j)
+			check(path, "", s.Nodes)
 			if len(b.Nodes) > 0 {
 				for k, n := range s.Nodes {
 					if !slices.Contains(b.Nodes, n) {
-						p.Addf(Path("backends", i, "servers", j, "nodes", k), "node %q: backend %q does not run there", n, b.Name)
+						p.Addf(Path(path, "nodes", k), "node %q: backend %q does not run there", n, b.Name)
 					}
 				}
+			}
+			switch {
+			case !s.LocalOnly:
+			case s.Datacenter == "":
+				p.Addf(Path(path, "local_only"), "server %q: local_only needs the server's datacenter", s.Name)
+			case len(s.Nodes) > 0:
+				p.Addf(Path(path, "local_only"), "server %q: local_only and nodes both say where the server is used: give one", s.Name)
+			case b.Datacenter != "" && len(b.Nodes) == 0 && b.Datacenter != s.Datacenter:
+				p.Addf(Path(path, "local_only"), "server %q: backend %q runs only in datacenter %q, the server only in %q: no node would use it", s.Name, b.Name, b.Datacenter, s.Datacenter)
 			}
 		}
 	}

@@ -11,12 +11,15 @@ frontends:
   - {name: fe, bind: ":443", default_backend: be}
   - {name: fe2, bind: ":8443", default_backend: be2, nodes: [n2]}
   - {name: fe2b, bind: ":8443", default_backend: be2, nodes: [n1]}
+datacenters: [{name: dc1}, {name: dc2}]
 backends:
   - name: be
     servers:
       - {name: a, address: "198.18.1.1:443", nodes: [n1]}
       - {name: b, address: "198.18.1.2:443", nodes: [n2]}
       - {name: c, address: "198.18.1.3:443"}
+      - {name: e, address: "198.18.2.1:443", datacenter: dc2, local_only: true}
+      - {name: f, address: "198.18.2.2:443", datacenter: dc2}
   - name: be2
     nodes: [n1, n2]
     servers: [{name: d, address: "198.18.1.4:443"}]
@@ -39,19 +42,23 @@ func TestForNode(t *testing.T) {
 	}
 	tests := []struct {
 		node      string
+		dc        string
 		frontends []string
 		servers   []string
 		iface     string
 		src       string
 		vips      []string
 	}{
-		{"n1", []string{"fe", "fe2b"}, []string{"a", "c"}, "ens160", "198.18.0.1", []string{"198.18.0.100/24 dev ens160", "198.18.0.101"}},
-		{"n2", []string{"fe", "fe2"}, []string{"b", "c"}, "ens192", "198.18.0.2", []string{"198.18.0.100/24 dev ens192", "198.18.0.101"}},
-		{"n3", []string{"fe"}, []string{"c"}, "ens160", "", []string{"198.18.0.100/24 dev ens160", "198.18.0.101"}},
+		{"n1", "dc1", []string{"fe", "fe2b"}, []string{"a", "c", "f"}, "ens160", "198.18.0.1", []string{"198.18.0.100/24 dev ens160", "198.18.0.101"}},
+		{"n2", "dc1", []string{"fe", "fe2"}, []string{"b", "c", "f"}, "ens192", "198.18.0.2", []string{"198.18.0.100/24 dev ens192", "198.18.0.101"}},
+		{"n3", "dc1", []string{"fe"}, []string{"c", "f"}, "ens160", "", []string{"198.18.0.100/24 dev ens160", "198.18.0.101"}},
+		// local_only: only dc2's nodes use e; f is dc2's too, but a
+		// preference only, so every node has it.
+		{"n4", "dc2", []string{"fe"}, []string{"c", "e", "f"}, "ens160", "", []string{"198.18.0.100/24 dev ens160", "198.18.0.101"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.node, func(t *testing.T) {
-			v := c.ForNode(&Node{Name: tt.node, Datacenter: "dc1", Role: RoleGateway})
+			v := c.ForNode(&Node{Name: tt.node, Datacenter: tt.dc, Role: RoleGateway})
 			var fes, srvs []string
 			for _, f := range v.Frontends {
 				fes = append(fes, f.Name)
@@ -62,7 +69,7 @@ func TestForNode(t *testing.T) {
 			if !reflect.DeepEqual(fes, tt.frontends) || !reflect.DeepEqual(srvs, tt.servers) {
 				t.Errorf("frontends %v servers %v, want %v %v", fes, srvs, tt.frontends, tt.servers)
 			}
-			if (v.Backend("be2") != nil) != (tt.node != "n3") {
+			if (v.Backend("be2") != nil) != (tt.node == "n1" || tt.node == "n2") {
 				t.Errorf("backend be2 on %s: %v", tt.node, v.Backend("be2") != nil)
 			}
 			in := c.VRRP.Instances[0].ForNode(tt.node)
@@ -71,7 +78,7 @@ func TestForNode(t *testing.T) {
 			}
 		})
 	}
-	if len(c.Backend("be").Servers) != 3 {
+	if len(c.Backend("be").Servers) != 5 {
 		t.Error("ForNode changed the shared document")
 	}
 	if flat, _ := Parse("flat.yaml", []byte("frontends: [{name: fe, bind: \":443\", default_backend: be}]\nbackends: [{name: be, servers: [{name: a, address: \"198.18.1.1:443\"}]}]\n")); flat.ForNode(&Node{Name: "n1", Role: RoleGateway}) != flat {
@@ -86,6 +93,11 @@ func TestPlacementValidation(t *testing.T) {
 		{"frontend on more nodes than its backend", "  - {name: fe2, bind: \":8443\", default_backend: be2, nodes: [n2]}", ""},
 		{"frontend everywhere, backend on nodes", "  - {name: fe2, bind: \":8443\", default_backend: be2}", `frontends.1.default_backend: backend "be2" does not run everywhere frontend "fe2" does`},
 		{"server on a node its backend does not run on", `    servers: [{name: d, address: "198.18.1.4:443", nodes: [n3]}]`, `backends.1.servers.0.nodes.0: node "n3": backend "be2" does not run there`},
+		{"server local to its datacenter", `      - {name: e, address: "198.18.2.1:443", datacenter: dc1, local_only: true}`, ""},
+		{"local_only without a datacenter", `      - {name: e, address: "198.18.2.1:443", local_only: true}`, `placed.yaml:13:58: backends.0.servers.3.local_only: server "e": local_only needs the server's datacenter`},
+		{"local_only and nodes", `      - {name: e, address: "198.18.2.1:443", datacenter: dc2, local_only: true, nodes: [n1]}`, `placed.yaml:13:75: backends.0.servers.3.local_only: server "e": local_only and nodes both say where`},
+		{"server local to an unknown datacenter", `      - {name: e, address: "198.18.2.1:443", datacenter: dc3, local_only: true}`, `placed.yaml:13:58: backends.0.servers.3.datacenter: datacenter "dc3" is not defined`},
+		{"local server of another datacenter than its backend", "  - name: be\n    datacenter: dc1", `backends.0.servers.3.local_only: server "e": backend "be" runs only in datacenter "dc1", the server only in "dc2": no node would use it`},
 		{"per-node key not in nodes", "      interfaces: {n3: ens192}", `vrrp.instances.0.interfaces.n3: node "n3" is not in the instance's nodes`},
 		{"bad per-node interface", "      interfaces: {n2: \"a b\"}", `interface "a b" is not a valid interface name`},
 		{"bad per-node source", "      unicast_src_ips: {n1: nope}", `unicast_src_ip "nope": not an IP address`},

@@ -260,6 +260,10 @@ type Server struct {
 	OnMarkedDown string `yaml:"on_marked_down,omitempty" json:"on_marked_down,omitempty"`
 	// Datacenter of the server; local-datacenter servers are preferred.
 	Datacenter string `yaml:"datacenter,omitempty" json:"datacenter,omitempty"`
+	// LocalOnly turns the datacenter from a preference into a limit: only
+	// the nodes of that datacenter send traffic to the server (each
+	// datacenter with its own servers, as with one haproxy.cfg per site).
+	LocalOnly bool `yaml:"local_only,omitempty" json:"local_only,omitempty"`
 	// Nodes: only these nodes send traffic to the server (each node of a
 	// pair with its own servers).
 	Nodes StringList `yaml:"nodes,omitempty" json:"nodes,omitempty"`

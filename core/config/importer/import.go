@@ -183,6 +183,10 @@ func Import(o Options) (*Result, error) {
 		}
 		t.finishAlerts()
 	}
+	var known []string // every node the inputs name
+	for _, in := range o.HAProxyNodes {
+		known = append(known, in.Node)
+	}
 	if len(o.Keepalived) > 0 {
 		var files []*kaFile
 		for _, in := range o.Keepalived {
@@ -201,6 +205,9 @@ func Import(o Options) (*Result, error) {
 				return nil, fmt.Errorf("%s and %s both describe node %s (router_id, else the file name): name each file's node with NODE=FILE", other, f.name, f.nodeName())
 			}
 			byNode[f.nodeName()] = f.name
+			if !slices.Contains(known, f.nodeName()) {
+				known = append(known, f.nodeName())
+			}
 		}
 		for _, in := range o.HAProxyNodes {
 			if _, ok := byNode[in.Node]; !ok {
@@ -212,7 +219,7 @@ func Import(o Options) (*Result, error) {
 		t.kaVirtualServers(files)
 		t.translateKeepalived(files)
 	}
-	t.tagDatacenters(o.Datacenters)
+	t.tagDatacenters(o.Datacenters, known)
 	out, c, err := t.renderValid(from)
 	if err != nil {
 		return nil, err
@@ -424,8 +431,13 @@ func tidy(n *yaml.Node) {
 // tagDatacenters lists the datacenters the command line names and tags
 // each server placed only on nodes of one datacenter with it: that
 // datacenter's nodes prefer it, and it counts as that datacenter's own in
-// the active-datacenter roll-up.
-func (t *translator) tagDatacenters(dcOf map[string]string) {
+// the active-datacenter roll-up. A server placed on every node of its
+// datacenter (seed004: one node per site, each with its own servers) is
+// limited to that datacenter instead of those nodes (local_only), so a
+// node added to the site later uses it too, and no other site ever does,
+// as with the per-site haproxy.cfg. That needs the datacenter of every
+// node the inputs name (known): an untagged node could be in any.
+func (t *translator) tagDatacenters(dcOf map[string]string, known []string) {
 	if len(dcOf) == 0 {
 		return
 	}
@@ -450,8 +462,15 @@ func (t *translator) tagDatacenters(dcOf map[string]string) {
 				continue
 			}
 			dc := dcOf[nodes[0]]
-			if dc != "" && !slices.ContainsFunc(nodes, func(n string) bool { return dcOf[n] != dc }) {
-				s.Datacenter = dc
+			if dc == "" || slices.ContainsFunc(nodes, func(n string) bool { return dcOf[n] != dc }) {
+				continue
+			}
+			s.Datacenter = dc
+			if len(s.Nodes) > 0 && b.Datacenter == "" && len(b.Nodes) == 0 && !slices.ContainsFunc(known, func(n string) bool {
+				in, tagged := dcOf[n]
+				return !tagged || (in == dc) != slices.Contains(s.Nodes, n)
+			}) {
+				s.Nodes, s.LocalOnly = nil, true
 			}
 		}
 	}

@@ -24,12 +24,16 @@ type deployment struct {
 	dir        string
 	haproxy    []string // NODE=FILE, or one FILE for every node
 	keepalived []string // [NODE=]FILE
+	// datacenters: --datacenter NODE=DC, where the deployment has them
+	datacenters map[string]string
 }
 
 var deployments = []deployment{
-	{"seed000-lab", []string{"haproxy.cfg"}, []string{"keepalived-lb01.conf", "keepalived-lb02.conf"}},
-	{"seed001-compose-unicast", []string{"haproxy.cfg"}, []string{"master=keepalived-master.conf", "slave=keepalived-slave.conf"}},
-	{"seed004-exchange-2dc", []string{"node1=haproxy-node1.cfg", "node2=haproxy-node2.cfg"}, []string{"node1=keepalived-master.conf", "node2=keepalived-slave.conf"}},
+	{"seed000-lab", []string{"haproxy.cfg"}, []string{"keepalived-lb01.conf", "keepalived-lb02.conf"}, nil},
+	{"seed001-compose-unicast", []string{"haproxy.cfg"}, []string{"master=keepalived-master.conf", "slave=keepalived-slave.conf"}, nil},
+	// One node per datacenter (the inputs' README).
+	{"seed004-exchange-2dc", []string{"node1=haproxy-node1.cfg", "node2=haproxy-node2.cfg"}, []string{"node1=keepalived-master.conf", "node2=keepalived-slave.conf"},
+		map[string]string{"node1": "dc1", "node2": "dc2"}},
 }
 
 func importDeployment(t *testing.T, root string, d deployment) *Result {
@@ -58,6 +62,7 @@ func importDeployment(t *testing.T, root string, d deployment) *Result {
 	for _, k := range d.keepalived {
 		o.Keepalived = append(o.Keepalived, read(k))
 	}
+	o.Datacenters = d.datacenters
 	r, err := Import(o)
 	if err != nil {
 		t.Fatalf("import %s: %v", d.dir, err)
@@ -536,8 +541,10 @@ func TestMigrationInputs(t *testing.T) {
 		d := deployments[2]
 		c := importDeployment(t, root, d).Cluster
 		in := c.VRRP.Instances[0]
-		n1 := &config.Node{Name: "node1", Role: config.RoleGateway}
-		n2 := &config.Node{Name: "node2", Role: config.RoleGateway}
+		n1 := &config.Node{Name: "node1", Datacenter: "dc1", Role: config.RoleGateway}
+		n2 := &config.Node{Name: "node2", Datacenter: "dc2", Role: config.RoleGateway}
+		// A gateway added to dc1 later: each site keeps its own servers.
+		n3 := &config.Node{Name: "node3", Datacenter: "dc1", Role: config.RoleGateway}
 		if in.ForNode("node1").Interface != "ens160" || in.ForNode("node2").Interface != "ens192" {
 			t.Errorf("interfaces: %s %v", in.Interface, in.Interfaces)
 		}
@@ -548,8 +555,29 @@ func TestMigrationInputs(t *testing.T) {
 			}
 			return out
 		}
-		if s1, s2 := servers(n1), servers(n2); !slices.Equal(s1, []string{"exch_server1", "exch_server2"}) || !slices.Equal(s2, []string{"exch_server3", "exch_server4"}) {
-			t.Errorf("node1 serves %v, node2 %v", s1, s2)
+		if s1, s2, s3 := servers(n1), servers(n2), servers(n3); !slices.Equal(s1, []string{"exch_server1", "exch_server2"}) ||
+			!slices.Equal(s2, []string{"exch_server3", "exch_server4"}) || !slices.Equal(s3, s1) {
+			t.Errorf("node1 serves %v, node2 %v, node3 (dc1) %v", s1, s2, s3)
+		}
+		for _, s := range c.Backend("exchange_2016_backend").Servers {
+			if !s.LocalOnly || len(s.Nodes) > 0 {
+				t.Errorf("server %s: datacenter %q local_only %v nodes %v, want limited to its datacenter", s.Name, s.Datacenter, s.LocalOnly, s.Nodes)
+			}
+		}
+		// Without the datacenters, each node's servers stay on that node.
+		d.datacenters = nil
+		for _, s := range importDeployment(t, root, d).Cluster.Backend("exchange_2016_backend").Servers {
+			if s.LocalOnly || len(s.Nodes) != 1 {
+				t.Errorf("server %s: local_only %v nodes %v, want its node", s.Name, s.LocalOnly, s.Nodes)
+			}
+		}
+		// A node whose datacenter is not given could be in dc1: node1's
+		// servers stay on node1.
+		d.datacenters = map[string]string{"node1": "dc1"}
+		for _, s := range importDeployment(t, root, d).Cluster.Backend("exchange_2016_backend").Servers {
+			if s.LocalOnly || len(s.Nodes) != 1 {
+				t.Errorf("server %s: local_only %v nodes %v, want its node", s.Name, s.LocalOnly, s.Nodes)
+			}
 		}
 		// The track script never passed under keepalived (no shell):
 		// its weight 2 would make a vipgate node2 (102) take the VIP from
