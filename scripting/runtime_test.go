@@ -1,7 +1,6 @@
 package scripting
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/proxy"
 	"github.com/vipgate/vipgate/core/upstream"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // fakeLive is a LiveState over fixed servers.
@@ -24,34 +24,16 @@ type fakeLive map[string][]*upstream.Server
 
 func (f fakeLive) Servers(b string) []*upstream.Server { return f[b] }
 
-// syncBuf is a log sink safe for concurrent writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	rt  *Runtime
 	bus *events.Bus
-	log *syncBuf
+	log *testenv.LogBuffer
 }
 
 // newRig applies one plugin "p" with src (and optional defaults).
 func newRig(t testing.TB, src string, mod ...func(*config.Lua)) *rig {
 	t.Helper()
-	lb := &syncBuf{}
+	lb := &testenv.LogBuffer{}
 	bus := events.New("n1", "dc1")
 	rt := New(Options{Log: slog.New(slog.NewTextHandler(lb, nil)), Bus: bus, Live: fakeLive{}})
 	// A generous deadline: the shared CI machine may stall a goroutine for
@@ -499,7 +481,7 @@ func TestLiveState(t *testing.T) {
 	drain := upstream.NewServer("app", "c", "198.18.1.3:80", 1)
 	drain.SetAdmin(upstream.Drain)
 	up.Counters.CurSessions.Store(7)
-	lb := &syncBuf{}
+	lb := &testenv.LogBuffer{}
 	rt := New(Options{Log: slog.New(slog.NewTextHandler(lb, nil)), Live: fakeLive{"app": {up, down, drain}}})
 	err := rt.Apply(&config.Lua{Plugins: []config.LuaPlugin{{Name: "p", Source: `
 function f(txn)

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -16,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
@@ -831,25 +829,4 @@ func Recover(o Options, servers map[string]string) error {
 		return fmt.Errorf("recover: %w", err)
 	}
 	return nil
-}
-
-// hclogAdapter sends raft's logs to slog: warnings and errors as such,
-// the chatty rest at debug.
-func hclogAdapter(log *slog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: &slogWriter{log: log}, DisableTime: true})
-}
-
-type slogWriter struct{ log *slog.Logger }
-
-func (w *slogWriter) Write(p []byte) (int, error) {
-	msg := string(bytes.TrimSpace(p))
-	switch {
-	case strings.Contains(msg, "[ERROR]"):
-		w.log.Error(msg)
-	case strings.Contains(msg, "[WARN]"):
-		w.log.Warn(msg)
-	default:
-		w.log.Debug(msg)
-	}
-	return len(p), nil
 }

@@ -257,6 +257,26 @@ func (c *Cluster) Run(ctx context.Context) error {
 	}
 }
 
+// logConfig writes the one line each new config version (or a SIGHUP's
+// re-application of the committed one) gets in this node's log.
+func (c *Cluster) logConfig(last, st *raft.State, reload bool) {
+	if c.o.Log == nil {
+		return
+	}
+	attrs := []any{"version", st.Version, "index", st.ConfigIndex()}
+	if n := len(st.History); n > 0 {
+		attrs = append(attrs, "author", st.History[n-1].Author)
+	}
+	switch {
+	case last == nil:
+		c.o.Log.Info("configuration loaded", attrs...)
+	case st.Version != last.Version:
+		c.o.Log.Info("configuration applied", attrs...)
+	case reload:
+		c.o.Log.Info("configuration re-applied on reload", attrs...)
+	}
+}
+
 // step passes on what changed from last to st: decisions first (they are
 // the cheap, urgent part: DNS answers by them), then the snapshot and the
 // events. What this node replays (its log after a restart, a catch-up from
@@ -274,6 +294,7 @@ func (c *Cluster) step(last, st *raft.State, reload bool) {
 		case <-c.updates:
 		default:
 		}
+		c.logConfig(last, st, reload)
 		c.updates <- st.Config
 		if last != nil && st.Version > 0 && len(st.History) > 0 && !c.o.Node.Replayed(st.ConfigIndex()) {
 			r := st.History[len(st.History)-1]

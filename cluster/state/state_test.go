@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,5 +176,52 @@ func TestClusterPushesOnCommit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigVersionLogLines: the first document, each committed version
+// and a SIGHUP's re-application each give one log line with the version.
+func TestConfigVersionLogLines(t *testing.T) {
+	cfg, err := config.Parse("cluster.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := &raft.State{Version: 1, Config: cfg, History: []config.Revision{{Version: 1, Author: "op", Index: 3}}, Index: 3}
+	n := newFakeNode(v1)
+	var out testenv.LogBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	c := New(Options{Node: n, Bus: events.New("n1", "dc1"), Log: log, LeaderPatience: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-c.Updates()
+
+	v2 := *v1
+	v2.Version, v2.Index = 2, 4
+	v2.History = append(append([]config.Revision(nil), v1.History...), config.Revision{Version: 2, Author: "alice", Index: 4})
+	n.commit(&v2)
+	<-c.Updates()
+	c.Reload()
+	<-c.Updates()
+
+	want := []string{
+		`level=INFO msg="configuration loaded" version=1 index=3 author=op`,
+		`level=INFO msg="configuration applied" version=2 index=4 author=alice`,
+		`level=INFO msg="configuration re-applied on reload" version=2 index=4 author=alice`,
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.Contains(l, "configuration") {
+			got = append(got, l)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("config lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -94,28 +93,10 @@ type node struct {
 	// raftCA is the raft CA file (startRaftNode): a PEM CA for tests.
 	raftCA string
 	// logs is what the node logged.
-	logs *lockedBuffer
+	logs *testenv.LogBuffer
 	// clusterFile is the cluster document the node reads (and re-reads on
 	// SIGHUP when it runs standalone).
 	clusterFile string
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // url is the admin API's base URL.
@@ -186,7 +167,7 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	n.Config = filepath.Join(dir, "cluster.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(logs, nil)), new(slog.LevelVar)) }()
 	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs, clusterFile: n.Config}
 	if caFile != "" {

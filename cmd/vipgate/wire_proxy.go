@@ -136,6 +136,8 @@ func (f *fileSource) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading %s:\n%w", f.file, err)
 	}
+	version := 1
+	f.log.Info("configuration loaded", "file", f.file, "version", version)
 	_ = f.decisions.Apply(c)
 	f.updates <- c
 	for {
@@ -150,7 +152,10 @@ func (f *fileSource) Run(ctx context.Context) error {
 				f.ackReload()
 				continue
 			}
-			f.log.Info("reloading", "file", f.file)
+			// A standalone node's version counts the documents it ran since
+			// it started (a raft node's is the cluster's committed version).
+			version++
+			f.log.Info("configuration reloaded", "file", f.file, "version", version)
 			_ = f.decisions.Apply(c)
 			select {
 			case f.updates <- c:

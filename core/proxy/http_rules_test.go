@@ -335,33 +335,15 @@ func TestHTTPServerKeepAliveReuseRetry(t *testing.T) {
 	}
 }
 
-// syncBuf is a goroutine-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startLoggingProxy runs doc and returns frontend fe's address and the
 // proxy's log output.
-func startLoggingProxy(t *testing.T, doc string) (string, *syncBuf) {
+func startLoggingProxy(t *testing.T, doc string) (string, *testenv.LogBuffer) {
 	t.Helper()
 	c, err := config.Parse("t.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuf{}
+	out := &testenv.LogBuffer{}
 	h := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(out, nil))}, nil)
 	return h.addr("fe"), out
 }
@@ -578,7 +560,7 @@ backends:
 	// Set after validation: the config checks route names against its Lua
 	// plugins, and this hook is Go.
 	c.Frontends[0].Route = "myhook"
-	var out syncBuf
+	var out testenv.LogBuffer
 	p := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(&out, nil))}, func(p *Proxy) {
 		p.SetHookResolver(func(name string) (RouteHook, error) { return testHook{}, nil })
 	}).p

@@ -113,7 +113,7 @@ backends: [{name: be, servers: [{name: s1, address: "127.0.0.1:1"}, {name: s2, a
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuf
+	var out testenv.LogBuffer
 	h := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(&out, nil))}, nil)
 	empty := regexp.MustCompile(`level=ERROR msg="backend has no server available" backend=be`)
 	back := regexp.MustCompile(`level=INFO msg="backend has servers available again" backend=be`)

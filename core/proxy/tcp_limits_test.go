@@ -129,7 +129,7 @@ backends:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuf
+	var out testenv.LogBuffer
 	p := startProxyOpts(t, c, Options{Log: slog.New(slog.NewTextHandler(&out, nil))}, nil).p
 	addr := p.ListenAddrs()["fe"][0]
 

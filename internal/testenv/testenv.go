@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -235,4 +236,24 @@ func NotifySocket(t testing.TB) *net.UnixConn {
 	t.Cleanup(func() { c.Close() })
 	t.Setenv("NOTIFY_SOCKET", p)
 	return c
+}
+
+// LogBuffer is a log destination a logger's goroutines and the test can
+// share: writes and reads are serialized.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
