@@ -113,7 +113,9 @@ func bindNetwork(addr string) (network string, v6only bool) {
 	return "tcp6", true
 }
 
-func listen(p *Proxy, addr string, f *Frontend) (*listener, error) {
+// listen opens addr for f. vip: addr is a VIP of the document, bound
+// before the node holds it (freebind).
+func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 	network, only6 := bindNetwork(addr)
 	// KeepAlive -1: no TCP keepalive on client connections (HAProxy's
 	// clitcpka is off by default), which also saves four setsockopt calls
@@ -128,6 +130,9 @@ func listen(p *Proxy, addr string, f *Frontend) (*listener, error) {
 				// Go makes [::] sockets dual-stack; the option must be set
 				// before bind(), which is when Control runs.
 				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 1)
+			}
+			if serr == nil && vip {
+				serr = freebind(fd, network == "tcp6")
 			}
 		})
 		if err != nil {

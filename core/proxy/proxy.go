@@ -17,6 +17,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -73,6 +75,9 @@ type state struct {
 	backends  map[string]*Backend
 	order     []string // frontend names, config order
 	border    []string // backend names, config order
+	// vips are the document's VRRP addresses: a bind on one is opened
+	// before this node holds it.
+	vips map[netip.Addr]bool
 }
 
 // New makes an empty proxy; Apply gives it a configuration.
@@ -147,7 +152,7 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 	c = c.ForNode(p.opts.Node)
 
 	old := p.state.Load()
-	ns := &state{frontends: map[string]*Frontend{}, backends: map[string]*Backend{}}
+	ns := &state{frontends: map[string]*Frontend{}, backends: map[string]*Backend{}, vips: vipAddrs(c)}
 
 	// Servers: reuse by identity so health and counters carry over.
 	keep := map[string]*upstream.Server{}
@@ -294,6 +299,29 @@ func (p *Proxy) reconcilePools(ns *state) {
 	}
 }
 
+// vipAddrs are the addresses of every VRRP instance of c.
+func vipAddrs(c *config.Cluster) map[netip.Addr]bool {
+	m := map[netip.Addr]bool{}
+	for _, in := range c.VRRP.Instances {
+		for _, s := range in.VIPs {
+			if v, err := config.ParseVIP(s); err == nil {
+				m[v.Prefix.Addr()] = true
+			}
+		}
+	}
+	return m
+}
+
+// isVIP reports whether the bind address addr is on one of the VIPs.
+func (st *state) isVIP(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && st.vips[a.Unmap()]
+}
+
 // reconcileListeners opens new bind addresses, points kept ones at their new
 // frontend and closes removed ones. Caller holds p.mu.
 func (p *Proxy) reconcileListeners(ns *state) []string {
@@ -340,7 +368,7 @@ func (p *Proxy) reconcileListeners(ns *state) []string {
 	sort.Strings(toOpen)
 	for _, addr := range toOpen {
 		f := want[addr]
-		l, err := listen(p, addr, f)
+		l, err := listen(p, addr, f, ns.isVIP(addr))
 		if err != nil {
 			// A port in use is logged and survived; the rest keeps working.
 			p.log.Error("cannot listen", "frontend", f.Name, "bind", addr, "err", err)
