@@ -4,7 +4,11 @@ SHELL    := /bin/bash
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN      := bin/vipgate
-LDFLAGS  := -X main.version=$(VERSION)
+# The commit and build time as well: go build records the commit itself only
+# with -buildvcs (off where GOFLAGS says so); vipgate version prints them.
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILT    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILT)
 # Packages with concurrency run under the race detector.
 RACE_PKGS ?= ./core/... ./cluster/... ./dns/... ./plugins/... ./scripting/...
 

@@ -15,7 +15,10 @@ test: deb-check
 deb:
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_STAGE)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(DEB_STAGE)/vipgate ./cmd/vipgate
-	gzip -9n < packaging/vipgate.1 > $(DEB_STAGE)/vipgate.1.gz
+	# The man pages and completions come from the binary's command tree.
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+		$(DEB_STAGE)/vipgate gendocs --man $(DEB_STAGE)/man --completions $(DEB_STAGE)/completions
+	gzip -9n $(DEB_STAGE)/man/*.1
 	sed -e 's/@VERSION@/$(DEB_VERSION)-1/' -e "s/@COMMIT@/$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)/" \
 		-e "s/@DATE@/$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))/" \
 		packaging/changelog | gzip -9n > $(DEB_STAGE)/changelog.Debian.gz
@@ -25,7 +28,7 @@ deb:
 # lintian fails on errors (E:) only; its warnings are printed. The unit is
 # verified from the package's own tree: systemd-analyze wants the binaries
 # it names to exist, so the copy points at the unpacked /usr/bin/vipgate
-# (its man page is lintian's to check: it is not installed here).
+# (its man pages are lintian's to check: they are not installed here).
 deb-check: deb
 	@set -o pipefail; lintian --fail-on error --tag-display-limit 0 $(DEB) | tee $(DEB_DIR)/lintian.txt \
 		&& ! grep -q '^E:' $(DEB_DIR)/lintian.txt || { echo "lintian: errors in $(DEB) (or lintian failed)"; exit 1; }

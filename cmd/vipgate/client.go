@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vipgate/vipgate/core/config"
 )
@@ -34,15 +35,24 @@ type adminClient struct {
 
 // adminFlags registers --admin, --token and --cacert on fs (defaults from
 // VIPGATE_ADMIN / VIPGATE_TOKEN / VIPGATE_CACERT) and returns a constructor
-// to call after fs.Parse.
-func adminFlags(fs *flag.FlagSet) func() *adminClient {
-	addr := fs.String("admin", envOr("VIPGATE_ADMIN", "127.0.0.1:9900"), "admin API address of a node, https://host:port for TLS (env VIPGATE_ADMIN)")
-	token := fs.String("token", os.Getenv("VIPGATE_TOKEN"), "admin API bearer token (env VIPGATE_TOKEN)")
-	cacert := fs.String("cacert", os.Getenv("VIPGATE_CACERT"), "PEM file of the CA that signed the admin API's TLS certificate (env VIPGATE_CACERT; default: system roots)")
+// to call once the flags are parsed.
+func adminFlags(fs *pflag.FlagSet) func() *adminClient {
+	// The environment is read when the command runs, not into the flag
+	// defaults: help and the man pages would show (and leak) its values.
+	addr := fs.String("admin", "127.0.0.1:9900", "admin API address of a node, https://host:port for TLS (env VIPGATE_ADMIN)")
+	token := fs.String("token", "", "admin API bearer token (env VIPGATE_TOKEN)")
+	cacert := fs.String("cacert", "", "PEM file of the CA that signed the admin API's TLS certificate (env VIPGATE_CACERT; default: system roots)")
+	fromEnv := func(name, env string, v *string) string {
+		if f := fs.Lookup(name); f != nil && !f.Changed {
+			return envOr(env, *v)
+		}
+		return *v
+	}
 	return func() *adminClient {
-		c := &adminClient{addr: *addr, token: *token, http: &http.Client{Timeout: 30 * time.Second}}
-		if *cacert != "" {
-			pool, err := config.LoadCA(*cacert)
+		ca := fromEnv("cacert", "VIPGATE_CACERT", cacert)
+		c := &adminClient{addr: fromEnv("admin", "VIPGATE_ADMIN", addr), token: fromEnv("token", "VIPGATE_TOKEN", token), http: &http.Client{Timeout: 30 * time.Second}}
+		if ca != "" {
+			pool, err := config.LoadCA(ca)
 			if err != nil {
 				c.err = fmt.Errorf("--cacert: %w", err)
 			}
@@ -169,22 +179,4 @@ func firstLine(data []byte) string {
 		return strconv.Quote(l)
 	}
 	return "an empty answer"
-}
-
-// parseInterspersed parses flags that may follow positional arguments
-// (`vipgate dc failover dc2 --force`), which flag.Parse alone stops at.
-// It returns the positional arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }

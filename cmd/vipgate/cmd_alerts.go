@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -13,138 +12,148 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/plugins/alert/email"
 )
 
-// cmdAlerts: `vipgate alerts test` sends a test mail through every mailer
-// and reports each SMTP step; `vipgate alerts status` shows the queue.
-func cmdAlerts(ctx context.Context, args []string) int {
-	return runAlerts(ctx, args, os.Stdout, os.Stderr)
+// runAlerts is `vipgate alerts ARGS...` (the tests call it so).
+func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runSub(ctx, "alerts", args, stdout, stderr)
 }
 
-func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	usage := func() {
-		fmt.Fprintf(stderr, `usage: vipgate alerts test [-f cluster.yaml] [--to ADDR,...] [--node NAME] [--admin ADDR] [--token TOKEN]
-       vipgate alerts status [--json] [--admin ADDR] [--token TOKEN]
-       vipgate alerts retry [--id N,...] [--admin ADDR] [--token TOKEN]
-       vipgate alerts discard (--id N,... | --all) [--admin ADDR] [--token TOKEN]
+// newAlertsCmd: `vipgate alerts test` sends a test mail through every
+// mailer and reports each SMTP step; `vipgate alerts status` shows the
+// queue; retry and discard handle the dead letters.
+func newAlertsCmd() *cobra.Command {
+	var asJSON bool
+	cmd, client := newGroup("alerts", "alerting: test, status, retry, discard")
 
-test   sends a test mail through each configured mailer and reports every step
-       (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA). With -f it reads the mailers
-       from a cluster file and sends from this machine, so a config can be tested
-       before it is applied; without -f it asks a running node to send.
-status shows the alert queue and counters of a running node, and its dead
-       letters: mails a recipient refused for good (5xx), kept until
-retry  puts dead letters (all, or --id) back into the queue for the recipients
-       that refused them, or
-discard deletes them.
-`)
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		usage()
-		return 2
-	}
-	fs := flag.NewFlagSet("alerts "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	client := adminFlags(fs)
-	file := fs.String("f", "", "test: cluster file to read the alerts section from (send from here, not through a node)")
-	to := fs.String("to", "", "test: comma-separated recipients (default: every rule's recipients)")
-	node := fs.String("node", "", "test -f: the node name to announce in EHLO and the mail (default: this host's name)")
-	asJSON := fs.Bool("json", false, "print the raw JSON answer")
-	ids := fs.String("id", "", "retry/discard: comma-separated dead-letter ids (default: all for retry)")
-	all := fs.Bool("all", false, "discard: every dead letter")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	var rcpts []string
-	for _, s := range strings.Split(*to, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			rcpts = append(rcpts, s)
-		}
-	}
-	switch args[0] {
-	case "test":
-		var rep email.TestReport
-		if *file != "" {
-			c, err := config.LoadFile(*file)
-			if err != nil {
-				fmt.Fprintf(stderr, "vipgate alerts test: %v\n", err)
-				return 1
+	var file, to, node string
+	test := &cobra.Command{
+		Use:   "test [-f cluster.yaml] [--to ADDR,...] [--node NAME]",
+		Short: "send a test mail through each mailer and report every SMTP step",
+		Long: `Send a test mail through each configured mailer and report every step
+(connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA). With -f it reads the mailers
+from a cluster file and sends from this machine, so a config can be tested
+before it is applied; without -f it asks a running node to send. The exit
+status is 1 unless every mailer delivered.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var rcpts []string
+			for _, s := range strings.Split(to, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					rcpts = append(rcpts, s)
+				}
 			}
-			name := *node
-			if name == "" {
-				name, _ = os.Hostname()
+			var rep email.TestReport
+			if file != "" {
+				c, err := config.LoadFile(file)
+				if err != nil {
+					return err
+				}
+				name := node
+				if name == "" {
+					name, _ = os.Hostname()
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+				defer cancel()
+				rep = email.TestMailers(ctx, &c.Alerts, name, "", rcpts)
+			} else if err := client().do(cmd.Context(), "POST", "/api/v1/alerts/test", alertTestRequest{To: rcpts}, &rep); err != nil {
+				return err
 			}
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			defer cancel()
-			rep = email.TestMailers(ctx, &c.Alerts, name, "", rcpts)
-		} else if err := client().do(ctx, "POST", "/api/v1/alerts/test", alertTestRequest{To: rcpts}, &rep); err != nil {
-			fmt.Fprintf(stderr, "vipgate alerts test: %v\n", err)
-			return 1
-		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(rep)
-		} else {
-			printTestReport(stdout, rep)
-		}
-		if rep.Error != "" && len(rep.Mailers) == 0 {
-			fmt.Fprintf(stderr, "vipgate alerts test: %s\n", rep.Error)
-			return 1
-		}
-		for _, m := range rep.Mailers {
-			if !m.OK {
-				return 1
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(rep)
+			} else {
+				printTestReport(stdout, rep)
 			}
-		}
-		return 0
-	case "status":
-		var raw json.RawMessage
-		if err := client().do(ctx, "GET", "/api/v1/alerts", nil, &raw); err != nil {
-			fmt.Fprintf(stderr, "vipgate alerts status: %v\n", err)
-			return 1
-		}
-		if *asJSON {
-			stdout.Write(raw)
-			return 0
-		}
-		var s email.Stats
-		if err := json.Unmarshal(raw, &s); err != nil {
-			fmt.Fprintf(stderr, "vipgate alerts status: %v\n", err)
-			return 1
-		}
-		printAlertStats(stdout, s)
-		return 0
-	case "retry", "discard":
-		req := deadLetterRequest{Action: args[0], All: *all}
-		for _, f := range strings.Split(*ids, ",") {
-			if f = strings.TrimSpace(f); f == "" {
-				continue
+			if rep.Error != "" && len(rep.Mailers) == 0 {
+				fmt.Fprintf(stderr, "vipgate alerts test: %s\n", rep.Error)
+				return exitCode(exitFailed)
 			}
-			id, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				fmt.Fprintf(stderr, "vipgate alerts %s: --id %q: not a number\n", args[0], f)
-				return 2
+			for _, m := range rep.Mailers {
+				if !m.OK {
+					return exitCode(exitFailed)
+				}
 			}
-			req.IDs = append(req.IDs, id)
-		}
-		if args[0] == "discard" && len(req.IDs) == 0 && !req.All {
-			fmt.Fprintf(stderr, "vipgate alerts discard: name the dead letters (--id) or give --all\n")
-			return 2
-		}
-		var res struct{ Count int }
-		if err := client().do(ctx, "POST", "/api/v1/alerts/dead", req, &res); err != nil {
-			fmt.Fprintf(stderr, "vipgate alerts %s: %v\n", args[0], err)
-			return 1
-		}
-		verb := map[string]string{"retry": "requeued", "discard": "discarded"}[args[0]]
-		fmt.Fprintf(stdout, "%d dead letter(s) %s\n", res.Count, verb)
-		return 0
+			return nil
+		},
 	}
-	usage()
-	return 2
+	tf := test.Flags()
+	tf.StringVarP(&file, "f", "f", "", "cluster file to read the alerts section from (send from here, not through a node)")
+	tf.StringVar(&to, "to", "", "comma-separated recipients (default: every rule's recipients)")
+	tf.StringVar(&node, "node", "", "with -f: the node name to announce in EHLO and the mail (default: this host's name)")
+	_ = test.MarkFlagFilename("f", "yaml", "yml")
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "the alert queue, counters and dead letters of a running node",
+		Long: `Show the alert queue and counters of a running node, and its dead letters:
+mails a recipient refused for good (5xx), kept until retried or discarded.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := client().do(cmd.Context(), "GET", "/api/v1/alerts", nil, &raw); err != nil {
+				return err
+			}
+			if asJSON {
+				cmd.OutOrStdout().Write(raw)
+				return nil
+			}
+			var s email.Stats
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return err
+			}
+			printAlertStats(cmd.OutOrStdout(), s)
+			return nil
+		},
+	}
+
+	var ids string
+	var all bool
+	dead := func(action, use, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  exactArgs(0),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				req := deadLetterRequest{Action: action, All: all}
+				for _, f := range strings.Split(ids, ",") {
+					if f = strings.TrimSpace(f); f == "" {
+						continue
+					}
+					id, err := strconv.ParseUint(f, 10, 64)
+					if err != nil {
+						return usageErrorf("--id %q: not a number", f)
+					}
+					req.IDs = append(req.IDs, id)
+				}
+				if action == "discard" && len(req.IDs) == 0 && !req.All {
+					return usageErrorf("name the dead letters (--id) or give --all")
+				}
+				var res struct{ Count int }
+				if err := client().do(cmd.Context(), "POST", "/api/v1/alerts/dead", req, &res); err != nil {
+					return err
+				}
+				verb := map[string]string{"retry": "requeued", "discard": "discarded"}[action]
+				fmt.Fprintf(cmd.OutOrStdout(), "%d dead letter(s) %s\n", res.Count, verb)
+				return nil
+			},
+		}
+	}
+	retry := dead("retry", "retry [--id N,...]", "put dead letters (all, or --id) back into the queue for the recipients that refused them")
+	retry.Flags().StringVar(&ids, "id", "", "comma-separated dead-letter ids (default: all)")
+	discard := dead("discard", "discard (--id N,... | --all)", "delete dead letters")
+	discard.Flags().StringVar(&ids, "id", "", "comma-separated dead-letter ids")
+	discard.Flags().BoolVar(&all, "all", false, "every dead letter")
+
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print the raw JSON answer (and a failure as {\"error\": ...})")
+	cmd.AddCommand(test, status, retry, discard)
+	return cmd
 }
 
 func printTestReport(w io.Writer, rep email.TestReport) {

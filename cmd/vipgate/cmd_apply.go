@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +9,23 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/vipgate/vipgate/cluster/raft"
 )
+
+// authorFlag registers --author: who makes a change, for the audit trail;
+// by default USER@HOST, found when the command runs (not in the help).
+func authorFlag(fs *pflag.FlagSet, usage string) func() string {
+	a := fs.String("author", "", usage+" (default USER@HOST)")
+	return func() string {
+		if *a == "" {
+			return defaultAuthor()
+		}
+		return *a
+	}
+}
 
 // defaultAuthor names who made a change, for the audit trail.
 func defaultAuthor() string {
@@ -27,68 +40,73 @@ func defaultAuthor() string {
 	return name
 }
 
-// cmdApply sends a cluster document to any node; it is forwarded to the
-// raft leader, validated, committed, and applied by every node.
-func cmdApply(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
-	client := adminFlags(fs)
-	file := fs.String("f", "", "cluster config file to apply (- for stdin)")
-	dry := fs.Bool("dry-run", false, "show the diff against the committed config; change nothing")
-	author := fs.String("author", defaultAuthor(), "who makes this change (audit trail)")
-	comment := fs.String("m", "", "comment recorded with the change")
-	allowEmpty := fs.Bool("allow-empty", false, "commit a document with no frontend, no VRRP instance and no DNS zone (refused otherwise: it closes every listener)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate apply -f cluster.yaml [--dry-run] [--allow-empty] [-m COMMENT] [--admin ADDR] [--token TOKEN]\n\n")
-		fs.PrintDefaults()
+// newApplyCmd sends a cluster document to any node; it is forwarded to
+// the raft leader, validated, committed, and applied by every node.
+func newApplyCmd() *cobra.Command {
+	var file, comment string
+	var author func() string
+	var dry, allowEmpty bool
+	var client func() *adminClient
+	cmd := &cobra.Command{
+		Use:   "apply -f cluster.yaml [--dry-run] [--allow-empty] [-m COMMENT]",
+		Short: "send a cluster config to the cluster (prints the diff)",
+		Long: `Send a cluster document to any node of a raft cluster: it is forwarded to
+the leader, validated, committed, and applied by every node. The diff
+against the committed config is printed, then the new version. Lua files
+the document names are read here and carried in the document.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErrorf("-f FILE is required")
+			}
+			var data []byte
+			var err error
+			if file == "-" {
+				data, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				data, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return err
+			}
+			// Lua files are local to this machine: carry their code in the document.
+			base := "."
+			if file != "-" {
+				base = filepath.Dir(file)
+			}
+			if data, err = raft.InlineFiles(data, base); err != nil {
+				// One line per missing file ("line N: ..."), positioned in the file.
+				for _, l := range strings.Split(err.Error(), "\n") {
+					fmt.Fprintf(cmd.ErrOrStderr(), "vipgate apply: %s:%s\n", file, strings.TrimPrefix(l, "line "))
+				}
+				return exitCode(exitFailed)
+			}
+			var resp configResponse
+			err = client().do(cmd.Context(), "POST", "/api/v1/config", configRequest{Author: author(), YAML: string(data), DryRun: dry, Comment: comment, AllowEmpty: allowEmpty}, &resp)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), apiErrorText("apply", file, err))
+				return exitCode(exitFailed)
+			}
+			printConfigResult(cmd.OutOrStdout(), resp)
+			printFileWarnings(cmd.ErrOrStderr(), resp, file)
+			return nil
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *file == "" {
-		fs.Usage()
-		return 2
-	}
-	var data []byte
-	var err error
-	if *file == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(*file)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate apply: %v\n", err)
-		return 1
-	}
-	// Lua files are local to this machine: carry their code in the document.
-	base := "."
-	if *file != "-" {
-		base = filepath.Dir(*file)
-	}
-	if data, err = raft.InlineFiles(data, base); err != nil {
-		// One line per missing file ("line N: ..."), positioned in the file.
-		for _, l := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(os.Stderr, "vipgate apply: %s:%s\n", *file, strings.TrimPrefix(l, "line "))
-		}
-		return 1
-	}
-	var resp configResponse
-	err = client().do(ctx, "POST", "/api/v1/config", configRequest{Author: *author, YAML: string(data), DryRun: *dry, Comment: *comment, AllowEmpty: *allowEmpty}, &resp)
-	if err != nil {
-		reportAPIError("apply", *file, err)
-		return 1
-	}
-	printConfigResult(resp)
-	printFileWarnings(os.Stderr, resp, *file)
-	return 0
+	f := cmd.Flags()
+	client = adminFlags(f)
+	f.StringVarP(&file, "f", "f", "", "cluster config file to apply (- for stdin)")
+	f.BoolVar(&dry, "dry-run", false, "show the diff against the committed config; change nothing")
+	author = authorFlag(f, "who makes this change (audit trail)")
+	f.StringVarP(&comment, "m", "m", "", "comment recorded with the change")
+	f.BoolVar(&allowEmpty, "allow-empty", false, "commit a document with no frontend, no VRRP instance and no DNS zone (refused otherwise: it closes every listener)")
+	_ = cmd.MarkFlagFilename("f", "yaml", "yml")
+	return cmd
 }
 
-// reportAPIError prints err; validation problems name the user's file
-// instead of the server's "cluster.yaml". (A node without raft answers 409
-// "runs standalone" itself; a 404 is the API's own, e.g. an unknown version.)
-func reportAPIError(cmd, file string, err error) {
-	fmt.Fprintln(os.Stderr, apiErrorText(cmd, file, err))
-}
-
+// apiErrorText says why the API refused a config; validation problems
+// name the user's file instead of the server's "cluster.yaml". (A node
+// without raft answers 409 "runs standalone" itself; a 404 is the API's
+// own, e.g. an unknown version.)
 func apiErrorText(cmd, file string, err error) string {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status == 422 {
@@ -117,15 +135,15 @@ func printFileWarnings(w io.Writer, resp configResponse, file string) {
 	}
 }
 
-func printConfigResult(resp configResponse) {
+func printConfigResult(w io.Writer, resp configResponse) {
 	switch {
 	case !resp.Changed:
-		fmt.Printf("no changes (committed version %d)\n", resp.Version)
+		fmt.Fprintf(w, "no changes (committed version %d)\n", resp.Version)
 	case resp.DryRun:
-		fmt.Print(resp.Diff)
-		fmt.Printf("dry run: nothing applied (committed version is %d)\n", resp.Version)
+		fmt.Fprint(w, resp.Diff)
+		fmt.Fprintf(w, "dry run: nothing applied (committed version is %d)\n", resp.Version)
 	default:
-		fmt.Print(resp.Diff)
-		fmt.Printf("committed version %d\n", resp.Version)
+		fmt.Fprint(w, resp.Diff)
+		fmt.Fprintf(w, "committed version %d\n", resp.Version)
 	}
 }

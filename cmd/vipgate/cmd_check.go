@@ -2,44 +2,51 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/vipgate/vipgate/core/config"
 )
 
-// cmdCheck validates files without starting anything: a cluster document
+// runCheck is `vipgate check ARGS...` (the tests call it so).
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	return runSub(context.Background(), "check", args, stdout, stderr)
+}
+
+// newCheckCmd validates files without starting anything: a cluster document
 // (default) or a node bootstrap file (--node). Every problem is printed with
 // its position; the exit status is 1 if there was any.
-func cmdCheck(ctx context.Context, args []string) int { return runCheck(args, os.Stdout, os.Stderr) }
+func newCheckCmd() *cobra.Command {
+	var node, witness, quiet bool
+	cmd := &cobra.Command{
+		Use:   "check [--node [--witness]] FILE...",
+		Short: "validate cluster or node files and print every problem",
+		Long: `Validate cluster documents (or node bootstrap files with --node) without
+starting anything. Every problem is printed with its file:line:column; the
+exit status is 1 if there was any. A cluster document's files (certificates,
+Lua scripts, CA files) are loaded as vipgate run would load them here.`,
+		Args: rangeArgs(1, -1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			return checkFiles(files, node, witness, quiet, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&node, "node", false, "the files are node bootstrap files")
+	f.BoolVar(&witness, "witness", false, "with --node: check them as a witness's, as vipgate run --witness does")
+	f.BoolVarP(&quiet, "q", "q", false, "print nothing when the files are valid")
+	return cmd
+}
 
-func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	node := fs.Bool("node", false, "the files are node bootstrap files")
-	witness := fs.Bool("witness", false, "with --node: check them as a witness's, as `vipgate run --witness` does")
-	quiet := fs.Bool("q", false, "print nothing when the files are valid")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate check [--node [--witness]] FILE...\n\n")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(files) == 0 {
-		fs.Usage()
-		return 2
-	}
+func checkFiles(files []string, node, witness, quiet bool, stdout, stderr io.Writer) error {
 	status := 0
 	for _, f := range files {
 		var err error
 		var c *config.Cluster
-		if *node {
+		if node {
 			role := ""
-			if *witness {
+			if witness {
 				role = config.RoleWitness
 			}
 			_, err = config.LoadNodeFileAs(f, role)
@@ -63,9 +70,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			// Valid, but a reload or `vipgate apply` refuses it.
 			fmt.Fprintf(stderr, "%s: warning: the document has no frontend, no VRRP instance and no DNS zone: a node running it serves nothing; a reload refuses it, and vipgate apply needs --allow-empty\n", f)
 		}
-		if !*quiet {
+		if !quiet {
 			fmt.Fprintf(stdout, "%s: ok\n", f)
 		}
 	}
-	return status
+	if status != 0 {
+		return exitCode(status)
+	}
+	return nil
 }

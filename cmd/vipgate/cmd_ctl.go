@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 )
 
-const ctlUsage = `usage: vipgate ctl ACTION ARGS [--admin ADDR] [--token TOKEN] [--json]
-
-Scope: "node" actions change this node only and last until it restarts or the
+const ctlUsage = `Scope: "node" actions change this node only and last until it restarts or the
 operator changes them back; "cluster" actions are committed through raft and
 hold on every node, across restarts and config changes.
 
@@ -34,9 +32,9 @@ actions                                           scope
 
 `
 
-// cmdCtl runs runtime actions through the admin API.
-func cmdCtl(ctx context.Context, args []string) int {
-	return runCtl(ctx, args, os.Stdout, os.Stderr)
+// runCtl is `vipgate ctl ARGS...` (the tests call it so).
+func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runSub(ctx, "ctl", args, stdout, stderr)
 }
 
 // ctlOpts are the flags that shape an action's request.
@@ -48,54 +46,87 @@ type ctlOpts struct {
 	author  string
 }
 
-func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	client := adminFlags(fs)
-	asJSON := fs.Bool("json", false, "print the API answer as JSON")
+// newCtlCmd runs runtime actions through the admin API. The actions are a
+// small grammar (ctlRequest), completed by ctlComplete.
+func newCtlCmd() *cobra.Command {
 	var o ctlOpts
-	fs.BoolVar(&o.cluster, "cluster", false, "server ready|drain|maint: commit through raft for every node")
-	fs.IntVar(&o.limit, "limit", 100, "stick show: at most this many entries")
-	fs.StringVar(&o.reason, "reason", "", "dc failover: why (recorded with the decision)")
-	fs.BoolVar(&o.force, "force", false, "dc failover: even to a datacenter the cluster sees as unhealthy")
-	fs.StringVar(&o.author, "author", defaultAuthor(), "cluster actions: who decides (audit trail)")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), ctlUsage); fs.PrintDefaults() }
-	a, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	var asJSON bool
+	var client func() *adminClient
+	var author func() string
+	cmd := &cobra.Command{
+		Use:   "ctl ACTION ARGS...",
+		Short: "runtime actions: server ready|drain|maint|weight|check|shutdown-sessions, frontend enable|disable, stick show|clear, dc failover, log level",
+		Long:  "Runtime actions on a running node, through its admin API.\n\n" + ctlUsage,
+		Example: `  vipgate ctl server drain app/web1
+  vipgate ctl server maint app/web1 --cluster
+  vipgate ctl server weight app/web1 50
+  vipgate ctl stick show app_sessions --limit 20`,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: ctlComplete,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			o.author = author()
+			method, path, body, err := ctlRequest(a, o)
+			if err != nil {
+				return &usageError{err.Error()}
+			}
+			stdout := cmd.OutOrStdout()
+			var out json.RawMessage
+			if err := client().do(cmd.Context(), method, path, body, &out); err != nil {
+				return err
+			}
+			if asJSON {
+				stdout.Write(out)
+				return nil
+			}
+			var m map[string]any
+			_ = json.Unmarshal(out, &m)
+			if a[0] == "stick" && a[1] == "show" {
+				printStickEntries(stdout, m)
+				return nil
+			}
+			detail := ""
+			switch {
+			case m["cleared"] != nil:
+				detail = fmt.Sprintf(" (%s entries removed)", scalar(m["cleared"]))
+			case m["sessions"] != nil:
+				detail = fmt.Sprintf(" (%s sessions ended)", scalar(m["sessions"]))
+			case m["index"] != nil:
+				detail = fmt.Sprintf(" (committed at raft index %s)", scalar(m["index"]))
+			}
+			fmt.Fprintf(stdout, "ok (%s scope): %s%s\n", scalar(m["scope"]), strings.Join(a, " "), detail)
+			return nil
+		},
 	}
-	method, path, body, err := ctlRequest(a, o)
-	if err != nil {
-		fmt.Fprintf(stderr, "vipgate ctl: %v\n\n", err)
-		fs.Usage()
-		return 2
+	f := cmd.Flags()
+	client = adminFlags(f)
+	f.BoolVar(&asJSON, "json", false, "print the API answer as JSON (and a failure as {\"error\": ...})")
+	f.BoolVar(&o.cluster, "cluster", false, "server ready|drain|maint: commit through raft for every node")
+	f.IntVar(&o.limit, "limit", 100, "stick show: at most this many entries")
+	f.StringVar(&o.reason, "reason", "", "dc failover: why (recorded with the decision)")
+	f.BoolVar(&o.force, "force", false, "dc failover: even to a datacenter the cluster sees as unhealthy")
+	author = authorFlag(f, "cluster actions: who decides (audit trail)")
+	return cmd
+}
+
+// ctlGrammar is the words of each action, for completion.
+var ctlGrammar = map[string][]string{
+	"":             {"server", "frontend", "stick", "dc", "log"},
+	"server":       {"ready", "drain", "maint", "weight", "check", "shutdown-sessions"},
+	"frontend":     {"enable", "disable"},
+	"stick":        {"show", "clear"},
+	"dc":           {"failover"},
+	"log":          {"level"},
+	"log level":    {"debug", "info", "warn", "error"},
+	"server check": {"enable", "disable"},
+}
+
+// ctlComplete completes the action words; the names (servers, frontends,
+// tables) are the running node's and are not completed.
+func ctlComplete(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if w, ok := ctlGrammar[strings.Join(args, " ")]; ok {
+		return w, cobra.ShellCompDirectiveNoFileComp
 	}
-	var out json.RawMessage
-	if err := client().do(ctx, method, path, body, &out); err != nil {
-		fmt.Fprintf(stderr, "vipgate ctl: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		stdout.Write(out)
-		return 0
-	}
-	var m map[string]any
-	_ = json.Unmarshal(out, &m)
-	if a[0] == "stick" && a[1] == "show" {
-		printStickEntries(stdout, m)
-		return 0
-	}
-	detail := ""
-	switch {
-	case m["cleared"] != nil:
-		detail = fmt.Sprintf(" (%s entries removed)", scalar(m["cleared"]))
-	case m["sessions"] != nil:
-		detail = fmt.Sprintf(" (%s sessions ended)", scalar(m["sessions"]))
-	case m["index"] != nil:
-		detail = fmt.Sprintf(" (committed at raft index %s)", scalar(m["index"]))
-	}
-	fmt.Fprintf(stdout, "ok (%s scope): %s%s\n", scalar(m["scope"]), strings.Join(a, " "), detail)
-	return 0
+	return nil, cobra.ShellCompDirectiveNoFileComp
 }
 
 func printStickEntries(w io.Writer, m map[string]any) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
 
 	"github.com/vipgate/vipgate/cluster/state"
 	"github.com/vipgate/vipgate/core/admin"
@@ -27,48 +27,65 @@ import (
 	"github.com/vipgate/vipgate/core/health"
 )
 
+// cmdRun is `vipgate run ARGS...` (the tests call it so).
 func cmdRun(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	nodeFile := fs.String("node", "", "node bootstrap file (name, datacenter, data_dir, listen addresses; default $VIPGATE_NODE or "+defaultNodeFile+")")
-	cfgFile := fs.String("config", "", "cluster config file (standalone mode, or to seed a new raft cluster)")
-	witness := fs.Bool("witness", false, "run as a raft witness only (no proxy, no VRRP, no DNS)")
-	demoBackends := fs.String("demo-backends", "", "start demo HTTP backends on these comma-separated addresses (for `make run`)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate run [--node node.yaml] [--config cluster.yaml] [--witness]\n\n")
-		fs.PrintDefaults()
+	return runSub(ctx, "run", args, os.Stdout, os.Stderr)
+}
+
+func newRunCmd() *cobra.Command {
+	var nodeFile, cfgFile, demoBackends string
+	var witness bool
+	cmd := &cobra.Command{
+		Use:   "run [--node node.yaml] [--config cluster.yaml] [--witness]",
+		Short: "run a node (proxy, VRRP, raft, DNS, alerts)",
+		Long: `Run a node: the proxy, VRRP, raft, DNS and alerting its node file and the
+cluster config ask for, until SIGTERM or SIGINT.
+
+Without --node it reads $VIPGATE_NODE, else ` + defaultNodeFile + `.
+SIGHUP reloads: a standalone node re-reads its cluster file, a raft node
+re-applies the committed config (its node-local files may have changed).
+Under systemd (Type=notify) it reports READY once listeners, VRRP and DNS
+are up, RELOADING around a reload, WATCHDOG and STOPPING.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			stderr := cmd.ErrOrStderr()
+			role := ""
+			if witness {
+				role = config.RoleWitness
+			}
+			file, err := nodeFileOrDefault(nodeFile)
+			if err != nil {
+				return err
+			}
+			node, err := loadNodeAs(file, role)
+			if err != nil {
+				return err
+			}
+			if cfgFile != "" {
+				node.Config = cfgFile
+			}
+			log, level := newLogger(node.Log)
+			if demoBackends != "" {
+				if err := startDemoBackends(ctx, strings.Split(demoBackends, ",")); err != nil {
+					return fmt.Errorf("demo backends: %w", err)
+				}
+			}
+			if err := runNode(ctx, node, log, level); err != nil {
+				reportRunError(stderr, log, err)
+				return exitCode(exitFailed)
+			}
+			return nil
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	role := ""
-	if *witness {
-		role = config.RoleWitness
-	}
-	file, err := nodeFileOrDefault(*nodeFile)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate run: %v\n", err)
-		return 1
-	}
-	node, err := loadNodeAs(file, role)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vipgate run: %v\n", err)
-		return 1
-	}
-	if *cfgFile != "" {
-		node.Config = *cfgFile
-	}
-	log, level := newLogger(node.Log)
-	if *demoBackends != "" {
-		if err := startDemoBackends(ctx, strings.Split(*demoBackends, ",")); err != nil {
-			fmt.Fprintf(os.Stderr, "vipgate run: demo backends: %v\n", err)
-			return 1
-		}
-	}
-	if err := runNode(ctx, node, log, level); err != nil {
-		reportRunError(os.Stderr, log, err)
-		return 1
-	}
-	return 0
+	f := cmd.Flags()
+	f.StringVar(&nodeFile, "node", "", "node bootstrap file (name, datacenter, data_dir, listen addresses; default $VIPGATE_NODE or "+defaultNodeFile+")")
+	f.StringVar(&cfgFile, "config", "", "cluster config file (standalone mode, or to seed a new raft cluster)")
+	f.BoolVar(&witness, "witness", false, "run as a raft witness only (no proxy, no VRRP, no DNS)")
+	f.StringVar(&demoBackends, "demo-backends", "", "start demo HTTP backends on these comma-separated addresses (for make run)")
+	_ = cmd.MarkFlagFilename("node", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	return cmd
 }
 
 // reportRunError says why the node stopped. A config that does not

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -13,53 +12,62 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/vipgate/vipgate/core/stats"
 )
 
-// cmdStatus prints the node's state: the proxy as a `show stat`-like table,
-// then every other section the node registered (VRRP, raft, DNS, alerts…).
-func cmdStatus(ctx context.Context, args []string) int {
-	return runStatus(ctx, args, os.Stdout, os.Stderr)
+// runStatus is `vipgate status ARGS...` (the tests call it so).
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runSub(ctx, "status", args, stdout, stderr)
 }
 
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	client := adminFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw status document as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vipgate status [--json] [--admin ADDR] [--token TOKEN] [SECTION]\n\n")
-		fs.PrintDefaults()
+// newStatusCmd prints the node's state: the proxy as a `show stat`-like
+// table, then every other section the node registered (VRRP, raft, DNS,
+// alerts…).
+func newStatusCmd() *cobra.Command {
+	var asJSON bool
+	var client func() *adminClient
+	cmd := &cobra.Command{
+		Use:   "status [SECTION] [--json]",
+		Short: "show the node's state as tables (like HAProxy show stat)",
+		Long: `Show a running node's state: the proxy as a table like HAProxy's show stat
+(one line per frontend, server and backend), then every other section the
+node has (node, vrrp, raft, dns, alerts, config_files, ...). With SECTION,
+that section only; with --json, the raw status document.`,
+		Args: rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			return showStatus(cmd, client(), pos, asJSON)
+		},
 	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) > 1 {
-		fs.Usage()
-		return 2
-	}
-	c := client()
+	client = adminFlags(cmd.PersistentFlags())
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print the raw JSON answer")
+	return cmd
+}
+
+func showStatus(cmd *cobra.Command, c *adminClient, pos []string, asJSON bool) error {
+	stdout := cmd.OutOrStdout()
 	path := "/api/v1/status"
 	if len(pos) == 1 {
 		path += "/" + url.PathEscape(pos[0])
 	}
 	var raw json.RawMessage
-	if err := c.do(ctx, "GET", path, nil, &raw); err != nil {
-		fmt.Fprintf(stderr, "vipgate status: %v\n", err)
-		return 1
+	if err := c.do(cmd.Context(), "GET", path, nil, &raw); err != nil {
+		return err
 	}
-	if *asJSON {
+	if asJSON {
 		stdout.Write(raw)
-		return 0
+		return nil
 	}
 	if len(pos) == 1 {
-		return printSection(stdout, pos[0], raw)
+		if printSection(stdout, pos[0], raw) != 0 {
+			return exitCode(exitFailed)
+		}
+		return nil
 	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		fmt.Fprintf(stderr, "vipgate status: %v\n", err)
-		return 1
+		return err
 	}
 	names := make([]string, 0, len(doc))
 	for k := range doc {
@@ -85,7 +93,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		printSection(stdout, n, doc[n])
 		fmt.Fprintln(stdout)
 	}
-	return 0
+	return nil
 }
 
 func printSection(w io.Writer, name string, raw json.RawMessage) int {

@@ -8,29 +8,29 @@ import (
 	"testing"
 )
 
-// TestUsageListsEveryCommand: the top-level usage names every command and
-// the subcommands of those that have them.
+// TestUsageListsEveryCommand: the top-level help (vipgate --help, on
+// stdout, exit 0) names every command and the subcommands of those that
+// have them.
 func TestUsageListsEveryCommand(t *testing.T) {
-	var b bytes.Buffer
-	usage(&b)
+	var b, e bytes.Buffer
+	if code := execute(t.Context(), []string{"--help"}, &b, &e); code != 0 || e.Len() != 0 {
+		t.Fatalf("--help: exit %d, stderr %q", code, e.String())
+	}
 	out := b.String()
-	for name, c := range commands() {
-		want := "  " + name + " "
-		if c.subs != "" {
-			want = c.summary + ": " + c.subs
-		}
-		if !strings.Contains(out, want) {
-			t.Errorf("usage lacks %q:\n%s", want, out)
+	for _, c := range topCommands() {
+		if !strings.Contains(out, "  "+c.Name()+" ") || !strings.Contains(out, c.Short) {
+			t.Errorf("usage lacks %s: %q:\n%s", c.Name(), c.Short, out)
 		}
 	}
-	for _, want := range []string{"alerts   alerting: test, status", "stick show|clear", "dc failover", "shutdown-sessions"} {
+	for _, want := range []string{"alerting: test, status", "stick show|clear", "dc failover", "shutdown-sessions", "completion"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("usage lacks %q:\n%s", want, out)
 		}
 	}
 	// Every ctl action family is in the summary.
+	ctl := newCtlCmd()
 	for _, fam := range []string{"server ", "frontend ", "stick ", "dc ", "log "} {
-		if !strings.Contains(commands()["ctl"].subs, fam) {
+		if !strings.Contains(ctl.Short, fam) {
 			t.Errorf("ctl summary lacks %q", fam)
 		}
 	}

@@ -18,23 +18,47 @@ import (
 // translated (even with warnings), 1 when an input cannot be read or
 // parsed, or with --strict when there was any warning, 2 on bad usage.
 func RunCLI(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var haproxy, keepalived stringsFlag
-	fs.Var(&haproxy, "haproxy", "haproxy.cfg to translate: once for every node, or NODE=FILE repeated with each node's own file")
-	fs.Var(&keepalived, "keepalived", "keepalived.conf to translate, [NODE=]FILE; repeat it with each node's file (the node is NODE, else the file's router_id, else its name)")
-	var datacenters stringsFlag
-	fs.Var(&datacenters, "datacenter", "NODE=DC, repeated: the datacenter of each node (the document lists them and tags each node's own servers)")
-	out := fs.String("o", "", "write the cluster document to this file (default: stdout)")
-	strict := fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vipgate import [--haproxy [NODE=]haproxy.cfg ...] [--keepalived [NODE=]keepalived.conf ...] [--datacenter NODE=DC ...] [-o cluster.yaml] [--strict]\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	c := NewCLI(stderr)
+	if err := c.Flags.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || (len(haproxy) == 0 && len(keepalived) == 0) {
+	return c.Run(c.Flags.Args(), stdout, stderr)
+}
+
+// CLI is `vipgate import` split in two, so that vipgate's command tree can
+// take its flags (for help, completions and man pages) and parse them.
+type CLI struct {
+	// Flags are the command's flags; Run reads them once parsed.
+	Flags                            *flag.FlagSet
+	haproxy, keepalived, datacenters stringsFlag
+	out                              *string
+	strict                           *bool
+}
+
+// NewCLI defines the flags of `vipgate import`.
+func NewCLI(stderr io.Writer) *CLI {
+	c := &CLI{Flags: flag.NewFlagSet("import", flag.ContinueOnError)}
+	fs := c.Flags
+	fs.SetOutput(stderr)
+	fs.Var(&c.haproxy, "haproxy", "haproxy.cfg to translate: once for every node, or NODE=FILE repeated with each node's own file")
+	fs.Var(&c.keepalived, "keepalived", "keepalived.conf to translate, [NODE=]FILE; repeat it with each node's file (the node is NODE, else the file's router_id, else its name)")
+	fs.Var(&c.datacenters, "datacenter", "NODE=DC, repeated: the datacenter of each node (the document lists them and tags each node's own servers)")
+	c.out = fs.String("o", "", "write the cluster document to this file (default: stdout)")
+	c.strict = fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: vipgate import [--haproxy [NODE=]haproxy.cfg ...] [--keepalived [NODE=]keepalived.conf ...] [--datacenter NODE=DC ...] [-o cluster.yaml] [--strict]\n\n")
+		fs.PrintDefaults()
+	}
+	return c
+}
+
+// Run translates with the parsed flags; args are the positional arguments
+// (there may be none).
+func (c *CLI) Run(args []string, stdout, stderr io.Writer) int {
+	fs := c.Flags
+	fs.SetOutput(stderr)
+	haproxy, keepalived, datacenters, out, strict := c.haproxy, c.keepalived, c.datacenters, c.out, c.strict
+	if len(args) > 0 || (len(haproxy) == 0 && len(keepalived) == 0) {
 		fs.Usage()
 		return 2
 	}
