@@ -198,8 +198,12 @@ type Lease struct {
 	Server *upstream.Server
 	// Queued is how long the connection waited for the slot (Tw).
 	Queued time.Duration
-	b      *Backend
-	done   bool
+	// QueuePos is how many were waiting in the backend's queue when this
+	// connection joined it (HAProxy's %bq; 0: not queued). Retries are
+	// the connect attempts Connect retried (%rc).
+	QueuePos, Retries int64
+	b                 *Backend
+	done              bool
 }
 
 // Release frees the slot and wakes one queued connection. Releasing twice,
@@ -221,10 +225,12 @@ func (l *Lease) Release() {
 func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstream.Server, l *Lease) error {
 	var deadline <-chan time.Time
 	var queuedAt time.Time
+	pos := int64(-1)
 	for {
 		if b.tryPick(r, prefer, l) {
 			if !queuedAt.IsZero() {
 				l.Queued = time.Since(queuedAt)
+				l.QueuePos = pos
 				b.Counters.QueueTime.Observe(l.Queued)
 			}
 			return nil
@@ -254,6 +260,9 @@ func (b *Backend) Acquire(ctx context.Context, r *balance.Request, prefer *upstr
 		b.waiters = append(b.waiters, ch)
 		b.mu.Unlock()
 		q := b.Counters.Queued.Add(1)
+		if pos < 0 {
+			pos = q - 1
+		}
 		for {
 			m := b.Counters.QueueMax.Load()
 			if q <= m || b.Counters.QueueMax.CompareAndSwap(m, q) {
@@ -370,6 +379,7 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 			s.ObserveConnect(err)
 		}
 		if err == nil {
+			l.Retries = int64(attempt)
 			tc := time.Since(t0)
 			s.Counters.ConnectTime.Observe(tc)
 			b.Counters.ConnectTime.Observe(tc)

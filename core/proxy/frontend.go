@@ -210,6 +210,8 @@ func (f *Frontend) serveConn(ctx context.Context, c net.Conn) {
 	}
 	f.Counters.SessionStart()
 	defer f.Counters.SessionEnd()
+	f.p.conns.Add(1)
+	defer f.p.conns.Add(-1)
 	// Go sets TCP_NODELAY on every TCP connection already.
 	if f.Cfg.AcceptProxy {
 		_ = c.SetReadDeadline(time.Now().Add(f.Cfg.Timeouts.Client.D()))

@@ -654,7 +654,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	// deadline themselves (idleDeadline) when they have to wait.
 	now := time.Now()
 	_ = s.cc.SetWriteDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
-	rec := logRec{start: start, reqDone: now, backend: hb}
+	rec := logRec{start: start, reqDone: now, backend: hb, ck: &ck}
 	return s.exchange(ctx, &exchangeReq{hb: hb, breq: breq, prefer: prefer, ck: &ck, acts: acts, rec: &rec,
 		hasBody: hasBody, upgrade: upgrade, clientKeep: clientKeep})
 }
@@ -739,6 +739,7 @@ attempts:
 		}
 		x.rec.tc = s.stamp()
 		x.rec.server = lease.Server
+		x.rec.retries, x.rec.queuePos = int64(attempt-1)+lease.Retries, lease.QueuePos
 		srv := lease.Server
 		if b.persist != nil {
 			b.persist.StoreRequest(&s.ci, srv) // stick store-request: learn or refresh

@@ -14,6 +14,27 @@ type cookieState struct {
 	valid        bool             // the client has a valid cookie for srv
 	first        int64            // its first-seen date (maxlife), unix seconds
 	redispatched bool
+	// reqLog and respLog are the 3rd and 4th letters of HAProxy's
+	// termination state: what the request's persistence cookie was (N, I,
+	// D, V, E, O) and what became of the response's (N, I, U, R, D).
+	reqLog, respLog byte
+}
+
+// termLetters are the 3rd and 4th termination-state letters of st: "--"
+// when the backend has no cookie persistence.
+func (st *cookieState) termLetters() [2]byte {
+	if st == nil || st.reqLog == 0 {
+		return [2]byte{'-', '-'}
+	}
+	r := st.reqLog
+	if r == 'V' && st.redispatched {
+		r = 'D'
+	}
+	w := st.respLog
+	if w == 0 {
+		w = 'N'
+	}
+	return [2]byte{r, w}
 }
 
 // serverByCookie finds the server whose cookie value is v.
@@ -48,6 +69,14 @@ func cookieValue(h []byte, name string) ([]byte, bool) {
 // (HAProxy semantics: a cookie naming a server that is down, unknown, or
 // expired by maxidle/maxlife is ignored, and the request is balanced).
 func (s *session) lookupCookie(hb *httpBackend, req *httpparse.Request) cookieState {
+	st := s.findCookie(hb, req)
+	if st.reqLog == 0 {
+		st.reqLog = 'N'
+	}
+	return st
+}
+
+func (s *session) findCookie(hb *httpBackend, req *httpparse.Request) cookieState {
 	ck := hb.cookie
 	for i := range req.Headers {
 		if !httpparse.EqualFold(req.Headers[i].Name, "cookie") {
@@ -57,7 +86,7 @@ func (s *session) lookupCookie(hb *httpBackend, req *httpparse.Request) cookieSt
 		if !ok {
 			continue
 		}
-		var st cookieState
+		st := cookieState{reqLog: 'I'}
 		switch ck.Mode {
 		case "prefix":
 			if j := bytes.IndexByte(v, '~'); j > 0 {
@@ -78,9 +107,11 @@ func (s *session) lookupCookie(hb *httpBackend, req *httpparse.Request) cookieSt
 				}
 				now := unixNow()
 				if ck.MaxIdle > 0 && now-idle > int64(ck.MaxIdle.D().Seconds()) {
+					st.reqLog = 'E'
 					return st
 				}
 				if ck.MaxLife > 0 && now-first > int64(ck.MaxLife.D().Seconds()) {
+					st.reqLog = 'O'
 					return st
 				}
 				st.first = first
@@ -88,10 +119,14 @@ func (s *session) lookupCookie(hb *httpBackend, req *httpparse.Request) cookieSt
 			}
 		}
 		srv := serverByCookie(hb.b, v)
-		if srv == nil || !srv.UsableForPersistence() {
+		if srv == nil {
 			return st
 		}
-		st.srv, st.valid = srv, true
+		if !srv.UsableForPersistence() {
+			st.reqLog = 'D'
+			return st
+		}
+		st.srv, st.valid, st.reqLog = srv, true, 'V'
 		return st
 	}
 	return cookieState{}
@@ -139,7 +174,7 @@ func (s *session) appendCookieHeader(b []byte, hb *httpBackend, h []byte) []byte
 // appendSetCookie writes a server's Set-Cookie toward the client: rewrite
 // replaces the persistence cookie's value by the server's, prefix prepends
 // it, insert drops the server's own cookie of that name (HAProxy).
-func (s *session) appendSetCookie(b []byte, hb *httpBackend, v []byte, srv *upstream.Server) []byte {
+func (s *session) appendSetCookie(b []byte, hb *httpBackend, v []byte, srv *upstream.Server, st *cookieState) []byte {
 	ck := hb.cookie
 	nv, rest, _ := bytes.Cut(v, []byte(";"))
 	k, val, ok := bytes.Cut(bytes.TrimSpace(nv), []byte("="))
@@ -147,8 +182,11 @@ func (s *session) appendSetCookie(b []byte, hb *httpBackend, v []byte, srv *upst
 		return appendHeader(b, "Set-Cookie", v)
 	}
 	if ck.Mode == "insert" {
+		st.respLog = 'D'
 		return b
 	}
+	st.respLog = 'R'
+
 	sv := srv.Settings().Cookie
 	b = append(b, "Set-Cookie: "...)
 	b = append(b, k...)
@@ -178,6 +216,11 @@ func (s *session) appendInsertedCookie(b []byte, hb *httpBackend, st *cookieStat
 	dated := ck.MaxIdle > 0 || ck.MaxLife > 0
 	if ck.Indirect && st.valid && st.srv == srv && !dated {
 		return b
+	}
+	if st.valid && st.srv == srv {
+		st.respLog = 'U' // a dated cookie refreshed
+	} else {
+		st.respLog = 'I'
 	}
 	b = append(b, "Set-Cookie: "...)
 	b = append(b, ck.Name...)

@@ -333,7 +333,7 @@ func (s *session) writeResponseHead(hb *httpBackend, clientKeep bool, minor int,
 			continue
 		}
 		if ckName != "" && httpparse.EqualFold(hd.Name, "set-cookie") {
-			b = s.appendSetCookie(b, hb, hd.Value, srv)
+			b = s.appendSetCookie(b, hb, hd.Value, srv, ck)
 			continue
 		}
 		b = append(b, hd.Name...)

@@ -1,10 +1,6 @@
 package proxy
 
 import (
-	"context"
-	"log/slog"
-	"sort"
-	"strconv"
 	"time"
 
 	"github.com/vipgate/vipgate/core/upstream"
@@ -19,6 +15,8 @@ type logRec struct {
 	backend                         *httpBackend
 	server                          *upstream.Server
 	err                             string
+	ck                              *cookieState // nil: no cookie persistence
+	retries, queuePos               int64
 }
 
 func msSince(a, b time.Time) int64 {
@@ -28,81 +26,41 @@ func msSince(a, b time.Time) int64 {
 	return b.Sub(a).Milliseconds()
 }
 
-// logLine writes the HAProxy-like line (docs/http.md "Access log"):
-//
-//	client:port [date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes term "request"
+// logLine writes the request's access-log line (option httplog;
+// accessRec.appendText has the layout, docs/http.md "Access log").
 func (s *session) logLine(r *logRec) {
 	if r.end.IsZero() {
 		r.end = time.Now()
 	}
-	b := make([]byte, 0, 256)
-	b = s.clientAddr.AppendTo(b)
-	b = append(b, " ["...)
-	b = r.start.UTC().AppendFormat(b, "02/Jan/2006:15:04:05.000")
-	b = append(b, "] "...)
-	b = append(b, s.h.f.Name...)
-	if s.isTLS {
-		b = append(b, '~')
+	f := s.h.f
+	a := accessRec{
+		http: true, client: s.clientAddr, accept: r.start, frontend: f.Name, tls: s.isTLS,
+		backend: f.Name,
+		tq:      msSince(r.start, r.reqDone), tw: msSince(r.reqDone, r.tw), tc: msSince(r.tw, r.tc),
+		tr: msSince(r.tc, r.tr), ta: msSince(r.start, r.end),
+		status: r.status, bytes: r.bytes, term: httpTerm(r),
+		actconn: f.p.conns.Load(), feconn: f.Counters.CurSessions.Load(),
+		retries: r.retries, beQueue: r.queuePos,
+		request: s.logb, vars: s.vars, reason: r.err,
 	}
-	b = append(b, ' ')
 	if r.backend != nil {
-		b = append(b, r.backend.b.Name...)
-	} else {
-		b = append(b, s.h.f.Name...)
+		a.backend = r.backend.b.Name
+		a.beconn = r.backend.b.Counters.CurSessions.Load()
 	}
-	b = append(b, '/')
 	if r.server != nil {
-		b = append(b, r.server.Name...)
-	} else {
-		b = append(b, "<NOSRV>"...)
+		a.server = r.server.Name
+		a.srvconn = r.server.Counters.CurSessions.Load()
 	}
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, msSince(r.start, r.reqDone), 10)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, msSince(r.reqDone, r.tw), 10)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, msSince(r.tw, r.tc), 10)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, msSince(r.tc, r.tr), 10)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, msSince(r.start, r.end), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(r.status), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, r.bytes, 10)
-	b = append(b, ' ')
-	term := r.term
-	if term == "" {
-		term = "--"
+	f.p.logAccess(&a)
+}
+
+// httpTerm is the 4-letter termination state: the session's two, then the
+// persistence cookie's two (cookieState.termLetters).
+func httpTerm(r *logRec) string {
+	t := r.term
+	if len(t) != 2 {
+		t = "--"
 	}
-	b = append(b, term...)
-	b = append(b, " \""...)
-	if len(s.logb) > 0 {
-		b = append(b, s.logb...)
-	} else {
-		b = append(b, "<BADREQ>"...)
-	}
-	b = append(b, '"')
-	if len(s.vars) > 0 {
-		keys := make([]string, 0, len(s.vars))
-		for k := range s.vars {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		b = append(b, " {"...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ' ')
-			}
-			b = append(b, k...)
-			b = append(b, '=')
-			b = strconv.AppendQuote(b, s.vars[k])
-		}
-		b = append(b, '}')
-	}
-	attrs := []slog.Attr{slog.String("frontend", s.h.f.Name)}
-	if r.err != "" {
-		attrs = append(attrs, slog.String("reason", r.err))
-	}
-	s.h.log.LogAttrs(context.Background(), slog.LevelInfo, string(b), attrs...)
+	ck := r.ck.termLetters()
+	return t + string(ck[:])
 }

@@ -455,7 +455,7 @@ backends: [{name: be, servers: [{name: s1, address: %q}]}]
 			if !strings.HasPrefix(got, tc.want) || (tc.whole != "" && strings.Contains(got, tc.whole)) {
 				t.Fatalf("client got %q", got)
 			}
-			rx := regexp.MustCompile(` be/s1 \S+ \d+ \d+ ` + tc.term + ` `)
+			rx := regexp.MustCompile(` be/s1 \S+ \d+ \d+ - - ` + tc.term + `-- `)
 			testenv.Eventually(t, 5*time.Second, "log line with "+tc.term, func() bool { return rx.MatchString(out.String()) })
 		})
 	}

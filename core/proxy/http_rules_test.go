@@ -357,9 +357,9 @@ func TestHTTPAccessLog(t *testing.T) {
 	rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
 	// client:port [date] frontend backend/server Tq/Tw/Tc/Tr/Ta status bytes term "request"
 	for _, re := range []string{
-		`127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ -- \\"GET /hello\?x=1 HTTP/1\.1\\"`,
-		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 403 \d+ PR \\"GET /no HTTP/1\.1\\"`,
-		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 400 \d+ PR \\"<BADREQ>\\"`,
+		`127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ - - ---- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /hello\?x=1 HTTP/1\.1\\"`,
+		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 403 \d+ - - PR-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /no HTTP/1\.1\\"`,
+		`fe fe/<NOSRV> -?\d+/-?\d+/-?\d+/-?\d+/\d+ 400 \d+ - - PR-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"<BADREQ>\\"`,
 	} {
 		rx := regexp.MustCompile(re)
 		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
@@ -394,9 +394,9 @@ backends:
 		}
 	}
 	for _, re := range []string{
-		`fe ok/s1 \d+/\d+/\d+/-1/\d+ 504 \d+ sH \\"GET /slow HTTP/1\.1\\"`,
-		`fe dead/d1 \d+/\d+/-1/-1/\d+ 503 \d+ SC \\"GET /dead HTTP/1\.1\\"`,
-		`fe fe/<NOSRV> \d+/-1/-1/-1/\d+ 403 \d+ PR \\"GET /no HTTP/1\.1\\"`,
+		`fe ok/s1 \d+/\d+/\d+/-1/\d+ 504 \d+ - - sH-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /slow HTTP/1\.1\\"`,
+		`fe dead/d1 \d+/\d+/-1/-1/\d+ 503 \d+ - - SC-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /dead HTTP/1\.1\\"`,
+		`fe fe/<NOSRV> \d+/-1/-1/-1/\d+ 403 \d+ - - PR-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /no HTTP/1\.1\\"`,
 	} {
 		rx := regexp.MustCompile(re)
 		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
@@ -587,7 +587,7 @@ backends:
 		if resp, body := get(t, cl, url+path); resp.StatusCode != status || field(body, "server") != "" {
 			t.Fatalf("fallback %d: got %d %q", status, resp.StatusCode, body)
 		}
-		line := regexp.MustCompile(fmt.Sprintf(` %d \d+ PI \\"GET %s HTTP/1.1\\" \{step=\\"before-error\\"\}`, status, path))
+		line := regexp.MustCompile(fmt.Sprintf(` %d \d+ - - PI-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET %s HTTP/1.1\\" \{step=\\"before-error\\"\}`, status, path))
 		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("fallback %d logged as PI with the hook's vars", status), func() bool {
 			return line.MatchString(out.String())
 		})

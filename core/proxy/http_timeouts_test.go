@@ -66,8 +66,8 @@ backends:
 		t.Errorf("server stalled in its body: %q, %v (want the head and the partial body, then the connection closed)", got, err)
 	}
 	for _, re := range []string{
-		`fe up/u1 \d+/\d+/\d+/-1/\d+ 408 \d+ cD \\"POST /upload HTTP/1\.1\\"`,
-		`fe stall/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ sD \\"GET /stall HTTP/1\.1\\"`,
+		`fe up/u1 \d+/\d+/\d+/-1/\d+ 408 \d+ - - cD-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"POST /upload HTTP/1\.1\\"`,
+		`fe stall/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ - - sD-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /stall HTTP/1\.1\\"`,
 	} {
 		rx := regexp.MustCompile(re)
 		testenv.Eventually(t, 5*time.Second, "log line "+re, func() bool { return rx.MatchString(out.String()) })
@@ -152,7 +152,7 @@ backends: [{name: be, servers: [{name: s1, address: %q, maxconn: 1}]}]
 	if resp.StatusCode != 503 {
 		t.Fatalf("queued past timeout queue: %d, want 503", resp.StatusCode)
 	}
-	rx := regexp.MustCompile(`fe be/<NOSRV> \d+/\d+/-1/-1/\d+ 503 \d+ sQ \\"GET /queued HTTP/1\.1\\"`)
+	rx := regexp.MustCompile(`fe be/<NOSRV> \d+/\d+/-1/-1/\d+ 503 \d+ - - sQ-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /queued HTTP/1\.1\\"`)
 	testenv.Eventually(t, 5*time.Second, "log line sQ", func() bool { return rx.MatchString(out.String()) })
 	if err := <-busy; err != nil {
 		t.Errorf("the request holding the slot: %v", err)
@@ -197,6 +197,6 @@ backends: [{name: be, servers: [{name: s1, address: %q}]}]
 	case <-time.After(25 * time.Second):
 		t.Fatal("server handler did not finish")
 	}
-	rx := regexp.MustCompile(`fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ cD \\"GET /big HTTP/1\.1\\"`)
+	rx := regexp.MustCompile(`fe be/s1 \d+/\d+/\d+/\d+/\d+ 200 \d+ - - cD-- \d+/\d+/\d+/\d+/\d+ \d+/\d+ \\"GET /big HTTP/1\.1\\"`)
 	testenv.Eventually(t, 5*time.Second, "log line cD", func() bool { return rx.MatchString(out.String()) })
 }

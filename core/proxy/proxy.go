@@ -32,7 +32,10 @@ import (
 // Options configure a Proxy.
 type Options struct {
 	Log *slog.Logger
-	Bus *events.Bus
+	// AccessLog receives the access-log lines (default: Log). Each record's
+	// message is HAProxy's text line, its attributes the line's fields.
+	AccessLog *slog.Logger
+	Bus       *events.Bus
 	// Datacenter is the node's own datacenter (servers there are preferred).
 	Datacenter string
 	// Node, when set, is this node: frontends, backends and servers placed
@@ -45,9 +48,13 @@ type Options struct {
 
 // Proxy is the live data plane of a node.
 type Proxy struct {
-	opts Options
-	log  *slog.Logger
-	bus  *events.Bus
+	opts   Options
+	log    *slog.Logger
+	access *slog.Logger
+	bus    *events.Bus
+	// conns counts the client connections being served (HAProxy's
+	// actconn, in the access log).
+	conns atomic.Int64
 
 	mu        sync.Mutex // serialises Apply and listener changes
 	cfg       *config.Cluster
@@ -85,11 +92,14 @@ func New(opts Options) *Proxy {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = opts.Log
+	}
 	if opts.Bus == nil {
 		opts.Bus = events.New("", "")
 	}
 	p := &Proxy{
-		opts: opts, log: opts.Log, bus: opts.Bus,
+		opts: opts, log: opts.Log, access: opts.AccessLog, bus: opts.Bus,
 		listeners: map[string]*listener{}, servers: map[string]*upstream.Server{},
 		disabled: map[string]bool{}, started: make(chan struct{}), httpPools: map[string]*connPools{},
 	}

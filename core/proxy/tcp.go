@@ -3,10 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -245,42 +243,32 @@ func relayTerm(res relayResult, killed bool) string {
 	return "--"
 }
 
-// logSession writes the session's access-log line (option tcplog):
-//
-//	client:port [date] frontend backend/server Tw/Tc/Tt bytes term
+// logSession writes the session's access-log line (option tcplog;
+// accessRec.appendText has the layout).
 func (h *tcpHandler) logSession(ss *tcpSession) {
 	f := h.f
-	b := make([]byte, 0, 160)
-	b = ss.logClient.AppendTo(b)
-	b = append(b, " ["...)
-	b = ss.start.UTC().AppendFormat(b, "02/Jan/2006:15:04:05.000")
-	b = append(b, "] "...)
-	b = append(b, f.Name...)
-	b = append(b, ' ')
-	if ss.backend != "" {
-		b = append(b, ss.backend...)
-	} else {
-		b = append(b, f.Name...)
-	}
-	b = append(b, '/')
-	if srv := ss.lease.Server; srv != nil {
-		b = append(b, srv.Name...)
-	} else {
-		b = append(b, "<NOSRV>"...)
-	}
-	b = append(b, ' ')
-	for _, d := range [...]time.Duration{ss.tw, ss.tc} {
+	ms := func(d time.Duration) int64 {
 		if d < 0 {
-			b = append(b, "-1"...)
-		} else {
-			b = strconv.AppendInt(b, d.Milliseconds(), 10)
+			return -1
 		}
-		b = append(b, '/')
+		return d.Milliseconds()
 	}
-	b = strconv.AppendInt(b, time.Since(ss.start).Milliseconds(), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, ss.bytesOut, 10)
-	b = append(b, ' ')
-	b = append(b, ss.term...)
-	f.p.log.LogAttrs(context.Background(), slog.LevelInfo, string(b), slog.String("frontend", f.Name))
+	a := accessRec{
+		client: ss.logClient, accept: ss.start, frontend: f.Name, backend: f.Name,
+		tw: ms(ss.tw), tc: ms(ss.tc), ta: time.Since(ss.start).Milliseconds(),
+		bytes: ss.bytesOut, term: ss.term,
+		actconn: f.p.conns.Load(), feconn: f.Counters.CurSessions.Load(),
+		retries: ss.lease.Retries, beQueue: ss.lease.QueuePos,
+	}
+	if ss.backend != "" {
+		a.backend = ss.backend
+		if b := ss.lease.b; b != nil {
+			a.beconn = b.Counters.CurSessions.Load()
+		}
+	}
+	if srv := ss.lease.Server; srv != nil {
+		a.server = srv.Name
+		a.srvconn = srv.Counters.CurSessions.Load()
+	}
+	f.p.logAccess(&a)
 }

@@ -135,7 +135,7 @@ backends:
 
 	expectLine := func(what, re string) {
 		t.Helper()
-		line := regexp.MustCompile(`msg="127\.0\.0\.\d+:\d+ \[\d\d/\w+/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] ` + re + `"`)
+		line := regexp.MustCompile(`msg="127\.0\.0\.\d+:\d+ \[\d\d/\w+/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] ` + re + ` \d+/\d+/\d+/\d+/\d+ \d+/\d+"`)
 		testenv.Eventually(t, 5*time.Second, what+" logged", func() bool { return line.MatchString(out.String()) })
 	}
 	// A normal session: the client closes after the greeting.
