@@ -48,20 +48,22 @@ type NetIO interface {
 
 // Status is one instance in `vipgate status`.
 type Status struct {
-	Name           string            `json:"name"`
-	VRID           int               `json:"vrid"`
-	Interface      string            `json:"interface"`
-	State          State             `json:"state"`
-	Priority       int               `json:"priority"`
-	BasePriority   int               `json:"base_priority"`
-	Master         string            `json:"master,omitempty"`
-	LastTransition time.Time         `json:"last_transition"`
-	LastReason     string            `json:"last_reason,omitempty"`
-	VIPs           []string          `json:"vips"`
-	Tracks         []TrackStatus     `json:"tracks,omitempty"`
-	Received       uint64            `json:"adverts_received"`
-	Sent           uint64            `json:"adverts_sent"`
-	Dropped        map[string]uint64 `json:"dropped,omitempty"`
+	Name           string    `json:"name"`
+	VRID           int       `json:"vrid"`
+	Interface      string    `json:"interface"`
+	State          State     `json:"state"`
+	Priority       int       `json:"priority"`
+	BasePriority   int       `json:"base_priority"`
+	Master         string    `json:"master,omitempty"`
+	LastTransition time.Time `json:"last_transition"`
+	LastReason     string    `json:"last_reason,omitempty"`
+	// Transitions counts state changes since the instance started.
+	Transitions uint64            `json:"transitions"`
+	VIPs        []string          `json:"vips"`
+	Tracks      []TrackStatus     `json:"tracks,omitempty"`
+	Received    uint64            `json:"adverts_received"`
+	Sent        uint64            `json:"adverts_sent"`
+	Dropped     map[string]uint64 `json:"dropped,omitempty"`
 }
 
 // Instance drives one Machine from the network, its tracks and its clock.
@@ -599,6 +601,7 @@ func (in *Instance) transition(a Action) {
 	now := in.now()
 	in.mu.Lock()
 	in.st.LastTransition, in.st.LastReason = now, a.Reason
+	in.st.Transitions++
 	in.mu.Unlock()
 	in.log.Info("vrrp transition", "from", a.From, "to", a.To, "reason", a.Reason, "priority", in.m.Priority())
 	if in.bus != nil {

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/testenv"
@@ -195,15 +191,7 @@ func TestAdminActionsTakeEffect(t *testing.T) {
 // TestMetricsParse: /metrics is valid Prometheus text exposition.
 func TestMetricsParse(t *testing.T) {
 	n, _ := apiNode(t)
-	code, body := n.do(t, call{method: "GET", path: "/metrics", token: readTok})
-	if code != 200 {
-		t.Fatalf("HTTP %d", code)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader([]byte(body)))
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v", err)
-	}
+	fams := scrape(t, n)
 	for _, want := range []string{
 		"vipgate_frontend_sessions_total", "vipgate_backend_connect_time_seconds", "vipgate_server_status",
 		"vipgate_server_request_time_seconds", "vipgate_backend_up", "go_goroutines",

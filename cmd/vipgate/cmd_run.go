@@ -193,6 +193,16 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		return err
 	}
 	e.Source = src
+	cfgNow := func() *config.Cluster {
+		if rs, ok := src.(*raftSource); ok {
+			return rs.n.State().Config
+		}
+		if e.Proxy != nil {
+			return e.Proxy.Config()
+		}
+		return nil
+	}
+	registerDecisionMetrics(e, src, clusterDatacenters(cfgNow))
 
 	var subs []subsystem
 	var px *proxySubsystem
@@ -280,7 +290,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	case <-ctx.Done():
 		return nil
 	}
-	applyAll(subs, first, log)
+	e.configMetrics.applied(applyAll(subs, first, log))
 	if err := listenEarly(subs); err != nil {
 		return err
 	}
@@ -312,7 +322,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	for {
 		select {
 		case c := <-src.Updates():
-			applyAll(subs, c, log)
+			e.configMetrics.applied(applyAll(subs, c, log))
 		case <-hup:
 			// A standalone node re-reads its file; a raft node re-applies
 			// the committed document (its node-local files may have changed).
@@ -330,7 +340,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		case <-reloaded:
 			select {
 			case c := <-src.Updates():
-				applyAll(subs, c, log)
+				e.configMetrics.applied(applyAll(subs, c, log))
 			default:
 			}
 			reloaded = nil
@@ -358,13 +368,17 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 }
 
 // applyAll hands a snapshot to every subsystem. A subsystem that cannot
-// apply it logs and keeps its previous state; the others go on.
-func applyAll(subs []subsystem, c *config.Cluster, log *slog.Logger) {
+// apply it logs and keeps its previous state; the others go on. It
+// reports whether every subsystem applied it.
+func applyAll(subs []subsystem, c *config.Cluster, log *slog.Logger) bool {
+	ok := true
 	for _, s := range subs {
 		if err := s.Apply(c); err != nil {
 			log.Error("applying config", "subsystem", s.Name(), "err", err)
+			ok = false
 		}
 	}
+	return ok
 }
 
 func isLoopback(a net.Addr) bool {
@@ -391,7 +405,9 @@ func newConfigSource(e *env) (configSource, error) {
 		return nil, errors.New("no cluster config: give --config FILE (or config: in the node file), or configure raft")
 	}
 	registerStandaloneAdmin(e)
-	return newFileSource(e.Node.Config, e.Node, e.Log), nil
+	fs := newFileSource(e.Node.Config, e.Node, e.Log)
+	e.Admin.Section("datacenters", func() any { return standaloneDCStatus(e, fs) })
+	return fs, nil
 }
 
 // staticView judges datacenter health without raft, where nothing is
@@ -405,6 +421,32 @@ func (v *staticView) DatacenterHealthy(dc string) (bool, bool) {
 		return false, false
 	}
 	return gatewayHealth(v.e, v.e.Proxy.Config()).Alone().Healthy, true
+}
+
+// standaloneDCStatus is the "datacenters" status section of a node
+// without raft, in the shape of a raft node's: the file's primary is
+// active, this node's datacenter is judged by this gateway alone
+// (staticView), the others are unknown.
+func standaloneDCStatus(e *env, fs *fileSource) map[string]any {
+	out := map[string]any{"standalone": true, "node_datacenter": e.Node.Datacenter, "datacenters": []dcInfo{}}
+	d := fs.decisions.Decisions()
+	if d == nil || e.Proxy == nil || e.Proxy.Config() == nil {
+		return out
+	}
+	out["active"] = d.Active
+	v := &staticView{e: e}
+	var dcs []dcInfo
+	for _, dc := range e.Proxy.Config().Datacenters {
+		i := dcInfo{Name: dc.Name, Role: dc.Role, Active: dc.Name == d.Active}
+		if h, known := v.DatacenterHealthy(dc.Name); known {
+			i.Healthy = &h
+		}
+		dcs = append(dcs, i)
+	}
+	if dcs != nil {
+		out["datacenters"] = dcs
+	}
+	return out
 }
 
 // registerStandaloneAdmin answers the raft endpoints (config, membership,

@@ -46,6 +46,9 @@ type env struct {
 	// LogLevel changes the log level at runtime.
 	LogLevel *slog.LevelVar
 
+	// configMetrics records each config snapshot's apply.
+	configMetrics *configMetrics
+
 	// healthCtl turns a server's checks on or off at runtime.
 	healthCtl interface {
 		SetEnabled(serverKey string, on bool)

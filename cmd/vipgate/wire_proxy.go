@@ -170,7 +170,8 @@ func (f *fileSource) Run(ctx context.Context) error {
 // registerProxyAdmin exposes stats and the node-local runtime actions.
 func registerProxyAdmin(e *env) {
 	p := e.Proxy
-	e.Metrics.MustRegister(stats.NewCollector(p))
+	naming, _ := stats.ParseNaming(e.Node.Metrics.Labels) // validated with the node file
+	e.Metrics.MustRegister(stats.NewCollector(p, naming))
 	e.Admin.Section("proxy", func() any { return stats.Collect(p) })
 	e.Admin.HandleFunc("GET /api/v1/stats", admin.Read, func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, stats.Collect(p))

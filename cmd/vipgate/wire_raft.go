@@ -47,6 +47,9 @@ func newRaftSource(e *env) (*raftSource, error) {
 		mgr:     dc.NewManager(n, nr.ReportInterval.D(), e.Log),
 	}
 	registerClusterAdmin(e, s)
+	if e.Metrics != nil {
+		registerRaftMetrics(e, n)
+	}
 	return s, nil
 }
 

@@ -25,5 +25,8 @@ func newVRRP(e *env) (subsystem, error) {
 		e.Admin.Section("vrrp", func() any { return m.Status() })
 	}
 	e.VRRPStatus = m.Status
+	if e.Metrics != nil {
+		_ = e.Metrics.Register(vrrp.NewCollector(m.Status)) // a second node on one registry (tests) keeps the first's
+	}
 	return m, nil
 }

@@ -24,6 +24,16 @@ type Node struct {
 	Raft   NodeRaft  `yaml:"raft,omitempty"`
 	DNS    NodeDNS   `yaml:"dns,omitempty"`
 	Peers  NodePeers `yaml:"peers,omitempty"`
+	// Metrics is how /metrics names the proxy's metrics.
+	Metrics NodeMetrics `yaml:"metrics,omitempty"`
+}
+
+// NodeMetrics configures the node's Prometheus metrics.
+type NodeMetrics struct {
+	// Labels: vipgate (default: vipgate_* with frontend/backend/server
+	// labels) or haproxy (haproxy_* with proxy/server labels, as HAProxy
+	// 2.x's built-in exporter names them).
+	Labels string `yaml:"labels,omitempty"`
 }
 
 // NodeAdmin is the admin API listener.
@@ -147,6 +157,9 @@ func (n *Node) validate(p *Problems) {
 	case "debug", "info", "warn", "error":
 	default:
 		p.Addf("log.level", "level %q: want debug, info, warn or error", n.Log.Level)
+	}
+	if l := n.Metrics.Labels; l != "" && l != "vipgate" && l != "haproxy" {
+		p.Addf("metrics.labels", "labels %q: want vipgate or haproxy", l)
 	}
 	if f := n.Log.Format; f != "text" && f != "json" {
 		p.Addf("log.format", "format %q: want text or json", f)

@@ -42,3 +42,18 @@ func TestParseNodeAs(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeMetricsLabels(t *testing.T) {
+	for _, tc := range []struct {
+		labels string
+		ok     bool
+	}{{"", true}, {"vipgate", true}, {"haproxy", true}, {"promex", false}} {
+		_, err := ParseNode("node.yaml", []byte("name: n1\ndatacenter: dc1\nmetrics: {labels: "+tc.labels+"}\n"))
+		if (err == nil) != tc.ok {
+			t.Errorf("labels %q: err %v, want ok %v", tc.labels, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "metrics.labels") {
+			t.Errorf("labels %q: error does not name metrics.labels: %v", tc.labels, err)
+		}
+	}
+}

@@ -493,7 +493,8 @@ func (w *worker) trafficErrors(last string) {
 		changed = w.tr.Observe(false)
 	}
 	if w.cfg.OnError != "fastinter" {
-		w.s.SetLastCheck(upstream.CheckResult{OK: false, Reason: reason, Time: time.Now()})
+		// HAProxy's code for a passive health failure is HANA.
+		w.s.SetLastCheck(upstream.CheckResult{OK: false, Reason: reason, Code: "HANA", Time: time.Now()})
 	}
 	if changed {
 		w.transition(w.tr.State(), reason, 0)
@@ -560,7 +561,7 @@ func (w *worker) apply(r Result) time.Duration {
 	if r.OK && reason == "" {
 		reason = "check passed"
 	}
-	w.s.SetLastCheck(upstream.CheckResult{OK: r.OK, Reason: reason, Duration: r.Duration, Time: time.Now()})
+	w.s.SetLastCheck(upstream.CheckResult{OK: r.OK, Reason: reason, Code: StatusCode(w.cfg.Kind, r), Duration: r.Duration, Time: time.Now()})
 	if w.tr.Observe(r.OK) {
 		w.transition(w.tr.State(), reason, r.Duration)
 	}

@@ -37,6 +37,10 @@ func (p *Proxy) BackendRows() []stats.BackendRow {
 			if s.Usable() && !s.Settings().Backup {
 				w += sr.Weight
 			}
+			if sr.Status == "UP" {
+				br.Act += sr.Act
+				br.Bck += sr.Bck
+			}
 			br.Servers = append(br.Servers, sr)
 		}
 		br.Weight = w

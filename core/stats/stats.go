@@ -35,20 +35,32 @@ type Row struct {
 	QueueMax   int64     `json:"qmax"`
 	QTimeouts  uint64    `json:"qtime_outs"`
 	HTTP       [6]uint64 `json:"hrsp,omitempty"` // other,1xx..5xx
-	Rate       float64   `json:"rate"`           // sessions/s over the last sampling period
+	Rate       float64   `json:"rate"`           // sessions/s over the last second (HAProxy's rate)
+	RateMax    uint64    `json:"rate_max"`       // most sessions in one second
+	// Act and Bck are HAProxy's act/bck: on a server 1 for an active
+	// (backup) server; on a backend the number of them that are UP.
+	Act int `json:"act"`
+	Bck int `json:"bck"`
 	// Server-only fields.
-	Weight      int       `json:"weight,omitempty"`
-	Backup      bool      `json:"backup,omitempty"`
-	Admin       string    `json:"admin,omitempty"`
-	Health      string    `json:"health,omitempty"`
-	Checked     bool      `json:"check,omitempty"`
-	CheckOK     *bool     `json:"check_ok,omitempty"`
-	CheckReason string    `json:"check_status,omitempty"`
-	CheckDur    string    `json:"check_duration,omitempty"`
-	LastChange  time.Time `json:"last_change,omitempty"`
-	Downs       uint64    `json:"chkdown,omitempty"`
-	Address     string    `json:"addr,omitempty"`
-	SlowStart   bool      `json:"slowstart,omitempty"`
+	Weight      int    `json:"weight,omitempty"`
+	Backup      bool   `json:"backup,omitempty"`
+	Admin       string `json:"admin,omitempty"`
+	Health      string `json:"health,omitempty"`
+	Checked     bool   `json:"check,omitempty"`
+	CheckOK     *bool  `json:"check_ok,omitempty"`
+	CheckReason string `json:"check_status,omitempty"`
+	CheckDur    string `json:"check_duration,omitempty"`
+	// CheckCode is HAProxy's check status code (L4OK, L4CON, L7STS…) and
+	// CheckSecs the last check's duration in seconds.
+	CheckCode string  `json:"check_code,omitempty"`
+	CheckSecs float64 `json:"check_duration_seconds,omitempty"`
+	// ChkFail counts failed checks; Downtime is the seconds spent DOWN.
+	ChkFail    uint64    `json:"chkfail,omitempty"`
+	Downtime   float64   `json:"downtime,omitempty"`
+	LastChange time.Time `json:"last_change,omitempty"`
+	Downs      uint64    `json:"chkdown,omitempty"`
+	Address    string    `json:"addr,omitempty"`
+	SlowStart  bool      `json:"slowstart,omitempty"`
 
 	// Latency histograms, for Prometheus (not in the JSON).
 	ConnectTime Hist `json:"-"`
@@ -88,7 +100,13 @@ func Collect(s Source) Snapshot {
 
 // CounterRow fills a row's counter fields.
 func CounterRow(name string, c *upstream.Counters) Row {
+	return counterRow(name, c, time.Now())
+}
+
+func counterRow(name string, c *upstream.Counters, now time.Time) Row {
 	r := Row{
+		Rate:        c.SessionRate.Read(now.UnixNano()),
+		RateMax:     c.SessionRate.Max(),
 		Name:        name,
 		CurSess:     c.CurSessions.Load(),
 		MaxSess:     c.MaxSessions.Load(),
@@ -115,7 +133,8 @@ func CounterRow(name string, c *upstream.Counters) Row {
 
 // ServerRow renders one server.
 func ServerRow(s *upstream.Server) Row {
-	r := CounterRow(s.Name, &s.Counters)
+	now := time.Now()
+	r := counterRow(s.Name, &s.Counters, now)
 	st := s.Settings()
 	r.Weight = s.Weight()
 	r.Backup = st.Backup
@@ -127,6 +146,8 @@ func ServerRow(s *upstream.Server) Row {
 	r.LastChange = s.LastChange().UTC()
 	r.Downs = s.DownTransitions()
 	r.SlowStart = s.InSlowStart()
+	r.ChkFail = s.CheckFailures()
+	r.Downtime = s.Downtime(now).Seconds()
 	if s.Checked() {
 		lc := s.LastCheck()
 		if !lc.Time.IsZero() {
@@ -134,6 +155,8 @@ func ServerRow(s *upstream.Server) Row {
 			r.CheckOK = &ok
 			r.CheckReason = lc.Reason
 			r.CheckDur = lc.Duration.String()
+			r.CheckCode = lc.Code
+			r.CheckSecs = lc.Duration.Seconds()
 		}
 	}
 	switch {
@@ -147,6 +170,11 @@ func ServerRow(s *upstream.Server) Row {
 		r.Status = "NOLB"
 	default:
 		r.Status = "UP"
+	}
+	if st.Backup {
+		r.Bck = 1
+	} else {
+		r.Act = 1
 	}
 	return r
 }

@@ -88,6 +88,8 @@ type Counters struct {
 	HTTPResponses [6]atomic.Uint64 // by class: 1xx..5xx at index 1..5, other at 0
 	// LastSession is the unix nano time of the last session start.
 	LastSession atomic.Int64
+	// SessionRate is sessions per second (HAProxy's rate and rate_max).
+	SessionRate Rate
 	// ConnectTime is the time to establish server connections (Tc).
 	ConnectTime Histogram
 	// SessionTime is the total time of tcp sessions / http requests (Tt).
@@ -111,6 +113,7 @@ func (c *Counters) SessionStartAt(now int64) int64 {
 		}
 	}
 	c.LastSession.Store(now)
+	c.SessionRate.Add(now)
 	return n
 }
 
@@ -147,6 +150,9 @@ type Server struct {
 	mu         sync.Mutex
 	lastCheck  CheckResult
 	downCount  uint64 // transitions to DOWN
+	chkFail    uint64 // failed checks (HAProxy's chkfail)
+	downSince  time.Time
+	downtime   time.Duration // time spent DOWN before downSince
 	killers    map[uint64]func()
 	nextKiller uint64
 
@@ -197,8 +203,10 @@ func (s *Server) SetSettings(st Settings) {
 
 // CheckResult is the last health-check outcome, for stats.
 type CheckResult struct {
-	OK       bool          `json:"ok"`
-	Reason   string        `json:"reason"`
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason"`
+	// Code is HAProxy's check status code (L4OK, L4CON, L7STS…).
+	Code     string        `json:"code,omitempty"`
 	Duration time.Duration `json:"duration"`
 	Time     time.Time     `json:"time"`
 }
@@ -257,12 +265,20 @@ func (s *Server) SetHealth(h Health, reason string) bool {
 	if old == h {
 		return false
 	}
+	now := time.Now()
+	s.mu.Lock()
+	if h == Up {
+		if !s.downSince.IsZero() {
+			s.downtime += now.Sub(s.downSince)
+			s.downSince = time.Time{}
+		}
+	} else {
+		s.downCount++
+		s.downSince = now
+	}
+	s.mu.Unlock()
 	if h == Up {
 		s.startSlowStart()
-	} else {
-		s.mu.Lock()
-		s.downCount++
-		s.mu.Unlock()
 	}
 	s.changed()
 	return true
@@ -446,7 +462,29 @@ func (s *Server) LastChange() time.Time { return time.Unix(0, s.lastChg.Load()) 
 func (s *Server) SetLastCheck(r CheckResult) {
 	s.mu.Lock()
 	s.lastCheck = r
+	if !r.OK {
+		s.chkFail++
+	}
 	s.mu.Unlock()
+}
+
+// CheckFailures counts failed health checks (HAProxy's chkfail).
+func (s *Server) CheckFailures() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chkFail
+}
+
+// Downtime is the time the server has spent DOWN (HAProxy's downtime),
+// up to now.
+func (s *Server) Downtime(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.downtime
+	if !s.downSince.IsZero() && now.After(s.downSince) {
+		d += now.Sub(s.downSince)
+	}
+	return d
 }
 
 // LastCheck returns the latest check result.

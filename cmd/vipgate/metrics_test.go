@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// scrape reads n's /metrics as metric families.
+func scrape(t *testing.T, n *node) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := n.do(t, call{method: "GET", path: "/metrics", token: readTok})
+	if code != 200 {
+		t.Fatalf("/metrics: HTTP %d", code)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	return fams
+}
+
+// value is the value of the series of fam whose labels include want.
+func value(fam *dto.MetricFamily, want map[string]string) (float64, bool) {
+	if fam == nil {
+		return 0, false
+	}
+next:
+	for _, m := range fam.Metric {
+		l := map[string]string{}
+		for _, p := range m.Label {
+			l[p.GetName()] = p.GetValue()
+		}
+		for k, v := range want {
+			if l[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// TestDecisionMetrics: a raft gateway exports the decisions it follows
+// (active datacenter, raft leadership, config apply, build) beside the
+// proxy's, and a manual failover shows in them.
+func TestDecisionMetrics(t *testing.T) {
+	testenv.Short(t)
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startRaftNode(t, fmt.Sprintf(`
+datacenters: [{name: dc1, role: primary}, {name: dc2}]
+failover: {mode: manual}
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends:
+  - name: be
+    check: {kind: tcp, inter: 50ms}
+    servers: [{name: a, address: %q}]
+`, fe, a.addr), fmt.Sprintf("tokens: [%s], read_tokens: [%s]", writeTok, readTok))
+
+	testenv.Eventually(t, 10*time.Second, "raft leader in the metrics", func() bool {
+		v, ok := value(scrape(t, n)["vipgate_raft_leader"], nil)
+		return ok && v == 1
+	})
+	fams := scrape(t, n)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"vipgate_raft_has_leader", nil, 1},
+		{"vipgate_raft_state", map[string]string{"state": "Leader"}, 1},
+		{"vipgate_raft_members", map[string]string{"suffrage": "voter"}, 1},
+		{"vipgate_config_version", nil, 1},
+		{"vipgate_config_last_apply_success", nil, 1},
+		{"vipgate_dc_active", map[string]string{"datacenter": "dc1"}, 1},
+		{"vipgate_dc_active", map[string]string{"datacenter": "dc2"}, 0},
+		{"vipgate_dc_failovers_total", nil, 0},
+		{"vipgate_build_info", map[string]string{"version": version}, 1},
+	} {
+		got, ok := value(fams[tc.name], tc.labels)
+		if !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	for _, name := range []string{"vipgate_raft_term", "vipgate_raft_commit_index", "vipgate_raft_applied_index",
+		"vipgate_raft_last_contact_seconds", "vipgate_config_last_apply_timestamp_seconds"} {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("metric family %s missing", name)
+		}
+	}
+	// hashicorp/raft's own timings, through the go-metrics sink.
+	found := false
+	for name := range fams {
+		if strings.HasPrefix(name, "vipgate_raft_") && strings.Contains(name, "commitTime") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no hashicorp/raft timing (vipgate_raft_*commitTime*) in /metrics")
+	}
+
+	code, body := n.do(t, call{method: "POST", path: "/api/v1/dc/failover", token: writeTok, body: `{"datacenter": "dc2", "force": true}`})
+	if code != 200 {
+		t.Fatalf("failover: HTTP %d %s", code, body)
+	}
+	testenv.Eventually(t, 10*time.Second, "dc2 active in the metrics", func() bool {
+		f := scrape(t, n)
+		v, _ := value(f["vipgate_dc_active"], map[string]string{"datacenter": "dc2"})
+		c, _ := value(f["vipgate_dc_failovers_total"], nil)
+		_, decided := f["vipgate_dc_last_decision_timestamp_seconds"]
+		return v == 1 && c == 1 && decided
+	})
+}
