@@ -96,6 +96,12 @@ func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment 
 			return nil, err
 		}
 	}
+	if ifVersion != 0 && ifVersion != version {
+		// Refused even when the document is what is committed now: the
+		// sender reviewed another version. (A write is decided again by
+		// the FSM at its index: this read only answers early.)
+		return nil, &raft.InvalidError{Err: fmt.Errorf("the configuration changed meanwhile (now version %d, expected %d): review the diff again", version, ifVersion)}
+	}
 	d := config.Diff(fmt.Sprintf("version %d", version), current, "new", src, 3)
 	resp := &configResponse{Diff: d, Changed: d != "", Version: version, DryRun: dry, Scope: admin.ScopeCluster,
 		FileWarnings: fileProblems(c), FileNode: s.e.Node.Name}

@@ -48,7 +48,7 @@ func usageErrorf(format string, a ...any) error { return &usageError{fmt.Sprintf
 // Each lives in cmd_<name>.go.
 func topCommands() []*cobra.Command {
 	return []*cobra.Command{
-		newRunCmd(), newCheckCmd(), newApplyCmd(), newStatusCmd(), newCtlCmd(),
+		newRunCmd(), newCheckCmd(), newApplyCmd(), newStatusCmd(), newEventsCmd(), newCtlCmd(),
 		newClusterCmd(), newConfigCmd(), newDCCmd(), newAlertsCmd(), newImportCmd(), newVersionCmd(),
 	}
 }

@@ -4,6 +4,7 @@ package main
 // apply, cluster, dc, config, alerts). Extend it; do not replace it.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -86,66 +87,14 @@ func (e *apiError) Error() string { return fmt.Sprintf("admin API: %s (HTTP %d)"
 
 // do sends in (JSON, may be nil) and decodes the answer into out (may be nil).
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
-	if c.err != nil {
-		return c.err
-	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	resp, err := c.send(ctx, c.http, method, path, in)
 	if err != nil {
 		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue x509.UnknownAuthorityError
-		if errors.As(err, &ue) {
-			return fmt.Errorf("the admin API at %s presents a certificate this client does not trust (give its CA with --cacert or VIPGATE_CACERT): %w", c.addr, err)
-		}
-		var oe *net.OpError
-		if errors.As(err, &oe) {
-			return fmt.Errorf("cannot reach the admin API at %s (is vipgate running? set --admin or VIPGATE_ADMIN): %v", c.addr, oe.Err)
-		}
-		return fmt.Errorf("cannot reach the admin API at %s: %w", c.addr, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("reading admin API answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb struct {
-			Error string `json:"error"`
-		}
-		var msg string
-		switch {
-		case json.Unmarshal(data, &eb) == nil && eb.Error != "":
-			msg = eb.Error
-		case strings.Contains(string(data), "HTTP request to an HTTPS server"):
-			return &apiError{Status: resp.StatusCode, Msg: fmt.Sprintf("the admin API at %s speaks TLS: use --admin https://%s", c.addr, c.addr)}
-		default:
-			// Not vipgate's JSON: another program on that port, or a proxy
-			// in the way. Its page is no use in a terminal.
-			return &apiError{Status: resp.StatusCode, Msg: fmt.Sprintf("%s did not answer as a vipgate admin API (is --admin the right address?): %s", c.addr, firstLine(data))}
-		}
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			msg += " — the token was refused (set --token or VIPGATE_TOKEN)"
-		case http.StatusForbidden:
-			msg += " — this token may not do that"
-		}
-		return &apiError{Status: resp.StatusCode, Msg: msg}
 	}
 	if out == nil {
 		return nil
@@ -161,6 +110,96 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return fmt.Errorf("%s did not answer as a vipgate admin API (is --admin the right address?): %s", c.addr, firstLine(data))
 	}
 	return nil
+}
+
+// stream GETs path and hands each line of the answer to line until the
+// answer ends, ctx ends or line fails. It has no overall timeout (do has).
+func (c *adminClient) stream(ctx context.Context, path string, line func([]byte) error) error {
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := c.send(ctx, &hc, "GET", path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if err := line(sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading admin API stream: %w", err)
+	}
+	return nil
+}
+
+// send makes one call; an answer that is not 2xx is an *apiError (the body
+// is read and closed), any other is the caller's to read and close.
+func (c *adminClient) send(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		var ue x509.UnknownAuthorityError
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("the admin API at %s presents a certificate this client does not trust (give its CA with --cacert or VIPGATE_CACERT): %w", c.addr, err)
+		}
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			return nil, fmt.Errorf("cannot reach the admin API at %s (is vipgate running? set --admin or VIPGATE_ADMIN): %v", c.addr, oe.Err)
+		}
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %w", c.addr, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading admin API answer: %w", err)
+	}
+	var eb struct {
+		Error string `json:"error"`
+	}
+	var msg string
+	switch {
+	case json.Unmarshal(data, &eb) == nil && eb.Error != "":
+		msg = eb.Error
+	case strings.Contains(string(data), "HTTP request to an HTTPS server"):
+		return nil, &apiError{Status: resp.StatusCode, Msg: fmt.Sprintf("the admin API at %s speaks TLS: use --admin https://%s", c.addr, c.addr)}
+	default:
+		// Not vipgate's JSON: another program on that port, or a proxy
+		// in the way. Its page is no use in a terminal.
+		return nil, &apiError{Status: resp.StatusCode, Msg: fmt.Sprintf("%s did not answer as a vipgate admin API (is --admin the right address?): %s", c.addr, firstLine(data))}
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		msg += " — the token was refused (set --token or VIPGATE_TOKEN)"
+	case http.StatusForbidden:
+		msg += " — this token may not do that"
+	}
+	return nil, &apiError{Status: resp.StatusCode, Msg: msg}
 }
 
 var markupRE = regexp.MustCompile(`<[^>]*>`)

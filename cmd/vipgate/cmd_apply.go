@@ -46,14 +46,23 @@ func newApplyCmd() *cobra.Command {
 	var file, comment string
 	var author func() string
 	var dry, allowEmpty bool
+	var ifVersion uint64
 	var client func() *adminClient
 	cmd := &cobra.Command{
-		Use:   "apply -f cluster.yaml [--dry-run] [--allow-empty] [-m COMMENT]",
+		Use:   "apply -f cluster.yaml [--dry-run] [--if-version N] [--allow-empty] [-m COMMENT]",
 		Short: "send a cluster config to the cluster (prints the diff)",
 		Long: `Send a cluster document to any node of a raft cluster: it is forwarded to
 the leader, validated, committed, and applied by every node. The diff
 against the committed config is printed, then the new version. Lua files
-the document names are read here and carried in the document.`,
+the document names are read here and carried in the document.
+
+With --if-version N the document is committed only if the committed version
+is still N (the one whose diff was reviewed, as vipgate apply --dry-run and
+vipgate config history show it): compare-and-set, decided by the raft log
+when the change is applied, so two operators applying at once cannot both
+win; the later is refused and nothing is changed.`,
+		Example: `  vipgate apply -f cluster.yaml --dry-run      # review the diff: "committed version is 7"
+  vipgate apply -f cluster.yaml --if-version 7 -m "add web3"`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
@@ -82,7 +91,7 @@ the document names are read here and carried in the document.`,
 				return exitCode(exitFailed)
 			}
 			var resp configResponse
-			err = client().do(cmd.Context(), "POST", "/api/v1/config", configRequest{Author: author(), YAML: string(data), DryRun: dry, Comment: comment, AllowEmpty: allowEmpty}, &resp)
+			err = client().do(cmd.Context(), "POST", "/api/v1/config", configRequest{Author: author(), YAML: string(data), DryRun: dry, Comment: comment, AllowEmpty: allowEmpty, IfVersion: ifVersion}, &resp)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), apiErrorText("apply", file, err))
 				return exitCode(exitFailed)
@@ -98,6 +107,7 @@ the document names are read here and carried in the document.`,
 	f.BoolVar(&dry, "dry-run", false, "show the diff against the committed config; change nothing")
 	author = authorFlag(f, "who makes this change (audit trail)")
 	f.StringVarP(&comment, "m", "m", "", "comment recorded with the change")
+	f.Uint64Var(&ifVersion, "if-version", 0, "commit only if the committed version is still N (refused if it moved; 0: no condition)")
 	f.BoolVar(&allowEmpty, "allow-empty", false, "commit a document with no frontend, no VRRP instance and no DNS zone (refused otherwise: it closes every listener)")
 	_ = cmd.MarkFlagFilename("f", "yaml", "yml")
 	return cmd

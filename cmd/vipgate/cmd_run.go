@@ -184,7 +184,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		LogLevel: level,
 	}
 	e.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerNodeAdmin(e)
+	registerNodeAdmin(ctx, e)
 	registerBuiltinChecks(e.Checks)
 
 	// The source first: every subsystem built below subscribes to it.

@@ -41,7 +41,8 @@ that section only; with --json, the raw status document.`,
 		},
 	}
 	client = adminFlags(cmd.PersistentFlags())
-	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print the raw JSON answer")
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print the raw JSON answer (and a failure as {\"error\": ...})")
+	cmd.AddCommand(newStatusChecksCmd(&asJSON, &client))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,14 +14,14 @@ import (
 )
 
 // registerNodeAdmin exposes what every node has: identity, events, the log
-// level, Prometheus metrics.
-func registerNodeAdmin(e *env) {
+// level, Prometheus metrics. Event streams end with ctx.
+func registerNodeAdmin(ctx context.Context, e *env) {
 	node := e.Node
 	e.Admin.Section("node", func() any {
 		return map[string]any{"name": node.Name, "datacenter": node.Datacenter, "role": node.Role,
 			"version": version, "log_level": strings.ToLower(e.LogLevel.Level().String())}
 	})
-	e.Admin.HandleFunc("GET /api/v1/events", admin.Read, serveEvents(e.Bus))
+	e.Admin.HandleFunc("GET /api/v1/events", admin.Read, serveEvents(ctx.Done(), e.Bus))
 	page := stats.PageHandler(func(r *http.Request) bool { return e.Admin.Authorized(r, admin.Read) })
 	e.Admin.HandlePublic("GET /stats", page)
 	e.Admin.HandlePublic("GET /{$}", http.RedirectHandler("/stats", http.StatusFound))

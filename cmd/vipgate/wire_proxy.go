@@ -294,21 +294,6 @@ func (e *env) checksEnabled(serverKey string, on bool) {
 	}
 }
 
-func serveEvents(bus *events.Bus) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		n := 100
-		if s := r.URL.Query().Get("n"); s != "" {
-			v, err := strconv.Atoi(s)
-			if err != nil || v < 1 {
-				admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("n=%q: want a positive number", s))
-				return
-			}
-			n = v
-		}
-		admin.WriteJSON(w, http.StatusOK, bus.Recent(n))
-	}
-}
-
 func adminTLS(t *config.TLSFiles) (*tls.Config, error) {
 	if t == nil {
 		return nil, nil
