@@ -232,8 +232,11 @@ type Backend struct {
 	// Stick names a persistence rule (stick.go).
 	Stick *StickRule `yaml:"stick,omitempty" json:"stick,omitempty"`
 	// SendProxy sends a PROXY protocol header to servers: "v1" or "v2".
-	SendProxy string   `yaml:"send_proxy,omitempty" json:"send_proxy,omitempty"`
-	Servers   []Server `yaml:"servers" json:"servers"`
+	SendProxy string `yaml:"send_proxy,omitempty" json:"send_proxy,omitempty"`
+	// Source is the source address of connections to the servers
+	// (HAProxy `source`; source.go); a server may have its own.
+	Source  *Source  `yaml:"source,omitempty" json:"source,omitempty"`
+	Servers []Server `yaml:"servers" json:"servers"`
 
 	HTTPBackend `yaml:",inline"`
 }
@@ -267,6 +270,9 @@ type Server struct {
 	// Nodes: only these nodes send traffic to the server (each node of a
 	// pair with its own servers).
 	Nodes StringList `yaml:"nodes,omitempty" json:"nodes,omitempty"`
+	// Source replaces the backend's source for this server (HAProxy's
+	// server `source`).
+	Source *Source `yaml:"source,omitempty" json:"source,omitempty"`
 
 	HTTPServer `yaml:",inline"`
 }
@@ -744,7 +750,13 @@ func (c *Cluster) validateBackend(p *Problems, path string, b *Backend) {
 		if m := s.OnMarkedDown; m != "" && m != "shutdown-sessions" {
 			p.Addf(Path(sp, "on_marked_down"), "on_marked_down %q: want shutdown-sessions", m)
 		}
+		if s.Source != nil {
+			validateSource(p, Path(sp, "source"), s.Source, []Server{*s})
+		}
 		c.validateHTTPServer(p, sp, b, s)
+	}
+	if b.Source != nil {
+		validateSource(p, Path(path, "source"), b.Source, b.Servers)
 	}
 	c.validateHTTPBackend(p, path, b)
 }
