@@ -45,6 +45,7 @@ type Backend struct {
 	persist                Persister
 
 	dialer  net.Dialer
+	srcDial map[*upstream.Server]*srcDial // servers with a configured source
 	bus     *events.Bus
 	onEmpty func(b *Backend, empty bool)
 	// log and connWarn report failed connections to servers, at most once
@@ -89,7 +90,15 @@ func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus
 		b.pBackup, _ = balance.New(config.Balance{Algorithm: "first"})
 	}
 	b.connWarn = make(map[*upstream.Server]*connWarnState, len(servers))
-	for _, s := range servers {
+	for i, s := range servers {
+		if i < len(cfg.Servers) {
+			if sd := newSrcDial(cfg.ServerSource(&cfg.Servers[i])); sd != nil {
+				if b.srcDial == nil {
+					b.srcDial = map[*upstream.Server]*srcDial{}
+				}
+				b.srcDial[s] = sd
+			}
+		}
 		b.byName[s.Name] = s
 		b.connWarn[s] = &connWarnState{}
 		st := s.Settings()
@@ -372,7 +381,7 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 		}
 		s := l.Server
 		t0 := time.Now()
-		c, err := b.dial(s, t0)
+		c, err := b.dial(s, client, t0)
 		if err != nil {
 			// Passive health; the caller reports the success once the
 			// connection is usable (after TLS to the server).
@@ -420,10 +429,14 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 // the address, but with no local address it binds to 0.0.0.0:0 before
 // connecting: one more syscall, and bind's port allocation cannot share a
 // source port between destinations, so busy proxies run out of ports.)
-func (b *Backend) dial(s *upstream.Server, now time.Time) (net.Conn, error) {
+func (b *Backend) dial(s *upstream.Server, client netip.Addr, now time.Time) (net.Conn, error) {
+	d, err := b.srcDial[s].dialer(&b.dialer, client)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithDeadline(context.Background(), now.Add(b.Cfg.Timeouts.Connect.D()))
 	defer cancel()
-	c, err := b.dialer.DialContext(dctx, "tcp", s.Addr)
+	c, err := d.DialContext(dctx, "tcp", s.Addr)
 	if err == nil && config.Flag(b.Cfg.TCPKeepAlive) {
 		setKeepAlive(c)
 	}

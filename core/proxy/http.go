@@ -1159,6 +1159,10 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	}
 	lease.Server.ObserveConnect(nil)
 	sc := &serverConn{bufConn: bufConn{Conn: c, buf: s.h.srvBufs.get()}, srv: lease.Server}
+	// From the client's address (usesrc clientip), the connection speaks
+	// for that client alone: another client's request on it would reach
+	// the server as this one's.
+	sc.private = b.clientSource(lease.Server)
 	raw := c
 	if tc, ok := c.(*tls.Conn); ok {
 		raw = tc.NetConn()

@@ -155,6 +155,11 @@ type poolKey struct {
 func connFingerprint(bc *config.Backend, bufSize int) [sha256.Size]byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "buf=%d proxy=%q tcpka=%v\n", bufSize, bc.SendProxy, config.Flag(bc.TCPKeepAlive))
+	for i := range bc.Servers {
+		if src := bc.ServerSource(&bc.Servers[i]); src != nil {
+			fmt.Fprintf(h, "source %d=%+v\n", i, *src)
+		}
+	}
 	if s := bc.SSL; s != nil {
 		fmt.Fprintf(h, "ssl verify=%q sni=%q ca=%q\n", s.Verify, s.SNI, s.CAFile)
 		if s.CAFile != "" {

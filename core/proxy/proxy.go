@@ -214,6 +214,19 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		}
 		b.onEmpty = p.backendEmpty
 		b.log = p.log
+		if len(b.srcDial) > 0 && p.log != nil {
+			for _, sd := range b.srcDial {
+				if sd.clientIP {
+					if err := CheckTransparent(); err != nil {
+						// The config stays applied (a capability granted
+						// later needs no reload); each connection fails
+						// with the same message.
+						p.log.Error("backend cannot connect from client addresses", "backend", bc.Name, "err", err)
+					}
+					break
+				}
+			}
+		}
 		if pf := p.persist.Load(); pf != nil && bc.Stick != nil {
 			per, err := (*pf)(bc, b.ServerByName)
 			if err != nil {
