@@ -72,10 +72,30 @@ func checkFiles(files []string, node, witness, quiet bool, stdout, stderr io.Wri
 		}
 		if !quiet {
 			fmt.Fprintf(stdout, "%s: ok\n", f)
+			if c != nil {
+				transparentNotes(stdout, f, c)
+			}
 		}
 	}
 	if status != 0 {
 		return exitCode(status)
 	}
 	return nil
+}
+
+// transparentNotes says what the servers of a usesrc clientip backend need:
+// a check cannot see their routes, and without the route the connections
+// time out with no error on the node.
+func transparentNotes(w io.Writer, file string, c *config.Cluster) {
+	names, routing := c.ClientSourceBackends()
+	for i, name := range names {
+		fmt.Fprintf(w, "%s: note: backend %q connects to its servers from the clients' addresses (usesrc clientip): "+
+			"the servers' route to the clients, normally their default route, must go through the vipgate node running it "+
+			"(the VIP of its VRRP pair), as under LVS-NAT, or their replies bypass vipgate and the connections hang; ", file, name)
+		if routing[i] {
+			fmt.Fprintf(w, "vipgate installs the routing that delivers those replies to itself (setup_routing; needs CAP_NET_ADMIN). See docs/forwarding.md\n")
+		} else {
+			fmt.Fprintf(w, "without setup_routing: true the node needs the policy routing that delivers those replies to its sockets (docs/forwarding.md)\n")
+		}
+	}
 }

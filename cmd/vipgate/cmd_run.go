@@ -224,7 +224,9 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 		// commit, and again after each reconcile (it may replace servers).
 		ov := state.NewOverrides(px.proxy)
 		src.Subscribe(ov)
-		subs = append(subs, px, ov)
+		// The routing of transparent-source backends is in place before
+		// the proxy's first connection from a client's address.
+		subs = append(subs, newTransparent(e), px, ov)
 	}
 
 	if node.Role != config.RoleWitness {

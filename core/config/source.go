@@ -108,3 +108,23 @@ func validateSource(p *Problems, path string, src *Source, servers []Server) {
 		}
 	}
 }
+
+// ClientSourceBackends names the backends that connect to some server from
+// the client's address, with whether they set up the routing themselves.
+func (c *Cluster) ClientSourceBackends() (names []string, routing []bool) {
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		clientIP, setup := false, false
+		for j := range b.Servers {
+			if src := b.ServerSource(&b.Servers[j]); src.ClientIP() {
+				clientIP = true
+				setup = setup || src.SetupRouting
+			}
+		}
+		if clientIP {
+			names = append(names, b.Name)
+			routing = append(routing, setup)
+		}
+	}
+	return names, routing
+}

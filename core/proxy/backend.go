@@ -474,6 +474,12 @@ func (b *Backend) warnConnect(s *upstream.Server, err error) {
 		w.suppressed.Add(1)
 		return
 	}
-	b.log.Warn("cannot connect to server", "backend", b.Name, "server", s.Name, "addr", s.Addr, "err", err,
-		"failures_since_last_warning", w.suppressed.Swap(0))
+	args := []any{"backend", b.Name, "server", s.Name, "addr", s.Addr, "err", err,
+		"failures_since_last_warning", w.suppressed.Swap(0)}
+	if b.clientSource(s) && isTimeout(err) {
+		// The usual cause, which nothing on this node can see.
+		args = append(args, "hint", "usesrc clientip: the server's replies to client addresses must come back through this node "+
+			"(the server's default route) and be delivered locally (source setup_routing); see docs/forwarding.md")
+	}
+	b.log.Warn("cannot connect to server", args...)
 }
