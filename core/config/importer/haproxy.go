@@ -35,6 +35,7 @@ type serverOpts struct {
 	initState    string
 	onMarkedDown string
 	sendProxy    string
+	source       *config.Source
 	noCheck      bool
 	// Passive health and PROXY on checks (check-send-proxy).
 	observe, onError string
@@ -907,6 +908,8 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 		case "on-marked-up":
 			i++
 			t.warn(l, kw, "not supported (shutdown-backup-sessions)")
+		case "source":
+			o.source, i = t.haSource(l, args, i+1)
 		case "send-proxy":
 			o.sendProxy = "v1"
 		case "send-proxy-v2":
@@ -915,7 +918,7 @@ func (t *translator) serverOpts(l hline, args []string, o *serverOpts) {
 			o.sendProxy = ""
 		case "resolvers", "resolve-prefer", "resolve-opts", "id", "agent-port", "agent-inter", "agent-addr",
 			"agent-send", "alpn", "check-alpn", "crt", "ciphers", "pool-max-conn", "pool-purge-delay", "max-reuse",
-			"source", "namespace", "proto", "tfo", "track", "redir", "minconn", "maxqueue", "usesrc", "addr",
+			"namespace", "proto", "tfo", "track", "redir", "minconn", "maxqueue", "usesrc", "addr",
 			"ws", "check-proto", "proxy-v2-options", "ssl-min-ver", "ssl-max-ver", "pool-low-conn",
 			"shard", "log-proto", "set-proxy-v2-tlv-fmt":
 			if i+1 < len(args) {

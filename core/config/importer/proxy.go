@@ -279,6 +279,14 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 			}
 			o.ErrorFiles[st] = l.args[2]
 		}
+	case "source":
+		if beOnly() {
+			src, _ := t.haSource(l, l.args, 1)
+			be.Source = src
+			if src.ClientIP() {
+				t.note("backend:"+be.Name, usesrcNote(l))
+			}
+		}
 	case "http-reuse":
 		if beOnly() && len(l.args) > 1 {
 			switch l.args[1] {
@@ -991,6 +999,12 @@ func (t *translator) finishBackend(p *proxy, ports map[string]bool) {
 				s.Cookie = o.cookie
 			} else {
 				t.warn(ps.line, "server "+ps.name+" cookie", "cookie values need mode http")
+			}
+		}
+		if o.source != nil {
+			s.Source = o.source
+			if o.source.ClientIP() {
+				t.note("backend:"+be.Name, usesrcNote(ps.line))
 			}
 		}
 		if o.sendProxy != "" {

@@ -14,9 +14,11 @@ import (
 // keepalived's virtual_server blocks configure IPVS, the kernel's layer-4
 // balancer. vipgate has every piece of it as a proxy: a virtual_server is
 // a tcp frontend on its address and a backend of its real servers, with
-// the checks, the algorithm and the persistence it had. What cannot be the
-// same (the forwarding method: the servers now see connections from the
-// gateway) is a warning at its line.
+// the checks, the algorithm and the persistence it had. lb_kind NAT keeps
+// its meaning (the servers see the clients, their replies come back
+// through the director) as a transparent-source backend; what cannot be
+// the same (DR, TUN: the servers now see connections from the gateway) is
+// a warning at its line.
 
 // lbAlgos maps IPVS schedulers to the closest balance algorithm; why is
 // set when the mapping is approximate.
@@ -68,7 +70,8 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 	var delayLoop config.Duration
 	persist := config.Duration(0)
 	alpha := false
-	vhost := "" // the Host of HTTP_GET/SSL_GET checks without their own
+	vhost := ""     // the Host of HTTP_GET/SSL_GET checks without their own
+	var nat *kanode // lb_kind NAT
 	for _, c := range n.children {
 		k := c.keyword()
 		switch k {
@@ -90,6 +93,10 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 				t.warnKA(c, k+" "+c.arg(1), a.why)
 			}
 		case "lb_kind":
+			if strings.EqualFold(c.arg(1), "NAT") {
+				nat = c
+				continue
+			}
 			t.warnKA(c, k+" "+c.arg(1), lbKindWhy(c.arg(1)))
 		case "protocol":
 			if p := strings.ToUpper(c.arg(1)); p != "TCP" {
@@ -206,6 +213,14 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 		t.src.tables = append(t.src.tables, hline{file: n.file, num: n.line})
 		t.note("backend:"+name, fmt.Sprintf("persistence_timeout %s: a client sticks to its server while it has a connection and for %s after (IPVS templates; here a stick table on the source address with that expiry)", persist.D(), persist.D()))
 	}
+	if nat != nil {
+		// The servers saw the clients' addresses and routed their replies
+		// through the director: a transparent-source proxy keeps both.
+		be.Source = &config.Source{UseSrc: config.UseSrcClientIP, SetupRouting: true}
+		t.note("backend:"+name, fmt.Sprintf("lb_kind NAT (%s:%d): the servers keep seeing the clients' addresses (usesrc clientip); "+
+			"their default route must still point to the director (this node, or the VIP of its pair), as under LVS-NAT; "+
+			"vipgate installs the routing that delivers their replies to itself (setup_routing), see docs/forwarding.md", nat.file, nat.line))
+	}
 	if len(nodes) < allNodes {
 		fe.Nodes, be.Nodes = nodes, nodes
 		t.warnKA(n, "virtual_server "+n.arg(1)+" "+n.arg(2), fmt.Sprintf("only in the file of %s: served there only (nodes: %v), as before; add it to the other nodes if they should serve it when they hold the address", strings.Join(nodes, ", "), nodes))
@@ -245,8 +260,6 @@ func lbKindWhy(kind string) string {
 		return proxied + "; with DR the servers held the VIP on a loopback and answered clients directly: they now answer vipgate, and the VIP on their loopback (and its arp_ignore/arp_announce settings) is no longer needed"
 	case "TUN":
 		return proxied + "; with TUN the servers decapsulated IPIP and answered clients directly: the tunnel and the VIP on the servers are no longer needed"
-	case "NAT":
-		return proxied + "; with NAT the servers routed their replies through the gateway: they no longer need it as their default route"
 	}
 	return fmt.Sprintf("%q is not an IPVS forwarding method (DR, TUN, NAT); ", kind) + proxied
 }

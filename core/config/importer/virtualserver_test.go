@@ -76,8 +76,12 @@ func TestVirtualServerTranslation(t *testing.T) {
 				if b.Balance.Algorithm != "leastconn" || len(b.Servers) != 3 || !b.Servers[0].Backup || b.Servers[2].EffectiveWeight() != 256 {
 					t.Errorf("backend %+v", b)
 				}
+				// NAT: the servers keep seeing the clients.
+				if src := b.Source; !src.ClientIP() || !src.SetupRouting {
+					t.Errorf("lb_kind NAT: source %+v, want usesrc clientip with setup_routing", src)
+				}
 			},
-			warns: []string{"k1.conf:4: lb_kind NAT: vipgate is a proxy", "they no longer need it as their default route", "k1.conf:22: weight: 300: vipgate weights are 0..256"},
+			warns: []string{"k1.conf:22: weight: 300: vipgate weights are 0..256"},
 		},
 		{
 			name: "UDP is skipped",
@@ -115,7 +119,31 @@ func TestVirtualServerTranslation(t *testing.T) {
 			}
 			tt.check(t, r.Cluster)
 			wantWarnings(t, r, tt.warns, false)
+			for _, w := range r.Warnings {
+				if strings.Contains(w.Directive, "lb_kind NAT") {
+					t.Errorf("lb_kind NAT translates without loss, yet: %s", w.Why)
+				}
+			}
 		})
+	}
+}
+
+// TestVirtualServerNATNote: the imported document says, at the backend,
+// what the servers' route must stay.
+func TestVirtualServerNATNote(t *testing.T) {
+	conf := "virtual_server 198.18.0.10 25 {\n lb_kind NAT\n real_server 198.18.1.1 25 {\n }\n}\n"
+	r, err := Import(Options{Keepalived: []*Input{{Name: "k1.conf", Data: []byte(conf)}}, FS: mapFS{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := string(r.YAML)
+	for _, want := range []string{"lb_kind NAT (k1.conf:2)", "default route must still point to the director", "usesrc: clientip", "setup_routing: true"} {
+		if !strings.Contains(y, want) {
+			t.Errorf("%q not in the imported document:\n%s", want, y)
+		}
+	}
+	if _, err := config.Parse("cluster.yaml", r.YAML); err != nil {
+		t.Errorf("the imported document does not load: %v", err)
 	}
 }
 
