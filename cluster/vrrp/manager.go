@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 
@@ -82,10 +83,18 @@ func (m *Manager) Name() string { return "vrrp" }
 // that could start keep running.
 func (m *Manager) Apply(c *config.Cluster) error {
 	var want []config.VRRPInstance
+	dr := c.DRAddrs()
 	for _, in := range c.VRRP.Instances {
 		if in.Runs(m.o.Node) {
 			// This node's own NIC, source address and VIP device.
-			want = append(want, in.ForNode(m.o.Node.Name))
+			w := in.ForNode(m.o.Node.Name)
+			w.DR = nil
+			for _, s := range w.VIPs {
+				if v, err := config.ParseVIP(s); err == nil && slices.Contains(dr, v.Prefix.Addr()) {
+					w.DR = append(w.DR, v.Prefix.Addr())
+				}
+			}
+			want = append(want, w)
 		}
 	}
 	groups := map[string]config.VRRPSyncGroup{}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +49,10 @@ type linuxIO struct {
 	vmacCreated string
 	vmacArp     *arp.Client
 	v4send      *ipv4.RawConn
+	// dr: VIPs forwarded in mode dr (dr_linux.go), answered by ARP while
+	// drOn (master) instead of being added to the interface.
+	dr   map[netip.Addr]bool
+	drOn atomic.Bool
 }
 
 // OpenLinux opens the network side of one instance on its interface.
@@ -90,9 +95,15 @@ func OpenLinux(cfg *config.VRRPInstance, log *slog.Logger) (NetIO, error) {
 			}
 		}
 		if io.arp, err = arp.Dial(ifi); err != nil {
+			if len(cfg.DR) > 0 {
+				return nil, fmt.Errorf("interface %s: mode dr VIPs need ARP on it: %w", ifi.Name, err)
+			}
 			// No ARP (no Ethernet, no address): VIPs still move, switches learn later.
 			log.Warn("gratuitous ARP unavailable", "interface", ifi.Name, "err", err)
 			io.arp = nil
+		}
+		if len(cfg.DR) > 0 {
+			io.startDR(cfg.DR)
 		}
 	} else {
 		if err := io.open6(len(cfg.UnicastPeers) == 0); err != nil {
@@ -327,14 +338,19 @@ func linkUp(flags uint32) bool {
 func (io *linuxIO) AddVIPs() error {
 	var errs []error
 	for _, v := range io.vips {
+		if io.dr[v.Prefix.Addr()] {
+			continue // answered by ARP, not owned (dr_linux.go)
+		}
 		if err := addrChange(v, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	io.drOn.Store(len(io.dr) > 0)
 	return errors.Join(errs...)
 }
 
 func (io *linuxIO) DelVIPs() error {
+	io.drOn.Store(false)
 	var errs []error
 	for _, v := range io.vips {
 		if err := addrChange(v, false); err != nil {

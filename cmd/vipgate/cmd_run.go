@@ -230,7 +230,7 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	}
 
 	if node.Role != config.RoleWitness {
-		for _, mk := range []func(*env) (subsystem, error){newVRRP, newDNS, newAlerts} {
+		for _, mk := range []func(*env) (subsystem, error){newDR, newVRRP, newDNS, newAlerts} {
 			s, err := mk(e)
 			if err != nil {
 				return err

@@ -202,6 +202,13 @@ func sourceKey(r *Request) (uint64, bool) {
 	return hashBytes(b[:]), true
 }
 
+func flowKey(r *Request) (uint64, bool) {
+	if r != nil && r.Flow != 0 {
+		return r.Flow, true
+	}
+	return sourceKey(r)
+}
+
 func requestKey(r *Request) (uint64, bool) {
 	if r == nil || !r.HasKey {
 		return 0, false

@@ -2,7 +2,8 @@
 // HAProxy's algorithms and meanings: roundrobin (smooth, weighted, dynamic
 // weights), static-rr, leastconn, first, source, random (power of two
 // choices), and the request-hashing ones (uri, url_param, hdr) which the HTTP
-// mode feeds through Request.Key. The hashing algorithms take
+// mode feeds through Request.Key; and maglev, a consistent hash of the flow
+// for mode dr. The hashing algorithms take
 // hash_type map-based (HAProxy's default: fast, but most keys move when a
 // server goes down) or consistent (a ring: only the dead server's keys move).
 //
@@ -32,6 +33,9 @@ type Request struct {
 	HasKey bool
 	// Exclude is a server not to pick (the one that just failed: redispatch).
 	Exclude *upstream.Server
+	// Flow is a hash of the flow (mode dr: its 5-tuple) that maglev picks
+	// by; 0 means none, and maglev hashes Client instead.
+	Flow uint64
 }
 
 // Policy picks a server. Pick returns nil when no server is usable (or all
@@ -52,9 +56,13 @@ var algorithms = map[string]func(b config.Balance) Policy{
 	"leastconn":  func(config.Balance) Policy { return &leastConn{} },
 	"first":      func(config.Balance) Policy { return &first{} },
 	"source":     func(b config.Balance) Policy { return newHashed(sourceKey, b.HashType == "consistent") },
-	"uri":        func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
-	"url_param":  func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
-	"hdr":        func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
+	// maglev is a consistent (Maglev) hash of the flow: every node with the
+	// same servers up picks the same server for a flow, so a direct-routing
+	// director's successor keeps established flows where they were.
+	"maglev":    func(config.Balance) Policy { return newHashed(flowKey, true) },
+	"uri":       func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
+	"url_param": func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
+	"hdr":       func(b config.Balance) Policy { return newHashed(requestKey, b.HashType == "consistent") },
 	"random": func(b config.Balance) Policy {
 		draws := b.Draws
 		if draws < 1 {

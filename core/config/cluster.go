@@ -47,6 +47,7 @@ func (c *Cluster) validate(p *Problems) {
 	c.validateAlerts(p)
 	c.validateLua(p)
 	c.validateStick(p)
+	c.validateDR(p)
 }
 
 // Backend returns the named backend or nil.

@@ -16,6 +16,9 @@ import (
 const (
 	ModeTCP  = "tcp"
 	ModeHTTP = "http"
+	// ModeDR is direct routing (frontends only; see dr.go): the node
+	// forwards the VIP's packets to a server by its MAC address.
+	ModeDR = "dr"
 )
 
 // httpOnlyAlgorithms (HAProxy `balance`) need request data, so mode http.
@@ -181,6 +184,9 @@ type Frontend struct {
 	// the kernel's timings (HAProxy option clitcpka): idle long-lived
 	// sessions (IMAP IDLE, RPC) survive firewalls that forget silent flows.
 	TCPKeepAlive *bool `yaml:"tcp_keepalive,omitempty" json:"tcp_keepalive,omitempty"`
+	// Protocol is what a mode dr frontend forwards: tcp (default) or udp
+	// (keepalived's virtual_server `protocol`).
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"`
 
 	// HTTP mode options (headers, TLS, rules) live in HTTPFrontend.
 	HTTPFrontend `yaml:",inline"`
@@ -300,6 +306,7 @@ const (
 )
 
 func (c *Cluster) applyProxyDefaults() {
+	c.applyDRDefaults()
 	d := &c.Defaults
 	if d.Mode == "" {
 		d.Mode = ModeTCP
@@ -602,7 +609,9 @@ func (c *Cluster) validateProxy(p *Problems) {
 				frontends[f.Name] = i
 			}
 		}
-		checkMode(Path(path, "mode"), f.Mode)
+		if m := f.Mode; m != ModeTCP && m != ModeHTTP && m != ModeDR {
+			p.Addf(Path(path, "mode"), "mode %q: want tcp, http or dr", m)
+		}
 		if len(f.Bind) == 0 {
 			p.Addf(path, "frontend %q has no bind address", f.Name)
 		}

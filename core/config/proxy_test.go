@@ -472,7 +472,7 @@ func TestServerStartState(t *testing.T) {
 // testKnown is what a build with the built-in plugins knows.
 var testKnown = Known{
 	CheckKinds: []string{"exec", "http", "lua", "tcp", "tls"},
-	Algorithms: []string{"first", "hdr", "leastconn", "random", "roundrobin", "source", "static-rr", "uri", "url_param"},
+	Algorithms: []string{"first", "hdr", "leastconn", "maglev", "random", "roundrobin", "source", "static-rr", "uri", "url_param"},
 }
 
 // TestValidationAsksTheRegistries: a check kind or algorithm is valid when

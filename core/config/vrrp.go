@@ -91,6 +91,12 @@ type VRRPInstance struct {
 	// UseVMAC puts the VIPs on a macvlan "vrrp.<vrid>" with the virtual
 	// router MAC 00:00:5e:00:01:<vrid> (keepalived use_vmac; IPv4 only).
 	UseVMAC bool `yaml:"use_vmac,omitempty" json:"use_vmac,omitempty"`
+
+	// DR lists the VIPs that mode dr frontends forward (derived, not a
+	// key: Cluster.DRAddrs): the master answers ARP for them itself rather
+	// than adding them to the interface, so that the kernel does not own
+	// them (docs/forwarding.md).
+	DR []netip.Addr `yaml:"-" json:"-"`
 }
 
 // VRRPTrack is one track source (keepalived track_script / track_interface

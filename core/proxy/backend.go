@@ -185,6 +185,10 @@ func (b *Backend) pick(r *balance.Request) *upstream.Server {
 	return b.pBackup.Pick(r)
 }
 
+// Pick chooses a server for a new session or flow without taking a slot:
+// the direct-routing director counts its flows itself.
+func (b *Backend) Pick(r *balance.Request) *upstream.Server { return b.pick(r) }
+
 // anyUsable reports whether waiting in the queue can help.
 func (b *Backend) anyUsable(exclude *upstream.Server) bool {
 	for _, s := range b.Servers {

@@ -250,6 +250,9 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 	hooks := p.HookResolver()
 	for fi := range c.Frontends {
 		fc := &c.Frontends[fi]
+		if fc.Mode == config.ModeDR {
+			continue // forwarded by core/dr, not proxied
+		}
 		f, err := newFrontend(p, fc, ns, hooks)
 		if err != nil {
 			return err

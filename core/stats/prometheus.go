@@ -94,6 +94,7 @@ func NewCollector(src Source, n Naming) *Collector {
 			mk(sub, "max_session_rate", "", "Most sessions started in one second.", gauge, l, func(r *Row) float64 { return float64(r.RateMax) }),
 			mk(sub, "bytes_in_total", "", "Bytes received from clients (and forwarded to servers).", counter, l, func(r *Row) float64 { return float64(r.BytesIn) }),
 			mk(sub, "bytes_out_total", "", "Bytes sent to clients.", counter, l, func(r *Row) float64 { return float64(r.BytesOut) }),
+			mk(sub, "packets_in_total", "", "Packets forwarded to servers by direct routing (mode dr, whose sessions are flows).", counter, l, func(r *Row) float64 { return float64(r.PacketsIn) }),
 			mk(sub, "denied_total", "requests_denied_total", "Sessions or requests denied.", counter, l, func(r *Row) float64 { return float64(r.Denied) }),
 		}
 	}

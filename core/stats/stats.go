@@ -26,6 +26,7 @@ type Row struct {
 	TotalSess  uint64    `json:"stot"`
 	BytesIn    uint64    `json:"bin"`
 	BytesOut   uint64    `json:"bout"`
+	PacketsIn  uint64    `json:"pin,omitempty"` // forwarded packets (mode dr)
 	Denied     uint64    `json:"dreq"`
 	ConnErrors uint64    `json:"econ"`
 	RespErrors uint64    `json:"eresp"`
@@ -113,6 +114,7 @@ func counterRow(name string, c *upstream.Counters, now time.Time) Row {
 		TotalSess:   c.TotalSessions.Load(),
 		BytesIn:     c.BytesIn.Load(),
 		BytesOut:    c.BytesOut.Load(),
+		PacketsIn:   c.PacketsIn.Load(),
 		Denied:      c.Denied.Load(),
 		ConnErrors:  c.ConnErrors.Load(),
 		RespErrors:  c.RespErrors.Load(),

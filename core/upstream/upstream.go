@@ -77,6 +77,9 @@ type Counters struct {
 	TotalSessions atomic.Uint64
 	BytesIn       atomic.Uint64 // client → server
 	BytesOut      atomic.Uint64 // server → client
+	// PacketsIn counts packets forwarded to servers (mode dr: the director
+	// sees only the client's direction).
+	PacketsIn     atomic.Uint64
 	ConnErrors    atomic.Uint64
 	RespErrors    atomic.Uint64
 	Retries       atomic.Uint64
