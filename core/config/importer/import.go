@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -87,7 +88,11 @@ func (osFS) IsDir(name string) bool {
 
 // translator holds the state of one import.
 type translator struct {
-	c        config.Cluster
+	c config.Cluster
+	// kaVIPs are the IPv4 virtual_ipaddress entries of every keepalived
+	// file (prefix as written; vmac: the instance uses use_vmac), for
+	// virtual_servers with lb_kind DR.
+	kaVIPs   map[netip.Addr]kaVIP
 	warnings []Warning
 	// skipped are directives with no meaning in vipgate (process
 	// management and the like): listed in the output, not warned about.

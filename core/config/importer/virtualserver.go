@@ -16,9 +16,10 @@ import (
 // a tcp frontend on its address and a backend of its real servers, with
 // the checks, the algorithm and the persistence it had. lb_kind NAT keeps
 // its meaning (the servers see the clients, their replies come back
-// through the director) as a transparent-source backend; what cannot be
-// the same (DR, TUN: the servers now see connections from the gateway) is
-// a warning at its line.
+// through the director) as a transparent-source backend; lb_kind DR on a
+// VRRP VIP keeps its own as a mode dr frontend (direct routing, UDP too);
+// what cannot be the same (TUN, DR elsewhere: the servers now see
+// connections from the gateway) is a warning at its line.
 
 // lbAlgos maps IPVS schedulers to the closest balance algorithm; why is
 // set when the mapping is approximate.
@@ -70,8 +71,11 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 	var delayLoop config.Duration
 	persist := config.Duration(0)
 	alpha := false
-	vhost := ""     // the Host of HTTP_GET/SSL_GET checks without their own
-	var nat *kanode // lb_kind NAT
+	vhost := ""        // the Host of HTTP_GET/SSL_GET checks without their own
+	var nat *kanode    // lb_kind NAT
+	var drKind *kanode // lb_kind DR
+	var proto *kanode  // protocol
+	algo := ""         // lb_algo as written
 	for _, c := range n.children {
 		k := c.keyword()
 		switch k {
@@ -80,6 +84,7 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 				delayLoop = d
 			}
 		case "lb_algo":
+			algo = c.arg(1)
 			a, ok := lbAlgos[c.arg(1)]
 			if !ok {
 				t.warnKA(c, k, fmt.Sprintf("%q is not an IPVS scheduler; roundrobin", c.arg(1)))
@@ -93,16 +98,16 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 				t.warnKA(c, k+" "+c.arg(1), a.why)
 			}
 		case "lb_kind":
-			if strings.EqualFold(c.arg(1), "NAT") {
+			switch strings.ToUpper(c.arg(1)) {
+			case "NAT":
 				nat = c
-				continue
+			case "DR":
+				drKind = c // decided once the real servers are known
+			default:
+				t.warnKA(c, k+" "+c.arg(1), lbKindWhy(c.arg(1), ""))
 			}
-			t.warnKA(c, k+" "+c.arg(1), lbKindWhy(c.arg(1)))
 		case "protocol":
-			if p := strings.ToUpper(c.arg(1)); p != "TCP" {
-				t.warnKA(c, k+" "+c.arg(1), "vipgate proxies TCP only; the virtual_server is skipped")
-				return
-			}
+			proto = c
 		case "persistence_timeout":
 			if d, ok := secs(c, t, 1); ok {
 				persist = d
@@ -179,6 +184,32 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 			t.warnKA(c, k, "unknown or unsupported virtual_server keyword")
 		}
 	}
+	udp := proto != nil && strings.EqualFold(proto.arg(1), "UDP")
+	dr := false
+	if drKind != nil {
+		if why := t.drRefusal(addr, p, be.Servers); why != "" {
+			t.warnKA(drKind, "lb_kind DR", lbKindWhy("DR", why))
+		} else {
+			dr = true
+		}
+	}
+	if proto != nil && !strings.EqualFold(proto.arg(1), "TCP") && (!udp || !dr) {
+		why := "vipgate proxies TCP only"
+		if udp {
+			why += " (UDP is forwarded in direct routing: lb_kind DR on a VRRP VIP)"
+		}
+		t.warnKA(proto, "protocol "+proto.arg(1), why+"; the virtual_server is skipped")
+		return
+	}
+	if dr {
+		fe.Mode = config.ModeDR
+		if udp {
+			fe.Protocol = config.ProtoUDP
+		}
+		t.drAlgorithm(drKind, algo, &be)
+		t.note("frontend:"+name, fmt.Sprintf("lb_kind DR (%s:%d): forwarded in mode dr (direct routing by this node while it holds the VIP): "+
+			"the servers keep the VIP on lo with arp_ignore=1 and arp_announce=2 and answer the clients directly; see docs/forwarding.md", drKind.file, drKind.line))
+	}
 	if alpha {
 		for i := range be.Servers {
 			be.Servers[i].InitState = "down"
@@ -225,7 +256,9 @@ func (t *translator) kaVirtualServer(n *kanode, nodes []string, allNodes int) {
 		fe.Nodes, be.Nodes = nodes, nodes
 		t.warnKA(n, "virtual_server "+n.arg(1)+" "+n.arg(2), fmt.Sprintf("only in the file of %s: served there only (nodes: %v), as before; add it to the other nodes if they should serve it when they hold the address", strings.Join(nodes, ", "), nodes))
 	}
-	t.note("frontend:"+name, fmt.Sprintf("virtual_server %s %s (%s:%d): IPVS in the kernel before, vipgate's tcp proxy now", n.arg(1), n.arg(2), n.file, n.line))
+	if !dr {
+		t.note("frontend:"+name, fmt.Sprintf("virtual_server %s %s (%s:%d): IPVS in the kernel before, vipgate's tcp proxy now", n.arg(1), n.arg(2), n.file, n.line))
+	}
 	t.c.Frontends = append(t.c.Frontends, fe)
 	t.src.fe = append(t.src.fe, feSrc{head: hline{file: n.file, num: n.line}})
 	t.c.Backends = append(t.c.Backends, be)
@@ -252,9 +285,13 @@ func rsWhy(k string) string {
 }
 
 // lbKindWhy says what changes for the servers when IPVS forwarding
-// becomes a proxy connection.
-func lbKindWhy(kind string) string {
-	const proxied = "vipgate is a proxy (direct routing is not available yet): each client connection becomes a connection from this node to the server, so the servers see the gateway's address as the source, not the client's (use send_proxy if they read the PROXY protocol)"
+// becomes a proxy connection; noDR is why direct routing (mode dr) could
+// not take a lb_kind DR virtual_server.
+func lbKindWhy(kind, noDR string) string {
+	proxied := "vipgate proxies it: each client connection becomes a connection from this node to the server, so the servers see the gateway's address as the source, not the client's (use send_proxy if they read the PROXY protocol)"
+	if noDR != "" {
+		proxied = "not forwarded in mode dr (" + noDR + "); " + proxied
+	}
 	switch strings.ToUpper(kind) {
 	case "DR":
 		return proxied + "; with DR the servers held the VIP on a loopback and answered clients directly: they now answer vipgate, and the VIP on their loopback (and its arp_ignore/arp_announce settings) is no longer needed"
@@ -367,6 +404,7 @@ func (t *translator) kaRealCheck(n *kanode, server string) *kaCheck {
 // kaVirtualServers translates the virtual_server blocks of every file:
 // the same block in several files once, run by the nodes that have it.
 func (t *translator) kaVirtualServers(files []*kaFile) {
+	t.collectKAVIPs(files)
 	type vs struct {
 		first *kanode
 		nodes []string
@@ -403,4 +441,82 @@ func blockText(n *kanode) string {
 	}
 	b.WriteString("}")
 	return b.String()
+}
+
+// kaVIP is a virtual_ipaddress of some vrrp_instance.
+type kaVIP struct {
+	prefix netip.Prefix
+	vmac   bool
+}
+
+// collectKAVIPs records every file's IPv4 VIPs (for lb_kind DR).
+func (t *translator) collectKAVIPs(files []*kaFile) {
+	t.kaVIPs = map[netip.Addr]kaVIP{}
+	for _, f := range files {
+		for _, in := range f.insts {
+			for _, s := range in.vips4 {
+				if v, err := config.ParseVIP(s); err == nil {
+					if _, seen := t.kaVIPs[v.Prefix.Addr()]; !seen {
+						t.kaVIPs[v.Prefix.Addr()] = kaVIP{prefix: v.Prefix, vmac: in.vmac}
+					}
+				}
+			}
+		}
+	}
+}
+
+// drRefusal says why a lb_kind DR virtual_server cannot be a mode dr
+// frontend ("" when it can): what config validation would refuse.
+func (t *translator) drRefusal(addr netip.Addr, port int, servers []config.Server) string {
+	if !addr.Is4() {
+		return "mode dr is IPv4 only"
+	}
+	v, ok := t.kaVIPs[addr]
+	if !ok {
+		return fmt.Sprintf("%s is no vrrp_instance's virtual_ipaddress, and a director forwards a VIP it holds by VRRP", addr)
+	}
+	if v.vmac {
+		return "its vrrp_instance uses use_vmac"
+	}
+	for _, s := range servers {
+		ap, err := netip.ParseAddrPort(s.Address)
+		switch {
+		case err != nil || !ap.Addr().Is4():
+			return fmt.Sprintf("real_server %s is not an IPv4 address", s.Address)
+		case int(ap.Port()) != port:
+			return fmt.Sprintf("real_server %s: a port other than the virtual_server's", s.Address)
+		case v.prefix.Bits() < 32 && !v.prefix.Masked().Contains(ap.Addr()):
+			return fmt.Sprintf("real_server %s is not on the VIP's network %s", ap.Addr(), v.prefix.Masked())
+		}
+	}
+	return ""
+}
+
+// drAlgorithm maps lb_algo to what a director offers: rr/wrr, wlc/lc and sh
+// as they are; mh (Maglev on the source address) is source with
+// consistent hashing; the rest to the nearest, with a warning.
+func (t *translator) drAlgorithm(at *kanode, algo string, be *config.Backend) {
+	switch be.Balance.Algorithm {
+	case "roundrobin", "leastconn":
+		if algo == "rr" || algo == "wrr" || algo == "" {
+			t.note("backend:"+be.Name, "lb_algo "+orWord(algo, "rr")+" in mode dr: a director failover resets established connections (the new master counts its own turns) as with IPVS without its sync daemon; balance: {algorithm: maglev} keeps them (docs/forwarding.md)")
+		}
+	case "source":
+		if algo == "mh" {
+			be.Balance.HashType = "consistent"
+		}
+	case "first":
+		be.Balance.Algorithm = "roundrobin"
+		t.warnKA(at, "lb_algo "+algo, "mode dr has no first-server algorithm; roundrobin")
+	default:
+		t.warnKA(at, "lb_algo "+algo, "mode dr chooses by maglev, roundrobin, leastconn or source; leastconn")
+		be.Balance.Algorithm, be.Balance.Draws = "leastconn", 0
+	}
+}
+
+func orWord(a, def string) string {
+	if a == "" {
+		return def
+	}
+	return a
 }

@@ -110,6 +110,76 @@ func TestVirtualServerTranslation(t *testing.T) {
 			},
 			warns: []string{"k1.conf:2: lb_algo sed: shortest expected delay becomes leastconn", "k1.conf:3: lb_kind DR", "k1.conf:14: misc_path: runs as a vipgate exec check", "k1.conf:11: lb_algo fo"},
 		},
+		{
+			name: "DR on a VRRP VIP becomes mode dr, UDP kept",
+			conf: drVRRP + `virtual_server 198.18.0.10 80 {
+  delay_loop 3
+  lb_algo wlc
+  lb_kind DR
+  persistence_timeout 50
+  protocol TCP
+  real_server 198.18.0.21 80 {
+    TCP_CHECK {
+      connect_timeout 2
+    }
+  }
+  real_server 198.18.0.22 80 {
+    TCP_CHECK {
+      connect_timeout 2
+    }
+  }
+}
+virtual_server 198.18.0.10 53 {
+  lb_algo mh
+  lb_kind DR
+  protocol UDP
+  real_server 198.18.0.21 53 {
+  }
+  real_server 198.18.0.22 53 {
+  }
+}
+`,
+			check: func(t *testing.T, c *config.Cluster) {
+				f, b := c.Frontend("vs-198.18.0.10-80"), c.Backend("vs-198.18.0.10-80")
+				if f == nil || f.Mode != config.ModeDR || f.Protocol != config.ProtoTCP || b == nil {
+					t.Fatalf("frontend %+v", f)
+				}
+				if b.Balance.Algorithm != "leastconn" || b.Stick == nil || b.Stick.On != config.StickOnSrc || b.Check == nil || b.Check.Inter.D() != 3*time.Second {
+					t.Errorf("backend %+v", b)
+				}
+				if tb := c.StickTable(b.Stick.Table); tb == nil || tb.Expire.D() != 50*time.Second {
+					t.Errorf("persistence_timeout: table %+v", tb)
+				}
+				u, ub := c.Frontend("vs-198.18.0.10-53"), c.Backend("vs-198.18.0.10-53")
+				if u == nil || u.Mode != config.ModeDR || u.Protocol != config.ProtoUDP {
+					t.Fatalf("udp frontend %+v", u)
+				}
+				if ub.Balance.Algorithm != "source" || ub.Balance.HashType != "consistent" {
+					t.Errorf("mh: %+v", ub.Balance)
+				}
+				if got := c.DRAddrs(); len(got) != 1 || got[0].String() != "198.18.0.10" {
+					t.Errorf("DR VIPs %v", got)
+				}
+			},
+		},
+		{
+			name:  "DR on an address that is no VIP stays a proxy",
+			conf:  drVRRP + "virtual_server 198.18.0.11 80 {\n lb_kind DR\n real_server 198.18.0.21 80 {\n }\n}\n",
+			check: func(t *testing.T, c *config.Cluster) { wantMode(t, c, "vs-198.18.0.11-80", config.ModeTCP) },
+			warns: []string{"k1.conf:8: lb_kind DR: not forwarded in mode dr (198.18.0.11 is no vrrp_instance's virtual_ipaddress"},
+		},
+		{
+			name:  "DR to a server off the VIP's network stays a proxy",
+			conf:  drVRRP + "virtual_server 198.18.0.10 80 {\n lb_kind DR\n real_server 198.18.9.21 80 {\n }\n}\n",
+			check: func(t *testing.T, c *config.Cluster) { wantMode(t, c, "vs-198.18.0.10-80", config.ModeTCP) },
+			warns: []string{"k1.conf:8: lb_kind DR: not forwarded in mode dr (real_server 198.18.9.21 is not on the VIP's network 198.18.0.0/24)"},
+		},
+		{
+			name:  "DR with a port change stays a proxy, its UDP twin is skipped",
+			conf:  drVRRP + "virtual_server 198.18.0.10 53 {\n lb_kind DR\n protocol UDP\n real_server 198.18.0.21 5353 {\n }\n}\n",
+			check: func(t *testing.T, c *config.Cluster) { wantMode(t, c, "vs-198.18.0.10-53", "") },
+			warns: []string{"k1.conf:8: lb_kind DR: not forwarded in mode dr (real_server 198.18.0.21:5353: a port other than the virtual_server's)", "k1.conf:9: protocol UDP: vipgate proxies TCP only (UDP is forwarded in direct routing"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,5 +279,28 @@ func TestVirtualServerServes(t *testing.T) {
 	// probe closed before the server answered may be retried: ±1).
 	if got["rs1"]+got["rs2"] != 10 || got["rs1"] < 4 || got["rs2"] < 4 {
 		t.Errorf("round robin over the real servers: %v, want about 5 each", got)
+	}
+}
+
+// drVRRP is a vrrp_instance holding 198.18.0.10/24 (lines 1-6).
+const drVRRP = `vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  virtual_ipaddress { 198.18.0.10/24 }
+}
+`
+
+func wantMode(t *testing.T, c *config.Cluster, name, mode string) {
+	t.Helper()
+	f := c.Frontend(name)
+	if mode == "" {
+		if f != nil {
+			t.Fatalf("frontend %s made: %+v", name, f)
+		}
+		return
+	}
+	if f == nil || f.Mode != mode {
+		t.Fatalf("frontend %s: %+v, want mode %s", name, f, mode)
 	}
 }
