@@ -109,6 +109,8 @@ func TestAdminAPI(t *testing.T) {
 		{"frontend unknown", call{method: "POST", path: "/api/v1/frontends/zz/state", token: writeTok, body: `{"enabled":true}`}, 404, `no frontend \"zz\"`},
 		{"log set", call{method: "PUT", path: "/api/v1/log", token: writeTok, body: `{"level":"warn"}`}, 200, `"level": "warn"`},
 		{"log bad", call{method: "PUT", path: "/api/v1/log", token: writeTok, body: `{"level":"loud"}`}, 400, `want debug, info, warn or error`},
+		// Back to info: the runtime actions below are logged at info.
+		{"log reset", call{method: "PUT", path: "/api/v1/log", token: writeTok, body: `{"level":"info"}`}, 200, `"level": "info"`},
 		{"shutdown-sessions", call{method: "POST", path: "/api/v1/servers/be/a/shutdown-sessions", token: writeTok, body: `{}`}, 200, `"sessions": 0`},
 		{"shutdown-sessions unknown server", call{method: "POST", path: "/api/v1/servers/be/zz/shutdown-sessions", token: writeTok, body: `{}`}, 404, `no server be/zz`},
 		{"cluster action on a standalone node", call{method: "POST", path: "/api/v1/cluster/servers/be/a/state", token: writeTok, body: `{"state":"drain"}`}, 409, `runs standalone`},

@@ -25,6 +25,7 @@ import (
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/events"
 	"github.com/vipgate/vipgate/core/health"
+	"github.com/vipgate/vipgate/internal/logtarget"
 )
 
 // cmdRun is `vipgate run ARGS...` (the tests call it so).
@@ -65,13 +66,14 @@ are up, RELOADING around a reload, WATCHDOG and STOPPING.`,
 			if cfgFile != "" {
 				node.Config = cfgFile
 			}
-			log, level := newLogger(node.Log)
+			logs, level := newLogs(node.Log, stderr)
+			log := logs.Log
 			if demoBackends != "" {
 				if err := startDemoBackends(ctx, strings.Split(demoBackends, ",")); err != nil {
 					return fmt.Errorf("demo backends: %w", err)
 				}
 			}
-			if err := runNode(ctx, node, log, level); err != nil {
+			if err := runNodeLogs(ctx, node, logs, level); err != nil {
 				reportRunError(stderr, log, err)
 				return exitCode(exitFailed)
 			}
@@ -158,19 +160,33 @@ func loadNodeAs(file, role string) (*config.Node, error) {
 }
 
 func newLogger(c config.NodeLog) (*slog.Logger, *slog.LevelVar) {
-	lv := new(slog.LevelVar)
-	_ = lv.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
+	logs, lv := newLogs(c, os.Stderr)
+	return logs.Log, lv
 }
 
-// runNode wires and runs every subsystem until ctx ends.
+// newLogs builds the node's loggers on its log targets (stderr alone
+// without targets).
+func newLogs(c config.NodeLog, stderr io.Writer) (*logtarget.Set, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	_ = lv.UnmarshalText([]byte(c.Level))
+	return logtarget.New(c, lv, stderr), lv
+}
+
+// runNode wires and runs every subsystem until ctx ends, with the access
+// lines on log.
 func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *slog.LevelVar) error {
+	return runNodeLogs(ctx, node, &logtarget.Set{Log: log, Access: log}, level)
+}
+
+// runNodeLogs is runNode with the node's log targets: their senders run as
+// long as the node.
+func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, level *slog.LevelVar) error {
+	log := logs.Log
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	logsDone := make(chan struct{})
+	go func() { defer close(logsDone); _ = logs.Run(ctx, log) }()
+	defer func() { cancel(); <-logsDone }()
 	if err := os.MkdirAll(node.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -178,11 +194,13 @@ func runNode(ctx context.Context, node *config.Node, log *slog.Logger, level *sl
 	adm := admin.New(log.With("sub", "admin"), node.Admin.Tokens, node.Admin.ReadTokens)
 	e := &env{
 		Node: node, Log: log, Bus: bus, Admin: adm,
-		Checks:   health.NewRegistry(),
-		IsLeader: func() bool { return true },
-		Metrics:  prometheus.NewRegistry(),
-		LogLevel: level,
+		Checks:    health.NewRegistry(),
+		IsLeader:  func() bool { return true },
+		Metrics:   prometheus.NewRegistry(),
+		LogLevel:  level,
+		AccessLog: logs.Access,
 	}
+	registerLogTargetMetrics(e.Metrics, logs)
 	e.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerNodeAdmin(ctx, e)
 	registerBuiltinChecks(e.Checks)

@@ -45,6 +45,8 @@ type env struct {
 	Metrics *prometheus.Registry
 	// LogLevel changes the log level at runtime.
 	LogLevel *slog.LevelVar
+	// AccessLog receives the proxy's access lines (node.yaml log.access).
+	AccessLog *slog.Logger
 
 	// configMetrics records each config snapshot's apply.
 	configMetrics *configMetrics

@@ -153,7 +153,11 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	if adminExtra != "" {
 		adminExtra = ", " + adminExtra
 	}
-	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q%s}\nlog: {level: debug}\n%s", filepath.Join(dir, "data"), admin, adminExtra, nodeExtra)
+	logSection := "log: {level: info}\n"
+	if strings.HasPrefix(nodeExtra, "log:") || strings.Contains(nodeExtra, "\nlog:") {
+		logSection = ""
+	}
+	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q%s}\n%s%s", filepath.Join(dir, "data"), admin, adminExtra, logSection, nodeExtra)
 	if err := os.WriteFile(filepath.Join(dir, "node.yaml"), []byte(nodeYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +172,8 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &testenv.LogBuffer{}
-	go func() { done <- runNode(ctx, n, slog.New(slog.NewTextHandler(logs, nil)), new(slog.LevelVar)) }()
+	set, level := newLogs(n.Log, logs)
+	go func() { done <- runNodeLogs(ctx, n, set, level) }()
 	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs, clusterFile: n.Config}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)

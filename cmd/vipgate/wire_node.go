@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vipgate/vipgate/core/admin"
 	"github.com/vipgate/vipgate/core/stats"
+	"github.com/vipgate/vipgate/internal/logtarget"
 )
 
 // registerNodeAdmin exposes what every node has: identity, events, the log
@@ -49,4 +51,18 @@ func registerNodeAdmin(ctx context.Context, e *env) {
 		e.Log.Info("log level changed", "level", body.Level)
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"scope": admin.ScopeNode, "level": strings.ToLower(body.Level)})
 	})
+}
+
+// registerLogTargetMetrics exposes each log target's sent and dropped
+// lines: a target that drops is a receiver too slow or absent.
+func registerLogTargetMetrics(reg *prometheus.Registry, logs *logtarget.Set) {
+	for _, t := range logs.Targets() {
+		labels := prometheus.Labels{"target": t.Name(), "stream": t.Stream()}
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipgate_log_lines_sent_total", Help: "Log lines written to a log target.", ConstLabels: labels},
+				func() float64 { return float64(t.Sent()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipgate_log_lines_dropped_total", Help: "Log lines a log target lost: its queue was full (receiver slow or absent) or a write failed.", ConstLabels: labels},
+				func() float64 { return float64(t.Dropped()) }),
+		)
+	}
 }

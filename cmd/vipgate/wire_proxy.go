@@ -34,7 +34,7 @@ func newProxySubsystem(e *env) *proxySubsystem {
 	ps := &proxySubsystem{log: e.Log.With("sub", "proxy")}
 	ps.health = newHealthManager(e)
 	ps.proxy = proxy.New(proxy.Options{
-		Log: ps.log, Bus: e.Bus, Datacenter: e.Node.Datacenter, Node: e.Node,
+		Log: ps.log, AccessLog: e.AccessLog, Bus: e.Bus, Datacenter: e.Node.Datacenter, Node: e.Node,
 		OnServers: func(bs []*proxy.Backend) { ps.health.Reconcile(bs) },
 	})
 	return ps

@@ -52,6 +52,12 @@ type NodeAdmin struct {
 type NodeLog struct {
 	Level  string `yaml:"level,omitempty"`  // debug, info (default), warn, error
 	Format string `yaml:"format,omitempty"` // text (default) or json
+	// Targets are where the node's log goes (default: stderr alone).
+	Targets []LogTarget `yaml:"targets,omitempty"`
+	// Access, when set, is where the access-log lines go instead of
+	// Targets (HAProxy's per-proxy `log` lines; list stderr to keep them
+	// there too).
+	Access []LogTarget `yaml:"access,omitempty"`
 }
 
 // TLSFiles names PEM files.
@@ -127,6 +133,11 @@ func (n *Node) applyDefaults() {
 	if n.Log.Format == "" {
 		n.Log.Format = "text"
 	}
+	for _, ts := range [][]LogTarget{n.Log.Targets, n.Log.Access} {
+		for i := range ts {
+			ts[i].applyDefaults(&n.Log)
+		}
+	}
 	if n.DataDir == "" {
 		n.DataDir = "/var/lib/vipgate"
 	}
@@ -164,6 +175,8 @@ func (n *Node) validate(p *Problems) {
 	if f := n.Log.Format; f != "text" && f != "json" {
 		p.Addf("log.format", "format %q: want text or json", f)
 	}
+	validateLogTargets(p, "targets", n.Log.Targets)
+	validateLogTargets(p, "access", n.Log.Access)
 	if t := n.Admin.TLS; t != nil && (t.Cert == "" || t.Key == "") {
 		p.Addf("admin.tls", "admin tls needs cert and key")
 	}
