@@ -29,6 +29,8 @@ actions                                           scope
   stick clear TABLE [KEY]                         node (one entry, or the whole table; peers keep theirs)
   dc failover DATACENTER [--reason T] [--force]   cluster (same as vipgate dc failover)
   log level debug|info|warn|error                 node
+  stop [--grace DURATION]                         node (soft stop, as SIGUSR1: refuse new connections,
+                                                  resign VRRP, let open ones finish up to the grace)
 
 `
 
@@ -44,6 +46,7 @@ type ctlOpts struct {
 	reason  string
 	force   bool
 	author  string
+	grace   string
 }
 
 // newCtlCmd runs runtime actions through the admin API. The actions are a
@@ -55,7 +58,7 @@ func newCtlCmd() *cobra.Command {
 	var author func() string
 	cmd := &cobra.Command{
 		Use:   "ctl ACTION ARGS...",
-		Short: "runtime actions: server ready|drain|maint|weight|check|shutdown-sessions, frontend enable|disable, stick show|clear, dc failover, log level",
+		Short: "runtime actions: server ready|drain|maint|weight|check|shutdown-sessions, frontend enable|disable, stick show|clear, dc failover, log level, stop",
 		Long:  "Runtime actions on a running node, through its admin API.\n\n" + ctlUsage,
 		Example: `  vipgate ctl server drain app/web1
   vipgate ctl server maint app/web1 --cluster
@@ -92,6 +95,8 @@ func newCtlCmd() *cobra.Command {
 				detail = fmt.Sprintf(" (%s sessions ended)", scalar(m["sessions"]))
 			case m["index"] != nil:
 				detail = fmt.Sprintf(" (committed at raft index %s)", scalar(m["index"]))
+			case m["grace"] != nil:
+				detail = fmt.Sprintf(" (%s connections open, cut after %s)", scalar(m["connections"]), scalar(m["grace"]))
 			}
 			fmt.Fprintf(stdout, "ok (%s scope): %s%s\n", scalar(m["scope"]), strings.Join(a, " "), detail)
 			return nil
@@ -105,6 +110,7 @@ func newCtlCmd() *cobra.Command {
 	f.StringVar(&o.reason, "reason", "", "dc failover: why (recorded with the decision)")
 	f.BoolVar(&o.force, "force", false, "dc failover: even to a datacenter the cluster sees as unhealthy")
 	author = authorFlag(f, "cluster actions: who decides (audit trail)")
+	f.StringVar(&o.grace, "grace", "", "stop: let open connections finish this long (default: the node's hard_stop_after)")
 	return cmd
 }
 
@@ -162,6 +168,16 @@ func serverPath(prefix, bs, action string) (string, error) {
 
 // ctlRequest maps an action to its admin API call.
 func ctlRequest(a []string, o ctlOpts) (method, path string, body any, err error) {
+	if len(a) == 1 && a[0] == "stop" {
+		b := map[string]string{}
+		if o.grace != "" {
+			b["grace"] = o.grace
+		}
+		return "POST", "/api/v1/stop", b, nil
+	}
+	if o.grace != "" {
+		return "", "", nil, fmt.Errorf("--grace applies to stop only")
+	}
 	if len(a) < 2 {
 		return "", "", nil, fmt.Errorf("missing action")
 	}

@@ -184,9 +184,19 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 	log := logs.Log
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Caught from the start: by default SIGHUP and SIGUSR1 end a process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	// The log senders outlive ctx: a graceful stop still logs the
+	// connections that finish during its grace.
+	logsCtx, endLogs := context.WithCancel(context.WithoutCancel(ctx))
 	logsDone := make(chan struct{})
-	go func() { defer close(logsDone); _ = logs.Run(ctx, log) }()
-	defer func() { cancel(); <-logsDone }()
+	go func() { defer close(logsDone); _ = logs.Run(logsCtx, log) }()
+	defer func() { endLogs(); <-logsDone }()
 	if err := os.MkdirAll(node.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -288,7 +298,11 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(subs)+3)
-	run := func(name string, f func(context.Context) error) {
+	// The proxy (for its open connections) and the admin API outlive ctx
+	// by a graceful stop's grace: lastCtx ends when that is over.
+	lastCtx, endLast := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLast()
+	runIn := func(ctx context.Context, name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -297,8 +311,10 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 			}
 		}()
 	}
-	run("admin", func(ctx context.Context) error { return adm.Serve(ctx, ln, tlsCfg) })
+	run := func(name string, f func(context.Context) error) { runIn(ctx, name, f) }
+	runIn(lastCtx, "admin", func(ctx context.Context) error { return adm.Serve(ctx, ln, tlsCfg) })
 	run("config", src.Run)
+	stopReq := registerStopAdmin(e, cancel)
 
 	// Apply the first snapshot before starting subsystems, so that they
 	// start configured (listeners open before the first connection).
@@ -315,10 +331,15 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 		return err
 	}
 	for _, s := range subs {
+		if s == subsystem(px) {
+			runIn(lastCtx, s.Name(), s.Run)
+			continue
+		}
 		run(s.Name(), s.Run)
 	}
 	if err := awaitStarted(ctx, subs, errc); err != nil {
 		cancel()
+		endLast()
 		wg.Wait()
 		return err
 	}
@@ -330,9 +351,6 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 		}
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	sd, watchdog, stopWatchdog := newNotifier(log)
 	defer stopWatchdog()
 	if ctx.Err() == nil {
@@ -370,11 +388,22 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 		case err := <-errc:
 			log.Error("subsystem failed", "err", err)
 			cancel()
+			endLast()
 			wg.Wait()
 			return err
+		case <-usr1:
+			log.Info("SIGUSR1: soft stop")
+			cancel()
 		case <-ctx.Done():
-			log.Info("shutting down")
+			// SIGTERM, SIGINT, SIGUSR1 or POST /api/v1/stop: every
+			// subsystem stops now (VRRP resigns with priority 0), the
+			// proxy accepts nothing new and its connections get the grace.
 			sd.stopping()
+			if px != nil {
+				gracefulStop(px.proxy, stopReq.grace(node.HardStopAfter.D()), log)
+			}
+			log.Info("shutting down")
+			endLast()
 			done := make(chan struct{})
 			go func() { wg.Wait(); close(done) }()
 			select {

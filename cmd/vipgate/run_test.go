@@ -97,6 +97,10 @@ type node struct {
 	// clusterFile is the cluster document the node reads (and re-reads on
 	// SIGHUP when it runs standalone).
 	clusterFile string
+	// cancel ends the node's context (as SIGTERM does) without waiting;
+	// exited is closed once runNode has returned.
+	cancel func()
+	exited chan struct{}
 }
 
 // url is the admin API's base URL.
@@ -170,11 +174,15 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	}
 	n.Config = filepath.Join(dir, "cluster.yaml")
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	var runErr error
+	exited := make(chan struct{})
 	logs := &testenv.LogBuffer{}
 	set, level := newLogs(n.Log, logs)
-	go func() { done <- runNodeLogs(ctx, n, set, level) }()
-	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs, clusterFile: n.Config}
+	go func() {
+		runErr = runNodeLogs(ctx, n, set, level)
+		close(exited)
+	}()
+	nd := &node{t: t, admin: admin, token: adminToken(adminExtra), caFile: caFile, logs: logs, clusterFile: n.Config, cancel: cancel, exited: exited}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -188,8 +196,9 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	nd.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("node: %v", err)
+			<-exited
+			if runErr != nil {
+				t.Errorf("node: %v", runErr)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 )
 
 // Node is the node-local bootstrap file: who this node is and where it
@@ -24,6 +25,10 @@ type Node struct {
 	Raft   NodeRaft  `yaml:"raft,omitempty"`
 	DNS    NodeDNS   `yaml:"dns,omitempty"`
 	Peers  NodePeers `yaml:"peers,omitempty"`
+	// HardStopAfter bounds a graceful stop (SIGTERM, SIGUSR1, POST
+	// /api/v1/stop): connections still open after it are closed
+	// (HAProxy's hard-stop-after). Default DefaultHardStopAfter.
+	HardStopAfter Duration `yaml:"hard_stop_after,omitempty"`
 	// Metrics is how /metrics names the proxy's metrics.
 	Metrics NodeMetrics `yaml:"metrics,omitempty"`
 }
@@ -120,6 +125,11 @@ func ParseNodeAs(name string, data []byte, role string) (*Node, error) {
 	return n, nil
 }
 
+// DefaultHardStopAfter is how long a graceful stop lets connections finish
+// when the node file does not say: under the unit's TimeoutStopSec (30s)
+// with the subsystems' own stop (up to 10s) after it.
+const DefaultHardStopAfter = 10 * time.Second
+
 func (n *Node) applyDefaults() {
 	if n.Role == "" {
 		n.Role = RoleGateway
@@ -140,6 +150,9 @@ func (n *Node) applyDefaults() {
 	}
 	if n.DataDir == "" {
 		n.DataDir = "/var/lib/vipgate"
+	}
+	if n.HardStopAfter == 0 {
+		n.HardStopAfter = Duration(DefaultHardStopAfter)
 	}
 	n.applyRaftDefaults()
 	n.applyDNSDefaults()
@@ -168,6 +181,9 @@ func (n *Node) validate(p *Problems) {
 	case "debug", "info", "warn", "error":
 	default:
 		p.Addf("log.level", "level %q: want debug, info, warn or error", n.Log.Level)
+	}
+	if n.HardStopAfter < 0 {
+		p.Addf("hard_stop_after", "hard_stop_after %s is negative", n.HardStopAfter.D())
 	}
 	if l := n.Metrics.Labels; l != "" && l != "vipgate" && l != "haproxy" {
 		p.Addf("metrics.labels", "labels %q: want vipgate or haproxy", l)

@@ -190,9 +190,11 @@ func (l *listener) serve(ctx context.Context) {
 				return
 			}
 		}
+		lc := l.p.live.add(c)
 		go func() {
 			defer func() { <-f.slots }()
-			f.serveConn(ctx, c)
+			defer l.p.live.remove(lc)
+			f.serveConn(withLiveConn(ctx, lc), c)
 		}()
 	}
 }

@@ -182,6 +182,7 @@ func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	raw := c
 	s := h.newSession()
 	defer h.putSession(s)
+	s.live = liveConnOf(ctx)
 	s.clientAddr, s.local = addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
 	if h.tls != nil {
 		tc, proto, err := h.tls.handshake(ctx, c, h.f.Cfg.Timeouts.HTTPRequest.D())
@@ -256,6 +257,15 @@ func (h *httpHandler) putSession(s *session) {
 // or idle past timeout http-keep-alive).
 func (s *session) idleRead() bool {
 	h := s.h
+	if lc := s.live; lc != nil {
+		// Marked idle before draining is read: a drain either is seen
+		// here or sees the mark and cuts the wait short.
+		lc.idle.Store(true)
+		defer lc.idle.Store(false)
+		if h.f.p.live.draining.Load() {
+			return false
+		}
+	}
 	h.inBufs.put(s.cc.buf)
 	h.bufs16k.put(s.cw.buf)
 	if s.sbuf != nil {
@@ -291,6 +301,7 @@ func (s *session) finish() {
 // session is one client connection's state.
 type session struct {
 	h          *httpHandler
+	live       *liveConn // nil for an HTTP/2 stream
 	cc         bufConn
 	cw         bufWriter
 	clientAddr netip.AddrPort
@@ -403,8 +414,8 @@ func (s *session) serve(ctx context.Context) {
 		if !s.serveRequest(ctx, start) {
 			return
 		}
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || f.p.live.draining.Load() {
+			return // stopping: no next request on this connection
 		}
 	}
 }

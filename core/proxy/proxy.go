@@ -55,6 +55,8 @@ type Proxy struct {
 	// conns counts the client connections being served (HAProxy's
 	// actconn, in the access log).
 	conns atomic.Int64
+	// live are those connections, for a graceful stop (drain.go).
+	live liveConns
 
 	mu        sync.Mutex // serialises Apply and listener changes
 	cfg       *config.Cluster
@@ -392,6 +394,9 @@ func (p *Proxy) reconcileListeners(ns *state) []string {
 		}
 	}
 	sort.Strings(toOpen)
+	if p.live.draining.Load() {
+		toOpen = nil // stopping: nothing new listens
+	}
 	for _, addr := range toOpen {
 		f := want[addr]
 		l, err := listen(p, addr, f, ns.isVIP(addr))
