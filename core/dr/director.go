@@ -282,18 +282,19 @@ func (l *linkRunner) setServices(svcs []*service) {
 			addrs[a] = true
 		}
 	}
+	// A new map each time: the reader and the resolver keep reading the
+	// one they took (snapshot) without the lock. Known neighbours carry
+	// over with their addresses.
 	l.mu.Lock()
-	l.svcs = m
+	neigh := make(map[netip.Addr]*neighbour, len(addrs))
 	for a := range addrs {
-		if l.neigh[a] == nil {
-			l.neigh[a] = &neighbour{addr: a}
+		if n := l.neigh[a]; n != nil {
+			neigh[a] = n
+		} else {
+			neigh[a] = &neighbour{addr: a}
 		}
 	}
-	for a := range l.neigh {
-		if !addrs[a] {
-			delete(l.neigh, a)
-		}
-	}
+	l.svcs, l.neigh = m, neigh
 	l.mu.Unlock()
 	if err := l.link.Filter(vips); err != nil {
 		l.d.log.Error("direct routing: socket filter", "interface", l.name, "err", err)

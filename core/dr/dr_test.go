@@ -545,3 +545,39 @@ func BenchmarkForward(b *testing.B) {
 		l.forward(f, false, svcs, neigh, now)
 	}
 }
+
+// TestReloadWhileForwarding: Apply replaces the services and neighbours
+// while the reader forwards from the maps it took (run with -race).
+func TestReloadWhileForwarding(t *testing.T) {
+	srv := servers(2)
+	l, fl, svcs, _ := director(t, "maglev", 0, srv)
+	var list []*service
+	for _, s := range svcs {
+		s.servers = map[netip.Addr]bool{serverAddr(srv[0]): true, serverAddr(srv[1]): true}
+		list = append(list, s)
+	}
+	l.setServices(list)
+	for _, n := range l.neigh {
+		n.set([6]byte{2, 7, 7, 7, 7, 7})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			l.setServices(list)
+		}
+	}()
+	now := time.Unix(1000, 0).UnixNano()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			if len(fl.sent) == 0 {
+				t.Fatal("nothing forwarded")
+			}
+			return
+		default:
+		}
+		s, n := l.snapshot()
+		l.forward(frame(protoTCP, "198.18.1.1", "198.18.0.100", uint16(i), 80, tcpSYN, 0), false, s, n, now)
+	}
+}
