@@ -597,6 +597,7 @@ func (s *Server) Status() any {
 	out := s.stats.Snapshot()
 	out["zones"] = zones
 	out["listen"] = s.Addrs()
+	out["services"] = s.Answers()
 	return out
 }
 

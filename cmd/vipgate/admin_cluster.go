@@ -122,7 +122,13 @@ func (s *raftSource) putConfig(ctx context.Context, src []byte, author, comment 
 // the subsystems through cluster/state once committed.
 func registerClusterAdmin(e *env, s *raftSource) {
 	a := e.Admin
-	a.Section("raft", func() any { return s.n.Status() })
+	a.Section("raft", func() any {
+		st := s.n.Status()
+		if ms, err := s.n.Members(); err == nil {
+			st["members"] = ms
+		}
+		return st
+	})
 	a.Section("datacenters", func() any { return s.dcStatus() })
 	a.Section("config_files", func() any { return s.Files() })
 

@@ -143,6 +143,8 @@ func startNodeWith(t *testing.T, cluster, adminExtra string) *node {
 
 // startNodeFile adds nodeExtra (YAML lines, e.g. a raft section) to the
 // node file; the cluster document is its config (the seed, with raft).
+// The node is t1 in dc1 unless nodeExtra begins with its own "name:" (and
+// then gives its datacenter too).
 func startNodeFile(t *testing.T, cluster, adminExtra, nodeExtra string) *node {
 	t.Helper()
 	return startNodeTLS(t, cluster, adminExtra, nodeExtra, "")
@@ -161,7 +163,11 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	if strings.HasPrefix(nodeExtra, "log:") || strings.Contains(nodeExtra, "\nlog:") {
 		logSection = ""
 	}
-	nodeYAML := fmt.Sprintf("name: t1\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: %q%s}\n%s%s", filepath.Join(dir, "data"), admin, adminExtra, logSection, nodeExtra)
+	ident := "name: t1\ndatacenter: dc1\n"
+	if strings.HasPrefix(nodeExtra, "name:") {
+		ident = ""
+	}
+	nodeYAML := fmt.Sprintf("%sdata_dir: %s\nadmin: {listen: %q%s}\n%s%s", ident, filepath.Join(dir, "data"), admin, adminExtra, logSection, nodeExtra)
 	if err := os.WriteFile(filepath.Join(dir, "node.yaml"), []byte(nodeYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +214,14 @@ func startNodeTLS(t *testing.T, cluster, adminExtra, nodeExtra, caFile string) *
 	want := 0
 	if c, err := config.Parse("cluster.yaml", []byte(cluster)); err == nil {
 		want = len(c.Frontends)
+	}
+	if strings.Contains(nodeExtra, "role: witness") {
+		// A witness runs no proxy: it is up once it has a raft section.
+		testenv.Eventually(t, 10*time.Second, "admin API and raft", func() bool {
+			var st map[string]any
+			return nd.get("/api/v1/status", &st) == nil && st["raft"] != nil
+		})
+		return nd
 	}
 	testenv.Eventually(t, 10*time.Second, "admin API and the first config applied", func() bool {
 		var s stats.Snapshot

@@ -31,12 +31,87 @@ func artifactDir(t *testing.T) string {
 	return d
 }
 
+// newBrowser starts headless Chromium (a fresh profile, nothing fetched
+// in the background) for one test; the context ends with the test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	chromium := testenv.RequireTool(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], // --headless, --no-first-run…
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 900),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// loginSteps open the page and log in with tok.
+func loginSteps(ctx context.Context, t *testing.T, url, tok, waitFor string) {
+	t.Helper()
+	steps := []struct {
+		name string
+		a    chromedp.Action[chromedp.Void]
+	}{
+		{"navigate", chromedp.Navigate(url)},
+		{"login form", chromedp.WaitVisible(chromedp.CSS("#login"))},
+		{"type token", chromedp.SendKeys(chromedp.CSS("#token"), tok)},
+		{"submit", chromedp.Click(chromedp.CSS(`#loginform button[type="submit"]`))},
+		{"loaded", chromedp.WaitVisible(chromedp.CSS(waitFor))},
+		{"refresh 2s", chromedp.SetValue(chromedp.CSS("#refresh"), "2")},
+	}
+	for _, st := range steps {
+		if err := chromedp.Do(ctx, st.a); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+	}
+}
+
+// checkNoRawValues fails when the page shows what a person should never
+// read: JSON nulls, Go zero times, JavaScript's undefined/NaN.
+func checkNoRawValues(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"null", "0001-01-01", "undefined", "NaN", "[object Object]", "Invalid Date"} {
+		if i := strings.Index(text, bad); i >= 0 {
+			t.Errorf("page shows %q: …%s…", bad, text[max(0, i-80):min(len(text), i+80)])
+		}
+	}
+	return text
+}
+
+// screenshot keeps a full-page PNG in the artifacts directory.
+func screenshot(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(artifactDir(t), name)
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", out)
+}
+
 // TestStatsPageInBrowser drives the stats page in headless Chromium: log in
 // with a token, see a server go down after its backend is stopped, click
 // "drain" on another and see the API report it drained. A screenshot is kept.
 func TestStatsPageInBrowser(t *testing.T) {
 	testenv.Short(t)
-	chromium := testenv.RequireTool(t, "chromium")
 	a := startGreeter(t, "a", "127.0.0.1:0")
 	b := startGreeter(t, "b", "127.0.0.1:0")
 	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -50,23 +125,7 @@ backends:
       - {name: b, address: %q}
 `, fe, a.addr, b.addr), fmt.Sprintf("tokens: [%s]", writeTok))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	ctx := newBrowser(t)
 
 	statusOf := func(server string) string {
 		return fmt.Sprintf(`(() => { const c = document.querySelector('table[data-backend="app"] tr[data-server=%q] td[data-status]'); return c ? c.textContent : ""; })()`, server)
@@ -90,22 +149,7 @@ backends:
 	}
 
 	// Anonymous: the login form, no data.
-	steps := []struct {
-		name string
-		a    chromedp.Action[chromedp.Void]
-	}{
-		{"navigate", chromedp.Navigate("http://" + n.admin + "/stats")},
-		{"login form", chromedp.WaitVisible(chromedp.CSS("#login"))},
-		{"type token", chromedp.SendKeys(chromedp.CSS("#token"), writeTok)},
-		{"submit", chromedp.Click(chromedp.CSS(`#loginform button[type="submit"]`))},
-		{"tables", chromedp.WaitVisible(chromedp.CSS(`table[data-backend="app"]`))},
-		{"refresh 2s", chromedp.SetValue(chromedp.CSS("#refresh"), "2")},
-	}
-	for _, st := range steps {
-		if err := chromedp.Do(ctx, st.a); err != nil {
-			t.Fatalf("%s: %v", st.name, err)
-		}
-	}
+	loginSteps(ctx, t, "http://"+n.admin+"/stats", writeTok, `table[data-backend="app"]`)
 	waitStatus("a", "UP")
 	waitStatus("b", "UP")
 
@@ -124,19 +168,8 @@ backends:
 	})
 	waitStatus("a", "DRAIN")
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(artifactDir(t), "stats-page.png")
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", out)
-	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	screenshot(ctx, t, "stats-page.png")
+	text := checkNoRawValues(ctx, t)
 	for _, want := range []string{"server.down", "Backend app", "node t1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page text lacks %q", want)

@@ -122,25 +122,50 @@ backends:
 // short timeouts), cluster being its seed document.
 func startRaftNode(t *testing.T, cluster, adminExtra string) *node {
 	t.Helper()
+	return startRaftNodes(t, cluster, adminExtra, "")[0]
+}
+
+// startRaftNodes starts a raft cluster of loopback nodes sharing one CA:
+// t1 (dc1) bootstraps it with cluster as the seed, then one node joins per
+// extra entry, whose node-file lines must begin with its "name:" and
+// "datacenter:" (and may add more, as may the first's nodeExtra).
+func startRaftNodes(t *testing.T, cluster, adminExtra, nodeExtra string, extra ...string) []*node {
+	t.Helper()
 	ca, err := rafttest.NewCA(t.TempDir(), "raft")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tf, err := ca.Issue("t1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	n := startNodeFile(t, cluster, adminExtra, fmt.Sprintf(`raft:
+	var nodes []*node
+	var first string
+	for i, ne := range append([]string{nodeExtra}, extra...) {
+		name := "t1"
+		if i > 0 {
+			name = strings.TrimSpace(strings.TrimPrefix(strings.SplitN(ne, "\n", 2)[0], "name:"))
+		}
+		tf, err := ca.Issue(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raftAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		how := "bootstrap: true"
+		if i == 0 {
+			first = raftAddr
+		} else {
+			how = fmt.Sprintf("join: [%q]", first)
+		}
+		n := startNodeFile(t, cluster, adminExtra, fmt.Sprintf(`%s
+raft:
   listen: %q
-  bootstrap: true
+  %s
   tls: {ca: %q, cert: %q, key: %q}
   heartbeat_timeout: 200ms
   election_timeout: 200ms
   leader_lease_timeout: 100ms
-`, raftAddr, tf.CA, filepath.Clean(tf.Cert), tf.Key))
-	n.raftCA = tf.CA
-	return n
+`, ne, raftAddr, how, tf.CA, filepath.Clean(tf.Cert), tf.Key))
+		n.raftCA = tf.CA
+		nodes = append(nodes, n)
+	}
+	return nodes
 }
 
 // checkReason is the last check's reason for backend/server in the stats.
