@@ -57,7 +57,7 @@ func registerNodeAdmin(ctx context.Context, e *env) {
 // lines: a target that drops is a receiver too slow or absent.
 func registerLogTargetMetrics(reg *prometheus.Registry, logs *logtarget.Set) {
 	for _, t := range logs.Targets() {
-		labels := prometheus.Labels{"target": t.Name(), "stream": t.Stream()}
+		labels := prometheus.Labels{"target": t.Name(), "facility": t.Facility(), "stream": t.Stream()}
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipgate_log_lines_sent_total", Help: "Log lines written to a log target.", ConstLabels: labels},
 				func() float64 { return float64(t.Sent()) }),

@@ -134,9 +134,10 @@ func validateLogTargets(p *Problems, key string, ts []LogTarget) {
 	for i := range ts {
 		path := Path("log", key, i)
 		ts[i].validate(p, path)
-		if seen[ts[i].Address] {
-			p.Addf(path+".address", "address %q is listed twice in log.%s", ts[i].Address, key)
+		k := ts[i].Address + " " + ts[i].Facility
+		if seen[k] {
+			p.Addf(path+".address", "address %q with facility %s is listed twice in log.%s", ts[i].Address, ts[i].Facility, key)
 		}
-		seen[ts[i].Address] = true
+		seen[k] = true
 	}
 }

@@ -58,6 +58,9 @@ func NewTarget(c config.LogTarget, std io.Writer) *Target {
 // Name is the target's address, as configured.
 func (t *Target) Name() string { return t.cfg.Address }
 
+// Facility is the target's syslog facility, by name.
+func (t *Target) Facility() string { return t.cfg.Facility }
+
 // Stream is what the target receives: "node" (log.targets) or "access"
 // (log.access).
 func (t *Target) Stream() string { return t.stream }

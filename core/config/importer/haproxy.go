@@ -63,6 +63,8 @@ type proxy struct {
 	head hline
 	fe   *config.Frontend
 	be   *config.Backend
+	// log is what the section's log lines said (node-local targets).
+	log proxyLog
 
 	acls          map[string]*aclDef
 	actionRules   []config.Rule
@@ -151,6 +153,7 @@ func (t *translator) translateHAProxy(file string, data []byte) error {
 		}
 	}
 	t.finishProxies()
+	t.logHint()
 	return nil
 }
 
@@ -160,8 +163,7 @@ var noMeaning = map[string]string{
 	"nbthread": "Go schedules threads", "cpu-map": "Go schedules threads", "user": "set User= in the systemd unit",
 	"group": "set Group= in the systemd unit", "chroot": "use systemd sandboxing", "pidfile": "systemd tracks the process",
 	"uid": "set User= in the systemd unit", "gid": "set Group= in the systemd unit", "ulimit-n": "set LimitNOFILE= in the systemd unit",
-	"log": "vipgate logs to stderr (journald); per-request access logs are http.log", "log-send-hostname": "",
-	"log-tag": "", "ca-base": "", "crt-base": "", "stats": "the built-in stats page and API are on the admin listener (node file)",
+	"log-send-hostname": "", "ca-base": "", "crt-base": "", "stats": "the built-in stats page and API are on the admin listener (node file)",
 	"tune.ssl.default-dh-param": "Go's TLS stack has no DH parameters", "ssl-default-bind-ciphers": "set tls.ciphers per frontend",
 	"ssl-default-server-ciphers": "", "ssl-default-server-options": "",
 	"ssl-default-bind-ciphersuites": "", "ssl-default-server-ciphersuites": "", "hard-stop-after": "", "spread-checks": "vipgate spreads checks itself",
@@ -182,6 +184,14 @@ func (t *translator) global(s *hsection) {
 		case k == "tune.h2.max-concurrent-streams" || k == "tune.h2.fe.max-concurrent-streams":
 			if n, ok := t.intArg(l, 1); ok {
 				t.c.Defaults.HTTP.H2MaxConcurrentStreams = n
+			}
+		case k == "log":
+			if e, ok := t.logTarget(l); ok {
+				t.logs.global = append(t.logs.global, e)
+			}
+		case k == "log-tag":
+			if len(l.args) == 2 {
+				t.logs.tag = l.args[1]
 			}
 		case k == "ssl-server-verify":
 			if len(l.args) != 2 || (l.args[1] != "none" && l.args[1] != "required") {
@@ -246,6 +256,8 @@ func (t *translator) defaultsSection(s *hsection, defs *haproxyDefaults) {
 			if !t.option(l, nil, d, &defs.check) {
 				t.warn(l, optName(l), "option has no vipgate equivalent")
 			}
+		case "log":
+			t.logLine(&t.logs.defaults, l)
 		case "backlog":
 			t.warn(l, k, backlogWhy)
 		case "http-check", "tcp-check":

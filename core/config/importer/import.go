@@ -123,6 +123,8 @@ type translator struct {
 	// fs lists certificate directories (and reads keepalived includes).
 	fs         FS
 	mailerSets map[string]*mailerSet
+	// logs are haproxy.cfg's log lines, for the node file's log targets.
+	logs logPlan
 }
 
 func (t *translator) warn(l hline, directive, why string) {

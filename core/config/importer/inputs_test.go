@@ -233,6 +233,12 @@ var translated = map[string]func(r *Result, args []string) string{
 	"mailers mailer": func(r *Result, a []string) string {
 		return want(slices.ContainsFunc(r.Cluster.Alerts.Mailers, func(m config.Mailer) bool { return m.Address == a[2] }), "mailer "+a[2])
 	},
+	// log lines become the node file's log targets, written in the footer.
+	"global log":   logLineCheck,
+	"defaults log": logLineCheck,
+	"frontend log": logLineCheck,
+	"listen log":   logLineCheck,
+	"backend log":  logLineCheck,
 	"global maxconn": func(r *Result, a []string) string {
 		return want(strconv.Itoa(r.Cluster.Defaults.MaxConn) == a[1], "defaults.maxconn")
 	},
@@ -440,6 +446,14 @@ var translated = map[string]func(r *Result, args []string) string{
 	"vrrp_instance smtp_alert": func(r *Result, a []string) string {
 		return want(slices.ContainsFunc(r.Cluster.Alerts.Rules, func(ru config.AlertRule) bool { return slices.Contains(ru.Events, "vrrp.transition") }), "a vrrp.transition alert rule")
 	},
+}
+
+func logLineCheck(r *Result, a []string) string {
+	if len(a) == 2 && a[1] == "global" {
+		return yamlHas(r, "#     targets:")
+	}
+	addr, _ := logAddress(a[1])
+	return yamlHas(r, fmt.Sprintf("{address: %q", addr))
 }
 
 func want(ok bool, what string) string {

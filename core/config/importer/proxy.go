@@ -338,7 +338,9 @@ func (t *translator) proxyLine(p *proxy, l hline, fromDefaults bool) {
 		} else if !fromDefaults {
 			t.warn(l, k, "only `monitor fail if { nbsrv(BACKEND) lt 1 }` translates (monitor.backends)")
 		}
-	case "log", "capture", "log-format", "log-tag", "unique-id-format", "unique-id-header", "compression", "stats", "id", "declare", "errorloc", "errorloc302", "errorloc303", "log-format-sd", "error-log-format":
+	case "log":
+		t.logLine(&p.log, l)
+	case "capture", "log-format", "log-tag", "unique-id-format", "unique-id-header", "compression", "stats", "id", "declare", "errorloc", "errorloc302", "errorloc303", "log-format-sd", "error-log-format":
 		if !fromDefaults {
 			t.warn(l, k, "not supported")
 		}
