@@ -626,7 +626,8 @@ func TestNodeFileSourceRefusesBadReload(t *testing.T) {
 	f := filepath.Join(dir, "c.yaml")
 	good := "frontends: [{name: fe, bind: '127.0.0.1:0', default_backend: be}]\nbackends: [{name: be, servers: [{name: s, address: 'h:1'}]}]\n"
 	os.WriteFile(f, []byte(good), 0o600)
-	src := newFileSource(f, &config.Node{Name: "t1", Datacenter: "dc1"}, slog.New(slog.DiscardHandler))
+	var logs testenv.LogBuffer
+	src := newFileSource(f, &config.Node{Name: "t1", Datacenter: "dc1"}, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Run(ctx)
@@ -650,5 +651,12 @@ func TestNodeFileSourceRefusesBadReload(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("good reload after a bad one not delivered")
+	}
+	// One line per document run, with its version: the refused ones do
+	// not count.
+	for _, want := range []string{`msg="configuration loaded" file=` + f + ` version=1`, `msg="configuration reloaded" file=` + f + ` version=2`} {
+		if n := strings.Count(logs.String(), want+"\n"); n != 1 {
+			t.Errorf("%d lines %q in:\n%s", n, want, logs.String())
+		}
 	}
 }

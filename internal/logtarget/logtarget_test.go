@@ -176,3 +176,24 @@ func TestStderrTargets(t *testing.T) {
 	s.Log.Warn("w")
 	testenv.Eventually(t, 5*time.Second, "the line on stderr", func() bool { return strings.Contains(out.String(), `"level":"WARN","msg":"w"}`) })
 }
+
+// TestSyslogFlushesOnStop: the lines logged just before the node stops
+// (its "shutting down") still reach the receiver.
+func TestSyslogFlushesOnStop(t *testing.T) {
+	r := testsyslog.Listen(t, "tcp")
+	s := New(nodeLog(t, fmt.Sprintf("log:\n  targets: [{address: %q}]\n", r.Addr)), new(slog.LevelVar), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx, slog.New(slog.DiscardHandler)) }()
+	s.Log.Info("first")
+	waitMsgs(t, r, 1) // connected
+	for i := range 50 {
+		s.Log.Info("last", "i", i)
+	}
+	cancel()
+	<-done
+	waitMsgs(t, r, 51)
+	if d := s.Targets()[0].Dropped(); d != 0 {
+		t.Errorf("%d dropped", d)
+	}
+}

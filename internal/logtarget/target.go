@@ -189,20 +189,41 @@ func (t *Target) dial(ctx context.Context) (io.Writer, string, error) {
 }
 
 // drain writes queued lines to w until ctx ends or a write fails (the
-// line is then counted as dropped, and Run reconnects).
+// line is then counted as dropped, and Run reconnects). When ctx ends,
+// what is queued still gets up to a second.
 func (t *Target) drain(ctx context.Context, w io.Writer, network string) {
 	c, _ := w.(net.Conn)
 	var buf []byte
+	var stopAt time.Time
 	for {
 		var m []byte
-		select {
-		case <-ctx.Done():
-			return
-		case m = <-t.q:
+		if stopAt.IsZero() {
+			select {
+			case <-ctx.Done():
+				// The last lines (the node's "shutting down") are still
+				// worth a second to reach the receiver.
+				stopAt = time.Now().Add(time.Second)
+				continue
+			case m = <-t.q:
+			}
+		} else {
+			select {
+			case m = <-t.q:
+			default:
+				return
+			}
+			if time.Now().After(stopAt) {
+				t.dropped.Add(uint64(len(t.q)) + 1)
+				return
+			}
 		}
 		buf = frame(buf[:0], m, network, t.cfg.Framing)
 		if c != nil {
-			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			d := time.Now().Add(5 * time.Second)
+			if !stopAt.IsZero() {
+				d = stopAt
+			}
+			_ = c.SetWriteDeadline(d)
 		}
 		if _, err := w.Write(buf); err != nil {
 			t.dropped.Add(1)
