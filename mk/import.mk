@@ -13,9 +13,11 @@ FUZZ_TARGETS += fuzz-import
 
 # migration-e2e: the rolling migration of the migration inputs against
 # Debian's HAProxy and keepalived in network namespaces (cluster/vrrp
-# TestMigrationE2ESeed004, TestMigrationE2ESeed000): node 2, then node 1
-# replaced by vipgate from `vipgate import`; prints each step's VIP holders,
-# service gap and session persistence (docs/migration.md). About a minute. Root
+# TestMigrationE2ESeed004, TestMigrationE2ESeed000, TestMigrationE2ESeed001):
+# node 2, then node 1 replaced by vipgate from `vipgate import`; prints each
+# step's VIP holders, service gap and session persistence (docs/migration.md).
+# TestMigrationE2EVirtualServer: an imported keepalived virtual_server serving
+# nginx real servers, its checks taking one out. About two minutes. Root
 # only (skipped otherwise); `make e2e` runs it.
 .PHONY: migration-e2e
 migration-e2e:

@@ -21,17 +21,7 @@ import (
 // session ID, serving dir (put ews/healthcheck.htm there; dir/tmp must
 // exist) and /who (its name).
 func NginxConf(dir, ip, cert, key, name string) string {
-	return fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/plain;
-  client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp;
-  uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
-  server {
+	return nginxHead(dir) + fmt.Sprintf(`  server {
     listen %[2]s:443 ssl;
     ssl_certificate %[3]s;
     ssl_certificate_key %[4]s;
@@ -44,6 +34,38 @@ http {
   }
 }
 `, dir, ip, cert, key, name)
+}
+
+// NginxHTTPConf is a plain web server named name on each listen address:
+// it answers its name on every path and 200 on /health. One process, as
+// NginxConf; dir/tmp must exist.
+func NginxHTTPConf(dir, name string, listen ...string) string {
+	var ls strings.Builder
+	for _, l := range listen {
+		fmt.Fprintf(&ls, "    listen %s;\n", l)
+	}
+	return nginxHead(dir) + fmt.Sprintf(`  server {
+%s    location = /health { return 200 "ok\n"; }
+    location / { return 200 "%s\n"; }
+  }
+}
+`, ls.String(), name)
+}
+
+// nginxHead is an nginx configuration up to its server blocks: one
+// foreground process whose files are all in dir.
+func nginxHead(dir string) string {
+	return fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp;
+  uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
+`, dir)
 }
 
 var sessionIDRe = regexp.MustCompile(`Session-ID: ([0-9A-F]+)`)

@@ -332,9 +332,21 @@ func (t *translator) kaScriptTrack(s *kaScript, tr *config.VRRPTrack) []string {
 		return []string{fmt.Sprintf("vrrp_script %s %s checked that HAProxy runs; without a haproxy.cfg in this import it stays a check of the haproxy process (a `process` track). Import haproxy.cfg too to make it a `proxy` track.%s", s.name, found, noShell)}
 	case k.daemon != "" && k.where == "" && !k.localHTTP && !k.shell:
 		tr.Kind, tr.Process = "process", k.daemon
+		// keepalived runs a script's file as resolved on PATH; Debian's
+		// and Ubuntu's pidof is a link to killall5, which then takes the
+		// name for a signal and exits 1 (seen with seed001's `pidof
+		// nginx` under Debian's keepalived 2.2.7).
+		note := ""
+		if len(k.argv) > 0 && filepath.Base(k.argv[0]) == "pidof" {
+			note = "On Debian and Ubuntu keepalived runs pidof's file, /sbin/killall5, which exits 1 (\"only one argument, a signal number, allowed\"): there this check never passed and the node sat in FAULT; the `process` track does pass while the process runs. "
+		}
 		switch k.daemon {
 		case "nginx", "squid", "varnishd", "envoy", "httpd", "apache2":
-			t.warnKA(at, "vrrp_script "+s.name, fmt.Sprintf("checks that %s runs, which vipgate does not replace: it is a `process` track of %s. If %s was this node's load balancer (replaced by vipgate), make it {kind: proxy}", k.daemon, k.daemon, k.daemon))
+			t.warnKA(at, "vrrp_script "+s.name, fmt.Sprintf("%schecks that %s runs, which vipgate does not replace: it is a `process` track of %s. If %s was this node's load balancer (replaced by vipgate), make it {kind: proxy}", note, k.daemon, k.daemon, k.daemon))
+		default:
+			if note != "" {
+				t.warnKA(at, "vrrp_script "+s.name, note+"It is a `process` track of "+k.daemon)
+			}
 		}
 		return []string{fmt.Sprintf("vrrp_script %s %s checks that %s runs: a `process` track (same test, no command started).", s.name, found, k.daemon)}
 	case k.shell:

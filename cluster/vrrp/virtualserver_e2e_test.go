@@ -1,0 +1,234 @@
+package vrrp_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/stats"
+	"github.com/vipgate/vipgate/internal/testenv"
+	"github.com/vipgate/vipgate/internal/testexch"
+	"github.com/vipgate/vipgate/internal/testnet"
+)
+
+// vsKeepalived is an LVS deployment as keepalived runs it: a VRRP
+// instance holding the VIP and two virtual_servers on it, one NAT with
+// HTTP_GET checks, one DR (the proxy mapping until direct routing lands)
+// with TCP_CHECK, each in front of the same two real servers.
+const vsKeepalived = `global_defs {
+    router_id gw1
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 61
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        198.18.0.200/24
+    }
+}
+virtual_server 198.18.0.200 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.18.0.31 80 {
+        weight 1
+        HTTP_GET {
+            url {
+                path /health
+                status_code 200
+            }
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }
+    }
+    real_server 198.18.0.32 80 {
+        weight 1
+        HTTP_GET {
+            url {
+                path /health
+                status_code 200
+            }
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }
+    }
+}
+virtual_server 198.18.0.200 8080 {
+    delay_loop 1
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    real_server 198.18.0.31 8080 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 198.18.0.32 8080 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`
+
+// TestMigrationE2EVirtualServer: `vipgate import` of a keepalived.conf
+// with virtual_servers yields frontends and backends that serve the real
+// servers, in network namespaces: a gateway running vipgate from the
+// imported document (it takes the VIP by VRRP), two nginx real servers
+// in their own namespaces and a client. Traffic through the VIP reaches
+// both real servers on both virtual servers; a real server stopped is
+// taken out by the imported checks (HTTP_GET, TCP_CHECK), and put back
+// once it answers again. keepalived itself checks the file's syntax
+// (this kernel has no IPVS to run it for real).
+func TestMigrationE2EVirtualServer(t *testing.T) {
+	bin := migrationE2E(t)
+	dir := t.TempDir()
+	b := newBed(t, "gw1")
+	rs := map[string]*testnet.Host{}
+	nginx := map[string]*proc{}
+	for i, name := range []string{"rs1", "rs2"} {
+		ip := fmt.Sprintf("198.18.0.%d", 31+i)
+		rs[name] = b.n.AddHost(name, ip+"/24")
+		nginx[name] = startWebNginx(t, rs[name], name, ip+":80", ip+":8080")
+	}
+	conf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(conf, []byte(vsKeepalived), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("keepalived", "--config-test", "-f", conf).CombinedOutput(); err != nil {
+		t.Fatalf("keepalived --config-test: %v\n%s", err, out)
+	}
+	doc := importDoc(t, bin, dir, "--keepalived", conf)
+	startVipgateNode(t, b.hosts["gw1"], bin, dir, "gw1", doc, "127.0.0.1:9900")
+	waitHolder(t, b.w, "gw1", 30*time.Second)
+
+	client := nsDo(t, b.client.NS)
+	get := func(addr string) (server string, err error) {
+		client(func() { server, _, err = getHTTP(addr, "") })
+		return server, err
+	}
+	for _, port := range []string{"80", "8080"} {
+		addr := vip + ":" + port
+		// Both servers up: rr/wrr with weight 1 alternates between them.
+		testenv.Eventually(t, 30*time.Second, "both real servers answer through "+addr, func() bool {
+			seen := map[string]bool{}
+			for i := 0; i < 6; i++ {
+				s, err := get(addr)
+				if err != nil {
+					return false
+				}
+				seen[s] = true
+			}
+			return seen["rs1"] && seen["rs2"]
+		})
+	}
+
+	nginx["rs2"].stop()
+	for _, port := range []string{"80", "8080"} {
+		be := "vs-198.18.0.200-" + port
+		testenv.Eventually(t, 30*time.Second, be+"'s check takes rs2 down", func() bool {
+			return serverStatus(b.hosts["gw1"], bin, be, "198.18.0.32-"+port) == "DOWN"
+		})
+	}
+	for _, port := range []string{"80", "8080"} {
+		for i := 0; i < 10; i++ {
+			if s, err := get(vip + ":" + port); err != nil || s != "rs1" {
+				t.Errorf("port %s with rs2 down: answer %q, %v; want rs1", port, s, err)
+			}
+		}
+	}
+
+	nginx["rs2"] = startWebNginx(t, rs["rs2"], "rs2", "198.18.0.32:80", "198.18.0.32:8080")
+	for _, port := range []string{"80", "8080"} {
+		be := "vs-198.18.0.200-" + port
+		testenv.Eventually(t, 30*time.Second, be+"'s check brings rs2 back", func() bool {
+			return serverStatus(b.hosts["gw1"], bin, be, "198.18.0.32-"+port) == "UP"
+		})
+	}
+}
+
+// serverStatus is a server's status (UP, DOWN...) in `vipgate status` on
+// h's node, "" while unknown.
+func serverStatus(h *testnet.Host, bin, backend, server string) string {
+	out, err := h.Command(bin, "status", "--json", "proxy").Output()
+	if err != nil {
+		return ""
+	}
+	var s stats.Snapshot
+	if json.Unmarshal(out, &s) != nil {
+		return ""
+	}
+	for _, b := range s.Backends {
+		if b.Name != backend {
+			continue
+		}
+		for _, sv := range b.Servers {
+			if sv.Name == server {
+				return sv.Status
+			}
+		}
+	}
+	return ""
+}
+
+// startWebNginx runs nginx in h answering its name on every path (and 200
+// on /health) on each listen address; with a VIP among them, the
+// namespace binds addresses it does not hold (ip_nonlocal_bind).
+func startWebNginx(t *testing.T, h *testnet.Host, name string, listen ...string) *proc {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(filepath.Join(d, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := testexch.NginxHTTPConf(d, name, listen...)
+	f := filepath.Join(d, "nginx.conf")
+	if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "nginx "+name, h.Command("nginx", "-c", f, "-e", filepath.Join(d, "error.log")))
+	for _, l := range listen {
+		if !strings.HasPrefix(l, vip+":") {
+			waitListen(t, h, l)
+		}
+	}
+	return p
+}
+
+// nsDo returns a function running f on one thread locked into namespace
+// ns (sockets are created in the namespace of the thread that makes them).
+func nsDo(t *testing.T, ns string) func(f func()) {
+	t.Helper()
+	ch := make(chan func())
+	errc := make(chan error, 1)
+	go func() {
+		err := enterNS(ns)
+		errc <- err
+		if err != nil {
+			return
+		}
+		for f := range ch {
+			f()
+		}
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("namespace %s: %v", ns, err)
+	}
+	t.Cleanup(func() { close(ch) })
+	return func(f func()) {
+		done := make(chan struct{})
+		ch <- func() { defer close(done); f() }
+		<-done
+	}
+}
