@@ -2,7 +2,6 @@ package vrrp_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,10 +15,11 @@ import (
 	"github.com/vipgate/vipgate/internal/testnet"
 )
 
-// vsKeepalived is an LVS deployment as keepalived runs it: a VRRP
-// instance holding the VIP and two virtual_servers on it, one NAT with
-// HTTP_GET checks, one DR (the proxy mapping until direct routing lands)
-// with TCP_CHECK, each in front of the same two real servers.
+// vsKeepalived is an LVS-NAT deployment as keepalived runs it: a VRRP
+// instance holding the VIP on the client side and two virtual_servers on
+// it, one with HTTP_GET checks, one with TCP_CHECK, each in front of the
+// same two real servers on the server side, whose default route is the
+// director.
 const vsKeepalived = `global_defs {
     router_id gw1
 }
@@ -38,7 +38,7 @@ virtual_server 198.18.0.200 80 {
     lb_algo rr
     lb_kind NAT
     protocol TCP
-    real_server 198.18.0.31 80 {
+    real_server 198.19.0.31 80 {
         weight 1
         HTTP_GET {
             url {
@@ -50,7 +50,7 @@ virtual_server 198.18.0.200 80 {
             delay_before_retry 1
         }
     }
-    real_server 198.18.0.32 80 {
+    real_server 198.19.0.32 80 {
         weight 1
         HTTP_GET {
             url {
@@ -66,15 +66,15 @@ virtual_server 198.18.0.200 80 {
 virtual_server 198.18.0.200 8080 {
     delay_loop 1
     lb_algo wrr
-    lb_kind DR
+    lb_kind NAT
     protocol TCP
-    real_server 198.18.0.31 8080 {
+    real_server 198.19.0.31 8080 {
         weight 1
         TCP_CHECK {
             connect_timeout 1
         }
     }
-    real_server 198.18.0.32 8080 {
+    real_server 198.19.0.32 8080 {
         weight 1
         TCP_CHECK {
             connect_timeout 1
@@ -85,23 +85,32 @@ virtual_server 198.18.0.200 8080 {
 
 // TestMigrationE2EVirtualServer: `vipgate import` of a keepalived.conf
 // with virtual_servers yields frontends and backends that serve the real
-// servers, in network namespaces: a gateway running vipgate from the
-// imported document (it takes the VIP by VRRP), two nginx real servers
-// in their own namespaces and a client. Traffic through the VIP reaches
-// both real servers on both virtual servers; a real server stopped is
-// taken out by the imported checks (HTTP_GET, TCP_CHECK), and put back
-// once it answers again. keepalived itself checks the file's syntax
-// (this kernel has no IPVS to run it for real).
+// servers, in network namespaces laid out as LVS-NAT needs: a client
+// segment (client, gateway with the VIP) and a server segment (gateway,
+// two nginx real servers routing through it). The gateway runs vipgate
+// from the imported document (it takes the VIP by VRRP). Traffic through
+// the VIP reaches both real servers on both virtual servers, which see
+// the client's address as under NAT (the import makes lb_kind NAT a
+// transparent-source backend); a real server stopped is taken out by the
+// imported checks (HTTP_GET, TCP_CHECK), and put back once it answers
+// again. keepalived itself checks the file's syntax (this kernel has no
+// IPVS to run it for real).
 func TestMigrationE2EVirtualServer(t *testing.T) {
 	bin := migrationE2E(t)
 	dir := t.TempDir()
 	b := newBed(t, "gw1")
+	servers := testnet.New(t)
+	servers.Attach(b.hosts["gw1"], "eth1", "198.19.0.1/24")
 	rs := map[string]*testnet.Host{}
 	nginx := map[string]*proc{}
-	for i, name := range []string{"rs1", "rs2"} {
-		ip := fmt.Sprintf("198.18.0.%d", 31+i)
-		rs[name] = b.n.AddHost(name, ip+"/24")
-		nginx[name] = startWebNginx(t, rs[name], name, ip+":80", ip+":8080")
+	listen := func(name string) []string {
+		ip := map[string]string{"rs1": "198.19.0.31", "rs2": "198.19.0.32"}[name]
+		return []string{ip + ":80", ip + ":8080"}
+	}
+	for _, name := range []string{"rs1", "rs2"} {
+		rs[name] = servers.AddHost(name, strings.TrimSuffix(listen(name)[0], ":80")+"/24")
+		rs[name].MustRun(t, "ip", "route", "add", "default", "via", "198.19.0.1")
+		nginx[name] = startWebNginx(t, rs[name], name, listen(name)...)
 	}
 	conf := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(conf, []byte(vsKeepalived), 0o644); err != nil {
@@ -119,9 +128,11 @@ func TestMigrationE2EVirtualServer(t *testing.T) {
 		client(func() { server, _, err = getHTTP(addr, "") })
 		return server, err
 	}
+	const clientAddr = "198.18.0.100"
 	for _, port := range []string{"80", "8080"} {
 		addr := vip + ":" + port
-		// Both servers up: rr/wrr with weight 1 alternates between them.
+		// Both servers up: rr/wrr with weight 1 alternates between them,
+		// and each sees the client's own address.
 		testenv.Eventually(t, 30*time.Second, "both real servers answer through "+addr, func() bool {
 			seen := map[string]bool{}
 			for i := 0; i < 6; i++ {
@@ -131,7 +142,7 @@ func TestMigrationE2EVirtualServer(t *testing.T) {
 				}
 				seen[s] = true
 			}
-			return seen["rs1"] && seen["rs2"]
+			return seen["rs1 "+clientAddr] && seen["rs2 "+clientAddr]
 		})
 	}
 
@@ -139,22 +150,22 @@ func TestMigrationE2EVirtualServer(t *testing.T) {
 	for _, port := range []string{"80", "8080"} {
 		be := "vs-198.18.0.200-" + port
 		testenv.Eventually(t, 30*time.Second, be+"'s check takes rs2 down", func() bool {
-			return serverStatus(b.hosts["gw1"], bin, be, "198.18.0.32-"+port) == "DOWN"
+			return serverStatus(b.hosts["gw1"], bin, be, "198.19.0.32-"+port) == "DOWN"
 		})
 	}
 	for _, port := range []string{"80", "8080"} {
 		for i := 0; i < 10; i++ {
-			if s, err := get(vip + ":" + port); err != nil || s != "rs1" {
+			if s, err := get(vip + ":" + port); err != nil || s != "rs1 "+clientAddr {
 				t.Errorf("port %s with rs2 down: answer %q, %v; want rs1", port, s, err)
 			}
 		}
 	}
 
-	nginx["rs2"] = startWebNginx(t, rs["rs2"], "rs2", "198.18.0.32:80", "198.18.0.32:8080")
+	nginx["rs2"] = startWebNginx(t, rs["rs2"], "rs2", listen("rs2")...)
 	for _, port := range []string{"80", "8080"} {
 		be := "vs-198.18.0.200-" + port
 		testenv.Eventually(t, 30*time.Second, be+"'s check brings rs2 back", func() bool {
-			return serverStatus(b.hosts["gw1"], bin, be, "198.18.0.32-"+port) == "UP"
+			return serverStatus(b.hosts["gw1"], bin, be, "198.19.0.32-"+port) == "UP"
 		})
 	}
 }
@@ -183,9 +194,10 @@ func serverStatus(h *testnet.Host, bin, backend, server string) string {
 	return ""
 }
 
-// startWebNginx runs nginx in h answering its name on every path (and 200
-// on /health) on each listen address; with a VIP among them, the
-// namespace binds addresses it does not hold (ip_nonlocal_bind).
+// startWebNginx runs nginx in h answering its name and the client's
+// address on every path (and 200 on /health) on each listen address.
+// Listens on the VIP are not waited for: the namespace binds them before
+// holding the VIP (ip_nonlocal_bind).
 func startWebNginx(t *testing.T, h *testnet.Host, name string, listen ...string) *proc {
 	t.Helper()
 	d := filepath.Join(t.TempDir(), name)

@@ -37,7 +37,8 @@ func NginxConf(dir, ip, cert, key, name string) string {
 }
 
 // NginxHTTPConf is a plain web server named name on each listen address:
-// it answers its name on every path and 200 on /health. One process, as
+// it answers its name and the client's address ("rs1 198.18.0.100") on
+// every path, and 200 on /health. One process, as
 // NginxConf; dir/tmp must exist.
 func NginxHTTPConf(dir, name string, listen ...string) string {
 	var ls strings.Builder
@@ -46,7 +47,7 @@ func NginxHTTPConf(dir, name string, listen ...string) string {
 	}
 	return nginxHead(dir) + fmt.Sprintf(`  server {
 %s    location = /health { return 200 "ok\n"; }
-    location / { return 200 "%s\n"; }
+    location / { return 200 "%s $remote_addr\n"; }
   }
 }
 `, ls.String(), name)
