@@ -12,6 +12,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -127,5 +128,50 @@ backends:
 		c, _ := value(f["vipgate_dc_failovers_total"], nil)
 		_, decided := f["vipgate_dc_last_decision_timestamp_seconds"]
 		return v == 1 && c == 1 && decided
+	})
+}
+
+// TestStatsCSV: the page's URI plus ";csv" is HAProxy's CSV export, behind
+// a read token.
+func TestStatsCSV(t *testing.T) {
+	n, _ := apiNode(t)
+	n.waitUpAndChecked("be", "a")
+	if code, _ := n.do(t, call{method: "GET", path: "/stats;csv"}); code != 401 {
+		t.Errorf("anonymous CSV: HTTP %d, want 401", code)
+	}
+	code, body := n.do(t, call{method: "GET", path: "/stats;csv", token: readTok})
+	if code != 200 {
+		t.Fatalf("HTTP %d %s", code, body)
+	}
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if !strings.HasPrefix(lines[0], "# pxname,svname,qcur,") || len(lines) != 4 {
+		t.Fatalf("CSV:\n%s", body)
+	}
+	for _, want := range []string{"fe,FRONTEND,", "be,a,", "be,BACKEND,"} {
+		if !strings.Contains(body, "\n"+want) {
+			t.Errorf("no %q row in\n%s", want, body)
+		}
+	}
+	if !strings.Contains(body, ",L4OK,") {
+		t.Errorf("server a's check_status is not L4OK:\n%s", body)
+	}
+}
+
+// TestSessionRate: the stats API's rate (always 0 before) counts the
+// sessions of the last second, per frontend, backend and server, and
+// rate_max keeps the busiest second.
+func TestSessionRate(t *testing.T) {
+	n, fe := apiNode(t)
+	n.waitUpAndChecked("be", "a")
+	testenv.Eventually(t, 10*time.Second, "a session rate on the frontend, backend and server", func() bool {
+		if name, err := dialName(fe); err != nil || name != "a" {
+			t.Fatalf("dial: %q %v", name, err)
+		}
+		var s stats.Snapshot
+		if n.get("/api/v1/stats", &s) != nil {
+			return false
+		}
+		f, b, sv := s.Frontends[0], s.Backends[0].Row, s.Backends[0].Servers[0]
+		return f.Rate > 0 && b.Rate > 0 && sv.Rate > 0 && f.RateMax >= 1 && sv.RateMax >= 1
 	})
 }

@@ -168,7 +168,29 @@ backends:
 	})
 	waitStatus("a", "DRAIN")
 
+	// HAProxy's columns: the check code per server.
+	for server, code := range map[string]string{"a": "L4OK", "b": "L4CON"} {
+		js := fmt.Sprintf(`document.querySelector('table[data-backend="app"] tr[data-server=%q] td[data-check]').textContent`, server)
+		if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js)); err != nil || !strings.Contains(got, code) {
+			t.Errorf("server %s's last check shows %q (%v), want %s", server, got, err, code)
+		}
+	}
+	// The transitional states are drawn from the status and the last check.
+	for _, tc := range []struct{ status, ok, want string }{
+		{"UP", "false", "UP ↓"}, {"DOWN", "true", "DOWN ↑"}, {"UP", "true", "UP"}, {"DOWN", "false", "DOWN"}, {"MAINT", "false", "MAINT"},
+	} {
+		js := fmt.Sprintf(`srvState({status: %q, check: true, check_ok: %s})[0]`, tc.status, tc.ok)
+		if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js)); err != nil || got != tc.want {
+			t.Errorf("%s with a last check ok=%s is drawn %q (%v), want %q", tc.status, tc.ok, got, err, tc.want)
+		}
+	}
 	screenshot(ctx, t, "stats-page.png")
+	// Hide DOWN: b goes, a stays.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#hidedown"))); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("b", "")
+	waitStatus("a", "DRAIN")
 	text := checkNoRawValues(ctx, t)
 	for _, want := range []string{"server.down", "Backend app", "node t1"} {
 		if !strings.Contains(text, want) {

@@ -176,6 +176,14 @@ func registerProxyAdmin(e *env) {
 	e.Admin.HandleFunc("GET /api/v1/stats", admin.Read, func(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusOK, stats.Collect(p))
 	})
+	// HAProxy's stats page serves its CSV at the page's URI plus ";csv".
+	e.Admin.HandleFunc("GET /stats;csv", admin.Read, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := stats.WriteCSV(w, stats.Collect(p)); err != nil {
+			e.Log.Debug("stats csv", "err", err)
+		}
+	})
 	// Each server action decodes one JSON field and applies it.
 	serverAction := func(path string, act func(s *upstream.Server, body *serverActionBody) (map[string]any, error)) {
 		e.Admin.HandleFunc("POST /api/v1/servers/{backend}/{server}/"+path, admin.Write, func(w http.ResponseWriter, r *http.Request) {
