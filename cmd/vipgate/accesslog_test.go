@@ -164,3 +164,48 @@ backends:
 		}
 	}
 }
+
+// TestFrontendLogTargets: a frontend with log_targets sends its access
+// lines there (RFC 5424 over a unix datagram socket here); the other
+// frontend's go to the node's log.access.
+func TestFrontendLogTargets(t *testing.T) {
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
+	t.Cleanup(web.Close)
+	own, node := testsyslog.Listen(t, "unixgram"), testsyslog.Listen(t, "udp")
+	fe1 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	fe2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	startNodeFile(t, fmt.Sprintf(`
+datacenters: [{name: dc1, role: primary}]
+defaults: {mode: http, timeouts: {connect: 2s, client: 5s, server: 5s}}
+frontends:
+  - {name: fe1, bind: %q, default_backend: web, http: {log: true}, log_targets: [{address: %q, facility: local2, format: rfc5424, encoding: json}]}
+  - {name: fe2, bind: %q, default_backend: web, http: {log: true}}
+backends:
+  - {name: web, servers: [{name: s1, address: %q}]}
+`, fe1, own.Addr, fe2, strings.TrimPrefix(web.URL, "http://")), "", fmt.Sprintf("log:\n  level: info\n  access: [{address: %q, facility: local0}]\n", node.Addr))
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, fe := range []string{fe1, fe1, fe2} {
+		resp, err := c.Get("http://" + fe + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	testenv.Eventually(t, 10*time.Second, "2 lines at fe1's target, 1 at the node's", func() bool {
+		return len(own.Msgs()) >= 2 && len(node.Msgs()) >= 1
+	})
+	for _, m := range own.Msgs() {
+		if !m.RFC5424 || m.Facility != 18 || m.MsgID != "access" || !strings.Contains(m.Text, `"frontend":"fe1"`) {
+			t.Errorf("fe1's target got %+v", m)
+		}
+	}
+	for _, m := range node.Msgs() {
+		if m.RFC5424 || m.Facility != 16 || !strings.Contains(m.Text, " fe2 web/s1 ") {
+			t.Errorf("the node's access target got %+v", m)
+		}
+	}
+	if len(own.Msgs()) != 2 || len(node.Msgs()) != 1 {
+		t.Errorf("%d and %d lines, want 2 and 1", len(own.Msgs()), len(node.Msgs()))
+	}
+}

@@ -200,6 +200,9 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 	if err := os.MkdirAll(node.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// The frontends' own log targets (log_targets) follow the config;
+	// the other access lines go to the node's.
+	router := logtarget.NewRouter(logs.Access.Handler(), level, node.Log.Format)
 	bus := events.New(node.Name, node.Datacenter)
 	adm := admin.New(log.With("sub", "admin"), node.Admin.Tokens, node.Admin.ReadTokens)
 	e := &env{
@@ -208,9 +211,9 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 		IsLeader:  func() bool { return true },
 		Metrics:   prometheus.NewRegistry(),
 		LogLevel:  level,
-		AccessLog: logs.Access,
+		AccessLog: slog.New(router),
 	}
-	registerLogTargetMetrics(e.Metrics, logs)
+	e.Metrics.MustRegister(logTargetCollector{logs, router})
 	e.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerNodeAdmin(ctx, e)
 	registerBuiltinChecks(e.Checks)
@@ -232,7 +235,7 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 	}
 	registerDecisionMetrics(e, src, clusterDatacenters(cfgNow))
 
-	var subs []subsystem
+	subs := []subsystem{accessLogRouter{router}}
 	var px *proxySubsystem
 	if node.Role != config.RoleWitness {
 		px = newProxySubsystem(e)

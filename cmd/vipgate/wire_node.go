@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vipgate/vipgate/core/admin"
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/logtarget"
 )
@@ -53,16 +54,37 @@ func registerNodeAdmin(ctx context.Context, e *env) {
 	})
 }
 
-// registerLogTargetMetrics exposes each log target's sent and dropped
-// lines: a target that drops is a receiver too slow or absent.
-func registerLogTargetMetrics(reg *prometheus.Registry, logs *logtarget.Set) {
-	for _, t := range logs.Targets() {
-		labels := prometheus.Labels{"target": t.Name(), "facility": t.Facility(), "stream": t.Stream()}
-		reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipgate_log_lines_sent_total", Help: "Log lines written to a log target.", ConstLabels: labels},
-				func() float64 { return float64(t.Sent()) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipgate_log_lines_dropped_total", Help: "Log lines a log target lost: its queue was full (receiver slow or absent) or a write failed.", ConstLabels: labels},
-				func() float64 { return float64(t.Dropped()) }),
-		)
+// logTargetCollector exposes each log target's sent and dropped lines (a
+// target that drops has a receiver too slow or absent); the frontends'
+// targets come and go with the config.
+type logTargetCollector struct {
+	logs   *logtarget.Set
+	router *logtarget.Router
+}
+
+var (
+	logSentDesc = prometheus.NewDesc("vipgate_log_lines_sent_total", "Log lines written to a log target.",
+		[]string{"target", "facility", "stream"}, nil)
+	logDroppedDesc = prometheus.NewDesc("vipgate_log_lines_dropped_total",
+		"Log lines a log target lost: its queue was full (receiver slow or absent) or a write failed.",
+		[]string{"target", "facility", "stream"}, nil)
+)
+
+func (c logTargetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- logSentDesc
+	ch <- logDroppedDesc
+}
+
+func (c logTargetCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range append(c.logs.Targets(), c.router.Targets()...) {
+		ch <- prometheus.MustNewConstMetric(logSentDesc, prometheus.CounterValue, float64(t.Sent()), t.Name(), t.Facility(), t.Stream())
+		ch <- prometheus.MustNewConstMetric(logDroppedDesc, prometheus.CounterValue, float64(t.Dropped()), t.Name(), t.Facility(), t.Stream())
 	}
 }
+
+// accessLogRouter runs the frontends' log targets as a subsystem.
+type accessLogRouter struct{ r *logtarget.Router }
+
+func (a accessLogRouter) Name() string                  { return "access-log" }
+func (a accessLogRouter) Apply(c *config.Cluster) error { a.r.Apply(c); return nil }
+func (a accessLogRouter) Run(ctx context.Context) error { return a.r.Run(ctx) }

@@ -35,6 +35,7 @@ func (c *Cluster) applyDefaults() {
 	c.applyAlertsDefaults()
 	c.Lua.Defaults.Fill()
 	c.applyStickDefaults()
+	c.applyLogTargetDefaults()
 }
 
 // validate records every problem in p.
@@ -48,6 +49,7 @@ func (c *Cluster) validate(p *Problems) {
 	c.validateLua(p)
 	c.validateStick(p)
 	c.validateDR(p)
+	c.validateLogTargets(p)
 }
 
 // Backend returns the named backend or nil.

@@ -10,29 +10,30 @@ import (
 type LogTarget struct {
 	// Address: stderr, stdout, a unix socket path (/dev/log; datagram,
 	// else stream), udp://host:port (or host:port), tcp://host:port.
-	Address string `yaml:"address"`
+	Address string `yaml:"address" json:"address,omitempty"`
 	// Facility is the syslog facility (default daemon; access logs
 	// imported from HAProxy keep theirs, often local0).
-	Facility string `yaml:"facility,omitempty"`
+	Facility string `yaml:"facility,omitempty" json:"facility,omitempty"`
 	// Level is the least severe level sent (default: the node's
 	// log.level, as changed at run time).
-	Level string `yaml:"level,omitempty"`
+	Level string `yaml:"level,omitempty" json:"level,omitempty"`
 	// Format is the syslog header: rfc3164 (default, what /dev/log and
 	// HAProxy's default expect) or rfc5424. Not for stderr/stdout.
-	Format string `yaml:"format,omitempty"`
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
 	// Encoding of the message: text or json (default: the node's
-	// log.format). A text access line is HAProxy's line alone.
-	Encoding string `yaml:"encoding,omitempty"`
+	// log.format; "" in a frontend's targets, resolved on each node). A
+	// text access line is HAProxy's line alone.
+	Encoding string `yaml:"encoding,omitempty" json:"encoding,omitempty"`
 	// Tag is the syslog APP-NAME / tag (default vipgate).
-	Tag string `yaml:"tag,omitempty"`
+	Tag string `yaml:"tag,omitempty" json:"tag,omitempty"`
 	// Framing of tcp: octet-counting (default, RFC 6587) or newline.
-	Framing string `yaml:"framing,omitempty"`
+	Framing string `yaml:"framing,omitempty" json:"framing,omitempty"`
 	// Buffer is how many lines may wait for a slow or absent receiver
 	// (default 10000); beyond it lines are dropped and counted, never
 	// waited for.
-	Buffer int `yaml:"buffer,omitempty"`
+	Buffer int `yaml:"buffer,omitempty" json:"buffer,omitempty"`
 	// MaxLength truncates a message (default 8192 bytes; HAProxy's len).
-	MaxLength int `yaml:"max_length,omitempty"`
+	MaxLength int `yaml:"max_length,omitempty" json:"max_length,omitempty"`
 }
 
 // Syslog facilities by name (RFC 5424 numbering), as HAProxy spells them.
@@ -112,7 +113,7 @@ func (t *LogTarget) validate(p *Problems, path string) {
 	if t.Format != "rfc3164" && t.Format != "rfc5424" {
 		p.Addf(path+".format", "format %q: want rfc3164 or rfc5424", t.Format)
 	}
-	if t.Encoding != "text" && t.Encoding != "json" {
+	if t.Encoding != "" && t.Encoding != "text" && t.Encoding != "json" {
 		p.Addf(path+".encoding", "encoding %q: want text or json", t.Encoding)
 	}
 	if t.Framing != "octet-counting" && t.Framing != "newline" {
@@ -139,5 +140,34 @@ func validateLogTargets(p *Problems, key string, ts []LogTarget) {
 			p.Addf(path+".address", "address %q with facility %s is listed twice in log.%s", ts[i].Address, ts[i].Facility, key)
 		}
 		seen[k] = true
+	}
+}
+
+// applyLogTargetDefaults fills a frontend's log targets; the encoding stays
+// unset: each node uses its own log.format.
+func (c *Cluster) applyLogTargetDefaults() {
+	for i := range c.Frontends {
+		for j := range c.Frontends[i].LogTargets {
+			c.Frontends[i].LogTargets[j].applyDefaults(&NodeLog{})
+		}
+	}
+}
+
+func (c *Cluster) validateLogTargets(p *Problems) {
+	for i := range c.Frontends {
+		seen := map[string]bool{}
+		for j := range c.Frontends[i].LogTargets {
+			t := &c.Frontends[i].LogTargets[j]
+			path := Path("frontends", i, "log_targets", j)
+			t.validate(p, path)
+			if t.Address == "stderr" || t.Address == "stdout" {
+				p.Addf(path+".address", "a frontend's log target is a syslog receiver; stderr and stdout are the node's (log.access)")
+			}
+			k := t.Address + " " + t.Facility
+			if seen[k] {
+				p.Addf(path+".address", "address %q with facility %s is listed twice", t.Address, t.Facility)
+			}
+			seen[k] = true
+		}
 	}
 }

@@ -180,6 +180,11 @@ type Frontend struct {
 	// Log writes one access-log line per tcp connection (HAProxy option
 	// tcplog); http mode has http.log, one line per request.
 	Log *bool `yaml:"log,omitempty" json:"log,omitempty"`
+	// LogTargets, when set, receive this frontend's access lines instead
+	// of the node's log.access (HAProxy's per-proxy `log` lines; without
+	// them, `log global`). Each node sends from itself: 127.0.0.1 or
+	// /dev/log is each node's own.
+	LogTargets []LogTarget `yaml:"log_targets,omitempty" json:"log_targets,omitempty"`
 	// TCPKeepAlive sends TCP keepalive probes on client connections, with
 	// the kernel's timings (HAProxy option clitcpka): idle long-lived
 	// sessions (IMAP IDLE, RPC) survive firewalls that forget silent flows.

@@ -197,3 +197,54 @@ func TestSyslogFlushesOnStop(t *testing.T) {
 		t.Errorf("%d dropped", d)
 	}
 }
+
+// TestRouterFollowsConfig: a frontend's own targets get its access lines,
+// the others go to the node's; a config that changes the targets moves the
+// lines to the new receiver and stops the old sender.
+func TestRouterFollowsConfig(t *testing.T) {
+	a, b, def := testsyslog.Listen(t, "tcp"), testsyslog.Listen(t, "udp"), testsyslog.Listen(t, "unixgram")
+	set := New(nodeLog(t, fmt.Sprintf("log:\n  access: [{address: %q}]\n", def.Addr)), new(slog.LevelVar), nil)
+	runSet(t, set)
+	r := NewRouter(set.Access.Handler(), new(slog.LevelVar), "text")
+	doc := func(addr string) *config.Cluster {
+		c, err := config.Parse("c.yaml", []byte(fmt.Sprintf(`
+frontends:
+  - {name: fe1, bind: "127.0.0.1:1", default_backend: be, log_targets: [{address: %q, facility: local4, format: rfc5424}]}
+  - {name: fe2, bind: "127.0.0.1:2", default_backend: be}
+backends: [{name: be, servers: [{name: s, address: "127.0.0.1:3"}]}]
+`, addr)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	r.Apply(doc(a.Addr))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	log := slog.New(r)
+	line := func(fe, text string) { log.Info(text, "frontend", fe) }
+	line("fe1", "one")
+	line("fe2", "two")
+	if m := waitMsgs(t, a, 1); m[0].Text != "one" || m[0].Facility != 20 || !m[0].RFC5424 || m[0].MsgID != "access" {
+		t.Errorf("fe1's target got %+v", m[0])
+	}
+	if m := waitMsgs(t, def, 1); m[0].Text != "two" {
+		t.Errorf("the node's access target got %+v", m[0])
+	}
+	if ts := r.Targets(); len(ts) != 1 || ts[0].Stream() != "frontend/fe1" {
+		t.Errorf("targets %v", ts)
+	}
+	r.Apply(doc(b.Addr))
+	line("fe1", "three")
+	if m := waitMsgs(t, b, 1); m[0].Text != "three" {
+		t.Errorf("fe1's new target got %+v", m[0])
+	}
+	if n := len(a.Msgs()); n != 1 {
+		t.Errorf("the old target got %d lines", n)
+	}
+	if ts := r.Targets(); len(ts) != 1 || ts[0].Name() != b.Addr {
+		t.Errorf("targets after the change: %v", ts)
+	}
+}

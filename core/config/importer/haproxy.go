@@ -152,6 +152,7 @@ func (t *translator) translateHAProxy(file string, data []byte) error {
 			t.warn(s.head, s.kind, fmt.Sprintf("section %s has no vipgate equivalent; skipped", s.kind))
 		}
 	}
+	t.logFrontends()
 	t.finishProxies()
 	t.logHint()
 	return nil

@@ -3,6 +3,7 @@ package importer
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,8 +13,19 @@ import (
 // logEntry is one haproxy `log` line as a node log target.
 type logEntry struct {
 	fields []string // YAML flow-map entries, without the tag
-	std    bool     // stdout/stderr: no syslog header, no tag
+	lt     config.LogTarget
+	std    bool // stdout/stderr: no syslog header, no tag
 	src    hline
+}
+
+// target is the entry as a frontend's log target.
+func (e logEntry) target(tag string) config.LogTarget {
+	lt := e.lt
+	if tag == "" {
+		tag = "haproxy"
+	}
+	lt.Tag = tag
+	return lt
 }
 
 // yaml is the target as a YAML flow map; a syslog target keeps HAProxy's
@@ -68,6 +80,7 @@ func (t *translator) logTarget(l hline) (logEntry, bool) {
 		return logEntry{}, false
 	}
 	fields := []string{"address: " + strconv.Quote(addr)}
+	lt := config.LogTarget{Address: addr}
 	std := addr == "stderr" || addr == "stdout"
 	args = args[1:]
 options:
@@ -76,6 +89,7 @@ options:
 		case "len":
 			if n, err := strconv.Atoi(args[1]); err == nil && n >= 80 {
 				fields = append(fields, "max_length: "+args[1])
+				lt.MaxLength = n
 			} else {
 				t.warn(l, "log", fmt.Sprintf("len %s: want at least 80", args[1]))
 			}
@@ -83,6 +97,7 @@ options:
 			switch f := args[1]; {
 			case f == "rfc5424":
 				fields = append(fields, "format: rfc5424")
+				lt.Format = "rfc5424"
 			case f == "rfc3164" || f == "local" || std:
 			default:
 				t.warn(l, "log", fmt.Sprintf("format %s: vipgate writes rfc3164 or rfc5424; rfc3164 is used", f))
@@ -105,18 +120,20 @@ options:
 	if !std {
 		fields = append(fields, "facility: "+args[0])
 	}
+	lt.Facility = args[0]
 	if len(args) > 1 {
 		lv, ok := haproxyLevels[args[1]]
 		if !ok {
 			t.warn(l, "log", fmt.Sprintf("level %q: unknown", args[1]))
 		} else {
 			fields = append(fields, "level: "+lv)
+			lt.Level = lv
 		}
 		if len(args) > 2 {
 			t.warn(l, "log", "a minimum level: vipgate sends every level from the maximum up")
 		}
 	}
-	return logEntry{fields: fields, std: std, src: l}, true
+	return logEntry{fields: fields, lt: lt, std: std, src: l}, true
 }
 
 // logAddress is HAProxy's log target as a vipgate address.
@@ -161,16 +178,11 @@ func (t *translator) logLine(pl *proxyLog, l hline) {
 	}
 }
 
-// logHint writes the node file's `log:` for what haproxy.cfg logged: the
-// global lines become log.targets; frontends with their own lines give
-// log.access (vipgate has one list per node, so lines of different
-// frontends are merged, and those of `log global` frontends join them).
-func (t *translator) logHint() {
-	lp := &t.logs
-	var access []logEntry
-	seen := map[string]bool{}
-	usesGlobal, own := false, false
-	var owners []string
+// logFrontends gives each frontend whose section (or defaults) has its own
+// log lines those targets (log_targets), as HAProxy's per-proxy `log`;
+// stdout/stderr, which only the node has, are left to logHint. It runs
+// before finishProxies copies the frontends into the document.
+func (t *translator) logFrontends() {
 	for _, p := range t.proxies {
 		if p.fe == nil {
 			for _, e := range p.log.own {
@@ -178,22 +190,51 @@ func (t *translator) logHint() {
 			}
 			continue
 		}
-		eff := p.log
-		if !eff.set {
-			eff = lp.defaults
-		}
-		switch {
-		case len(eff.own) > 0:
-			own = true
-			owners = append(owners, p.name)
-			for _, e := range eff.own {
-				if y := e.yaml(lp.tag); !seen[y] {
-					seen[y] = true
-					access = append(access, e)
-				}
+		for _, e := range p.effectiveLog(t.logs.defaults).own {
+			if !e.std {
+				p.fe.LogTargets = append(p.fe.LogTargets, e.target(t.logs.tag))
 			}
-		case eff.global:
+		}
+	}
+}
+
+func (p *proxy) effectiveLog(defaults proxyLog) proxyLog {
+	if p.log.set {
+		return p.log
+	}
+	return defaults
+}
+
+// logHint writes the node file's `log:` for what haproxy.cfg logged: the
+// global lines become log.targets; a frontend's own stdout/stderr lines
+// (frontend targets are syslog receivers) give log.access, joined by the
+// global lines when other frontends say `log global`.
+func (t *translator) logHint() {
+	lp := &t.logs
+	var access []logEntry
+	seen := map[string]bool{}
+	usesGlobal, std := false, false
+	var owners []string
+	for _, p := range t.proxies {
+		if p.fe == nil {
+			continue
+		}
+		eff := p.effectiveLog(lp.defaults)
+		if eff.global {
 			usesGlobal = true
+		}
+		for _, e := range eff.own {
+			if !e.std {
+				continue
+			}
+			std = true
+			if !slices.Contains(owners, p.name) {
+				owners = append(owners, p.name)
+			}
+			if y := e.yaml(lp.tag); !seen[y] {
+				seen[y] = true
+				access = append(access, e)
+			}
 		}
 	}
 	if len(lp.global) == 0 {
@@ -205,12 +246,12 @@ func (t *translator) logHint() {
 				t.skip(pl.globalAt, "no global log line: HAProxy logs nothing here; vipgate writes to stderr unless the node file's log.targets say otherwise")
 			}
 		}
-		if !own {
+		if !std {
 			return
 		}
 	}
 	f := &t.footer
-	*f = append(*f, "haproxy.cfg's log lines: logging is node-local in vipgate; put this in each node's bootstrap file (docs/config.md \"Log targets\"; the access lines are http.log / log of each frontend):",
+	*f = append(*f, "haproxy.cfg's log lines: logging is node-local in vipgate; put this in each node's bootstrap file (docs/config.md \"Log targets\"; frontends with their own log lines have log_targets):",
 		"  log:")
 	if len(lp.global) > 0 {
 		*f = append(*f, "    targets:")
@@ -218,7 +259,7 @@ func (t *translator) logHint() {
 			*f = append(*f, fmt.Sprintf("      - %s   # %s:%d", e.yaml(lp.tag), e.src.file, e.src.num))
 		}
 	}
-	if own {
+	if std {
 		if usesGlobal {
 			for _, e := range lp.global {
 				if y := e.yaml(lp.tag); !seen[y] {
@@ -227,7 +268,7 @@ func (t *translator) logHint() {
 				}
 			}
 		}
-		*f = append(*f, "    access:   # the access lines of every frontend go here (in haproxy.cfg: "+strings.Join(owners, ", ")+")")
+		*f = append(*f, "    access:   # stdout/stderr of "+strings.Join(owners, ", ")+" (a frontend's log_targets are syslog receivers); the other frontends' lines go here too")
 		for _, e := range access {
 			*f = append(*f, fmt.Sprintf("      - %s   # %s:%d", e.yaml(lp.tag), e.src.file, e.src.num))
 		}

@@ -41,6 +41,7 @@ func TestImportLogLines(t *testing.T) {
 		access         []string
 		warnings       []string
 		skippedPattern string
+		feTargets      map[string][]string // frontend: its log_targets
 	}{
 		{"global lines and log global", `
 global
@@ -55,14 +56,13 @@ frontend fe
     default_backend be
 backend be
     server s1 10.0.0.1:80
-`, []string{"/dev/log local0  haproxy rfc3164 8192", "/dev/log local1 info haproxy rfc3164 8192", "udp://10.0.0.9:5140 local2 warn haproxy rfc5424 4096"}, nil, nil, ""},
+`, []string{"/dev/log local0  haproxy rfc3164 8192", "/dev/log local1 info haproxy rfc3164 8192", "udp://10.0.0.9:5140 local2 warn haproxy rfc5424 4096"}, nil, nil, "", nil},
 		{"per-proxy lines become log.access", `
 global
     log 127.0.0.1 local0
     log-tag edge
 frontend web
     bind :80
-    mode http
     log 127.0.0.1:1514 local3 info
     log stdout format raw daemon
     default_backend be
@@ -74,8 +74,9 @@ backend be
     log 10.9.9.9 local5
     server s1 10.0.0.1:80
 `, []string{"udp://127.0.0.1:514 local0  edge rfc3164 8192"},
-			[]string{"udp://127.0.0.1:1514 local3 info edge rfc3164 8192", "stdout daemon  vipgate rfc3164 8192", "udp://127.0.0.1:514 local0  edge rfc3164 8192"},
-			[]string{`h.cfg:16: log: a backend's log lines`}, ""},
+			[]string{"stdout daemon  vipgate rfc3164 8192", "udp://127.0.0.1:514 local0  edge rfc3164 8192"},
+			[]string{`h.cfg:15: log: a backend's log lines`}, "",
+			map[string][]string{"web": {"udp://127.0.0.1:1514 local3 info edge rfc3164 8192"}, "other": nil}},
 		{"no global lines: log global logs nothing", `
 defaults
     log global
@@ -84,7 +85,7 @@ frontend fe
     default_backend be
 backend be
     server s1 10.0.0.1:80
-`, nil, nil, nil, `h\.cfg:3: log global \(no global log line`},
+`, nil, nil, nil, `h\.cfg:3: log global \(no global log line`, nil},
 		{"unsupported", `
 global
     log ring@buf local0
@@ -100,7 +101,7 @@ backend be
 			`h.cfg:4: log: facility "local9": unknown`,
 			`h.cfg:5: log: sample: vipgate sends every line`,
 			`h.cfg:5: log: a minimum level`,
-		}, ""},
+		}, "", nil},
 	}
 	show := func(ts []config.LogTarget) []string {
 		var out []string
@@ -119,6 +120,15 @@ backend be
 			}
 			if got := show(nl.Access); strings.Join(got, "|") != strings.Join(tc.access, "|") {
 				t.Errorf("access:\n%s\nwant:\n%s\nhint:\n%s", strings.Join(got, "\n"), strings.Join(tc.access, "\n"), hint)
+			}
+			for fe, want := range tc.feTargets {
+				f := r.Cluster.Frontend(fe)
+				if f == nil {
+					t.Fatalf("no frontend %s", fe)
+				}
+				if got := show(f.LogTargets); strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("frontend %s log_targets %v, want %v", fe, got, want)
+				}
 			}
 			if tc.skippedPattern != "" {
 				rx := regexp.MustCompile(tc.skippedPattern)
