@@ -139,18 +139,6 @@ func (f fanout) WithGroup(name string) slog.Handler {
 	return out
 }
 
-// messageOnly keeps a record's message and drops its attributes: text
-// access lines on the plain stderr handler, where the attributes would
-// repeat the line.
-type messageOnly struct{ h slog.Handler }
-
-func (m messageOnly) Enabled(ctx context.Context, l slog.Level) bool { return m.h.Enabled(ctx, l) }
-func (m messageOnly) Handle(ctx context.Context, r slog.Record) error {
-	return m.h.Handle(ctx, slog.NewRecord(r.Time, r.Level, r.Message, r.PC))
-}
-func (m messageOnly) WithAttrs([]slog.Attr) slog.Handler { return m }
-func (m messageOnly) WithGroup(string) slog.Handler      { return m }
-
 // Set is the node's loggers and the targets behind them.
 type Set struct {
 	// Log is the node's logger; Access receives the access lines.
@@ -159,8 +147,9 @@ type Set struct {
 }
 
 // New builds the loggers of c. Without targets the node logs to stderr as
-// slog's text or JSON handler writes it, synchronously; with targets each
-// line goes to each target's queue. Access lines go to c.Access when set,
+// slog's text or JSON handler writes it, synchronously, and the access
+// lines go to stderr through a queue; with targets each line goes to each
+// target's queue. Access lines go to c.Access when set,
 // else wherever the node's log goes. level is the node's level, which the
 // admin API may change at run time; a target's own level is fixed.
 func New(c config.NodeLog, level *slog.LevelVar, stderr io.Writer) *Set {
@@ -188,11 +177,7 @@ func New(c config.NodeLog, level *slog.LevelVar, stderr io.Writer) *Set {
 			if c.Format == "json" {
 				return slog.NewJSONHandler(stderr, opts)
 			}
-			var h slog.Handler = slog.NewTextHandler(stderr, opts)
-			if access {
-				h = messageOnly{h}
-			}
-			return h
+			return slog.NewTextHandler(stderr, opts)
 		}
 		var hs fanout
 		for _, t := range ts {
@@ -211,10 +196,16 @@ func New(c config.NodeLog, level *slog.LevelVar, stderr io.Writer) *Set {
 	}
 	node := targets(c.Targets, "node")
 	s.Log = slog.New(build(node, false))
-	if len(c.Access) > 0 {
+	switch {
+	case len(c.Access) > 0:
 		s.Access = slog.New(build(targets(c.Access, "access"), true))
-	} else {
+	case len(c.Targets) > 0:
 		s.Access = slog.New(build(node, true))
+	default:
+		// The access lines are the volume: even on stderr they go through
+		// a queue, so that a stalled reader (journald) drops lines, counted,
+		// instead of stalling the proxy.
+		s.Access = slog.New(build(targets([]config.LogTarget{{Address: "stderr", Encoding: c.Format, Buffer: 10000}}, "access"), true))
 	}
 	return s
 }

@@ -163,11 +163,17 @@ func TestSyslogNeverBlocks(t *testing.T) {
 func TestStderrTargets(t *testing.T) {
 	var out testenv.LogBuffer
 	s := New(nodeLog(t, ""), new(slog.LevelVar), &out)
+	runSet(t, s)
 	s.Log.Info("hello", "k", 1)
-	s.Access.Info("1.2.3.4:5 [x] fe", "frontend", "fe")
-	got := out.String()
-	if !strings.Contains(got, `level=INFO msg=hello k=1`) || !strings.Contains(got, `level=INFO msg="1.2.3.4:5 [x] fe"`+"\n") {
+	if got := out.String(); !strings.Contains(got, `level=INFO msg=hello k=1`) {
 		t.Errorf("stderr:\n%s", got)
+	}
+	// The access line is HAProxy's alone (its `log stderr format raw`),
+	// written from the queue.
+	s.Access.Info("1.2.3.4:5 [x] fe", "frontend", "fe")
+	testenv.Eventually(t, 5*time.Second, "the access line on stderr", func() bool { return strings.Contains(out.String(), "\n1.2.3.4:5 [x] fe\n") })
+	if ts := s.Targets(); len(ts) != 1 || ts[0].Name() != "stderr" || ts[0].Stream() != "access" {
+		t.Errorf("targets %v: want the access queue to stderr", ts)
 	}
 
 	out = testenv.LogBuffer{}
