@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -207,5 +208,62 @@ backends:
 	}
 	if len(own.Msgs()) != 2 || len(node.Msgs()) != 1 {
 		t.Errorf("%d and %d lines, want 2 and 1", len(own.Msgs()), len(node.Msgs()))
+	}
+}
+
+// grokHAProxyTCP is logstash's HAPROXYTCP pattern, written out as
+// grokHAProxyHTTP is.
+var grokHAProxyTCP = regexp.MustCompile(
+	`^(?P<syslog_timestamp>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d) (?P<syslog_server>\S+) (?P<program>[\w._/%-]+)(?:\[(?P<pid>[\w._/%-]+)\])?: ` +
+		`(?P<client_ip>[0-9a-fA-F.:]+):(?P<client_port>[+-]?\d+) \[(?P<accept_date>\d{1,2}/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d\.[+-]?\d+)\] ` +
+		`(?P<frontend_name>\S+) (?P<backend_name>\S+)/(?P<server_name>\S+) ` +
+		`(?P<time_queue>[+-]?\d+)/(?P<time_backend_connect>[+-]?\d+)/(?P<time_duration>\S+) (?P<bytes_read>\S+) (?P<termination_state>\S+) ` +
+		`(?P<actconn>[+-]?\d+)/(?P<feconn>[+-]?\d+)/(?P<beconn>[+-]?\d+)/(?P<srvconn>[+-]?\d+)/(?P<retries>\S+) (?P<srv_queue>[+-]?\d+)/(?P<backend_queue>[+-]?\d+)$`)
+
+// TestTCPAccessLogGrok: tcp-mode lines received over syslog (RFC 3164 over
+// TCP, newline framing) match logstash's HAPROXYTCP pattern, with the bytes
+// and the termination state of each session.
+func TestTCPAccessLogGrok(t *testing.T) {
+	srv := testenv.Serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "hello\n")
+		_ = c.Close()
+	})
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	fe, fe2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	rcv := testsyslog.Listen(t, "tcp")
+	startNodeFile(t, fmt.Sprintf(`
+datacenters: [{name: dc1, role: primary}]
+defaults: {mode: tcp, log: true, timeouts: {connect: 2s, client: 5s, server: 5s}}
+frontends:
+  - {name: greet, bind: %q, default_backend: be}
+  - {name: nowhere, bind: %q, default_backend: gone}
+backends:
+  - {name: be, servers: [{name: s1, address: %q}]}
+  - {name: gone, retries: 0, servers: [{name: d1, address: %q}]}
+`, fe, fe2, srv, dead), "", fmt.Sprintf("log:\n  level: info\n  access: [{address: %q, framing: newline}]\n", rcv.Addr))
+	for _, a := range []string{fe, fe, fe2} {
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.ReadAll(c)
+		_ = c.Close()
+	}
+	testenv.Eventually(t, 10*time.Second, "3 tcp access lines", func() bool { return len(rcv.Msgs()) >= 3 })
+	got := map[string]int{}
+	for _, m := range rcv.Msgs() {
+		line := m.FileLine()
+		g := grokHAProxyTCP.FindStringSubmatch(line)
+		if g == nil {
+			t.Errorf("HAPROXYTCP does not match %q", line)
+			continue
+		}
+		get := func(name string) string { return g[grokHAProxyTCP.SubexpIndex(name)] }
+		got[get("frontend_name")+" "+get("backend_name")+"/"+get("server_name")+" "+get("bytes_read")+" "+get("termination_state")]++
+	}
+	want := map[string]int{"greet be/s1 6 --": 2, "nowhere gone/d1 0 SC": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sessions %v, want %v", got, want)
 	}
 }
