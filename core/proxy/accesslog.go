@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/vipgate/vipgate/core/upstream"
 )
 
 // accessRec is one access-log line: HAProxy's `option httplog` field set
@@ -35,6 +37,19 @@ type accessRec struct {
 	request                                   []byte // http; empty is <BADREQ>
 	vars                                      map[string]string
 	reason                                    string
+}
+
+// countReleased counts the logged session itself in beconn and srv_conn
+// when its server slot (l, on srv) was released before the line was
+// written: HAProxy logs while the session still holds it.
+func (r *accessRec) countReleased(l *Lease, srv *upstream.Server) {
+	if srv == nil || l.Server != srv || !l.done {
+		return
+	}
+	r.srvconn++
+	if l.b != nil && l.b.Name == r.backend {
+		r.beconn++
+	}
 }
 
 const acceptDateLayout = "02/Jan/2006:15:04:05.000"

@@ -51,6 +51,7 @@ func (s *session) logLine(r *logRec) {
 		a.server = r.server.Name
 		a.srvconn = r.server.Counters.CurSessions.Load()
 	}
+	a.countReleased(&s.lease, r.server)
 	f.p.logAccess(&a)
 }
 

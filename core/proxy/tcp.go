@@ -270,5 +270,6 @@ func (h *tcpHandler) logSession(ss *tcpSession) {
 		a.server = srv.Name
 		a.srvconn = srv.Counters.CurSessions.Load()
 	}
+	a.countReleased(&ss.lease, ss.lease.Server)
 	f.p.logAccess(&a)
 }
