@@ -74,6 +74,12 @@ are up, RELOADING around a reload, WATCHDOG and STOPPING.`,
 				}
 			}
 			if err := runNodeLogs(ctx, node, logs, level); err != nil {
+				// The log targets' senders have stopped with the node: why
+				// it stopped goes to stderr (systemd's journal) when they
+				// do not already.
+				if !logsToStderr(node.Log) {
+					log = slog.New(slog.NewTextHandler(stderr, nil))
+				}
 				reportRunError(stderr, log, err)
 				return exitCode(exitFailed)
 			}
@@ -162,6 +168,20 @@ func loadNodeAs(file, role string) (*config.Node, error) {
 func newLogger(c config.NodeLog) (*slog.Logger, *slog.LevelVar) {
 	logs, lv := newLogs(c, os.Stderr)
 	return logs.Log, lv
+}
+
+// logsToStderr reports whether the node's own log is written to stderr
+// (no targets, or stderr among them).
+func logsToStderr(c config.NodeLog) bool {
+	if len(c.Targets) == 0 {
+		return true
+	}
+	for _, t := range c.Targets {
+		if t.Address == "stderr" {
+			return true
+		}
+	}
+	return false
 }
 
 // newLogs builds the node's loggers on its log targets (stderr alone

@@ -51,3 +51,21 @@ func TestConfigErrorsReadable(t *testing.T) {
 		t.Errorf("stderr %q, log %q", stderr.String(), logs.String())
 	}
 }
+
+// TestWhyStoppedReachesStderr: when the node's log goes only to syslog
+// targets (stopped with the node), why it stopped is written to stderr.
+func TestWhyStoppedReachesStderr(t *testing.T) {
+	for _, tc := range []struct {
+		targets []config.LogTarget
+		want    bool
+	}{
+		{nil, true},
+		{[]config.LogTarget{{Address: "/dev/log"}, {Address: "stderr"}}, true},
+		{[]config.LogTarget{{Address: "/dev/log"}}, false},
+		{[]config.LogTarget{{Address: "stdout"}}, false},
+	} {
+		if got := logsToStderr(config.NodeLog{Targets: tc.targets}); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.targets, got, tc.want)
+		}
+	}
+}
