@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -51,7 +52,14 @@ func Listen(t testing.TB, network string) *Receiver {
 	case "unixgram", "udp":
 		addr := "127.0.0.1:0"
 		if network == "unixgram" {
-			addr = filepath.Join(t.TempDir(), "log.sock")
+			// A short directory: a socket path has at most 107 bytes, and
+			// t.TempDir() carries the (sub)test's name.
+			dir, err := os.MkdirTemp("", "syslog")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			addr = filepath.Join(dir, "log.sock")
 		}
 		pc, err := net.ListenPacket(network, addr)
 		if err != nil {
