@@ -257,6 +257,7 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 
 	subs := []subsystem{accessLogRouter{router}}
 	var px *proxySubsystem
+	var ts *transparentSub
 	if node.Role != config.RoleWitness {
 		px = newProxySubsystem(e)
 		e.Proxy = px.proxy
@@ -277,7 +278,8 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 		src.Subscribe(ov)
 		// The routing of transparent-source backends is in place before
 		// the proxy's first connection from a client's address.
-		subs = append(subs, newTransparent(e), px, ov)
+		ts = newTransparent(e)
+		subs = append(subs, ts, px, ov)
 	}
 
 	if node.Role != config.RoleWitness {
@@ -354,7 +356,9 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 		return err
 	}
 	for _, s := range subs {
-		if s == subsystem(px) {
+		// The transparent-source routing stays while the proxy's
+		// connections from client addresses finish.
+		if s == subsystem(px) || (ts != nil && s == subsystem(ts)) {
 			runIn(lastCtx, s.Name(), s.Run)
 			continue
 		}

@@ -321,6 +321,11 @@ func (l *lab) sendMail(from, subject string) error {
 	if err := sc.Hello("client.test"); err != nil {
 		return err
 	}
+	return finishMail(sc, subject)
+}
+
+// finishMail sends one message on a greeted session and quits.
+func finishMail(sc *smtp.Client, subject string) error {
 	if err := sc.Mail("user@client.test"); err != nil {
 		return err
 	}
@@ -439,6 +444,35 @@ func TestTransparentSourceNetns(t *testing.T) {
 		}
 	})
 
+	// A graceful stop (SIGTERM): the listeners close at once, but a
+	// session under way finishes, from its client's address: the routing
+	// stays until the proxy is done.
+	c, err := l.client.Dial("tcp4", clientB, gwClientSide+":25", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	sc, err := smtp.NewClient(c, "exch.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	_ = v.cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, "the listener closed by the graceful stop", func() bool {
+		c, err := l.client.Dial("tcp4", clientA, gwClientSide+":25", time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if rule, route, nft := l.routing(); !rule || !route || !nft {
+		t.Errorf("routing gone while a session is still under way: rule %v route %v nft %v", rule, route, nft)
+	}
+	if err := finishMail(sc, "tsrc-graceful"); err != nil {
+		t.Errorf("the session under way during the graceful stop: %v", err)
+	}
 	v.stop(t)
 	if rule, route, nft := l.routing(); rule || route || nft {
 		t.Errorf("routing left after vipgate exited: rule %v route %v nft %v", rule, route, nft)
