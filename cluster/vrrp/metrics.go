@@ -17,7 +17,7 @@ type Collector struct {
 
 // NewCollector reads status (the Manager's Status) at each scrape.
 func NewCollector(status func() []Status) *Collector {
-	l := []string{"instance", "vrid", "interface"}
+	l := []string{"vrrp_instance", "vrid", "interface"}
 	d := func(name, help string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc("vipgate_vrrp_"+name, help, append(append([]string{}, l...), extra...), nil)
 	}
