@@ -175,3 +175,41 @@ func TestSessionRate(t *testing.T) {
 		return f.Rate > 0 && b.Rate > 0 && sv.Rate > 0 && f.RateMax >= 1 && sv.RateMax >= 1
 	})
 }
+
+// TestHAProxyNaming: with metrics.labels: haproxy the node exports the
+// proxy's metrics under HAProxy's exporter names and labels, and keeps the
+// cluster's under vipgate's.
+func TestHAProxyNaming(t *testing.T) {
+	a := startGreeter(t, "a", "127.0.0.1:0")
+	fe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	n := startNodeFile(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends:
+  - name: be
+    check: {kind: tcp, inter: 50ms}
+    servers: [{name: a, address: %q}]
+`, fe, a.addr), fmt.Sprintf("tokens: [%s], read_tokens: [%s]", writeTok, readTok), "metrics: {labels: haproxy}\n")
+	n.waitUpAndChecked("be", "a")
+	fams := scrape(t, n)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"haproxy_server_check_status", map[string]string{"proxy": "be", "server": "a", "state": "L4OK"}, 1},
+		{"haproxy_server_status", map[string]string{"proxy": "be", "server": "a", "state": "UP"}, 1},
+		{"haproxy_backend_active_servers", map[string]string{"proxy": "be"}, 1},
+		{"haproxy_backend_status", map[string]string{"proxy": "be", "state": "UP"}, 1},
+		{"haproxy_frontend_status", map[string]string{"proxy": "fe", "state": "UP"}, 1},
+		{"vipgate_config_version", nil, 1},
+	} {
+		if got, ok := value(fams[tc.name], tc.labels); !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, "vipgate_server_") || strings.HasPrefix(name, "vipgate_backend_") || strings.HasPrefix(name, "vipgate_frontend_") {
+			t.Errorf("%s exported with labels: haproxy", name)
+		}
+	}
+}
