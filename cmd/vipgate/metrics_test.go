@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +14,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
@@ -211,5 +217,60 @@ backends:
 		if strings.HasPrefix(name, "vipgate_server_") || strings.HasPrefix(name, "vipgate_backend_") || strings.HasPrefix(name, "vipgate_frontend_") {
 			t.Errorf("%s exported with labels: haproxy", name)
 		}
+	}
+}
+
+// TestConfigReloadMetrics: a standalone node's refused reload shows in
+// vipgate_config_last_reload_success and _reloads_refused_total, and the
+// next good one clears the first.
+func TestConfigReloadMetrics(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "c.yaml")
+	good := "frontends: [{name: fe, bind: '127.0.0.1:0', default_backend: be}]\nbackends: [{name: be, servers: [{name: s, address: 'h:1'}]}]\n"
+	if err := os.WriteFile(f, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := newFileSource(f, &config.Node{Name: "t1", Datacenter: "dc1"}, slog.New(slog.DiscardHandler))
+	m := newConfigMetrics(true)
+	m.file = src
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx)
+	<-src.Updates()
+	m.applied(true)
+	gauge := func(name string) float64 {
+		t.Helper()
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(m)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				v, _ := value(mf, nil)
+				return v
+			}
+		}
+		t.Fatalf("no %s", name)
+		return 0
+	}
+	if gauge("vipgate_config_last_reload_success") != 1 || gauge("vipgate_config_reloads_refused_total") != 0 {
+		t.Fatal("a node that never reloaded reports a refused reload")
+	}
+	if err := os.WriteFile(f, []byte("frontends: [{name: fe, bnid: x}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src.Reload()
+	testenv.Eventually(t, 5*time.Second, "the refused reload in the metrics", func() bool {
+		return gauge("vipgate_config_last_reload_success") == 0 && gauge("vipgate_config_reloads_refused_total") == 1
+	})
+	if err := os.WriteFile(f, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src.Reload()
+	<-src.Updates()
+	if gauge("vipgate_config_last_reload_success") != 1 || gauge("vipgate_config_reloads_refused_total") != 1 {
+		t.Error("a good reload after a refused one: last_reload_success not 1, or the refused count changed")
 	}
 }

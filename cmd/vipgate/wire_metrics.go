@@ -19,8 +19,10 @@ import (
 // Prometheus' own prometheus_config_last_reload_successful does.
 type configMetrics struct {
 	// standalone: the node counts its documents itself (a raft node
-	// exports the committed version, vipgate_raft's collector).
+	// exports the committed version, vipgate_raft's collector), and its
+	// file source says how its reloads went (nil on a raft node).
 	standalone bool
+	file       *fileSource
 
 	mu                 sync.Mutex
 	ok                 bool
@@ -29,6 +31,7 @@ type configMetrics struct {
 	lastOK, at, atOK   *prometheus.Desc
 	appliesD, failedD  *prometheus.Desc
 	version, buildInfo *prometheus.Desc
+	reloadOK, refused  *prometheus.Desc
 }
 
 func newConfigMetrics(standalone bool) *configMetrics {
@@ -40,6 +43,8 @@ func newConfigMetrics(standalone bool) *configMetrics {
 		failedD:   prometheus.NewDesc("vipgate_config_apply_failures_total", "Config snapshots that a subsystem refused (it kept its previous state).", nil, nil),
 		version:   prometheus.NewDesc("vipgate_config_version", "Version of the cluster document in use (raft: the committed version; standalone: documents loaded since start).", nil, nil),
 		buildInfo: prometheus.NewDesc("vipgate_build_info", "Always 1; the labels say which vipgate runs.", []string{"version", "goversion"}, nil),
+		reloadOK:  prometheus.NewDesc("vipgate_config_last_reload_success", "Standalone node: 0 when the last reload (SIGHUP) was refused (the running config is kept; the log says why), else 1.", nil, nil),
+		refused:   prometheus.NewDesc("vipgate_config_reloads_refused_total", "Standalone node: reloads refused (a file that does not validate, is empty, or serves nothing).", nil, nil),
 	}
 }
 
@@ -62,6 +67,8 @@ func (m *configMetrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if m.standalone {
 		ch <- m.version
+		ch <- m.reloadOK
+		ch <- m.refused
 	}
 }
 
@@ -74,6 +81,14 @@ func (m *configMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.failedD, prometheus.CounterValue, float64(m.failures))
 	if m.standalone {
 		ch <- prometheus.MustNewConstMetric(m.version, g, float64(m.applies))
+	}
+	if m.file != nil {
+		ok := 1.0
+		if m.file.lastRefused.Load() {
+			ok = 0
+		}
+		ch <- prometheus.MustNewConstMetric(m.reloadOK, g, ok)
+		ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(m.file.rejected.Load()))
 	}
 	if m.last.IsZero() {
 		return
@@ -94,6 +109,7 @@ func (m *configMetrics) Collect(ch chan<- prometheus.Metric) {
 func registerDecisionMetrics(e *env, src configSource, datacenters func() []string) {
 	_, raftNode := src.(*raftSource)
 	e.configMetrics = newConfigMetrics(!raftNode)
+	e.configMetrics.file, _ = src.(*fileSource)
 	dm := state.NewMetrics(datacenters)
 	src.Subscribe(dm)
 	for _, c := range []prometheus.Collector{e.configMetrics, dm} {

@@ -59,8 +59,10 @@ func (ps *proxySubsystem) Run(ctx context.Context) error {
 // fileSource is the standalone config source: a file, re-read on SIGHUP. A
 // bad file is logged with every problem and the running config is kept.
 type fileSource struct {
-	// rejected counts refused reloads (for status and tests).
-	rejected atomic.Int64
+	// rejected counts refused reloads (for status, metrics and tests);
+	// lastRefused says whether the last reload was refused.
+	rejected    atomic.Int64
+	lastRefused atomic.Bool
 	file     string
 	node     *config.Node
 	log      *slog.Logger
@@ -148,6 +150,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 			c, err := f.load(true)
 			if err != nil {
 				f.rejected.Add(1)
+				f.lastRefused.Store(true)
 				logConfigError(f.log, "reload refused; keeping the running config", f.file, err)
 				f.ackReload()
 				continue
@@ -155,6 +158,7 @@ func (f *fileSource) Run(ctx context.Context) error {
 			// A standalone node's version counts the documents it ran since
 			// it started (a raft node's is the cluster's committed version).
 			version++
+			f.lastRefused.Store(false)
 			f.log.Info("configuration reloaded", "file", f.file, "version", version)
 			_ = f.decisions.Apply(c)
 			select {
