@@ -63,11 +63,11 @@ type fileSource struct {
 	// lastRefused says whether the last reload was refused.
 	rejected    atomic.Int64
 	lastRefused atomic.Bool
-	file     string
-	node     *config.Node
-	log      *slog.Logger
-	updates  chan *config.Cluster
-	reload   chan struct{}
+	file        string
+	node        *config.Node
+	log         *slog.Logger
+	updates     chan *config.Cluster
+	reload      chan struct{}
 	// decisions pushes what each file implies (its primary is active)
 	// before the file is applied.
 	decisions state.Static
