@@ -444,6 +444,24 @@ func TestTransparentSourceNetns(t *testing.T) {
 		}
 	})
 
+	// A reload without setup_routing removes the routing; one with it
+	// installs it again.
+	cf := filepath.Join(l.dir, "vipgate", "cluster.yaml")
+	for _, want := range []bool{false, true} {
+		doc := clusterDoc
+		if !want {
+			doc = strings.ReplaceAll(doc, "setup_routing: true", "setup_routing: false")
+		}
+		if err := os.WriteFile(cf, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_ = v.cmd.Process.Signal(syscall.SIGHUP)
+		eventually(t, fmt.Sprintf("the routing follows a reload (setup_routing %v)", want), func() bool {
+			rule, route, nft := l.routing()
+			return rule == want && route == want && nft == want
+		})
+	}
+
 	// A graceful stop (SIGTERM): the listeners close at once, but a
 	// session under way finishes, from its client's address: the routing
 	// stays until the proxy is done.
