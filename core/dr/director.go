@@ -54,10 +54,11 @@ type Options struct {
 
 // Link is one interface's frame I/O.
 type Link interface {
-	// Read reads one frame into b, waiting at most until deadline;
-	// partial reports a TCP/UDP checksum left to compute (offload).
-	Read(b []byte, deadline time.Time) (n int, partial bool, err error)
-	// Write sends a frame to the hardware address dst.
+	// Read reads one frame into b, waiting at most until deadline.
+	Read(b []byte, deadline time.Time) (n int, err error)
+	// Write sends the frame Read returned last, rewritten in place, to
+	// the hardware address dst (with what the kernel said of it on
+	// receipt: aggregated segments, checksum to compute).
 	Write(f []byte, dst [6]byte) error
 	// Filter limits what Read returns to IPv4 frames for these addresses,
 	// addressed to this host's MAC.
@@ -262,6 +263,9 @@ type linkRunner struct {
 	tmpl  map[string]*templates // by frontend
 	// drops by reason, for the log (reader only).
 	noMAC, noServer, full, oversize uint64
+	// aggregated counts frames above the Ethernet MTU (GRO), sent on as
+	// segments by the kernel (reader only, for the debug log).
+	aggregated uint64
 }
 
 func newLinkRunner(d *Director, name string, l Link) *linkRunner {
@@ -347,7 +351,7 @@ func (l *linkRunner) read(ctx context.Context) {
 	svcs, neigh := l.snapshot()
 	lastSweep := time.Now()
 	for ctx.Err() == nil {
-		n, partial, err := l.link.Read(buf, time.Now().Add(time.Second))
+		n, err := l.link.Read(buf, time.Now().Add(time.Second))
 		now := time.Now()
 		if now.Sub(lastSweep) >= time.Second {
 			svcs, neigh = l.snapshot()
@@ -365,13 +369,13 @@ func (l *linkRunner) read(ctx context.Context) {
 			}
 			continue
 		}
-		l.forward(buf[:n], partial, svcs, neigh, now.UnixNano())
+		l.forward(buf[:n], svcs, neigh, now.UnixNano())
 	}
 	l.flows.clear()
 }
 
 // forward sends one frame on, or drops it.
-func (l *linkRunner) forward(f []byte, partial bool, svcs map[svcKey]*service, neigh map[netip.Addr]*neighbour, now int64) {
+func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip.Addr]*neighbour, now int64) {
 	pi, ok := parse(f)
 	if !ok {
 		return
@@ -403,14 +407,14 @@ func (l *linkRunner) forward(f []byte, partial bool, svcs map[svcKey]*service, n
 		l.wake()
 		return
 	}
-	if partial {
-		fillChecksum(f, pi)
+	if len(f) > ethHeader+1500 {
+		l.aggregated++
 	}
 	rewrite(f, mac, l.mac)
 	if err := l.link.Write(f, mac); err != nil {
 		l.oversize++
 		if l.oversize == 1 || l.oversize%10000 == 0 {
-			l.d.log.Warn("direct routing: cannot send a frame on (a frame above the MTU means the interface aggregates received packets: turn GRO/LRO off with `ethtool -K IF gro off lro off`)",
+			l.d.log.Warn("direct routing: cannot send a frame on",
 				"interface", l.name, "len", len(f), "err", err, "count", l.oversize)
 		}
 		return
@@ -476,9 +480,10 @@ func (l *linkRunner) sweep(now time.Time, svcs map[svcKey]*service) {
 		}
 		t.sweep(now.UnixNano())
 	}
-	if l.noMAC+l.noServer+l.full > 0 {
-		l.d.log.Debug("direct routing: dropped", "interface", l.name, "no_mac", l.noMAC, "no_server", l.noServer, "table_full", l.full)
-		l.noMAC, l.noServer, l.full = 0, 0, 0
+	if l.noMAC+l.noServer+l.full+l.aggregated > 0 {
+		l.d.log.Debug("direct routing: last second", "interface", l.name, "dropped_no_mac", l.noMAC, "dropped_no_server", l.noServer,
+			"table_full", l.full, "aggregated_frames", l.aggregated)
+		l.noMAC, l.noServer, l.full, l.aggregated = 0, 0, 0, 0
 	}
 }
 

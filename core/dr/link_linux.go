@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/packet"
@@ -20,17 +19,20 @@ import (
 )
 
 // packetLink is a Link over an AF_PACKET socket.
+// vnetHdrLen is sizeof(struct virtio_net_hdr).
+const vnetHdrLen = 10
+
 type packetLink struct {
 	ifi  *net.Interface
 	conn *packet.Conn
 	raw  syscall.RawConn
-	oob  []byte
 	mac  [6]byte
+	vnet [vnetHdrLen]byte
+	to   unix.SockaddrLinklayer
 
 	arpOnce sync.Once
 	arp     *arp.Client
 	arpErr  error
-	addrs   map[[6]byte]*packet.Addr // by destination (the reader's only)
 }
 
 // OpenPacket opens the AF_PACKET datapath on an interface.
@@ -52,68 +54,71 @@ func OpenPacket(ifname string) (Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket on %s: %w", ifname, err)
 	}
-	l := &packetLink{ifi: ifi, conn: c, addrs: map[[6]byte]*packet.Addr{}, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{}))))}
+	l := &packetLink{ifi: ifi, conn: c}
 	copy(l.mac[:], ifi.HardwareAddr)
-	// PACKET_AUXDATA says, per frame, whether its TCP/UDP checksum is
-	// still to be computed (sent by this host's own stack or a local
-	// container or VM with checksum offload): it must be before the frame
-	// goes out on the wire again.
+	l.to = unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6, Protocol: htons(unix.ETH_P_IP)}
+	// PACKET_VNET_HDR prefixes every frame with a virtio_net_hdr: on
+	// receive it describes a frame the kernel aggregated (GRO: above the
+	// MTU, to be cut into segments again) or whose TCP/UDP checksum is
+	// still to be computed (offload, from a local VM or container); sent
+	// back with the frame unchanged, it has the kernel (or the NIC) do
+	// both on the way out, as IPVS's in-kernel forwarding would.
 	if l.raw, err = c.SyscallConn(); err == nil {
 		var serr error
-		err = l.raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_AUXDATA, 1) })
+		err = l.raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) })
 		if err == nil {
 			err = serr
 		}
 	}
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("AF_PACKET socket on %s: PACKET_AUXDATA: %w", ifname, err)
+		return nil, fmt.Errorf("AF_PACKET socket on %s: PACKET_VNET_HDR: %w", ifname, err)
 	}
 	return l, nil
 }
 
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
 func (l *packetLink) MAC() [6]byte { return l.mac }
 
-func (l *packetLink) Read(b []byte, deadline time.Time) (int, bool, error) {
+// Read reads a frame into b; its virtio_net_hdr stays in l.vnet for the
+// Write that sends the frame on (the reader goroutine does both).
+func (l *packetLink) Read(b []byte, deadline time.Time) (int, error) {
 	if err := l.conn.SetReadDeadline(deadline); err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	var n, oobn int
+	var n int
 	var rerr error
+	bufs := [][]byte{l.vnet[:], b}
 	err := l.raw.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), b, l.oob, unix.MSG_DONTWAIT)
+		n, _, _, _, rerr = unix.RecvmsgBuffers(int(fd), bufs, nil, unix.MSG_DONTWAIT)
 		return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
 	})
 	if err == nil {
 		err = rerr
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	return n, csumNotReady(l.oob[:oobn]), nil
+	if n < vnetHdrLen {
+		return 0, nil
+	}
+	return n - vnetHdrLen, nil
 }
 
-// csumNotReady reads TP_STATUS_CSUMNOTREADY from the frame's auxdata.
-func csumNotReady(oob []byte) bool {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 4 {
-			return binary.NativeEndian.Uint32(m.Data[0:4])&unix.TP_STATUS_CSUMNOTREADY != 0
-		}
-	}
-	return false
-}
-
+// Write sends the frame last read (rewritten in place) to dst, with its
+// virtio_net_hdr.
 func (l *packetLink) Write(f []byte, dst [6]byte) error {
-	a := l.addrs[dst]
-	if a == nil {
-		a = &packet.Addr{HardwareAddr: net.HardwareAddr(append([]byte(nil), dst[:]...))}
-		l.addrs[dst] = a
+	copy(l.to.Addr[:6], dst[:])
+	bufs := [][]byte{l.vnet[:], f}
+	var werr error
+	err := l.raw.Write(func(fd uintptr) bool {
+		_, werr = unix.SendmsgBuffers(int(fd), bufs, nil, &l.to, 0)
+		return werr != unix.EAGAIN && werr != unix.EWOULDBLOCK
+	})
+	if err == nil {
+		err = werr
 	}
-	_, err := l.conn.WriteTo(f, a)
 	return err
 }
 
