@@ -327,16 +327,19 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 	// by a graceful stop's grace: lastCtx ends when that is over.
 	lastCtx, endLast := context.WithCancel(context.WithoutCancel(ctx))
 	defer endLast()
-	runIn := func(ctx context.Context, name string, f func(context.Context) error) {
+	runIn := func(ctx context.Context, name string, f func(context.Context) error) <-chan struct{} {
 		wg.Add(1)
+		done := make(chan struct{})
 		go func() {
 			defer wg.Done()
+			defer close(done)
 			if err := f(ctx); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
+		return done
 	}
-	run := func(name string, f func(context.Context) error) { runIn(ctx, name, f) }
+	run := func(name string, f func(context.Context) error) <-chan struct{} { return runIn(ctx, name, f) }
 	runIn(lastCtx, "admin", func(ctx context.Context) error { return adm.Serve(ctx, ln, tlsCfg) })
 	run("config", src.Run)
 	stopReq := registerStopAdmin(e, cancel)
@@ -355,14 +358,18 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 	if err := listenEarly(subs); err != nil {
 		return err
 	}
+	var vrrpDone <-chan struct{} // closed once VRRP has resigned (a stop)
 	for _, s := range subs {
+		switch {
 		// The transparent-source routing stays while the proxy's
 		// connections from client addresses finish.
-		if s == subsystem(px) || (ts != nil && s == subsystem(ts)) {
+		case s == subsystem(px) || (ts != nil && s == subsystem(ts)):
 			runIn(lastCtx, s.Name(), s.Run)
-			continue
+		case s.Name() == "vrrp":
+			vrrpDone = run(s.Name(), s.Run)
+		default:
+			run(s.Name(), s.Run)
 		}
-		run(s.Name(), s.Run)
 	}
 	if err := awaitStarted(ctx, subs, errc); err != nil {
 		cancel()
@@ -427,6 +434,7 @@ func runNodeLogs(ctx context.Context, node *config.Node, logs *logtarget.Set, le
 			// proxy accepts nothing new and its connections get the grace.
 			sd.stopping()
 			if px != nil {
+				awaitResigned(vrrpDone, log)
 				gracefulStop(px.proxy, stopReq.grace(node.HardStopAfter.D()), log)
 			}
 			log.Info("shutting down")

@@ -70,6 +70,24 @@ func registerStopAdmin(e *env, stop context.CancelFunc) *stopRequest {
 	return req
 }
 
+// resignBound bounds the wait for VRRP to hand its VIPs over.
+const resignBound = 3 * time.Second
+
+// awaitResigned waits (up to resignBound) for VRRP to have resigned: a
+// master keeps its VIPs until the backup's first advert, and refusing the
+// connections that still reach it meanwhile would fail clients the backup
+// serves a moment later. done is nil without VRRP.
+func awaitResigned(done <-chan struct{}, log *slog.Logger) {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(resignBound):
+		log.Warn("stopping: VRRP has not resigned yet; closing the listeners anyway", "after", resignBound)
+	}
+}
+
 // gracefulStop is HAProxy's soft-stop bounded by hard-stop-after: p
 // accepts nothing new, its idle keep-alive connections close, the others
 // have up to grace to finish; then what is left is cut. A SIGTERM or
