@@ -16,8 +16,9 @@ FUZZ_TARGETS += fuzz-import
 # TestMigrationE2ESeed004, TestMigrationE2ESeed000, TestMigrationE2ESeed001):
 # node 2, then node 1 replaced by vipgate from `vipgate import`; prints each
 # step's VIP holders, service gap and session persistence (docs/migration.md).
-# TestMigrationE2EVirtualServer: an imported keepalived virtual_server serving
-# nginx real servers, its checks taking one out. About two minutes. Root
+# TestMigrationE2EVirtualServer(DR): imported keepalived virtual_servers (NAT,
+# DR) serving nginx real servers, their checks taking one out. About two
+# minutes. Root
 # only (skipped otherwise); `make e2e` runs it.
 .PHONY: migration-e2e
 migration-e2e:

@@ -9,18 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/cluster/vrrp"
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/stats"
 	"github.com/vipgate/vipgate/internal/testenv"
 	"github.com/vipgate/vipgate/internal/testexch"
 	"github.com/vipgate/vipgate/internal/testnet"
 )
 
-// vsKeepalived is an LVS-NAT deployment as keepalived runs it: a VRRP
-// instance holding the VIP on the client side and two virtual_servers on
-// it, one with HTTP_GET checks, one with TCP_CHECK, each in front of the
-// same two real servers on the server side, whose default route is the
-// director.
-const vsKeepalived = `global_defs {
+// vsGateway is the gateway's VRRP instance holding the VIP, one node.
+const vsGateway = `global_defs {
     router_id gw1
 }
 vrrp_instance VI_1 {
@@ -33,7 +31,14 @@ vrrp_instance VI_1 {
         198.18.0.200/24
     }
 }
-virtual_server 198.18.0.200 80 {
+`
+
+// vsKeepalived is an LVS-NAT deployment as keepalived runs it: a VRRP
+// instance holding the VIP on the client side and two virtual_servers on
+// it, one with HTTP_GET checks, one with TCP_CHECK, each in front of the
+// same two real servers on the server side, whose default route is the
+// director.
+const vsKeepalived = vsGateway + `virtual_server 198.18.0.200 80 {
     delay_loop 1
     lb_algo rr
     lb_kind NAT
@@ -242,5 +247,102 @@ func nsDo(t *testing.T, ns string) func(f func()) {
 		done := make(chan struct{})
 		ch <- func() { defer close(done); f() }
 		<-done
+	}
+}
+
+// vsDRKeepalived is an LVS-DR deployment: the virtual_server on the VIP,
+// the real servers on the director's segment holding the VIP on lo.
+const vsDRKeepalived = vsGateway + `virtual_server 198.18.0.200 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 198.18.0.41 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 198.18.0.42 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`
+
+// TestMigrationE2EVirtualServerDR: an LVS-DR virtual_server imported and
+// served, the real servers set up as LVS-DR wants them (the VIP on lo,
+// arp_ignore/arp_announce) on the gateway's segment. The import makes it
+// a `mode: dr` frontend where it can (the servers then answer the client
+// directly and see its address), else the proxy (they see the gateway's):
+// the test follows what the document says. Either way both real servers
+// serve through the VIP, and the imported TCP_CHECK takes a stopped one
+// out.
+func TestMigrationE2EVirtualServerDR(t *testing.T) {
+	bin := migrationE2E(t)
+	dir := t.TempDir()
+	b := newBed(t, "gw1")
+	nginx := map[string]*proc{}
+	ips := map[string]string{"rs1": "198.18.0.41", "rs2": "198.18.0.42"}
+	for _, name := range []string{"rs1", "rs2"} {
+		h := b.n.AddHost(name, ips[name]+"/24")
+		h.MustRun(t, "ip", "addr", "add", vip+"/32", "dev", "lo")
+		h.MustRun(t, "sh", "-c", "for i in all eth0; do echo 1 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/$i/arp_announce; done")
+		nginx[name] = startWebNginx(t, h, name, ips[name]+":80", vip+":80")
+	}
+	conf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(conf, []byte(vsDRKeepalived), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("keepalived", "--config-test", "-f", conf).CombinedOutput(); err != nil {
+		t.Fatalf("keepalived --config-test: %v\n%s", err, out)
+	}
+	docFile := importDoc(t, bin, dir, "--keepalived", conf)
+	c, err := config.LoadFile(docFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := c.Frontend("vs-198.18.0.200-80")
+	if fe == nil {
+		t.Fatalf("no frontend for the virtual_server: %+v", c.Frontends)
+	}
+	dr := fe.Mode == config.ModeDR
+	// What the servers see as the client: itself (dr) or the gateway.
+	seen := map[bool]string{true: "198.18.0.100", false: b.addrs["gw1"]}[dr]
+	t.Logf("virtual_server imported as mode %s: the servers see %s", fe.Mode, seen)
+	startVipgateNode(t, b.hosts["gw1"], bin, dir, "gw1", docFile, "127.0.0.1:9900")
+	// A director answers ARP for a dr VIP without adding it: VRRP's state
+	// says who holds it.
+	testenv.Eventually(t, 30*time.Second, "gw1 VRRP master", func() bool {
+		st := vrrpStatus(b.hosts["gw1"], bin)
+		return len(st) == 1 && st[0].State == vrrp.Master
+	})
+
+	client := nsDo(t, b.client.NS)
+	get := func() (server string, err error) {
+		client(func() { server, _, err = getHTTP(vip+":80", "") })
+		return server, err
+	}
+	testenv.Eventually(t, 30*time.Second, "both real servers answer through the VIP", func() bool {
+		got := map[string]bool{}
+		for i := 0; i < 6; i++ {
+			s, err := get()
+			if err != nil {
+				return false
+			}
+			got[s] = true
+		}
+		return got["rs1 "+seen] && got["rs2 "+seen]
+	})
+	nginx["rs2"].stop()
+	testenv.Eventually(t, 30*time.Second, "the TCP_CHECK takes rs2 down", func() bool {
+		return serverStatus(b.hosts["gw1"], bin, "vs-198.18.0.200-80", "198.18.0.42-80") == "DOWN"
+	})
+	for i := 0; i < 10; i++ {
+		if s, err := get(); err != nil || s != "rs1 "+seen {
+			t.Errorf("rs2 down: answer %q, %v; want rs1 %s", s, err, seen)
+		}
 	}
 }

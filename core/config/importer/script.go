@@ -338,14 +338,18 @@ func (t *translator) kaScriptTrack(s *kaScript, tr *config.VRRPTrack) []string {
 		// nginx` under Debian's keepalived 2.2.7).
 		note := ""
 		if len(k.argv) > 0 && filepath.Base(k.argv[0]) == "pidof" {
-			note = "On Debian and Ubuntu keepalived runs pidof's file, /sbin/killall5, which exits 1 (\"only one argument, a signal number, allowed\"): there this check never passed and the node sat in FAULT; the `process` track does pass while the process runs. "
+			note = "on Debian and Ubuntu keepalived runs pidof's file, /sbin/killall5, which exits 1 (\"only one argument, a signal number, allowed\"): there this check never passed and the node sat in FAULT; the `process` track does pass while the process runs"
 		}
 		switch k.daemon {
 		case "nginx", "squid", "varnishd", "envoy", "httpd", "apache2":
-			t.warnKA(at, "vrrp_script "+s.name, fmt.Sprintf("%schecks that %s runs, which vipgate does not replace: it is a `process` track of %s. If %s was this node's load balancer (replaced by vipgate), make it {kind: proxy}", note, k.daemon, k.daemon, k.daemon))
+			msg := fmt.Sprintf("checks that %s runs, which vipgate does not replace: it is a `process` track of %s. If %s was this node's load balancer (replaced by vipgate), make it {kind: proxy}", k.daemon, k.daemon, k.daemon)
+			if note != "" {
+				msg += ". Note: " + note
+			}
+			t.warnKA(at, "vrrp_script "+s.name, msg)
 		default:
 			if note != "" {
-				t.warnKA(at, "vrrp_script "+s.name, note+"It is a `process` track of "+k.daemon)
+				t.warnKA(at, "vrrp_script "+s.name, "a `process` track of "+k.daemon+"; "+note)
 			}
 		}
 		return []string{fmt.Sprintf("vrrp_script %s %s checks that %s runs: a `process` track (same test, no command started).", s.name, found, k.daemon)}
