@@ -7,7 +7,8 @@
 # CPU time per request in each mode, and the ratio 1 MiB / 1 KiB: a proxy
 # relays every response byte, a director sees only the client's packets
 # (for a download, its ACKs: their number, not the bytes, grows with the
-# response). Needs root.
+# response, and each crosses user space in this AF_PACKET datapath).
+# Needs root.
 set -euo pipefail
 BIN=${BIN:-bin/vipgate}
 DUR=${DUR:-5s}
