@@ -76,3 +76,12 @@ func BenchmarkSessionStart(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRateAdd is what the session rate adds to each session start.
+func BenchmarkRateAdd(b *testing.B) {
+	var r Rate
+	now := time.Now().UnixNano()
+	for i := 0; i < b.N; i++ {
+		r.Add(now + int64(i)*1000)
+	}
+}
