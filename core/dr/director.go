@@ -69,6 +69,10 @@ type Link interface {
 	Resolve(ip netip.Addr) ([6]byte, bool)
 	// OnLink reports whether ip is reached directly on this link (no router).
 	OnLink(ip netip.Addr) bool
+	// Blackhole keeps the kernel from routing the VIPs' packets itself
+	// when IPv4 forwarding is on for the link (blackhole routes, removed
+	// by Close); it reports whether it installed any.
+	Blackhole(vips []netip.Addr) (bool, error)
 	Close() error
 }
 
@@ -216,9 +220,6 @@ func (d *Director) Run(ctx context.Context) error {
 	if err := d.reconcileLocked(); err != nil {
 		d.log.Error("direct routing: some interfaces did not start", "err", err)
 	}
-	if n := len(d.want); n > 0 {
-		checkForwarding(d.log, d.want)
-	}
 	d.mu.Unlock()
 	<-ctx.Done()
 	d.mu.Lock()
@@ -228,19 +229,6 @@ func (d *Director) Run(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	return nil
-}
-
-// checkForwarding warns when the kernel would route the VIP's packets
-// itself (ip_forward on the interface): it would send them on as well,
-// or answer with ICMP errors, beside the director.
-func checkForwarding(log *slog.Logger, want map[string][]*service) {
-	for ifname := range want {
-		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + ifname + "/forwarding")
-		if err == nil && strings.TrimSpace(string(b)) == "1" {
-			log.Warn("direct routing: IPv4 forwarding is on for the interface; the kernel would also route the VIP's packets (duplicates, ICMP errors): set net.ipv4.conf."+ifname+".forwarding=0 or add `ip route add blackhole VIP/32`",
-				"interface", ifname)
-		}
-	}
 }
 
 // linkRunner is one interface: its reader (which owns the flow table) and
@@ -302,6 +290,12 @@ func (l *linkRunner) setServices(svcs []*service) {
 	l.mu.Unlock()
 	if err := l.link.Filter(vips); err != nil {
 		l.d.log.Error("direct routing: socket filter", "interface", l.name, "err", err)
+	}
+	if on, err := l.link.Blackhole(vips); err != nil {
+		l.d.log.Error("direct routing: IPv4 forwarding is on for the interface and the VIPs' blackhole routes could not be installed: the kernel will also route their packets (duplicates, ICMP errors); set net.ipv4.conf."+l.name+".forwarding=0",
+			"interface", l.name, "err", err)
+	} else if on {
+		l.d.log.Info("direct routing: IPv4 forwarding is on for the interface: the VIPs are routed to a blackhole, so that the kernel does not route their packets beside the director", "interface", l.name, "vips", vips)
 	}
 	l.wake()
 }

@@ -344,12 +344,13 @@ func (f *fakeLink) Write(b []byte, dst [6]byte) error {
 	f.to = append(f.to, dst)
 	return nil
 }
-func (f *fakeLink) Filter([]netip.Addr) error          { return nil }
-func (f *fakeLink) MAC() [6]byte                       { return [6]byte{2, 9, 9, 9, 9, 9} }
-func (f *fakeLink) Resolve(netip.Addr) ([6]byte, bool) { return [6]byte{}, false }
-func (f *fakeLink) OnLink(netip.Addr) bool             { return true }
-func (f *fakeLink) Close() error                       { return nil }
-func macOf(s *upstream.Server) [6]byte                 { return [6]byte{2, 7, 7, 7, 7, byte(s.Settings().Index)} }
+func (f *fakeLink) Filter([]netip.Addr) error            { return nil }
+func (f *fakeLink) MAC() [6]byte                         { return [6]byte{2, 9, 9, 9, 9, 9} }
+func (f *fakeLink) Resolve(netip.Addr) ([6]byte, bool)   { return [6]byte{}, false }
+func (f *fakeLink) OnLink(netip.Addr) bool               { return true }
+func (f *fakeLink) Close() error                         { return nil }
+func (f *fakeLink) Blackhole([]netip.Addr) (bool, error) { return false, nil }
+func macOf(s *upstream.Server) [6]byte                   { return [6]byte{2, 7, 7, 7, 7, byte(s.Settings().Index)} }
 func (f *fakeLink) count(mac [6]byte) (n int) {
 	for _, m := range f.to {
 		if m == mac {

@@ -4,9 +4,12 @@ package dr
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +32,8 @@ type packetLink struct {
 	mac  [6]byte
 	vnet [vnetHdrLen]byte
 	to   unix.SockaddrLinklayer
+	// holes are the VIPs' blackhole routes installed (Blackhole).
+	holes map[netip.Addr]bool
 
 	arpOnce sync.Once
 	arp     *arp.Client
@@ -189,7 +194,51 @@ func (l *packetLink) OnLink(ip netip.Addr) bool {
 	return rs[0].Gw == nil && rs[0].LinkIndex == l.ifi.Index
 }
 
+// rtProtoVipgate marks the routes vipgate installs (rtnetlink protocol,
+// outside the numbers the kernel and routing daemons use).
+const rtProtoVipgate = 118
+
+// Blackhole: with IPv4 forwarding on, the kernel would route a frame for
+// a VIP it does not own back out on the link (to a VIP nobody answers ARP
+// for here: ICMP host unreachable to the client after seconds, redirects)
+// beside the director's copy; a blackhole route for the VIP makes it drop
+// them silently. With forwarding off it drops them anyway: no routes.
+func (l *packetLink) Blackhole(vips []netip.Addr) (bool, error) {
+	want := map[netip.Addr]bool{}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + l.ifi.Name + "/forwarding")
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		for _, v := range vips {
+			want[v] = true
+		}
+	}
+	var errs []error
+	for a := range l.holes {
+		if !want[a] {
+			if err := netlink.RouteDel(blackhole(a)); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("remove blackhole route %s: %w", a, err))
+			}
+			delete(l.holes, a)
+		}
+	}
+	for a := range want {
+		if err := netlink.RouteReplace(blackhole(a)); err != nil {
+			errs = append(errs, fmt.Errorf("blackhole route %s: %w", a, err))
+			continue
+		}
+		if l.holes == nil {
+			l.holes = map[netip.Addr]bool{}
+		}
+		l.holes[a] = true
+	}
+	return len(l.holes) > 0, errors.Join(errs...)
+}
+
+func blackhole(a netip.Addr) *netlink.Route {
+	return &netlink.Route{Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}, Type: unix.RTN_BLACKHOLE, Protocol: rtProtoVipgate}
+}
+
 func (l *packetLink) Close() error {
+	_, _ = l.Blackhole(nil)
 	if l.arp != nil {
 		l.arp.Close()
 	}

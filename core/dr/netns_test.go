@@ -110,8 +110,10 @@ func newLab(t *testing.T) *lab {
 	l.client = n.AddHost("client", seg+"50/24")
 	for i, name := range []string{"d1", "d2"} {
 		l.dirs[name] = n.AddHost(name, fmt.Sprintf("%s%d/24", seg, 11+i))
-		// The kernel must not route the VIP's packets itself.
-		l.dirs[name].MustRun(t, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/all/forwarding")
+		// The kernel must not route the VIP's packets itself: d1 does not
+		// route at all, d2 does (a router too), and vipgate gives the VIP
+		// a blackhole route there.
+		l.dirs[name].MustRun(t, "sh", "-c", fmt.Sprintf("echo %d > /proc/sys/net/ipv4/conf/all/forwarding", i))
 		// As a NIC does by default: received segments are aggregated
 		// (GRO), so the director gets frames above the MTU to send on.
 		l.dirs[name].MustRun(t, "ethtool", "-K", "eth0", "gro", "on")
@@ -365,6 +367,14 @@ func TestDirectRoutingTCP(t *testing.T) {
 	// The kernel of the master does not own the VIP.
 	if l.dirs["d1"].HasAddr(vip) {
 		t.Fatalf("the VIP %s is a local address of the director: the kernel would answer for it", vip)
+	}
+	// The director that forwards IPv4 (d2) routes the VIP to a blackhole;
+	// the other needs none.
+	for name, want := range map[string]bool{"d1": false, "d2": true} {
+		out := l.dirs[name].MustRun(t, "ip", "route", "show", "type", "blackhole")
+		if strings.Contains(out, vip) != want {
+			t.Fatalf("%s: blackhole routes %q, want the VIP's: %v", name, out, want)
+		}
 	}
 
 	// Both servers answer through the VIP (maglev spreads the flows).
