@@ -334,6 +334,11 @@ type session struct {
 	out        []byte // request head being built toward the server
 	sbuf       []byte // write buffer toward the server
 	breq       balance.Request
+	// ck and rec are the request's cookie persistence state and access-log
+	// record, kept here for the same reason as breq: as locals they escape
+	// (through exchangeReq) and cost two allocations per request.
+	ck  cookieState
+	rec logRec
 	// lease is the server slot of the request in flight (one at a time:
 	// a retry releases the previous one first).
 	lease Lease
@@ -618,9 +623,10 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	if hooked && dec.Server != "" {
 		prefer = b.ServerByName(dec.Server)
 	}
-	ck := cookieState{}
+	s.ck = cookieState{}
+	ck := &s.ck
 	if hb.cookie != nil {
-		ck = s.lookupCookie(hb, req)
+		*ck = s.lookupCookie(hb, req)
 		if prefer == nil {
 			prefer = ck.srv
 		}
@@ -652,7 +658,7 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	}
 
 	// The head toward the server.
-	s.buildRequestHead(hb, hostB, absolute, pathB, queryB, acts, hooked, &ck)
+	s.buildRequestHead(hb, hostB, absolute, pathB, queryB, acts, hooked, ck)
 	hasBody := req.Chunked || req.ContentLength > 0
 	// Credentials for a connection-based scheme sign in the server
 	// connection (Kerberos may need a single request, without a 401 first).
@@ -665,8 +671,8 @@ func (s *session) serveRequest(ctx context.Context, start time.Time) bool {
 	// deadline themselves (idleDeadline) when they have to wait.
 	now := time.Now()
 	_ = s.cc.SetWriteDeadline(now.Add(f.Cfg.Timeouts.Client.D()))
-	rec := logRec{start: start, reqDone: now, backend: hb, ck: &ck}
-	return s.exchange(ctx, &exchangeReq{hb: hb, breq: breq, prefer: prefer, ck: &ck, acts: acts, rec: &rec,
+	s.rec = logRec{start: start, reqDone: now, backend: hb, ck: ck}
+	return s.exchange(ctx, &exchangeReq{hb: hb, breq: breq, prefer: prefer, ck: ck, acts: acts, rec: &s.rec,
 		hasBody: hasBody, upgrade: upgrade, clientKeep: clientKeep})
 }
 

@@ -24,6 +24,11 @@ type serverConn struct {
 	idleSince time.Time
 	requests  int
 	raw       syscall.RawConn // plain TCP only: for the idle check
+	// peekFn is sc.peek, bound once per connection: a closure made in
+	// every quiet call would be one allocation per reused request.
+	peekFn  func(fd uintptr) bool
+	peekOK  bool
+	peekBuf [1]byte
 	// private: the server signed this connection in (NTLM or Negotiate
 	// answered with a 401/407): it serves only the client connection that
 	// signed in and never joins the pool.
@@ -70,21 +75,25 @@ func (sc *serverConn) quiet() bool {
 	if sc.raw == nil {
 		return true
 	}
-	ok := true
-	err := sc.raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-		case err == syscall.EINTR:
-			return false // try again
-		default:
-			ok = false // data (n > 0), EOF (n == 0) or an error
-			_ = n
-		}
-		return true
-	})
-	return ok && err == nil
+	if sc.peekFn == nil {
+		sc.peekFn = sc.peek
+	}
+	sc.peekOK = true
+	err := sc.raw.Read(sc.peekFn)
+	return sc.peekOK && err == nil
+}
+
+// peek is quiet's callback of RawConn.Read: false asks to be called again.
+func (sc *serverConn) peek(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), sc.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+	case err == syscall.EINTR:
+		return false // try again
+	default:
+		sc.peekOK = false // data (n > 0), EOF (n == 0) or an error
+	}
+	return true
 }
 
 // discard closes the connection and recycles its buffer; only the owner
