@@ -9,7 +9,11 @@ VIP_TIMEOUTS=", http_keep_alive: 10s"
 . "$(dirname "$0")/bench-lib.sh"
 bench_start
 bench_run "keep-alive GET"
+bench_latency "keep-alive GET"
+bench_scaling "keep-alive GET"
 bench_run "close per request" -H "Connection: close"
+bench_latency "close per request" -close
+bench_scaling "close per request" -H "Connection: close"
 
 # Keep-alive connections opened before a reload go on reusing server
 # connections after it (issue 23: they fell to a new server connection per

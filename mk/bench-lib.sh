@@ -20,6 +20,10 @@ for t in haproxy nginx wrk taskset curl; do
   command -v $t >/dev/null || { echo "bench-$MODE: $t not installed (apt-get install haproxy nginx-light wrk curl util-linux)"; exit 1; }
 done
 NGX=$BASE HAP=$((BASE + 1)) VIP=$((BASE + 2)) ADM=$((BASE + 9))
+# A second vipgate with GOMAXPROCS=2 on both cores, for bench_scaling only.
+VIP2=$((BASE + 3)) ADM2=$((BASE + 8))
+# The open-loop client of bench_latency (internal/loadgen).
+"${GO:-go}" build -o "$T/loadgen" ./internal/loadgen
 
 bench_start() {
   mkdir -p "$T/ngx"
@@ -64,13 +68,17 @@ data_dir: $T/data
 admin: {listen: "127.0.0.1:$ADM"}
 log: {level: warn}
 NODE
+  sed -e "s/127.0.0.1:$VIP/127.0.0.1:$VIP2/" "$T/cluster.yaml" > "$T/cluster2.yaml"
+  sed -e "s/127.0.0.1:$ADM/127.0.0.1:$ADM2/" -e "s#$T/data#$T/data2#" "$T/node.yaml" > "$T/node2.yaml"
   taskset -c 1 nginx -c "$T/nginx.conf" -p "$T/ngx" &
   taskset -c 0 haproxy -f "$T/haproxy.cfg" -db >"$T/haproxy.log" 2>&1 &
   HAP_PID=$!
   GOMAXPROCS=1 taskset -c 0 "$BIN" run --node "$T/node.yaml" --config "$T/cluster.yaml" >"$T/vipgate.log" 2>&1 &
   VIP_PID=$!
+  GOMAXPROCS=2 taskset -c 0,1 "$BIN" run --node "$T/node2.yaml" --config "$T/cluster2.yaml" >"$T/vipgate2.log" 2>&1 &
+  VIP2_PID=$!
   local p i
-  for p in $NGX $HAP $VIP; do
+  for p in $NGX $HAP $VIP $VIP2; do
     for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
   done
   for p in $VIP $HAP; do
@@ -110,6 +118,7 @@ bench_run() {
     read -r v pvr cvr < <(bench_one "$VIP" "$VIP_PID" "$@"); read -r h phr chr < <(bench_one "$HAP" "$HAP_PID" "$@")
     if [ "$v" -gt "$bv" ]; then bv=$v; pv=$pvr; fi
     if [ "$h" -gt "$bh" ]; then bh=$h; ph=$phr; fi
+    HAP_BEST=$bh
     cv=$(awk -v a="$cv" -v b="$cvr" 'BEGIN{print (a == 0 || (b > 0 && b < a)) ? b : a}')
     ch=$(awk -v a="$ch" -v b="$chr" 'BEGIN{print (a == 0 || (b > 0 && b < a)) ? b : a}')
   done
@@ -117,4 +126,56 @@ bench_run() {
     "$MODE" "$name" "$bv" "$pv" "$cv" "$bh" "$ph" "$ch" \
     "$(awk -v a="$bv" -v b="$bh" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')" \
     "$(awk -v a="$cv" -v b="$ch" 'BEGIN{ if (a>0) printf "%.2f", b/a; else print "n/a"}')"
+}
+
+# bench_latency NAME [-close]: tail latency at a fixed offered load, 50% and
+# 90% of the best HAProxy rate of the bench_run before it (HAP_BEST), sent
+# open loop by internal/loadgen (constant rate, latency from each request's
+# due time: no coordinated omission; wrk -R is not in Debian's wrk). Rounds
+# interleave vipgate and HAProxy at each load; the round with the lower p99
+# is kept for each. The client shares cpu 1 with nginx: "done" (answered
+# per second) below the asked rate means the client or the proxy could not
+# keep up, and the latencies then measure the queue.
+bench_latency() {
+  local name=$1; shift
+  local pct rate r side port out orate o50 o99 o999 oerr bv bh vr v50 v99 v999 ve hr h50 h99 h999 he
+  for pct in 50 90; do
+    rate=$((HAP_BEST * pct / 100)) bv="" bh=""
+    for r in $(seq "$ROUNDS"); do
+      for side in vipgate haproxy; do
+        port=$VIP; [ $side = haproxy ] && port=$HAP
+        out=$(GOMAXPROCS=1 taskset -c 1 "$T/loadgen" -addr "127.0.0.1:$port" -rate "$rate" -c "$CONNS" -d "$DUR" "$@" 2>&1) ||
+          out="rate 0 p50 0 p99 0 p99.9 0 errors -1"
+        read -r _ orate _ o50 _ o99 _ o999 _ oerr <<<"$out"
+        if [ $side = vipgate ]; then
+          if [ -z "$bv" ] || awk -v a="$o99" -v b="$(cut -d' ' -f3 <<<"$bv")" 'BEGIN{exit !(a < b)}'; then bv="$orate $o50 $o99 $o999 $oerr"; fi
+        elif [ -z "$bh" ] || awk -v a="$o99" -v b="$(cut -d' ' -f3 <<<"$bh")" 'BEGIN{exit !(a < b)}'; then bh="$orate $o50 $o99 $o999 $oerr"; fi
+      done
+    done
+    read -r vr v50 v99 v999 ve <<<"$bv"
+    read -r hr h50 h99 h999 he <<<"$bh"
+    printf '%-4s %-26s vipgate done %6s/s p50 %6sms p99 %6sms p99.9 %6sms err %s   haproxy done %6s/s p50 %6sms p99 %6sms p99.9 %6sms err %s   p99 ratio %s\n' \
+      "$MODE" "$name at ${pct}% (${rate}/s)" "$vr" "$v50" "$v99" "$v999" "$ve" "$hr" "$h50" "$h99" "$h999" "$he" \
+      "$(awk -v a="$v99" -v b="$h99" 'BEGIN{ if (a>0) printf "%.2f", b/a; else print "n/a"}')"
+  done
+}
+
+# bench_scaling NAME WRK-ARGS...: vipgate's CPU per request with GOMAXPROCS=2
+# (both cores) against GOMAXPROCS=1 (one core), interleaved rounds, the
+# lowest of each. Lock or cache-line contention on the hot path would show
+# as more CPU per request with two Ps (goal: no more than 5% above).
+bench_scaling() {
+  local name=$1; shift
+  local c1=0 c2=0 r1=0 r2=0 r v p c
+  for r in $(seq "$ROUNDS"); do
+    read -r v p c < <(bench_one "$VIP" "$VIP_PID" "$@")
+    if [ "$v" -gt "$r1" ]; then r1=$v; fi
+    c1=$(awk -v a="$c1" -v b="$c" 'BEGIN{print (a == 0 || (b > 0 && b < a)) ? b : a}')
+    read -r v p c < <(bench_one "$VIP2" "$VIP2_PID" "$@")
+    if [ "$v" -gt "$r2" ]; then r2=$v; fi
+    c2=$(awk -v a="$c2" -v b="$c" 'BEGIN{print (a == 0 || (b > 0 && b < a)) ? b : a}')
+  done
+  printf '%-4s %-26s vipgate GOMAXPROCS=1 %7s req/s %6sus cpu/req   GOMAXPROCS=2 %7s req/s %6sus cpu/req   cpu 2/1 ratio %s\n' \
+    "$MODE" "scaling, $name" "$r1" "$c1" "$r2" "$c2" \
+    "$(awk -v a="$c2" -v b="$c1" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}')"
 }

@@ -7,4 +7,8 @@ MODE=tcp BASE=18480 DUR=${DUR:-8s}
 . "$(dirname "$0")/bench-lib.sh"
 bench_start
 bench_run "keep-alive requests"
+bench_latency "keep-alive requests"
+bench_scaling "keep-alive requests"
 bench_run "new connection per request" -H "Connection: close"
+bench_latency "new connection per request" -close
+bench_scaling "new connection per request" -H "Connection: close"
