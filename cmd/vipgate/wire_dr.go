@@ -6,13 +6,14 @@ import (
 
 // newDR wires the direct-routing datapath (mode dr frontends) into a node.
 // Its backends are the proxy's: the same servers, health checks, admin
-// states and counters (stats, Prometheus) as proxied backends.
+// states and counters (stats, Prometheus) as proxied backends; the
+// "dr" status section lists the interfaces it forwards on.
 func newDR(e *env) (subsystem, error) {
 	if e.Proxy == nil {
 		return nil, nil
 	}
 	p := e.Proxy
-	return dr.New(dr.Options{
+	d := dr.New(dr.Options{
 		Log:  e.Log,
 		Node: e.Node,
 		Backend: func(name string) (dr.Pool, bool) {
@@ -22,5 +23,9 @@ func newDR(e *env) (subsystem, error) {
 			}
 			return dr.Pool{Pick: b.Pick, Servers: b.Servers, Counters: b.Counters}, true
 		},
-	}), nil
+	})
+	if e.Admin != nil {
+		e.Admin.Section("dr", func() any { return d.Status() })
+	}
+	return d, nil
 }

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vipgate/vipgate/core/balance"
@@ -254,6 +255,40 @@ type linkRunner struct {
 	// aggregated counts frames above the Ethernet MTU (GRO), sent on as
 	// segments by the kernel (reader only, for the debug log).
 	aggregated uint64
+	// nflows is the flow table's size at the last sweep, and forwarded
+	// and dropped the frames so far (for Status).
+	nflows             atomic.Int64
+	forwarded, dropped atomic.Uint64
+}
+
+// LinkStatus is one interface of the director, for the admin API's
+// status section "dr".
+type LinkStatus struct {
+	Interface string `json:"interface"`
+	// Datapath is how frames are forwarded: af_packet (no XDP program is
+	// built into vipgate).
+	Datapath  string   `json:"datapath"`
+	Services  []string `json:"services"`
+	Flows     int64    `json:"flows"`
+	Forwarded uint64   `json:"forwarded_frames"`
+	Dropped   uint64   `json:"dropped_frames"`
+}
+
+// Status lists the interfaces the director forwards on, sorted.
+func (d *Director) Status() []LinkStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := []LinkStatus{}
+	for name, l := range d.links {
+		st := LinkStatus{Interface: name, Datapath: "af_packet", Flows: l.nflows.Load(), Forwarded: l.forwarded.Load(), Dropped: l.dropped.Load()}
+		for _, s := range d.want[name] {
+			st.Services = append(st.Services, s.name)
+		}
+		slices.Sort(st.Services)
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b LinkStatus) int { return strings.Compare(a.Interface, b.Interface) })
+	return out
 }
 
 func newLinkRunner(d *Director, name string, l Link) *linkRunner {
@@ -383,6 +418,7 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		srv, counters := l.place(svc, pi.key, now)
 		if srv == nil {
 			l.noServer++
+			l.dropped.Add(1)
 			return
 		}
 		if fl, ok = l.flows.add(pi.key, srv, counters, now); !ok {
@@ -398,6 +434,7 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 	var mac [6]byte
 	if nb == nil || !nb.get(&mac) {
 		l.noMAC++
+		l.dropped.Add(1)
 		l.wake()
 		return
 	}
@@ -406,6 +443,7 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 	}
 	rewrite(f, mac, l.mac)
 	if err := l.link.Write(f, mac); err != nil {
+		l.dropped.Add(1)
 		l.oversize++
 		if l.oversize == 1 || l.oversize%10000 == 0 {
 			l.d.log.Warn("direct routing: cannot send a frame on",
@@ -413,6 +451,7 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		}
 		return
 	}
+	l.forwarded.Add(1)
 	fl.srv.Counters.PacketsIn.Add(1)
 	fl.srv.Counters.BytesIn.Add(uint64(pi.ipLen))
 	if fl.backend != nil {
@@ -467,6 +506,7 @@ func (l *linkRunner) sweep(now time.Time, svcs map[svcKey]*service) {
 	l.flows.sweep(now.UnixNano(), func(s *upstream.Server) bool {
 		return !live[s] || (shut[s] && s.Health() == upstream.Down)
 	})
+	l.nflows.Store(int64(l.flows.len()))
 	for name, t := range l.tmpl {
 		if !names[name] {
 			delete(l.tmpl, name)

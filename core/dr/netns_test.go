@@ -432,6 +432,17 @@ func TestDirectRoutingTCP(t *testing.T) {
 		t.Fatalf("the director received %d bytes and forwarded %d for a 4 MiB download: the reply crossed it", rx, fwd)
 	}
 	t.Logf("4 MiB download: the director received %d bytes, forwarded %d bytes in %d packets", rx, fwd, pkts)
+	// The status section says which datapath forwards, where.
+	out, err = l.dirs["d1"].Command("curl", "-sf", "-m", "2", "http://127.0.0.1:9900/api/v1/status/dr").Output()
+	var links []struct {
+		Interface, Datapath string
+		Services            []string
+		Forwarded           uint64 `json:"forwarded_frames"`
+	}
+	if err != nil || json.Unmarshal(out, &links) != nil || len(links) != 1 || links[0].Interface != "eth0" ||
+		links[0].Datapath != "af_packet" || len(links[0].Services) != 2 || links[0].Forwarded < pkts {
+		t.Fatalf("status dr: %s %v", out, err)
+	}
 
 	// An upload (the client's direction, aggregated by GRO on the
 	// director) reaches the server whole.
