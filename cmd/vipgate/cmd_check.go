@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -74,6 +75,7 @@ func checkFiles(files []string, node, witness, quiet bool, stdout, stderr io.Wri
 			fmt.Fprintf(stdout, "%s: ok\n", f)
 			if c != nil {
 				transparentNotes(stdout, f, c)
+				directRoutingNotes(stdout, f, c)
 			}
 		}
 	}
@@ -97,5 +99,21 @@ func transparentNotes(w io.Writer, file string, c *config.Cluster) {
 		} else {
 			fmt.Fprintf(w, "without setup_routing: true the node needs the policy routing that delivers those replies to its sockets (docs/forwarding.md)\n")
 		}
+	}
+}
+
+// directRoutingNotes says what the servers of a mode dr frontend need: the
+// director cannot check it, and without it their kernel drops the packets
+// (no VIP) or answers ARP for the VIP itself (no sysctls).
+func directRoutingNotes(w io.Writer, file string, c *config.Cluster) {
+	for i := range c.Frontends {
+		f := &c.Frontends[i]
+		if f.Mode != config.ModeDR || len(f.Bind) != 1 {
+			continue
+		}
+		host, _, _ := net.SplitHostPort(f.Bind[0])
+		fmt.Fprintf(w, "%s: note: frontend %q forwards %s in direct routing (mode dr): each server of backend %q needs the VIP on its loopback "+
+			"(ip addr add %s/32 dev lo) with net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 (and the same on its interface), "+
+			"the service listening on the VIP's port, and must be on the director's link; see docs/forwarding.md\n", file, f.Name, f.Bind[0], f.DefaultBackend, host)
 	}
 }
