@@ -26,17 +26,24 @@ func TestCheckExplainsDirectRouting(t *testing.T) {
 			doc := "vrrp:\n  instances:\n    - {name: vi1, interface: eth0, vrid: 51, vips: [\"198.18.40.100/24\"]}\n" +
 				"frontends:\n  - {name: web, mode: " + tt.mode + ", bind: \"" + bind + "\", default_backend: web}\n" +
 				"backends:\n  - {name: web, servers: [{name: s1, address: \"198.18.40.21:80\"}]}\n"
-			if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var out, errb bytes.Buffer
-			if code := runCheck([]string{f}, &out, &errb); code != 0 {
-				t.Fatalf("exit %d: %s", code, errb.String())
-			}
-			s := out.String()
+			s := checkOutput(t, f, doc)
 			if tt.want == "" && strings.Contains(s, "direct routing") || tt.want != "" && !strings.Contains(s, tt.want) {
 				t.Errorf("want %q in:\n%s", tt.want, s)
 			}
 		})
 	}
+}
+
+// checkOutput writes doc to f and returns what vipgate check prints on
+// stdout (it must accept the document).
+func checkOutput(t *testing.T, f, doc string) string {
+	t.Helper()
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := runCheck([]string{f}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	return out.String()
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,14 +20,7 @@ func TestCheckExplainsTransparentRoute(t *testing.T) {
 			f := filepath.Join(t.TempDir(), "c.yaml")
 			doc := "frontends:\n  - {name: smtp, bind: \"198.18.0.1:25\", default_backend: exch}\nbackends:\n  - name: exch\n    source: " +
 				tt.source + "\n    servers:\n      - {name: ex1, address: \"198.18.1.11:25\"}\n"
-			if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var out, errb bytes.Buffer
-			if code := runCheck([]string{f}, &out, &errb); code != 0 {
-				t.Fatalf("exit %d: %s", code, errb.String())
-			}
-			s := out.String()
+			s := checkOutput(t, f, doc)
 			if tt.want != "" && (!strings.Contains(s, tt.want) || !strings.Contains(s, "default route, must go through the vipgate node")) {
 				t.Errorf("want %q and the default route in:\n%s", tt.want, s)
 			}
