@@ -84,10 +84,10 @@ status is 1 unless every mailer delivered.`,
 		},
 	}
 	tf := test.Flags()
-	tf.StringVarP(&file, "f", "f", "", "cluster file to read the alerts section from (send from here, not through a node)")
+	tf.StringVarP(&file, "file", "f", "", "cluster file to read the alerts section from (send from here, not through a node)")
 	tf.StringVar(&to, "to", "", "comma-separated recipients (default: every rule's recipients)")
 	tf.StringVar(&node, "node", "", "with -f: the node name to announce in EHLO and the mail (default: this host's name)")
-	_ = test.MarkFlagFilename("f", "yaml", "yml")
+	_ = test.MarkFlagFilename("file", "yaml", "yml")
 
 	status := &cobra.Command{
 		Use:   "status",

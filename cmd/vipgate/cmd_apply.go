@@ -103,13 +103,13 @@ win; the later is refused and nothing is changed.`,
 	}
 	f := cmd.Flags()
 	client = adminFlags(f)
-	f.StringVarP(&file, "f", "f", "", "cluster config file to apply (- for stdin)")
+	f.StringVarP(&file, "file", "f", "", "cluster config file to apply (- for stdin)")
 	f.BoolVar(&dry, "dry-run", false, "show the diff against the committed config; change nothing")
 	author = authorFlag(f, "who makes this change (audit trail)")
-	f.StringVarP(&comment, "m", "m", "", "comment recorded with the change")
+	f.StringVarP(&comment, "message", "m", "", "comment recorded with the change")
 	f.Uint64Var(&ifVersion, "if-version", 0, "commit only if the committed version is still N (refused if it moved; 0: no condition)")
 	f.BoolVar(&allowEmpty, "allow-empty", false, "commit a document with no frontend, no VRRP instance and no DNS zone (refused otherwise: it closes every listener)")
-	_ = cmd.MarkFlagFilename("f", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }
 

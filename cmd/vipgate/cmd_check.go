@@ -36,7 +36,7 @@ Lua scripts, CA files) are loaded as vipgate run would load them here.`,
 	f := cmd.Flags()
 	f.BoolVar(&node, "node", false, "the files are node bootstrap files")
 	f.BoolVar(&witness, "witness", false, "with --node: check them as a witness's, as vipgate run --witness does")
-	f.BoolVarP(&quiet, "q", "q", false, "print nothing when the files are valid")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing when the files are valid")
 	return cmd
 }
 

@@ -66,7 +66,7 @@ notice, info, debug).`,
 	}
 	fl := cmd.Flags()
 	client = adminFlags(fl)
-	fl.IntVarP(&n, "n", "n", 20, "print the last N matching events the node keeps")
+	fl.IntVarP(&n, "lines", "n", 20, "print the last N matching events the node keeps")
 	fl.BoolVarP(&follow, "follow", "f", false, "then print each new event as it happens, until interrupted")
 	fl.StringVar(&kinds, "kind", "", "only these kinds, comma-separated (server.down, or a family: server, vrrp, dc, raft, config)")
 	fl.StringVar(&f.subject, "subject", "", "only events about this: BACKEND/SERVER, BACKEND (and its servers), a VRRP instance, a datacenter")

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"flag"
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/vipgate/vipgate/core/config/importer"
 )
@@ -31,8 +33,16 @@ there was any warning, 2 on bad usage.`,
 	}
 	// The importer writes its own messages; the tree only parses.
 	c = importer.NewCLI(os.Stderr)
-	cmd.Flags().AddGoFlagSet(c.Flags)
-	for _, f := range []string{"haproxy", "keepalived", "o"} {
+	// Go's flag package has no long form for -o; pflag would print it as
+	// "--o", so it gets the long name every other tool uses.
+	c.Flags.VisitAll(func(gf *flag.Flag) {
+		pf := pflag.PFlagFromGoFlag(gf)
+		if pf.Name == "o" {
+			pf.Name = "output"
+		}
+		cmd.Flags().AddFlag(pf)
+	})
+	for _, f := range []string{"haproxy", "keepalived", "output"} {
 		_ = cmd.MarkFlagFilename(f)
 	}
 	return cmd

@@ -40,10 +40,10 @@ func NewCLI(stderr io.Writer) *CLI {
 	c := &CLI{Flags: flag.NewFlagSet("import", flag.ContinueOnError)}
 	fs := c.Flags
 	fs.SetOutput(stderr)
-	fs.Var(&c.haproxy, "haproxy", "haproxy.cfg to translate: once for every node, or NODE=FILE repeated with each node's own file")
-	fs.Var(&c.keepalived, "keepalived", "keepalived.conf to translate, [NODE=]FILE; repeat it with each node's file (the node is NODE, else the file's router_id, else its name)")
-	fs.Var(&c.datacenters, "datacenter", "NODE=DC, repeated: the datacenter of each node (the document lists them and tags each node's own servers)")
-	c.out = fs.String("o", "", "write the cluster document to this file (default: stdout)")
+	fs.Var(&c.haproxy, "haproxy", "haproxy.cfg to translate, `[NODE=]FILE`: once for every node, or NODE=FILE repeated with each node's own file")
+	fs.Var(&c.keepalived, "keepalived", "keepalived.conf to translate, `[NODE=]FILE`; repeat it with each node's file (the node is NODE, else the file's router_id, else its name)")
+	fs.Var(&c.datacenters, "datacenter", "`NODE=DC`, repeated: the datacenter of each node (the document lists them and tags each node's own servers)")
+	c.out = fs.String("o", "", "write the cluster document to this `FILE` (default: stdout)")
 	c.strict = fs.Bool("strict", false, "treat every warning as an error (exit 1, nothing written)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: vipgate import [--haproxy [NODE=]haproxy.cfg ...] [--keepalived [NODE=]keepalived.conf ...] [--datacenter NODE=DC ...] [-o cluster.yaml] [--strict]\n\n")
