@@ -19,6 +19,9 @@ type liveConn struct {
 	// idle: an HTTP/1 connection waiting for its next request, which a
 	// drain may close at once.
 	idle atomic.Bool
+	// goAway, for an HTTP/2 connection, tells its client to go away
+	// gracefully (GOAWAY NO_ERROR): set once the connection is served.
+	goAway atomic.Pointer[func()]
 }
 
 // liveConns is the set of client connections being served.
@@ -72,7 +75,8 @@ func liveConnOf(ctx context.Context) *liveConn {
 // refused), HTTP/1 connections idle between requests are closed, and every
 // other connection ends after its current request (HTTP) or when either
 // side closes it (TCP). A config applied afterwards opens no listener.
-// HTTP/2 connections are not told to go away: CloseConns ends them.
+// HTTP/2 connections get a GOAWAY: their streams under way finish, and
+// CloseConns ends what is left.
 func (p *Proxy) Drain() {
 	if p.live.draining.Swap(true) {
 		return
@@ -86,6 +90,9 @@ func (p *Proxy) Drain() {
 	p.live.each(func(lc *liveConn) {
 		if lc.idle.Load() {
 			_ = lc.c.SetReadDeadline(time.Now())
+		}
+		if f := lc.goAway.Load(); f != nil {
+			(*f)()
 		}
 	})
 }

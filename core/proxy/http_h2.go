@@ -32,17 +32,37 @@ func (h *httpHandler) serveH2(ctx context.Context, s *session, c *tls.Conn) {
 		IdleTimeout:          h.f.Cfg.Timeouts.HTTPKeepAlive.D(),
 		MaxConcurrentStreams: uint32(h.f.Cfg.HTTP.H2MaxConcurrentStreams),
 	}
+	// Bounds the header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
+	// Its protocol errors (a client's misbehaviour) go to the debug log,
+	// not to stderr.
+	base := &http.Server{MaxHeaderBytes: h.f.Cfg.HTTP.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(h.log.With("frontend", h.f.Name).Handler(), slog.LevelDebug)}
+	h.goAwayOnDrain(ctx, base, srv)
 	srv.ServeConn(c, &http2.ServeConnOpts{
-		Context: ctx,
-		// Bounds the header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
-		// Its protocol errors (a client's misbehaviour) go to the debug log,
-		// not to stderr.
-		BaseConfig: &http.Server{MaxHeaderBytes: h.f.Cfg.HTTP.MaxHeaderBytes,
-			ErrorLog: slog.NewLogLogger(h.log.With("frontend", h.f.Name).Handler(), slog.LevelDebug)},
+		Context:    ctx,
+		BaseConfig: base,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.serveH2Stream(&conn, c, w, r)
 		}),
 	})
+}
+
+// goAwayOnDrain makes a graceful stop (Proxy.Drain) send this connection a
+// GOAWAY (NO_ERROR), as HAProxy's soft-stop does: the client opens its next
+// streams elsewhere while the ones under way finish, instead of sending new
+// requests on a connection the end of the grace will cut. x/net/http2 does
+// this for the connections served under a base http.Server it was
+// configured on, when that server shuts down.
+func (h *httpHandler) goAwayOnDrain(ctx context.Context, base *http.Server, srv *http2.Server) {
+	lc := liveConnOf(ctx)
+	if lc == nil || http2.ConfigureServer(base, srv) != nil {
+		return
+	}
+	goAway := func() { go func() { _ = base.Shutdown(context.Background()) }() }
+	lc.goAway.Store(&goAway)
+	if h.f.p.live.draining.Load() {
+		goAway() // the drain began before the store: it did not see it
+	}
 }
 
 // h2Parent is what streams take from their connection's session.

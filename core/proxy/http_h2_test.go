@@ -714,3 +714,41 @@ func TestH2HeaderListLimit(t *testing.T) {
 		t.Fatalf("the backend received %q", raw)
 	}
 }
+
+// TestH2GoAwayOnDrain: a graceful stop tells an HTTP/2 client to go away
+// (GOAWAY NO_ERROR, HAProxy's soft-stop) while its stream under way still
+// gets its whole response; without the GOAWAY the client would keep sending
+// new requests on a connection the end of the grace cuts.
+func TestH2GoAwayOnDrain(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	addr := rawBackend(t, func(c net.Conn, _ []byte) {
+		arrived <- struct{}{}
+		<-release
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+	})
+	ca := newTestCA(t)
+	cert, key := ca.issue(t, t.TempDir(), "a", 10, false, "a.example")
+	doc := httpDoc(fmt.Sprintf("    tls: {certificates: [{cert: %q, key: %q}]}", cert, key), "", oneBackend(addr))
+	doc = strings.Replace(doc, "server: 1500ms", "server: 10s", 1)
+	hp := startProxy(t, doc)
+	c := dialH2Raw(t, hp.addr("fe"))
+	c.maxStreams()
+	id := c.headers(h2Base, true)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the server")
+	}
+	hp.p.Drain()
+	// The GOAWAY comes while the stream is still waiting for its server.
+	if got := c.result(id); got != "goaway NO_ERROR" {
+		t.Fatalf("after the drain: %q, want goaway NO_ERROR", got)
+	}
+	free()
+	if got := c.result(id); got != "200 done" {
+		t.Fatalf("the stream under way during the drain: %q, want 200 done", got)
+	}
+}
