@@ -48,13 +48,16 @@ type NetIO interface {
 
 // Status is one instance in `vipgate status`.
 type Status struct {
-	Name           string    `json:"name"`
-	VRID           int       `json:"vrid"`
-	Interface      string    `json:"interface"`
-	State          State     `json:"state"`
-	Priority       int       `json:"priority"`
-	BasePriority   int       `json:"base_priority"`
-	Master         string    `json:"master,omitempty"`
+	Name         string `json:"name"`
+	VRID         int    `json:"vrid"`
+	Interface    string `json:"interface"`
+	State        State  `json:"state"`
+	Priority     int    `json:"priority"`
+	BasePriority int    `json:"base_priority"`
+	Master       string `json:"master,omitempty"`
+	// MasterNode names the node behind Master when it is known for
+	// certain (see masterNode and Options.NodeOf); "" otherwise.
+	MasterNode     string    `json:"master_node,omitempty"`
 	LastTransition time.Time `json:"last_transition"`
 	LastReason     string    `json:"last_reason,omitempty"`
 	// Transitions counts state changes since the instance started.
@@ -581,9 +584,11 @@ func (in *Instance) perform(acts []Action) {
 	in.st.Priority = in.m.Priority()
 	in.st.State = in.m.State()
 	in.st.Master = ""
-	if a := in.m.MasterAddr(); a.IsValid() {
+	a := in.m.MasterAddr()
+	if a.IsValid() {
 		in.st.Master = a.String()
 	}
+	in.st.MasterNode = masterNode(in.node, in.st.State, a, in.cfg.UnicastSrcIPs)
 	in.mu.Unlock()
 }
 
@@ -691,4 +696,23 @@ func (in *Instance) do(f func(now time.Time) []Action) {
 	case in.ctl <- f:
 	case <-in.done:
 	}
+}
+
+// masterNode names the node whose adverts made it master from what is
+// certain without asking anyone: this node when it is master, else the
+// node whose unicast_src_ips entry is the adverts' source address (the
+// address it sends from by configuration). "" when neither says.
+func masterNode(self string, st State, master netip.Addr, srcIPs map[string]string) string {
+	if st == Master {
+		return self
+	}
+	if !master.IsValid() {
+		return ""
+	}
+	for node, s := range srcIPs {
+		if a, err := netip.ParseAddr(s); err == nil && a.Unmap() == master.Unmap() {
+			return node
+		}
+	}
+	return ""
 }

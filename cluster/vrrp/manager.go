@@ -32,6 +32,9 @@ type Options struct {
 	// DropAddr removes an address from whichever interface has it and
 	// reports whether one had it; defaults to netlink.
 	DropAddr func(netip.Prefix) (bool, error)
+	// NodeOf names the node that owns an address ("" = unknown), for the
+	// master of an instance its configuration does not name (nil = none).
+	NodeOf func(netip.Addr) string
 }
 
 // Manager runs the instances of the `vrrp` section that belong to this
@@ -289,6 +292,11 @@ func (m *Manager) Status() []Status {
 		out = append(out, r.inst.Status())
 	}
 	m.mu.Unlock()
+	for i, st := range out {
+		if a, err := netip.ParseAddr(st.Master); err == nil && st.MasterNode == "" && m.o.NodeOf != nil {
+			out[i].MasterNode = m.o.NodeOf(a)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -29,6 +29,42 @@ func text(ctx context.Context, t *testing.T, css string) string {
 	return evalString(ctx, t, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : ""; })()`, css))
 }
 
+// waitFor polls until the element css matches contains want.
+func waitFor(ctx context.Context, t *testing.T, d time.Duration, css, want string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for got := text(ctx, t, css); !strings.Contains(got, want); got = text(ctx, t, css) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s shows %q, want %q", css, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkFirstRefresh waits for the page's first refresh asked after now
+// (a failover to dc2 committed and pushed) and checks that it shows dc2
+// active and mail.example.com answering dc2's address.
+func checkFirstRefresh(ctx context.Context, t *testing.T) {
+	t.Helper()
+	num := func(js string) int64 {
+		v, _ := strconv.ParseInt(evalString(ctx, t, js), 10, 64)
+		return v
+	}
+	committed := num(`String(Date.now())`)
+	testenv.Eventually(t, 10*time.Second, "the page's first refresh asked after the commit", func() bool {
+		return num(`document.body.dataset.asked || "0"`) > committed
+	})
+	if got := text(ctx, t, `#banner [data-active]`); got != "dc2" {
+		t.Errorf("after one refresh the banner shows %q active, want dc2", got)
+	}
+	if got := text(ctx, t, `tr[data-dns="mail.example.com."] td[data-answer]`); !strings.Contains(got, "198.18.2.100") {
+		t.Errorf("after one refresh mail answers %q, want 198.18.2.100", got)
+	}
+	if got := text(ctx, t, `[data-dc="dc2"]`); !strings.Contains(got, "ACTIVE") {
+		t.Errorf("dc2's card: %q, want ACTIVE", got)
+	}
+}
+
 // TestClusterViewInBrowser loads the stats page of a raft gateway in
 // headless Chromium, fails the cluster over to the other datacenter, and
 // checks that the first refresh after the commit shows the new active
@@ -63,16 +99,7 @@ dns:
 
 	ctx := newBrowser(t)
 	loginSteps(ctx, t, "http://"+n.admin+"/stats", writeTok, `#banner [data-active]`)
-	waitText := func(css, want string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for got := text(ctx, t, css); !strings.Contains(got, want); got = text(ctx, t, css) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s shows %q, want %q", css, got, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	waitText := func(css, want string) { t.Helper(); waitFor(ctx, t, 20*time.Second, css, want) }
 	waitText(`#banner [data-active]`, "dc1")
 	waitText(`tr[data-dns="mail.example.com."] td[data-answer]`, "198.18.1.100")
 	// The member list (who leads may change on a loaded machine: the
@@ -104,23 +131,7 @@ dns:
 		}
 		return n.get("/api/v1/dc", &d) == nil && d.Active == "dc2" && d.Pushed.Active == "dc2"
 	})
-	num := func(js string) int64 {
-		v, _ := strconv.ParseInt(evalString(ctx, t, js), 10, 64)
-		return v
-	}
-	committed := num(`String(Date.now())`)
-	testenv.Eventually(t, 10*time.Second, "the page's first refresh asked after the commit", func() bool {
-		return num(`document.body.dataset.asked || "0"`) > committed
-	})
-	if got := text(ctx, t, `#banner [data-active]`); got != "dc2" {
-		t.Errorf("after one refresh the banner shows %q active, want dc2", got)
-	}
-	if got := text(ctx, t, `tr[data-dns="mail.example.com."] td[data-answer]`); !strings.Contains(got, "198.18.2.100") {
-		t.Errorf("after one refresh mail answers %q, want 198.18.2.100", got)
-	}
-	if got := text(ctx, t, `[data-dc="dc2"]`); !strings.Contains(got, "ACTIVE") {
-		t.Errorf("dc2's card: %q, want ACTIVE", got)
-	}
+	checkFirstRefresh(ctx, t)
 	if got := text(ctx, t, `#banner`); !strings.Contains(got, "browser test") || !strings.Contains(got, "ago") {
 		t.Errorf("banner %q does not say why and when", got)
 	}

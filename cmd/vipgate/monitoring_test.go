@@ -110,10 +110,7 @@ func TestShippedMetricsExist(t *testing.T) {
 	h := n.AddHost("gw", "198.18.99.1/24")
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "vipgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildVipgate(t, dir)
 	ca, err := rafttest.NewCA(dir, "raft")
 	if err != nil {
 		t.Fatal(err)
@@ -122,13 +119,7 @@ func TestShippedMetricsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, s string) string {
-		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
+	write := func(name, s string) string { return writeFile(t, dir, name, s) }
 	cluster := write("cluster.yaml", `
 datacenters: [{name: dc1, role: primary}, {name: dc2}]
 vrrp:
@@ -159,33 +150,9 @@ raft:
   bootstrap: true
   tls: {ca: %q, cert: %q, key: %q}
 `, filepath.Join(dir, "data"), cluster, readTok, tf.CA, tf.Cert, tf.Key))
-	cmd := h.Command(bin, "run", "--node", node, "--demo-backends", "127.0.0.1:18081")
-	logs := &testenv.LogBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("node log:\n%s", logs.String())
-		}
-	})
+	done, logs := runInNS(t, h, bin, "run", "--node", node, "--demo-backends", "127.0.0.1:18081")
 
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return h.Dial(network, "", addr, 5*time.Second)
-		},
-		DisableKeepAlives: true,
-	}}
+	hc := nsClient(h)
 	scrape := func() (map[string]bool, error) {
 		req, _ := http.NewRequest("GET", "http://198.18.99.1:9900/metrics", nil)
 		req.Header.Set("Authorization", "Bearer "+readTok)
@@ -244,4 +211,62 @@ raft:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// buildVipgate builds the binary into dir (the lab's namespaces run it).
+func buildVipgate(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "vipgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runInNS runs bin with args in h's namespace until the test ends (then
+// SIGINT, SIGKILL after 15s). done closes when it exits; its output is in
+// logs, printed when the test failed.
+func runInNS(t *testing.T, h *testnet.Host, bin string, args ...string) (done chan struct{}, logs *testenv.LogBuffer) {
+	t.Helper()
+	cmd := h.Command(bin, args...)
+	logs = &testenv.LogBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", h.Name, logs.String())
+		}
+	})
+	return done, logs
+}
+
+// nsClient is an HTTP client whose connections start in h's namespace.
+func nsClient(h *testnet.Host) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return h.Dial(network, "", addr, 5*time.Second)
+		},
+		DisableKeepAlives: true,
+	}}
+}
+
+// writeFile writes s to dir/name (0600) and returns its path.
+func writeFile(t *testing.T, dir, name, s string) string {
+	t.Helper()
+	f := filepath.Join(dir, name)
+	if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"net"
+	"net/netip"
+
+	"github.com/vipgate/vipgate/cluster/raft"
 	"github.com/vipgate/vipgate/cluster/vrrp"
 	"github.com/vipgate/vipgate/plugins/track"
 )
@@ -20,6 +24,7 @@ func newVRRP(e *env) (subsystem, error) {
 		Bus:      e.Bus,
 		Tracks:   track.Factory(to),
 		StateDir: e.Node.DataDir,
+		NodeOf:   raftNodeOf(e.Source),
 	})
 	if e.Admin != nil {
 		e.Admin.Section("vrrp", func() any { return m.Status() })
@@ -29,4 +34,38 @@ func newVRRP(e *env) (subsystem, error) {
 		_ = e.Metrics.Register(vrrp.NewCollector(m.Status)) // a second node on one registry (tests) keeps the first's
 	}
 	return m, nil
+}
+
+// raftNodeOf names a VRRP master from the raft members' advertised raft
+// and admin addresses (nil without raft). Those are addresses the nodes
+// bind, so one that matches an advert's source is that node's; a master
+// advertising from another address stays unnamed rather than guessed.
+func raftNodeOf(src configSource) func(netip.Addr) string {
+	s, ok := src.(*raftSource)
+	if !ok {
+		return nil
+	}
+	return func(a netip.Addr) string {
+		ms, err := s.n.Members()
+		if err != nil {
+			return ""
+		}
+		return memberAt(ms, a)
+	}
+}
+
+// memberAt is the member whose raft or admin address is on host a.
+func memberAt(ms []raft.MemberInfo, a netip.Addr) string {
+	for _, m := range ms {
+		for _, hp := range []string{m.Address, m.Admin} {
+			host, _, err := net.SplitHostPort(hp)
+			if err != nil {
+				continue
+			}
+			if h, err := netip.ParseAddr(host); err == nil && !h.IsUnspecified() && h.Unmap() == a.Unmap() {
+				return m.ID
+			}
+		}
+	}
+	return ""
 }
