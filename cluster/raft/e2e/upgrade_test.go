@@ -307,8 +307,13 @@ backends:
 			v := n.view()
 			return v.version == "e2e-upgraded" && v.leader != "" && (n == w || v.vrrp == "MASTER" || v.vrrp == "BACKUP")
 		})
-		// Some load on the new member before the next one goes.
-		time.Sleep(2 * time.Second)
+		// Some load on the new member before the next one goes: a number
+		// of requests served, not a time, so a slow machine gets as many.
+		okBack, _ := load.counts()
+		testenv.Eventually(t, 60*time.Second, "200 requests served after "+n.name+"'s upgrade", func() bool {
+			ok, _ := load.counts()
+			return ok >= okBack+200
+		})
 		ok1, f1 := load.counts()
 		t.Logf("upgraded %s (was %s, raft %s, vrrp %q; SIGTERM at %s, stop took %s): %d requests, %d failed during its step",
 			n.name, before.version, before.raftState, before.vrrp, stopAt.Format("15:04:05.000"), took.Round(time.Millisecond), ok1-ok0, len(f1)-len(f0))
