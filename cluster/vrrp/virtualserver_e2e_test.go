@@ -275,11 +275,9 @@ const vsDRKeepalived = vsGateway + `virtual_server 198.18.0.200 80 {
 // TestMigrationE2EVirtualServerDR: an LVS-DR virtual_server imported and
 // served, the real servers set up as LVS-DR wants them (the VIP on lo,
 // arp_ignore/arp_announce) on the gateway's segment. The import makes it
-// a `mode: dr` frontend where it can (the servers then answer the client
-// directly and see its address), else the proxy (they see the gateway's):
-// the test follows what the document says. Either way both real servers
-// serve through the VIP, and the imported TCP_CHECK takes a stopped one
-// out.
+// a `mode: dr` frontend (the servers then answer the client directly and
+// see its address); both real servers serve through the VIP, and the
+// imported TCP_CHECK takes a stopped one out.
 func TestMigrationE2EVirtualServerDR(t *testing.T) {
 	bin := migrationE2E(t)
 	dir := t.TempDir()
@@ -308,10 +306,13 @@ func TestMigrationE2EVirtualServerDR(t *testing.T) {
 	if fe == nil {
 		t.Fatalf("no frontend for the virtual_server: %+v", c.Frontends)
 	}
-	dr := fe.Mode == config.ModeDR
-	// What the servers see as the client: itself (dr) or the gateway.
-	seen := map[bool]string{true: "198.18.0.100", false: b.addrs["gw1"]}[dr]
-	t.Logf("virtual_server imported as mode %s: the servers see %s", fe.Mode, seen)
+	// The VIP is a VRRP VIP and the real servers are on its segment: the
+	// import must make it direct routing, not fall back to the proxy.
+	if fe.Mode != config.ModeDR {
+		t.Fatalf("virtual_server imported as mode %s, want %s", fe.Mode, config.ModeDR)
+	}
+	// Under direct routing the servers see the client itself.
+	seen := "198.18.0.100"
 	startVipgateNode(t, b.hosts["gw1"], bin, dir, "gw1", docFile, "127.0.0.1:9900")
 	// A director answers ARP for a dr VIP without adding it: VRRP's state
 	// says who holds it.
