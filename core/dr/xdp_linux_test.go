@@ -1,0 +1,118 @@
+//go:build linux
+
+package dr
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// xdpFrame builds an Ethernet frame to dst carrying IPv4 proto from
+// 198.18.0.50:40000 to 198.18.0.100:80, with ihl 4-byte words of IP
+// header, fragment field frag and TCP flags, padded to total bytes.
+func xdpFrame(dst [6]byte, ethType uint16, proto byte, ihl int, frag uint16, flags byte, total int) []byte {
+	f := make([]byte, total)
+	copy(f[0:6], dst[:])
+	copy(f[6:12], []byte{2, 0, 0, 0, 0, 0x50})
+	binary.BigEndian.PutUint16(f[12:14], ethType)
+	if total < ethHeader+minIPv4 {
+		return f
+	}
+	ip := f[ethHeader:]
+	ip[0] = 0x40 | byte(ihl)
+	binary.BigEndian.PutUint16(ip[2:4], uint16(total-ethHeader))
+	binary.BigEndian.PutUint16(ip[6:8], frag)
+	ip[8], ip[9] = 64, proto
+	copy(ip[12:16], []byte{198, 18, 0, 50})
+	copy(ip[16:20], []byte{198, 18, 0, 100})
+	l4 := ip[ihl*4:]
+	if len(l4) >= 14 {
+		binary.BigEndian.PutUint16(l4[0:2], 40000)
+		binary.BigEndian.PutUint16(l4[2:4], 80)
+		l4[13] = flags
+	}
+	return f
+}
+
+// TestXDPProgram runs the fast path's program on crafted frames
+// (BPF_PROG_TEST_RUN): a flow's packet leaves rewritten and counted,
+// everything else goes on to the stack unchanged.
+func TestXDPProgram(t *testing.T) {
+	testenv.RequireRoot(t)
+	me := [6]byte{2, 0, 0, 0, 0, 0x11}
+	srv := [6]byte{2, 0, 0, 0, 0, 0x21}
+	other := [6]byte{2, 0, 0, 0, 0, 0x99}
+	x, err := loadXDP(me, 1500)
+	if err != nil {
+		t.Fatalf("loading the XDP program: %v", err)
+	}
+	defer x.close()
+	tcpKey := flowKey{src: [4]byte{198, 18, 0, 50}, dst: [4]byte{198, 18, 0, 100}, sport: 40000, dport: 80, proto: protoTCP}
+	udpKey := tcpKey
+	udpKey.proto = protoUDP
+	for _, k := range []flowKey{tcpKey, udpKey} {
+		if err := x.put(k, srv, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ack = 0x10
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want uint32
+	}{
+		{"tcp flow: forwarded", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0x4000, ack, 100), xdpTX},
+		{"udp flow: forwarded", xdpFrame(me, ethTypeIPv4, protoUDP, 5, 0, 0, 80), xdpTX},
+		{"full-size frame: forwarded", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, ack, ethHeader+1500), xdpTX},
+		{"aggregated frame above the MTU: passed", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, ack, ethHeader+1501), xdpPass},
+		{"syn: passed (user space places)", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, tcpSYN, 100), xdpPass},
+		{"fin: passed", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, tcpFIN|ack, 100), xdpPass},
+		{"rst: passed", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, tcpRST, 100), xdpPass},
+		{"another host's mac: passed", xdpFrame(other, ethTypeIPv4, protoTCP, 5, 0, ack, 100), xdpPass},
+		{"ip options: passed", xdpFrame(me, ethTypeIPv4, protoTCP, 6, 0, ack, 100), xdpPass},
+		{"first fragment: passed", xdpFrame(me, ethTypeIPv4, protoUDP, 5, 0x2000, 0, 100), xdpPass},
+		{"later fragment: passed", xdpFrame(me, ethTypeIPv4, protoUDP, 5, 0x0010, 0, 100), xdpPass},
+		{"icmp: passed", xdpFrame(me, ethTypeIPv4, 1, 5, 0, 0, 100), xdpPass},
+		{"arp: passed", xdpFrame(me, 0x0806, 0, 5, 0, 0, 60), xdpPass},
+		{"ipv6: passed", xdpFrame(me, 0x86dd, 0, 5, 0, 0, 100), xdpPass},
+		{"truncated udp: passed", xdpFrame(me, ethTypeIPv4, protoUDP, 5, 0, 0, ethHeader+minIPv4+7), xdpPass},
+		{"truncated tcp: passed", xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, 0, ethHeader+minIPv4+13), xdpPass},
+		{"ethernet only: passed", xdpFrame(me, ethTypeIPv4, 0, 5, 0, 0, ethHeader), xdpPass},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := make([]byte, len(tc.in)+256)
+			got, err := x.prog.Run(&ebpf.RunOptions{Data: tc.in, DataOut: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("verdict %d, want %d", got, tc.want)
+			}
+			out = out[:len(tc.in)]
+			want := append([]byte(nil), tc.in...)
+			if tc.want == xdpTX {
+				rewrite(want, srv, me)
+			}
+			if !bytes.Equal(out, want) {
+				t.Fatalf("frame out\n%x\nwant\n%x", out, want)
+			}
+		})
+	}
+	// Three frames forwarded: 86+66+1500 IP bytes, counted in slot 7.
+	if p, b := x.count(7); p != 3 || b != 86+66+1500 {
+		t.Fatalf("slot 7 counts %d frames, %d bytes; want 3, %d", p, b, 86+66+1500)
+	}
+	seen, ok := x.lastSeen(tcpKey)
+	if d := time.Since(time.Unix(0, seen)); !ok || d < -time.Second || d > time.Minute {
+		t.Fatalf("the flow's last-seen stamp: %v %v (%s ago)", seen, ok, d)
+	}
+	x.del(tcpKey)
+	if got, err := x.prog.Run(&ebpf.RunOptions{Data: xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, ack, 100)}); err != nil || got != xdpPass {
+		t.Fatalf("a removed flow: verdict %d, %v; want pass", got, err)
+	}
+}
