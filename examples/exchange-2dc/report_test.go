@@ -102,6 +102,13 @@ func (r *report) print(w io.Writer, wall time.Duration) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d assertions, %d failed, wall time %s\n", len(r.rows), failed, wall.Round(time.Second))
+	// The failed rows again, last: a CI log shows only its tail, and the
+	// table is longer than that tail.
+	for _, r := range r.rows {
+		if !r.ok {
+			fmt.Fprintf(w, "FAILED  %s: %s: %s\n", r.step, r.check, r.measured)
+		}
+	}
 }
 
 func ms(d time.Duration) string {
