@@ -409,7 +409,9 @@ func mailDelay(ms []alertMail, t0 time.Time) time.Duration {
 // server (seen 1 run in ~20 with 8): persistence would then prove nothing.
 func (s *scenario) sessions(st *step, n int) (files, srvs, ids []string) {
 	h := s.lab.hosts["vdi-dc1"]
-	spread := func() bool { return len(srvs) > 0 && slices.ContainsFunc(srvs, func(v string) bool { return v != srvs[0] }) }
+	spread := func() bool {
+		return len(srvs) > 0 && slices.ContainsFunc(srvs, func(v string) bool { return v != srvs[0] })
+	}
 	for i := 0; i < n || (!spread() && i < 4*n); i++ {
 		f := filepath.Join(s.sessDir, fmt.Sprintf("s%d-%d.pem", time.Now().UnixNano(), i))
 		srv, reused, id, err := testexch.SClient(s.lab.ctx, h, vip["dc1"]+":443", service, "", f)
