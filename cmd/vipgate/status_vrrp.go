@@ -31,8 +31,14 @@ func printVRRP(w io.Writer, raw json.RawMessage) error {
 		if !r.LastTransition.IsZero() {
 			last = ago(r.LastTransition) + " ago"
 		}
+		// The node name is what an operator acts on; the address stays
+		// beside it because it is what tcpdump and keepalived show.
+		master := orDash(r.Master)
+		if r.MasterNode != "" {
+			master = r.MasterNode + " (" + master + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.VRID, r.Interface, r.State, prio,
-			orDash(r.Master), last, orDash(r.LastReason), strings.Join(r.VIPs, ","))
+			master, last, orDash(r.LastReason), strings.Join(r.VIPs, ","))
 	}
 	tw.Flush()
 	for _, r := range rows {

@@ -17,7 +17,7 @@ func TestPrintVRRP(t *testing.T) {
 			Master: "198.18.1.11", LastTransition: time.Now().Add(-90 * time.Second), LastReason: "no advertisement from 198.18.1.12",
 			VIPs: []string{"198.18.1.100/24"}, Dropped: map[string]uint64{"other_vrid": 40}},
 		{Name: "vi-dc1-b", VRID: 52, Interface: "eth1", State: vrrp.Backup, Priority: 40, BasePriority: 100,
-			Master: "198.18.1.12", LastTransition: time.Now().Add(-time.Hour), LastReason: "higher priority master 198.18.1.12 (priority 100)",
+			Master: "198.18.1.12", MasterNode: "gw-a2", LastTransition: time.Now().Add(-time.Hour), LastReason: "higher priority master 198.18.1.12 (priority 100)",
 			VIPs: []string{"198.18.1.101/24"}, Tracks: []vrrp.TrackStatus{{Name: "haproxy", Up: false, Weight: -60, Reason: "no process haproxy"}},
 			Dropped: map[string]uint64{"auth": 3}},
 	}
@@ -33,7 +33,7 @@ func TestPrintVRRP(t *testing.T) {
 	for _, want := range []string{
 		"INSTANCE", "MASTER", "LAST TRANSITION",
 		"vi-dc1 ", "51", "MASTER", "150 ", "198.18.1.11", "1m30s ago", "no advertisement from 198.18.1.12", "198.18.1.100/24",
-		"BACKUP", "40 (base 100)", "1h0m0s ago",
+		"BACKUP", "40 (base 100)", "gw-a2 (198.18.1.12)", "1h0m0s ago",
 		"vi-dc1-b: track haproxy failing: no process haproxy",
 		"vi-dc1-b: 3 adverts dropped (auth)",
 	} {
