@@ -82,15 +82,20 @@ func (f *Frontend) backendNames() []string {
 func (f *Frontend) retire() { f.once.Do(func() { close(f.retired) }) }
 
 // listener is one bound address; it survives reloads and serves whichever
-// Frontend is current.
+// Frontend is current. It holds listenShards sockets on that address, each
+// with its own accept loop.
 type listener struct {
 	p       *Proxy
 	addr    string
-	ln      net.Listener
+	lns     []net.Listener
 	fe      atomic.Pointer[Frontend]
 	started atomic.Bool
-	done    chan struct{}
+	closed  chan struct{}
+	once    sync.Once
 }
+
+// bound is the address the listener holds (the port resolved for ":0").
+func (l *listener) bound() string { return l.lns[0].Addr().String() }
 
 // bindNetwork picks the socket family for a bind address. An IPv4 host
 // ("0.0.0.0:443") takes IPv4 only: Go would otherwise make a wildcard
@@ -117,6 +122,7 @@ func bindNetwork(addr string) (network string, v6only bool) {
 // before the node holds it (freebind).
 func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 	network, only6 := bindNetwork(addr)
+	shards := listenShards()
 	// KeepAlive -1: no TCP keepalive on client connections (HAProxy's
 	// clitcpka is off by default), which also saves four setsockopt calls
 	// per accepted connection.
@@ -126,6 +132,9 @@ func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 			// SO_REUSEADDR: rebind at once after a restart while old
 			// connections sit in TIME_WAIT.
 			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			if serr == nil && shards > 1 {
+				serr = reusePort(fd)
+			}
 			if serr == nil && only6 {
 				// Go makes [::] sockets dual-stack; the option must be set
 				// before bind(), which is when Control runs.
@@ -144,7 +153,17 @@ func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &listener{p: p, addr: addr, ln: ln, done: make(chan struct{})}
+	l := &listener{p: p, addr: addr, lns: []net.Listener{ln}, closed: make(chan struct{})}
+	// The other shards bind the address the first one got (its port, for
+	// ":0" binds).
+	for len(l.lns) < shards {
+		ln, err := lc.Listen(context.Background(), network, l.bound())
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("listen socket %d of %d on %s: %w", len(l.lns)+1, shards, addr, err)
+		}
+		l.lns = append(l.lns, ln)
+	}
 	l.fe.Store(f)
 	return l, nil
 }
@@ -153,42 +172,35 @@ func (l *listener) start(ctx context.Context) {
 	if l.started.Swap(true) {
 		return
 	}
-	go l.serve(ctx)
+	for _, ln := range l.lns {
+		go l.serve(ctx, ln)
+	}
 }
 
 func (l *listener) close() {
-	_ = l.ln.Close()
+	l.once.Do(func() { close(l.closed) })
+	for _, ln := range l.lns {
+		_ = ln.Close()
+	}
 }
 
-func (l *listener) serve(ctx context.Context) {
-	defer close(l.done)
+// serve is the accept loop of one of the listener's sockets.
+func (l *listener) serve(ctx context.Context, ln net.Listener) {
 	for {
-		f := l.fe.Load()
-		// maxconn: take a slot before accepting, so that excess clients wait
-		// in the kernel's accept queue, as with HAProxy.
-		select {
-		case f.slots <- struct{}{}:
-		case <-f.retired:
-			continue
-		case <-ctx.Done():
-			return
-		}
-		c, err := accept.Next(ctx, l.ln, l.p.log)
+		c, err := accept.Next(ctx, ln, l.p.log)
 		if err != nil {
-			<-f.slots
 			return
 		}
-		// A reload may have happened while Accept blocked: serve the
-		// connection with the current generation, moving the slot over.
-		if cur := l.fe.Load(); cur != f {
-			<-f.slots
-			f = cur
-			select {
-			case f.slots <- struct{}{}:
-			case <-ctx.Done():
-				_ = c.Close()
-				return
-			}
+		// maxconn: the slot is taken after accepting, not before, because
+		// the kernel picks the socket a client lands on: a loop holding a
+		// slot while it waits in accept would keep it from a client queued
+		// on another socket. So each loop holds at most one accepted client
+		// unserved while the frontend is full; the others wait in the
+		// kernel's accept queue, as with HAProxy.
+		f := l.slot(ctx)
+		if f == nil {
+			_ = c.Close()
+			return
 		}
 		lc := l.p.live.add(c)
 		go func() {
@@ -196,6 +208,28 @@ func (l *listener) serve(ctx context.Context) {
 			defer l.p.live.remove(lc)
 			f.serveConn(withLiveConn(ctx, lc), c)
 		}()
+	}
+}
+
+// slot takes a maxconn slot of the current generation's frontend, waiting
+// while it is full; nil when the listener closes or ctx ends.
+func (l *listener) slot(ctx context.Context) *Frontend {
+	for {
+		f := l.fe.Load()
+		select {
+		case f.slots <- struct{}{}:
+			// A reload may have happened while the frontend was full: the
+			// new generation counts its own connections.
+			if l.fe.Load() == f {
+				return f
+			}
+			<-f.slots
+		case <-f.retired:
+		case <-l.closed:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
 	}
 }
 

@@ -374,7 +374,7 @@ func (p *Proxy) reconcileListeners(ns *state) []string {
 		if l == nil || claimed[l] {
 			l = nil
 			for _, cand := range p.listeners {
-				if !claimed[cand] && cand.ln.Addr().String() == addr {
+				if !claimed[cand] && cand.bound() == addr {
 					l = cand
 					break
 				}
@@ -570,7 +570,7 @@ func (p *Proxy) listeningOn(a string) bool {
 		return true
 	}
 	for _, l := range p.listeners {
-		if l.ln.Addr().String() == a {
+		if l.bound() == a {
 			return true
 		}
 	}
@@ -585,7 +585,7 @@ func (p *Proxy) ListenAddrs() map[string][]string {
 	out := map[string][]string{}
 	for _, l := range p.listeners {
 		f := l.fe.Load()
-		out[f.Name] = append(out[f.Name], l.ln.Addr().String())
+		out[f.Name] = append(out[f.Name], l.bound())
 	}
 	for _, v := range out {
 		sort.Strings(v)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -484,7 +485,15 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 // TestTCPReloadKeepsConnections: an established connection survives a
 // reload that changes its backend, the listener is never closed, and a
 // removed frontend stops accepting.
+// withProcs runs the test with GOMAXPROCS n, so that on Linux a bind gets
+// n sockets (listenShards) whatever the machine's core count.
+func withProcs(t *testing.T, n int) {
+	old := runtime.GOMAXPROCS(n)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+}
+
 func TestTCPReloadKeepsConnections(t *testing.T) {
+	withProcs(t, 4)
 	a, b := newTestServer(t, "a"), newTestServer(t, "b")
 	doc := func(fe, srv string, extra string) string {
 		return fmt.Sprintf(`

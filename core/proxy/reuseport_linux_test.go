@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/core/config"
+)
+
+// listenQueues returns, for each IPv4 listening socket on port, the number
+// of connections waiting in its accept queue (/proc/net/tcp's rx_queue of a
+// LISTEN socket).
+func listenQueues(t *testing.T, port int) []int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[3] != "0A" {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		if p, _ := strconv.ParseInt(hexPort, 16, 32); int(p) != port {
+			continue
+		}
+		_, rx, _ := strings.Cut(f[4], ":")
+		q, _ := strconv.ParseInt(rx, 16, 64)
+		out = append(out, int(q))
+	}
+	return out
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// TestListenShards: a bind gets one SO_REUSEPORT socket per P, the kernel
+// spreads new connections over all of them, every one is served once the
+// proxy runs, a reload keeps the sockets and removing the frontend closes
+// them all.
+func TestListenShards(t *testing.T) {
+	withProcs(t, 4)
+	srv := newTestServer(t, "s")
+	doc := func(extra string) string {
+		return fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be%s}]
+backends: [{name: be, servers: [{name: s, address: "%s"}]}]
+`, extra, srv.addr())
+	}
+	c, err := config.Parse("t.yaml", []byte(doc("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{})
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, p: p}
+	addr := h.addr("fe")
+	port := portOf(t, addr)
+	if q := listenQueues(t, port); len(q) != 4 {
+		t.Fatalf("%d listening sockets on %s, want 4 (GOMAXPROCS)", len(q), addr)
+	}
+	// Not running yet: connections wait in the kernel's accept queues,
+	// where /proc shows which socket each one landed on.
+	const n = 64
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		if conns[i], err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	var q []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		q = listenQueues(t, port)
+		sum := 0
+		for _, v := range q {
+			sum += v
+		}
+		if sum == n || time.Now().After(deadline) {
+			break
+		}
+	}
+	for i, v := range q {
+		if v == 0 {
+			t.Errorf("socket %d of %d got none of %d connections (queues %v)", i+1, len(q), n, q)
+		}
+	}
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if l, err := bufio.NewReader(c).ReadString('\n'); l != "s\n" {
+			t.Fatalf("connection %d: %q %v", i, l, err)
+		}
+	}
+	if err := h.apply(doc(", maxconn: 100")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.addr("fe"); got != addr {
+		t.Fatalf("reload moved the frontend from %s to %s", addr, got)
+	}
+	if q := listenQueues(t, port); len(q) != 4 {
+		t.Fatalf("after a reload %d listening sockets, want the same 4", len(q))
+	}
+	if name, err := greet(t, addr); err != nil || name != "s" {
+		t.Fatalf("after a reload: %q %v", name, err)
+	}
+	if err := h.apply(fmt.Sprintf("backends: [{name: be, servers: [{name: s, address: %q}]}]\n", srv.addr())); err != nil {
+		t.Fatal(err)
+	}
+	if q := listenQueues(t, port); len(q) != 0 {
+		t.Fatalf("frontend removed, still %d listening sockets", len(q))
+	}
+}
+
+// TestMaxConnAcrossShards: maxconn is one limit over all of a bind's
+// sockets. Clients are served up to it whichever socket they land on (an
+// accept loop waiting for a slot must not strand clients queued on another
+// socket), no further, and each client that leaves lets exactly one waiting
+// client in.
+func TestMaxConnAcrossShards(t *testing.T) {
+	withProcs(t, 4)
+	srv := newTestServer(t, "s")
+	h := startProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, maxconn: 2}]
+backends: [{name: be, servers: [{name: s, address: "%s"}]}]
+`, srv.addr()))
+	addr := h.addr("fe")
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Fill the two slots; repeat so that clients land on every socket.
+	for i := range 20 {
+		a, b := dial(), dial()
+		for _, c := range []net.Conn{a, b} {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if l, err := bufio.NewReader(c).ReadString('\n'); l != "s\n" {
+				t.Fatalf("round %d: a client within maxconn 2 not served: %q %v", i, l, err)
+			}
+		}
+		a.Close()
+		b.Close()
+	}
+	first, second := dial(), dial()
+	for _, c := range []net.Conn{first, second} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if l, err := bufio.NewReader(c).ReadString('\n'); l != "s\n" {
+			t.Fatalf("a client within maxconn 2 not served: %q %v", l, err)
+		}
+	}
+	served := make(chan int, 16)
+	waiting := make([]net.Conn, 8)
+	for i := range waiting {
+		waiting[i] = dial()
+		go func(i int, c net.Conn) {
+			_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if l, _ := bufio.NewReader(c).ReadString('\n'); l == "s\n" {
+				served <- i
+			}
+		}(i, waiting[i])
+	}
+	quiet := func(what string) {
+		select {
+		case i := <-served:
+			t.Fatalf("%s: waiting client %d served beyond maxconn 2", what, i)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	quiet("full")
+	first.Close()
+	var in int
+	select {
+	case in = <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client left and no waiting client was served")
+	}
+	quiet("one left, one let in")
+	second.Close()
+	waiting[in].Close()
+	for range len(waiting) - 1 {
+		select {
+		case i := <-served:
+			waiting[i].Close()
+		case <-time.After(10 * time.Second):
+			t.Fatal("waiting clients not served as others left")
+		}
+	}
+}
