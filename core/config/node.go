@@ -31,6 +31,24 @@ type Node struct {
 	HardStopAfter Duration `yaml:"hard_stop_after,omitempty"`
 	// Metrics is how /metrics names the proxy's metrics.
 	Metrics NodeMetrics `yaml:"metrics,omitempty"`
+	// DR configures the direct-routing datapath (mode dr frontends).
+	DR NodeDR `yaml:"dr,omitempty"`
+}
+
+// Datapaths of mode dr (NodeDR.Datapath).
+const (
+	DatapathAuto     = "auto"
+	DatapathXDP      = "xdp"
+	DatapathAFPacket = "af_packet"
+)
+
+// NodeDR configures how this node forwards mode dr frontends.
+type NodeDR struct {
+	// Datapath: auto (default) loads the XDP fast path where the kernel
+	// allows it and forwards with AF_PACKET alone where not; xdp is the
+	// same but logs a failure to load it as an error; af_packet never
+	// loads XDP.
+	Datapath string `yaml:"datapath,omitempty"`
 }
 
 // NodeMetrics configures the node's Prometheus metrics.
@@ -187,6 +205,11 @@ func (n *Node) validate(p *Problems) {
 	}
 	if l := n.Metrics.Labels; l != "" && l != "vipgate" && l != "haproxy" {
 		p.Addf("metrics.labels", "labels %q: want vipgate or haproxy", l)
+	}
+	switch n.DR.Datapath {
+	case "", DatapathAuto, DatapathXDP, DatapathAFPacket:
+	default:
+		p.Addf("dr.datapath", "datapath %q: want auto, xdp or af_packet", n.DR.Datapath)
 	}
 	if f := n.Log.Format; f != "text" && f != "json" {
 		p.Addf("log.format", "format %q: want text or json", f)

@@ -57,3 +57,18 @@ func TestNodeMetricsLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeDRDatapath(t *testing.T) {
+	for _, tc := range []struct {
+		datapath string
+		ok       bool
+	}{{`""`, true}, {"auto", true}, {"xdp", true}, {"af_packet", true}, {"ipvs", false}} {
+		_, err := ParseNode("node.yaml", []byte("name: n1\ndatacenter: dc1\ndr: {datapath: "+tc.datapath+"}\n"))
+		if (err == nil) != tc.ok {
+			t.Errorf("datapath %s: err %v, want ok %v", tc.datapath, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "dr.datapath") {
+			t.Errorf("datapath %s: error does not name dr.datapath: %v", tc.datapath, err)
+		}
+	}
+}

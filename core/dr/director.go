@@ -1,7 +1,9 @@
 // Package dr is the direct-routing datapath (mode dr, LVS-DR without IPVS):
 // the node that holds a VIP receives the frames sent to it for the VIP's
 // port on an AF_PACKET socket and sends each one on, unchanged but for its
-// Ethernet addresses, to the chosen server on the same link. The servers
+// Ethernet addresses, to the chosen server on the same link. Where the
+// kernel allows it, an XDP program (fastpath.go, xdp_linux.go) forwards
+// the later packets of the flows placed that way without user space. The servers
 // hold the VIP on a loopback and answer the client themselves, so replies
 // never cross the director and the servers see the client's address.
 //
@@ -100,6 +102,10 @@ type Director struct {
 	o   Options
 	log *slog.Logger
 
+	// xdpOK: the links are the kernel's interfaces (the default Open), to
+	// which an XDP program can be attached.
+	xdpOK bool
+
 	mu      sync.Mutex
 	ctx     context.Context
 	want    map[string][]*service // by interface
@@ -112,10 +118,11 @@ func New(o Options) *Director {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	xdpOK := o.Open == nil
 	if o.Open == nil {
 		o.Open = OpenPacket
 	}
-	return &Director{o: o, log: o.Log.With("sub", "dr"), links: map[string]*linkRunner{}}
+	return &Director{o: o, log: o.Log.With("sub", "dr"), links: map[string]*linkRunner{}, xdpOK: xdpOK}
 }
 
 // Name implements the node's subsystem interface.
@@ -202,11 +209,10 @@ func (d *Director) reconcileLocked() error {
 				continue
 			}
 			l = newLinkRunner(d, name, lk)
+			d.fastPath(l)
 			d.links[name] = l
 			l.setServices(svcs)
 			l.start(d.ctx)
-			d.log.Info("direct routing: forwarding with the AF_PACKET datapath (no XDP program is built into vipgate: every forwarded frame crosses user space once; see docs/forwarding.md)",
-				"interface", name, "services", len(svcs))
 			continue
 		}
 		l.setServices(svcs)
@@ -259,19 +265,30 @@ type linkRunner struct {
 	// and dropped the frames so far (for Status).
 	nflows             atomic.Int64
 	forwarded, dropped atomic.Uint64
+
+	// xdp is the fast path (nil: AF_PACKET alone), datapath its name for
+	// Status, kc its counter slots (reader only) and xdpForwarded what it
+	// forwarded, as of the last sweep.
+	xdp          *xdpPath
+	datapath     string
+	kc           kernelCounters
+	xdpForwarded atomic.Uint64
 }
 
 // LinkStatus is one interface of the director, for the admin API's
 // status section "dr".
 type LinkStatus struct {
 	Interface string `json:"interface"`
-	// Datapath is how frames are forwarded: af_packet (no XDP program is
-	// built into vipgate).
-	Datapath  string   `json:"datapath"`
-	Services  []string `json:"services"`
-	Flows     int64    `json:"flows"`
-	Forwarded uint64   `json:"forwarded_frames"`
-	Dropped   uint64   `json:"dropped_frames"`
+	// Datapath is how frames are forwarded: xdp (the XDP fast path, with
+	// AF_PACKET for what it passes on) or af_packet.
+	Datapath string   `json:"datapath"`
+	Services []string `json:"services"`
+	Flows    int64    `json:"flows"`
+	// Forwarded counts every frame sent on, XDPForwarded those of them
+	// the XDP program sent (read each second).
+	Forwarded    uint64 `json:"forwarded_frames"`
+	XDPForwarded uint64 `json:"xdp_forwarded_frames"`
+	Dropped      uint64 `json:"dropped_frames"`
 }
 
 // Status lists the interfaces the director forwards on, sorted.
@@ -280,7 +297,8 @@ func (d *Director) Status() []LinkStatus {
 	defer d.mu.Unlock()
 	out := []LinkStatus{}
 	for name, l := range d.links {
-		st := LinkStatus{Interface: name, Datapath: "af_packet", Flows: l.nflows.Load(), Forwarded: l.forwarded.Load(), Dropped: l.dropped.Load()}
+		x := l.xdpForwarded.Load()
+		st := LinkStatus{Interface: name, Datapath: l.datapath, Flows: l.nflows.Load(), Forwarded: l.forwarded.Load() + x, XDPForwarded: x, Dropped: l.dropped.Load()}
 		for _, s := range d.want[name] {
 			st.Services = append(st.Services, s.name)
 		}
@@ -293,7 +311,7 @@ func (d *Director) Status() []LinkStatus {
 
 func newLinkRunner(d *Director, name string, l Link) *linkRunner {
 	return &linkRunner{d: d, name: name, link: l, mac: l.MAC(), neigh: map[netip.Addr]*neighbour{}, poke: make(chan struct{}, 1),
-		flows: newFlowTable(), tmpl: map[string]*templates{}}
+		flows: newFlowTable(), tmpl: map[string]*templates{}, datapath: config.DatapathAFPacket}
 }
 
 func (l *linkRunner) setServices(svcs []*service) {
@@ -364,6 +382,11 @@ func (l *linkRunner) start(ctx context.Context) {
 func (l *linkRunner) stop() {
 	l.cancel()
 	<-l.done
+	if l.xdp != nil {
+		if err := l.xdp.close(); err != nil {
+			l.d.log.Error("direct routing: detaching the XDP program", "interface", l.name, "err", err)
+		}
+	}
 	_ = l.link.Close()
 }
 
@@ -384,7 +407,7 @@ func (l *linkRunner) read(ctx context.Context) {
 		now := time.Now()
 		if now.Sub(lastSweep) >= time.Second {
 			svcs, neigh = l.snapshot()
-			l.sweep(now, svcs)
+			l.sweep(now, svcs, neigh)
 			lastSweep = now
 		}
 		if err != nil {
@@ -401,6 +424,7 @@ func (l *linkRunner) read(ctx context.Context) {
 		l.forward(buf[:n], svcs, neigh, now.UnixNano())
 	}
 	l.flows.clear()
+	l.kernelCount(nil)
 }
 
 // forward sends one frame on, or drops it.
@@ -414,6 +438,7 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		return
 	}
 	fl := l.flows.lookup(pi.key, now)
+	tabled := true // fl is the table's entry
 	if fl == nil {
 		srv, counters := l.place(svc, pi.key, now)
 		if srv == nil {
@@ -424,6 +449,7 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		if fl, ok = l.flows.add(pi.key, srv, counters, now); !ok {
 			l.full++
 			fl = &flow{srv: srv, backend: counters}
+			tabled = false
 		}
 	}
 	fl.touch(pi.key.proto, pi.tcpFlags, now)
@@ -452,6 +478,9 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		return
 	}
 	l.forwarded.Add(1)
+	if tabled && l.xdp != nil && (!fl.inKernel || fl.mac != mac) {
+		l.toKernel(pi.key, fl, mac)
+	}
 	fl.srv.Counters.PacketsIn.Add(1)
 	fl.srv.Counters.BytesIn.Add(uint64(pi.ipLen))
 	if fl.backend != nil {
@@ -486,7 +515,7 @@ func (l *linkRunner) templates(svc *service) *templates {
 
 // sweep expires flows and templates, and forgets the flows whose server is
 // no longer configured or went down with shutdown-sessions.
-func (l *linkRunner) sweep(now time.Time, svcs map[svcKey]*service) {
+func (l *linkRunner) sweep(now time.Time, svcs map[svcKey]*service, neigh map[netip.Addr]*neighbour) {
 	live := map[*upstream.Server]bool{}
 	shut := map[*upstream.Server]bool{}
 	names := map[string]bool{}
@@ -506,6 +535,10 @@ func (l *linkRunner) sweep(now time.Time, svcs map[svcKey]*service) {
 	l.flows.sweep(now.UnixNano(), func(s *upstream.Server) bool {
 		return !live[s] || (shut[s] && s.Health() == upstream.Down)
 	})
+	if l.xdp != nil {
+		l.kernelCount(live)
+		l.kernelMACs(neigh)
+	}
 	l.nflows.Store(int64(l.flows.len()))
 	for name, t := range l.tmpl {
 		if !names[name] {
@@ -536,6 +569,9 @@ type neighbour struct {
 	mu   sync.Mutex
 	mac  [6]byte
 	ok   bool
+	// moved: the address changed since the reader last asked (the XDP
+	// fast path's flows to the server must follow).
+	moved bool
 	// warned: the server is not on this link (logged once).
 	warned bool
 }
@@ -549,6 +585,9 @@ func (n *neighbour) get(mac *[6]byte) bool {
 
 func (n *neighbour) set(mac [6]byte) {
 	n.mu.Lock()
+	if n.ok && n.mac != mac {
+		n.moved = true
+	}
 	n.mac, n.ok = mac, true
 	n.mu.Unlock()
 }

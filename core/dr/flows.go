@@ -28,6 +28,19 @@ type flow struct {
 	backend *upstream.Counters
 	expires int64 // unix nano
 	closing bool
+	// inKernel: the flow is in the XDP fast path's map, sent to mac and
+	// counted in slot there.
+	inKernel bool
+	mac      [6]byte
+	slot     uint32
+}
+
+// kernelFlows is the part of the XDP fast path the table keeps in step:
+// the kernel forwards a flow's packets without the table seeing them, so
+// its stamp keeps the flow alive, and a flow removed here leaves it too.
+type kernelFlows interface {
+	lastSeen(k flowKey) (unixNano int64, ok bool)
+	del(k flowKey)
 }
 
 // flowTable maps 5-tuples to servers. It belongs to one goroutine (an
@@ -36,6 +49,8 @@ type flow struct {
 type flowTable struct {
 	m   map[flowKey]*flow
 	max int
+	// kernel is the fast path's flow map (nil: AF_PACKET only).
+	kernel kernelFlows
 }
 
 func newFlowTable() *flowTable { return &flowTable{m: map[flowKey]*flow{}, max: maxFlows} }
@@ -46,11 +61,25 @@ func (t *flowTable) lookup(k flowKey, now int64) *flow {
 	if f == nil {
 		return nil
 	}
-	if now >= f.expires {
+	if t.expired(k, f, now) {
 		t.remove(k, f)
 		return nil
 	}
 	return f
+}
+
+// expired: idle past its timeout, in user space and in the kernel.
+func (t *flowTable) expired(k flowKey, f *flow, now int64) bool {
+	if now < f.expires {
+		return false
+	}
+	if f.inKernel && t.kernel != nil {
+		if seen, ok := t.kernel.lastSeen(k); ok && seen+f.idle(k.proto) > now {
+			f.expires = seen + f.idle(k.proto)
+			return false
+		}
+	}
+	return true
 }
 
 // add records a new flow to srv; false when the table is full.
@@ -69,23 +98,32 @@ func (t *flowTable) add(k flowKey, srv *upstream.Server, backend *upstream.Count
 
 // touch extends the flow after a packet with these TCP flags.
 func (f *flow) touch(proto, flags uint8, now int64) {
-	idle := udpIdle
 	if proto == protoTCP {
 		if flags&(tcpFIN|tcpRST) != 0 {
 			f.closing = true
 		} else if flags&tcpSYN != 0 {
 			f.closing = false // a reused tuple: a new connection
 		}
-		idle = tcpIdle
-		if f.closing {
-			idle = tcpClosing
-		}
 	}
-	f.expires = now + int64(idle)
+	f.expires = now + f.idle(proto)
+}
+
+// idle is how long the flow lives after its last packet (ns).
+func (f *flow) idle(proto uint8) int64 {
+	switch {
+	case proto != protoTCP:
+		return int64(udpIdle)
+	case f.closing:
+		return int64(tcpClosing)
+	}
+	return int64(tcpIdle)
 }
 
 func (t *flowTable) remove(k flowKey, f *flow) {
 	delete(t.m, k)
+	if f.inKernel && t.kernel != nil {
+		t.kernel.del(k)
+	}
 	f.srv.Counters.SessionEnd()
 	if f.backend != nil {
 		f.backend.SessionEnd()
@@ -97,7 +135,7 @@ func (t *flowTable) remove(k flowKey, f *flow) {
 // shutdown-sessions): their next packet is placed again.
 func (t *flowTable) sweep(now int64, drop func(*upstream.Server) bool) (removed int) {
 	for k, f := range t.m {
-		if now >= f.expires || (drop != nil && drop(f.srv)) {
+		if (drop != nil && drop(f.srv)) || t.expired(k, f, now) {
 			t.remove(k, f)
 			removed++
 		}

@@ -38,6 +38,18 @@ type lab struct {
 	procs   map[string]*exec.Cmd
 	done    map[string]chan struct{}
 	cluster string
+	// datapath is the directors' dr.datapath (xdp or af_packet).
+	datapath string
+}
+
+// datapaths: every netns test runs once with each datapath forced.
+var datapaths = []string{"xdp", "af_packet"}
+
+// eachDatapath runs test as a subtest per datapath.
+func eachDatapath(t *testing.T, test func(t *testing.T, datapath string)) {
+	for _, dp := range datapaths {
+		t.Run(dp, func(t *testing.T) { test(t, dp) })
+	}
 }
 
 func buildVipgate(t *testing.T) string {
@@ -86,7 +98,7 @@ backends:
       - {name: s2, address: "198.18.40.22:53"}
 `
 
-func newLab(t *testing.T) *lab {
+func newLab(t *testing.T, datapath string) *lab {
 	testenv.RequireRoot(t)
 	for _, tool := range []string{"nginx", "curl", "nsd", "dig", "ethtool"} {
 		testenv.RequireTool(t, tool)
@@ -98,7 +110,7 @@ func newLab(t *testing.T) *lab {
 	}
 	_ = os.Chmod(dir, 0o755)
 	l := &lab{t: t, dir: dir, bin: buildVipgate(t), dirs: map[string]*testnet.Host{}, srvs: map[string]*testnet.Host{},
-		procs: map[string]*exec.Cmd{}, done: map[string]chan struct{}{}}
+		procs: map[string]*exec.Cmd{}, done: map[string]chan struct{}{}, datapath: datapath}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("DR_KEEP") != "" {
 			fmt.Printf("logs kept in %s\n", dir)
@@ -264,7 +276,7 @@ func (l *lab) srvIP(name string) string {
 func (l *lab) startDirector(name string) {
 	d := filepath.Join(l.dir, name)
 	_ = os.MkdirAll(d, 0o755)
-	node := fmt.Sprintf("name: %s\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: \"127.0.0.1:9900\"}\nlog: {level: debug}\n", name, d)
+	node := fmt.Sprintf("name: %s\ndatacenter: dc1\ndata_dir: %s\nadmin: {listen: \"127.0.0.1:9900\"}\nlog: {level: debug}\ndr: {datapath: %s}\n", name, d, l.datapath)
 	nf := filepath.Join(d, "node.yaml")
 	if err := os.WriteFile(nf, []byte(node), 0o644); err != nil {
 		l.t.Fatal(err)
@@ -360,8 +372,32 @@ func rxBytes(t *testing.T, h *testnet.Host) uint64 {
 	return n
 }
 
-func TestDirectRoutingTCP(t *testing.T) {
-	l := newLab(t)
+// drLink is a director's status section dr, one interface.
+type drLink struct {
+	Interface, Datapath string
+	Services            []string
+	Forwarded           uint64 `json:"forwarded_frames"`
+	XDPForwarded        uint64 `json:"xdp_forwarded_frames"`
+}
+
+func (l *lab) drStatus(director string) []drLink {
+	out, err := l.dirs[director].Command("curl", "-sf", "-m", "2", "http://127.0.0.1:9900/api/v1/status/dr").Output()
+	var links []drLink
+	if err != nil || json.Unmarshal(out, &links) != nil {
+		return nil
+	}
+	return links
+}
+
+// xdpAttached: an XDP program is on the director's eth0.
+func (l *lab) xdpAttached(director string) bool {
+	return strings.Contains(l.dirs[director].MustRun(l.t, "ip", "link", "show", "eth0"), "xdp")
+}
+
+func TestDirectRoutingTCP(t *testing.T) { eachDatapath(t, testDirectRoutingTCP) }
+
+func testDirectRoutingTCP(t *testing.T, datapath string) {
+	l := newLab(t, datapath)
 	l.waitMaster("d1")
 	l.eventually(10*time.Second, "the backup director", func() bool { return strings.EqualFold(l.vrrpState("d2"), "BACKUP") })
 	// The kernel of the master does not own the VIP.
@@ -432,17 +468,19 @@ func TestDirectRoutingTCP(t *testing.T) {
 		t.Fatalf("the director received %d bytes and forwarded %d for a 4 MiB download: the reply crossed it", rx, fwd)
 	}
 	t.Logf("4 MiB download: the director received %d bytes, forwarded %d bytes in %d packets", rx, fwd, pkts)
-	// The status section says which datapath forwards, where.
-	out, err = l.dirs["d1"].Command("curl", "-sf", "-m", "2", "http://127.0.0.1:9900/api/v1/status/dr").Output()
-	var links []struct {
-		Interface, Datapath string
-		Services            []string
-		Forwarded           uint64 `json:"forwarded_frames"`
+	// The status section says which datapath forwards, where, and with
+	// XDP that the kernel forwarded the download's ACKs (the counters are
+	// read from the program's map each second).
+	var last []drLink
+	l.eventually(5*time.Second, "status dr naming the "+datapath+" datapath", func() bool {
+		last = l.drStatus("d1")
+		return len(last) == 1 && last[0].Interface == "eth0" && last[0].Datapath == datapath && len(last[0].Services) == 2 &&
+			last[0].Forwarded >= pkts && (datapath != "xdp" || last[0].XDPForwarded > 0)
+	})
+	if got := l.xdpAttached("d1"); got != (datapath == "xdp") {
+		t.Fatalf("an XDP program on d1's eth0: %v, with datapath %s", got, datapath)
 	}
-	if err != nil || json.Unmarshal(out, &links) != nil || len(links) != 1 || links[0].Interface != "eth0" ||
-		links[0].Datapath != "af_packet" || len(links[0].Services) != 2 || links[0].Forwarded < pkts {
-		t.Fatalf("status dr: %s %v", out, err)
-	}
+	t.Logf("status dr on d1: %+v", last)
 
 	// An upload (the client's direction, aggregated by GRO on the
 	// director) reaches the server whole.
@@ -455,10 +493,10 @@ func TestDirectRoutingTCP(t *testing.T) {
 	if err != nil || (strings.TrimSpace(string(body)) != "s1" && strings.TrimSpace(string(body)) != "s2") {
 		t.Fatalf("a 4 MiB upload through the VIP: %v, %q", err, body)
 	}
-	after, _ = l.stats("d1", "web")
-	if fwd := after["s1"].BytesIn + after["s2"].BytesIn - before["s1"].BytesIn - before["s2"].BytesIn; fwd < 4<<20 {
-		t.Fatalf("the director forwarded %d bytes of a 4 MiB upload", fwd)
-	}
+	l.eventually(5*time.Second, "the upload's bytes in d1's counters", func() bool {
+		after, _ = l.stats("d1", "web")
+		return after["s1"].BytesIn+after["s2"].BytesIn-before["s1"].BytesIn-before["s2"].BytesIn >= 4<<20
+	})
 
 	// A server killed is taken out by its check: every new flow goes to
 	// the other one.
@@ -502,6 +540,10 @@ func TestDirectRoutingTCP(t *testing.T) {
 	default:
 	}
 	l.kill("d1", syscall.SIGKILL)
+	// The program goes with the process, however it ended.
+	if l.xdpAttached("d1") {
+		t.Fatal("an XDP program is still on d1's eth0 after vipgate was killed")
+	}
 	l.waitMaster("d2")
 	select {
 	case r := <-resc:
@@ -521,8 +563,10 @@ func TestDirectRoutingTCP(t *testing.T) {
 	}
 }
 
-func TestDirectRoutingUDP(t *testing.T) {
-	l := newLab(t)
+func TestDirectRoutingUDP(t *testing.T) { eachDatapath(t, testDirectRoutingUDP) }
+
+func testDirectRoutingUDP(t *testing.T, datapath string) {
+	l := newLab(t, datapath)
 	l.waitMaster("d1")
 	seen := map[string]int{}
 	l.eventually(20*time.Second, "DNS answers from both servers through the VIP", func() bool {
@@ -547,5 +591,24 @@ func TestDirectRoutingUDP(t *testing.T) {
 		if err != nil || strings.Trim(strings.TrimSpace(out), `"`) != "s1" {
 			t.Fatalf("query %d with s2 down: %q, %v", i, out, err)
 		}
+	}
+	// Queries from one source port are one flow: its first packet is
+	// placed in user space, the next ones (with XDP) stay in the kernel.
+	for i := 0; i < 5; i++ {
+		out, err := l.client.Run("dig", "-b", seg+"50#40053", "+short", "+time=2", "+tries=1", "@"+vip, "who.dr.test", "TXT")
+		if err != nil || strings.Trim(strings.TrimSpace(out), `"`) != "s1" {
+			t.Fatalf("query %d from port 40053: %q, %v", i, out, err)
+		}
+	}
+	if datapath == "xdp" {
+		l.eventually(5*time.Second, "queries forwarded by the XDP program", func() bool {
+			st := l.drStatus("d1")
+			return len(st) == 1 && st[0].Datapath == "xdp" && st[0].XDPForwarded > 0
+		})
+	}
+	// A graceful stop detaches the program.
+	l.kill("d1", syscall.SIGTERM)
+	if l.xdpAttached("d1") {
+		t.Fatal("an XDP program is still on d1's eth0 after vipgate stopped")
 	}
 }
