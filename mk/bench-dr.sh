@@ -4,10 +4,19 @@
 # HAProxy (tcp mode), on cpu 0; nginx (a server with the VIP on lo) and wrk
 # (the client) in their own namespaces on cpu 1, all on one bridge in
 # 198.18.50.0/24. For 1 KiB and 1 MiB responses it prints the director's
-# CPU time per request in each mode, and the ratio 1 MiB / 1 KiB: a proxy
-# relays every response byte, a director sees only the client's packets
-# (for a download, its ACKs: their number, not the bytes, grows with the
-# response, and each crosses user space in this AF_PACKET datapath).
+# CPU time per request in each mode, mode dr once per datapath (xdp, when it
+# loads here, and af_packet), and the ratio 1 MiB / 1 KiB: a proxy relays
+# every response byte, a director sees only the client's packets (for a
+# download, its ACKs: their number, not the bytes, grows with the response;
+# with af_packet each crosses user space, with xdp the kernel forwards it).
+#
+# What "director cpu" counts: the director process's user+system time
+# (/proc/PID/stat) plus cpu 0's irq+softirq time (/proc/stat). XDP and the
+# kernel's receive path run in softirq, not in any process, so the director
+# namespace's eth0 has its receive steered to cpu 0 (RPS), and every other
+# interface's to cpu 1: cpu 0's softirq time is then the director's own
+# receive, XDP and send (and whatever else the shared machine runs there:
+# noise). The same count for every mode.
 # Needs root.
 set -euo pipefail
 BIN=${BIN:-bin/vipgate}
@@ -38,6 +47,11 @@ for pair in c:50 d:11 s:21; do
   ip -n $P-$n addr add $SEG.$a/24 dev eth0
   ip -n $P-$n link set eth0 up
 done
+# Receive processing: the director's on cpu 0, everyone else's on cpu 1
+# (veth delivers on the sending CPU unless RPS moves it).
+ip netns exec $P-d sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
+for n in c s; do ip netns exec $P-$n sh -c 'echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus'; done
+for i in 1 2 3; do ip netns exec $P-sw sh -c "echo 2 > /sys/class/net/p$i/queues/rx-0/rps_cpus"; done
 # The real server: the VIP on lo, ARP sysctls (docs/forwarding.md).
 ip netns exec $P-s sh -c 'for i in all eth0; do echo 1 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/$i/arp_announce; done'
 ip -n $P-s addr add $VIP/32 dev lo
@@ -76,20 +90,31 @@ backends:
   - {name: dr, servers: [{name: s1, address: "$SEG.21:80"}]}
   - {name: px, servers: [{name: s1, address: "$SEG.21:80"}]}
 VIPC
-printf 'name: d\ndatacenter: dc1\ndata_dir: %s/data\nadmin: {listen: "127.0.0.1:9900"}\nlog: {level: warn}\n' "$T" > "$T/node.yaml"
+for dp in xdp af_packet; do
+  printf 'name: d\ndatacenter: dc1\ndata_dir: %s/data\nadmin: {listen: "127.0.0.1:9900"}\nlog: {level: info}\ndr: {datapath: %s}\n' "$T" "$dp" > "$T/node-$dp.yaml"
+done
 ip netns exec $P-s taskset -c 1 nginx -c "$T/nginx.conf" &
 ip netns exec $P-d taskset -c 0 haproxy -f "$T/haproxy.cfg" -db >"$T/haproxy.log" 2>&1 &
 HAP_PID=$!
-ip netns exec $P-d env GOMAXPROCS=1 taskset -c 0 "$BIN" run --node "$T/node.yaml" --config "$T/cluster.yaml" >"$T/vipgate.log" 2>&1 &
-VIP_PID=$!
-ok=
-for _ in $(seq 100); do
-  if ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$VIP/1k" && ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$SEG.11:8001/1k" &&
-    ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$SEG.11:8002/1k"; then ok=1; break; fi
-  sleep 0.2
-done
-[ -n "$ok" ] || { echo "bench-dr: the director does not answer"; cat "$T/vipgate.log" "$T/haproxy.log"; exit 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# start_vipgate DATAPATH: runs the director with that datapath; VIP_PID.
+start_vipgate() {
+  ip netns exec $P-d env GOMAXPROCS=1 taskset -c 0 "$BIN" run --node "$T/node-$1.yaml" --config "$T/cluster.yaml" >"$T/vipgate-$1.log" 2>&1 &
+  VIP_PID=$!
+  local ok=
+  for _ in $(seq 100); do
+    if ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$VIP/1k" && ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$SEG.11:8001/1k" &&
+      ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$SEG.11:8002/1k"; then ok=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ok" ] || { echo "bench-dr: the director does not answer"; cat "$T/vipgate-$1.log" "$T/haproxy.log"; exit 1; }
+}
+stop_vipgate() { kill "$VIP_PID"; wait "$VIP_PID" 2>/dev/null || true; }
+# datapath: what the running director's status says it forwards with.
+datapath() {
+  ip netns exec $P-d curl -fsS -m 2 http://127.0.0.1:9900/api/v1/status/dr | tr ',' '\n' | sed -n 's/.*"datapath": *"\([a-z_]*\)".*/\1/p' | head -1
+}
+# cpu_ticks PID: the process's user+system ticks and cpu 0's irq+softirq.
+cpu_ticks() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") + $(awk '$1 == "cpu0" {print $7 + $8}' /proc/stat))); }
 # one URL PID -> "req/s cpu-us-per-request"
 one() {
   local t0 out
@@ -99,17 +124,33 @@ one() {
     /requests in/ {n=$1} /Requests\/sec/ {rps=int($2)}
     END {printf "%d %.1f\n", rps, (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0)}'
 }
-echo "== director CPU per request, mode dr vs tcp proxies (one core each; $DUR, $CONNS connections; load before: $(cut -d' ' -f1-3 /proc/loadavg)) =="
+echo "== director CPU per request (process + cpu 0 irq/softirq), mode dr per datapath vs tcp proxies (one core each; $DUR, $CONNS connections; load before: $(cut -d' ' -f1-3 /proc/loadavg)) =="
 declare -A cpu
-for size in 1k 1m; do
-  for m in dr:$VIP:80:$VIP_PID vipgate-tcp:$SEG.11:8001:$VIP_PID haproxy-tcp:$SEG.11:8002:$HAP_PID; do
-    IFS=: read -r name host port pid <<<"$m"
-    read -r rps c < <(one "http://$host:$port/$size" "$pid")
-    cpu[$name-$size]=$c
-    printf 'dr   %-12s %s response  %7s req/s  %8sus director cpu/req\n' "$name" "$size" "$rps" "$c"
+names=()
+measure() { # name host port pid
+  local rps c
+  for size in 1k 1m; do
+    read -r rps c < <(one "http://$2:$3/$size" "$4")
+    cpu[$1-$size]=$c
+    printf 'dr   %-14s %s response  %7s req/s  %8sus director cpu/req\n' "$1" "$size" "$rps" "$c"
   done
+  names+=("$1")
+}
+for dp in xdp af_packet; do
+  start_vipgate $dp
+  got=$(datapath)
+  if [ "$got" != "$dp" ]; then
+    echo "dr   $dp: not available here (the director runs $got: $(grep -o 'forwarding with the [^"]*' "$T/vipgate-$dp.log" | head -1))"
+  else
+    measure "dr-$dp" $VIP 80 $VIP_PID
+  fi
+  if [ $dp = af_packet ]; then
+    measure vipgate-tcp $SEG.11 8001 $VIP_PID
+  fi
+  stop_vipgate
 done
-for name in dr vipgate-tcp haproxy-tcp; do
-  printf 'dr   %-12s director cpu/req 1 MiB / 1 KiB ratio %s\n' "$name" \
+measure haproxy-tcp $SEG.11 8002 $HAP_PID
+for name in "${names[@]}"; do
+  printf 'dr   %-14s director cpu/req 1 MiB / 1 KiB ratio %s\n' "$name" \
     "$(awk -v a="${cpu[$name-1m]}" -v b="${cpu[$name-1k]}" 'BEGIN{ if (b>0) printf "%.1f", a/b; else print "n/a"}')"
 done

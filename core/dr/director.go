@@ -532,8 +532,10 @@ func (l *linkRunner) sweep(now time.Time, svcs map[svcKey]*service, neigh map[ne
 			}
 		}
 	}
-	l.flows.sweep(now.UnixNano(), func(s *upstream.Server) bool {
-		return !live[s] || (shut[s] && s.Health() == upstream.Down)
+	// A flow of a frontend no longer forwarded goes too: user space would
+	// not forward its packets any more, and the XDP program must not.
+	l.flows.sweep(now.UnixNano(), func(k flowKey, s *upstream.Server) bool {
+		return !live[s] || (shut[s] && s.Health() == upstream.Down) || svcs[svcKey{vip: k.dst, port: k.dport, proto: k.proto}] == nil
 	})
 	if l.xdp != nil {
 		l.kernelCount(live)

@@ -285,7 +285,7 @@ func TestFlowTable(t *testing.T) {
 			f, _ := ft.add(key(i), srv[i%2], nil, t0)
 			f.touch(protoTCP, 0x10, t0)
 		}
-		if n := ft.sweep(t0, func(s *upstream.Server) bool { return s == srv[1] }); n != 5 {
+		if n := ft.sweep(t0, func(_ flowKey, s *upstream.Server) bool { return s == srv[1] }); n != 5 {
 			t.Fatalf("swept %d, want 5", n)
 		}
 		for i := range 10 {
@@ -619,4 +619,70 @@ func pseudoSum(ip, l4 []byte, proto uint8) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return uint16(sum)
+}
+
+// fakeKernel is the XDP fast path's flow map as the flow table sees it.
+type fakeKernel struct {
+	seen    map[flowKey]int64
+	deleted []flowKey
+}
+
+func (k *fakeKernel) lastSeen(f flowKey) (int64, bool) {
+	s, ok := k.seen[f]
+	return s, ok
+}
+
+func (k *fakeKernel) del(f flowKey) {
+	delete(k.seen, f)
+	k.deleted = append(k.deleted, f)
+}
+
+// TestFlowTableKernel: a flow the kernel forwards lives as long as the
+// kernel's stamp says, whatever user space saw; a flow the table forgets
+// leaves the kernel's map.
+func TestFlowTableKernel(t *testing.T) {
+	t0 := time.Unix(1000, 0).UnixNano()
+	idle := int64(tcpIdle)
+	for _, tc := range []struct {
+		name     string
+		inKernel bool
+		seen     int64 // 0: no stamp
+		at       int64
+		alive    bool
+	}{
+		{"user space only, idle past the timeout", false, 0, t0 + idle, false},
+		{"in the kernel, never forwarded there", true, 0, t0 + idle, false},
+		{"in the kernel, forwarded there recently", true, t0 + idle - 1, t0 + idle, true},
+		{"in the kernel, idle there too", true, t0 + 10, t0 + idle + 10, false},
+		{"a stamp does not matter to a user-space flow", false, t0 + idle - 1, t0 + idle, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := servers(1)
+			k := &fakeKernel{seen: map[flowKey]int64{}}
+			ft := newFlowTable()
+			ft.kernel = k
+			f, _ := ft.add(key(1), srv[0], nil, t0)
+			f.touch(protoTCP, 0x10, t0)
+			f.inKernel = tc.inKernel
+			if tc.seen != 0 {
+				k.seen[key(1)] = tc.seen
+			}
+			got := ft.lookup(key(1), tc.at) != nil
+			if got != tc.alive {
+				t.Fatalf("alive %v, want %v", got, tc.alive)
+			}
+			if removedFromKernel := len(k.deleted) == 1; removedFromKernel != (!tc.alive && tc.inKernel) {
+				t.Fatalf("deleted from the kernel's map: %v", k.deleted)
+			}
+			if tc.alive {
+				// Kept until the stamp's timeout, then swept (and deleted).
+				if n := ft.sweep(tc.seen+idle-1, nil); n != 0 {
+					t.Fatal("swept before the kernel's stamp timed out")
+				}
+				if n := ft.sweep(tc.seen+idle, nil); n != 1 || len(k.deleted) != 1 || srv[0].Counters.CurSessions.Load() != 0 {
+					t.Fatalf("swept %d, deleted %v", n, k.deleted)
+				}
+			}
+		})
+	}
 }

@@ -132,10 +132,11 @@ func (t *flowTable) remove(k flowKey, f *flow) {
 
 // sweep removes expired flows and those drop says to forget (their server
 // left the configuration, or went down with on_marked_down
-// shutdown-sessions): their next packet is placed again.
-func (t *flowTable) sweep(now int64, drop func(*upstream.Server) bool) (removed int) {
+// shutdown-sessions, or their frontend is gone): their next packet is
+// placed again.
+func (t *flowTable) sweep(now int64, drop func(flowKey, *upstream.Server) bool) (removed int) {
 	for k, f := range t.m {
-		if (drop != nil && drop(f.srv)) || t.expired(k, f, now) {
+		if (drop != nil && drop(k, f.srv)) || t.expired(k, f, now) {
 			t.remove(k, f)
 			removed++
 		}

@@ -123,7 +123,8 @@ func xdpProgram(flows, counters *ebpf.Map, mac [6]byte, maxFrame int) asm.Instru
 		asm.StoreMem(rData, 4, asm.R2, asm.Half),
 		asm.StoreImm(rData, 6, int64(mac4), asm.Word),
 		asm.StoreImm(rData, 10, int64(mac2), asm.Half),
-		// Count the frame's IP bytes (as the AF_PACKET path counts).
+		// Count the packet's IP length (as the AF_PACKET path counts, not
+		// the Ethernet padding of a short frame).
 		asm.LoadMem(asm.R2, rVal, xdpValSlot, asm.Word),
 		asm.StoreMem(asm.RFP, slotOf, asm.R2, asm.Word),
 		asm.LoadMapPtr(asm.R1, counters.FD()),
@@ -134,9 +135,8 @@ func xdpProgram(flows, counters *ebpf.Map, mac [6]byte, maxFrame int) asm.Instru
 		asm.LoadMem(asm.R2, asm.R0, 0, asm.DWord),
 		asm.Add.Imm(asm.R2, 1),
 		asm.StoreMem(asm.R0, 0, asm.R2, asm.DWord),
-		asm.Mov.Reg(asm.R3, rEnd),
-		asm.Sub.Reg(asm.R3, rData),
-		asm.Sub.Imm(asm.R3, ethHeader),
+		asm.LoadMem(asm.R3, rData, ethHeader+2, asm.Half), // the IP total length
+		asm.HostTo(asm.BE, asm.R3, asm.Half),
 		asm.LoadMem(asm.R2, asm.R0, 8, asm.DWord),
 		asm.Add.Reg(asm.R2, asm.R3),
 		asm.StoreMem(asm.R0, 8, asm.R2, asm.DWord),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/vipgate/vipgate/core/upstream"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -115,5 +116,58 @@ func TestXDPProgram(t *testing.T) {
 	x.del(tcpKey)
 	if got, err := x.prog.Run(&ebpf.RunOptions{Data: xdpFrame(me, ethTypeIPv4, protoTCP, 5, 0, ack, 100)}); err != nil || got != xdpPass {
 		t.Fatalf("a removed flow: verdict %d, %v; want pass", got, err)
+	}
+}
+
+// TestXDPWithDirector: user space places a flow's first packet and enters
+// the flow in the program's map; the program forwards the next ones to the
+// same server; their counts reach the server's counters at the sweep; a
+// flow whose frontend goes leaves the map.
+func TestXDPWithDirector(t *testing.T) {
+	testenv.RequireRoot(t)
+	srv := servers(2)
+	l, fl, svcs, neigh := director(t, "maglev", 0, srv)
+	x, err := loadXDP([6]byte{2, 0, 0, 0, 0, 1}, 1500) // frame()'s destination
+	if err != nil {
+		t.Fatalf("loading the XDP program: %v", err)
+	}
+	defer x.close()
+	l.xdp, l.flows.kernel = x, x
+	now := time.Now()
+	syn := frame(protoTCP, "198.18.0.50", "198.18.0.100", 40000, 80, tcpSYN, 0)
+	synLen := len(syn) - ethHeader
+	l.forward(syn, svcs, neigh, now.UnixNano())
+	if len(fl.to) != 1 {
+		t.Fatalf("user space sent %d frames of the SYN", len(fl.to))
+	}
+	to := fl.to[0]
+	ack := frame(protoTCP, "198.18.0.50", "198.18.0.100", 40000, 80, 0x10, 100)
+	out := make([]byte, len(ack))
+	if v, err := x.prog.Run(&ebpf.RunOptions{Data: ack, DataOut: out}); err != nil || v != xdpTX {
+		t.Fatalf("the flow's next packet: verdict %d, %v; want XDP_TX", v, err)
+	}
+	if [6]byte(out[0:6]) != to {
+		t.Fatalf("the kernel sent the flow to %x, user space to %x", out[0:6], to)
+	}
+	l.sweep(now, svcs, neigh)
+	var got *upstream.Server
+	for _, s := range srv {
+		if macOf(s) == to {
+			got = s
+		}
+	}
+	if p, b := got.Counters.PacketsIn.Load(), got.Counters.BytesIn.Load(); p != 2 || b != uint64(synLen+len(ack)-ethHeader) {
+		t.Fatalf("the server counts %d packets, %d bytes; want 2, %d", p, b, synLen+len(ack)-ethHeader)
+	}
+	if l.xdpForwarded.Load() != 1 {
+		t.Fatalf("xdp forwarded %d, want 1", l.xdpForwarded.Load())
+	}
+	// The frontend goes: the flow leaves the table and the map.
+	l.sweep(now, map[svcKey]*service{}, neigh)
+	if v, err := x.prog.Run(&ebpf.RunOptions{Data: ack}); err != nil || v != xdpPass {
+		t.Fatalf("a packet of a flow whose frontend went: verdict %d, %v; want XDP_PASS", v, err)
+	}
+	if l.flows.len() != 0 || got.Counters.CurSessions.Load() != 0 {
+		t.Fatalf("%d flows left, %d counted", l.flows.len(), got.Counters.CurSessions.Load())
 	}
 }
