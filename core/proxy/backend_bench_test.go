@@ -39,19 +39,26 @@ backends:
 	}
 }
 
+// sinkBackend is the live backend of a document whose one server is a
+// loopback listener that accepts and closes.
+func sinkBackend(tb testing.TB) *Backend {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	testenv.ServeListener(tb, ln, func(net.Conn) {})
+	return backendFor(tb, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, ln.Addr().String()))
+}
+
 // BenchmarkBackendConnect is Acquire plus the dial to a loopback server
 // that accepts and closes: what the proxy spends per new tcp session
 // toward the server.
 func BenchmarkBackendConnect(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	testenv.ServeListener(b, ln, func(net.Conn) {})
-	be := backendFor(b, fmt.Sprintf(`
-frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
-backends: [{name: be, servers: [{name: s, address: %q}]}]
-`, ln.Addr().String()))
+	be := sinkBackend(b)
 	ctx := context.Background()
 	client := netip.MustParseAddr("198.18.0.1")
 	r := &balance.Request{Client: client}

@@ -1153,9 +1153,8 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+	// No SetNoDelay: Go sets TCP_NODELAY on every TCP connection it makes,
+	// and a second setsockopt per new server connection is pure cost.
 	if sp := b.Cfg.SendProxy; sp != "" {
 		if err := writeProxyHeader(c, sp, s.cc.RemoteAddr(), s.cc.LocalAddr()); err != nil {
 			_ = c.Close()
