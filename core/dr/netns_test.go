@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/vipgate/vipgate/internal/testenv"
 	"github.com/vipgate/vipgate/internal/testnet"
 )
@@ -606,9 +608,81 @@ func testDirectRoutingUDP(t *testing.T, datapath string) {
 			return len(st) == 1 && st[0].Datapath == "xdp" && st[0].XDPForwarded > 0
 		})
 	}
+	if datapath == "xdp" {
+		l.reloadDetaches()
+	}
 	// A graceful stop detaches the program.
 	l.kill("d1", syscall.SIGTERM)
 	if l.xdpAttached("d1") {
 		t.Fatal("an XDP program is still on d1's eth0 after vipgate stopped")
 	}
+}
+
+// xdpPrograms counts the XDP programs a director holds (its BPF program
+// descriptors of type XDP: `ip netns exec` execs vipgate, so the pid is
+// vipgate's).
+func (l *lab) xdpPrograms(director string) int {
+	l.mu.Lock()
+	pid := l.procs[director].Process.Pid
+	l.mu.Unlock()
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == "prog_type" && strings.TrimSpace(v) == strconv.Itoa(int(ebpf.XDP)) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// reloadDetaches: a reload that takes the last mode dr frontend off d1's
+// interface detaches and unloads its program; one that brings them back
+// loads one again, and reloads leak none.
+func (l *lab) reloadDetaches() {
+	t := l.t
+	if n := l.xdpPrograms("d1"); n != 1 {
+		t.Fatalf("d1 holds %d XDP programs, want 1", n)
+	}
+	hup := func(doc string) {
+		if err := os.WriteFile(l.cluster, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l.mu.Lock()
+		p := l.procs["d1"].Process
+		l.mu.Unlock()
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noDR := clusterDoc[:strings.Index(clusterDoc, "frontends:")] + "frontends: []\n" + clusterDoc[strings.Index(clusterDoc, "backends:"):]
+	hup(noDR)
+	l.eventually(10*time.Second, "d1 without mode dr frontends", func() bool {
+		st := l.drStatus("d1")
+		return st != nil && len(st) == 0 && !l.xdpAttached("d1")
+	})
+	if n := l.xdpPrograms("d1"); n != 0 {
+		t.Fatalf("d1 holds %d XDP programs after it dropped its frontends, want none", n)
+	}
+	hup(clusterDoc)
+	l.eventually(10*time.Second, "d1 forwarding with XDP again", func() bool {
+		st := l.drStatus("d1")
+		return len(st) == 1 && st[0].Datapath == "xdp" && l.xdpAttached("d1")
+	})
+	if n := l.xdpPrograms("d1"); n != 1 {
+		t.Fatalf("d1 holds %d XDP programs after the frontends came back, want 1", n)
+	}
+	l.eventually(10*time.Second, "a query through the VIP after the reloads", func() bool {
+		out, err := l.client.Run("dig", "+short", "+time=1", "+tries=1", "@"+vip, "who.dr.test", "TXT")
+		return err == nil && strings.Contains(out, "s1")
+	})
 }

@@ -162,6 +162,14 @@ func TestXDPWithDirector(t *testing.T) {
 	if l.xdpForwarded.Load() != 1 {
 		t.Fatalf("xdp forwarded %d, want 1", l.xdpForwarded.Load())
 	}
+	// The server's MAC changes (a replaced machine): the kernel follows
+	// at the next sweep.
+	moved := [6]byte{2, 7, 7, 7, 7, 0x77}
+	neigh[serverAddr(got)].set(moved)
+	l.sweep(now, svcs, neigh)
+	if v, err := x.prog.Run(&ebpf.RunOptions{Data: ack, DataOut: out}); err != nil || v != xdpTX || [6]byte(out[0:6]) != moved {
+		t.Fatalf("after the server's MAC changed: verdict %d, %v, sent to %x; want XDP_TX to %x", v, err, out[0:6], moved)
+	}
 	// The frontend goes: the flow leaves the table and the map.
 	l.sweep(now, map[svcKey]*service{}, neigh)
 	if v, err := x.prog.Run(&ebpf.RunOptions{Data: ack}); err != nil || v != xdpPass {
