@@ -454,7 +454,11 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 	}
 	fl.touch(pi.key.proto, pi.tcpFlags, now)
 	if svc.persist > 0 {
-		l.templates(svc).put(pi.key.client(), fl.srv, now+int64(svc.persist))
+		t := l.templates(svc).put(pi.key.client(), fl.srv, now, int64(svc.persist))
+		if tabled && fl.tmpl == nil && t != nil {
+			fl.tmpl = t
+			t.flows++
+		}
 	}
 	nb := neigh[serverAddr(fl.srv)]
 	var mac [6]byte

@@ -317,7 +317,7 @@ func TestTemplates(t *testing.T) {
 	srv := servers(1)[0]
 	var ts templates
 	a := netip.MustParseAddr("198.18.0.50")
-	ts.put(a, srv, 100)
+	ts.put(a, srv, 0, 100)
 	for _, tc := range []struct {
 		now  int64
 		want *upstream.Server
@@ -329,6 +329,42 @@ func TestTemplates(t *testing.T) {
 	ts.sweep(100)
 	if len(ts.m) != 0 {
 		t.Fatal("sweep kept an expired template")
+	}
+	// A template lives while a flow it placed lives (however long since
+	// the last packet user space saw: with XDP it sees few), and persist
+	// after that flow ends.
+	tm := ts.put(a, srv, 0, 100)
+	tm.flows++
+	ts.sweep(1000)
+	if ts.get(a, 1000) != srv {
+		t.Fatal("a template with a live flow expired")
+	}
+	tm.release(1000)
+	if ts.get(a, 1099) != srv {
+		t.Fatal("a template expired before persist after its last flow")
+	}
+	if ts.sweep(1100); ts.get(a, 1100) != nil || len(ts.m) != 0 {
+		t.Fatal("a template outlived persist after its last flow")
+	}
+}
+
+// TestPersistenceWithLiveFlow: under roundrobin with
+// persistence_timeout, a client's new flow goes where its live flow went,
+// long after the last packet user space saw of it (with XDP: its SYN).
+func TestPersistenceWithLiveFlow(t *testing.T) {
+	srv := servers(2)
+	l, fl, svcs, neigh := director(t, "roundrobin", time.Minute, srv)
+	t0 := time.Unix(1000, 0)
+	l.forward(frame(protoTCP, "198.18.0.50", "198.18.0.100", 40000, 80, tcpSYN, 0), svcs, neigh, t0.UnixNano())
+	later := t0.Add(5 * time.Minute)
+	l.sweep(later, svcs, neigh)
+	for i := range 4 {
+		l.forward(frame(protoTCP, "198.18.0.50", "198.18.0.100", uint16(40001+i), 80, tcpSYN, 0), svcs, neigh, later.UnixNano())
+	}
+	for i, to := range fl.to {
+		if to != fl.to[0] {
+			t.Fatalf("flow %d went to %x, the client's first to %x", i, to, fl.to[0])
+		}
 	}
 }
 

@@ -33,6 +33,8 @@ type flow struct {
 	inKernel bool
 	mac      [6]byte
 	slot     uint32
+	// tmpl is the persistence template the flow keeps alive (nil: none).
+	tmpl *template
 }
 
 // kernelFlows is the part of the XDP fast path the table keeps in step:
@@ -62,7 +64,7 @@ func (t *flowTable) lookup(k flowKey, now int64) *flow {
 		return nil
 	}
 	if t.expired(k, f, now) {
-		t.remove(k, f)
+		t.remove(k, f, now)
 		return nil
 	}
 	return f
@@ -119,8 +121,11 @@ func (f *flow) idle(proto uint8) int64 {
 	return int64(tcpIdle)
 }
 
-func (t *flowTable) remove(k flowKey, f *flow) {
+func (t *flowTable) remove(k flowKey, f *flow, now int64) {
 	delete(t.m, k)
+	if f.tmpl != nil {
+		f.tmpl.release(now)
+	}
 	if f.inKernel && t.kernel != nil {
 		t.kernel.del(k)
 	}
@@ -137,7 +142,7 @@ func (t *flowTable) remove(k flowKey, f *flow) {
 func (t *flowTable) sweep(now int64, drop func(flowKey, *upstream.Server) bool) (removed int) {
 	for k, f := range t.m {
 		if (drop != nil && drop(k, f.srv)) || t.expired(k, f, now) {
-			t.remove(k, f)
+			t.remove(k, f, now)
 			removed++
 		}
 	}
@@ -147,14 +152,17 @@ func (t *flowTable) sweep(now int64, drop func(flowKey, *upstream.Server) bool) 
 // clear forgets every flow (the reader stops).
 func (t *flowTable) clear() {
 	for k, f := range t.m {
-		t.remove(k, f)
+		t.remove(k, f, 0)
 	}
 }
 
 func (t *flowTable) len() int { return len(t.m) }
 
 // templates are persistence_timeout's IPVS templates (stick on src): a
-// client address keeps its server this long after its last packet.
+// client address keeps its server this long after its last packet, and
+// (as an IPVS template with controlled connections) while a flow it placed
+// lives, and this long after the last such flow ends. The flows matter with
+// the XDP fast path, where a flow's packets do not reach user space.
 type templates struct {
 	m map[netip.Addr]*template
 }
@@ -162,34 +170,50 @@ type templates struct {
 type template struct {
 	srv     *upstream.Server
 	expires int64
+	persist int64
+	// flows placed under the template and still in the table.
+	flows int
 }
+
+// release: a flow under the template ended at now.
+func (t *template) release(now int64) {
+	t.flows--
+	if t.flows == 0 && now+t.persist > t.expires {
+		t.expires = now + t.persist
+	}
+}
+
+func (t *template) live(now int64) bool { return t.flows > 0 || now < t.expires }
 
 func (ts *templates) get(a netip.Addr, now int64) *upstream.Server {
 	t := ts.m[a]
-	if t == nil || now >= t.expires {
+	if t == nil || !t.live(now) {
 		return nil
 	}
 	return t.srv
 }
 
-func (ts *templates) put(a netip.Addr, srv *upstream.Server, until int64) {
+// put keeps a's template on srv for persist after now, and returns it
+// (nil: the table is full).
+func (ts *templates) put(a netip.Addr, srv *upstream.Server, now, persist int64) *template {
 	if ts.m == nil {
 		ts.m = map[netip.Addr]*template{}
 	}
 	t := ts.m[a]
 	if t == nil {
 		if len(ts.m) >= maxFlows {
-			return
+			return nil
 		}
 		t = &template{}
 		ts.m[a] = t
 	}
-	t.srv, t.expires = srv, until
+	t.srv, t.expires, t.persist = srv, now+persist, persist
+	return t
 }
 
 func (ts *templates) sweep(now int64) {
 	for a, t := range ts.m {
-		if now >= t.expires {
+		if !t.live(now) {
 			delete(ts.m, a)
 		}
 	}
