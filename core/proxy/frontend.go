@@ -132,8 +132,10 @@ func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 			// SO_REUSEADDR: rebind at once after a restart while old
 			// connections sit in TIME_WAIT.
 			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-			if serr == nil && shards > 1 {
-				serr = reusePort(fd)
+			if serr == nil && shards > 1 && reusePort(fd) != nil {
+				// A kernel without SO_REUSEPORT (before Linux 3.9, some
+				// sandboxes): one socket, as elsewhere.
+				shards = 1
 			}
 			if serr == nil && only6 {
 				// Go makes [::] sockets dual-stack; the option must be set
