@@ -3,9 +3,10 @@
 // port on an AF_PACKET socket and sends each one on, unchanged but for its
 // Ethernet addresses, to the chosen server on the same link. Where the
 // kernel allows it, an XDP program (fastpath.go, xdp_linux.go) forwards
-// the later packets of the flows placed that way without user space. The servers
-// hold the VIP on a loopback and answer the client themselves, so replies
-// never cross the director and the servers see the client's address.
+// the later packets of the flows placed that way without user space. The
+// servers hold the VIP on a loopback and answer the client themselves, so
+// replies never cross the director and the servers see the client's
+// address.
 //
 // A flow table keeps every flow on its server while servers come and go;
 // new flows use the backend's algorithm (maglev by default: a consistent
@@ -281,7 +282,10 @@ type LinkStatus struct {
 	Interface string `json:"interface"`
 	// Datapath is how frames are forwarded: xdp (the XDP fast path, with
 	// AF_PACKET for what it passes on) or af_packet.
-	Datapath string   `json:"datapath"`
+	Datapath string `json:"datapath"`
+	// XDPMode is where the XDP program is attached: native (in the
+	// driver) or generic.
+	XDPMode  string   `json:"xdp_mode,omitempty"`
 	Services []string `json:"services"`
 	Flows    int64    `json:"flows"`
 	// Forwarded counts every frame sent on, XDPForwarded those of them
@@ -299,6 +303,9 @@ func (d *Director) Status() []LinkStatus {
 	for name, l := range d.links {
 		x := l.xdpForwarded.Load()
 		st := LinkStatus{Interface: name, Datapath: l.datapath, Flows: l.nflows.Load(), Forwarded: l.forwarded.Load() + x, XDPForwarded: x, Dropped: l.dropped.Load()}
+		if l.xdp != nil {
+			st.XDPMode = l.xdp.mode
+		}
 		for _, s := range d.want[name] {
 			st.Services = append(st.Services, s.name)
 		}

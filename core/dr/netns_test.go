@@ -380,6 +380,7 @@ type drLink struct {
 	Services            []string
 	Forwarded           uint64 `json:"forwarded_frames"`
 	XDPForwarded        uint64 `json:"xdp_forwarded_frames"`
+	XDPMode             string `json:"xdp_mode"`
 }
 
 func (l *lab) drStatus(director string) []drLink {
@@ -477,7 +478,9 @@ func testDirectRoutingTCP(t *testing.T, datapath string) {
 	l.eventually(5*time.Second, "status dr naming the "+datapath+" datapath", func() bool {
 		last = l.drStatus("d1")
 		return len(last) == 1 && last[0].Interface == "eth0" && last[0].Datapath == datapath && len(last[0].Services) == 2 &&
-			last[0].Forwarded >= pkts && (datapath != "xdp" || last[0].XDPForwarded > 0)
+			last[0].Forwarded >= pkts && (datapath != "xdp" || last[0].XDPForwarded > 0) &&
+			// veth: the generic hook (docs/forwarding.md).
+			last[0].XDPMode == map[string]string{"xdp": "generic", "af_packet": ""}[datapath]
 	})
 	if got := l.xdpAttached("d1"); got != (datapath == "xdp") {
 		t.Fatalf("an XDP program on d1's eth0: %v, with datapath %s", got, datapath)
