@@ -5,6 +5,10 @@ package dr
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +181,52 @@ func TestXDPWithDirector(t *testing.T) {
 	}
 	if l.flows.len() != 0 || got.Counters.CurSessions.Load() != 0 {
 		t.Fatalf("%d flows left, %d counted", l.flows.len(), got.Counters.CurSessions.Load())
+	}
+}
+
+// TestXDPLoadsWithCapBPF: the program and its maps load with the
+// capabilities the systemd unit grants (CAP_BPF, CAP_NET_ADMIN), not only
+// as root: without CAP_PERFMON the verifier refuses more (pointer
+// arithmetic). The test runs itself again as nobody with just those.
+func TestXDPLoadsWithCapBPF(t *testing.T) {
+	if os.Getenv("VIPGATE_XDP_CAPS_CHILD") == "1" {
+		x, err := loadXDP([6]byte{2, 0, 0, 0, 0, 1}, 1500)
+		if err != nil {
+			t.Fatalf("loading the XDP program with CAP_BPF and CAP_NET_ADMIN: %v", err)
+		}
+		x.close()
+		return
+	}
+	testenv.RequireRoot(t)
+	setpriv := testenv.RequireTool(t, "setpriv")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary where nobody can run it.
+	dir, err := os.MkdirTemp("/tmp", "vipgate-xdpcaps-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "dr.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	caps := "+bpf,+net_admin"
+	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps="+caps, "--ambient-caps="+caps,
+		bin, "-test.run=^TestXDPLoadsWithCapBPF$", "-test.v")
+	cmd.Env = append(os.Environ(), "VIPGATE_XDP_CAPS_CHILD=1")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestXDPLoadsWithCapBPF") {
+		t.Fatalf("as nobody with CAP_BPF and CAP_NET_ADMIN: %v\n%s", err, out)
 	}
 }
