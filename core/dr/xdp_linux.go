@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -165,6 +166,10 @@ type xdpPath struct {
 // loadXDP creates the maps and loads the program for an interface with
 // this MAC and MTU (not attached yet).
 func loadXDP(mac [6]byte, mtu int) (*xdpPath, error) {
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK (a few
+	// pages by default); later ones do not, and there this does nothing.
+	// Failing (no CAP_SYS_RESOURCE), the map's error says so.
+	_ = rlimit.RemoveMemlock()
 	x := &xdpPath{}
 	var err error
 	x.flows, err = ebpf.NewMap(&ebpf.MapSpec{Name: "vipgate_flows", Type: ebpf.Hash, KeySize: xdpKeyLen, ValueSize: xdpValLen,
