@@ -151,6 +151,11 @@ func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 		}
 		return serr
 	}}
+	if shards > 1 {
+		if err := probeBind(network, addr, only6, vip); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,6 +209,43 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 			waiting[i].Close()
 		case <-time.After(10 * time.Second):
 			t.Fatal("waiting clients not served as others left")
+		}
+	}
+}
+
+// TestShardsRefuseAPortHeldWithReusePort: a bind on an address another
+// socket of this user holds with SO_REUSEPORT (the DNS server's TCP
+// listener, a second vipgate) fails as in use, as it does without shards,
+// instead of quietly taking part of that socket's connections.
+func TestShardsRefuseAPortHeldWithReusePort(t *testing.T) {
+	withProcs(t, 4)
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = reusePort(fd) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	held, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	srv := newTestServer(t, "s")
+	for _, bind := range []string{held.Addr().String(), fmt.Sprintf("0.0.0.0:%d", portOf(t, held.Addr().String()))} {
+		c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+frontends: [{name: fe, bind: %q, default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, bind, srv.addr())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = New(Options{}).Apply(c)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("bind %s on a port held with SO_REUSEPORT: want address already in use, got %v", bind, err)
+		}
+		if q := listenQueues(t, portOf(t, held.Addr().String())); len(q) != 1 {
+			t.Fatalf("bind %s: %d listening sockets on the port, want only the one held", bind, len(q))
 		}
 	}
 }

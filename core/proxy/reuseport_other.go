@@ -8,3 +8,5 @@ package proxy
 func listenShards() int { return 1 }
 
 func reusePort(uintptr) error { return nil }
+
+func probeBind(string, string, bool, bool) error { return nil }
