@@ -102,8 +102,8 @@ start_vipgate() {
   VIP_PID=$!
   local ok=
   for _ in $(seq 100); do
-    if ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$VIP/1k" && ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$SEG.11:8001/1k" &&
-      ip netns exec $P-c curl -fsS -m 1 -o /dev/null "http://$SEG.11:8002/1k"; then ok=1; break; fi
+    if ip netns exec $P-c curl -fs -m 1 -o /dev/null "http://$VIP/1k" && ip netns exec $P-c curl -fs -m 1 -o /dev/null "http://$SEG.11:8001/1k" &&
+      ip netns exec $P-c curl -fs -m 1 -o /dev/null "http://$SEG.11:8002/1k"; then ok=1; break; fi
     sleep 0.2
   done
   [ -n "$ok" ] || { echo "bench-dr: the director does not answer"; cat "$T/vipgate-$1.log" "$T/haproxy.log"; exit 1; }
@@ -115,24 +115,39 @@ datapath() {
 }
 # cpu_ticks PID: the process's user+system ticks and cpu 0's irq+softirq.
 cpu_ticks() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") + $(awk '$1 == "cpu0" {print $7 + $8}' /proc/stat))); }
-# one URL PID -> "req/s cpu-us-per-request"
+# forwarded: the frames the running director has sent on (both datapaths;
+# the XDP share is read into it once a second).
+forwarded() {
+  ip netns exec $P-d curl -fsS -m 2 http://127.0.0.1:9900/api/v1/status/dr | tr ',' '\n' | sed -n 's/.*"forwarded_frames": *\([0-9]*\).*/\1/p' | head -1
+}
+# one URL PID -> "req/s cpu-us-per-request cpu-seconds"
 one() {
   local t0 out
   t0=$(cpu_ticks "$2")
   out=$(ip netns exec $P-c taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" "$1" 2>&1)
   echo "$out" | awk -v t0="$t0" -v t1="$(cpu_ticks "$2")" -v hz="$(getconf CLK_TCK)" '
     /requests in/ {n=$1} /Requests\/sec/ {rps=int($2)}
-    END {printf "%d %.1f\n", rps, (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0)}'
+    END {printf "%d %.1f %.3f\n", rps, (n > 0 ? (t1 - t0) / hz * 1e6 / n : 0), (t1 - t0) / hz}'
 }
 echo "== director CPU per request (process + cpu 0 irq/softirq), mode dr per datapath vs tcp proxies (one core each; $DUR, $CONNS connections; load before: $(cut -d' ' -f1-3 /proc/loadavg)) =="
 declare -A cpu
 names=()
 measure() { # name host port pid
-  local rps c
+  local rps c secs f0 f1 pps
   for size in 1k 1m; do
-    read -r rps c < <(one "http://$2:$3/$size" "$4")
+    f0=
+    [ "${1#dr-}" != "$1" ] && f0=$(forwarded)
+    read -r rps c secs < <(one "http://$2:$3/$size" "$4")
     cpu[$1-$size]=$c
-    printf 'dr   %-14s %s response  %7s req/s  %8sus director cpu/req\n' "$1" "$size" "$rps" "$c"
+    pps=
+    if [ -n "$f0" ]; then
+      # Forwarded packets per second of director CPU (process + cpu 0's
+      # softirq): what one core forwards. The XDP count lags up to 1s.
+      sleep 1.2
+      f1=$(forwarded)
+      pps=$(awk -v a="$f0" -v b="$f1" -v s="$secs" 'BEGIN{ if (s>0) printf "  %9.0f packets/s per core", (b-a)/s }')
+    fi
+    printf 'dr   %-14s %s response  %7s req/s  %8sus director cpu/req%s\n' "$1" "$size" "$rps" "$c" "$pps"
   done
   names+=("$1")
 }
