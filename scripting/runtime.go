@@ -85,6 +85,7 @@ func New(o Options) *Runtime {
 	}
 	r := &Runtime{log: o.Log, bus: o.Bus, live: o.Live, now: o.Now, isLeader: o.IsLeader, errs: map[string]*errWindow{}}
 	r.guard.states = map[*callGuard]struct{}{}
+	r.guard.wake = make(chan struct{}, 1)
 	r.guard.limit.Store(config.DefaultLuaMaxAlloc)
 	empty := &config.Lua{}
 	empty.Defaults.Fill()

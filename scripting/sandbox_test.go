@@ -289,6 +289,42 @@ func TestMemoryGuardStopsStringDoubling(t *testing.T) {
 	}
 }
 
+// TestMemoryGuardSleepsWhenIdle: without calls the guard stops ticking (an
+// idle node, or one without Lua, must not wake 500 times a second), and a
+// call that begins while it sleeps wakes it: a memory bomb is still
+// stopped, measured from a fresh heap sample.
+func TestMemoryGuardSleepsWhenIdle(t *testing.T) {
+	r := newRig(t, "function f()\n local s = 'x'\n while true do s = s .. s end\nend\nfunction g() return true end", func(c *config.Lua) {
+		c.Defaults.Timeout = config.Duration(60 * time.Second)
+		c.Defaults.MaxAlloc = 16 << 20
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.rt.Run(ctx)
+	m := &r.rt.guard
+	idle := func() bool { return m.idle.Load() }
+	testenv.Eventually(t, 5*time.Second, "guard idle with no calls", idle)
+	before := m.rounds.Load()
+	time.Sleep(50 * time.Millisecond) // 25 rounds if it still ticked
+	if n := m.rounds.Load() - before; n != 0 {
+		t.Fatalf("idle guard went %d rounds in 50ms", n)
+	}
+	if res := r.rt.Check(context.Background(), "p.g", CheckTarget{}); !res.OK {
+		t.Fatalf("ordinary call: %+v", res)
+	}
+	testenv.Eventually(t, 5*time.Second, "guard idle again after the call", idle)
+	res := r.rt.Check(context.Background(), "p.f", CheckTarget{})
+	if res.OK || !strings.Contains(res.Reason, "lua.defaults.max_alloc") {
+		t.Fatalf("doubling begun while the guard slept was not stopped: %+v", res)
+	}
+	if k := r.rt.Stats().MemoryKills; k != 1 {
+		t.Errorf("memory kills %d, want 1", k)
+	}
+	if m.rounds.Load() == before {
+		t.Errorf("the call did not wake the guard")
+	}
+}
+
 var guardTestRetain [][]byte
 
 // TestMemoryGuardIgnoresNetworkWaits: while a check waits on a slow server,
