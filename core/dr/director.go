@@ -235,6 +235,9 @@ func (d *Director) Run(ctx context.Context) error {
 		l.stop()
 		delete(d.links, name)
 	}
+	// An Apply after Run has returned must not open links that nothing
+	// will ever close.
+	d.started = false
 	d.mu.Unlock()
 	return nil
 }
@@ -430,6 +433,9 @@ func (l *linkRunner) read(ctx context.Context) {
 		}
 		l.forward(buf[:n], svcs, neigh, now.UnixNano())
 	}
+	// The program and its map go with stop: not one delete per flow
+	// (up to a million system calls) before that.
+	l.flows.kernel = nil
 	l.flows.clear()
 	l.kernelCount(nil)
 }
@@ -478,6 +484,12 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 	if len(f) > ethHeader+1500 {
 		l.aggregated++
 	}
+	// Into the kernel's map before the frame goes: the client's next
+	// packet (the handshake's ACK) cannot exist before this one is sent,
+	// so it cannot take user space while later ones take XDP and overtake it.
+	if tabled && l.xdp != nil && (!fl.inKernel || fl.mac != mac) {
+		l.toKernel(pi.key, fl, mac)
+	}
 	rewrite(f, mac, l.mac)
 	if err := l.link.Write(f, mac); err != nil {
 		l.dropped.Add(1)
@@ -489,9 +501,6 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		return
 	}
 	l.forwarded.Add(1)
-	if tabled && l.xdp != nil && (!fl.inKernel || fl.mac != mac) {
-		l.toKernel(pi.key, fl, mac)
-	}
 	fl.srv.Counters.PacketsIn.Add(1)
 	fl.srv.Counters.BytesIn.Add(uint64(pi.ipLen))
 	if fl.backend != nil {

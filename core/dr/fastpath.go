@@ -41,12 +41,16 @@ func (d *Director) fastPath(l *linkRunner) {
 	ifi, err := net.InterfaceByName(l.name)
 	var x *xdpPath
 	if err == nil {
-		x, err = openXDP(ifi)
+		x, err = openXDP(ifi, want == config.DatapathXDP)
+	}
+	if errors.Is(err, errNoNativeXDP) {
+		afPacket(err.Error(), nil)
+		return
 	}
 	if err != nil {
 		why := "the XDP program could not be loaded"
 		if errors.Is(err, os.ErrPermission) {
-			why += ": loading it needs CAP_BPF and CAP_NET_ADMIN (root, or AmbientCapabilities in the systemd unit)"
+			why += ": loading it needs CAP_BPF and CAP_NET_ADMIN (root, or AmbientCapabilities in the systemd unit), and before Linux 5.11 a memlock limit the maps fit in (LimitMEMLOCK=infinity)"
 		}
 		afPacket(why, err)
 		return
@@ -119,18 +123,22 @@ func (l *linkRunner) kernelCount(live map[*upstream.Server]bool) {
 		return
 	}
 	for s, k := range l.kc.owner {
-		p, b := l.xdp.count(s)
+		p, b, err := l.xdp.count(s)
 		last := l.kc.read[s]
-		if dp, db := p-last[0], b-last[1]; dp > 0 {
-			k.srv.Counters.PacketsIn.Add(dp)
-			k.srv.Counters.BytesIn.Add(db)
-			if k.backend != nil {
-				k.backend.PacketsIn.Add(dp)
-				k.backend.BytesIn.Add(db)
+		// Never a delta from a failed read (it would wrap round to 2^64 in
+		// the counters for good); the next read catches up.
+		if err == nil && p >= last[0] && b >= last[1] {
+			if dp, db := p-last[0], b-last[1]; dp > 0 {
+				k.srv.Counters.PacketsIn.Add(dp)
+				k.srv.Counters.BytesIn.Add(db)
+				if k.backend != nil {
+					k.backend.PacketsIn.Add(dp)
+					k.backend.BytesIn.Add(db)
+				}
+				l.xdpForwarded.Add(dp)
 			}
-			l.xdpForwarded.Add(dp)
+			l.kc.read[s] = [2]uint64{p, b}
 		}
-		l.kc.read[s] = [2]uint64{p, b}
 		if live != nil && !live[k.srv] {
 			delete(l.kc.of, k)
 			delete(l.kc.owner, s)
@@ -156,6 +164,11 @@ func (l *linkRunner) kernelMACs(neigh map[netip.Addr]*neighbour) {
 	}
 	for k, fl := range l.flows.m {
 		if mac, ok := moved[serverAddr(fl.srv)]; ok && fl.inKernel && fl.mac != mac {
+			// put writes a new value, stamp included: keep what the
+			// kernel saw, or a flow idle since the move expires early.
+			if seen, ok := l.xdp.lastSeen(k); ok {
+				fl.expires = max(fl.expires, seen+fl.idle(k.proto))
+			}
 			if err := l.xdp.put(k, mac, fl.slot); err == nil {
 				fl.mac = mac
 			}

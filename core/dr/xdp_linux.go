@@ -12,7 +12,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -166,14 +165,26 @@ type xdpPath struct {
 // loadXDP creates the maps and loads the program for an interface with
 // this MAC and MTU (not attached yet).
 func loadXDP(mac [6]byte, mtu int) (*xdpPath, error) {
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK (a few
-	// pages by default); later ones do not, and there this does nothing.
-	// Failing (no CAP_SYS_RESOURCE), the map's error says so.
-	_ = rlimit.RemoveMemlock()
+	if !littleEndian() {
+		// The program's constants and the map values are laid out for a
+		// little-endian host; elsewhere it would never match a frame.
+		return nil, errors.New("the XDP program is built for little-endian hosts")
+	}
 	x := &xdpPath{}
+	flows := &ebpf.MapSpec{Name: "vipgate_flows", Type: ebpf.Hash, KeySize: xdpKeyLen, ValueSize: xdpValLen,
+		MaxEntries: maxFlows, Flags: unix.BPF_F_NO_PREALLOC}
 	var err error
-	x.flows, err = ebpf.NewMap(&ebpf.MapSpec{Name: "vipgate_flows", Type: ebpf.Hash, KeySize: xdpKeyLen, ValueSize: xdpValLen,
-		MaxEntries: maxFlows, Flags: unix.BPF_F_NO_PREALLOC})
+	x.flows, err = ebpf.NewMap(flows)
+	if errors.Is(err, unix.EPERM) {
+		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK (8 MiB
+		// by default); raise it (CAP_SYS_RESOURCE, or LimitMEMLOCK in the
+		// unit) and try once more. Not cilium/ebpf's rlimit package: its
+		// init calls bpf() in every process, the CLI's too, which a
+		// seccomp filter without bpf answers with SIGSYS.
+		if unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}) == nil {
+			x.flows, err = ebpf.NewMap(flows)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("flow map: %w", err)
 	}
@@ -195,11 +206,22 @@ func loadXDP(mac [6]byte, mtu int) (*xdpPath, error) {
 	return x, nil
 }
 
-// openXDP loads the fast path and attaches it to ifi: in the driver where
-// it supports XDP, else at the kernel's generic hook. veth goes straight
-// to generic: native XDP_TX on a veth hands the frame to its peer, which
-// drops it unless XDP runs there too.
-func openXDP(ifi *net.Interface) (*xdpPath, error) {
+// errNoNativeXDP: the interface's driver runs no XDP program (auto then
+// forwards with AF_PACKET rather than at the generic hook).
+var errNoNativeXDP = errors.New("no XDP in the interface's driver (dr.datapath: xdp would use the kernel's generic hook)")
+
+// openXDP loads the fast path and attaches it to ifi in the driver. The
+// kernel's generic hook only when generic is set (dr.datapath: xdp): it
+// runs for every frame of the interface, the proxy's included, and copies
+// each one that is not linear with enough headroom (most GRO aggregates),
+// so auto does not pick it. veth goes straight to generic: native XDP_TX
+// on a veth hands the frame to its peer, which drops it unless XDP runs
+// there too.
+func openXDP(ifi *net.Interface, generic bool) (*xdpPath, error) {
+	isVeth := driver(ifi.Name) == "veth"
+	if isVeth && !generic {
+		return nil, fmt.Errorf("%w: a veth's cannot send frames on", errNoNativeXDP)
+	}
 	var mac [6]byte
 	copy(mac[:], ifi.HardwareAddr)
 	x, err := loadXDP(mac, ifi.MTU)
@@ -207,9 +229,13 @@ func openXDP(ifi *net.Interface) (*xdpPath, error) {
 		return nil, err
 	}
 	var nerr error
-	if driver(ifi.Name) != "veth" {
+	if !isVeth {
 		x.attached, nerr = link.AttachXDP(link.XDPOptions{Program: x.prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
 		x.mode = "native"
+	}
+	if x.attached == nil && !generic {
+		x.close()
+		return nil, fmt.Errorf("%w: %w", errNoNativeXDP, nerr)
 	}
 	if x.attached == nil {
 		x.attached, err = link.AttachXDP(link.XDPOptions{Program: x.prog, Interface: ifi.Index, Flags: link.XDPGenericMode})
@@ -272,16 +298,16 @@ func (x *xdpPath) lastSeen(k flowKey) (int64, bool) {
 }
 
 // count is a slot's frames and IP bytes, over every CPU, since load.
-func (x *xdpPath) count(slot uint32) (pkts, bytes uint64) {
+func (x *xdpPath) count(slot uint32) (pkts, bytes uint64, err error) {
 	var per []struct{ Pkts, Bytes uint64 }
 	if err := x.counters.Lookup(slot, &per); err != nil {
-		return 0, 0
+		return 0, 0, err
 	}
 	for _, c := range per {
 		pkts += c.Pkts
 		bytes += c.Bytes
 	}
-	return pkts, bytes
+	return pkts, bytes, nil
 }
 
 // close detaches the program and releases the maps.
@@ -300,3 +326,6 @@ func (x *xdpPath) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// littleEndian: whether this host stores the low byte first.
+func littleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }

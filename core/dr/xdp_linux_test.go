@@ -50,7 +50,7 @@ func xdpFrame(dst [6]byte, ethType uint16, proto byte, ihl int, frag uint16, fla
 // everything else goes on to the stack unchanged.
 func TestXDPProgram(t *testing.T) {
 	testenv.RequireRoot(t)
-	me := [6]byte{2, 0, 0, 0, 0, 0x11}
+	me := [6]byte{2, 0, 0, 0x9a, 0, 0x11} // byte 3 ≥ 0x80: the 32-bit compare of the first four bytes must not sign-extend
 	srv := [6]byte{2, 0, 0, 0, 0, 0x21}
 	other := [6]byte{2, 0, 0, 0, 0, 0x99}
 	x, err := loadXDP(me, 1500)
@@ -110,8 +110,8 @@ func TestXDPProgram(t *testing.T) {
 		})
 	}
 	// Three frames forwarded: 86+66+1500 IP bytes, counted in slot 7.
-	if p, b := x.count(7); p != 3 || b != 86+66+1500 {
-		t.Fatalf("slot 7 counts %d frames, %d bytes; want 3, %d", p, b, 86+66+1500)
+	if p, b, err := x.count(7); err != nil || p != 3 || b != 86+66+1500 {
+		t.Fatalf("slot 7 counts %d frames, %d bytes (%v); want 3, %d", p, b, err, 86+66+1500)
 	}
 	seen, ok := x.lastSeen(tcpKey)
 	if d := time.Since(time.Unix(0, seen)); !ok || d < -time.Second || d > time.Minute {
@@ -137,7 +137,9 @@ func TestXDPWithDirector(t *testing.T) {
 	}
 	defer x.close()
 	l.xdp, l.flows.kernel = x, x
-	now := time.Now()
+	// A minute ago in user space's clock: the kernel's stamps (now) are
+	// clearly later than the table's own times.
+	now := time.Now().Add(-time.Minute)
 	syn := frame(protoTCP, "198.18.0.50", "198.18.0.100", 40000, 80, tcpSYN, 0)
 	synLen := len(syn) - ethHeader
 	l.forward(syn, svcs, neigh, now.UnixNano())
@@ -170,9 +172,22 @@ func TestXDPWithDirector(t *testing.T) {
 	// at the next sweep.
 	moved := [6]byte{2, 7, 7, 7, 7, 0x77}
 	neigh[serverAddr(got)].set(moved)
+	var key flowKey
+	for k := range l.flows.m {
+		key = k
+	}
+	seen, ok := x.lastSeen(key)
+	if !ok {
+		t.Fatal("no kernel stamp on the flow the program forwarded")
+	}
 	l.sweep(now, svcs, neigh)
 	if v, err := x.prog.Run(&ebpf.RunOptions{Data: ack, DataOut: out}); err != nil || v != xdpTX || [6]byte(out[0:6]) != moved {
 		t.Fatalf("after the server's MAC changed: verdict %d, %v, sent to %x; want XDP_TX to %x", v, err, out[0:6], moved)
+	}
+	// The move rewrote the map's value, stamp included: the flow keeps the
+	// life the kernel's last packet gave it.
+	if f := l.flows.m[key]; f == nil || f.expires < seen+f.idle(key.proto) {
+		t.Fatalf("after the MAC move the flow expires at %v, before the kernel's last packet + idle (%v)", f, time.Unix(0, seen))
 	}
 	// The frontend goes: the flow leaves the table and the map.
 	l.sweep(now, map[svcKey]*service{}, neigh)
@@ -221,7 +236,7 @@ func TestXDPLoadsWithCapBPF(t *testing.T) {
 		t.Fatal(err)
 	}
 	caps := "+bpf,+net_admin"
-	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps="+caps, "--ambient-caps="+caps,
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps="+caps, "--ambient-caps="+caps,
 		bin, "-test.run=^TestXDPLoadsWithCapBPF$", "-test.v")
 	cmd.Env = append(os.Environ(), "VIPGATE_XDP_CAPS_CHILD=1")
 	cmd.Dir = dir
