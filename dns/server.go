@@ -225,7 +225,11 @@ func (s *Server) listenOne(lc net.ListenConfig, a string) error {
 	// TCP first: with port 0 the kernel then picks a port free for TCP,
 	// where ephemeral ports of busy client connections live; UDP ports
 	// are rarely taken. Every other socket binds the port it got.
-	ln, err := lc.Listen(ctx, "tcp", a)
+	// One TCP socket, without SO_REUSEPORT: sharing the port is for the
+	// UDP sockets (one per core). With it, a frontend of this process
+	// bound to the same address (with its own SO_REUSEPORT sockets) would
+	// silently split the connections with DNS instead of failing.
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a)
 	if err != nil {
 		return fmt.Errorf("dns listen tcp %s: %w", a, err)
 	}

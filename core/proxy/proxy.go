@@ -271,14 +271,17 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 	}
 	p.state.Store(ns)
 	p.cfg = c
+	p.reconcilePools(ns)
+	errs := p.reconcileListeners(ns)
+	// Retired only now that the listeners point at the new generation: an
+	// accept loop waiting for a slot of an old one wakes once and finds
+	// the new frontend, instead of spinning on the closed channel until
+	// the listeners are switched.
 	if old != nil {
 		for _, f := range old.frontends {
 			f.retire()
 		}
 	}
-
-	p.reconcilePools(ns)
-	errs := p.reconcileListeners(ns)
 
 	if p.opts.OnServers != nil {
 		list := make([]*Backend, 0, len(ns.border))

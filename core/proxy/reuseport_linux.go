@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -29,6 +30,12 @@ func reusePort(fd uintptr) error {
 // take part of their connections, where without shards it fails as in use.
 // The probe never listens, so no client can land on it.
 func probeBind(network, addr string, v6only, vip bool) error {
+	return probeBindWith(unix.Socket, network, addr, v6only, vip)
+}
+
+// probeBindWith is probeBind with the socket call given (tests stand in a
+// host without IPv6).
+func probeBindWith(socket func(domain, typ, proto int) (int, error), network, addr string, v6only, vip bool) error {
 	ta, err := net.ResolveTCPAddr(network, addr)
 	if err != nil || ta.Port == 0 || ta.Zone != "" {
 		return nil // Listen says what is wrong; port 0 is always free
@@ -43,7 +50,13 @@ func probeBind(network, addr string, v6only, vip bool) error {
 	} else if ta.IP != nil {
 		sa.(*unix.SockaddrInet6).Addr = [16]byte(ta.IP.To16())
 	}
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if errors.Is(err, unix.EAFNOSUPPORT) && fam == unix.AF_INET6 && network == "tcp" && (ta.IP == nil || ta.IP.IsUnspecified()) {
+		// No IPv6 on this host (ipv6.disable=1): Go's Listen binds a
+		// wildcard to 0.0.0.0 then, and so does the probe.
+		fam, sa = unix.AF_INET, &unix.SockaddrInet4{Port: ta.Port}
+		fd, err = socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("listen %s %s: %w", network, addr, err)
 	}

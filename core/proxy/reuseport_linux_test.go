@@ -249,3 +249,35 @@ backends: [{name: be, servers: [{name: s, address: %q}]}]
 		}
 	}
 }
+
+// On a host without IPv6 (ipv6.disable=1) a wildcard bind (":443") listens
+// on 0.0.0.0, as Go's Listen does there; the probe must follow, not fail
+// with "address family not supported", and still find a held port.
+func TestProbeBindWithoutIPv6(t *testing.T) {
+	noV6 := func(domain, typ, proto int) (int, error) {
+		if domain == syscall.AF_INET6 {
+			return -1, syscall.EAFNOSUPPORT
+		}
+		return syscall.Socket(domain, typ, proto)
+	}
+	free, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	for _, addr := range []string{fmt.Sprintf(":%d", port), fmt.Sprintf("[::]:%d", port)} {
+		if err := probeBindWith(noV6, "tcp", addr, false, false); err != nil {
+			t.Errorf("%s on a host without IPv6: %v", addr, err)
+		}
+	}
+	held, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := fmt.Sprintf(":%d", held.Addr().(*net.TCPAddr).Port)
+	if err := probeBindWith(noV6, "tcp", addr, false, false); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("%s held on 0.0.0.0, on a host without IPv6: %v, want address already in use", addr, err)
+	}
+}

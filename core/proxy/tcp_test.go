@@ -482,9 +482,6 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 	expectClosedBy(t, c, 0, 5*time.Second)
 }
 
-// TestTCPReloadKeepsConnections: an established connection survives a
-// reload that changes its backend, the listener is never closed, and a
-// removed frontend stops accepting.
 // withProcs runs the test with GOMAXPROCS n, so that on Linux a bind gets
 // n sockets (listenShards) whatever the machine's core count.
 func withProcs(t *testing.T, n int) {
@@ -492,6 +489,9 @@ func withProcs(t *testing.T, n int) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
 }
 
+// TestTCPReloadKeepsConnections: an established connection survives a
+// reload that changes its backend, the listener is never closed, and a
+// removed frontend stops accepting.
 func TestTCPReloadKeepsConnections(t *testing.T) {
 	withProcs(t, 4)
 	a, b := newTestServer(t, "a"), newTestServer(t, "b")
