@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,15 +20,21 @@ import (
 // of connections waiting in its accept queue (/proc/net/tcp's rx_queue of a
 // LISTEN socket).
 func listenQueues(t *testing.T, port int) []int {
+	q, _ := listenSockets(t, port)
+	return q
+}
+
+// listenSockets returns each IPv4 listening socket on port: its accept
+// queue's length and its inode (which tells one socket from another).
+func listenSockets(t *testing.T, port int) (queues []int, inodes []string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 5 || f[3] != "0A" {
+		if len(f) < 10 || f[3] != "0A" {
 			continue
 		}
 		_, hexPort, _ := strings.Cut(f[1], ":")
@@ -36,9 +43,10 @@ func listenQueues(t *testing.T, port int) []int {
 		}
 		_, rx, _ := strings.Cut(f[4], ":")
 		q, _ := strconv.ParseInt(rx, 16, 64)
-		out = append(out, int(q))
+		queues, inodes = append(queues, int(q)), append(inodes, f[9])
 	}
-	return out
+	slices.Sort(inodes)
+	return queues, inodes
 }
 
 func portOf(t *testing.T, addr string) int {
@@ -75,7 +83,8 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 	h := &harness{t: t, p: p}
 	addr := h.addr("fe")
 	port := portOf(t, addr)
-	if q := listenQueues(t, port); len(q) != 4 {
+	q, before := listenSockets(t, port)
+	if len(q) != 4 {
 		t.Fatalf("%d listening sockets on %s, want 4 (GOMAXPROCS)", len(q), addr)
 	}
 	// Not running yet: connections wait in the kernel's accept queues,
@@ -88,7 +97,6 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 		}
 		defer conns[i].Close()
 	}
-	var q []int
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		q = listenQueues(t, port)
 		sum := 0
@@ -120,8 +128,8 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 	if got := h.addr("fe"); got != addr {
 		t.Fatalf("reload moved the frontend from %s to %s", addr, got)
 	}
-	if q := listenQueues(t, port); len(q) != 4 {
-		t.Fatalf("after a reload %d listening sockets, want the same 4", len(q))
+	if _, after := listenSockets(t, port); !slices.Equal(after, before) {
+		t.Fatalf("after a reload listening sockets %v, want the same 4 %v", after, before)
 	}
 	if name, err := greet(t, addr); err != nil || name != "s" {
 		t.Fatalf("after a reload: %q %v", name, err)
