@@ -296,30 +296,18 @@ func TestProbeBindWithoutIPv6(t *testing.T) {
 func TestDrainClosesEveryShard(t *testing.T) {
 	withProcs(t, 4)
 	srv := newTestServer(t, "s")
-	c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+	h := startProxy(t, fmt.Sprintf(`
 frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
 backends: [{name: be, servers: [{name: s, address: "%s"}]}]
-`, srv.addr())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(Options{})
-	if err := p.Apply(c); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, p: p}
+`, srv.addr()))
 	addr := h.addr("fe")
-	done := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { _ = p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
 	if name, err := greet(t, addr); err != nil || name != "s" {
 		t.Fatalf("before the drain: %q %v", name, err)
 	}
 	if q := listenQueues(t, portOf(t, addr)); len(q) != 4 {
 		t.Fatalf("%d listening sockets, want 4", len(q))
 	}
-	p.Drain()
+	h.p.Drain()
 	if q := listenQueues(t, portOf(t, addr)); len(q) != 0 {
 		t.Fatalf("drained, still %d listening sockets on %s", len(q), addr)
 	}
