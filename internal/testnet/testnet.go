@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/vipgate/vipgate/internal/testenv"
@@ -71,7 +73,19 @@ func New(t testing.TB) *Net {
 func (n *Net) addNS(name string) {
 	n.t.Helper()
 	n.must("ip", "netns", "add", name)
-	n.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	n.t.Cleanup(func() {
+		// What the test did not reap (a daemon's forked child: an exim
+		// delivery process was seen outliving its lab) goes with the
+		// namespace, instead of living on in an anonymous one.
+		if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		_ = exec.Command("ip", "netns", "del", name).Run()
+	})
 	n.must("ip", "-n", name, "link", "set", "lo", "up")
 	// IPv6 link-local addresses usable at once: no duplicate address
 	// detection on a segment the test built itself.

@@ -1,8 +1,14 @@
 package testnet
 
 import (
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 func TestCheckTestAddr(t *testing.T) {
@@ -53,4 +59,23 @@ func TestAttachRouter(t *testing.T) {
 	if out, err := a.Run("ping", "-c1", "-W1", "198.18.11.2"); err == nil {
 		t.Fatalf("ping worked with the router's leg pulled:\n%s", out)
 	}
+}
+
+// A process a test leaves behind in a namespace (a daemon's forked child
+// that nobody reaps) is killed with the namespace, not left running.
+func TestLeftoverProcessKilled(t *testing.T) {
+	var pid int
+	t.Run("lab", func(t *testing.T) {
+		h := New(t).AddHost("a", "198.18.0.1/24")
+		out := h.MustRun(t, "sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!")
+		var err error
+		if pid, err = strconv.Atoi(strings.TrimSpace(out)); err != nil {
+			t.Fatalf("pid %q: %v", out, err)
+		}
+	})
+	testenv.Eventually(t, 5*time.Second, "the leftover sleep gone with its namespace", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// Gone, or a zombie waiting for init to reap it.
+		return err != nil || strings.Contains(string(b), ") Z ")
+	})
 }
