@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -79,7 +80,10 @@ func (n *Net) addNS(name string) {
 		// namespace, instead of living on in an anonymous one.
 		if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
 			for _, f := range strings.Fields(string(out)) {
-				if pid, err := strconv.Atoi(f); err == nil {
+				// Not the test itself: a test that moved a thread into
+				// the namespace (setns) may have moved its main thread,
+				// whose namespace is the one the process is listed by.
+				if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
