@@ -253,17 +253,26 @@ func TestTimeoutIsFlaggedAndCounted(t *testing.T) {
 	}
 }
 
-// TestMemoryGuardStopsStringDoubling: `s = s .. s` is one VM instruction
-// per doubling, so only the memory guard (running with Run) can stop it
-// long before its generous deadline.
-func TestMemoryGuardStopsStringDoubling(t *testing.T) {
-	r := newRig(t, "function f()\n local s = 'x'\n while true do s = s .. s end\nend", func(c *config.Lua) {
+// doublingRig runs a runtime (guard included) whose p.f doubles a string
+// until stopped, with a 60s deadline and a 16 MiB max_alloc, beside more
+// Lua source.
+func doublingRig(t *testing.T, more string) *rig {
+	t.Helper()
+	r := newRig(t, "function f()\n local s = 'x'\n while true do s = s .. s end\nend\n"+more, func(c *config.Lua) {
 		c.Defaults.Timeout = config.Duration(60 * time.Second)
 		c.Defaults.MaxAlloc = 16 << 20
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go r.rt.Run(ctx)
+	return r
+}
+
+// TestMemoryGuardStopsStringDoubling: `s = s .. s` is one VM instruction
+// per doubling, so only the memory guard (running with Run) can stop it
+// long before its generous deadline.
+func TestMemoryGuardStopsStringDoubling(t *testing.T) {
+	r := doublingRig(t, "")
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	res := r.rt.Check(context.Background(), "p.f", CheckTarget{})
@@ -281,6 +290,8 @@ func TestMemoryGuardStopsStringDoubling(t *testing.T) {
 	}
 	// Ordinary calls are not affected.
 	r2 := newRig(t, "function f() local t = {} for i = 1, 1000 do t[i] = ('x'):rep(100) end return true end")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go r2.rt.Run(ctx)
 	for i := 0; i < 100; i++ {
 		if res := r2.rt.Check(context.Background(), "p.f", CheckTarget{}); !res.OK {
@@ -294,13 +305,7 @@ func TestMemoryGuardStopsStringDoubling(t *testing.T) {
 // call that begins while it sleeps wakes it: a memory bomb is still
 // stopped, measured from a fresh heap sample.
 func TestMemoryGuardSleepsWhenIdle(t *testing.T) {
-	r := newRig(t, "function f()\n local s = 'x'\n while true do s = s .. s end\nend\nfunction g() return true end", func(c *config.Lua) {
-		c.Defaults.Timeout = config.Duration(60 * time.Second)
-		c.Defaults.MaxAlloc = 16 << 20
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.rt.Run(ctx)
+	r := doublingRig(t, "function g() return true end")
 	m := &r.rt.guard
 	idle := func() bool { return m.idle.Load() }
 	testenv.Eventually(t, 5*time.Second, "guard idle with no calls", idle)
