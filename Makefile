@@ -45,6 +45,9 @@ test-race:
 
 test: lint build
 	$(GO) test -count=1 -timeout 25m ./...
+	# tcp mode again with every session on goroutines (the path of what the
+	# event loop does not serve, and of proxy.event_loop: false)
+	VIPGATE_TEST_NO_EVENT_LOOP=1 $(GO) test -count=1 -run 'TestTCP|TestLoop|TestMaxConn|TestDrain|TestListen|TestAccessLog' ./core/proxy/
 	$(GO) test -race -short -count=1 -timeout 20m $(RACE_PKGS)
 
 FUZZTIME ?= 30s

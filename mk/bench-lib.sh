@@ -67,6 +67,7 @@ datacenter: dc1
 data_dir: $T/data
 admin: {listen: "127.0.0.1:$ADM"}
 log: {level: warn}
+${VIP_NODE:-}
 NODE
   sed -e "s/127.0.0.1:$VIP/127.0.0.1:$VIP2/" "$T/cluster.yaml" > "$T/cluster2.yaml"
   sed -e "s/127.0.0.1:$ADM/127.0.0.1:$ADM2/" -e "s#$T/data#$T/data2#" "$T/node.yaml" > "$T/node2.yaml"

@@ -35,7 +35,8 @@ func newProxySubsystem(e *env) *proxySubsystem {
 	ps.health = newHealthManager(e)
 	ps.proxy = proxy.New(proxy.Options{
 		Log: ps.log, AccessLog: e.AccessLog, Bus: e.Bus, Datacenter: e.Node.Datacenter, Node: e.Node,
-		OnServers: func(bs []*proxy.Backend) { ps.health.Reconcile(bs) },
+		OnServers:   func(bs []*proxy.Backend) { ps.health.Reconcile(bs) },
+		NoEventLoop: e.Node.Proxy.EventLoop != nil && !*e.Node.Proxy.EventLoop,
 	})
 	return ps
 }

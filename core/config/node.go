@@ -33,6 +33,18 @@ type Node struct {
 	Metrics NodeMetrics `yaml:"metrics,omitempty"`
 	// DR configures the direct-routing datapath (mode dr frontends).
 	DR NodeDR `yaml:"dr,omitempty"`
+	// Proxy tunes how this node's proxy runs.
+	Proxy NodeProxy `yaml:"proxy,omitempty"`
+}
+
+// NodeProxy tunes the proxy of one node.
+type NodeProxy struct {
+	// EventLoop (default true) serves the tcp sessions that need neither
+	// inspection, hooks nor PROXY protocol on epoll event loops, one per
+	// CPU, rather than a goroutine per connection; false keeps them all
+	// on goroutines (HAProxy's `noepoll` spirit: a switch to rule the
+	// loop out when chasing a problem).
+	EventLoop *bool `yaml:"event_loop,omitempty"`
 }
 
 // Datapaths of mode dr (NodeDR.Datapath).

@@ -46,6 +46,9 @@ type Backend struct {
 
 	dialer  net.Dialer
 	srcDial map[*upstream.Server]*srcDial // servers with a configured source
+	// addrs are the servers' numeric addresses (a server named by a host
+	// name has none): what the event loop connects to (tcploop).
+	addrs   map[*upstream.Server]netip.AddrPort
 	bus     *events.Bus
 	onEmpty func(b *Backend, empty bool)
 	// log and connWarn report failed connections to servers, at most once
@@ -101,6 +104,12 @@ func newBackend(cfg *config.Backend, servers []*upstream.Server, bus *events.Bus
 		}
 		b.byName[s.Name] = s
 		b.connWarn[s] = &connWarnState{}
+		if ap, err := netip.ParseAddrPort(s.Addr); err == nil && ap.Addr().Zone() == "" {
+			if b.addrs == nil {
+				b.addrs = make(map[*upstream.Server]netip.AddrPort, len(servers))
+			}
+			b.addrs[s] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
 		st := s.Settings()
 		switch {
 		case st.Backup:
@@ -367,62 +376,91 @@ func (b *Backend) dropWaiter(ch chan struct{}) {
 // up). On success the caller releases l once the session ends; on error l
 // holds nothing.
 func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Request, prefer *upstream.Server, l *Lease) (net.Conn, error) {
+	t := b.newConnectTry(client, r, prefer)
+	return b.connectWith(ctx, client, &t, l)
+}
+
+// connectTry is where a connection's attempts stand: Connect's loop, and
+// the event loop's non-blocking attempts (tcploop), which hand it to
+// connectWith when an attempt has to wait in the queue.
+type connectTry struct {
+	r          *balance.Request
+	prefer     *upstream.Server
+	attempt    int // attempts failed so far
+	retries    int
+	redispatch bool
+	lastErr    error
+}
+
+func (b *Backend) newConnectTry(client netip.Addr, r *balance.Request, prefer *upstream.Server) connectTry {
 	if r == nil {
 		r = &balance.Request{Client: client}
 	}
-	retries := 0
+	t := connectTry{r: r, prefer: prefer, redispatch: b.Cfg.Redispatch != nil && *b.Cfg.Redispatch}
 	if b.Cfg.Retries != nil {
-		retries = *b.Cfg.Retries
+		t.retries = *b.Cfg.Retries
 	}
-	redispatch := b.Cfg.Redispatch != nil && *b.Cfg.Redispatch
-	var lastErr error
-	for attempt := 0; attempt <= retries; attempt++ {
-		if err := b.Acquire(ctx, r, prefer, l); err != nil {
-			if lastErr != nil && errors.Is(err, ErrNoServer) {
-				return nil, lastErr
+	return t
+}
+
+// connectWith runs the attempts left in t.
+func (b *Backend) connectWith(ctx context.Context, client netip.Addr, t *connectTry, l *Lease) (net.Conn, error) {
+	for {
+		if err := b.Acquire(ctx, t.r, t.prefer, l); err != nil {
+			if t.lastErr != nil && errors.Is(err, ErrNoServer) {
+				return nil, t.lastErr
 			}
 			return nil, err
 		}
 		s := l.Server
 		t0 := time.Now()
 		c, err := b.dial(s, client, t0)
-		if err != nil {
-			// Passive health; the caller reports the success once the
-			// connection is usable (after TLS to the server).
-			s.ObserveConnect(err)
-		}
 		if err == nil {
-			l.Retries = int64(attempt)
-			tc := time.Since(t0)
-			s.Counters.ConnectTime.Observe(tc)
-			b.Counters.ConnectTime.Observe(tc)
+			b.connected(t, l, time.Since(t0))
 			return c, nil
 		}
-		l.Release()
-		s.Counters.ConnErrors.Add(1)
-		b.Counters.ConnErrors.Add(1)
-		lastErr = fmt.Errorf("connecting to %s/%s (%s): %w", b.Name, s.Name, s.Addr, err)
-		if ctx.Err() != nil {
-			return nil, lastErr
-		}
-		b.warnConnect(s, err)
-		if attempt == retries {
-			break
-		}
-		s.Counters.Retries.Add(1)
-		b.Counters.Retries.Add(1)
-		// Redispatch on the last retry (HAProxy's default interval -1), or
-		// at once when the server is not usable any more (marked down).
-		if redispatch && (attempt+1 == retries || !s.Usable()) {
-			r.Exclude = s
-			prefer = nil
-			b.Counters.Redispatches.Add(1)
-			s.Counters.Redispatches.Add(1)
-		} else if prefer == nil {
-			prefer = s // retry the same server, as HAProxy does
+		if !b.connectFailed(t, l, err) || ctx.Err() != nil {
+			return nil, t.lastErr
 		}
 	}
-	return nil, lastErr
+}
+
+// connected books a successful attempt on l that took tc.
+func (b *Backend) connected(t *connectTry, l *Lease, tc time.Duration) {
+	l.Retries = int64(t.attempt)
+	l.Server.Counters.ConnectTime.Observe(tc)
+	b.Counters.ConnectTime.Observe(tc)
+}
+
+// connectFailed books a failed attempt on l (and releases it), and says
+// whether to try again: retry the same server, as HAProxy does, or, with
+// redispatch, another one on the last retry (HAProxy's default interval
+// -1), or at once when the server is not usable any more (marked down).
+func (b *Backend) connectFailed(t *connectTry, l *Lease, err error) bool {
+	s := l.Server
+	// Passive health; the caller reports the success once the connection
+	// is usable (after TLS to the server).
+	s.ObserveConnect(err)
+	l.Release()
+	s.Counters.ConnErrors.Add(1)
+	b.Counters.ConnErrors.Add(1)
+	t.lastErr = fmt.Errorf("connecting to %s/%s (%s): %w", b.Name, s.Name, s.Addr, err)
+	b.warnConnect(s, err)
+	if t.attempt == t.retries {
+		return false
+	}
+	t.attempt++
+	s.Counters.Retries.Add(1)
+	b.Counters.Retries.Add(1)
+	if t.redispatch && (t.attempt == t.retries || !s.Usable()) {
+		t.r.Exclude = s
+		t.prefer = nil
+		b.Counters.Redispatches.Add(1)
+		s.Counters.Redispatches.Add(1)
+	} else if t.prefer == nil {
+		t.prefer = s
+	}
+	return true
 }
 
 // dial connects to s within timeout connect, under a deadline context of

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,13 +14,23 @@ import (
 
 // liveConn is one client connection being served.
 type liveConn struct {
-	c net.Conn
+	c drainConn
 	// idle: an HTTP/1 connection waiting for its next request, which a
 	// drain may close at once.
 	idle atomic.Bool
 	// goAway, for an HTTP/2 connection, tells its client to go away
 	// gracefully (GOAWAY NO_ERROR): set once the connection is served.
 	goAway atomic.Pointer[func()]
+	// cut: CloseConns closed it (a tcp session logs KD, as one killed).
+	cut atomic.Bool
+}
+
+// drainConn is what a graceful stop needs of a client connection: a
+// net.Conn, or an event-loop session (tcploop), whose Close is carried out
+// on its loop.
+type drainConn interface {
+	Close() error
+	SetReadDeadline(t time.Time) error
 }
 
 // liveConns is the set of client connections being served.
@@ -31,7 +40,7 @@ type liveConns struct {
 	conns    map[*liveConn]struct{}
 }
 
-func (s *liveConns) add(c net.Conn) *liveConn {
+func (s *liveConns) add(c drainConn) *liveConn {
 	lc := &liveConn{c: c}
 	s.mu.Lock()
 	if s.conns == nil {
@@ -112,6 +121,7 @@ func (p *Proxy) Conns() int {
 func (p *Proxy) CloseConns() int {
 	n := 0
 	p.live.each(func(lc *liveConn) {
+		lc.cut.Store(true)
 		_ = lc.c.Close()
 		n++
 	})

@@ -92,6 +92,9 @@ type listener struct {
 	started atomic.Bool
 	closed  chan struct{}
 	once    sync.Once
+	// noLoop: no event loop could be had; the accept loops serve every
+	// connection on goroutines.
+	noLoop atomic.Bool
 }
 
 // bound is the address the listener holds (the port resolved for ":0").
@@ -179,8 +182,8 @@ func (l *listener) start(ctx context.Context) {
 	if l.started.Swap(true) {
 		return
 	}
-	for _, ln := range l.lns {
-		go l.serve(ctx, ln)
+	for i, ln := range l.lns {
+		go l.serve(ctx, ln, i)
 	}
 }
 
@@ -191,31 +194,56 @@ func (l *listener) close() {
 	}
 }
 
-// serve is the accept loop of one of the listener's sockets.
-func (l *listener) serve(ctx context.Context, ln net.Listener) {
+// serve is the accept loop of one of the listener's sockets (shard: its
+// index). While the current frontend is one an event loop can serve, the
+// socket is the loop's (serveOnLoop); this loop waits for it to come back.
+func (l *listener) serve(ctx context.Context, ln net.Listener, shard int) {
 	for {
-		c, err := accept.Next(ctx, ln, l.p.log)
-		if err != nil {
+		if !l.noLoop.Load() && l.fe.Load().loopable() {
+			if !l.serveOnLoop(ctx, ln, shard) {
+				return
+			}
+			if l.fe.Load().loopable() && !l.noLoop.Load() {
+				// Given back while still servable there: full, or an
+				// accept error. Take the next connection here (waiting
+				// for a slot, backing off) before handing it over again.
+				if !l.acceptOne(ctx, ln) {
+					return
+				}
+			}
+			continue
+		}
+		if !l.acceptOne(ctx, ln) {
 			return
 		}
-		// maxconn: the slot is taken after accepting, not before, because
-		// the kernel picks the socket a client lands on: a loop holding a
-		// slot while it waits in accept would keep it from a client queued
-		// on another socket. So each loop holds at most one accepted client
-		// unserved while the frontend is full; the others wait in the
-		// kernel's accept queue, as with HAProxy.
-		f := l.slot(ctx)
-		if f == nil {
-			_ = c.Close()
-			return
-		}
-		lc := l.p.live.add(c)
-		go func() {
-			defer func() { <-f.slots }()
-			defer l.p.live.remove(lc)
-			f.serveConn(withLiveConn(ctx, lc), c)
-		}()
 	}
+}
+
+// acceptOne accepts a connection and serves it on a goroutine; false when
+// the listener closed or ctx ended.
+func (l *listener) acceptOne(ctx context.Context, ln net.Listener) bool {
+	c, err := accept.Next(ctx, ln, l.p.log)
+	if err != nil {
+		return false
+	}
+	// maxconn: the slot is taken after accepting, not before, because
+	// the kernel picks the socket a client lands on: a loop holding a
+	// slot while it waits in accept would keep it from a client queued
+	// on another socket. So each loop holds at most one accepted client
+	// unserved while the frontend is full; the others wait in the
+	// kernel's accept queue, as with HAProxy.
+	f := l.slot(ctx)
+	if f == nil {
+		_ = c.Close()
+		return false
+	}
+	lc := l.p.live.add(c)
+	go func() {
+		defer func() { <-f.slots }()
+		defer l.p.live.remove(lc)
+		f.serveConn(withLiveConn(ctx, lc), c)
+	}()
+	return true
 }
 
 // slot takes a maxconn slot of the current generation's frontend, waiting

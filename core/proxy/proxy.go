@@ -44,6 +44,9 @@ type Options struct {
 	// OnServers is called after every Apply with the live servers and their
 	// backend config, so the health manager can reconcile its workers.
 	OnServers func(backends []*Backend)
+	// NoEventLoop serves every tcp session on goroutines (tcp.go), none on
+	// the event loops (tcploop.go): the node file's proxy.event_loop: false.
+	NoEventLoop bool
 }
 
 // Proxy is the live data plane of a node.
@@ -57,6 +60,8 @@ type Proxy struct {
 	conns atomic.Int64
 	// live are those connections, for a graceful stop (drain.go).
 	live liveConns
+	// loops are the event loops of the tcp sessions they can serve.
+	loops loopSet
 
 	mu        sync.Mutex // serialises Apply and listener changes
 	cfg       *config.Cluster

@@ -217,15 +217,19 @@ func (r *relay) armOther(otherSrc, otherDst net.Conn, up bool) {
 	_ = otherDst.SetWriteDeadline(at)
 }
 
-func (r *relay) count(n int64, up bool) {
+func (r *relay) count(n int64, up bool) { countRelayed(r.srv, r.fe, r.be, n, up) }
+
+// countRelayed adds n relayed bytes to a session's server, frontend and
+// backend counters; up is client → server ("in").
+func countRelayed(srv, fe, be *upstream.Counters, n int64, up bool) {
 	if up {
-		r.srv.BytesIn.Add(uint64(n))
-		r.fe.BytesIn.Add(uint64(n))
-		r.be.BytesIn.Add(uint64(n))
+		srv.BytesIn.Add(uint64(n))
+		fe.BytesIn.Add(uint64(n))
+		be.BytesIn.Add(uint64(n))
 	} else {
-		r.srv.BytesOut.Add(uint64(n))
-		r.fe.BytesOut.Add(uint64(n))
-		r.be.BytesOut.Add(uint64(n))
+		srv.BytesOut.Add(uint64(n))
+		fe.BytesOut.Add(uint64(n))
+		be.BytesOut.Add(uint64(n))
 	}
 }
 

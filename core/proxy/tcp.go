@@ -21,6 +21,9 @@ type tcpHandler struct {
 	// inspect: the first client bytes must be peeked (SNI rules, hooks,
 	// persistence on the ClientHello).
 	inspect bool
+	// loopOK: every session can be served on an event loop (tcploop.go);
+	// needLocal: the rules need the connection's local port.
+	loopOK, needLocal bool
 }
 
 func newTCPHandler(f *Frontend) (connHandler, error) {
@@ -40,6 +43,8 @@ func newTCPHandler(f *Frontend) (connHandler, error) {
 			}
 		}
 	}
+	h.loopOK = h.loopEligible()
+	h.needLocal = needsLocal(f.Cfg)
 	return h, nil
 }
 
@@ -135,9 +140,22 @@ func (h *tcpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	}
 
 	ss.breq = balance.Request{Client: client.Addr()}
+	try := b.newConnectTry(client.Addr(), &ss.breq, prefer)
+	h.connectAndRelay(ctx, c, ss, b, &try)
+}
+
+// connectAndRelay is the session from its first connect attempt on: the
+// attempts left in try (all of them, or those the event loop could not make
+// without waiting in the queue), the server's first bytes when persistence
+// learns from them, then the relay.
+func (h *tcpHandler) connectAndRelay(ctx context.Context, c net.Conn, ss *tcpSession, b *Backend, try *connectTry) {
+	f := h.f
+	ci := &ss.ci
+	peeked := ci.Peeked
+	client := ss.logClient
 	lease := &ss.lease
 	t0 := time.Now()
-	sc, err := b.Connect(ctx, client.Addr(), &ss.breq, prefer, lease)
+	sc, err := b.connectWith(ctx, client.Addr(), try, lease)
 	if err != nil {
 		ss.term = "SC"
 		if errors.Is(err, ErrQueueTimeout) || errors.Is(err, ErrQueueFull) {
@@ -222,7 +240,8 @@ func (h *tcpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	res := r.run()
 	ss.bytesOut += res.bytesOut
-	ss.term = relayTerm(res, ss.killed.Load())
+	lc := liveConnOf(ctx)
+	ss.term = relayTerm(res, ss.killed.Load() || (lc != nil && lc.cut.Load()))
 }
 
 // relayTerm is the termination state of a relayed session (HAProxy's two

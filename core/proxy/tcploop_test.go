@@ -1,0 +1,548 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vipgate/vipgate/core/proxy/evloop"
+	"github.com/vipgate/vipgate/internal/testenv"
+)
+
+// loopRegs is the number of descriptors registered on the proxy's event
+// loops (listening sockets and session sockets), read on each loop.
+func loopRegs(t *testing.T, p *Proxy) int {
+	t.Helper()
+	p.loops.mu.Lock()
+	loops := p.loops.loops
+	p.loops.mu.Unlock()
+	n := 0
+	for _, tl := range loops {
+		ch := make(chan int, 1)
+		tl.lp.Post(func() { ch <- tl.lp.Len() })
+		select {
+		case k := <-ch:
+			n += k
+		case <-time.After(10 * time.Second):
+			t.Fatal("an event loop does not run posted work")
+		}
+	}
+	return n
+}
+
+// echoLine writes a line through c and reads it back.
+func echoLine(t *testing.T, c net.Conn, r *bufio.Reader, s string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "%s\n", s)
+	if l, err := r.ReadString('\n'); err != nil || l != s+"\n" {
+		t.Fatalf("echo of %q: %q %v", s, l, err)
+	}
+}
+
+// dialGreeted connects through the proxy and reads the server's greeting.
+func dialGreeted(t *testing.T, addr, want string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := bufio.NewReader(c)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if l, err := r.ReadString('\n'); err != nil || l != want+"\n" {
+		t.Fatalf("greeting: %q %v, want %q", l, err, want)
+	}
+	return c, r
+}
+
+// A plain tcp frontend's sessions live on the event loops (two descriptors
+// each, gone when the session ends); a frontend the loop cannot serve (a
+// PROXY header to send) keeps its sessions on goroutines.
+func TestLoopServesPlainSessions(t *testing.T) {
+	if testNoEventLoop() {
+		t.Skip("event loop disabled for this run")
+	}
+	s := newTestServer(t, "s")
+	pp := proxyHeaderServer(t)
+	h := startProxy(t, fmt.Sprintf(`
+frontends:
+  - {name: plain, bind: "127.0.0.1:0", default_backend: be}
+  - {name: proxied, bind: "127.0.0.2:0", default_backend: pp}
+backends:
+  - {name: be, servers: [{name: s, address: %q}]}
+  - {name: pp, send_proxy: v1, servers: [{name: p, address: %q}]}
+`, s.addr(), pp))
+	plain := h.p.Frontend("plain")
+	if !plain.loopable() || h.p.Frontend("proxied").loopable() {
+		t.Fatalf("loopable: plain %v, proxied %v; want true, false", plain.loopable(), h.p.Frontend("proxied").loopable())
+	}
+	c, r := dialGreeted(t, h.addr("plain"), "s")
+	echoLine(t, c, r, "hello")
+	base := loopRegs(t, h.p)
+	if base < 3 { // the plain listener, and this session's two sockets
+		t.Fatalf("%d descriptors on the loops with a session open, want at least 3", base)
+	}
+	c2, r2 := dialGreeted(t, h.addr("proxied"), "PROXY TCP4")
+	echoLine(t, c2, r2, "through a goroutine")
+	if n := loopRegs(t, h.p); n != base {
+		t.Fatalf("a goroutine-path session changed the loops' registrations: %d, want %d", n, base)
+	}
+	c.Close()
+	testenv.Eventually(t, 5*time.Second, "the session's sockets leave the loop", func() bool { return loopRegs(t, h.p) == base-2 })
+	testenv.Eventually(t, 5*time.Second, "the frontend's session count back to the goroutine session", func() bool {
+		return plain.Counters.CurSessions.Load() == 0
+	})
+}
+
+// proxyHeaderServer is a backend that answers with the PROXY header it
+// received (its first line, truncated to the protocol), then echoes.
+func proxyHeaderServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ServeListener(t, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(l, "PROXY TCP4") {
+			l = "PROXY TCP4\n"
+		} else {
+			l = "NO PROXY HEADER\n"
+		}
+		fmt.Fprint(c, l)
+		_, _ = io.Copy(c, r)
+	})
+	return ln.Addr().String()
+}
+
+// A reload to a frontend the loop cannot serve takes the listening socket
+// back to the goroutine accept loop, and a reload back hands it over again;
+// sessions opened before each reload keep working, and no connection made
+// around the reloads is refused.
+func TestLoopReloadMovesListener(t *testing.T) {
+	pp := proxyHeaderServer(t)
+	plainDoc := fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: p, address: %q}]}]
+`, pp)
+	h := startProxy(t, plainDoc)
+	addr := h.addr("fe")
+	proxiedDoc := strings.Replace(strings.Replace(plainDoc, "{name: be,", "{name: be, send_proxy: v1,", 1), "127.0.0.1:0", addr, 1)
+	plainDoc = strings.Replace(plainDoc, "127.0.0.1:0", addr, 1)
+
+	first := func(want string) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, "hi\n")
+		r := bufio.NewReader(c)
+		if l, err := r.ReadString('\n'); err != nil || l != want {
+			t.Fatalf("first line %q %v, want %q", l, err, want)
+		}
+		if strings.HasPrefix(want, "PROXY") {
+			// The server took the header for its first line: "hi" comes back.
+			if l, err := r.ReadString('\n'); err != nil || l != "hi\n" {
+				t.Fatalf("echo of hi: %q %v", l, err)
+			}
+		}
+		return c, r
+	}
+	old, oldR := first("NO PROXY HEADER\n")
+	for round := range 3 {
+		if err := h.apply(proxiedDoc); err != nil {
+			t.Fatal(err)
+		}
+		// The listener may still be on the loop for one connection (the
+		// accept loop takes it back at its next accept): poll until the
+		// goroutine path answers.
+		testenv.Eventually(t, 5*time.Second, "new sessions carry a PROXY header", func() bool {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatalf("round %d: connection refused during the reload: %v", round, err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprint(c, "hi\n")
+			l, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			return l == "PROXY TCP4\n"
+		})
+		prox, proxR := first("PROXY TCP4\n")
+		echoLine(t, old, oldR, fmt.Sprintf("old still relayed %d", round))
+		if err := h.apply(plainDoc); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 5*time.Second, "new sessions back on the loop", func() bool {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatalf("round %d: connection refused during the reload: %v", round, err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprint(c, "hi\n")
+			l, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			return l == "NO PROXY HEADER\n"
+		})
+		echoLine(t, prox, proxR, fmt.Sprintf("goroutine session kept %d", round))
+		echoLine(t, old, oldR, fmt.Sprintf("loop session kept %d", round))
+		if !testNoEventLoop() && !h.p.Frontend("fe").loopable() {
+			t.Fatal("the plain frontend is not served by the loop")
+		}
+	}
+}
+
+// patternServer reads the client's bytes to their FIN, then sends size
+// bytes of a pattern and closes; it reports the digest of what it read.
+func patternServer(t *testing.T, size int) (string, chan [32]byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan [32]byte, 8)
+	testenv.ServeListener(t, ln, func(c net.Conn) {
+		defer c.Close()
+		hs := sha256.New()
+		if _, err := io.Copy(hs, c); err != nil {
+			return
+		}
+		var sum [32]byte
+		copy(sum[:], hs.Sum(nil))
+		got <- sum
+		_, _ = io.Copy(c, io.LimitReader(newPattern(), int64(size)))
+	})
+	return ln.Addr().String(), got
+}
+
+// patternReader yields a byte pattern, a function of the position only
+// (so any chunking reads the same bytes), not periodic on any buffer size
+// the relay uses.
+type patternReader struct{ off *int }
+
+func newPattern() patternReader { return patternReader{off: new(int)} }
+
+func (p patternReader) Read(b []byte) (int, error) {
+	for k := range b {
+		i := *p.off + k
+		b[k] = byte(i*7 + i/251)
+	}
+	*p.off += len(b)
+	return len(b), nil
+}
+
+func patternDigest(r io.Reader, size int) [32]byte {
+	hs := sha256.New()
+	_, _ = io.Copy(hs, io.LimitReader(r, int64(size)))
+	var sum [32]byte
+	copy(sum[:], hs.Sum(nil))
+	return sum
+}
+
+// Bulk both ways (splice), half-close (the client's FIN reaches the server
+// while the response still flows), and a slow reader (the server outruns
+// the client: the loop must hold and resume, not drop or reorder): every
+// byte arrives, in order, and both ends see the FINs.
+func TestLoopBulkHalfCloseAndBackpressure(t *testing.T) {
+	const up, down = 3<<20 + 17, 8<<20 + 5
+	srv, got := patternServer(t, down)
+	h := startProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, srv))
+	for _, slow := range []bool{false, true} {
+		c, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		// What the client sends, also hashed on the way.
+		want := patternDigest(io.LimitReader(newPattern(), up), up)
+		go func() {
+			_, _ = io.Copy(c, io.LimitReader(newPattern(), up))
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		var r io.Reader = c
+		if slow {
+			r = &slowReader{r: c}
+		}
+		if d := patternDigest(r, down+1); d != patternDigest(newPattern(), down) {
+			t.Fatalf("slow=%v: the response arrived altered", slow)
+		}
+		select {
+		case sum := <-got:
+			if sum != want {
+				t.Fatalf("slow=%v: the request arrived altered", slow)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the server never saw the request's end")
+		}
+		c.Close()
+	}
+}
+
+// slowReader reads in small pieces with pauses, so the proxy's writes to
+// the client fill its socket buffers and have to wait for room.
+type slowReader struct {
+	r io.Reader
+	n int
+}
+
+func (s *slowReader) Read(b []byte) (int, error) {
+	if len(b) > 1500 {
+		b = b[:1500]
+	}
+	s.n++
+	if s.n%512 == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.r.Read(b)
+}
+
+// A server that resets the connection ends the session at once (SD in the
+// log), and a graceful stop's hard end (CloseConns) cuts a relayed session
+// (KD), on whichever path serves it.
+func TestLoopResetAndCloseConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ServeListener(t, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if l == "reset\n" {
+			_ = c.(*net.TCPConn).SetLinger(0) // close sends a RST
+			c.Close()
+			return
+		}
+		fmt.Fprint(c, l)
+		_, _ = io.Copy(c, r)
+	})
+	h, out := startJSONProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, log: true}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, ln.Addr().String()))
+	c, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "reset\n")
+	if n, err := c.Read(make([]byte, 16)); err == nil {
+		t.Fatalf("read %d bytes after the server's reset, want the connection closed", n)
+	}
+	c2, r2 := func() (net.Conn, *bufio.Reader) {
+		c, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}()
+	echoLine(t, c2, r2, "kept")
+	testenv.Eventually(t, 5*time.Second, "the reset session over", func() bool { return h.p.Conns() == 1 })
+	if n := h.p.CloseConns(); n != 1 {
+		t.Fatalf("CloseConns closed %d connections, want 1", n)
+	}
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := r2.ReadString('\n'); err == nil {
+		t.Fatal("the session survived CloseConns")
+	}
+	var recs []map[string]any
+	testenv.Eventually(t, 5*time.Second, "two access records", func() bool {
+		recs = jsonRecords(t, out)
+		return len(recs) == 2
+	})
+	for i, want := range []string{"SD", "KD"} {
+		if recs[i]["termination_state"] != want {
+			t.Errorf("session %d: termination_state %v, want %s (%v)", i, recs[i]["termination_state"], want, recs[i]["msg"])
+		}
+	}
+	if got := h.p.Conns(); got != 0 {
+		t.Fatalf("%d connections still counted", got)
+	}
+}
+
+// Small messages toward a server that does not read for a while: the
+// relay's writes stop short, the rest is held (not dropped, not
+// reordered) and delivered once the server reads.
+func TestLoopHoldsSmallWrites(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := make(chan struct{})
+	got := make(chan []byte, 1)
+	testenv.ServeListener(t, ln, func(c net.Conn) {
+		<-start
+		b, _ := io.ReadAll(c)
+		got <- b
+	})
+	h := startProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, ln.Addr().String()))
+	c, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var want bytes.Buffer
+	// Paced so that the proxy reads them one by one (short reads: no
+	// switch to splice), until well past what the server's buffers take.
+	for i := range 1500 {
+		m := fmt.Sprintf("%05d %s\n", i, strings.Repeat("x", 90))
+		want.WriteString(m)
+		if _, err := io.WriteString(c, m); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	close(start)
+	c.(*net.TCPConn).CloseWrite()
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want.Bytes()) {
+			t.Fatalf("the server got %d bytes, want %d, or in another order", len(b), want.Len())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server never got the whole stream")
+	}
+}
+
+// The relay's own buffering, white-box: a session between two socket
+// pairs, the server side's send buffer tiny and the server not reading.
+// Each small message is read on its own (the test waits for the loop to
+// take it), so writes toward the server stop short and the rest is held;
+// the client's next messages wait in its socket. Once the server reads,
+// everything arrives, in order, and the session ends on the FINs.
+func TestLoopRelayHoldsPartialWrites(t *testing.T) {
+	if testNoEventLoop() {
+		t.Skip("event loop disabled for this run")
+	}
+	h := startProxy(t, `
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: "127.0.0.1:9"}]}]
+`)
+	f := h.p.Frontend("fe")
+	b := f.Backend("be")
+	tl := h.p.loops.get(h.ctx, 0, 1, h.p.log)
+	pair := func() (int, int) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fds[0], fds[1]
+	}
+	client, proxyC := pair()
+	proxyS, server := pair()
+	_ = syscall.SetsockoptInt(proxyS, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096)
+	clientF, serverF := os.NewFile(uintptr(client), "client"), os.NewFile(uintptr(server), "server")
+	defer clientF.Close()
+	defer serverF.Close()
+
+	f.slots <- struct{}{}
+	s := &loopSession{h: f.handler.(*tcpHandler), f: f, b: b, tl: tl, cfd: proxyC, sfd: proxyS}
+	s.tcpSession = tcpSession{start: time.Now(), tw: -1, tc: -1, term: "--"}
+	s.cside, s.sside = loopSide{s, false}, loopSide{s, true}
+	s.timer = evloop.NewTimer(s.onTimer)
+	s.lc = h.p.live.add(s)
+	f.Counters.SessionStart()
+	h.p.conns.Add(1)
+	s.lease = Lease{Server: b.Servers[0]}
+	onLoop := func(fn func()) {
+		t.Helper()
+		ch := make(chan struct{})
+		tl.lp.Post(func() { fn(); close(ch) })
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the loop does not run posted work")
+		}
+	}
+	onLoop(func() {
+		var err error
+		if s.ctok, err = tl.lp.Add(proxyC, &s.cside); err != nil {
+			t.Error(err)
+		}
+		if s.stok, err = tl.lp.Add(proxyS, &s.sside); err != nil {
+			t.Error(err)
+		}
+		s.state = loopConnecting
+		s.connected(0)
+	})
+	var want bytes.Buffer
+	held := false
+	for i := 0; !held || i < 50; i++ {
+		if i > 5000 {
+			t.Fatal("5000 messages and the relay never held back")
+		}
+		m := fmt.Sprintf("%05d %s\n", i, strings.Repeat("y", 200))
+		want.WriteString(m)
+		if _, err := clientF.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the loop took it, or holds bytes (then the client's
+		// socket keeps the rest).
+		testenv.Eventually(t, 5*time.Second, "the loop reads the message or holds", func() bool {
+			var inq int
+			var blocked bool
+			onLoop(func() {
+				inq, _ = unix.IoctlGetInt(proxyC, unix.SIOCINQ)
+				blocked = s.up.blocked && len(s.up.pend) > 0
+			})
+			held = held || blocked
+			return inq == 0 || blocked
+		})
+	}
+	var spliced bool
+	onLoop(func() { spliced = s.up.splice })
+	if spliced {
+		t.Fatal("one message at a time, yet the relay switched to splice")
+	}
+	_ = syscall.Shutdown(client, syscall.SHUT_WR)
+	got, err := io.ReadAll(serverF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("the server got %d bytes, want %d, or in another order", len(got), want.Len())
+	}
+	_ = syscall.Shutdown(server, syscall.SHUT_WR)
+	testenv.Eventually(t, 5*time.Second, "the session ends on both FINs", func() bool { return h.p.Conns() == 0 })
+}
