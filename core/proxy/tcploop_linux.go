@@ -118,10 +118,10 @@ func (a *loopAcceptor) Event(uint32) {
 			return
 		}
 		var nfd int
-		var sa unix.Sockaddr
+		var peer netip.AddrPort
 		var err error
 		cerr := a.rc.Control(func(fd uintptr) {
-			nfd, sa, err = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			nfd, peer, err = evloop.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		})
 		switch {
 		case cerr != nil: // the listener closed
@@ -130,7 +130,7 @@ func (a *loopAcceptor) Event(uint32) {
 			a.on = false
 			return
 		case err == nil:
-			f.handler.(*tcpHandler).startLoopSession(a.tl, nfd, sa)
+			f.handler.(*tcpHandler).startLoopSession(a.tl, nfd, peer)
 		case errors.Is(err, unix.EAGAIN):
 			<-f.slots
 			return
@@ -222,28 +222,10 @@ const pipeChunk = 64 << 10
 // direction with more to move is run again on the loop's next turn.
 const relayBudget = 16
 
-func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
-	}
-	return netip.AddrPort{}
-}
-
-func toSockaddr(ap netip.AddrPort) (unix.Sockaddr, int) {
-	if ap.Addr().Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, unix.AF_INET
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, unix.AF_INET6
-}
-
 // startLoopSession serves an accepted connection; the caller holds its
 // maxconn slot.
-func (h *tcpHandler) startLoopSession(tl *tcpLoop, cfd int, sa unix.Sockaddr) {
+func (h *tcpHandler) startLoopSession(tl *tcpLoop, cfd int, client netip.AddrPort) {
 	f := h.f
-	client := sockaddrPort(sa)
 	s := &loopSession{h: h, f: f, tl: tl, cfd: cfd, sfd: -1}
 	s.tcpSession = tcpSession{start: time.Now(), tw: -1, tc: -1, term: "--", logClient: client}
 	s.cside, s.sside = loopSide{s, false}, loopSide{s, true}
@@ -252,9 +234,9 @@ func (h *tcpHandler) startLoopSession(tl *tcpLoop, cfd int, sa unix.Sockaddr) {
 	f.Counters.SessionStart()
 	f.p.conns.Add(1)
 	// As Go does for every TCP connection, and keepalive as serveConn.
-	_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = evloop.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if config.Flag(f.Cfg.TCPKeepAlive) {
-		_ = unix.SetsockoptInt(cfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		_ = evloop.SetsockoptInt(cfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 	}
 	tok, err := tl.lp.Add(cfd, &s.cside)
 	if err != nil {
@@ -267,8 +249,8 @@ func (h *tcpHandler) startLoopSession(tl *tcpLoop, cfd int, sa unix.Sockaddr) {
 	txn := &s.txn
 	*txn = Txn{Frontend: f.Name, Client: client}
 	if h.needLocal {
-		if lsa, err := unix.Getsockname(cfd); err == nil {
-			txn.Local = sockaddrPort(lsa)
+		if local, err := evloop.Getsockname(cfd); err == nil {
+			txn.Local = local
 		}
 	}
 	b := f.backends[f.matchRules(txn)]
@@ -318,18 +300,23 @@ func (s *loopSession) attempt() {
 		return
 	}
 	s.srvAddr = ap
-	sa, family := toSockaddr(ap)
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	family := unix.AF_INET6
+	if ap.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	fd, err := evloop.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		s.connectFailed(os.NewSyscallError("socket", err))
 		return
 	}
 	s.sfd = fd
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if config.Flag(b.Cfg.TCPKeepAlive) {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		_ = evloop.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 	}
-	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+	// EINTR (a signal, such as the runtime's preemption) leaves the
+	// connection under way, as EINPROGRESS does.
+	if err := evloop.Connect(fd, ap); err != nil && !errors.Is(err, unix.EINPROGRESS) && !errors.Is(err, unix.EINTR) {
 		s.connectFailed(os.NewSyscallError("connect", err))
 		return
 	}
@@ -349,7 +336,7 @@ func (s *loopSession) attempt() {
 func (s *loopSession) closeServer() {
 	if s.sfd >= 0 {
 		s.tl.lp.Forget(s.stok)
-		_ = unix.Close(s.sfd)
+		_ = evloop.Close(s.sfd)
 		s.sfd = -1
 	}
 }
@@ -484,7 +471,7 @@ func (s *loopSession) pump(d *loopDir) {
 
 func (s *loopSession) readIn(d *loopDir) {
 	buf := s.tl.scratch
-	n, err := unix.Read(d.src, buf)
+	n, err := evloop.Read(d.src, buf)
 	switch {
 	case err == nil && n > 0:
 		if n == len(buf) {
@@ -492,7 +479,7 @@ func (s *loopSession) readIn(d *loopDir) {
 		} else if !d.hup {
 			d.ready = false // a short read drained the socket; the next edge says when there is more
 		}
-		w, werr := unix.Write(d.dst, buf[:n])
+		w, werr := evloop.Write(d.dst, buf[:n])
 		if werr != nil {
 			w = 0
 			if !errors.Is(werr, unix.EAGAIN) {
@@ -529,10 +516,10 @@ func (s *loopSession) spliceIn(d *loopDir) {
 		}
 		d.pipe = p
 	}
-	n, err := unix.Splice(d.src, nil, d.pipe[1], nil, pipeChunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	n, err := evloop.Splice(d.src, d.pipe[1], pipeChunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 	switch {
 	case err == nil && n > 0:
-		d.inPipe = int(n)
+		d.inPipe = n
 	case err == nil:
 		d.eof = true
 	case errors.Is(err, unix.EAGAIN):
@@ -551,11 +538,9 @@ func (s *loopSession) flush(d *loopDir) bool {
 	var n int
 	var err error
 	if d.inPipe > 0 {
-		var m int64
-		m, err = unix.Splice(d.pipe[0], nil, d.dst, nil, d.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		n = int(m)
+		n, err = evloop.Splice(d.pipe[0], d.dst, d.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 	} else {
-		n, err = unix.Write(d.dst, d.pend)
+		n, err = evloop.Write(d.dst, d.pend)
 	}
 	if err != nil {
 		n = 0
@@ -604,7 +589,7 @@ func (s *loopSession) dirEnded(d *loopDir) {
 		s.finish()
 		return
 	}
-	_ = unix.Shutdown(d.dst, unix.SHUT_WR)
+	_ = evloop.Shutdown(d.dst, unix.SHUT_WR)
 	s.armIdle()
 }
 
@@ -687,8 +672,8 @@ func (s *loopSession) SetReadDeadline(time.Time) error { return nil }
 
 func (s *loopSession) closeDir(d *loopDir) {
 	if d.pipe[0] != 0 {
-		_ = unix.Close(d.pipe[0])
-		_ = unix.Close(d.pipe[1])
+		_ = evloop.Close(d.pipe[0])
+		_ = evloop.Close(d.pipe[1])
 		d.pipe = [2]int{}
 	}
 	if d.buf != nil {
@@ -727,7 +712,7 @@ func (s *loopSession) finish() {
 		s.h.logSession(&s.tcpSession)
 	}
 	lp.Forget(s.ctok)
-	_ = unix.Close(s.cfd)
+	_ = evloop.Close(s.cfd)
 	s.wrapUp(s.lc)
 }
 

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +72,7 @@ type Loop struct {
 	base             time.Time
 	now              int64
 	deadline         int64 // read deadline armed on file (0: none)
+	yielded          int64 // when the loop last parked or yielded
 
 	// Posted work from other goroutines. sleeping says the loop may be
 	// parked: a poster then writes the eventfd to wake it.
@@ -220,6 +222,7 @@ func (l *Loop) turn(stopped *bool) bool {
 		n := l.poll()
 		if n > 0 {
 			l.dispatch(n)
+			l.yield()
 			continue
 		}
 		if len(l.againNext) > 0 {
@@ -241,8 +244,24 @@ func (l *Loop) turn(stopped *bool) bool {
 			l.dispatch(n)
 			continue
 		}
+		l.yielded = l.now
 		return false
 	}
+}
+
+// yieldEvery is how long a busy loop runs before it lets the scheduler
+// run other goroutines (health checks, VRRP adverts, the admin API): a
+// loop that never parks would otherwise hold its P until sysmon preempts
+// it, 10ms on, with a signal that also interrupts its system calls.
+const yieldEvery = int64(time.Millisecond)
+
+func (l *Loop) yield() {
+	if l.now-l.yielded < yieldEvery {
+		return
+	}
+	runtime.Gosched()
+	l.now = l.clock()
+	l.yielded = l.now
 }
 
 func (l *Loop) nextDeadline() int64 {

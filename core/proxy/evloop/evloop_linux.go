@@ -69,7 +69,7 @@ func (l *Loop) close() {
 
 func (l *Loop) ctl(op, fd int, events uint32, t Token) error {
 	e := unix.EpollEvent{Events: events, Fd: int32(uint32(t)), Pad: int32(uint32(t >> 32))}
-	return unix.EpollCtl(l.epfd, op, fd, &e)
+	return epollCtl(l.epfd, op, fd, &e)
 }
 
 // Add registers fd, edge-triggered for input, output and the peer's
@@ -103,7 +103,7 @@ func (l *Loop) Del(t Token, fd int) error {
 // poll takes the ready events without waiting.
 func (l *Loop) poll() int {
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, 0)
+		n, err := epollWait(l.epfd, l.events)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -116,9 +116,9 @@ func (l *Loop) poll() int {
 
 var one = func() []byte { b := make([]byte, 8); binary.NativeEndian.PutUint64(b, 1); return b }()
 
-func (l *Loop) wake() { _, _ = unix.Write(l.evfd, one) }
+func (l *Loop) wake() { _, _ = Write(l.evfd, one) }
 
 func (l *Loop) drainWake() {
 	var b [8]byte
-	_, _ = unix.Read(l.evfd, b[:])
+	_, _ = Read(l.evfd, b[:])
 }
