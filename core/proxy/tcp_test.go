@@ -694,6 +694,23 @@ func TestProxyProtocolRoundTrip(t *testing.T) {
 	}
 }
 
+// benchPaths runs bench once per way of serving tcp sessions: the event
+// loop and goroutines (proxy.event_loop: false), each on a proxy of doc.
+func benchPaths(b *testing.B, doc string, bench func(b *testing.B, h *harness)) {
+	for _, path := range []struct {
+		name   string
+		noLoop bool
+	}{{"loop", false}, {"goroutines", true}} {
+		b.Run(path.name, func(b *testing.B) {
+			c, err := config.Parse("bench.yaml", []byte(doc))
+			if err != nil {
+				b.Fatal(err)
+			}
+			bench(b, startProxyOpts(b, c, Options{NoEventLoop: path.noLoop}, nil))
+		})
+	}
+}
+
 // BenchmarkTCPRelay measures bulk throughput through the proxy (splice).
 func BenchmarkTCPRelay(b *testing.B) {
 	sink, err := net.Listen("tcp", "127.0.0.1:0")
@@ -710,41 +727,75 @@ func BenchmarkTCPRelay(b *testing.B) {
 			go func() { io.Copy(io.Discard, c); c.Close() }()
 		}
 	}()
-	h := startProxy(b, fmt.Sprintf(`
+	benchPaths(b, fmt.Sprintf(`
 frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
 backends: [{name: be, servers: [{name: s, address: "%s"}]}]
-`, sink.Addr()))
-	c, err := net.Dial("tcp", h.addr("fe"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 64<<10)
-	b.SetBytes(int64(len(buf)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Write(buf); err != nil {
+`, sink.Addr()), func(b *testing.B, h *harness) {
+		c, err := net.Dial("tcp", h.addr("fe"))
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		b.SetBytes(int64(len(buf)))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := c.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkTCPRoundTrip measures small request/response exchanges on an
+// established session (the keep-alive case: one read and one write per
+// direction and message).
+func BenchmarkTCPRoundTrip(b *testing.B) {
+	srv := newTestServer(b, "s")
+	benchPaths(b, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: "%s"}]}]
+`, srv.addr()), func(b *testing.B, h *harness) {
+		c, err := net.Dial("tcp", h.addr("fe"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		msg := []byte("0123456789abcdef0123456789abcdef\n")
+		buf := make([]byte, 64)
+		if _, err := c.Read(buf); err != nil { // the greeting
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkTCPConnect measures connections per second through the proxy
 // (accept, pick, dial, greet, close).
 func BenchmarkTCPConnect(b *testing.B) {
 	srv := newTestServer(b, "s")
-	h := startProxy(b, fmt.Sprintf(`
+	benchPaths(b, fmt.Sprintf(`
 frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
 backends: [{name: be, servers: [{name: s, address: "%s"}]}]
-`, srv.addr()))
-	addr := h.addr("fe")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := greet(b, addr); err != nil {
-			b.Fatal(err)
+`, srv.addr()), func(b *testing.B, h *harness) {
+		addr := h.addr("fe")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := greet(b, addr); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }
 
 // TestTCPLocalDatacenterFirst: servers of the node's datacenter take the
