@@ -264,9 +264,11 @@ func (p *Proxy) Apply(c *config.Cluster) error {
 		if err != nil {
 			return err
 		}
-		if of := old.frontends[fc.Name]; of != nil {
+		of := old.frontends[fc.Name]
+		if of != nil {
 			f.Counters = of.Counters
 		}
+		f.logPath(of)
 		ns.frontends[fc.Name] = f
 		ns.order = append(ns.order, fc.Name)
 	}

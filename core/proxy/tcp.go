@@ -21,9 +21,11 @@ type tcpHandler struct {
 	// inspect: the first client bytes must be peeked (SNI rules, hooks,
 	// persistence on the ClientHello).
 	inspect bool
-	// loopOK: every session can be served on an event loop (tcploop.go);
-	// needLocal: the rules need the connection's local port.
+	// loopOK: every session can be served on an event loop (tcploop.go),
+	// loopWhy says why not; needLocal: the rules need the connection's
+	// local port.
 	loopOK, needLocal bool
+	loopWhy           string
 }
 
 func newTCPHandler(f *Frontend) (connHandler, error) {
@@ -43,7 +45,8 @@ func newTCPHandler(f *Frontend) (connHandler, error) {
 			}
 		}
 	}
-	h.loopOK = h.loopEligible()
+	h.loopWhy = h.loopEligible()
+	h.loopOK = h.loopWhy == ""
 	h.needLocal = needsLocal(f.Cfg)
 	return h, nil
 }

@@ -21,31 +21,63 @@ import (
 // and the backend queue (a session that would queue is handed over, with
 // its attempts so far, to connectAndRelay).
 
-// loopEligible reports whether every session of h's frontend can be served
-// on an event loop.
-func (h *tcpHandler) loopEligible() bool {
+// loopEligible says why the sessions of h's frontend cannot all be served
+// on an event loop ("" when they can).
+func (h *tcpHandler) loopEligible() string {
 	f := h.f
-	if !evloop.Supported || h.inspect || f.hook != nil || f.Cfg.AcceptProxy || f.Cfg.Route != "" {
-		return false
+	switch {
+	case !evloop.Supported:
+		return "no event loop on this platform"
+	case h.inspect:
+		return "inspect_delay: the first bytes are inspected"
+	case f.hook != nil || f.Cfg.Route != "":
+		return "route: a Lua hook routes"
+	case f.Cfg.AcceptProxy:
+		return "accept_proxy"
 	}
 	for _, bn := range f.backendNames() {
 		b := f.backends[bn]
 		if b == nil {
 			continue // refused as PR by both paths
 		}
-		if b.Cfg.SendProxy != "" || len(b.srcDial) > 0 {
-			return false
-		}
-		if b.persist != nil && (b.persist.NeedsInspection() || b.persist.WantsResponse()) {
-			return false
+		switch {
+		case b.Cfg.SendProxy != "":
+			return "backend " + b.Name + ": send_proxy"
+		case len(b.srcDial) > 0:
+			return "backend " + b.Name + ": source"
+		case b.persist != nil && (b.persist.NeedsInspection() || b.persist.WantsResponse()):
+			return "backend " + b.Name + ": persistence reads the session's bytes"
 		}
 		for _, s := range b.Servers {
 			if _, ok := b.serverAddr(s); !ok {
-				return false
+				return "backend " + b.Name + ": server " + s.Name + " has a host name, not an address"
 			}
 		}
 	}
-	return true
+	return ""
+}
+
+// logPath says, when it changes with a config, which way the frontend's
+// tcp sessions are served (and why not on the loops).
+func (f *Frontend) logPath(old *Frontend) {
+	h, ok := f.handler.(*tcpHandler)
+	if !ok {
+		return
+	}
+	why := h.loopWhy
+	if f.p.opts.NoEventLoop {
+		why = "proxy.event_loop: false"
+	}
+	if old != nil {
+		if oh, ok := old.handler.(*tcpHandler); ok && oh.loopWhy == h.loopWhy {
+			return
+		}
+	}
+	if why == "" {
+		f.p.log.Info("tcp sessions on the event loops", "frontend", f.Name)
+	} else {
+		f.p.log.Info("tcp sessions on goroutines", "frontend", f.Name, "reason", why)
+	}
 }
 
 // serverAddr is s's numeric address, when it has one (a name is resolved

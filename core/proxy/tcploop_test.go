@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy/evloop"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
@@ -545,4 +547,91 @@ backends: [{name: be, servers: [{name: s, address: "127.0.0.1:9"}]}]
 	}
 	_ = syscall.Shutdown(server, syscall.SHUT_WR)
 	testenv.Eventually(t, 5*time.Second, "the session ends on both FINs", func() bool { return h.p.Conns() == 0 })
+}
+
+// Which frontends the loops serve, and the reason given for the others;
+// the path is logged when a config changes it, not on every apply.
+func TestLoopEligibility(t *testing.T) {
+	tests := []struct {
+		name, fe, be, why string
+	}{
+		{"plain", "", "", ""},
+		{"log and keepalive", "log: true, tcp_keepalive: true, ", "tcp_keepalive: true, ", ""},
+		{"accept_proxy", "accept_proxy: true, ", "", "accept_proxy"},
+		{"send_proxy", "", "send_proxy: v2, ", "backend be: send_proxy"},
+		{"source", "", "source: {address: 127.0.0.1}, ", "backend be: source"},
+		{"sni rules", "inspect_delay: 1s, rules: [{backend: be, sni: [a.example]}], ", "", "inspect_delay"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", %sdefault_backend: be}]
+backends: [{name: be, %sservers: [{name: s, address: "127.0.0.1:9"}]}]
+`, tc.fe, tc.be)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := New(Options{})
+			t.Cleanup(p.Drain) // closes the listeners
+			if err := p.Apply(c); err != nil {
+				t.Fatal(err)
+			}
+			h := p.Frontend("fe").handler.(*tcpHandler)
+			if tc.why == "" && h.loopWhy != "" || !strings.HasPrefix(h.loopWhy, tc.why) {
+				t.Fatalf("reason %q, want %q", h.loopWhy, tc.why)
+			}
+			if h.loopOK != (tc.why == "") {
+				t.Fatalf("loopOK %v with reason %q", h.loopOK, h.loopWhy)
+			}
+		})
+	}
+	t.Run("a server named by host name", func(t *testing.T) {
+		c, err := config.Parse("t.yaml", []byte(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: "localhost:9"}]}]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(Options{})
+		t.Cleanup(p.Drain)
+		if err := p.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+		if why := p.Frontend("fe").handler.(*tcpHandler).loopWhy; !strings.Contains(why, "host name") {
+			t.Fatalf("reason %q", why)
+		}
+	})
+	t.Run("logged on change only", func(t *testing.T) {
+		out := &testenv.LogBuffer{}
+		p := New(Options{Log: slog.New(slog.NewTextHandler(out, nil))})
+		t.Cleanup(p.Drain)
+		apply := func(be string) {
+			c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, %sservers: [{name: s, address: "127.0.0.1:9"}]}]
+`, be)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Apply(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		apply("")
+		apply("")
+		apply("send_proxy: v1, ")
+		apply("send_proxy: v1, ")
+		apply("")
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if strings.Contains(l, "tcp sessions") {
+				got = append(got, l)
+			}
+		}
+		if len(got) != 3 || !strings.Contains(got[0], "on the event loops") ||
+			!strings.Contains(got[1], `reason="backend be: send_proxy"`) || !strings.Contains(got[2], "on the event loops") {
+			t.Fatalf("path log lines:\n%s", strings.Join(got, "\n"))
+		}
+	})
 }
