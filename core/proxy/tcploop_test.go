@@ -171,6 +171,23 @@ backends: [{name: be, servers: [{name: p, address: %q}]}]
 		}
 		return c, r
 	}
+	// firstReply is the server's first line to a new connection; no
+	// connection may be refused or cut while the listener changes hands.
+	firstReply := func(round int) string {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: connection refused during the reload: %v", round, err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, "hi\n")
+		l, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		return l
+	}
 	old, oldR := first("NO PROXY HEADER\n")
 	for round := range 3 {
 		if err := h.apply(proxiedDoc); err != nil {
@@ -180,18 +197,7 @@ backends: [{name: be, servers: [{name: p, address: %q}]}]
 		// accept loop takes it back at its next accept): poll until the
 		// goroutine path answers.
 		testenv.Eventually(t, 5*time.Second, "new sessions carry a PROXY header", func() bool {
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				t.Fatalf("round %d: connection refused during the reload: %v", round, err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			fmt.Fprint(c, "hi\n")
-			l, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			return l == "PROXY TCP4\n"
+			return firstReply(round) == "PROXY TCP4\n"
 		})
 		prox, proxR := first("PROXY TCP4\n")
 		echoLine(t, old, oldR, fmt.Sprintf("old still relayed %d", round))
@@ -199,18 +205,7 @@ backends: [{name: be, servers: [{name: p, address: %q}]}]
 			t.Fatal(err)
 		}
 		testenv.Eventually(t, 5*time.Second, "new sessions back on the loop", func() bool {
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				t.Fatalf("round %d: connection refused during the reload: %v", round, err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			fmt.Fprint(c, "hi\n")
-			l, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			return l == "NO PROXY HEADER\n"
+			return firstReply(round) == "NO PROXY HEADER\n"
 		})
 		echoLine(t, prox, proxR, fmt.Sprintf("goroutine session kept %d", round))
 		echoLine(t, old, oldR, fmt.Sprintf("loop session kept %d", round))
