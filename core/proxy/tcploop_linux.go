@@ -232,6 +232,7 @@ func (h *tcpHandler) startLoopSession(tl *tcpLoop, cfd int, client netip.AddrPor
 	s.tcpSession = tcpSession{start: time.Now(), tw: -1, tc: -1, term: "--", logClient: client}
 	s.cside, s.sside = loopSide{s, false}, loopSide{s, true}
 	s.timer = evloop.NewTimer(s.onTimer)
+	defer s.endOnPanic()
 	s.lc = f.p.live.add(s)
 	f.Counters.SessionStart()
 	f.p.conns.Add(1)
@@ -624,6 +625,7 @@ func (s *loopSession) armIdle() {
 }
 
 func (s *loopSession) onTimer() {
+	defer s.endOnPanic()
 	switch s.state {
 	case loopConnecting:
 		s.connectFailed(os.ErrDeadlineExceeded)
@@ -656,6 +658,7 @@ func (s *loopSession) abort(up bool, err error) {
 // kill ends the session for shutdown-sessions, an admin kill or the end
 // of a graceful stop's grace (KD).
 func (s *loopSession) kill() {
+	defer s.endOnPanic()
 	if s.state == loopDone || s.state == loopHandedOff {
 		return
 	}
@@ -767,6 +770,22 @@ func (s *loopSession) handOff() {
 		}
 		s.h.connectAndRelay(ctx, c, &s.tcpSession, s.b, &s.try)
 	}()
+}
+
+// endOnPanic, deferred where a session's code runs outside its own
+// descriptors' events (in the acceptor's, on its timer, posted), ends the
+// session when that code panics, as onPanic does for its events and
+// serveConn's recover for the goroutine path: the loop's OnPanic, which
+// the panic goes on to, cannot tell whose it was.
+func (s *loopSession) endOnPanic() {
+	if v := recover(); v != nil {
+		func() {
+			defer func() { _ = recover() }()
+			s.killed.Store(true)
+			s.finish()
+		}()
+		panic(v)
+	}
 }
 
 // onPanic keeps the loop, and the node, serving when one session's code

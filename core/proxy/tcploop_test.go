@@ -7,12 +7,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy/evloop"
+	"github.com/vipgate/vipgate/core/upstream"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -629,4 +632,50 @@ backends: [{name: be, %sservers: [{name: s, address: "127.0.0.1:9"}]}]
 			t.Fatalf("path log lines:\n%s", strings.Join(got, "\n"))
 		}
 	})
+}
+
+// panicOnce is stick persistence whose first Lookup panics (a bug in code
+// the session runs before its first event).
+type panicOnce struct{ n atomic.Int32 }
+
+func (p *panicOnce) Lookup(*ConnInfo) *upstream.Server {
+	if p.n.Add(1) == 1 {
+		panic("lookup bug")
+	}
+	return nil
+}
+func (p *panicOnce) StoreRequest(*ConnInfo, *upstream.Server)          {}
+func (p *panicOnce) WantsResponse() bool                               { return false }
+func (p *panicOnce) StoreResponse(*ConnInfo, *upstream.Server, []byte) {}
+func (p *panicOnce) NeedsInspection() bool                             { return false }
+
+// A panic while a session is being set up (on the loop: in the acceptor's
+// event) ends that session as serveConn's recover does on the goroutine
+// path: the client is closed and its maxconn slot, connection count and
+// live entry are given back, so the next client (maxconn 1) is served.
+func TestLoopPanicAtSetUpEndsSession(t *testing.T) {
+	s := newTestServer(t, "s")
+	c, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+stick_tables: [{name: t, type: ip, size: 100}]
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, maxconn: 1}]
+backends: [{name: be, stick: {table: t, on: src}, servers: [{name: s, address: %q}]}]
+`, s.ln.Addr().String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := &panicOnce{}
+	h := startProxyWith(t, c, func(p *Proxy) {
+		p.SetPersistFactory(func(*config.Backend, ServerLookup) (Persister, error) { return per, nil })
+	})
+	c1, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	_ = c1.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c1.Read(make([]byte, 16)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the session whose set-up panicked: read %d, %v; want it closed", n, err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the panicked session's books closed", func() bool { return h.p.Conns() == 0 })
+	dialGreeted(t, h.addr("fe"), "s")
 }
