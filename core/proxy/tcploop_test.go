@@ -679,3 +679,45 @@ backends: [{name: be, stick: {table: t, on: src}, servers: [{name: s, address: %
 	testenv.Eventually(t, 5*time.Second, "the panicked session's books closed", func() bool { return h.p.Conns() == 0 })
 	dialGreeted(t, h.addr("fe"), "s")
 }
+
+// The loop decodes the client's address and port from accept4 itself and
+// connects servers by address, IPv4 and IPv6 alike: the rules see the
+// client's address, the log its port, and the session reaches the server.
+func TestLoopAddresses(t *testing.T) {
+	for _, fam := range []struct{ name, host, network string }{{"ipv4", "127.0.0.1", "tcp4"}, {"ipv6", "::1", "tcp6"}} {
+		t.Run(fam.name, func(t *testing.T) {
+			ln, err := net.Listen(fam.network, net.JoinHostPort(fam.host, "0"))
+			if err != nil {
+				t.Skipf("no %s loopback: %v", fam.name, err)
+			}
+			testenv.ServeListener(t, ln, func(c net.Conn) {
+				fmt.Fprintf(c, "%s\n", c.RemoteAddr().(*net.TCPAddr).IP)
+				_, _ = io.Copy(c, c)
+			})
+			bind := net.JoinHostPort(fam.host, "0")
+			h, out := startJSONProxy(t, fmt.Sprintf(`
+frontends:
+  - name: fe
+    bind: %q
+    log: true
+    rules: [{backend: be, src: [%q]}]
+backends: [{name: be, servers: [{name: s, address: %q}]}]
+`, bind, fam.host+"/"+map[string]string{"ipv4": "32", "ipv6": "128"}[fam.name], ln.Addr().String()))
+			if !h.p.Frontend("fe").loopable() && !testNoEventLoop() {
+				t.Fatal("the frontend is not served by the loop")
+			}
+			c, r := dialGreeted(t, h.addr("fe"), net.ParseIP(fam.host).String())
+			echoLine(t, c, r, "through "+fam.name)
+			port := c.LocalAddr().(*net.TCPAddr).Port
+			c.Close()
+			var recs []map[string]any
+			testenv.Eventually(t, 5*time.Second, "the access record", func() bool {
+				recs = jsonRecords(t, out)
+				return len(recs) == 1
+			})
+			if recs[0]["client_ip"] != net.ParseIP(fam.host).String() || recs[0]["client_port"] != float64(port) {
+				t.Fatalf("logged client %v:%v, want %s:%d", recs[0]["client_ip"], recs[0]["client_port"], fam.host, port)
+			}
+		})
+	}
+}
