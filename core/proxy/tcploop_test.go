@@ -721,3 +721,74 @@ backends: [{name: be, servers: [{name: s, address: %q}]}]
 		})
 	}
 }
+
+// blackhole is a listening address whose accept queue is full, so that the
+// kernel drops the SYNs of further connections: a connect to it hangs.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	filler, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("this kernel accepts past a full accept queue")
+	}
+	return addr
+}
+
+// timeout connect on the loop: each attempt that gets no answer is given
+// up after it, retried, and the session ends as SC with every attempt
+// booked on the server.
+func TestLoopConnectTimeout(t *testing.T) {
+	h, out := startJSONProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, log: true}]
+backends: [{name: be, retries: 1, timeouts: {connect: 200ms}, servers: [{name: s, address: %q}]}]
+`, blackhole(t)))
+	c, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 16)); err == nil {
+		t.Fatalf("read %d bytes from a session whose server never answered", n)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the session ended after %v, want about two connect timeouts", d)
+	}
+	var recs []map[string]any
+	testenv.Eventually(t, 5*time.Second, "the access record", func() bool {
+		recs = jsonRecords(t, out)
+		return len(recs) == 1
+	})
+	if recs[0]["termination_state"] != "SC" {
+		t.Errorf("termination_state %v, want SC (%v)", recs[0]["termination_state"], recs[0]["msg"])
+	}
+	s := h.p.Server("be", "s")
+	if n := s.Counters.ConnErrors.Load(); n != 2 {
+		t.Errorf("%d connection errors booked, want 2 (one retry)", n)
+	}
+	if n := s.Counters.Retries.Load(); n != 1 {
+		t.Errorf("%d retries booked, want 1", n)
+	}
+	testenv.Eventually(t, 5*time.Second, "the session's books closed", func() bool { return h.p.Conns() == 0 })
+}
