@@ -126,6 +126,13 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 				arm(now.Add(d), d)
 			}
 		}
+		// The other direction may have given up before this one armed
+		// its deadlines (at once, when the client left while the session
+		// was queued), and arm replaced the deadline abort had set: look
+		// after arming, so that an abort from now on is not missed.
+		if r.aborted.Load() {
+			return total, nil
+		}
 		var n int64
 		var err error
 		writeFailed := false

@@ -838,3 +838,39 @@ backends:
 	p.Server("be", "r").SetAdmin(upstream.Maint)
 	expect("backup")
 }
+
+// A client that gave up (reset) while its session waited in the queue: once
+// a server slot frees, the relay finds the client gone and ends at once,
+// rather than holding the slot until timeout server while it waits for a
+// server that has nothing to say (the aborted direction's deadline used to
+// be overwritten by the other direction's first one).
+func TestTCPClientGoneWhileQueued(t *testing.T) {
+	srv := startTestServer(t, "s", true)
+	h := startProxy(t, fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends:
+  - name: be
+    timeouts: {queue: 30s, server: 1h}
+    servers: [{name: s, address: "%s", maxconn: 1}]
+`, srv.addr()))
+	c1, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	testenv.Eventually(t, 5*time.Second, "the first session at the server", func() bool { return srv.conns.Load() == 1 })
+	c2, err := net.Dial("tcp", h.addr("fe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := h.p.Backend("be")
+	testenv.Eventually(t, 5*time.Second, "second connection queued", func() bool { return b.Counters.Queued.Load() == 1 })
+	_ = c2.(*net.TCPConn).SetLinger(0)
+	c2.Close() // a reset: the client gave up
+	c1.Close()
+	testenv.Eventually(t, 5*time.Second, "the dequeued session at the server", func() bool { return srv.conns.Load() == 2 })
+	testenv.Eventually(t, 10*time.Second, "both sessions over", func() bool { return h.p.Conns() == 0 })
+	if n := h.p.Server("be", "s").Counters.CurSessions.Load(); n != 0 {
+		t.Fatalf("the server still counts %d sessions", n)
+	}
+}
