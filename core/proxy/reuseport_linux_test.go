@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -268,16 +269,30 @@ func TestProbeBindWithoutIPv6(t *testing.T) {
 		}
 		return syscall.Socket(domain, typ, proto)
 	}
-	free, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := free.Addr().(*net.TCPAddr).Port
-	free.Close()
-	for _, addr := range []string{fmt.Sprintf(":%d", port), fmt.Sprintf("[::]:%d", port)} {
-		if err := probeBindWith(noV6, "tcp", addr, false, false); err != nil {
-			t.Errorf("%s on a host without IPv6: %v", addr, err)
+	// A port just freed can be taken by another process before the probe
+	// binds it (an outgoing connection's ephemeral port): then another.
+	for attempt := 1; ; attempt++ {
+		free, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
+		port := free.Addr().(*net.TCPAddr).Port
+		free.Close()
+		var errs []string
+		inUse := false
+		for _, addr := range []string{fmt.Sprintf(":%d", port), fmt.Sprintf("[::]:%d", port)} {
+			if err := probeBindWith(noV6, "tcp", addr, false, false); err != nil {
+				errs = append(errs, fmt.Sprintf("%s on a host without IPv6: %v", addr, err))
+				inUse = inUse || errors.Is(err, syscall.EADDRINUSE)
+			}
+		}
+		if inUse && attempt < 5 {
+			continue
+		}
+		for _, e := range errs {
+			t.Error(e)
+		}
+		break
 	}
 	held, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err != nil {

@@ -564,6 +564,9 @@ func (s *loopSession) flush(d *loopDir) bool {
 	}
 	switch {
 	case err == nil:
+		// Room again (the EPOLLOUT that says so may come later, or
+		// have come while this direction was not waiting for it).
+		d.blocked = false
 		return true
 	case errors.Is(err, unix.EAGAIN):
 		d.blocked = true

@@ -78,6 +78,7 @@ type Loop struct {
 	// parked: a poster then writes the eventfd to wake it.
 	mu       sync.Mutex
 	posted   []func()
+	closed   bool
 	sleeping atomic.Bool
 
 	// OnPanic is called when a handler panics; the loop goes on. It gets
@@ -172,8 +173,12 @@ func (l *Loop) Stop(t *Timer) {
 // Post runs f on the loop's goroutine, soon. Safe from any goroutine.
 func (l *Loop) Post(f func()) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return // Run is over: nothing is registered any more to act on
+	}
 	l.posted = append(l.posted, f)
-	l.mu.Unlock()
+	// Under the lock: close cannot free the eventfd's number meanwhile.
 	if l.sleeping.Load() {
 		l.wake()
 	}
@@ -226,6 +231,7 @@ func (l *Loop) turn(stopped *bool) bool {
 			continue
 		}
 		if len(l.againNext) > 0 {
+			l.yield()
 			continue
 		}
 		if want := l.nextDeadline(); want != l.deadline {

@@ -59,6 +59,9 @@ func (l *Loop) open() error {
 }
 
 func (l *Loop) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 	if l.file != nil {
 		_ = l.file.Close() // closes epfd
 	}

@@ -311,3 +311,25 @@ func TestRunOutlivesContextWhileRegistered(t *testing.T) {
 		t.Fatal("Run did not return once empty")
 	}
 }
+
+// Work posted after Run has returned is dropped: the loop's descriptors
+// are closed, and their numbers may already be another file's.
+func TestPostAfterRunDropped(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	on(t, l, func() {})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{}, 1)
+	l.Post(func() { ran <- struct{}{} })
+	l.mu.Lock()
+	queued := len(l.posted)
+	l.mu.Unlock()
+	if queued != 0 {
+		t.Fatalf("%d functions queued on a closed loop", queued)
+	}
+}
