@@ -757,8 +757,10 @@ func (s *loopSession) handOff() {
 		s.wrapUp(s.lc)
 		return
 	}
-	f.p.live.remove(s.lc)
+	// The new entry first: a CloseConns in between finds the session
+	// under one of its two names, never under none.
 	lc := f.p.live.add(c)
+	f.p.live.remove(s.lc)
 	ctx := withLiveConn(f.p.ctx, lc)
 	go func() {
 		defer s.wrapUp(lc)
