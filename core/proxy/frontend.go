@@ -198,12 +198,13 @@ func (l *listener) close() {
 // index). While the current frontend is one an event loop can serve, the
 // socket is the loop's (serveOnLoop); this loop waits for it to come back.
 func (l *listener) serve(ctx context.Context, ln net.Listener, shard int) {
+	onLoop := func() bool { return !l.noLoop.Load() && l.fe.Load().loopable() }
 	for {
-		if !l.noLoop.Load() && l.fe.Load().loopable() {
+		if onLoop() {
 			if !l.serveOnLoop(ctx, ln, shard) {
 				return
 			}
-			if l.fe.Load().loopable() && !l.noLoop.Load() {
+			if onLoop() {
 				// Given back while still servable there: full, or an
 				// accept error. Take the next connection here (waiting
 				// for a slot, backing off) before handing it over again.

@@ -119,6 +119,20 @@ func (h *tcpHandler) ServeConn(ctx context.Context, c net.Conn) {
 		ss.term = "PR"
 		return
 	}
+	b, try := h.route(ss, dec, peeked)
+	if b == nil {
+		return
+	}
+	h.connectAndRelay(ctx, c, ss, b, &try)
+}
+
+// route picks the session's backend (the hook's choice, else the rules)
+// and where its connection attempts start (the hook's server, else
+// persistence), on either path; nil when no backend takes the session
+// (PR, counted and logged).
+func (h *tcpHandler) route(ss *tcpSession, dec Decision, peeked []byte) (*Backend, connectTry) {
+	f := h.f
+	txn := &ss.txn
 	bname := dec.Backend
 	if bname == "" {
 		bname = f.matchRules(txn)
@@ -127,24 +141,21 @@ func (h *tcpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	if b == nil {
 		f.Counters.Denied.Add(1)
 		ss.term = "PR"
-		f.p.log.Debug("no backend for connection", "frontend", f.Name, "client", client)
-		return
+		f.p.log.Debug("no backend for connection", "frontend", f.Name, "client", txn.Client)
+		return nil, connectTry{}
 	}
 	ss.backend = b.Name
-
 	var prefer *upstream.Server
 	if dec.Server != "" {
 		prefer = b.ServerByName(dec.Server)
 	}
 	ci := &ss.ci
-	*ci = ConnInfo{Frontend: f.Name, Backend: b.Name, Client: client, Peeked: peeked, SNI: txn.SNI}
+	*ci = ConnInfo{Frontend: f.Name, Backend: b.Name, Client: txn.Client, Peeked: peeked, SNI: txn.SNI}
 	if prefer == nil && b.persist != nil {
 		prefer = b.persist.Lookup(ci)
 	}
-
-	ss.breq = balance.Request{Client: client.Addr()}
-	try := b.newConnectTry(client.Addr(), &ss.breq, prefer)
-	h.connectAndRelay(ctx, c, ss, b, &try)
+	ss.breq = balance.Request{Client: txn.Client.Addr()}
+	return b, b.newConnectTry(txn.Client.Addr(), &ss.breq, prefer)
 }
 
 // connectAndRelay is the session from its first connect attempt on: the

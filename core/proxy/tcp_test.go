@@ -695,8 +695,13 @@ func TestProxyProtocolRoundTrip(t *testing.T) {
 }
 
 // benchPaths runs bench once per way of serving tcp sessions: the event
-// loop and goroutines (proxy.event_loop: false), each on a proxy of doc.
-func benchPaths(b *testing.B, doc string, bench func(b *testing.B, h *harness)) {
+// loop and goroutines (proxy.event_loop: false), each on a proxy with one
+// frontend, fe, in front of the server at addr.
+func benchPaths(b *testing.B, addr string, bench func(b *testing.B, h *harness)) {
+	doc := fmt.Sprintf(`
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s, address: "%s"}]}]
+`, addr)
 	for _, path := range []struct {
 		name   string
 		noLoop bool
@@ -727,10 +732,7 @@ func BenchmarkTCPRelay(b *testing.B) {
 			go func() { io.Copy(io.Discard, c); c.Close() }()
 		}
 	}()
-	benchPaths(b, fmt.Sprintf(`
-frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
-backends: [{name: be, servers: [{name: s, address: "%s"}]}]
-`, sink.Addr()), func(b *testing.B, h *harness) {
+	benchPaths(b, sink.Addr().String(), func(b *testing.B, h *harness) {
 		c, err := net.Dial("tcp", h.addr("fe"))
 		if err != nil {
 			b.Fatal(err)
@@ -752,10 +754,7 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 // direction and message).
 func BenchmarkTCPRoundTrip(b *testing.B) {
 	srv := newTestServer(b, "s")
-	benchPaths(b, fmt.Sprintf(`
-frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
-backends: [{name: be, servers: [{name: s, address: "%s"}]}]
-`, srv.addr()), func(b *testing.B, h *harness) {
+	benchPaths(b, srv.addr(), func(b *testing.B, h *harness) {
 		c, err := net.Dial("tcp", h.addr("fe"))
 		if err != nil {
 			b.Fatal(err)
@@ -783,10 +782,7 @@ backends: [{name: be, servers: [{name: s, address: "%s"}]}]
 // (accept, pick, dial, greet, close).
 func BenchmarkTCPConnect(b *testing.B) {
 	srv := newTestServer(b, "s")
-	benchPaths(b, fmt.Sprintf(`
-frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
-backends: [{name: be, servers: [{name: s, address: "%s"}]}]
-`, srv.addr()), func(b *testing.B, h *harness) {
+	benchPaths(b, srv.addr(), func(b *testing.B, h *harness) {
 		addr := h.addr("fe")
 		b.ReportAllocs()
 		b.ResetTimer()

@@ -13,10 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vipgate/vipgate/core/balance"
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/proxy/evloop"
-	"github.com/vipgate/vipgate/core/upstream"
 )
 
 // serveOnLoop hands the listening socket ln to an event loop, which
@@ -213,7 +211,12 @@ type loopDir struct {
 	inPipe int
 }
 
-const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+// closing: the peer closed its side or the connection failed; readable
+// adds plain input.
+const (
+	closing  = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	readable = unix.EPOLLIN | closing
+)
 
 // pipeChunk is what one splice call moves into the pipe, and the size the
 // pipe is given (as Go's own splice does): a 64 KiB default pipe would
@@ -256,24 +259,12 @@ func (h *tcpHandler) startLoopSession(tl *tcpLoop, cfd int, client netip.AddrPor
 			txn.Local = local
 		}
 	}
-	b := f.backends[f.matchRules(txn)]
+	b, try := h.route(&s.tcpSession, Decision{}, nil)
 	if b == nil {
-		f.Counters.Denied.Add(1)
-		s.term = "PR"
-		f.p.log.Debug("no backend for connection", "frontend", f.Name, "client", client)
 		s.finish()
 		return
 	}
-	s.b = b
-	s.backend = b.Name
-	ci := &s.ci
-	*ci = ConnInfo{Frontend: f.Name, Backend: b.Name, Client: client}
-	var prefer *upstream.Server
-	if b.persist != nil {
-		prefer = b.persist.Lookup(ci)
-	}
-	s.breq = balance.Request{Client: client.Addr()}
-	s.try = b.newConnectTry(client.Addr(), &s.breq, prefer)
+	s.b, s.try = b, try
 	s.firstTry = tl.lp.Now()
 	s.attempt()
 }
@@ -288,9 +279,7 @@ func (s *loopSession) attempt() {
 			if s.try.lastErr != nil {
 				err = s.try.lastErr
 			}
-			s.term = "SC"
-			s.f.p.log.Debug("no server", "frontend", s.f.Name, "backend", b.Name, "client", s.logClient, "err", err)
-			s.finish()
+			s.noServer(err)
 			return
 		}
 		s.handOff()
@@ -349,12 +338,17 @@ func (s *loopSession) connectFailed(err error) {
 	s.tl.lp.Stop(&s.timer)
 	s.state = 0
 	if !s.b.connectFailed(&s.try, &s.lease, s.dialError(err)) {
-		s.term = "SC"
-		s.f.p.log.Debug("no server", "frontend", s.f.Name, "backend", s.b.Name, "client", s.logClient, "err", s.try.lastErr)
-		s.finish()
+		s.noServer(s.try.lastErr)
 		return
 	}
 	s.attempt()
+}
+
+// noServer ends a session no server took (SC).
+func (s *loopSession) noServer(err error) {
+	s.term = "SC"
+	s.f.p.log.Debug("no server", "frontend", s.f.Name, "backend", s.b.Name, "client", s.logClient, "err", err)
+	s.finish()
 }
 
 // dialError words a failed attempt as the net package's dialer would.
@@ -387,7 +381,7 @@ func (s *loopSession) connected(ev uint32) {
 	}
 	s.finIdle = [2]time.Duration{f.Cfg.Timeouts.ClientFin.D(), b.Cfg.Timeouts.ServerFin.D()}
 	s.up = loopDir{src: s.cfd, dst: s.sfd, up: true, ready: s.cready, hup: s.chup}
-	s.down = loopDir{src: s.sfd, dst: s.cfd, ready: ev&readable != 0, hup: ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0}
+	s.down = loopDir{src: s.sfd, dst: s.cfd, ready: ev&readable != 0, hup: ev&closing != 0}
 	s.armIdle()
 	s.pump(&s.up)
 	s.pump(&s.down)
@@ -414,7 +408,7 @@ func (s *loopSession) event(server bool, ev uint32) {
 	default:
 		if !server && ev&readable != 0 {
 			s.cready = true
-			s.chup = s.chup || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+			s.chup = s.chup || ev&closing != 0
 		}
 		return
 	}
@@ -429,9 +423,7 @@ func (s *loopSession) event(server bool, ev uint32) {
 	}
 	if ev&readable != 0 {
 		rd.ready = true
-		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			rd.hup = true
-		}
+		rd.hup = rd.hup || ev&closing != 0
 		s.pump(rd)
 	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && wr.blocked && s.state == loopRelaying {
@@ -499,13 +491,23 @@ func (s *loopSession) readIn(d *loopDir) {
 			}
 			d.pend = append((*d.buf)[:0], buf[w:n]...)
 		}
+	default:
+		s.readNothing(d, err, "read")
+	}
+}
+
+// readNothing is a read or splice from d.src that moved no byte: the
+// peer's FIN (no error), drained (the pipe is empty whenever a splice in
+// starts, so EAGAIN is the socket's), interrupted, or failed.
+func (s *loopSession) readNothing(d *loopDir, err error, call string) {
+	switch {
 	case err == nil:
 		d.eof = true
 	case errors.Is(err, unix.EAGAIN):
 		d.ready = false
 	case errors.Is(err, unix.EINTR):
 	default:
-		s.abort(d.up, os.NewSyscallError("read", err))
+		s.abort(d.up, os.NewSyscallError(call, err))
 	}
 }
 
@@ -522,19 +524,11 @@ func (s *loopSession) spliceIn(d *loopDir) {
 		d.pipe = p
 	}
 	n, err := evloop.Splice(d.src, d.pipe[1], pipeChunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-	switch {
-	case err == nil && n > 0:
+	if err == nil && n > 0 {
 		d.inPipe = n
-	case err == nil:
-		d.eof = true
-	case errors.Is(err, unix.EAGAIN):
-		// The pipe is empty whenever a splice in starts, so this is the
-		// socket: drained.
-		d.ready = false
-	case errors.Is(err, unix.EINTR):
-	default:
-		s.abort(d.up, os.NewSyscallError("splice", err))
+		return
 	}
+	s.readNothing(d, err, "splice")
 }
 
 // flush writes d's pending bytes; false when it could not finish (the peer
@@ -784,24 +778,24 @@ func (s *loopSession) handOff() {
 // the panic goes on to, cannot tell whose it was.
 func (s *loopSession) endOnPanic() {
 	if v := recover(); v != nil {
-		func() {
-			defer func() { _ = recover() }()
-			s.killed.Store(true)
-			s.finish()
-		}()
+		s.endAfterPanic()
 		panic(v)
 	}
+}
+
+// endAfterPanic ends a session whose code panicked (KD), giving back what
+// it holds; a second panic on the way is swallowed, the first is reported.
+func (s *loopSession) endAfterPanic() {
+	defer func() { _ = recover() }()
+	s.killed.Store(true)
+	s.finish()
 }
 
 // onPanic keeps the loop, and the node, serving when one session's code
 // panics: the session is ended, as serveConn does for the goroutine path.
 func (tl *tcpLoop) onPanic(h evloop.Handler, v any) {
 	tl.log.Error("panic serving connection on the event loop", "panic", v)
-	sd, ok := h.(*loopSide)
-	if !ok {
-		return
+	if sd, ok := h.(*loopSide); ok {
+		sd.s.endAfterPanic()
 	}
-	defer func() { _ = recover() }()
-	sd.s.killed.Store(true)
-	sd.s.finish()
 }

@@ -108,14 +108,14 @@ backends:
 	}
 	c.Close()
 	testenv.Eventually(t, 5*time.Second, "the session's sockets leave the loop", func() bool { return loopRegs(t, h.p) == base-2 })
-	testenv.Eventually(t, 5*time.Second, "the frontend's session count back to the goroutine session", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the plain frontend's session count back to 0", func() bool {
 		return plain.Counters.CurSessions.Load() == 0
 	})
 }
 
-// proxyHeaderServer is a backend that answers with the PROXY header it
-// received (its first line, truncated to the protocol), then echoes.
-func proxyHeaderServer(t *testing.T) string {
+// lineServer is a backend on loopback that reads each connection's first
+// line and hands it, with the connection, to serve; it returns the address.
+func lineServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader, first string)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,10 +123,18 @@ func proxyHeaderServer(t *testing.T) string {
 	}
 	testenv.ServeListener(t, ln, func(c net.Conn) {
 		r := bufio.NewReader(c)
-		l, err := r.ReadString('\n')
-		if err != nil {
-			return
+		if l, err := r.ReadString('\n'); err == nil {
+			serve(c, r, l)
 		}
+	})
+	return ln.Addr().String()
+}
+
+// proxyHeaderServer is a backend that answers with the PROXY header it
+// received (its first line, truncated to the protocol), then echoes.
+func proxyHeaderServer(t *testing.T) string {
+	t.Helper()
+	return lineServer(t, func(c net.Conn, r *bufio.Reader, l string) {
 		if strings.HasPrefix(l, "PROXY TCP4") {
 			l = "PROXY TCP4\n"
 		} else {
@@ -135,7 +143,6 @@ func proxyHeaderServer(t *testing.T) string {
 		fmt.Fprint(c, l)
 		_, _ = io.Copy(c, r)
 	})
-	return ln.Addr().String()
 }
 
 // A reload to a frontend the loop cannot serve takes the listening socket
@@ -329,16 +336,7 @@ func (s *slowReader) Read(b []byte) (int, error) {
 // log), and a graceful stop's hard end (CloseConns) cuts a relayed session
 // (KD), on whichever path serves it.
 func TestLoopResetAndCloseConns(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.ServeListener(t, ln, func(c net.Conn) {
-		r := bufio.NewReader(c)
-		l, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
+	srv := lineServer(t, func(c net.Conn, r *bufio.Reader, l string) {
 		if l == "reset\n" {
 			_ = c.(*net.TCPConn).SetLinger(0) // close sends a RST
 			c.Close()
@@ -350,7 +348,7 @@ func TestLoopResetAndCloseConns(t *testing.T) {
 	h, out := startJSONProxy(t, fmt.Sprintf(`
 frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be, log: true}]
 backends: [{name: be, servers: [{name: s, address: %q}]}]
-`, ln.Addr().String()))
+`, srv))
 	c, err := net.DialTimeout("tcp", h.addr("fe"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -535,31 +533,8 @@ func (k *soak) settled() bool {
 	if k.lab.holder("dc1") != "gw-a1" || k.lab.holder("dc2") != "gw-b1" {
 		return false
 	}
-	holders := func(s soakcheck.Sample, vrid int) string {
-		l := slices.Clone(s.VIPs[vrid])
-		sort.Strings(l)
-		return strings.Join(l, "+")
-	}
 	k.mu.Lock()
-	last := k.h.Start
-	for i := 1; i < len(k.h.Samples); i++ {
-		a, b := k.h.Samples[i-1], k.h.Samples[i]
-		moved := false
-		for vrid := range a.VIPs {
-			moved = moved || holders(a, vrid) != holders(b, vrid)
-		}
-		for vrid := range b.VIPs {
-			moved = moved || holders(a, vrid) != holders(b, vrid)
-		}
-		for n, y := range b.Nodes {
-			if x := a.Nodes[n]; x.OK && y.OK && x.Active != y.Active {
-				moved = true
-			}
-		}
-		if moved {
-			last = b.At
-		}
-	}
+	last := soakcheck.LastFailover(k.h)
 	k.mu.Unlock()
 	if time.Since(last) < soakSettle {
 		return false

@@ -337,6 +337,18 @@ func changes(h *History) []change {
 	return out
 }
 
+// LastFailover is when the samples last showed a failover (the sample
+// that shows it), or the start of the run when none did.
+func LastFailover(h *History) time.Time {
+	last := h.Start
+	for _, c := range changes(h) {
+		if c.to.After(last) {
+			last = c.to
+		}
+	}
+	return last
+}
+
 func liveHolders(s Sample, vrid int) string {
 	var l []string
 	for _, n := range s.VIPs[vrid] {

@@ -43,8 +43,8 @@ type Handler interface {
 // slot's new owner.
 type Token uint64
 
-// Timer is a deadline on the loop. The owner embeds it and keeps it; Fire
-// runs on the loop's goroutine.
+// Timer is a deadline on the loop. The owner embeds it and keeps it; its
+// function runs on the loop's goroutine.
 type Timer struct {
 	at  int64 // loop clock, nanoseconds
 	idx int   // in the heap; -1: not scheduled
@@ -301,7 +301,7 @@ func (l *Loop) armDeadline() {
 func (l *Loop) runTimers() {
 	for len(l.timers) > 0 && l.timers[0].at <= l.now {
 		t := heap.Pop(&l.timers).(*Timer)
-		l.safely(nil, t.f)
+		l.safely(t.f)
 	}
 }
 
@@ -311,7 +311,7 @@ func (l *Loop) runPosted() {
 	l.posted = nil
 	l.mu.Unlock()
 	for _, f := range p {
-		l.safely(nil, f)
+		l.safely(f)
 	}
 }
 
@@ -347,8 +347,8 @@ func (l *Loop) deliver(h Handler, ev uint32) {
 	h.Event(ev)
 }
 
-func (l *Loop) safely(h Handler, f func()) {
-	defer l.recoverHandler(h)
+func (l *Loop) safely(f func()) {
+	defer l.recoverHandler(nil)
 	f()
 }
 

@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,20 +163,9 @@ func TestTimers(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if got := fmt60(fired); got != "a,b,last" {
+	if got := strings.Join(fired, ","); got != "a,b,last" {
 		t.Fatalf("fired %s, want a,b,last", got)
 	}
-}
-
-func fmt60(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 // An event for a registration removed earlier in the same batch is not
