@@ -451,6 +451,10 @@ func (l *linkRunner) forward(f []byte, svcs map[svcKey]*service, neigh map[netip
 		return
 	}
 	fl := l.flows.lookup(pi.key, now)
+	if fl != nil && fl.newConnection(pi.key.proto, pi.tcpFlags) {
+		l.flows.remove(pi.key, fl, now)
+		fl = nil
+	}
 	tabled := true // fl is the table's entry
 	if fl == nil {
 		srv, counters := l.place(svc, pi.key, now)

@@ -722,3 +722,56 @@ func TestFlowTableKernel(t *testing.T) {
 		})
 	}
 }
+
+// TestSYNOnHeldTuple: a bare SYN on a tuple the table still holds is a new
+// connection when the old one is closing or its server is no longer usable
+// (LVS's conn_reuse_mode): it is placed again. A retransmitted SYN of an
+// open flow, and the packets of an open flow whose server went down, stay.
+func TestSYNOnHeldTuple(t *testing.T) {
+	srv := servers(2)
+	l, fl, svcs, neigh := director(t, "roundrobin", 0, srv)
+	now := time.Unix(1000, 0).UnixNano()
+	send := func(port uint16, flags uint8) [6]byte {
+		t.Helper()
+		l.forward(frame(protoTCP, "198.18.0.50", "198.18.0.100", port, 80, flags, 0), svcs, neigh, now)
+		return fl.to[len(fl.to)-1]
+	}
+	first := send(40000, tcpSYN)
+	other := macOf(srv[0])
+	if first == other {
+		other = macOf(srv[1])
+	}
+	for _, step := range []struct {
+		what  string
+		port  uint16
+		flags uint8
+		want  [6]byte
+	}{
+		{"the handshake's ACK", 40000, tcpACK, first},
+		{"a retransmitted SYN of the open flow", 40000, tcpSYN, first},
+		{"the client's FIN", 40000, tcpFIN | tcpACK, first},
+		// roundrobin's next choice is the other server.
+		{"a SYN after the FIN: placed again", 40000, tcpSYN, other},
+		{"that connection's ACK", 40000, tcpACK, other},
+	} {
+		if got := send(step.port, step.flags); got != step.want {
+			t.Fatalf("%s went to %x, want %x", step.what, got, step.want)
+		}
+	}
+	// The server of the open flow goes down: its packets still go there
+	// (no shutdown-sessions), a new SYN on the tuple does not.
+	for _, s := range srv {
+		if macOf(s) == other {
+			s.SetHealth(upstream.Down, "test")
+		}
+	}
+	if got := send(40000, tcpACK); got != other {
+		t.Fatalf("an open flow's packet after its server went down went to %x, want %x", got, other)
+	}
+	if got := send(40000, tcpSYN); got != first {
+		t.Fatalf("a SYN on a flow whose server is down went to %x, want %x", got, first)
+	}
+	if n := l.flows.len(); n != 1 {
+		t.Fatalf("%d flows in the table, want 1", n)
+	}
+}

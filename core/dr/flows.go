@@ -98,6 +98,20 @@ func (t *flowTable) add(k flowKey, srv *upstream.Server, backend *upstream.Count
 	return f, true
 }
 
+// newConnection reports whether a packet starts a new connection on a
+// tuple the table still holds, so it must be placed again rather than follow
+// the old flow (LVS's conn_reuse_mode 1): a bare SYN after the client's FIN
+// or RST, or one whose server is no longer usable (the old connection cannot
+// live on without the client; a SYN retransmitted to a dead server would
+// otherwise go on to it). A SYN in an open flow's life is left alone: the
+// client's stack decides, and the server answers it.
+func (f *flow) newConnection(proto, flags uint8) bool {
+	if proto != protoTCP || flags&(tcpSYN|tcpACK) != tcpSYN {
+		return false
+	}
+	return f.closing || !f.srv.Usable()
+}
+
 // touch extends the flow after a packet with these TCP flags.
 func (f *flow) touch(proto, flags uint8, now int64) {
 	if proto == protoTCP {

@@ -71,6 +71,7 @@ const (
 	tcpFIN = 0x01
 	tcpSYN = 0x02
 	tcpRST = 0x04
+	tcpACK = 0x10
 )
 
 // parse reads an Ethernet frame carrying IPv4 TCP or UDP. ok is false for

@@ -573,9 +573,15 @@ func TestDirectRoutingUDP(t *testing.T) { eachDatapath(t, testDirectRoutingUDP) 
 func testDirectRoutingUDP(t *testing.T, datapath string) {
 	l := newLab(t, datapath)
 	l.waitMaster("d1")
+	// Each query has a source port of its own, and the phases below never
+	// share one: a UDP flow lives 5 minutes on the server it was placed on
+	// (LVS's udp timeout), so a later query from a port an earlier one
+	// used would follow that flow, even to a server since marked down.
 	seen := map[string]int{}
+	port := 41000
 	l.eventually(20*time.Second, "DNS answers from both servers through the VIP", func() bool {
-		out, err := l.client.Run("dig", "+short", "+time=1", "+tries=1", "@"+vip, "who.dr.test", "TXT")
+		port++
+		out, err := l.client.Run("dig", "-b", seg+"50#"+strconv.Itoa(port), "+short", "+time=1", "+tries=1", "@"+vip, "who.dr.test", "TXT")
 		if err == nil {
 			seen[strings.Trim(strings.TrimSpace(out), `"`)]++
 		}
@@ -592,7 +598,7 @@ func testDirectRoutingUDP(t *testing.T, datapath string) {
 		return err == nil && st["s2"].Health == "DOWN"
 	})
 	for i := 0; i < 10; i++ {
-		out, err := l.client.Run("dig", "+short", "+time=2", "+tries=1", "@"+vip, "who.dr.test", "TXT")
+		out, err := l.client.Run("dig", "-b", seg+"50#"+strconv.Itoa(43000+i), "+short", "+time=2", "+tries=1", "@"+vip, "who.dr.test", "TXT")
 		if err != nil || strings.Trim(strings.TrimSpace(out), `"`) != "s1" {
 			t.Fatalf("query %d with s2 down: %q, %v", i, out, err)
 		}
