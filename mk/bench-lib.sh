@@ -139,25 +139,32 @@ bench_run() {
 # keep up, and the latencies then measure the queue.
 bench_latency() {
   local name=$1; shift
-  local pct rate r side port out orate o50 o99 o999 oerr bv bh vr v50 v99 v999 ve hr h50 h99 h999 he
+  local pct rate r side port pid t0 out orate o50 o99 o999 oerr ocpu bv bh vr v50 v99 v999 ve vc hr h50 h99 h999 he hc
   for pct in 50 90; do
     rate=$((HAP_BEST * pct / 100)) bv="" bh=""
     for r in $(seq "$ROUNDS"); do
       for side in vipgate haproxy; do
-        port=$VIP; [ $side = haproxy ] && port=$HAP
+        port=$VIP pid=$VIP_PID; [ $side = haproxy ] && port=$HAP pid=$HAP_PID
+        t0=$(cpu_ticks "$pid")
         out=$(GOMAXPROCS=1 taskset -c 1 "$T/loadgen" -addr "127.0.0.1:$port" -rate "$rate" -c "$CONNS" -d "$DUR" "$@" 2>&1) ||
           out="rate 0 p50 0 p99 0 p99.9 0 errors -1"
         read -r _ orate _ o50 _ o99 _ o999 _ oerr <<<"$out"
+        # The proxy's CPU per request at this rate (both sides answer the
+        # same requests: a like-for-like cost, free of the saturation
+        # effects of the wrk lines).
+        ocpu=$(awk -v t0="$t0" -v t1="$(cpu_ticks "$pid")" -v hz="$(getconf CLK_TCK)" -v n="$orate" -v d="${DUR%s}" \
+          'BEGIN{ if (n > 0) printf "%.1f", (t1 - t0) / hz * 1e6 / (n * d); else print 0 }')
         if [ $side = vipgate ]; then
-          if [ -z "$bv" ] || awk -v a="$o99" -v b="$(cut -d' ' -f3 <<<"$bv")" 'BEGIN{exit !(a < b)}'; then bv="$orate $o50 $o99 $o999 $oerr"; fi
-        elif [ -z "$bh" ] || awk -v a="$o99" -v b="$(cut -d' ' -f3 <<<"$bh")" 'BEGIN{exit !(a < b)}'; then bh="$orate $o50 $o99 $o999 $oerr"; fi
+          if [ -z "$bv" ] || awk -v a="$o99" -v b="$(cut -d' ' -f3 <<<"$bv")" 'BEGIN{exit !(a < b)}'; then bv="$orate $o50 $o99 $o999 $oerr $ocpu"; fi
+        elif [ -z "$bh" ] || awk -v a="$o99" -v b="$(cut -d' ' -f3 <<<"$bh")" 'BEGIN{exit !(a < b)}'; then bh="$orate $o50 $o99 $o999 $oerr $ocpu"; fi
       done
     done
-    read -r vr v50 v99 v999 ve <<<"$bv"
-    read -r hr h50 h99 h999 he <<<"$bh"
-    printf '%-4s %-26s vipgate done %6s/s p50 %6sms p99 %6sms p99.9 %6sms err %s   haproxy done %6s/s p50 %6sms p99 %6sms p99.9 %6sms err %s   p99 ratio %s\n' \
-      "$MODE" "$name at ${pct}% (${rate}/s)" "$vr" "$v50" "$v99" "$v999" "$ve" "$hr" "$h50" "$h99" "$h999" "$he" \
-      "$(awk -v a="$v99" -v b="$h99" 'BEGIN{ if (a>0) printf "%.2f", b/a; else print "n/a"}')"
+    read -r vr v50 v99 v999 ve vc <<<"$bv"
+    read -r hr h50 h99 h999 he hc <<<"$bh"
+    printf '%-4s %-26s vipgate done %6s/s p50 %6sms p99 %6sms p99.9 %6sms %6sus cpu/req err %s   haproxy done %6s/s p50 %6sms p99 %6sms p99.9 %6sms %6sus cpu/req err %s   p99 ratio %s, cpu ratio %s\n' \
+      "$MODE" "$name at ${pct}% (${rate}/s)" "$vr" "$v50" "$v99" "$v999" "$vc" "$ve" "$hr" "$h50" "$h99" "$h999" "$hc" "$he" \
+      "$(awk -v a="$v99" -v b="$h99" 'BEGIN{ if (a>0) printf "%.2f", b/a; else print "n/a"}')" \
+      "$(awk -v a="$vc" -v b="$hc" 'BEGIN{ if (a>0) printf "%.2f", b/a; else print "n/a"}')"
   done
 }
 

@@ -201,6 +201,9 @@ func (h *httpHandler) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	s.cc = bufConn{Conn: c, buf: h.inBufs.get()}
 	s.cw = bufWriter{c: c, buf: h.bufs16k.get()[:0]}
+	if s.rio.attach(c) {
+		s.cc.rio, s.cw.rio = &s.rio, &s.rio
+	}
 	s.serve(ctx)
 	s.finish()
 	if s.linger {
@@ -275,7 +278,7 @@ func (s *session) idleRead() bool {
 	var n int
 	var err error
 	for n == 0 && err == nil {
-		n, err = s.cc.Conn.Read(s.idle[:])
+		n, err = s.cc.read(s.idle[:])
 	}
 	s.cc.buf = h.inBufs.get()
 	s.cw.buf = h.bufs16k.get()[:0]
@@ -296,6 +299,8 @@ func (s *session) finish() {
 		h.bufs16k.put(s.sbuf)
 	}
 	s.cc.buf, s.cw.buf, s.sbuf = nil, nil, nil
+	s.cc.rio, s.cw.rio = nil, nil
+	s.rio.detach()
 }
 
 // session is one client connection's state.
@@ -304,6 +309,7 @@ type session struct {
 	live       *liveConn // nil for an HTTP/2 stream
 	cc         bufConn
 	cw         bufWriter
+	rio        rawIO // cc's and cw's, on plain TCP (recycled with the session)
 	clientAddr netip.AddrPort
 	local      netip.AddrPort
 	isTLS      bool
@@ -776,7 +782,7 @@ attempts:
 		if s.sbuf == nil {
 			s.sbuf = s.h.bufs16k.get()[:0]
 		}
-		sw := bufWriter{c: sc.Conn, buf: s.sbuf[:0]}
+		sw := bufWriter{c: sc.Conn, buf: s.sbuf[:0], rio: sc.bufConn.rio}
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
 		_, err = sw.Write(s.out)
@@ -1185,6 +1191,9 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	}
 	if tc, ok := raw.(*net.TCPConn); ok {
 		sc.raw, _ = tc.SyscallConn()
+	}
+	if sc.rio.attach(c) {
+		sc.bufConn.rio = &sc.rio
 	}
 	return sc, lease, false, nil
 }

@@ -16,6 +16,16 @@ type bufConn struct {
 	net.Conn
 	buf  []byte
 	r, w int
+	// rio does the reads of a plain TCP connection (else Conn.Read).
+	rio *rawIO
+}
+
+// read reads from the connection, through rio when set.
+func (b *bufConn) read(p []byte) (int, error) {
+	if b.rio != nil {
+		return b.rio.Read(p)
+	}
+	return b.Conn.Read(p)
 }
 
 var errBufFull = errors.New("buffer full")
@@ -40,7 +50,7 @@ func (b *bufConn) fill() error {
 		return errBufFull
 	}
 	for {
-		n, err := b.Conn.Read(b.buf[b.w:])
+		n, err := b.read(b.buf[b.w:])
 		b.w += n
 		if n > 0 {
 			return nil
@@ -57,6 +67,15 @@ type bufWriter struct {
 	c     net.Conn
 	buf   []byte
 	total int64 // bytes handed to the connection
+	// rio does the writes of a plain TCP connection (else c.Write).
+	rio *rawIO
+}
+
+func (w *bufWriter) write(p []byte) (int, error) {
+	if w.rio != nil {
+		return w.rio.Write(p)
+	}
+	return w.c.Write(p)
 }
 
 func (w *bufWriter) Write(p []byte) (int, error) {
@@ -65,7 +84,7 @@ func (w *bufWriter) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(p) >= cap(w.buf) {
-			n, err := w.c.Write(p)
+			n, err := w.write(p)
 			w.total += int64(n)
 			return n, err
 		}
@@ -86,7 +105,7 @@ func (w *bufWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	n, err := w.c.Write(w.buf)
+	n, err := w.write(w.buf)
 	w.total += int64(n)
 	w.buf = w.buf[:0]
 	return err

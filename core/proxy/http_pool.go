@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/vipgate/vipgate/core/config"
 	"github.com/vipgate/vipgate/core/upstream"
@@ -24,6 +25,7 @@ type serverConn struct {
 	idleSince time.Time
 	requests  int
 	raw       syscall.RawConn // plain TCP only: for the idle check
+	rio       rawIO           // bufConn's reads and the request writes, plain TCP only
 	// peekFn is sc.peek, bound once per connection: a closure made in
 	// every quiet call would be one allocation per reused request.
 	peekFn  func(fd uintptr) bool
@@ -85,10 +87,12 @@ func (sc *serverConn) quiet() bool {
 
 // peek is quiet's callback of RawConn.Read: false asks to be called again.
 func (sc *serverConn) peek(fd uintptr) bool {
-	_, _, err := syscall.Recvfrom(int(fd), sc.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-	case err == syscall.EINTR:
+	// Raw, as rawIO's calls (a peek never blocks).
+	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&sc.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case syscall.EAGAIN:
+	case syscall.EINTR:
 		return false // try again
 	default:
 		sc.peekOK = false // data (n > 0), EOF (n == 0) or an error

@@ -466,7 +466,7 @@ func (s *loopSession) pump(d *loopDir) {
 
 func (s *loopSession) readIn(d *loopDir) {
 	buf := s.tl.scratch
-	n, err := evloop.Read(d.src, buf)
+	n, err := evloop.Recv(d.src, buf)
 	switch {
 	case err == nil && n > 0:
 		if n == len(buf) {
@@ -474,7 +474,7 @@ func (s *loopSession) readIn(d *loopDir) {
 		} else if !d.hup {
 			d.ready = false // a short read drained the socket; the next edge says when there is more
 		}
-		w, werr := evloop.Write(d.dst, buf[:n])
+		w, werr := evloop.Send(d.dst, buf[:n])
 		if werr != nil {
 			w = 0
 			if !errors.Is(werr, unix.EAGAIN) {
@@ -539,7 +539,7 @@ func (s *loopSession) flush(d *loopDir) bool {
 	if d.inPipe > 0 {
 		n, err = evloop.Splice(d.pipe[0], d.dst, d.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 	} else {
-		n, err = evloop.Write(d.dst, d.pend)
+		n, err = evloop.Send(d.dst, d.pend)
 	}
 	if err != nil {
 		n = 0

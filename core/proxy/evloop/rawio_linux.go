@@ -28,7 +28,7 @@ func errno(e unix.Errno) error {
 	return e
 }
 
-// Read is read(2).
+// Read is read(2) (the eventfd; sockets use Recv).
 func Read(fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
@@ -41,13 +41,41 @@ func Read(fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
-// Write is write(2).
+// Write is write(2) (the eventfd; sockets use Send).
 func Write(fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
 	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// Recv is recv(2) on a socket: read(2)'s result, without the file layer
+// read(2) goes through (fdget_pos, vfs_read, sock_read_iter).
+func Recv(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// Send is send(2) on a socket with MSG_NOSIGNAL: a peer that has gone is
+// EPIPE, never a SIGPIPE; like Recv, it skips the file layer.
+func Send(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(ptr), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return 0, e
 	}

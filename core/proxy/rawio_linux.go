@@ -1,0 +1,140 @@
+//go:build linux
+
+package proxy
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/vipgate/vipgate/core/proxy/evloop"
+)
+
+// rawIO reads and writes a plain TCP connection with raw system calls made
+// inside the connection's RawConn callbacks. RawConn keeps what net.Conn
+// gives (the descriptor cannot be closed under a call, deadlines, parking
+// on Go's poller on EAGAIN); what goes is the runtime's system-call
+// bookkeeping around each call (entersyscall/exitsyscall). That is user
+// time per call, and worse: sysmon takes the P away from any goroutine
+// whose call lasts past its 20 µs tick (a loopback write that delivers the
+// segment to its reader does), which costs a thread hand-off and keeps
+// sysmon itself waking every 20 µs. A read or write on a non-blocking
+// socket never blocks, so it needs none of that. The same trade as the
+// event loops' (core/proxy/evloop).
+//
+// A rawIO belongs to one goroutine at a time (a session's reader or its
+// writer side, never both at once: Read and Write keep separate state).
+type rawIO struct {
+	c    net.Conn
+	rc   syscall.RawConn
+	rfn  func(uintptr) bool // doRead, bound once
+	wfn  func(uintptr) bool // doWrite, bound once
+	rp   []byte
+	rn   int
+	rerr error
+	wp   []byte
+	wn   int
+	werr error
+}
+
+// attach points r at c when c is a plain TCP connection, and reports
+// whether it did (else the caller keeps c's own Read and Write).
+func (r *rawIO) attach(c net.Conn) bool {
+	r.c, r.rc = nil, nil
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	r.c, r.rc = c, rc
+	if r.rfn == nil {
+		r.rfn, r.wfn = r.doRead, r.doWrite
+	}
+	return true
+}
+
+// detach forgets the connection (a recycled session must not keep its
+// last client's connection reachable).
+func (r *rawIO) detach() { r.c, r.rc = nil, nil }
+
+func (r *rawIO) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.rp, r.rn, r.rerr = p, 0, nil
+	err := r.rc.Read(r.rfn)
+	n, rerr := r.rn, r.rerr
+	r.rp = nil
+	if err != nil {
+		return n, r.wrap("read", err)
+	}
+	return n, rerr
+}
+
+func (r *rawIO) doRead(fd uintptr) bool {
+	for {
+		n, err := evloop.Recv(int(fd), r.rp)
+		switch {
+		case err == nil:
+			if n == 0 {
+				r.rerr = io.EOF
+			}
+			r.rn = n
+			return true
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return false
+		default:
+			r.rerr = r.wrap("read", os.NewSyscallError("read", err))
+			return true
+		}
+	}
+}
+
+func (r *rawIO) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.wp, r.wn, r.werr = p, 0, nil
+	err := r.rc.Write(r.wfn)
+	n, werr := r.wn, r.werr
+	r.wp = nil
+	if err != nil {
+		return n, r.wrap("write", err)
+	}
+	return n, werr
+}
+
+// doWrite writes all of wp, parking on the poller (false) when the socket
+// buffer is full.
+func (r *rawIO) doWrite(fd uintptr) bool {
+	for r.wn < len(r.wp) {
+		n, err := evloop.Send(int(fd), r.wp[r.wn:])
+		switch {
+		case err == nil:
+			r.wn += n
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return false
+		default:
+			r.werr = r.wrap("write", os.NewSyscallError("write", err))
+			return true
+		}
+	}
+	return true
+}
+
+// wrap gives an error the shape net.Conn's have (*net.OpError, with the
+// timeout and closed-connection errors inside), which the callers'
+// error checks and the logs expect.
+func (r *rawIO) wrap(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		// RawConn's own (deadline, closed): keep its cause, name the op.
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: err}
+}

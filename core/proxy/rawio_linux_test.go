@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair is a connected pair of loopback TCP connections.
+func tcpPair(t *testing.T) (a, b *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// TestRawIO: rawIO's reads and writes give what net.Conn's give, data and
+// errors alike (the session's error checks and access-log states depend
+// on them): bytes both ways, a large write that must wait for the reader,
+// EOF, a deadline as a timeout, a closed connection as net.ErrClosed, a
+// reset as ECONNRESET, and a write to a reset peer as an error (no
+// SIGPIPE taking the process down).
+func TestRawIO(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, r *rawIO, local, peer *net.TCPConn)
+	}{
+		{"bytes both ways", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			if _, err := r.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 16)
+			n, err := io.ReadFull(peer, buf[:4])
+			if err != nil || string(buf[:n]) != "ping" {
+				t.Fatalf("peer read %q, %v", buf[:n], err)
+			}
+			if _, err := peer.Write([]byte("pong")); err != nil {
+				t.Fatal(err)
+			}
+			n, err = r.Read(buf)
+			if err != nil || string(buf[:n]) != "pong" {
+				t.Fatalf("raw read %q, %v", buf[:n], err)
+			}
+		}},
+		{"a write larger than the socket buffers waits for the reader", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			big := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+			got := make(chan []byte, 1)
+			go func() { b, _ := io.ReadAll(io.LimitReader(peer, int64(len(big)))); got <- b }()
+			n, err := r.Write(big)
+			if err != nil || n != len(big) {
+				t.Fatalf("wrote %d of %d: %v", n, len(big), err)
+			}
+			if b := <-got; !bytes.Equal(b, big) {
+				t.Fatalf("the peer read %d bytes, not the %d written", len(b), len(big))
+			}
+		}},
+		{"EOF", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			_ = peer.CloseWrite()
+			if n, err := r.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+				t.Fatalf("read after the peer's FIN: %d, %v", n, err)
+			}
+		}},
+		{"a read deadline is a timeout", func(t *testing.T, r *rawIO, local, _ *net.TCPConn) {
+			_ = local.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			_, err := r.Read(make([]byte, 8))
+			var ne net.Error
+			if !isTimeout(err) || !errors.As(err, &ne) || !strings.HasPrefix(err.Error(), "read tcp ") {
+				t.Fatalf("read past its deadline: %v", err)
+			}
+		}},
+		{"a closed connection", func(t *testing.T, r *rawIO, local, _ *net.TCPConn) {
+			done := make(chan error, 1)
+			go func() { _, err := r.Read(make([]byte, 8)); done <- err }()
+			time.Sleep(20 * time.Millisecond) // let the read park (either way, it must end)
+			_ = local.Close()
+			select {
+			case err := <-done:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("a read when the connection closes: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("a parked read did not end when its connection closed")
+			}
+		}},
+		{"a reset", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			_ = peer.SetLinger(0)
+			_ = peer.Close()
+			_, err := r.Read(make([]byte, 8))
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("read after the peer's reset: %v", err)
+			}
+			// Writing on: an error (EPIPE once the reset was read), never a
+			// signal.
+			var werr error
+			for i := 0; i < 3 && werr == nil; i++ {
+				_, werr = r.Write([]byte("after the reset"))
+			}
+			if werr == nil {
+				t.Fatal("writes to a reset peer did not fail")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			local, peer := tcpPair(t)
+			var r rawIO
+			if !r.attach(local) {
+				t.Fatal("attach refused a *net.TCPConn")
+			}
+			tc.run(t, &r, local, peer)
+		})
+	}
+	var r rawIO
+	a, _ := net.Pipe()
+	if r.attach(a) {
+		t.Fatal("attach took a connection that is not plain TCP")
+	}
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package proxy
+
+import "net"
+
+// rawIO is Linux's (rawio_linux.go); elsewhere connections keep their own
+// Read and Write.
+type rawIO struct{}
+
+func (r *rawIO) attach(net.Conn) bool      { return false }
+func (r *rawIO) Read([]byte) (int, error)  { panic("rawIO without a connection") }
+func (r *rawIO) Write([]byte) (int, error) { panic("rawIO without a connection") }
