@@ -57,6 +57,9 @@ func (r *rawIO) attach(c net.Conn) bool {
 	return true
 }
 
+// attached reports whether r serves a connection.
+func (r *rawIO) attached() bool { return r.rc != nil }
+
 // detach forgets the connection (a recycled session must not keep its
 // last client's connection reachable).
 func (r *rawIO) detach() { r.c, r.rc = nil, nil }

@@ -51,6 +51,11 @@ type relay struct {
 	// allocation.
 	wg  sync.WaitGroup
 	res relayResult
+	// crio and srio make the small-message reads and writes of a plain
+	// TCP client or server raw (rawio_linux.go); each direction reads one
+	// and writes the other, and a rawIO keeps its reads' and writes'
+	// state apart, so the two goroutines never share a field.
+	crio, srio rawIO
 }
 
 // result says how a relay ended, for the log's termination state.
@@ -67,17 +72,32 @@ func (r *relay) run() relayResult {
 	r.lastActive.Store(time.Now().UnixNano())
 	// One direction runs on the caller's goroutine: one goroutine fewer
 	// per connection.
+	r.crio.attach(r.client)
+	r.srio.attach(r.server)
 	r.wg.Add(1)
 	go r.serverToClient()
-	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, r.clientIdle, r.clientFinIdle, true)
+	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, r.rw(&r.crio, r.client), r.rw(&r.srio, r.server),
+		r.clientIdle, r.clientFinIdle, true)
 	r.wg.Wait()
 	r.res.abortedBy = r.abortedBy.Load()
+	r.crio.detach()
+	r.srio.detach()
 	return r.res
 }
 
 func (r *relay) serverToClient() {
 	defer r.wg.Done()
-	r.res.bytesOut, r.res.serverErr = r.pipe(r.client, r.server, r.serverIdle, r.serverFinIdle, false)
+	r.res.bytesOut, r.res.serverErr = r.pipe(r.client, r.server, r.rw(&r.srio, r.server), r.rw(&r.crio, r.client),
+		r.serverIdle, r.serverFinIdle, false)
+}
+
+// rw is what a direction reads or writes c through: its rawIO when
+// attached, else c itself.
+func (r *relay) rw(rio *rawIO, c net.Conn) io.ReadWriter {
+	if rio.attached() {
+		return rio
+	}
+	return c
 }
 
 // smallBuf is the size of a direction's first buffer. Small messages
@@ -100,7 +120,9 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return 
 // when a write starts): a receiver that takes nothing for that long is
 // gone, and a write that timed out ends the session, since the bytes it
 // held cannot be delivered any more.
-func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (int64, error) {
+// srcR and dstW read src and write dst for small messages (r.rw); the
+// deadlines and the splice path use the connections themselves.
+func (r *relay) pipe(dst, src net.Conn, srcR io.Reader, dstW io.Writer, idle, finIdle time.Duration, up bool) (int64, error) {
 	var total int64
 	var armed, wArmed time.Time
 	arm := func(at time.Time, d time.Duration) {
@@ -145,10 +167,10 @@ func (r *relay) pipe(dst, src net.Conn, idle, finIdle time.Duration, up bool) (i
 			if bp == nil {
 				bp = relayBufs.Get().(*[]byte)
 			}
-			m, rerr := src.Read(*bp)
+			m, rerr := srcR.Read(*bp)
 			err = rerr
 			if m > 0 {
-				w, werr := dst.Write((*bp)[:m])
+				w, werr := dstW.Write((*bp)[:m])
 				n = int64(w)
 				if werr != nil {
 					err, writeFailed = werr, true
