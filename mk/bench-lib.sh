@@ -25,6 +25,18 @@ VIP2=$((BASE + 3)) ADM2=$((BASE + 8))
 # The open-loop client of bench_latency (internal/loadgen).
 "${GO:-go}" build -o "$T/loadgen" ./internal/loadgen
 
+# TLS=1 (mk/bench-https.sh): both proxies terminate TLS with the same
+# throwaway ECDSA P-256 certificate; wrk and loadgen speak HTTPS.
+SCHEME=http HAP_SSL="" VIP_TLS="" LG_TLS=""
+if [ -n "${TLS:-}" ]; then
+  command -v openssl >/dev/null || { echo "bench-$MODE: openssl not installed"; exit 1; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=bench.test \
+    -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+  cat "$T/cert.pem" "$T/key.pem" > "$T/both.pem"
+  SCHEME=https HAP_SSL=" ssl crt $T/both.pem" LG_TLS=-tls
+  VIP_TLS=", tls: {certificates: [{cert: $T/cert.pem, key: $T/key.pem}]}"
+fi
+
 bench_start() {
   mkdir -p "$T/ngx"
   cat > "$T/nginx.conf" <<NGX
@@ -51,14 +63,14 @@ defaults
   timeout server 30s
 $HAP_EXTRA
 frontend fe
-  bind 127.0.0.1:$HAP
+  bind 127.0.0.1:$HAP$HAP_SSL
   default_backend be
 backend be
   server s1 127.0.0.1:$NGX
 HAP
   cat > "$T/cluster.yaml" <<VIPC
 defaults: {mode: $MODE, maxconn: 20000, timeouts: {connect: 5s, client: 30s, server: 30s${VIP_TIMEOUTS:-}}}
-frontends: [{name: fe, bind: "127.0.0.1:$VIP", default_backend: be}]
+frontends: [{name: fe, bind: "127.0.0.1:$VIP", default_backend: be$VIP_TLS}]
 backends: [{name: be, servers: [{name: s1, address: "127.0.0.1:$NGX"}]}]
 VIPC
   cat > "$T/node.yaml" <<NODE
@@ -83,9 +95,9 @@ NODE
     for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
   done
   for p in $VIP $HAP; do
-    curl -fsS "http://127.0.0.1:$p/" >/dev/null || { echo "bench-$MODE: the proxy on :$p does not answer"; cat "$T/vipgate.log" "$T/haproxy.log"; exit 1; }
+    curl -kfsS "$SCHEME://127.0.0.1:$p/" >/dev/null || { echo "bench-$MODE: the proxy on :$p does not answer"; cat "$T/vipgate.log" "$T/haproxy.log"; exit 1; }
   done
-  echo "== $MODE mode, one core each (haproxy $(haproxy -v | awk 'NR==1{print $3}'), best of $ROUNDS x $DUR, $CONNS connections) =="
+  echo "== $MODE mode${TLS:+ over TLS}, one core each (haproxy $(haproxy -v | awk 'NR==1{print $3}'), best of $ROUNDS x $DUR, $CONNS connections) =="
   echo "   (load average before: $(cut -d' ' -f1-3 /proc/loadavg); other load on these cores skews both sides)"
 }
 
@@ -100,7 +112,7 @@ bench_one() {
   local port=$1 pid=$2; shift 2
   local t0 out
   t0=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency "$@" "$SCHEME://127.0.0.1:$port/" 2>&1)
   echo "$out" | awk -v t0="$t0" -v t1="$(cpu_ticks "$pid")" -v hz="$(getconf CLK_TCK)" '
     /requests in/ {n=$1}
     /Requests\/sec/ {rps=int($2)}
@@ -146,7 +158,7 @@ bench_latency() {
       for side in vipgate haproxy; do
         port=$VIP pid=$VIP_PID; [ $side = haproxy ] && port=$HAP pid=$HAP_PID
         t0=$(cpu_ticks "$pid")
-        out=$(GOMAXPROCS=1 taskset -c 1 "$T/loadgen" -addr "127.0.0.1:$port" -rate "$rate" -c "$CONNS" -d "$DUR" "$@" 2>&1) ||
+        out=$(GOMAXPROCS=1 taskset -c 1 "$T/loadgen" -addr "127.0.0.1:$port" -rate "$rate" -c "$CONNS" -d "$DUR" $LG_TLS "$@" 2>&1) ||
           out="rate 0 p50 0 p99 0 p99.9 0 errors -1"
         read -r _ orate _ o50 _ o99 _ o999 _ oerr <<<"$out"
         # The proxy's CPU per request at this rate (both sides answer the

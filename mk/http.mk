@@ -1,8 +1,8 @@
 # HTTP mode: Go benchmarks of the hot path, wrk against vipgate and HAProxy,
 # fuzzing of the strict HTTP/1 parser.
-.PHONY: bench-http bench-go-http fuzz-http
+.PHONY: bench-http bench-https bench-go-http fuzz-http
 
-BENCH_TARGETS += bench-go-http bench-http
+BENCH_TARGETS += bench-go-http bench-http bench-https
 FUZZ_TARGETS += fuzz-http
 
 bench-go-http:
@@ -11,6 +11,9 @@ bench-go-http:
 
 bench-http: build
 	BIN=$(BIN) ./mk/bench-http.sh
+
+bench-https: build
+	BIN=$(BIN) ./mk/bench-https.sh
 
 fuzz-http:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./core/proxy/httpparse/

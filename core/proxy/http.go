@@ -1189,7 +1189,7 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	if tc, ok := c.(*tls.Conn); ok {
 		raw = tc.NetConn()
 	}
-	if tc, ok := raw.(*net.TCPConn); ok {
+	if tc := tcpOf(raw); tc != nil {
 		sc.raw, _ = tc.SyscallConn()
 	}
 	if sc.rio.attach(c) {

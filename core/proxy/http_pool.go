@@ -409,7 +409,7 @@ func wrapServerTLS(ctx context.Context, c net.Conn, base *tls.Config, addr strin
 		cfg = base.Clone()
 		cfg.ServerName = host
 	}
-	tc := tls.Client(c, cfg)
+	tc := tls.Client(rawConnOf(c), cfg)
 	hctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {

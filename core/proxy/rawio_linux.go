@@ -141,3 +141,40 @@ func (r *rawIO) wrap(op string, err error) error {
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: err}
 }
+
+// rawTCPConn is a plain TCP connection whose Read and Write go through a
+// rawIO: what TLS is layered over, client side and server side, so the
+// records' system calls are raw too. Everything else (deadlines,
+// CloseWrite, addresses) is the TCP connection's own.
+type rawTCPConn struct {
+	*net.TCPConn
+	rio rawIO
+}
+
+func (c *rawTCPConn) Read(p []byte) (int, error)  { return c.rio.Read(p) }
+func (c *rawTCPConn) Write(p []byte) (int, error) { return c.rio.Write(p) }
+
+// rawConnOf is c for TLS to run over: a rawTCPConn when c is plain TCP,
+// else c.
+func rawConnOf(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc := &rawTCPConn{TCPConn: tc}
+	if !rc.rio.attach(tc) {
+		return c
+	}
+	return rc
+}
+
+// tcpOf is the *net.TCPConn under c (c itself, or a rawTCPConn's), or nil.
+func tcpOf(c net.Conn) *net.TCPConn {
+	switch v := c.(type) {
+	case *net.TCPConn:
+		return v
+	case *rawTCPConn:
+		return v.TCPConn
+	}
+	return nil
+}

@@ -2,13 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vipgate/vipgate/internal/testcert"
 )
 
 // tcpPair is a connected pair of loopback TCP connections.
@@ -130,5 +134,54 @@ func TestRawIO(t *testing.T) {
 	a, _ := net.Pipe()
 	if r.attach(a) {
 		t.Fatal("attach took a connection that is not plain TCP")
+	}
+}
+
+// TestRawConnOfUnderTLS: TLS over a rawTCPConn (as the frontends and the
+// backends' ssl run it) moves bytes both ways and still ends in EOF, and
+// tcpOf finds the TCP connection under it (the idle check's peek needs it).
+func TestRawConnOfUnderTLS(t *testing.T) {
+	local, peer := tcpPair(t)
+	rc := rawConnOf(local)
+	if _, ok := rc.(*rawTCPConn); !ok || tcpOf(rc) != local || tcpOf(local) != local {
+		t.Fatalf("rawConnOf(%T) = %T, tcpOf = %v", local, rc, tcpOf(rc))
+	}
+	if a, _ := net.Pipe(); rawConnOf(a) != a || tcpOf(a) != nil {
+		t.Fatal("rawConnOf or tcpOf took a connection that is not plain TCP")
+	}
+	cp, kp := testcert.PEM(t, testcert.Cert{CN: "raw.test", DNS: []string{"raw.test"}})
+	cert, err := tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := tls.Server(rc, &tls.Config{Certificates: []tls.Certificate{cert}})
+	cli := tls.Client(peer, &tls.Config{InsecureSkipVerify: true, ServerName: "raw.test"})
+	errc := make(chan error, 1)
+	go func() {
+		if _, err := cli.Write([]byte("hello over tls")); err != nil {
+			errc <- err
+			return
+		}
+		buf := make([]byte, 64)
+		n, err := io.ReadFull(cli, buf[:5])
+		if err == nil && string(buf[:n]) != "hi yo" {
+			err = fmt.Errorf("client read %q", buf[:n])
+		}
+		_ = cli.Close()
+		errc <- err
+	}()
+	buf := make([]byte, 64)
+	n, err := io.ReadFull(srv, buf[:14])
+	if err != nil || string(buf[:n]) != "hello over tls" {
+		t.Fatalf("server read %q, %v", buf[:n], err)
+	}
+	if _, err := srv.Write([]byte("hi yo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Read(buf); err != io.EOF {
+		t.Fatalf("after the client's close_notify: %v", err)
 	}
 }

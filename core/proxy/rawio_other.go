@@ -11,3 +11,10 @@ type rawIO struct{}
 func (r *rawIO) attach(net.Conn) bool      { return false }
 func (r *rawIO) Read([]byte) (int, error)  { panic("rawIO without a connection") }
 func (r *rawIO) Write([]byte) (int, error) { panic("rawIO without a connection") }
+
+func rawConnOf(c net.Conn) net.Conn { return c }
+
+func tcpOf(c net.Conn) *net.TCPConn {
+	tc, _ := c.(*net.TCPConn)
+	return tc
+}

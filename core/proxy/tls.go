@@ -184,7 +184,7 @@ func (t *tlsTerm) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 // handshake runs the server handshake within d and returns the negotiated
 // application protocol.
 func (t *tlsTerm) handshake(ctx context.Context, c net.Conn, d time.Duration) (*tls.Conn, string, error) {
-	tc := tls.Server(c, t.base)
+	tc := tls.Server(rawConnOf(c), t.base)
 	hctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {

@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,7 @@ type config struct {
 	close    bool          // one request per connection (Connection: close)
 	path     string
 	deadline time.Duration // per request: a request slower than this is an error
+	tls      bool          // HTTPS (the certificate is not verified: a bench client)
 }
 
 type result struct {
@@ -62,6 +64,7 @@ func main() {
 	flag.IntVar(&c.conns, "c", 64, "connections")
 	flag.BoolVar(&c.close, "close", false, "one request per connection (Connection: close)")
 	flag.StringVar(&c.path, "path", "/", "request path")
+	flag.BoolVar(&c.tls, "tls", false, "HTTPS (the server's certificate is not verified)")
 	flag.DurationVar(&c.deadline, "timeout", 5*time.Second, "a request slower than this counts as an error")
 	flag.Parse()
 	r, err := run(c)
@@ -111,7 +114,7 @@ func run(c config) (result, error) {
 				}
 				if cl == nil {
 					var err error
-					if cl, err = dial(c.addr); err != nil {
+					if cl, err = dial(c.addr, c.tls); err != nil {
 						errs++
 						continue
 					}
@@ -150,8 +153,14 @@ type client struct {
 	br   *bufio.Reader
 }
 
-func dial(addr string) (*client, error) {
-	conn, err := net.Dial("tcp", addr)
+func dial(addr string, useTLS bool) (*client, error) {
+	var conn net.Conn
+	var err error
+	if useTLS {
+		conn, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		conn, err = net.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

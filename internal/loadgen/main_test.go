@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,5 +100,30 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	_, err := run(config{addr: "127.0.0.1:1", rate: 0, dur: time.Second, conns: 1})
 	if err == nil || !strings.Contains(err.Error(), "rate") {
 		t.Fatalf("err = %v, want one naming the rate", err)
+	}
+}
+
+// TestRunTLS: -tls speaks HTTPS (bench-https): every request is answered
+// over TLS, kept alive or a handshake each.
+func TestRunTLS(t *testing.T) {
+	for _, closeEach := range []bool{false, true} {
+		var n atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.TLS == nil {
+				t.Error("a request not over TLS")
+			}
+			n.Add(1)
+			_, _ = w.Write([]byte("hi\n"))
+		}))
+		srv.StartTLS()
+		r, err := run(config{addr: srv.Listener.Addr().String(), rate: 200, dur: 500 * time.Millisecond, conns: 4,
+			close: closeEach, path: "/", deadline: 5 * time.Second, tls: true})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.sent != 100 || len(r.lat) != 100 || r.errs != 0 || n.Load() != 100 {
+			t.Fatalf("close %v: sent %d, answered %d, errors %d, server saw %d; want 100 answered of 100", closeEach, r.sent, len(r.lat), r.errs, n.Load())
+		}
 	}
 }
