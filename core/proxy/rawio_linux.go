@@ -23,8 +23,10 @@ import (
 // socket never blocks, so it needs none of that. The same trade as the
 // event loops' (core/proxy/evloop).
 //
-// A rawIO belongs to one goroutine at a time (a session's reader or its
-// writer side, never both at once: Read and Write keep separate state).
+// Reads and writes keep separate state, so one goroutine may read while
+// another writes (the tcp relay's two directions, HTTP/2 over TLS); two
+// reads at once, or two writes, are not allowed (net.Conn's callers here
+// never make them).
 type rawIO struct {
 	c    net.Conn
 	rc   syscall.RawConn
