@@ -1185,15 +1185,11 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	// for that client alone: another client's request on it would reach
 	// the server as this one's.
 	sc.private = b.clientSource(lease.Server)
-	raw := c
 	if tc, ok := c.(*tls.Conn); ok {
-		raw = tc.NetConn()
-	}
-	if tc := tcpOf(raw); tc != nil {
-		sc.raw, _ = tc.SyscallConn()
-	}
-	if sc.rio.attach(c) {
+		sc.raw = syscallConnOf(tc.NetConn())
+	} else if sc.rio.attach(c) {
 		sc.bufConn.rio = &sc.rio
+		sc.raw = sc.rio.rawConn()
 	}
 	return sc, lease, false, nil
 }

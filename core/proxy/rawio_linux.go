@@ -62,6 +62,9 @@ func (r *rawIO) attach(c net.Conn) bool {
 // attached reports whether r serves a connection.
 func (r *rawIO) attached() bool { return r.rc != nil }
 
+// rawConn is the attached connection's RawConn (nil when none).
+func (r *rawIO) rawConn() syscall.RawConn { return r.rc }
+
 // detach forgets the connection (a recycled session must not keep its
 // last client's connection reachable).
 func (r *rawIO) detach() { r.c, r.rc = nil, nil }
@@ -170,13 +173,15 @@ func rawConnOf(c net.Conn) net.Conn {
 	return rc
 }
 
-// tcpOf is the *net.TCPConn under c (c itself, or a rawTCPConn's), or nil.
-func tcpOf(c net.Conn) *net.TCPConn {
+// syscallConnOf is the RawConn of a plain TCP connection, c itself or the
+// one under a rawTCPConn (whose rawIO already holds it), or nil.
+func syscallConnOf(c net.Conn) syscall.RawConn {
 	switch v := c.(type) {
-	case *net.TCPConn:
-		return v
 	case *rawTCPConn:
-		return v.TCPConn
+		return v.rio.rawConn()
+	case *net.TCPConn:
+		rc, _ := v.SyscallConn()
+		return rc
 	}
 	return nil
 }

@@ -92,7 +92,8 @@ func TestRawIO(t *testing.T) {
 		{"a closed connection", func(t *testing.T, r *rawIO, local, _ *net.TCPConn) {
 			done := make(chan error, 1)
 			go func() { _, err := r.Read(make([]byte, 8)); done <- err }()
-			time.Sleep(20 * time.Millisecond) // let the read park (either way, it must end)
+			// Closed before the read or while it waits on the poller:
+			// either way it ends, with net.ErrClosed.
 			_ = local.Close()
 			select {
 			case err := <-done:
@@ -139,15 +140,16 @@ func TestRawIO(t *testing.T) {
 
 // TestRawConnOfUnderTLS: TLS over a rawTCPConn (as the frontends and the
 // backends' ssl run it) moves bytes both ways and still ends in EOF, and
-// tcpOf finds the TCP connection under it (the idle check's peek needs it).
+// syscallConnOf finds the TCP connection under it (the idle check's peek
+// needs it).
 func TestRawConnOfUnderTLS(t *testing.T) {
 	local, peer := tcpPair(t)
 	rc := rawConnOf(local)
-	if _, ok := rc.(*rawTCPConn); !ok || tcpOf(rc) != local || tcpOf(local) != local {
-		t.Fatalf("rawConnOf(%T) = %T, tcpOf = %v", local, rc, tcpOf(rc))
+	if w, ok := rc.(*rawTCPConn); !ok || w.TCPConn != local || syscallConnOf(rc) == nil || syscallConnOf(rc) != w.rio.rawConn() || syscallConnOf(local) == nil {
+		t.Fatalf("rawConnOf(%T) = %T, syscallConnOf = %v", local, rc, syscallConnOf(rc))
 	}
-	if a, _ := net.Pipe(); rawConnOf(a) != a || tcpOf(a) != nil {
-		t.Fatal("rawConnOf or tcpOf took a connection that is not plain TCP")
+	if a, _ := net.Pipe(); rawConnOf(a) != a || syscallConnOf(a) != nil {
+		t.Fatal("rawConnOf or syscallConnOf took a connection that is not plain TCP")
 	}
 	cp, kp := testcert.PEM(t, testcert.Cert{CN: "raw.test", DNS: []string{"raw.test"}})
 	cert, err := tls.X509KeyPair(cp, kp)

@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // rawIO is Linux's (rawio_linux.go); elsewhere connections keep their own
 // Read and Write.
@@ -14,7 +17,10 @@ func (r *rawIO) Write([]byte) (int, error) { panic("rawIO without a connection")
 
 func rawConnOf(c net.Conn) net.Conn { return c }
 
-func tcpOf(c net.Conn) *net.TCPConn {
-	tc, _ := c.(*net.TCPConn)
-	return tc
+func syscallConnOf(c net.Conn) syscall.RawConn {
+	if tc, ok := c.(*net.TCPConn); ok {
+		rc, _ := tc.SyscallConn()
+		return rc
+	}
+	return nil
 }

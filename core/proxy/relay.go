@@ -76,7 +76,7 @@ func (r *relay) run() relayResult {
 	r.srio.attach(r.server)
 	r.wg.Add(1)
 	go r.serverToClient()
-	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, r.rw(&r.crio, r.client), r.rw(&r.srio, r.server),
+	r.res.bytesIn, r.res.clientErr = r.pipe(r.server, r.client, viaRaw(&r.crio, r.client), viaRaw(&r.srio, r.server),
 		r.clientIdle, r.clientFinIdle, true)
 	r.wg.Wait()
 	r.res.abortedBy = r.abortedBy.Load()
@@ -87,13 +87,13 @@ func (r *relay) run() relayResult {
 
 func (r *relay) serverToClient() {
 	defer r.wg.Done()
-	r.res.bytesOut, r.res.serverErr = r.pipe(r.client, r.server, r.rw(&r.srio, r.server), r.rw(&r.crio, r.client),
+	r.res.bytesOut, r.res.serverErr = r.pipe(r.client, r.server, viaRaw(&r.srio, r.server), viaRaw(&r.crio, r.client),
 		r.serverIdle, r.serverFinIdle, false)
 }
 
-// rw is what a direction reads or writes c through: its rawIO when
+// viaRaw is what a direction reads or writes c through: its rawIO when
 // attached, else c itself.
-func (r *relay) rw(rio *rawIO, c net.Conn) io.ReadWriter {
+func viaRaw(rio *rawIO, c net.Conn) io.ReadWriter {
 	if rio.attached() {
 		return rio
 	}
@@ -120,7 +120,7 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return 
 // when a write starts): a receiver that takes nothing for that long is
 // gone, and a write that timed out ends the session, since the bytes it
 // held cannot be delivered any more.
-// srcR and dstW read src and write dst for small messages (r.rw); the
+// srcR and dstW read src and write dst for small messages (viaRaw); the
 // deadlines and the splice path use the connections themselves.
 func (r *relay) pipe(dst, src net.Conn, srcR io.Reader, dstW io.Writer, idle, finIdle time.Duration, up bool) (int64, error) {
 	var total int64

@@ -28,58 +28,34 @@ func errno(e unix.Errno) error {
 	return e
 }
 
-// Read is read(2) (the eventfd; sockets use Recv).
-func Read(fd int, p []byte) (int, error) {
+// bufCall makes a raw call whose arguments are fd, p's address and
+// length, then a4 (flags) and zeros: read, write, recvfrom, sendto.
+func bufCall(trap uintptr, fd int, p []byte, a4 uintptr) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	n, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)), a4, 0, 0)
 	if e != 0 {
 		return 0, e
 	}
 	return int(n), nil
 }
 
+// Read is read(2) (the eventfd; sockets use Recv).
+func Read(fd int, p []byte) (int, error) { return bufCall(unix.SYS_READ, fd, p, 0) }
+
 // Write is write(2) (the eventfd; sockets use Send).
-func Write(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
+func Write(fd int, p []byte) (int, error) { return bufCall(unix.SYS_WRITE, fd, p, 0) }
 
 // Recv is recv(2) on a socket: read(2)'s result, without the file layer
 // read(2) goes through (fdget_pos, vfs_read, sock_read_iter).
-func Recv(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
+func Recv(fd int, p []byte) (int, error) { return bufCall(unix.SYS_RECVFROM, fd, p, 0) }
 
 // Send is send(2) on a socket with MSG_NOSIGNAL: a peer that has gone is
 // EPIPE, never a SIGPIPE; like Recv, it skips the file layer.
 func Send(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(ptr), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+	return bufCall(unix.SYS_SENDTO, fd, p, unix.MSG_NOSIGNAL)
 }
 
 // Splice is splice(2) between two descriptors at their current offsets.
