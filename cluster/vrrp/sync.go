@@ -57,6 +57,14 @@ func (g *syncGroup) changed(from *Instance, to State, reason string) {
 		}
 		reason := groupPrefix + g.name + ": " + from.cfg.Name + " is " + to.String()
 		go o.do(func(now time.Time) []Action {
+			// Each message is its own goroutine, and goroutines run in
+			// any order (a newer one often first): one that a later
+			// change of from's has superseded is dropped, or a stale
+			// "is MASTER" arriving after "is FAULT" would pull o out of
+			// the group's fault. The later change's own message follows.
+			if g.stateOf(from) != to {
+				return nil
+			}
 			switch to {
 			case Fault:
 				o.groupFault = reason
@@ -144,6 +152,13 @@ func (g *syncGroup) queueLocked(log *slog.Logger, next State) {
 			runNotify(log, cmd)
 		}
 	}()
+}
+
+// stateOf is in's state as last recorded.
+func (g *syncGroup) stateOf(in *Instance) State {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.states[in]
 }
 
 // wait returns when no group script runs or waits to run.
