@@ -786,7 +786,15 @@ attempts:
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
 		_, err = sw.Write(s.out)
-		if err == nil && (!x.hasBody || expect || x.upgrade) {
+		switch {
+		case err != nil:
+		case !x.hasBody:
+			// Sent with the read of the answer (flushFill): the wait
+			// below finds it buffered. (With a body, the reads wait on
+			// their own deadlines: expectWait, or one armed after the
+			// body.)
+			err = sw.flushFill(&sc.bufConn)
+		case expect || x.upgrade:
 			err = sw.flush()
 		}
 		if err != nil {

@@ -18,6 +18,9 @@ type bufConn struct {
 	r, w int
 	// rio does the reads of a plain TCP connection (else Conn.Read).
 	rio *rawIO
+	// rerr is the outcome of a read made ahead (flushFill), for the next
+	// fill.
+	rerr error
 }
 
 // read reads from the connection, through rio when set.
@@ -48,6 +51,10 @@ func (b *bufConn) fill() error {
 	}
 	if b.w == len(b.buf) {
 		return errBufFull
+	}
+	if err := b.rerr; err != nil {
+		b.rerr = nil
+		return err
 	}
 	for {
 		n, err := b.read(b.buf[b.w:])
@@ -109,6 +116,37 @@ func (w *bufWriter) flush() error {
 	w.total += int64(n)
 	w.buf = w.buf[:0]
 	return err
+}
+
+// flushFill flushes w and then fills b, the read side of the same
+// connection, in one call when it can (rawIO.WriteRead: no read that
+// finds nothing before the answer comes). Its error is the flush's; the
+// fill's outcome is in b: bytes appended, or an error its next fill
+// returns. Only for a b with nothing buffered, whose peer answers what w
+// sends (a request and its response).
+func (w *bufWriter) flushFill(b *bufConn) error {
+	if w.rio == nil || w.rio != b.rio || len(w.buf) == 0 || b.r != b.w || b.w == len(b.buf) {
+		return w.flush()
+	}
+	wn, werr, rn, rerr, done := w.rio.WriteRead(w.buf, b.buf[b.w:])
+	w.total += int64(wn)
+	if werr != nil {
+		w.buf = w.buf[:0]
+		return werr
+	}
+	if !done {
+		// The socket took part of it: the rest waits for room.
+		n, err := w.write(w.buf[wn:])
+		w.total += int64(n)
+		w.buf = w.buf[:0]
+		return err
+	}
+	w.buf = w.buf[:0]
+	b.w += rn
+	if rn == 0 {
+		b.rerr = rerr
+	}
+	return nil
 }
 
 // bodyError says which side broke a body transfer (for the status code and

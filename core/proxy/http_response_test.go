@@ -533,3 +533,50 @@ func TestHTTPResponseHeadChecks(t *testing.T) {
 		t.Fatalf("answers %v, want [100 100 200]", got)
 	}
 }
+
+// TestHTTPReusedConnClosedOnRequest: a kept-alive server connection that
+// passes its idle check and is closed by the server once the next request
+// arrives (with a FIN, or a reset) is retried on a fresh connection: the
+// end of the connection is seen by the read that waits for the answer,
+// which is made with the request's write (flushFill) since nothing can be
+// pending then.
+func TestHTTPReusedConnClosedOnRequest(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "FIN", true: "reset"}[reset], func(t *testing.T) {
+			var dropped atomic.Int64
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			testenv.ServeListener(t, ln, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				// The second request on this connection is read and
+				// dropped: nothing was answered, so it is safe to retry.
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				dropped.Add(1)
+				if reset {
+					_ = c.(*net.TCPConn).SetLinger(0)
+				}
+				_ = c.Close()
+			})
+			h := startProxy(t, httpDoc("", "", oneBackend(ln.Addr().String())))
+			c := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; i < 6; i++ {
+				resp, body := get(t, c, "http://"+h.addr("fe")+"/")
+				if resp.StatusCode != 200 || body != "ok" {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+				}
+			}
+			if dropped.Load() == 0 {
+				t.Fatal("no request reached a reused connection: the case was not tested")
+			}
+		})
+	}
+}

@@ -32,12 +32,15 @@ type rawIO struct {
 	rc   syscall.RawConn
 	rfn  func(uintptr) bool // doRead, bound once
 	wfn  func(uintptr) bool // doWrite, bound once
+	xfn  func(uintptr) bool // doWriteRead, bound once
 	rp   []byte
 	rn   int
 	rerr error
 	wp   []byte
 	wn   int
 	werr error
+	// short: WriteRead's write filled the socket buffer.
+	short bool
 }
 
 // attach points r at c when c is a plain TCP connection, and reports
@@ -54,7 +57,7 @@ func (r *rawIO) attach(c net.Conn) bool {
 	}
 	r.c, r.rc = c, rc
 	if r.rfn == nil {
-		r.rfn, r.wfn = r.doRead, r.doWrite
+		r.rfn, r.wfn, r.xfn = r.doRead, r.doWrite, r.doWriteRead
 	}
 	return true
 }
@@ -119,7 +122,11 @@ func (r *rawIO) Write(p []byte) (int, error) {
 
 // doWrite writes all of wp, parking on the poller (false) when the socket
 // buffer is full.
-func (r *rawIO) doWrite(fd uintptr) bool {
+func (r *rawIO) doWrite(fd uintptr) bool { return !r.send(fd) }
+
+// send writes wp from wn on, until all is written or an error (werr);
+// full reports a socket buffer that takes no more for now.
+func (r *rawIO) send(fd uintptr) (full bool) {
 	for r.wn < len(r.wp) {
 		n, err := evloop.Send(int(fd), r.wp[r.wn:])
 		switch {
@@ -127,13 +134,64 @@ func (r *rawIO) doWrite(fd uintptr) bool {
 			r.wn += n
 		case err == syscall.EINTR:
 		case err == syscall.EAGAIN:
-			return false
+			return true
 		default:
 			r.werr = r.wrap("write", os.NewSyscallError("write", err))
-			return true
+			return false
 		}
 	}
-	return true
+	return false
+}
+
+// WriteRead writes all of wp and then reads into rp, both inside one
+// RawConn.Read: a request and the wait for its answer. Go's poller forgets
+// the readiness it has seen when a read call begins, so a read made after
+// a write of its own would first try the socket and get EAGAIN (a system
+// call for nothing, on every request). Made inside the read call, the
+// write comes after that reset: the answer it asks for can only arrive
+// later, and its arrival wakes the wait. So once the write is out the
+// callback waits without trying, and reads when woken.
+//
+// Bytes that were already unread before the call are not looked for
+// (they are read with the answer); callers use it where nothing can be
+// pending (a server connection that passed its idle check, or a new one).
+// When the socket cannot take all of wp at once, done is false and nothing
+// was read: the caller writes wp[wn:] and reads as usual. A write error
+// (werr) ends the call with nothing read; a read error comes back as rerr.
+func (r *rawIO) WriteRead(wp, rp []byte) (wn int, werr error, rn int, rerr error, done bool) {
+	r.wp, r.wn, r.werr, r.short = wp, 0, nil, false
+	r.rp, r.rn, r.rerr = rp, 0, nil
+	err := r.rc.Read(r.xfn)
+	wn, werr, rn, rerr = r.wn, r.werr, r.rn, r.rerr
+	r.wp, r.rp = nil, nil
+	switch {
+	case werr != nil:
+		return wn, werr, 0, nil, true
+	case r.short:
+		return wn, nil, 0, nil, false
+	case err != nil && wn < len(wp):
+		// The call failed before the write (closed, or the deadline had
+		// passed): a write error.
+		return wn, r.wrap("write", err), 0, nil, true
+	case err != nil:
+		return wn, nil, 0, r.wrap("read", err), true
+	}
+	return wn, nil, rn, rerr, true
+}
+
+// doWriteRead is WriteRead's callback: the write on the first call, the
+// read on the calls after the wait.
+func (r *rawIO) doWriteRead(fd uintptr) bool {
+	if r.wn == len(r.wp) {
+		return r.doRead(fd)
+	}
+	if r.send(fd) {
+		// Waiting for room is a write call's job.
+		r.short = true
+		return true
+	}
+	// Written (the answer cannot be there yet: wait for it), or failed.
+	return r.werr != nil
 }
 
 // wrap gives an error the shape net.Conn's have (*net.OpError, with the

@@ -35,6 +35,18 @@ func tcpPair(t *testing.T) (a, b *net.TCPConn) {
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
+// runRawIOCase runs one case on a rawIO attached to a fresh loopback pair.
+func runRawIOCase(t *testing.T, name string, run func(t *testing.T, r *rawIO, local, peer *net.TCPConn)) {
+	t.Run(name, func(t *testing.T) {
+		local, peer := tcpPair(t)
+		var r rawIO
+		if !r.attach(local) {
+			t.Fatal("attach refused a *net.TCPConn")
+		}
+		run(t, &r, local, peer)
+	})
+}
+
 // TestRawIO: rawIO's reads and writes give what net.Conn's give, data and
 // errors alike (the session's error checks and access-log states depend
 // on them): bytes both ways, a large write that must wait for the reader,
@@ -122,14 +134,7 @@ func TestRawIO(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			local, peer := tcpPair(t)
-			var r rawIO
-			if !r.attach(local) {
-				t.Fatal("attach refused a *net.TCPConn")
-			}
-			tc.run(t, &r, local, peer)
-		})
+		runRawIOCase(t, tc.name, tc.run)
 	}
 	var r rawIO
 	a, _ := net.Pipe()
@@ -185,5 +190,83 @@ func TestRawConnOfUnderTLS(t *testing.T) {
 	}
 	if _, err := srv.Read(buf); err != io.EOF {
 		t.Fatalf("after the client's close_notify: %v", err)
+	}
+}
+
+// TestRawIOWriteRead: WriteRead sends a request and reads its answer in
+// one call: the answer that arrives after the write wakes the read (the
+// read is not tried before it); a socket buffer the write cannot fill at
+// once leaves the rest to the caller with nothing read; the peer's FIN is
+// EOF; a deadline while waiting is a read timeout and one passed before
+// the call a write error; a reset peer is a write error.
+func TestRawIOWriteRead(t *testing.T) {
+	// answer reads n bytes and writes ans.
+	answer := func(peer *net.TCPConn, n int, ans string) {
+		go func() {
+			if _, err := io.ReadFull(peer, make([]byte, n)); err == nil && ans != "" {
+				_, _ = peer.Write([]byte(ans))
+			}
+		}()
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, r *rawIO, local, peer *net.TCPConn)
+	}{
+		{"the answer wakes the read", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			answer(peer, 7, "answer")
+			buf := make([]byte, 64)
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), buf)
+			if wn != 7 || werr != nil || rerr != nil || !done || string(buf[:rn]) != "answer" {
+				t.Fatalf("WriteRead: wrote %d (%v), read %q (%v), done %v", wn, werr, buf[:rn], rerr, done)
+			}
+		}},
+		{"a full socket buffer leaves the rest to the caller", func(t *testing.T, r *rawIO, _, _ *net.TCPConn) {
+			big := bytes.Repeat([]byte("x"), 64<<20) // more than loopback buffers hold
+			wn, werr, rn, rerr, done := r.WriteRead(big, make([]byte, 64))
+			if done || werr != nil || rerr != nil || rn != 0 || wn <= 0 || wn >= len(big) {
+				t.Fatalf("WriteRead of 64 MiB to a peer that does not read: wrote %d (%v), read %d (%v), done %v", wn, werr, rn, rerr, done)
+			}
+		}},
+		{"EOF as the answer", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			go func() {
+				if _, err := io.ReadFull(peer, make([]byte, 7)); err == nil {
+					_ = peer.CloseWrite()
+				}
+			}()
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			if wn != 7 || werr != nil || rn != 0 || rerr != io.EOF || !done {
+				t.Fatalf("WriteRead to a peer that closes: wrote %d (%v), read %d (%v), done %v", wn, werr, rn, rerr, done)
+			}
+		}},
+		{"a deadline while waiting is a read timeout", func(t *testing.T, r *rawIO, local, peer *net.TCPConn) {
+			answer(peer, 7, "")
+			_ = local.SetDeadline(time.Now().Add(50 * time.Millisecond))
+			wn, werr, _, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			if wn != 7 || werr != nil || !done || !isTimeout(rerr) || !strings.HasPrefix(rerr.Error(), "read tcp ") {
+				t.Fatalf("WriteRead past its deadline: wrote %d (%v), read error %v", wn, werr, rerr)
+			}
+		}},
+		{"a deadline passed before the call is a write error", func(t *testing.T, r *rawIO, local, _ *net.TCPConn) {
+			_ = local.SetDeadline(time.Now().Add(-time.Second))
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			if wn != 0 || !isTimeout(werr) || !strings.HasPrefix(werr.Error(), "write tcp ") || rn != 0 || rerr != nil || !done {
+				t.Fatalf("WriteRead after its deadline: wrote %d (%v), read %d (%v)", wn, werr, rn, rerr)
+			}
+		}},
+		{"a reset peer is a write error", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			_ = peer.SetLinger(0)
+			_ = peer.Close()
+			// Once the reset has been read, the socket is closed: the
+			// write fails, and nothing waits.
+			if _, err := r.Read(make([]byte, 8)); !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("read after the peer's reset: %v", err)
+			}
+			_, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			if werr == nil || !strings.HasPrefix(werr.Error(), "write tcp ") || rn != 0 || rerr != nil || !done {
+				t.Fatalf("WriteRead to a reset peer: write error %v, read %d (%v)", werr, rn, rerr)
+			}
+		}},
+	} {
+		runRawIOCase(t, tc.name, tc.run)
 	}
 }
