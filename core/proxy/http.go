@@ -790,9 +790,11 @@ attempts:
 		case err != nil:
 		case !x.hasBody:
 			// Sent with the read of the answer (flushFill): the wait
-			// below finds it buffered. (With a body, the reads wait on
-			// their own deadlines: expectWait, or one armed after the
-			// body.)
+			// below finds it buffered. Not with a body: a server may
+			// answer before the body is all out (flushFill would not
+			// look for that answer), and the answer's wait has
+			// deadlines of its own (expectWait, or one armed after the
+			// body).
 			err = sw.flushFill(&sc.bufConn)
 		case expect || x.upgrade:
 			err = sw.flush()
