@@ -95,6 +95,9 @@ type listener struct {
 	// noLoop: no event loop could be had; the accept loops serve every
 	// connection on goroutines.
 	noLoop atomic.Bool
+	// workers: each accept loop's goroutines for its connections (one
+	// pool per socket of lns).
+	workers []*workers
 }
 
 // bound is the address the listener holds (the port resolved for ":0").
@@ -174,6 +177,9 @@ func listen(p *Proxy, addr string, f *Frontend, vip bool) (*listener, error) {
 		}
 		l.lns = append(l.lns, ln)
 	}
+	for range l.lns {
+		l.workers = append(l.workers, &workers{})
+	}
 	l.fe.Store(f)
 	return l, nil
 }
@@ -192,6 +198,9 @@ func (l *listener) close() {
 	for _, ln := range l.lns {
 		_ = ln.Close()
 	}
+	for _, w := range l.workers {
+		w.close()
+	}
 }
 
 // serve is the accept loop of one of the listener's sockets (shard: its
@@ -208,21 +217,21 @@ func (l *listener) serve(ctx context.Context, ln net.Listener, shard int) {
 				// Given back while still servable there: full, or an
 				// accept error. Take the next connection here (waiting
 				// for a slot, backing off) before handing it over again.
-				if !l.acceptOne(ctx, ln) {
+				if !l.acceptOne(ctx, ln, l.workers[shard]) {
 					return
 				}
 			}
 			continue
 		}
-		if !l.acceptOne(ctx, ln) {
+		if !l.acceptOne(ctx, ln, l.workers[shard]) {
 			return
 		}
 	}
 }
 
-// acceptOne accepts a connection and serves it on a goroutine; false when
-// the listener closed or ctx ended.
-func (l *listener) acceptOne(ctx context.Context, ln net.Listener) bool {
+// acceptOne accepts a connection and serves it on one of ws's goroutines;
+// false when the listener closed or ctx ended.
+func (l *listener) acceptOne(ctx context.Context, ln net.Listener, ws *workers) bool {
 	c, err := accept.Next(ctx, ln, l.p.log)
 	if err != nil {
 		return false
@@ -238,12 +247,7 @@ func (l *listener) acceptOne(ctx context.Context, ln net.Listener) bool {
 		_ = c.Close()
 		return false
 	}
-	lc := l.p.live.add(c)
-	go func() {
-		defer func() { <-f.slots }()
-		defer l.p.live.remove(lc)
-		f.serveConn(withLiveConn(ctx, lc), c)
-	}()
+	ws.run(connJob{l: l, f: f, ctx: ctx, lc: l.p.live.add(c), c: c})
 	return true
 }
 
