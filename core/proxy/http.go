@@ -249,6 +249,9 @@ func (h *httpHandler) putSession(s *session) {
 		req:  httpparse.Request{Message: httpparse.Message{Headers: s.req.Headers[:0]}},
 		resp: httpparse.Response{Message: httpparse.Message{Headers: s.resp.Headers[:0]}},
 		out:  s.out[:0], logb: s.logb[:0], acts: s.acts[:0],
+		// Kept, as closures bound to s: rebinding them would cost
+		// allocations per connection. (finish detached rio.)
+		rio: s.rio, kill: s.kill,
 	}
 	h.sessions.Put(s)
 }

@@ -30,9 +30,12 @@ import (
 type rawIO struct {
 	c    net.Conn
 	rc   syscall.RawConn
-	rfn  func(uintptr) bool // doRead, bound once
-	wfn  func(uintptr) bool // doWrite, bound once
-	xfn  func(uintptr) bool // doWriteRead, bound once
+	// doRead, doWrite and doWriteRead, each bound on its first use (a
+	// method value is an allocation; a server connection that takes its
+	// answer in one WriteRead never binds the other two).
+	rfn  func(uintptr) bool
+	wfn  func(uintptr) bool
+	xfn  func(uintptr) bool
 	rp   []byte
 	rn   int
 	rerr error
@@ -56,9 +59,6 @@ func (r *rawIO) attach(c net.Conn) bool {
 		return false
 	}
 	r.c, r.rc = c, rc
-	if r.rfn == nil {
-		r.rfn, r.wfn, r.xfn = r.doRead, r.doWrite, r.doWriteRead
-	}
 	return true
 }
 
@@ -77,6 +77,9 @@ func (r *rawIO) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	r.rp, r.rn, r.rerr = p, 0, nil
+	if r.rfn == nil {
+		r.rfn = r.doRead
+	}
 	err := r.rc.Read(r.rfn)
 	n, rerr := r.rn, r.rerr
 	r.rp = nil
@@ -111,6 +114,9 @@ func (r *rawIO) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	r.wp, r.wn, r.werr = p, 0, nil
+	if r.wfn == nil {
+		r.wfn = r.doWrite
+	}
 	err := r.rc.Write(r.wfn)
 	n, werr := r.wn, r.werr
 	r.wp = nil
@@ -161,6 +167,9 @@ func (r *rawIO) send(fd uintptr) (full bool) {
 func (r *rawIO) WriteRead(wp, rp []byte) (wn int, werr error, rn int, rerr error, done bool) {
 	r.wp, r.wn, r.werr, r.short = wp, 0, nil, false
 	r.rp, r.rn, r.rerr = rp, 0, nil
+	if r.xfn == nil {
+		r.xfn = r.doWriteRead
+	}
 	err := r.rc.Read(r.xfn)
 	wn, werr, rn, rerr = r.wn, r.werr, r.rn, r.rerr
 	r.wp, r.rp = nil, nil
