@@ -28,8 +28,8 @@ import (
 // reads at once, or two writes, are not allowed (net.Conn's callers here
 // never make them).
 type rawIO struct {
-	c    net.Conn
-	rc   syscall.RawConn
+	c  net.Conn
+	rc syscall.RawConn
 	// doRead, doWrite and doWriteRead, each bound on its first use (a
 	// method value is an allocation; a server connection that takes its
 	// answer in one WriteRead never binds the other two).
