@@ -250,9 +250,11 @@ func (h *httpHandler) putSession(s *session) {
 		resp: httpparse.Response{Message: httpparse.Message{Headers: s.resp.Headers[:0]}},
 		out:  s.out[:0], logb: s.logb[:0], acts: s.acts[:0],
 		// Kept, as closures bound to s: rebinding them would cost
-		// allocations per connection. (finish detached rio.)
+		// allocations per connection.
 		rio: s.rio, kill: s.kill,
 	}
+	// finish detached it, unless a panic skipped finish.
+	s.rio.detach()
 	h.sessions.Put(s)
 }
 
@@ -748,7 +750,7 @@ attempts:
 		attempt++
 		// A retry goes to a fresh connection: another idle one may be just
 		// as dead as the one that failed.
-		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, x.rec)
+		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, !x.hasBody, x.rec)
 		if x.rec.tw.IsZero() {
 			x.rec.tw = s.stamp()
 		}
@@ -780,15 +782,28 @@ attempts:
 			x.ck.redispatched = true
 		}
 		// timeout server bounds writing the head as well as waiting for
-		// the answer (bodies re-arm their own deadlines as they move).
-		_ = sc.SetDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		// the answer (bodies re-arm their own deadlines as they move); a
+		// reused connection got it with its idle check.
+		if !reused {
+			_ = sc.SetDeadline(time.Now().Add(b.Cfg.Timeouts.Server.D()))
+		}
 		if s.sbuf == nil {
 			s.sbuf = s.h.bufs16k.get()[:0]
 		}
 		sw := bufWriter{c: sc.Conn, buf: s.sbuf[:0], rio: sc.bufConn.rio}
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
-		_, err = sw.Write(s.out)
+		if sc.unchecked && len(s.out) >= cap(sw.buf) {
+			// A head this large goes out before flushFill: the idle
+			// check left to it is made first.
+			sc.unchecked = false
+			if !sc.quiet() {
+				err = errNotIdle
+			}
+		}
+		if err == nil {
+			_, err = sw.Write(s.out)
+		}
 		switch {
 		case err != nil:
 		case !x.hasBody:
@@ -798,9 +813,16 @@ attempts:
 			// look for that answer), and the answer's wait has
 			// deadlines of its own (expectWait, or one armed after the
 			// body).
-			err = sw.flushFill(&sc.bufConn)
+			err = sc.flushFill(&sw)
 		case expect || x.upgrade:
 			err = sw.flush()
+		}
+		if errors.Is(err, errNotIdle) {
+			// What a failed idle check is: this connection is dropped
+			// and the request, not sent, takes another (not a retry).
+			s.dropServer(sc, lease)
+			attempt--
+			continue attempts
 		}
 		if err != nil {
 			s.dropServer(sc, lease)
@@ -1129,7 +1151,7 @@ func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 
 // serverConn gets a connection for this request: the session's own, an
 // idle pooled one (http-reuse) or a new one (with retries/redispatch).
-func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh bool, rec *logRec) (*serverConn, *Lease, bool, error) {
+func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh, later bool, rec *logRec) (*serverConn, *Lease, bool, error) {
 	b := hb.b
 	// Balancing runs for every request (after a signed-in connection's
 	// server is preferred: preferLast); a connection is reused only when
@@ -1154,14 +1176,19 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 			}
 			return nil, nil, false, err
 		}
-		if a != nil && a.srv == lease.Server && a.idleOK() {
+		// timeout server bounds writing the head as well as waiting for
+		// the answer; a reused connection gets it with its idle check.
+		deadline := time.Now().Add(b.Cfg.Timeouts.Server.D())
+		// Without a body, the idle check of a plain TCP connection is
+		// made with the request's send (flushFill).
+		if a != nil && a.srv == lease.Server && a.idleOK(deadline, later) {
 			return a, lease, true, nil
 		}
 		if a != nil {
 			a.discard(s.h.srvBufs)
 		}
 		if usePool {
-			if sc := s.h.pools.get(poolKey{lease.Server, hb.fp}); sc != nil {
+			if sc := s.h.pools.get(poolKey{lease.Server, hb.fp}, deadline, later); sc != nil {
 				return sc, lease, true, nil
 			}
 		}
@@ -1230,11 +1257,8 @@ func (s *session) untrack() {
 
 func (s *session) releaseServer(hb *httpBackend, sc *serverConn, lease *Lease) {
 	s.untrack()
-	// An idle connection has no deadline: the previous exchange's would
-	// expire while it waits, and an expired read deadline fails the idle
-	// check before reuse (the connection thrown away), an expired write
-	// deadline the next request's head or body.
-	_ = sc.SetDeadline(time.Time{})
+	// The connection keeps its deadline while idle (it may expire there):
+	// the idle check before reuse sets the next request's first.
 	lease.Release()
 	sc.requests++
 	if hb.reuse == "never" || sc.private {

@@ -118,17 +118,24 @@ func (w *bufWriter) flush() error {
 	return err
 }
 
-// flushFill flushes w and then fills b, the read side of the same
-// connection, in one call when it can (rawIO.WriteRead: no read that
-// finds nothing before the answer comes). Its error is the flush's; the
-// fill's outcome is in b: bytes appended, or an error its next fill
-// returns. Only for a b with nothing buffered, whose peer answers what w
-// sends (a request and its response).
-func (w *bufWriter) flushFill(b *bufConn) error {
+// flushFill sends a request head without a body (w) and reads the first
+// bytes of its answer into sc, in one call when it can (rawIO.WriteRead:
+// no read that finds nothing before the answer comes). Its error is the
+// send's; the read's outcome is in sc: bytes appended, or an error its
+// next fill returns. A connection whose idle check was left to this send
+// (sc.unchecked) gets it here, before anything goes out: errNotIdle when
+// it fails.
+func (sc *serverConn) flushFill(w *bufWriter) error {
+	b := &sc.bufConn
+	idle := sc.unchecked
+	sc.unchecked = false
 	if w.rio == nil || w.rio != b.rio || len(w.buf) == 0 || b.r != b.w || b.w == len(b.buf) {
+		if idle && !sc.quiet() {
+			return errNotIdle
+		}
 		return w.flush()
 	}
-	wn, werr, rn, rerr, done := w.rio.WriteRead(w.buf, b.buf[b.w:])
+	wn, werr, rn, rerr, done := w.rio.WriteRead(w.buf, b.buf[b.w:], idle)
 	w.total += int64(wn)
 	if werr != nil {
 		w.buf = w.buf[:0]

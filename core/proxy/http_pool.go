@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,9 +29,11 @@ type serverConn struct {
 	rio       rawIO           // bufConn's reads and the request writes, plain TCP only
 	// peekFn is sc.peek, bound once per connection: a closure made in
 	// every quiet call would be one allocation per reused request.
-	peekFn  func(fd uintptr) bool
-	peekOK  bool
-	peekBuf [1]byte
+	peekFn func(fd uintptr) bool
+	peekOK bool
+	// unchecked: the idle check was left to the request's send
+	// (idleOK's later; flushFill makes it).
+	unchecked bool
 	// private: the server signed this connection in (NTLM or Negotiate
 	// answered with a 401/407): it serves only the client connection that
 	// signed in and never joins the pool.
@@ -44,7 +47,13 @@ type serverConn struct {
 // wait, for records the TLS layer already holds (read along with the end
 // of the last response). A legitimate post-handshake message (a late
 // session ticket) just costs a new connection.
-func (sc *serverConn) idleOK() bool {
+//
+// deadline is the next request's (timeout server), set here, before the
+// peek that obeys it: an idle connection keeps its last request's
+// deadline, maybe expired by now, rather than paying a timer update to
+// clear it when it is parked. With later, a plain TCP connection's peek
+// is left to the request's WriteRead (flushFill), which makes it anyway.
+func (sc *serverConn) idleOK(deadline time.Time, later bool) bool {
 	if tc, ok := sc.Conn.(*tls.Conn); ok {
 		// A deadline in the past: the TLS layer decodes only what it has
 		// buffered and never touches the socket (a timeout leaves the
@@ -52,11 +61,14 @@ func (sc *serverConn) idleOK() bool {
 		_ = tc.SetReadDeadline(time.Unix(1, 0))
 		var b [1]byte
 		n, err := tc.Read(b[:])
-		// The socket check below obeys the deadline too.
-		_ = tc.SetReadDeadline(time.Time{})
 		if n > 0 || !isTimeout(err) {
 			return false
 		}
+	}
+	_ = sc.SetDeadline(deadline)
+	if later && sc.bufConn.rio != nil {
+		sc.unchecked = true
+		return true
 	}
 	return sc.quiet()
 }
@@ -85,20 +97,34 @@ func (sc *serverConn) quiet() bool {
 	return sc.peekOK && err == nil
 }
 
-// peek is quiet's callback of RawConn.Read: false asks to be called again.
+// peek is quiet's callback of RawConn.Read.
 func (sc *serverConn) peek(fd uintptr) bool {
-	// Raw, as rawIO's calls (a peek never blocks).
-	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&sc.peekBuf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	switch e {
-	case syscall.EAGAIN:
-	case syscall.EINTR:
-		return false // try again
-	default:
-		sc.peekOK = false // data (n > 0), EOF (n == 0) or an error
-	}
+	sc.peekOK = !pending(fd)
 	return true
 }
+
+// pending reports whether a socket has something to read (bytes, its end
+// or an error), without reading it or waiting: one raw MSG_PEEK of a byte
+// (raw, as rawIO's calls: a peek never blocks).
+func pending(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		return true
+	}
+}
+
+// errNotIdle: an idle connection had received something (bytes or its
+// end) when its next request was to go out (rawIO.WriteRead's idle
+// check); nothing was sent.
+var errNotIdle = errors.New("server connection not idle")
 
 // discard closes the connection and recycles its buffer; only the owner
 // of the connection may call it (a concurrent kill just closes the socket).
@@ -253,7 +279,9 @@ func (cp *connPools) pool(k poolKey) *idlePool {
 }
 
 // get returns an idle connection for k that has not outlived the idle time.
-func (cp *connPools) get(k poolKey) *serverConn {
+// get takes an idle connection for k that passes its idle check, with
+// deadline set (see idleOK, and for later).
+func (cp *connPools) get(k poolKey, deadline time.Time, later bool) *serverConn {
 	p := cp.pool(k)
 	if p == nil {
 		return nil
@@ -267,7 +295,7 @@ func (cp *connPools) get(k poolKey) *serverConn {
 		p.conns = p.conns[:len(p.conns)-1]
 		if now.Sub(sc.idleSince) < idle {
 			p.mu.Unlock()
-			if sc.idleOK() {
+			if sc.idleOK(deadline, later) {
 				return sc
 			}
 			sc.discard(bufs)

@@ -580,3 +580,45 @@ func TestHTTPReusedConnClosedOnRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPReusedConnHalfClosedWhileIdle: a server that closes its side of
+// an idle kept-alive connection and lingers (reads on, never resets, as a
+// lingering close does) must not hold the next request until timeout
+// server: the idle check made with the request's send finds the end
+// (errNotIdle, the request goes to a new connection), or the end wakes the
+// wait for the answer and the request is retried.
+func TestHTTPReusedConnHalfClosedWhileIdle(t *testing.T) {
+	var conns atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ServeListener(t, ln, func(c net.Conn) {
+		conns.Add(1)
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		_ = c.(*net.TCPConn).CloseWrite()
+		_, _ = io.Copy(io.Discard, c) // linger: read and drop until the proxy closes
+	})
+	doc := fmt.Sprintf(`
+defaults: {mode: http, timeouts: {connect: 1s, client: 20s, server: 15s}}
+frontends: [{name: fe, bind: "127.0.0.1:0", default_backend: be}]
+backends: [{name: be, servers: [{name: s1, address: %q}]}]
+`, ln.Addr().String())
+	h := startProxy(t, doc)
+	// One client connection: its later requests may take pooled server
+	// connections (http-reuse safe).
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for i := 0; i < 5; i++ {
+		resp, body := get(t, cl, "http://"+h.addr("fe")+"/")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if n := conns.Load(); n < 5 {
+		t.Fatalf("5 requests over %d server connections: a half-closed one was used", n)
+	}
+}

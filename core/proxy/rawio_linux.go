@@ -42,8 +42,9 @@ type rawIO struct {
 	wp   []byte
 	wn   int
 	werr error
-	// short: WriteRead's write filled the socket buffer.
-	short bool
+	// WriteRead's state: short, the write filled the socket buffer;
+	// idle, peeked and readNow, see doWriteRead.
+	short, idle, peeked, readNow bool
 }
 
 // attach points r at c when c is a plain TCP connection, and reports
@@ -158,15 +159,20 @@ func (r *rawIO) send(fd uintptr) (full bool) {
 // later, and its arrival wakes the wait. So once the write is out the
 // callback waits without trying, and reads when woken.
 //
-// Bytes that were already unread before the call are not looked for
-// (they are read with the answer); callers use it where nothing can be
-// pending (a server connection that passed its idle check, or a new one).
+// What arrived before the call may have had its wake-up forgotten with
+// that reset, so the callback first peeks (MSG_PEEK, one byte): on an idle
+// connection (idle) anything there, bytes or the end, means the server
+// closed it or spoke out of turn, and the call ends with errNotIdle and
+// nothing sent (this peek is the connection's idle check); on a new one,
+// the write goes out and the read is made at once.
+//
 // When the socket cannot take all of wp at once, done is false and nothing
 // was read: the caller writes wp[wn:] and reads as usual. A write error
 // (werr) ends the call with nothing read; a read error comes back as rerr.
-func (r *rawIO) WriteRead(wp, rp []byte) (wn int, werr error, rn int, rerr error, done bool) {
+func (r *rawIO) WriteRead(wp, rp []byte, idle bool) (wn int, werr error, rn int, rerr error, done bool) {
 	r.wp, r.wn, r.werr, r.short = wp, 0, nil, false
 	r.rp, r.rn, r.rerr = rp, 0, nil
+	r.idle, r.peeked, r.readNow = idle, false, false
 	if r.xfn == nil {
 		r.xfn = r.doWriteRead
 	}
@@ -188,19 +194,34 @@ func (r *rawIO) WriteRead(wp, rp []byte) (wn int, werr error, rn int, rerr error
 	return wn, nil, rn, rerr, true
 }
 
-// doWriteRead is WriteRead's callback: the write on the first call, the
-// read on the calls after the wait.
+// doWriteRead is WriteRead's callback: the peek and the write on the first
+// call, the read on the calls after the wait.
 func (r *rawIO) doWriteRead(fd uintptr) bool {
 	if r.wn == len(r.wp) {
 		return r.doRead(fd)
+	}
+	if !r.peeked {
+		r.peeked = true
+		if pending(fd) {
+			if r.idle {
+				r.werr = errNotIdle
+				return true
+			}
+			r.readNow = true
+		}
 	}
 	if r.send(fd) {
 		// Waiting for room is a write call's job.
 		r.short = true
 		return true
 	}
-	// Written (the answer cannot be there yet: wait for it), or failed.
-	return r.werr != nil
+	if r.werr != nil {
+		return true
+	}
+	if r.readNow {
+		return r.doRead(fd)
+	}
+	return false // the answer cannot be there yet: wait for it
 }
 
 // wrap gives an error the shape net.Conn's have (*net.OpError, with the

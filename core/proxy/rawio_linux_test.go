@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vipgate/vipgate/internal/testcert"
+	"github.com/vipgate/vipgate/internal/testenv"
 )
 
 // tcpPair is a connected pair of loopback TCP connections.
@@ -33,6 +34,21 @@ func tcpPair(t *testing.T) (a, b *net.TCPConn) {
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// waitReadable waits until c has bytes (or its end) to read, without
+// reading them.
+func waitReadable(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "bytes to read", func() bool {
+		var ready bool
+		_ = rc.Control(func(fd uintptr) { ready = pending(fd) })
+		return ready
+	})
 }
 
 // runRawIOCase runs one case on a rawIO attached to a fresh loopback pair.
@@ -215,14 +231,14 @@ func TestRawIOWriteRead(t *testing.T) {
 		{"the answer wakes the read", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
 			answer(peer, 7, "answer")
 			buf := make([]byte, 64)
-			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), buf)
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), buf, false)
 			if wn != 7 || werr != nil || rerr != nil || !done || string(buf[:rn]) != "answer" {
 				t.Fatalf("WriteRead: wrote %d (%v), read %q (%v), done %v", wn, werr, buf[:rn], rerr, done)
 			}
 		}},
 		{"a full socket buffer leaves the rest to the caller", func(t *testing.T, r *rawIO, _, _ *net.TCPConn) {
 			big := bytes.Repeat([]byte("x"), 64<<20) // more than loopback buffers hold
-			wn, werr, rn, rerr, done := r.WriteRead(big, make([]byte, 64))
+			wn, werr, rn, rerr, done := r.WriteRead(big, make([]byte, 64), false)
 			if done || werr != nil || rerr != nil || rn != 0 || wn <= 0 || wn >= len(big) {
 				t.Fatalf("WriteRead of 64 MiB to a peer that does not read: wrote %d (%v), read %d (%v), done %v", wn, werr, rn, rerr, done)
 			}
@@ -233,7 +249,7 @@ func TestRawIOWriteRead(t *testing.T) {
 					_ = peer.CloseWrite()
 				}
 			}()
-			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64), false)
 			if wn != 7 || werr != nil || rn != 0 || rerr != io.EOF || !done {
 				t.Fatalf("WriteRead to a peer that closes: wrote %d (%v), read %d (%v), done %v", wn, werr, rn, rerr, done)
 			}
@@ -241,16 +257,58 @@ func TestRawIOWriteRead(t *testing.T) {
 		{"a deadline while waiting is a read timeout", func(t *testing.T, r *rawIO, local, peer *net.TCPConn) {
 			answer(peer, 7, "")
 			_ = local.SetDeadline(time.Now().Add(50 * time.Millisecond))
-			wn, werr, _, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			wn, werr, _, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64), false)
 			if wn != 7 || werr != nil || !done || !isTimeout(rerr) || !strings.HasPrefix(rerr.Error(), "read tcp ") {
 				t.Fatalf("WriteRead past its deadline: wrote %d (%v), read error %v", wn, werr, rerr)
 			}
 		}},
 		{"a deadline passed before the call is a write error", func(t *testing.T, r *rawIO, local, _ *net.TCPConn) {
 			_ = local.SetDeadline(time.Now().Add(-time.Second))
-			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64), false)
 			if wn != 0 || !isTimeout(werr) || !strings.HasPrefix(werr.Error(), "write tcp ") || rn != 0 || rerr != nil || !done {
 				t.Fatalf("WriteRead after its deadline: wrote %d (%v), read %d (%v)", wn, werr, rn, rerr)
+			}
+		}},
+		{"an idle connection that was closed is not idle: nothing is sent", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
+			// The server closes its side and lingers (reads on): no reset
+			// would ever wake a wait for the answer.
+			_ = peer.CloseWrite()
+			// Seen by a read before the call: its wake-up is spent.
+			if _, err := r.Read(make([]byte, 8)); err != io.EOF {
+				t.Fatalf("read after the peer's FIN: %v", err)
+			}
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64), true)
+			if !errors.Is(werr, errNotIdle) || wn != 0 || rn != 0 || rerr != nil || !done {
+				t.Fatalf("idle WriteRead after the peer's FIN: wrote %d (%v), read %d (%v)", wn, werr, rn, rerr)
+			}
+			_ = peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, err := peer.Read(make([]byte, 8)); n != 0 || !isTimeout(err) {
+				t.Fatalf("the peer received %d bytes (%v): the request went out", n, err)
+			}
+		}},
+		{"an idle connection that holds stray bytes is not idle", func(t *testing.T, r *rawIO, local, peer *net.TCPConn) {
+			if _, err := peer.Write([]byte("HTTP/1.1 200 OK\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			waitReadable(t, local)
+			_, werr, _, _, _ := r.WriteRead([]byte("request"), make([]byte, 64), true)
+			if !errors.Is(werr, errNotIdle) {
+				t.Fatalf("idle WriteRead with stray bytes pending: %v", werr)
+			}
+		}},
+		{"on a new connection, bytes already there are read at once", func(t *testing.T, r *rawIO, local, peer *net.TCPConn) {
+			// A server that speaks first and then only reads (a 503 and a
+			// lingering close) must not leave the call waiting.
+			if _, err := peer.Write([]byte("busy")); err != nil {
+				t.Fatal(err)
+			}
+			_ = peer.CloseWrite()
+			waitReadable(t, local)
+			_ = local.SetDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 64)
+			wn, werr, rn, rerr, done := r.WriteRead([]byte("request"), buf, false)
+			if wn != 7 || werr != nil || rerr != nil || !done || string(buf[:rn]) != "busy" {
+				t.Fatalf("WriteRead with an answer already there: wrote %d (%v), read %q (%v)", wn, werr, buf[:rn], rerr)
 			}
 		}},
 		{"a reset peer is a write error", func(t *testing.T, r *rawIO, _, peer *net.TCPConn) {
@@ -261,7 +319,7 @@ func TestRawIOWriteRead(t *testing.T) {
 			if _, err := r.Read(make([]byte, 8)); !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("read after the peer's reset: %v", err)
 			}
-			_, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64))
+			_, werr, rn, rerr, done := r.WriteRead([]byte("request"), make([]byte, 64), false)
 			if werr == nil || !strings.HasPrefix(werr.Error(), "write tcp ") || rn != 0 || rerr != nil || !done {
 				t.Fatalf("WriteRead to a reset peer: write error %v, read %d (%v)", werr, rn, rerr)
 			}

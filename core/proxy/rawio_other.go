@@ -13,10 +13,11 @@ type rawIO struct{}
 
 func (r *rawIO) attach(net.Conn) bool      { return false }
 func (r *rawIO) detach()                   {}
+func (r *rawIO) attached() bool            { return false }
 func (r *rawIO) rawConn() syscall.RawConn  { return nil }
 func (r *rawIO) Read([]byte) (int, error)  { panic("rawIO without a connection") }
 func (r *rawIO) Write([]byte) (int, error) { panic("rawIO without a connection") }
-func (r *rawIO) WriteRead([]byte, []byte) (int, error, int, error, bool) {
+func (r *rawIO) WriteRead([]byte, []byte, bool) (int, error, int, error, bool) {
 	panic("rawIO without a connection")
 }
 
