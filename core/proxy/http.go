@@ -244,6 +244,10 @@ func (h *httpHandler) newSession() *session {
 }
 
 func (h *httpHandler) putSession(s *session) {
+	// A session a panic ended (serveConn recovers) may still be
+	// registered with a server: its kill would later close whatever
+	// connection the recycled session holds then, another client's.
+	s.untrack()
 	*s = session{
 		h:    h,
 		req:  httpparse.Request{Message: httpparse.Message{Headers: s.req.Headers[:0]}},

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipgate/vipgate/core/upstream"
 	"github.com/vipgate/vipgate/internal/testenv"
 )
 
@@ -579,4 +580,20 @@ backends: [{name: be, timeouts: {tunnel: 300ms}, servers: [{name: s1, address: %
 		t.Fatalf("server-first bytes %q", l)
 	}
 	expectClosedBy(t, c, 250*time.Millisecond, 10*time.Second)
+}
+
+// TestPutSessionUntracks: a session recycled while still registered with a
+// server (a panic skipped its own clean-up) is unregistered first, so a
+// later shutdown-sessions cannot reach the connection the recycled
+// session serves next.
+func TestPutSessionUntracks(t *testing.T) {
+	h := startProxy(t, httpDoc("", "", oneBackend("127.0.0.1:1")))
+	hh := h.p.Frontends()[0].handler.(*httpHandler)
+	srv := upstream.NewServer("be", "s1", "127.0.0.1:1", 1)
+	s := hh.newSession()
+	s.track(srv, &serverConn{})
+	hh.putSession(s)
+	if n := srv.KillSessions(); n != 0 {
+		t.Fatalf("a recycled session left %d kill(s) registered with its server", n)
+	}
 }

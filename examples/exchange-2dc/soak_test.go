@@ -525,13 +525,29 @@ func (k *soak) finish() {
 }
 
 // settled: each VIP is back on its preferred node (the example's
-// priorities: gw-a1 and gw-b1, once every fault is healed), no VIP changed
-// holders and no node's active datacenter changed in the samples of the
-// last few seconds, and every client has been served by a request that
-// started after the last such change.
+// priorities: gw-a1 and gw-b1, once every fault is healed), every
+// datacenter's committed health is healthy (no automatic failover can be
+// pending: one that a partition's silence started may still come seconds
+// after the heal, until the other datacenter's reports reach the leader
+// again), no VIP changed holders and no node's active datacenter changed
+// in the samples of the last few seconds, and every client has been
+// served by a request that started after the last such change.
 func (k *soak) settled() bool {
 	if k.lab.holder("dc1") != "gw-a1" || k.lab.holder("dc2") != "gw-b1" {
 		return false
+	}
+	var st struct {
+		Datacenters []struct {
+			Healthy *bool `json:"healthy"`
+		} `json:"datacenters"`
+	}
+	if err := k.s.gw("gw-a1").get("/api/v1/dc", &st); err != nil || len(st.Datacenters) == 0 {
+		return false
+	}
+	for _, d := range st.Datacenters {
+		if d.Healthy == nil || !*d.Healthy {
+			return false
+		}
 	}
 	k.mu.Lock()
 	last := soakcheck.LastFailover(k.h)
