@@ -31,7 +31,8 @@ type workers struct {
 
 // maxIdleWorkers bounds the workers waiting in one pool: enough for the
 // connections one core starts between two of its connections ending, and
-// a few hundred kilobytes of stacks at most.
+// at most a couple of megabytes of stacks (tens of kilobytes each after a
+// TLS handshake, less for plain HTTP).
 const maxIdleWorkers = 64
 
 type worker struct {
