@@ -31,8 +31,8 @@ type workers struct {
 
 // maxIdleWorkers bounds the workers waiting in one pool: enough for the
 // connections one core starts between two of its connections ending, and
-// at most a couple of megabytes of stacks (tens of kilobytes each after a
-// TLS handshake, less for plain HTTP).
+// a bounded amount of stack memory: 64 stacks, each as large as the
+// deepest connection its worker served made it.
 const maxIdleWorkers = 64
 
 type worker struct {
