@@ -380,6 +380,23 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 	return b.connectWith(ctx, client, &t, l)
 }
 
+// ConnectLeased is Connect for a caller that already holds l (it looked for
+// an idle connection on l.Server first): the first attempt dials l.Server
+// on that slot; retries and redispatch go on as Connect's.
+func (b *Backend) ConnectLeased(ctx context.Context, client netip.Addr, r *balance.Request, l *Lease) (net.Conn, error) {
+	t := b.newConnectTry(client, r, l.Server)
+	t0 := time.Now()
+	c, err := b.dial(l.Server, client, t0)
+	if err == nil {
+		b.connected(&t, l, time.Since(t0))
+		return c, nil
+	}
+	if !b.connectFailed(&t, l, err) || ctx.Err() != nil {
+		return nil, t.lastErr
+	}
+	return b.connectWith(ctx, client, &t, l)
+}
+
 // connectTry is where a connection's attempts stand: Connect's loop, and
 // the event loop's non-blocking attempts (tcploop), which hand it to
 // connectWith when an attempt has to wait in the queue.

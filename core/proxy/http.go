@@ -749,12 +749,14 @@ func (s *session) exchange(ctx context.Context, x *exchangeReq) bool {
 	chunked, cl := req.Chunked, req.ContentLength
 
 	attempt := 0
+	held := false
 attempts:
 	for {
 		attempt++
 		// A retry goes to a fresh connection: another idle one may be just
 		// as dead as the one that failed.
-		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, !x.hasBody, x.rec)
+		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, !x.hasBody, held, x.rec)
+		held = false
 		if x.rec.tw.IsZero() {
 			x.rec.tw = s.stamp()
 		}
@@ -823,8 +825,11 @@ attempts:
 		}
 		if errors.Is(err, errNotIdle) {
 			// What a failed idle check is: this connection is dropped
-			// and the request, not sent, takes another (not a retry).
-			s.dropServer(sc, lease)
+			// and the request, not sent, takes another on the same
+			// server slot (not a retry).
+			s.untrack()
+			sc.discard(s.h.srvBufs)
+			held = true
 			attempt--
 			continue attempts
 		}
@@ -1155,7 +1160,11 @@ func (s *session) readResponseHead(sc *serverConn, hb *httpBackend) error {
 
 // serverConn gets a connection for this request: the session's own, an
 // idle pooled one (http-reuse) or a new one (with retries/redispatch).
-func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh, later bool, rec *logRec) (*serverConn, *Lease, bool, error) {
+//
+// held: s.lease still holds the server slot of an attempt whose pooled
+// connection failed its idle check; the request takes another connection
+// on that slot.
+func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance.Request, prefer *upstream.Server, fresh, later, held bool, rec *logRec) (*serverConn, *Lease, bool, error) {
 	b := hb.b
 	// Balancing runs for every request (after a signed-in connection's
 	// server is preferred: preferLast); a connection is reused only when
@@ -1171,14 +1180,18 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 	}
 	usePool := !fresh && (hb.reuse == "always" || (hb.reuse == "safe" && s.requests > 1))
 	lease := &s.lease
-	if a != nil || usePool {
-		err := b.Acquire(ctx, breq, prefer, lease)
-		rec.tw = s.stamp() // Tw: waiting for a server slot (queue)
-		if err != nil {
-			if a != nil {
-				a.discard(s.h.srvBufs)
+	var c net.Conn
+	var err error
+	if held || a != nil || usePool {
+		if !held {
+			err = b.Acquire(ctx, breq, prefer, lease)
+			rec.tw = s.stamp() // Tw: waiting for a server slot (queue)
+			if err != nil {
+				if a != nil {
+					a.discard(s.h.srvBufs)
+				}
+				return nil, nil, false, err
 			}
-			return nil, nil, false, err
 		}
 		// timeout server bounds writing the head as well as waiting for
 		// the answer; a reused connection gets it with its idle check.
@@ -1196,10 +1209,13 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 				return sc, lease, true, nil
 			}
 		}
-		prefer = lease.Server
-		lease.Release()
+		// A new connection on the slot already held: released and taken
+		// again, it would count the request twice in the server's
+		// sessions.
+		c, err = b.ConnectLeased(ctx, s.clientAddr.Addr(), breq, lease)
+	} else {
+		c, err = b.Connect(ctx, s.clientAddr.Addr(), breq, prefer, lease)
 	}
-	c, err := b.Connect(ctx, s.clientAddr.Addr(), breq, prefer, lease)
 	if err != nil {
 		return nil, nil, false, err
 	}

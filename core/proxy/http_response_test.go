@@ -622,3 +622,32 @@ backends: [{name: be, servers: [{name: s1, address: %q}]}]
 		t.Fatalf("5 requests over %d server connections: a half-closed one was used", n)
 	}
 }
+
+// TestHTTPServerSessionsCountedOnce: a request counts once in its server's
+// and backend's total sessions (HAProxy's stot), also when the idle
+// connections it was to reuse turn out closed and it takes a new one:
+// the server slot taken for the pooled connection is the new one's.
+func TestHTTPServerSessionsCountedOnce(t *testing.T) {
+	g := newGoBackend(t, "web1")
+	h := startProxy(t, httpDoc("", "", oneBackend(g.addr())))
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	n := 0
+	for batch := 0; batch < 3; batch++ {
+		for i := 0; i < 4; i++ {
+			if resp, _ := get(t, cl, "http://"+h.addr("fe")+"/"); resp.StatusCode != 200 {
+				t.Fatalf("batch %d request %d: %d", batch, i, resp.StatusCode)
+			}
+			n++
+		}
+		// The server closes the proxy's idle connections: the next
+		// request finds its pooled one closed.
+		g.srv.CloseClientConnections()
+	}
+	srv, be := h.p.Servers("be")[0], h.p.Backends()[0]
+	if got := srv.Counters.TotalSessions.Load(); got != uint64(n) {
+		t.Fatalf("%d requests counted %d sessions on the server", n, got)
+	}
+	if got := be.Counters.TotalSessions.Load(); got != uint64(n) {
+		t.Fatalf("%d requests counted %d sessions on the backend", n, got)
+	}
+}
