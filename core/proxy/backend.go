@@ -385,15 +385,7 @@ func (b *Backend) Connect(ctx context.Context, client netip.Addr, r *balance.Req
 // on that slot; retries and redispatch go on as Connect's.
 func (b *Backend) ConnectLeased(ctx context.Context, client netip.Addr, r *balance.Request, l *Lease) (net.Conn, error) {
 	t := b.newConnectTry(client, r, l.Server)
-	t0 := time.Now()
-	c, err := b.dial(l.Server, client, t0)
-	if err == nil {
-		b.connected(&t, l, time.Since(t0))
-		return c, nil
-	}
-	if !b.connectFailed(&t, l, err) || ctx.Err() != nil {
-		return nil, t.lastErr
-	}
+	t.held = true
 	return b.connectWith(ctx, client, &t, l)
 }
 
@@ -407,6 +399,9 @@ type connectTry struct {
 	retries    int
 	redispatch bool
 	lastErr    error
+	// held: the next attempt's slot is already in the lease
+	// (ConnectLeased).
+	held bool
 }
 
 func (b *Backend) newConnectTry(client netip.Addr, r *balance.Request, prefer *upstream.Server) connectTry {
@@ -423,7 +418,9 @@ func (b *Backend) newConnectTry(client netip.Addr, r *balance.Request, prefer *u
 // connectWith runs the attempts left in t.
 func (b *Backend) connectWith(ctx context.Context, client netip.Addr, t *connectTry, l *Lease) (net.Conn, error) {
 	for {
-		if err := b.Acquire(ctx, t.r, t.prefer, l); err != nil {
+		if t.held {
+			t.held = false
+		} else if err := b.Acquire(ctx, t.r, t.prefer, l); err != nil {
 			if t.lastErr != nil && errors.Is(err, ErrNoServer) {
 				return nil, t.lastErr
 			}

@@ -755,7 +755,12 @@ attempts:
 		attempt++
 		// A retry goes to a fresh connection: another idle one may be just
 		// as dead as the one that failed.
-		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, !x.hasBody, held, x.rec)
+		// The idle check of a reused plain TCP connection is left to the
+		// request's send (flushFill) when the head goes out with it: no
+		// body, and a head the write buffer holds (a larger one is
+		// written through before flushFill).
+		later := !x.hasBody && len(s.out) < s.h.bufs16k.size
+		sc, lease, reused, err := s.serverConn(ctx, x.hb, x.breq, x.prefer, attempt > 1, later, held, x.rec)
 		held = false
 		if x.rec.tw.IsZero() {
 			x.rec.tw = s.stamp()
@@ -799,17 +804,7 @@ attempts:
 		sw := bufWriter{c: sc.Conn, buf: s.sbuf[:0], rio: sc.bufConn.rio}
 		// Expect: 100-continue: the head goes alone, the body only once the
 		// server said 100 (or the client sends it anyway).
-		if sc.unchecked && len(s.out) >= cap(sw.buf) {
-			// A head this large goes out before flushFill: the idle
-			// check left to it is made first.
-			sc.unchecked = false
-			if !sc.quiet() {
-				err = errNotIdle
-			}
-		}
-		if err == nil {
-			_, err = sw.Write(s.out)
-		}
+		_, err = sw.Write(s.out)
 		switch {
 		case err != nil:
 		case !x.hasBody:
@@ -1196,8 +1191,8 @@ func (s *session) serverConn(ctx context.Context, hb *httpBackend, breq *balance
 		// timeout server bounds writing the head as well as waiting for
 		// the answer; a reused connection gets it with its idle check.
 		deadline := time.Now().Add(b.Cfg.Timeouts.Server.D())
-		// Without a body, the idle check of a plain TCP connection is
-		// made with the request's send (flushFill).
+		// With later, the idle check of a plain TCP connection is made
+		// with the request's send (flushFill).
 		if a != nil && a.srv == lease.Server && a.idleOK(deadline, later) {
 			return a, lease, true, nil
 		}

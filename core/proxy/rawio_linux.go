@@ -43,8 +43,8 @@ type rawIO struct {
 	wn   int
 	werr error
 	// WriteRead's state: short, the write filled the socket buffer;
-	// idle, peeked and readNow, see doWriteRead.
-	short, idle, peeked, readNow bool
+	// idle, its argument.
+	short, idle bool
 }
 
 // attach points r at c when c is a plain TCP connection, and reports
@@ -172,7 +172,7 @@ func (r *rawIO) send(fd uintptr) (full bool) {
 func (r *rawIO) WriteRead(wp, rp []byte, idle bool) (wn int, werr error, rn int, rerr error, done bool) {
 	r.wp, r.wn, r.werr, r.short = wp, 0, nil, false
 	r.rp, r.rn, r.rerr = rp, 0, nil
-	r.idle, r.peeked, r.readNow = idle, false, false
+	r.idle = idle
 	if r.xfn == nil {
 		r.xfn = r.doWriteRead
 	}
@@ -195,20 +195,19 @@ func (r *rawIO) WriteRead(wp, rp []byte, idle bool) (wn int, werr error, rn int,
 }
 
 // doWriteRead is WriteRead's callback: the peek and the write on the first
-// call, the read on the calls after the wait.
+// call (the only one that finds wp unwritten: it either writes all of it or
+// ends the call), the read on the calls after the wait.
 func (r *rawIO) doWriteRead(fd uintptr) bool {
 	if r.wn == len(r.wp) {
 		return r.doRead(fd)
 	}
-	if !r.peeked {
-		r.peeked = true
-		if pending(fd) {
-			if r.idle {
-				r.werr = errNotIdle
-				return true
-			}
-			r.readNow = true
+	readNow := false
+	if pending(fd) {
+		if r.idle {
+			r.werr = errNotIdle
+			return true
 		}
+		readNow = true
 	}
 	if r.send(fd) {
 		// Waiting for room is a write call's job.
@@ -218,7 +217,7 @@ func (r *rawIO) doWriteRead(fd uintptr) bool {
 	if r.werr != nil {
 		return true
 	}
-	if r.readNow {
+	if readNow {
 		return r.doRead(fd)
 	}
 	return false // the answer cannot be there yet: wait for it
